@@ -1,0 +1,51 @@
+# kpbench: `make bench` runs the main job on the local lab; `make test` runs
+# every test. Both do their own set-up on a fresh Debian machine.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/kpbench
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/kpbench/kpbench/cmd/kpbench/app.Version=$(VERSION)
+SCENARIO ?= quick
+PROVIDER ?= lab
+OUT ?= results
+# Go test timeout for the whole suite (the first lab build takes minutes).
+TEST_TIMEOUT ?= 75m
+
+.PHONY: all deps build test unit bench perf lint verify clean
+
+all: build
+
+deps:
+	@./hack/deps.sh
+
+build: deps
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/kpbench
+
+# The full suite: unit tests everywhere; as root also the integration tests
+# on the real lab (they skip with a reason when they cannot run).
+test: build
+	KPBENCH_BIN=$(CURDIR)/$(BIN) $(GO) test -timeout $(TEST_TIMEOUT) -count=1 ./...
+
+# Unit tests only (no root, no lab).
+unit:
+	KPBENCH_SKIP_INTEGRATION=1 $(GO) test -count=1 ./...
+
+# The main job: run a scenario on the lab and write its report.
+bench: build
+	$(BIN) run --scenario $(SCENARIO) --provider $(PROVIDER) --out $(OUT)
+
+# Benchmarks and the load generator's side-by-side comparison.
+perf: build
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+lint: verify
+verify:
+	@fmt=$$(gofmt -l . | grep -v '^results/' || true); if [ -n "$$fmt" ]; then echo "gofmt would change:"; echo "$$fmt"; exit 1; fi
+	$(GO) vet ./...
+	@cp go.mod /tmp/kpbench-go.mod.bak; cp go.sum /tmp/kpbench-go.sum.bak; \
+	 $(GO) mod tidy; \
+	 if ! git diff --quiet -- go.mod go.sum; then echo "go mod tidy changed go.mod/go.sum"; git diff -- go.mod go.sum; \
+	   cp /tmp/kpbench-go.mod.bak go.mod; cp /tmp/kpbench-go.sum.bak go.sum; exit 1; fi
+
+clean:
+	rm -rf bin

@@ -1,0 +1,121 @@
+// Package clusters defines how kpbench gets a cluster to measure: the
+// Provider interface every provider (lab, kind, existing) implements, and
+// the capability flags a caller asks about instead of guessing.
+package clusters
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/netip"
+
+	"github.com/kpbench/kpbench/scenarios"
+)
+
+// ErrModeUnavailable is wrapped by SetMode when the environment cannot run
+// the requested mode (e.g. ipvs on a kernel without IP_VS).
+var ErrModeUnavailable = errors.New("proxy mode unavailable")
+
+// Provider provisions or attaches to a cluster and controls its kube-proxy.
+// Methods take a context; cancelling it aborts the step, and the provider
+// leaves nothing half-made behind it.
+type Provider interface {
+	// Name is the provider's name: lab, kind or existing.
+	Name() string
+
+	// Up creates the cluster (or attaches to an existing one) with
+	// kube-proxy in the given mode and returns when every component is
+	// healthy. A failed Up removes what it made unless the provider was
+	// asked to retain it, and its error carries the failing component's
+	// log tail.
+	Up(ctx context.Context, mode scenarios.Mode) error
+
+	// Down removes everything the provider made (processes by PID,
+	// namespaces, files, objects). It is safe to call twice and after a
+	// crash: the state it needs is recorded on disk.
+	Down(ctx context.Context) error
+
+	// Capabilities tells what this environment can do; it may probe the
+	// machine (kernel modules) but changes nothing.
+	Capabilities(ctx context.Context) (Capabilities, error)
+
+	// KubeconfigPath is the path of a kubeconfig for the cluster. The file
+	// holds credentials: never copy it into results or logs.
+	KubeconfigPath() string
+
+	// SetMode switches kube-proxy to mode and returns once it runs in that
+	// mode (VerifyMode passes). It wraps ErrModeUnavailable when the mode
+	// cannot run here.
+	SetMode(ctx context.Context, mode scenarios.Mode) error
+
+	// VerifyMode checks that kube-proxy answers GET /proxyMode with mode
+	// and that rules of that kind exist on the client node.
+	VerifyMode(ctx context.Context, mode scenarios.Mode) error
+
+	// Backends returns the endpoints of the real backend pods that every
+	// synthetic Service points at.
+	Backends(ctx context.Context) ([]Endpoint, error)
+
+	// ClientNode is the node that runs kube-proxy and the load client and
+	// whose CPU is measured.
+	ClientNode() ClientNode
+
+	// Versions reports the Kubernetes and kube-proxy versions in use.
+	Versions(ctx context.Context) (Versions, error)
+}
+
+// Endpoint is one backend pod's address.
+type Endpoint struct {
+	Addr netip.Addr
+	Port uint16
+}
+
+// Capabilities are the facts about an environment a caller can ask for.
+type Capabilities struct {
+	// Modes maps every kube-proxy mode to the reason it cannot run here;
+	// an empty reason means the mode can run.
+	Modes map[scenarios.Mode]string
+	// CanSwitchMode is false where kube-proxy is replaced by something
+	// else (mode "external") or the user did not allow switching.
+	CanSwitchMode bool
+	// CPUPinning is true when the client node's processes run on CPUs of
+	// their own, so node CPU is exactly the node's.
+	CPUPinning bool
+}
+
+// Runnable reports whether mode can run, and why not.
+func (c Capabilities) Runnable(mode scenarios.Mode) (ok bool, reason string) {
+	reason, known := c.Modes[mode]
+	if !known {
+		return false, "this provider does not support mode " + string(mode)
+	}
+	return reason == "", reason
+}
+
+// Versions are the cluster's software versions.
+type Versions struct {
+	Kubernetes string
+	KubeProxy  string
+}
+
+// ClientNode is the node whose dataplane is measured.
+type ClientNode interface {
+	// Run runs a command on the client node (in the lab: inside its
+	// network namespace, pinned to its CPUs) and waits for it. Stdout and
+	// stderr may be nil.
+	Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args ...string) error
+
+	// CPUs are the CPUs the node's processes run on; empty when the node
+	// is a whole machine (all CPUs).
+	CPUs() []int
+
+	// ProcRoot is where the node's /proc can be read from this process.
+	ProcRoot() string
+
+	// KubeProxyPID returns kube-proxy's PID as seen in ProcRoot.
+	KubeProxyPID(ctx context.Context) (int, error)
+
+	// KubeProxyGet fetches a path from kube-proxy's metrics port (10249),
+	// e.g. "/metrics" or "/proxyMode".
+	KubeProxyGet(ctx context.Context, path string) ([]byte, error)
+}

@@ -1,0 +1,43 @@
+package app
+
+import (
+	"fmt"
+	"net"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kpbench/kpbench/loadgen"
+)
+
+func newServeCmd(g *globals) *cobra.Command {
+	var (
+		listen string
+		cfg    loadgen.ServerConfig
+	)
+	cmd := &cobra.Command{
+		Use:   "serve --listen ADDR",
+		Short: "Serve the HTTP/1.1 backend that answers kpbench load",
+		Long: `serve answers every request with 200 and a fixed body (612 bytes by default,
+the size of nginx's default page). It is what backend pods run. It stops
+gracefully on SIGINT or SIGTERM.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			srv, err := loadgen.NewServer(cfg)
+			if err != nil {
+				return &ExitError{Code: 2, Err: err}
+			}
+			l, err := net.Listen("tcp", listen)
+			if err != nil {
+				return fmt.Errorf("listening on %s: %w", listen, err)
+			}
+			g.logger.Info("serving", "addr", l.Addr().String(), "bodyBytes", cfg.BodyBytes, "maxRequestsPerConn", cfg.MaxRequestsPerConn)
+			err = srv.Serve(cmd.Context(), l)
+			g.logger.Info("stopped", "requests", srv.Requests(), "connections", srv.Connections())
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", ":8080", "address to listen on")
+	cmd.Flags().IntVar(&cfg.BodyBytes, "body-bytes", loadgen.DefaultBodyBytes, "response body size in bytes")
+	cmd.Flags().IntVar(&cfg.MaxRequestsPerConn, "max-requests-per-conn", 0, "close a connection after this many requests (0: no limit)")
+	return cmd
+}

@@ -1,0 +1,261 @@
+// Package runs holds the results schema shared by every part of kpbench —
+// run.json, the lines of points.jsonl, and the summaries they embed — and
+// the layout of a results directory. Every JSON document carries
+// schemaVersion; readers reject versions they do not know.
+package runs
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/kpbench/kpbench/scenarios"
+)
+
+// SchemaVersion is the version of the results schema this build writes.
+// Bump it on any incompatible change to the types below.
+const SchemaVersion = 1
+
+// Run is run.json: what was run, where, and what could not be.
+type Run struct {
+	SchemaVersion int                `json:"schemaVersion"`
+	ID            string             `json:"id"`
+	Scenario      scenarios.Scenario `json:"scenario"`
+	Provider      Provider           `json:"provider"`
+	Environment   Environment        `json:"environment"`
+	Pinning       *Pinning           `json:"pinning,omitempty"`
+	SkippedModes  []SkippedMode      `json:"skippedModes,omitempty"`
+	StartedAt     time.Time          `json:"startedAt"`
+	FinishedAt    *time.Time         `json:"finishedAt,omitempty"`
+	// Status is running, complete, interrupted or failed.
+	Status string `json:"status"`
+	// Problems are run-level events a reader must know about (kube-proxy
+	// died, a mode check failed), in the order they happened.
+	Problems []string `json:"problems,omitempty"`
+	// KpbenchVersion is the version of the binary that wrote the run.
+	KpbenchVersion string `json:"kpbenchVersion"`
+	// Command is the command line that started the run (credentials never
+	// appear in it: kubeconfig paths only).
+	Command []string `json:"command,omitempty"`
+}
+
+// Run statuses.
+const (
+	StatusRunning     = "running"
+	StatusComplete    = "complete"
+	StatusInterrupted = "interrupted"
+	StatusFailed      = "failed"
+)
+
+// Provider says which cluster the run measured.
+type Provider struct {
+	// Name is lab, kind or existing.
+	Name string `json:"name"`
+	// Cluster names the cluster (lab name, kind cluster, kubeconfig context).
+	Cluster string `json:"cluster,omitempty"`
+	// Details are provider-specific facts (node names, image, ...).
+	Details map[string]string `json:"details,omitempty"`
+}
+
+// Environment describes the machine and the cluster software.
+type Environment struct {
+	Kernel            string `json:"kernel"`
+	CPUModel          string `json:"cpuModel"`
+	Cores             int    `json:"cores"`
+	MemoryBytes       uint64 `json:"memoryBytes,omitempty"`
+	Hostname          string `json:"hostname,omitempty"`
+	KubernetesVersion string `json:"kubernetesVersion"`
+	KubeProxyVersion  string `json:"kubeProxyVersion"`
+	// IPTablesBackend is legacy or nft (what `iptables --version` says).
+	IPTablesBackend string `json:"iptablesBackend,omitempty"`
+	GoVersion       string `json:"goVersion,omitempty"`
+}
+
+// Pinning records how CPUs were split between the client node and the rest.
+type Pinning struct {
+	// NodeCPUs run the client node's processes (kube-proxy, load client);
+	// node CPU figures are the /proc/stat lines of these CPUs.
+	NodeCPUs []int `json:"nodeCPUs"`
+	// OtherCPUs run everything else (apiserver, etcd, backends).
+	OtherCPUs []int `json:"otherCPUs"`
+}
+
+// SkippedMode is a mode the scenario asked for that the provider cannot run.
+type SkippedMode struct {
+	Mode   scenarios.Mode `json:"mode"`
+	Reason string         `json:"reason"`
+}
+
+// Point is one line of points.jsonl: one measured load window.
+type Point struct {
+	SchemaVersion int    `json:"schemaVersion"`
+	ID            string `json:"id"`
+
+	Mode                scenarios.Mode    `json:"mode"`
+	Services            int               `json:"services"`
+	EndpointsPerService int               `json:"endpointsPerService"`
+	RequestsPerConn     int               `json:"requestsPerConn"`
+	Targets             scenarios.Targets `json:"targets"`
+	Repetition          int               `json:"repetition"`
+
+	Rate            Rate      `json:"rate"`
+	StartedAt       time.Time `json:"startedAt"`
+	DurationSeconds float64   `json:"durationSeconds"`
+	Requests        int64     `json:"requests"`
+
+	// Latency is measured from each request's intended send time
+	// (coordinated omission corrected); ServiceTime from the actual send.
+	Latency     Latency `json:"latency"`
+	ServiceTime Latency `json:"serviceTime"`
+	Connect     Connect `json:"connect"`
+	Lag         Lag     `json:"lag"`
+	Errors      Errors  `json:"errors"`
+
+	CPU       CPU       `json:"cpu"`
+	Conntrack Conntrack `json:"conntrack"`
+	Rules     Rules     `json:"rules"`
+	Sync      Sync      `json:"sync"`
+	// TimeToProgrammedSeconds is the time from the last API write of this
+	// Service step to the rules being active (a connect to the last Service
+	// succeeds). Zero when the step was already programmed (repetitions,
+	// later variants).
+	TimeToProgrammedSeconds float64 `json:"timeToProgrammedSeconds"`
+
+	Valid          bool     `json:"valid"`
+	InvalidReasons []string `json:"invalidReasons,omitempty"`
+}
+
+// Key identifies the condition a point measures, repetitions aside.
+type Key struct {
+	Mode            scenarios.Mode
+	Services        int
+	RequestsPerConn int
+	Targets         scenarios.Targets
+}
+
+// Key returns the condition p measures.
+func (p *Point) Key() Key {
+	return Key{Mode: p.Mode, Services: p.Services, RequestsPerConn: p.RequestsPerConn, Targets: p.Targets}
+}
+
+func (k Key) String() string {
+	return fmt.Sprintf("%s/services=%d/rpc=%d/targets=%s", k.Mode, k.Services, k.RequestsPerConn, k.Targets)
+}
+
+// PointID names a point; it is also its directory under raw/.
+func PointID(mode scenarios.Mode, services, requestsPerConn, repetition int) string {
+	return fmt.Sprintf("%s-s%05d-rpc%d-r%d", mode, services, requestsPerConn, repetition)
+}
+
+// Rate is the target and achieved request rate in requests per second.
+type Rate struct {
+	Target   float64 `json:"target"`
+	Achieved float64 `json:"achieved"`
+}
+
+// Latency summarizes a latency distribution in microseconds.
+type Latency struct {
+	MeanUs float64 `json:"meanUs"`
+	P50Us  float64 `json:"p50Us"`
+	P90Us  float64 `json:"p90Us"`
+	P99Us  float64 `json:"p99Us"`
+	P999Us float64 `json:"p999Us"`
+	MaxUs  float64 `json:"maxUs"`
+}
+
+// Connect summarizes TCP connect times (the first packet, where the
+// dataplane's rules run) in microseconds.
+type Connect struct {
+	Count int64   `json:"count"`
+	P01Us float64 `json:"p01Us"`
+	P50Us float64 `json:"p50Us"`
+	P90Us float64 `json:"p90Us"`
+	P99Us float64 `json:"p99Us"`
+}
+
+// Lag summarizes how far behind schedule sends started, in microseconds.
+type Lag struct {
+	P50Us float64 `json:"p50Us"`
+	P99Us float64 `json:"p99Us"`
+	MaxUs float64 `json:"maxUs"`
+}
+
+// Errors counts failed requests, by kind (connect_refused, timeout, reset,
+// http_5xx, ...).
+type Errors struct {
+	Total  int64            `json:"total"`
+	ByKind map[string]int64 `json:"byKind,omitempty"`
+}
+
+// CPU is what the client node spent over the measured window, in cores
+// (busy CPU-seconds per wall-clock second).
+type CPU struct {
+	Node      NodeCPU      `json:"node"`
+	Processes ProcessesCPU `json:"processes"`
+}
+
+// NodeCPU splits the client node's CPUs' busy time.
+type NodeCPU struct {
+	User    float64 `json:"user"`
+	Nice    float64 `json:"nice"`
+	System  float64 `json:"system"`
+	IRQ     float64 `json:"irq"`
+	SoftIRQ float64 `json:"softirq"`
+	Steal   float64 `json:"steal"`
+	Total   float64 `json:"total"`
+	// MaxTotal is the busiest sampling interval's total.
+	MaxTotal float64 `json:"maxTotal"`
+}
+
+// ProcessesCPU is the CPU of the client node's own processes.
+type ProcessesCPU struct {
+	KubeProxy float64 `json:"kubeProxy"`
+	Client    float64 `json:"client"`
+}
+
+// Conntrack is the client node's connection tracking table.
+type Conntrack struct {
+	EntriesBefore int64 `json:"entriesBefore"`
+	EntriesAfter  int64 `json:"entriesAfter"`
+	Max           int64 `json:"max,omitempty"`
+	// Drops and InsertFailed are deltas over the window.
+	Drops        int64 `json:"drops"`
+	InsertFailed int64 `json:"insertFailed"`
+}
+
+// Rules counts the dataplane's rules at this Service step.
+type Rules struct {
+	// Total is the number of rules of the mode's kind: iptables nat rules,
+	// nftables rules in the kube-proxy table, or IPVS real servers.
+	Total int `json:"total"`
+	// ChainLength is what a new connection walks before its Service's rule:
+	// rules in KUBE-SERVICES for iptables; 0 where lookup is a map or hash.
+	ChainLength int `json:"chainLength"`
+	// MapElements counts nftables map/set elements.
+	MapElements int `json:"mapElements,omitempty"`
+	// VirtualServers counts IPVS virtual services.
+	VirtualServers int `json:"virtualServers,omitempty"`
+}
+
+// Sync is kube-proxy's own account of programming the rules.
+type Sync struct {
+	LastDurationSeconds float64 `json:"lastDurationSeconds"`
+	// Full and partial syncs during the window (counts and mean seconds).
+	FullSyncs           int64   `json:"fullSyncs"`
+	FullSyncMeanSeconds float64 `json:"fullSyncMeanSeconds"`
+	PartialSyncs        int64   `json:"partialSyncs"`
+	PartialMeanSeconds  float64 `json:"partialMeanSeconds"`
+	// NetworkProgrammingP50Seconds is kube-proxy's own network-programming
+	// latency for the step's changes, where it reports it.
+	NetworkProgrammingP50Seconds float64 `json:"networkProgrammingP50Seconds,omitempty"`
+}
+
+// Validity reasons. Readers match on these prefixes.
+const (
+	ReasonRateShort      = "achieved rate below 99% of target"
+	ReasonErrors         = "error rate above 0.1%"
+	ReasonModeMismatch   = "mode mismatch"
+	ReasonInflightBound  = "inflight bound hit"
+	ReasonKubeProxyDied  = "kube-proxy not running"
+	ReasonInterrupted    = "interrupted"
+	ReasonScheduleBehind = "schedule fell behind"
+)

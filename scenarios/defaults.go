@@ -1,0 +1,73 @@
+package scenarios
+
+import "time"
+
+// Defaults applied to every scenario before validation.
+const (
+	DefaultEndpointsPerService = 10
+	DefaultBackends            = 10
+	DefaultRate                = 1000
+	DefaultDuration            = 30 * time.Second
+	DefaultWarmup              = 5 * time.Second
+	DefaultTimeout             = 2 * time.Second
+	DefaultMaxInflight         = 1000
+	DefaultRepetitions         = 1
+	DefaultSamplingInterval    = time.Second
+)
+
+// DefaultRequestsPerConn measures without keepalive and with the blog's
+// keepalive (nginx reuses a connection for up to 100 requests).
+var DefaultRequestsPerConn = []int{1, 100}
+
+// SetDefaults fills every unset field of s. A zero number means unset; an
+// explicit warmup of "0s" is kept (no warmup).
+func SetDefaults(s *Scenario) {
+	if s.APIVersion == "" {
+		s.APIVersion = APIVersion
+	}
+	if s.Kind == "" {
+		s.Kind = Kind
+	}
+	sp := &s.Spec
+	if len(sp.Modes) == 0 {
+		sp.Modes = append([]Mode(nil), Modes...)
+	}
+	if sp.EndpointsPerService == 0 {
+		sp.EndpointsPerService = DefaultEndpointsPerService
+	}
+	if sp.Backends == 0 {
+		sp.Backends = DefaultBackends
+	}
+	l := &sp.Load
+	if l.Rate == 0 {
+		l.Rate = DefaultRate
+	}
+	if l.Duration == 0 {
+		l.Duration = Duration(DefaultDuration)
+	}
+	if l.Warmup == nil {
+		w := Duration(DefaultWarmup)
+		l.Warmup = &w
+	}
+	if len(l.RequestsPerConn) == 0 {
+		l.RequestsPerConn = append([]int(nil), DefaultRequestsPerConn...)
+	}
+	if l.Targets == "" {
+		l.Targets = TargetsOne
+	}
+	if l.Timeout == 0 {
+		l.Timeout = Duration(DefaultTimeout)
+	}
+	if l.MaxInflight == 0 {
+		l.MaxInflight = DefaultMaxInflight
+	}
+	if l.Clients == 0 {
+		l.Clients = 1
+	}
+	if sp.Repetitions == 0 {
+		sp.Repetitions = DefaultRepetitions
+	}
+	if sp.Sampling.Interval == 0 {
+		sp.Sampling.Interval = Duration(DefaultSamplingInterval)
+	}
+}

@@ -1,0 +1,152 @@
+// Package scenarios defines the Scenario spec that drives a kpbench run: a
+// versioned YAML document, decoded strictly, defaulted, and validated in one
+// pass that reports every problem with its field path. It also embeds the
+// catalog of ready scenarios.
+package scenarios
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// APIVersion and Kind identify a Scenario document.
+const (
+	APIVersion = "kpbench.io/v1alpha1"
+	Kind       = "Scenario"
+)
+
+// Mode is a kube-proxy mode, spelled as kube-proxy and kind spell it.
+type Mode string
+
+// The proxy modes kpbench knows. ModeExternal stands for a kube-proxy
+// replacement found on an existing cluster (Cilium, Calico eBPF, ...): it is
+// measured as it is, never switched.
+const (
+	ModeIPTables Mode = "iptables"
+	ModeIPVS     Mode = "ipvs"
+	ModeNFTables Mode = "nftables"
+	ModeExternal Mode = "external"
+)
+
+// Modes lists the kube-proxy modes a scenario may ask for, in report order.
+var Modes = []Mode{ModeIPTables, ModeIPVS, ModeNFTables}
+
+// Valid reports whether m is one of the kube-proxy modes a scenario may name.
+func (m Mode) Valid() bool {
+	for _, k := range Modes {
+		if m == k {
+			return true
+		}
+	}
+	return m == ModeExternal
+}
+
+// Targets says which Service each new connection goes to.
+type Targets string
+
+const (
+	// TargetsOne sends every connection to the first synthetic Service.
+	TargetsOne Targets = "one"
+	// TargetsRandom picks a Service uniformly among all synthetic Services
+	// for each new connection.
+	TargetsRandom Targets = "random"
+)
+
+// Scenario is the top-level document.
+type Scenario struct {
+	APIVersion string   `json:"apiVersion"`
+	Kind       string   `json:"kind"`
+	Metadata   Metadata `json:"metadata"`
+	Spec       Spec     `json:"spec"`
+}
+
+// Metadata names a scenario.
+type Metadata struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+}
+
+// Spec is what a run measures.
+type Spec struct {
+	// Modes are the kube-proxy modes to measure, in order.
+	Modes []Mode `json:"modes,omitempty"`
+	// Services are the Service counts to step through, ascending.
+	Services []int `json:"services,omitempty"`
+	// EndpointsPerService is the size of each synthetic Service's
+	// EndpointSlice; every endpoint is a real backend pod.
+	EndpointsPerService int `json:"endpointsPerService,omitempty"`
+	// Backends is the number of real backend pods.
+	Backends    int      `json:"backends,omitempty"`
+	Load        Load     `json:"load"`
+	Repetitions int      `json:"repetitions,omitempty"`
+	Sampling    Sampling `json:"sampling"`
+}
+
+// Load describes the client's traffic for every point.
+type Load struct {
+	// Rate is the fixed request rate in requests per second.
+	Rate float64 `json:"rate,omitempty"`
+	// Duration is the measured window of one point.
+	Duration Duration `json:"duration,omitempty"`
+	// Warmup runs before the measured window and is excluded from it.
+	// A pointer so that an explicit "0s" (no warmup) survives defaulting.
+	Warmup *Duration `json:"warmup,omitempty"`
+	// RequestsPerConn lists connection variants: 1 = a new TCP connection
+	// per request, N = N requests per connection, 0 = persistent.
+	RequestsPerConn []int   `json:"requestsPerConn,omitempty"`
+	Targets         Targets `json:"targets,omitempty"`
+	// Timeout bounds one request, connect included.
+	Timeout Duration `json:"timeout,omitempty"`
+	// MaxInflight bounds concurrent requests; hitting it invalidates the
+	// point instead of slowing the schedule.
+	MaxInflight int `json:"maxInflight,omitempty"`
+	// Clients is the number of load clients (in-cluster providers only).
+	Clients int `json:"clients,omitempty"`
+}
+
+// Sampling configures the /proc samplers.
+type Sampling struct {
+	Interval Duration `json:"interval,omitempty"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("30s").
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalJSON writes d as a duration string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON reads a duration string such as "1m30s".
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string such as \"30s\"")
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("invalid duration %q: %w", s, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// WarmupDuration returns the warmup, zero when none.
+func (l Load) WarmupDuration() time.Duration {
+	if l.Warmup == nil {
+		return 0
+	}
+	return l.Warmup.D()
+}
+
+// PointsPerMode returns the number of measured points the scenario makes per
+// runnable mode.
+func (s *Scenario) PointsPerMode() int {
+	return len(s.Spec.Services) * len(s.Spec.Load.RequestsPerConn) * s.Spec.Repetitions
+}

@@ -1,0 +1,122 @@
+package scenarios
+
+import (
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// Limits checked by Validate.
+const (
+	// MaxServices bounds a Service step: the lab's Service CIDR
+	// (198.19.0.0/16) holds 65,534 ClusterIPs.
+	MaxServices = 65000
+	// MaxEndpointsPerService is the EndpointSlice API's limit.
+	MaxEndpointsPerService = 1000
+	MaxRate                = 1_000_000
+)
+
+var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$`)
+
+// Validate checks a defaulted scenario and returns every problem found.
+func Validate(s *Scenario) ErrorList {
+	var errs ErrorList
+	add := func(path, format string, args ...any) {
+		errs = append(errs, FieldError{Path: path, Message: fmt.Sprintf(format, args...)})
+	}
+	if s.APIVersion != APIVersion {
+		add("apiVersion", "must be %q, got %q", APIVersion, s.APIVersion)
+	}
+	if s.Kind != Kind {
+		add("kind", "must be %q, got %q", Kind, s.Kind)
+	}
+	if s.Metadata.Name == "" {
+		add("metadata.name", "is required")
+	} else if !nameRE.MatchString(s.Metadata.Name) {
+		add("metadata.name", "must be lower-case letters, digits, '-' or '.', at most 63 characters (it names the results directory), got %q", s.Metadata.Name)
+	}
+
+	sp := &s.Spec
+	seenMode := map[Mode]bool{}
+	for i, m := range sp.Modes {
+		p := fmt.Sprintf("spec.modes[%d]", i)
+		switch {
+		case !m.Valid() || m == ModeExternal:
+			add(p, "unknown mode %q (want iptables, ipvs or nftables)", m)
+		case seenMode[m]:
+			add(p, "mode %q listed twice", m)
+		}
+		seenMode[m] = true
+	}
+	if len(sp.Services) == 0 {
+		add("spec.services", "is required: the ascending Service counts to measure, e.g. [1, 1000, 5000]")
+	}
+	for i, n := range sp.Services {
+		p := fmt.Sprintf("spec.services[%d]", i)
+		switch {
+		case n < 1:
+			add(p, "must be at least 1, got %d", n)
+		case n > MaxServices:
+			add(p, "must be at most %d, got %d", MaxServices, n)
+		}
+		if i > 0 && n <= sp.Services[i-1] {
+			add(p, "must be greater than the previous step (%d): steps are strictly ascending, got %d", sp.Services[i-1], n)
+		}
+	}
+	if sp.EndpointsPerService < 1 || sp.EndpointsPerService > MaxEndpointsPerService {
+		add("spec.endpointsPerService", "must be between 1 and %d, got %d", MaxEndpointsPerService, sp.EndpointsPerService)
+	}
+	if sp.Backends < 1 {
+		add("spec.backends", "must be at least 1, got %d", sp.Backends)
+	} else if sp.EndpointsPerService > sp.Backends {
+		add("spec.endpointsPerService", "must not exceed spec.backends (%d): every endpoint is a real backend pod, got %d", sp.Backends, sp.EndpointsPerService)
+	}
+
+	l := &sp.Load
+	if l.Rate <= 0 || l.Rate > MaxRate {
+		add("spec.load.rate", "must be above 0 and at most %d requests per second, got %g", MaxRate, l.Rate)
+	}
+	if l.Duration.D() < time.Second {
+		add("spec.load.duration", "must be at least 1s, got %s", l.Duration)
+	}
+	if l.WarmupDuration() < 0 {
+		add("spec.load.warmup", "must not be negative, got %s", l.Warmup)
+	}
+	if len(l.RequestsPerConn) == 0 {
+		add("spec.load.requestsPerConn", "is required")
+	}
+	seenRPC := map[int]bool{}
+	for i, k := range l.RequestsPerConn {
+		p := fmt.Sprintf("spec.load.requestsPerConn[%d]", i)
+		switch {
+		case k < 0:
+			add(p, "must be 0 (persistent), 1 (no keepalive) or N > 1 requests per connection, got %d", k)
+		case seenRPC[k]:
+			add(p, "variant %d listed twice", k)
+		}
+		seenRPC[k] = true
+	}
+	if l.Targets != TargetsOne && l.Targets != TargetsRandom {
+		add("spec.load.targets", "must be %q or %q, got %q", TargetsOne, TargetsRandom, l.Targets)
+	}
+	if l.Timeout.D() <= 0 {
+		add("spec.load.timeout", "must be positive, got %s", l.Timeout)
+	}
+	if l.MaxInflight < 1 {
+		add("spec.load.maxInflight", "must be at least 1, got %d", l.MaxInflight)
+	}
+	if l.Clients < 1 {
+		add("spec.load.clients", "must be at least 1, got %d", l.Clients)
+	}
+	if sp.Repetitions < 1 {
+		add("spec.repetitions", "must be at least 1, got %d", sp.Repetitions)
+	}
+	iv := sp.Sampling.Interval.D()
+	switch {
+	case iv < 10*time.Millisecond:
+		add("spec.sampling.interval", "must be at least 10ms, got %s", sp.Sampling.Interval)
+	case l.Duration.D() >= time.Second && iv > l.Duration.D():
+		add("spec.sampling.interval", "must not exceed spec.load.duration (%s), got %s", l.Duration, sp.Sampling.Interval)
+	}
+	return errs
+}
