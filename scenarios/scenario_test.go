@@ -1,0 +1,186 @@
+package scenarios
+
+import (
+	"errors"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseReportsEveryProblem(t *testing.T) {
+	data, err := os.ReadFile("testdata/mistakes.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Parse(data)
+	var list ErrorList
+	if !errors.As(err, &list) {
+		t.Fatalf("Parse error = %v, want an ErrorList", err)
+	}
+	want := map[string]string{
+		"spec.load.keepalive": "unknown field",
+		"spec.load.rate":      "must be above 0",
+		"spec.modes[1]":       `unknown mode "userspace"`,
+		"spec.services[2]":    "strictly ascending",
+	}
+	got := map[string]string{}
+	for _, e := range list {
+		got[e.Path] = e.Message
+	}
+	for path, frag := range want {
+		msg, ok := got[path]
+		if !ok {
+			t.Errorf("no problem reported at %s; got %v", path, list)
+			continue
+		}
+		if !strings.Contains(msg, frag) {
+			t.Errorf("%s: message %q does not contain %q", path, msg, frag)
+		}
+	}
+	if len(list) != len(want) {
+		t.Errorf("got %d problems, want %d:\n%v", len(list), len(want), list)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	base := func(spec string) string {
+		return "apiVersion: kpbench.io/v1alpha1\nkind: Scenario\nmetadata:\n  name: t\nspec:\n" + spec
+	}
+	tests := []struct {
+		name string
+		doc  string
+		want []string // paths
+	}{
+		{"missing services", base("  modes: [iptables]\n"), []string{"spec.services"}},
+		{"wrong types", base("  services: [1]\n  load:\n    rate: fast\n    duration: 30\n"), []string{"spec.load.duration", "spec.load.rate"}},
+		{"bad duration string", base("  services: [1]\n  load:\n    duration: soon\n"), []string{"spec.load.duration"}},
+		{"duplicate mode and variant", base("  services: [1]\n  modes: [ipvs, ipvs]\n  load:\n    requestsPerConn: [1, 1]\n"), []string{"spec.load.requestsPerConn[1]", "spec.modes[1]"}},
+		{"negative variant", base("  services: [1]\n  load:\n    requestsPerConn: [-1]\n"), []string{"spec.load.requestsPerConn[0]"}},
+		{"endpoints exceed backends", base("  services: [1]\n  backends: 3\n  endpointsPerService: 5\n"), []string{"spec.endpointsPerService"}},
+		{"bad targets", base("  services: [1]\n  load:\n    targets: all\n"), []string{"spec.load.targets"}},
+		{"zero services step", base("  services: [0, 10]\n"), []string{"spec.services[0]"}},
+		{"too many services", base("  services: [70000]\n"), []string{"spec.services[0]"}},
+		{"sampling longer than window", base("  services: [1]\n  load:\n    duration: 2s\n  sampling:\n    interval: 5s\n"), []string{"spec.sampling.interval"}},
+		{"wrong header", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: Bad_Name\nspec:\n  services: [1]\n", []string{"apiVersion", "kind", "metadata.name"}},
+		{"unknown top-level and misspelled", base("  services: [1]\n  Modes: [iptables]\nstatus: {}\n"), []string{"spec.Modes", "status"}},
+		{"spec not an object", "apiVersion: kpbench.io/v1alpha1\nkind: Scenario\nmetadata:\n  name: t\nspec: [1]\n", []string{"spec", "spec.services"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.doc))
+			var list ErrorList
+			if !errors.As(err, &list) {
+				t.Fatalf("Parse error = %v, want an ErrorList", err)
+			}
+			var paths []string
+			for _, e := range list {
+				paths = append(paths, e.Path)
+			}
+			if !reflect.DeepEqual(paths, tc.want) {
+				t.Errorf("paths = %v, want %v\n%v", paths, tc.want, list)
+			}
+		})
+	}
+}
+
+func TestSuggestsCaseFix(t *testing.T) {
+	_, err := Parse([]byte("apiVersion: kpbench.io/v1alpha1\nkind: Scenario\nmetadata:\n  name: t\nspec:\n  services: [1]\n  Modes: [iptables]\n"))
+	if err == nil || !strings.Contains(err.Error(), `did you mean "modes"`) {
+		t.Errorf("error %v does not suggest the right field", err)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	s, err := Parse([]byte("apiVersion: kpbench.io/v1alpha1\nkind: Scenario\nmetadata:\n  name: d\nspec:\n  services: [1, 10]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := s.Spec
+	if !reflect.DeepEqual(sp.Modes, Modes) {
+		t.Errorf("modes = %v, want %v", sp.Modes, Modes)
+	}
+	if sp.EndpointsPerService != 10 || sp.Backends != 10 || sp.Repetitions != 1 {
+		t.Errorf("endpoints/backends/repetitions = %d/%d/%d", sp.EndpointsPerService, sp.Backends, sp.Repetitions)
+	}
+	l := sp.Load
+	if l.Rate != 1000 || l.Duration.D() != 30*time.Second || l.WarmupDuration() != 5*time.Second ||
+		!reflect.DeepEqual(l.RequestsPerConn, []int{1, 100}) || l.Targets != TargetsOne || l.Clients != 1 {
+		t.Errorf("load defaults wrong: %+v", l)
+	}
+	if sp.Sampling.Interval.D() != time.Second {
+		t.Errorf("sampling interval = %s", sp.Sampling.Interval)
+	}
+}
+
+func TestExplicitZeroWarmupKept(t *testing.T) {
+	s, err := Parse([]byte("apiVersion: kpbench.io/v1alpha1\nkind: Scenario\nmetadata:\n  name: d\nspec:\n  services: [1]\n  load:\n    warmup: 0s\n    requestsPerConn: [0]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Spec.Load.WarmupDuration() != 0 {
+		t.Errorf("warmup = %s, want 0", s.Spec.Load.WarmupDuration())
+	}
+	if !reflect.DeepEqual(s.Spec.Load.RequestsPerConn, []int{0}) {
+		t.Errorf("requestsPerConn = %v, want [0] (persistent)", s.Spec.Load.RequestsPerConn)
+	}
+}
+
+func TestCatalog(t *testing.T) {
+	names := CatalogNames()
+	for _, want := range []string{"smoke", "quick", "tigera-2019", "nftables-2025", "nightly"} {
+		s, ok, err := FromCatalog(want)
+		if !ok || err != nil {
+			t.Errorf("catalog %s: ok=%v err=%v (have %v)", want, ok, err, names)
+			continue
+		}
+		if s.Metadata.Name != want {
+			t.Errorf("catalog file %s names itself %q", want, s.Metadata.Name)
+		}
+	}
+	tig, _, _ := FromCatalog("tigera-2019")
+	if tig.Spec.Load.Rate != 1000 || tig.Spec.Services[0] != 1 || tig.Spec.Services[len(tig.Spec.Services)-1] != 10000 ||
+		!reflect.DeepEqual(tig.Spec.Load.RequestsPerConn, []int{1, 100}) || tig.Spec.Load.Targets != TargetsOne {
+		t.Errorf("tigera-2019 does not match the published experiment: %+v", tig.Spec)
+	}
+	nft, _, _ := FromCatalog("nftables-2025")
+	if !reflect.DeepEqual(nft.Spec.Services, []int{5000, 10000, 30000}) {
+		t.Errorf("nftables-2025 services = %v", nft.Spec.Services)
+	}
+	if _, ok, _ := FromCatalog("nope"); ok {
+		t.Error("unknown catalog name found")
+	}
+}
+
+func TestMarshalRoundTrip(t *testing.T) {
+	for _, name := range CatalogNames() {
+		s, _, err := FromCatalog(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := Parse(out)
+		if err != nil {
+			t.Fatalf("%s: effective scenario does not parse back: %v\n%s", name, err, out)
+		}
+		if !reflect.DeepEqual(s, back) {
+			t.Errorf("%s: round trip changed the scenario:\n%+v\n%+v", name, s, back)
+		}
+	}
+}
+
+func TestResolve(t *testing.T) {
+	if _, err := Resolve("smoke"); err != nil {
+		t.Errorf("Resolve(smoke): %v", err)
+	}
+	if _, err := Resolve("testdata/mistakes.yaml"); err == nil || !strings.Contains(err.Error(), "testdata/mistakes.yaml") {
+		t.Errorf("Resolve(bad file) = %v, want an error naming the file", err)
+	}
+	if _, err := Resolve("no-such-thing"); err == nil || !strings.Contains(err.Error(), "catalog: ") {
+		t.Errorf("Resolve(missing) = %v, want an error listing the catalog", err)
+	}
+}
