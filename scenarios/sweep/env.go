@@ -1,0 +1,81 @@
+package sweep
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kpbench/kpbench/runs"
+)
+
+// DetectEnvironment describes this machine for run.json. Cluster versions
+// come from the provider; the iptables backend from the client node's
+// `iptables --version` (run is how to run a command there; nil = here).
+func DetectEnvironment(ctx context.Context, procRoot string, iptablesVersion []byte) runs.Environment {
+	if procRoot == "" {
+		procRoot = "/proc"
+	}
+	env := runs.Environment{Cores: runtime.NumCPU(), GoVersion: runtime.Version()}
+	var u unix.Utsname
+	if unix.Uname(&u) == nil {
+		env.Kernel = unix.ByteSliceToString(u.Release[:])
+	}
+	env.Hostname, _ = os.Hostname()
+	if data, err := os.ReadFile(procRoot + "/cpuinfo"); err == nil {
+		env.CPUModel = cpuModel(data)
+	}
+	if data, err := os.ReadFile(procRoot + "/meminfo"); err == nil {
+		env.MemoryBytes = memTotal(data)
+	}
+	if iptablesVersion == nil {
+		if out, err := exec.CommandContext(ctx, "iptables", "--version").Output(); err == nil {
+			iptablesVersion = out
+		}
+	}
+	env.IPTablesBackend = IPTablesBackend(iptablesVersion)
+	return env
+}
+
+// IPTablesBackend reads `iptables --version` output: "nft" for
+// "iptables v1.8.9 (nf_tables)", "legacy" for "(legacy)" or no suffix.
+func IPTablesBackend(versionOutput []byte) string {
+	s := string(versionOutput)
+	switch {
+	case strings.TrimSpace(s) == "":
+		return ""
+	case strings.Contains(s, "nf_tables"):
+		return "nft"
+	default:
+		return "legacy"
+	}
+}
+
+func cpuModel(cpuinfo []byte) string {
+	sc := bufio.NewScanner(bytes.NewReader(cpuinfo))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+func memTotal(meminfo []byte) uint64 {
+	sc := bufio.NewScanner(bytes.NewReader(meminfo))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) >= 2 && f[0] == "MemTotal:" {
+			kb, _ := strconv.ParseUint(f[1], 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}

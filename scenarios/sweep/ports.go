@@ -1,0 +1,98 @@
+// Package sweep is the engine of `kpbench run`: it walks a scenario over a
+// cluster — for each mode, set and verify it; for each Service step, scale
+// and wait until programmed; for each connection variant and repetition,
+// warm up, then load and observe the client node over the same window —
+// and appends every point to the results directory as soon as it is
+// measured.
+//
+// The engine talks to the rest of kpbench through the small interfaces in
+// this file, so it is tested with fakes and each provider plugs in its own
+// implementations.
+package sweep
+
+import (
+	"context"
+	"time"
+
+	"github.com/kpbench/kpbench/runs"
+	"github.com/kpbench/kpbench/scenarios"
+)
+
+// Scaler brings the synthetic Services to a count.
+type Scaler interface {
+	// Scale brings the number of synthetic Services to exactly n and
+	// returns once kube-proxy has programmed them (also when nothing had
+	// to change, e.g. right after a mode switch).
+	Scale(ctx context.Context, n int) (ScaleResult, error)
+	// TargetURLs returns the URLs the load client sends to: the first
+	// Service for targets "one", every synthetic Service for "random".
+	TargetURLs(ctx context.Context, targets scenarios.Targets) ([]string, error)
+}
+
+// ScaleResult is what a Scale call reports.
+type ScaleResult struct {
+	Created, Deleted int
+	// TimeToProgrammed runs from the last API write to the rules being
+	// active; zero when nothing was written.
+	TimeToProgrammed time.Duration
+	// SyncDuration is kube-proxy's own duration of its last sync.
+	SyncDuration time.Duration
+}
+
+// LoadRequest is one run of the load client.
+type LoadRequest struct {
+	URLs            []string
+	Rate            float64
+	Duration        time.Duration
+	RequestsPerConn int
+	Timeout         time.Duration
+	MaxInflight     int
+	// RawDir, when set, receives the client's raw data (histograms,
+	// timeline).
+	RawDir string
+}
+
+// LoadResult is the load client's account of one run.
+type LoadResult struct {
+	AchievedRate   float64
+	Requests       int64
+	Latency        runs.Latency
+	ServiceTime    runs.Latency
+	Connect        runs.Connect
+	Lag            runs.Lag
+	Errors         runs.Errors
+	ClientCPUCores float64
+	Valid          bool
+	InvalidReasons []string
+}
+
+// LoadRunner runs the load client on the client node.
+type LoadRunner interface {
+	Run(ctx context.Context, req LoadRequest) (*LoadResult, error)
+}
+
+// Observer watches the client node over a measured window.
+type Observer interface {
+	// Begin starts observing: CPU sampling, conntrack and kube-proxy
+	// metrics before. rawDir receives raw samples.
+	Begin(ctx context.Context, rawDir string) (Window, error)
+}
+
+// Window is an observation in progress.
+type Window interface {
+	// End stops observing and returns what the node spent.
+	End(ctx context.Context) (*Observation, error)
+}
+
+// Observation is what the node spent over a window.
+type Observation struct {
+	NodeCPU   runs.NodeCPU
+	KubeProxy float64 // cores
+	Conntrack runs.Conntrack
+	Sync      runs.Sync
+}
+
+// RuleCounter counts the dataplane's rules of a mode on the client node.
+type RuleCounter interface {
+	Count(ctx context.Context, mode scenarios.Mode) (runs.Rules, error)
+}

@@ -1,0 +1,297 @@
+package sweep
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/kpbench/kpbench/clusters"
+	"github.com/kpbench/kpbench/runs"
+	"github.com/kpbench/kpbench/scenarios"
+)
+
+// Engine runs a scenario against one cluster.
+type Engine struct {
+	Provider clusters.Provider
+	Scaler   Scaler
+	Load     LoadRunner
+	Observer Observer
+	Rules    RuleCounter
+	Log      *slog.Logger
+	// Progress, when set, is told about every point as it starts.
+	Progress func(done, total int, id string)
+	// Now is the clock (tests replace it).
+	Now func() time.Time
+}
+
+// ErrInterrupted is returned when the context was cancelled mid-run; every
+// finished point is on disk.
+var ErrInterrupted = errors.New("run interrupted")
+
+// Run measures every point of run.Scenario not yet in dir/points.jsonl,
+// keeping run.json up to date. It returns ErrInterrupted (wrapped) when ctx
+// is cancelled. The provider must be up.
+func (e *Engine) Run(ctx context.Context, dir string, run *runs.Run) error {
+	if e.Now == nil {
+		e.Now = time.Now
+	}
+	log := e.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	sc := &run.Scenario
+	done, err := measured(dir)
+	if err != nil {
+		return err
+	}
+	caps, err := e.Provider.Capabilities(ctx)
+	if err != nil {
+		return fmt.Errorf("asking %s what it can run: %w", e.Provider.Name(), err)
+	}
+	var modes []scenarios.Mode
+	for _, m := range sc.Spec.Modes {
+		if ok, reason := caps.Runnable(m); !ok {
+			if !hasSkip(run, m) {
+				run.SkippedModes = append(run.SkippedModes, runs.SkippedMode{Mode: m, Reason: reason})
+			}
+			log.Warn("skipping mode", "mode", m, "reason", reason)
+			continue
+		}
+		modes = append(modes, m)
+	}
+	if err := runs.WriteRun(dir, run); err != nil {
+		return err
+	}
+	total := len(modes) * sc.PointsPerMode()
+	count := len(done)
+
+	for _, mode := range modes {
+		if allDone(sc, mode, done) {
+			log.Info("mode already measured", "mode", mode)
+			continue
+		}
+		if err := e.enterMode(ctx, run, mode, true); err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("%w: %v", ErrInterrupted, err)
+			}
+			// The mode could not be set: record why and go on with the next.
+			run.SkippedModes = append(run.SkippedModes, runs.SkippedMode{Mode: mode, Reason: err.Error()})
+			e.problem(run, dir, log, fmt.Sprintf("mode %s: %v", mode, err))
+			continue
+		}
+		kpPID, _ := e.Provider.ClientNode().KubeProxyPID(ctx)
+
+		for _, n := range sc.Spec.Services {
+			if stepDone(sc, mode, n, done) {
+				continue
+			}
+			log.Info("scaling", "mode", mode, "services", n)
+			sres, err := e.Scaler.Scale(ctx, n)
+			if err != nil {
+				if ctx.Err() != nil {
+					return fmt.Errorf("%w: %v", ErrInterrupted, err)
+				}
+				return fmt.Errorf("scaling to %d services in %s mode: %w", n, mode, err)
+			}
+			log.Info("programmed", "mode", mode, "services", n, "timeToProgrammed", sres.TimeToProgrammed.Round(time.Millisecond), "sync", sres.SyncDuration.Round(time.Millisecond))
+			rules, err := e.Rules.Count(ctx, mode)
+			if err != nil {
+				e.problem(run, dir, log, fmt.Sprintf("counting %s rules at %d services: %v", mode, n, err))
+			}
+			urls, err := e.Scaler.TargetURLs(ctx, sc.Spec.Load.Targets)
+			if err != nil {
+				return fmt.Errorf("listing target services: %w", err)
+			}
+			first := true
+			for _, rpc := range sc.Spec.Load.RequestsPerConn {
+				for rep := 1; rep <= sc.Spec.Repetitions; rep++ {
+					id := runs.PointID(mode, n, rpc, rep)
+					if done[id] {
+						continue
+					}
+					count++
+					if e.Progress != nil {
+						e.Progress(count, total, id)
+					}
+					p, err := e.measure(ctx, dir, run, mode, n, rpc, rep, urls, rules)
+					if err != nil {
+						if ctx.Err() != nil {
+							return fmt.Errorf("%w during %s: %v", ErrInterrupted, id, err)
+						}
+						return fmt.Errorf("measuring %s: %w", id, err)
+					}
+					if first {
+						p.TimeToProgrammedSeconds = sres.TimeToProgrammed.Seconds()
+						if p.Sync.LastDurationSeconds == 0 {
+							p.Sync.LastDurationSeconds = sres.SyncDuration.Seconds()
+						}
+						first = false
+					}
+					if reason := e.health(ctx, mode, kpPID); reason != "" {
+						p.Valid = false
+						p.InvalidReasons = append(p.InvalidReasons, reason)
+						e.problem(run, dir, log, fmt.Sprintf("after %s: %s", id, reason))
+					}
+					if err := runs.AppendPoint(dir, p); err != nil {
+						return err
+					}
+					done[id] = true
+					log.Info("point", "id", id, "achieved", fmt.Sprintf("%.1f/s", p.Rate.Achieved),
+						"p50", fmt.Sprintf("%.0fµs", p.Latency.P50Us), "connectP50", fmt.Sprintf("%.0fµs", p.Connect.P50Us),
+						"nodeCPU", fmt.Sprintf("%.3f", p.CPU.Node.Total), "valid", p.Valid)
+					if !p.Valid && strings.Contains(strings.Join(p.InvalidReasons, ";"), runs.ReasonKubeProxyDied) {
+						// Later points of this mode would measure nothing:
+						// re-enter the mode before going on.
+						if err := e.enterMode(ctx, run, mode, false); err != nil {
+							return fmt.Errorf("kube-proxy died in %s mode and could not be restarted: %w", mode, err)
+						}
+						kpPID, _ = e.Provider.ClientNode().KubeProxyPID(ctx)
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// enterMode switches to mode and verifies it. With shrink, it first scales
+// down to the first Service step (under the old mode), so that the new
+// kube-proxy starts small and every step is reached from below.
+func (e *Engine) enterMode(ctx context.Context, run *runs.Run, mode scenarios.Mode, shrink bool) error {
+	if shrink {
+		if _, err := e.Scaler.Scale(ctx, run.Scenario.Spec.Services[0]); err != nil {
+			return fmt.Errorf("scaling down to %d services before the switch: %w", run.Scenario.Spec.Services[0], err)
+		}
+	}
+	if err := e.Provider.SetMode(ctx, mode); err != nil {
+		return fmt.Errorf("setting mode: %w", err)
+	}
+	if err := e.Provider.VerifyMode(ctx, mode); err != nil {
+		return fmt.Errorf("verifying mode: %w", err)
+	}
+	return nil
+}
+
+func (e *Engine) measure(ctx context.Context, dir string, run *runs.Run, mode scenarios.Mode, n, rpc, rep int, urls []string, rules runs.Rules) (*runs.Point, error) {
+	sc := &run.Scenario
+	l := sc.Spec.Load
+	id := runs.PointID(mode, n, rpc, rep)
+	raw := filepath.Join(dir, runs.RawDir, id)
+	if err := os.MkdirAll(raw, 0o755); err != nil {
+		return nil, err
+	}
+	req := LoadRequest{URLs: urls, Rate: l.Rate, RequestsPerConn: rpc, Timeout: l.Timeout.D(), MaxInflight: l.MaxInflight}
+	if w := l.WarmupDuration(); w > 0 {
+		wreq := req
+		wreq.Duration = w
+		if _, err := e.Load.Run(ctx, wreq); err != nil {
+			return nil, fmt.Errorf("warmup: %w", err)
+		}
+	}
+	req.Duration = l.Duration.D()
+	req.RawDir = raw
+	win, err := e.Observer.Begin(ctx, raw)
+	if err != nil {
+		return nil, fmt.Errorf("starting observation: %w", err)
+	}
+	start := e.Now()
+	res, loadErr := e.Load.Run(ctx, req)
+	obs, obsErr := win.End(context.WithoutCancel(ctx))
+	if loadErr != nil {
+		return nil, fmt.Errorf("load: %w", loadErr)
+	}
+	if obsErr != nil {
+		return nil, fmt.Errorf("observation: %w", obsErr)
+	}
+	p := &runs.Point{
+		ID: id, Mode: mode, Services: n, EndpointsPerService: sc.Spec.EndpointsPerService,
+		RequestsPerConn: rpc, Targets: l.Targets, Repetition: rep,
+		Rate:      runs.Rate{Target: l.Rate, Achieved: res.AchievedRate},
+		StartedAt: start.UTC(), DurationSeconds: req.Duration.Seconds(), Requests: res.Requests,
+		Latency: res.Latency, ServiceTime: res.ServiceTime, Connect: res.Connect, Lag: res.Lag, Errors: res.Errors,
+		CPU: runs.CPU{
+			Node:      obs.NodeCPU,
+			Processes: runs.ProcessesCPU{KubeProxy: obs.KubeProxy, Client: res.ClientCPUCores},
+		},
+		Conntrack:      obs.Conntrack,
+		Rules:          rules,
+		Sync:           obs.Sync,
+		Valid:          res.Valid,
+		InvalidReasons: append([]string(nil), res.InvalidReasons...),
+	}
+	return p, nil
+}
+
+// health returns why the points just measured cannot be trusted, or "".
+func (e *Engine) health(ctx context.Context, mode scenarios.Mode, kpPID int) string {
+	node := e.Provider.ClientNode()
+	pid, err := node.KubeProxyPID(ctx)
+	if err != nil || pid == 0 {
+		return fmt.Sprintf("%s (%v)", runs.ReasonKubeProxyDied, err)
+	}
+	if kpPID != 0 && pid != kpPID {
+		return fmt.Sprintf("%s: restarted during the point (pid %d -> %d)", runs.ReasonKubeProxyDied, kpPID, pid)
+	}
+	body, err := node.KubeProxyGet(ctx, "/proxyMode")
+	if err != nil {
+		return fmt.Sprintf("%s: /proxyMode: %v", runs.ReasonModeMismatch, err)
+	}
+	if got := strings.TrimSpace(string(body)); got != string(mode) {
+		return fmt.Sprintf("%s: kube-proxy reports %q, want %q", runs.ReasonModeMismatch, got, mode)
+	}
+	return ""
+}
+
+func (e *Engine) problem(run *runs.Run, dir string, log *slog.Logger, msg string) {
+	log.Error(msg)
+	run.Problems = append(run.Problems, msg)
+	if err := runs.WriteRun(dir, run); err != nil {
+		log.Error("writing run.json", "err", err)
+	}
+}
+
+func measured(dir string) (map[string]bool, error) {
+	points, err := runs.ReadPoints(dir)
+	if err != nil {
+		return nil, err
+	}
+	done := map[string]bool{}
+	for _, p := range points {
+		done[p.ID] = true
+	}
+	return done, nil
+}
+
+func stepDone(sc *scenarios.Scenario, mode scenarios.Mode, n int, done map[string]bool) bool {
+	for _, rpc := range sc.Spec.Load.RequestsPerConn {
+		for rep := 1; rep <= sc.Spec.Repetitions; rep++ {
+			if !done[runs.PointID(mode, n, rpc, rep)] {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func allDone(sc *scenarios.Scenario, mode scenarios.Mode, done map[string]bool) bool {
+	for _, n := range sc.Spec.Services {
+		if !stepDone(sc, mode, n, done) {
+			return false
+		}
+	}
+	return true
+}
+
+func hasSkip(run *runs.Run, m scenarios.Mode) bool {
+	for _, s := range run.SkippedModes {
+		if s.Mode == m {
+			return true
+		}
+	}
+	return false
+}
