@@ -170,36 +170,42 @@ func Findings(d *Data) []Finding {
 
 func modeFinding(fm findingMetric, d Difference, high, low scenarios.Mode, services int, variant string) Finding {
 	// d is high minus low (b minus a).
-	where := fmt.Sprintf("At %s Services with %s", formatCount(services), variant)
+	where := fmt.Sprintf("At %s with %s", servicesPhrase(services), variant)
 	ci := ""
 	if d.HasCI {
-		ci = fmt.Sprintf("95%% CI %s to %s; ", signed(d.CILo, fm.digits), signed(d.CIHi, fm.digits)+" "+fm.unit)
+		ci = fmt.Sprintf("95%% CI %s to %s %s; ", signed(d.CILo, fm.digits), signed(d.CIHi, fm.digits), fm.unit)
 	}
 	rel := ""
 	if !math.IsNaN(d.Rel) {
 		rel = fmt.Sprintf(", %+.0f%%", 100*d.Rel)
 	}
+	stats := fmt.Sprintf("p=%s, n=%d %s + %d %s", formatP(d.P), d.B.N, high, d.A.N, low)
+	values := fmt.Sprintf("%s with %s vs %s with %s", fm.format(d.B.Mean), high, fm.format(d.A.Mean), low)
 	var text string
 	switch {
 	case d.Significant:
-		dir := "more"
+		dir := "higher"
 		if d.Delta < 0 {
-			dir = "less"
+			dir = "lower"
 		}
-		text = fmt.Sprintf("%s, %s used %s %s %s than %s (%s vs %s%s; %s%s).",
-			where, high, fm.format(math.Abs(d.Delta)), dir, fm.what, low,
-			fm.format(d.B.Mean), fm.format(d.A.Mean), rel, ci, describeP(d))
+		text = fmt.Sprintf("%s, %s was %s %s with %s than with %s (%s%s; %s%s).",
+			where, fm.what, fm.format(math.Abs(d.Delta)), dir, high, low, values, rel, ci, stats)
 	case d.Underpowered:
-		text = fmt.Sprintf("%s, %s's %s was %s vs %s for %s (difference %s%s; %s%s): %s.",
-			where, high, fm.what, fm.format(d.B.Mean), fm.format(d.A.Mean), low,
-			signed(d.Delta, fm.digits)+" "+fm.unit, rel, ci, describeP(d), underpoweredNote(d))
+		text = fmt.Sprintf("%s, %s was %s (difference %s %s%s; %s%s): %s.",
+			where, fm.what, values, signed(d.Delta, fm.digits), fm.unit, rel, ci, stats, underpoweredNote(d))
 	default:
-		text = fmt.Sprintf("%s, %s and %s do not differ significantly in %s (%s vs %s, difference %s; %s%s).",
-			where, high, low, fm.what, fm.format(d.B.Mean), fm.format(d.A.Mean),
-			signed(d.Delta, fm.digits)+" "+fm.unit, ci, describeP(d))
+		text = fmt.Sprintf("%s, %s does not differ significantly between %s and %s (%s, difference %s %s; %s%s).",
+			where, fm.what, high, low, values, signed(d.Delta, fm.digits), fm.unit, ci, stats)
 	}
 	dd := d
 	return Finding{Text: text, Significant: d.Significant, Diff: &dd}
+}
+
+func servicesPhrase(n int) string {
+	if n == 1 {
+		return "1 Service"
+	}
+	return formatCount(n) + " Services"
 }
 
 func growthFinding(fm findingMetric, d Difference, m scenarios.Mode, lo, hi int, variant string) Finding {
@@ -207,8 +213,8 @@ func growthFinding(fm findingMetric, d Difference, m scenarios.Mode, lo, hi int,
 	if !math.IsNaN(d.Rel) {
 		rel = fmt.Sprintf(" (%+.0f%%)", 100*d.Rel)
 	}
-	head := fmt.Sprintf("%s, %s: %s goes from %s at %s Services to %s at %s%s",
-		m, variant, fm.what, fm.format(d.A.Mean), formatCount(lo), fm.format(d.B.Mean), formatCount(hi), rel)
+	head := fmt.Sprintf("%s, %s: %s goes from %s at %s to %s at %s%s",
+		m, variant, fm.what, fm.format(d.A.Mean), servicesPhrase(lo), fm.format(d.B.Mean), servicesPhrase(hi), rel)
 	var text string
 	switch {
 	case d.Significant:
@@ -265,7 +271,7 @@ func stepFindings(d *Data) []Finding {
 			bits = append(bits, fmt.Sprintf("last sync %.3f s", Summarize(l.sync).Median))
 		}
 		if len(bits) > 0 {
-			parts = append(parts, fmt.Sprintf("%s at %s Services: %s", m, formatCount(l.services), strings.Join(bits, ", ")))
+			parts = append(parts, fmt.Sprintf("%s at %s: %s", m, servicesPhrase(l.services), strings.Join(bits, ", ")))
 		}
 	}
 	if len(parts) == 0 {
@@ -275,8 +281,11 @@ func stepFindings(d *Data) []Finding {
 }
 
 func underpoweredNote(d Difference) string {
-	return fmt.Sprintf("significance cannot be established with %d+%d valid repetitions (the Mann-Whitney test needs at least %d per side at α=%.2f)",
-		d.A.N, d.B.N, MinRepetitions(), Alpha)
+	if d.A.N == 1 && d.B.N == 1 {
+		return "significance cannot be established with one repetition per side"
+	}
+	return fmt.Sprintf("too few valid repetitions to establish significance (the Mann-Whitney test needs at least %d per side at α=%.2f)",
+		MinRepetitions(), Alpha)
 }
 
 func signed(v float64, digits int) string {

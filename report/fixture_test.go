@@ -22,17 +22,17 @@ var update = flag.Bool("update", false, "rewrite the fixture result directories 
 // connect time and CPU grow with the number of Services when every request
 // opens a connection; nftables stays flat; every value carries noise.
 type fixtureSpec struct {
-	name        string
-	seed        uint64
-	modes       []scenarios.Mode
-	skipped     []runs.SkippedMode
-	services    []int
-	rpcs        []int
-	reps        int
-	noise       float64 // relative standard deviation of every measured value
-	invalid     map[string]string
-	scale       func(p *runs.Point) float64 // multiplies latency, connect and CPU; nil for 1
-	problems    []string
+	name     string
+	seed     uint64
+	modes    []scenarios.Mode
+	skipped  []runs.SkippedMode
+	services []int
+	rpcs     []int
+	reps     int
+	noise    float64 // relative standard deviation of every measured value
+	invalid  map[string]string
+	scale    func(p *runs.Point) float64 // multiplies latency, connect and CPU; nil for 1
+	problems []string
 }
 
 var fixtureStart = time.Date(2026, 11, 20, 22, 0, 0, 0, time.UTC)

@@ -31,6 +31,9 @@ type Data struct {
 // so a report can be redrawn long after the run.
 func Load(dir string) (*Data, error) {
 	fi, err := os.Stat(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("results directory %s does not exist", dir)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("results directory: %w", err)
 	}
