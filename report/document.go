@@ -81,15 +81,37 @@ func newDocument(d *Data, plots []Plot, findings []Finding) *document {
 	}
 
 	doc.h(2, "Headline findings")
-	var items []string
-	for _, f := range findings {
-		items = append(items, f.Text)
+	if len(findings) == 0 {
+		doc.p("No valid points: nothing can be concluded from this run.")
 	}
-	if len(items) == 0 {
-		items = append(items, "No valid points: nothing can be concluded from this run.")
+	for _, kind := range []struct{ kind, intro string }{
+		{FindingModes, "Between modes, at the largest Service count they all reached:"},
+		{FindingGrowth, "Within each mode, from the smallest to the largest Service count:"},
+		{FindingState, "Dataplane state:"},
+	} {
+		var items []string
+		for _, f := range findings {
+			if f.Kind == kind.kind {
+				items = append(items, f.Text)
+			}
+		}
+		if len(items) > 0 {
+			doc.p("%s", kind.intro)
+			doc.list(items)
+		}
 	}
-	doc.list(items)
 	doc.p("Differences are means of valid repetitions with 95%% confidence intervals (Welch's t); significance is the Mann-Whitney U test at α=%.2f, benchstat's method. With few repetitions a real difference may not reach significance; it is then reported as not established, never as absent.", Alpha)
+
+	doc.h(2, "Plots")
+	for _, pl := range plots {
+		doc.h(3, pl.Title)
+		if pl.Skipped != "" {
+			doc.p("Not drawn: %s.", pl.Skipped)
+			continue
+		}
+		doc.blocks = append(doc.blocks, figureBlock{pl})
+		doc.p("%s", pl.Caption)
+	}
 
 	doc.h(2, "Environment")
 	doc.table(environmentTable(r))
@@ -102,17 +124,6 @@ func newDocument(d *Data, plots []Plot, findings []Finding) *document {
 
 	doc.h(2, "Methodology")
 	doc.p("%s", methodology(r))
-
-	doc.h(2, "Plots")
-	for _, pl := range plots {
-		doc.h(3, pl.Title)
-		if pl.Skipped != "" {
-			doc.p("Not drawn: %s.", pl.Skipped)
-			continue
-		}
-		doc.blocks = append(doc.blocks, figureBlock{pl})
-		doc.p("%s", pl.Caption)
-	}
 
 	doc.h(2, "Summary by condition")
 	doc.p("Means over valid repetitions ± half the 95%% confidence interval (Student's t; none with one repetition).")

@@ -12,6 +12,8 @@ import (
 
 // Finding is one headline statement computed from the data.
 type Finding struct {
+	// Kind groups findings: FindingModes, FindingGrowth or FindingState.
+	Kind string `json:"kind"`
 	Text string `json:"text"`
 	// Significant is true when the statement rests on a difference the
 	// Mann-Whitney test finds significant at Alpha.
@@ -19,6 +21,16 @@ type Finding struct {
 	// Diff is the comparison behind the statement, when there is one.
 	Diff *Difference `json:"diff,omitempty"`
 }
+
+// Finding kinds.
+const (
+	// FindingModes compares modes at the largest Service count they share.
+	FindingModes = "modes"
+	// FindingGrowth follows one mode from its smallest to its largest step.
+	FindingGrowth = "growth"
+	// FindingState states the dataplane's size and sync time.
+	FindingState = "state"
+)
 
 type findingMetric struct {
 	what   string // "client-node CPU"
@@ -165,6 +177,8 @@ func Findings(d *Data) []Finding {
 		}
 	}
 	out = append(out, stepFindings(d)...)
+	rank := map[string]int{FindingModes: 0, FindingGrowth: 1, FindingState: 2}
+	sort.SliceStable(out, func(i, j int) bool { return rank[out[i].Kind] < rank[out[j].Kind] })
 	return out
 }
 
@@ -198,7 +212,7 @@ func modeFinding(fm findingMetric, d Difference, high, low scenarios.Mode, servi
 			where, fm.what, high, low, values, signed(d.Delta, fm.digits), fm.unit, ci, stats)
 	}
 	dd := d
-	return Finding{Text: text, Significant: d.Significant, Diff: &dd}
+	return Finding{Kind: FindingModes, Text: text, Significant: d.Significant, Diff: &dd}
 }
 
 func servicesPhrase(n int) string {
@@ -213,19 +227,20 @@ func growthFinding(fm findingMetric, d Difference, m scenarios.Mode, lo, hi int,
 	if !math.IsNaN(d.Rel) {
 		rel = fmt.Sprintf(" (%+.0f%%)", 100*d.Rel)
 	}
+	stats := fmt.Sprintf("p=%s, n=%d at %s + %d at %s", formatP(d.P), d.A.N, formatCount(lo), d.B.N, formatCount(hi))
 	head := fmt.Sprintf("%s, %s: %s goes from %s at %s to %s at %s%s",
 		m, variant, fm.what, fm.format(d.A.Mean), servicesPhrase(lo), fm.format(d.B.Mean), servicesPhrase(hi), rel)
 	var text string
 	switch {
 	case d.Significant:
-		text = fmt.Sprintf("%s; significant (%s).", head, describeP(d))
+		text = fmt.Sprintf("%s; significant (%s).", head, stats)
 	case d.Underpowered:
-		text = fmt.Sprintf("%s; %s (%s).", head, underpoweredNote(d), describeP(d))
+		text = fmt.Sprintf("%s; %s (%s).", head, underpoweredNote(d), stats)
 	default:
-		text = fmt.Sprintf("%s; the change is not significant (%s).", head, describeP(d))
+		text = fmt.Sprintf("%s; the change is not significant (%s).", head, stats)
 	}
 	dd := d
-	return Finding{Text: text, Significant: d.Significant, Diff: &dd}
+	return Finding{Kind: FindingGrowth, Text: text, Significant: d.Significant, Diff: &dd}
 }
 
 // stepFindings states rule counts and sync durations at the largest step
@@ -277,7 +292,7 @@ func stepFindings(d *Data) []Finding {
 	if len(parts) == 0 {
 		return nil
 	}
-	return []Finding{{Text: "Dataplane size (medians over the step's points): " + strings.Join(parts, "; ") + "."}}
+	return []Finding{{Kind: FindingState, Text: "Dataplane size (medians over the step's points): " + strings.Join(parts, "; ") + "."}}
 }
 
 func underpoweredNote(d Difference) string {

@@ -244,6 +244,8 @@ func buildPanel(f *figure, pn panel, legend *plot.Legend, seen map[string]bool) 
 	p := plot.New()
 	p.Title.Text = pn.title
 	p.Title.TextStyle.Font = sans(13)
+	// Reserves the title's room; render draws the visible title.
+	p.Title.TextStyle.Color = color.Transparent
 	p.X.Label.Text = "Services (log scale)"
 	p.Y.Label.Text = pn.ylabel
 	p.X.Scale = plot.LogScale{}
@@ -251,6 +253,9 @@ func buildPanel(f *figure, pn panel, legend *plot.Legend, seen map[string]bool) 
 	p.X.Label.TextStyle.Font = sans(12)
 	p.Y.Label.TextStyle.Font = sans(12)
 	p.X.Tick.Label.Font = sans(11)
+	if f.cols > 1 {
+		p.X.Tick.Label.Font = sans(10)
+	}
 	p.Y.Tick.Label.Font = sans(11)
 	grid := plotter.NewGrid()
 	grid.Vertical.Color = color.Gray{Y: 225}
@@ -377,7 +382,18 @@ func (f *figure) render() (pngData, svgData []byte, err error) {
 		canvases := plot.Align(grid, tiles, area)
 		for r := range grid {
 			for c := range grid[r] {
-				grid[r][c].Draw(canvases[r][c])
+				p := grid[r][c]
+				p.Draw(canvases[r][c])
+				// gonum draws a title at the top of its tile, which Align
+				// shifts per panel; draw it just above the data area so
+				// the titles of a row line up.
+				if p.Title.Text != "" {
+					da := p.DataCanvas(canvases[r][c])
+					sty := p.Title.TextStyle
+					sty.Color = color.Black
+					sty.XAlign, sty.YAlign = draw.XCenter, draw.YBottom
+					da.FillText(sty, vg.Point{X: (da.Min.X + da.Max.X) / 2, Y: da.Max.Y + vg.Points(8)}, p.Title.Text)
+				}
 			}
 		}
 		lc := dc
@@ -395,6 +411,8 @@ func (f *figure) render() (pngData, svgData []byte, err error) {
 	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&pb); err != nil {
 		return nil, nil, fmt.Errorf("encoding %s as PNG: %w", f.title, err)
 	}
+	// Fonts are not embedded (that would add 500 kB per file): viewers
+	// without Liberation Sans substitute a similar sans-serif.
 	svg := vgsvg.New(plotWidth, height)
 	draw1(draw.New(svg))
 	var sb bytes.Buffer
