@@ -158,6 +158,9 @@ func seriesBy(groups []*group, withRPC bool, value func(g *group) (Summary, bool
 		if withRPC {
 			k.rpc = g.Key.RequestsPerConn
 		}
+		if g.Key.Services < 1 {
+			continue // a log axis cannot show it; the tables still do
+		}
 		sum, ok := value(g)
 		if !ok || sum.N == 0 {
 			continue
@@ -541,10 +544,18 @@ func formatTick(v float64) string {
 
 // buildPlots draws the report's figures from valid points.
 func buildPlots(d *Data) ([]Plot, error) {
-	services := sortedInts(d.Run.Scenario.Spec.Services)
-	for _, g := range d.Groups {
-		services = sortedInts(append(services, g.Key.Services))
+	var services []int
+	for _, n := range d.Run.Scenario.Spec.Services {
+		if n >= 1 {
+			services = append(services, n)
+		}
 	}
+	for _, g := range d.Groups {
+		if g.Key.Services >= 1 {
+			services = append(services, g.Key.Services)
+		}
+	}
+	services = sortedInts(services)
 	var plots []Plot
 	add := func(name, title, caption string, f *figure) error {
 		pl := Plot{Name: name, Title: title, Caption: caption}

@@ -302,3 +302,102 @@ func TestGenerateWithoutPoints(t *testing.T) {
 		t.Error("report.md does not say there are no valid points")
 	}
 }
+
+// TestGenerateSparseRuns draws reports of runs a sweep can leave behind:
+// one point, persistent connections only (no connect times), a zero
+// Service count written by hand.
+func TestGenerateSparseRuns(t *testing.T) {
+	tests := []struct {
+		name        string
+		points      []runs.Point
+		wantDrawn   []string
+		wantSkipped []string
+	}{
+		{"single point", []runs.Point{withConnects(point("nftables", 1000, 1, 1, 0.1))},
+			[]string{"latency", "cpu", "connect"}, nil},
+		{"persistent connections only", []runs.Point{point("iptables", 1, 0, 1, 0.1), point("iptables", 100, 0, 1, 0.1)},
+			[]string{"latency", "cpu"}, []string{"connect", "sync", "rules"}},
+		{"zero Services", []runs.Point{point("iptables", 0, 1, 1, 0.1), point("iptables", 10, 1, 1, 0.1)},
+			[]string{"latency", "cpu"}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := copyFixture(t, "compare-base")
+			os.Remove(filepath.Join(dir, runs.PointsFile))
+			for i := range tc.points {
+				if err := runs.AppendPoint(dir, &tc.points[i]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			d, err := Load(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := Generate(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			state := map[string]string{}
+			for _, p := range res.Plots {
+				state[p.Name] = p.Skipped
+			}
+			for _, n := range tc.wantDrawn {
+				if state[n] != "" {
+					t.Errorf("plot %s skipped: %s", n, state[n])
+				}
+				if _, err := os.Stat(filepath.Join(dir, runs.PlotsDir, n+".png")); err != nil {
+					t.Error(err)
+				}
+			}
+			for _, n := range tc.wantSkipped {
+				if state[n] == "" {
+					t.Errorf("plot %s drawn without data", n)
+				}
+			}
+			md, _ := os.ReadFile(filepath.Join(dir, MarkdownFile))
+			for _, p := range tc.points {
+				if !strings.Contains(string(md), "| "+p.ID+" |") {
+					t.Errorf("report.md lacks point %s", p.ID)
+				}
+			}
+		})
+	}
+}
+
+func withConnects(p runs.Point) runs.Point {
+	p.Connect = runs.Connect{Count: 100, P01Us: 20, P50Us: 50, P90Us: 80, P99Us: 120}
+	return p
+}
+
+// BenchmarkGenerate draws the full report of the sweep fixture (80 points,
+// five figures in PNG and SVG, Markdown, HTML, CSV).
+func BenchmarkGenerate(b *testing.B) {
+	dir := copyFixture(b, "sweep")
+	d, err := Load(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := Generate(d); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCompare compares the 6-repetition fixtures on every metric.
+func BenchmarkCompare(b *testing.B) {
+	base, err := Load(fixtureDir(b, "compare-base"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	next, err := Load(fixtureDir(b, "compare-regressed"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := Compare(base, next, CompareOptions{Metrics: Metrics, Threshold: 0.1}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
