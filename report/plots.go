@@ -67,8 +67,8 @@ func modeColor(m scenarios.Mode, i int) color.Color {
 	return otherColors[i%len(otherColors)]
 }
 
-// Variant styles: dashes and glyphs tell connection variants (or
-// percentiles) apart within one mode's colour.
+// Styles: dashes tell connection variants apart within one mode's
+// colour; glyphs tell modes apart.
 var (
 	variantDashes = [][]vg.Length{
 		nil,
@@ -76,9 +76,8 @@ var (
 		{vg.Points(2), vg.Points(3)},
 		{vg.Points(8), vg.Points(3), vg.Points(2), vg.Points(3)},
 	}
-	variantGlyphs = []draw.GlyphDrawer{
-		draw.CircleGlyph{}, draw.TriangleGlyph{}, draw.BoxGlyph{}, draw.PyramidGlyph{}, draw.RingGlyph{}, draw.CrossGlyph{},
-	}
+	// iptables, ipvs, nftables, anything else.
+	modeGlyphs = []draw.GlyphDrawer{draw.CircleGlyph{}, draw.PyramidGlyph{}, draw.BoxGlyph{}, draw.CrossGlyph{}}
 )
 
 // series is one line of a figure: a value (with its confidence interval)
@@ -237,7 +236,9 @@ func (f *figure) empty() bool {
 func lineStyle(s *series, i int) (draw.LineStyle, draw.GlyphStyle) {
 	c := modeColor(s.mode, i)
 	ls := draw.LineStyle{Color: c, Width: vg.Points(2), Dashes: variantDashes[s.variant%len(variantDashes)]}
-	gs := draw.GlyphStyle{Color: c, Radius: vg.Points(4), Shape: variantGlyphs[s.variant%len(variantGlyphs)]}
+	// Modes differ in glyph as well as colour, so a mode hidden under
+	// another's line still shows, and greyscale prints stay readable.
+	gs := draw.GlyphStyle{Color: c, Radius: vg.Points(4), Shape: modeGlyphs[modeRank(string(s.mode))%len(modeGlyphs)]}
 	return ls, gs
 }
 
@@ -425,33 +426,61 @@ func (f *figure) render() (pngData, svgData []byte, err error) {
 	return pb.Bytes(), sb.Bytes(), nil
 }
 
-// serviceTicks marks every Service count of the run, written 10,000 (or
-// 10k when compact). Labels closer than minGap decades to a labelled
-// larger count are dropped, so they never overlap; the tick stays.
+// serviceTicks marks every Service count of the run on a log axis,
+// labelled 10,000; when full labels would touch it switches to 10k, and it
+// drops the labels that still would (the tick stays).
 type serviceTicks struct {
-	values  []int
+	values []int
+	// compact is set for panels in a grid: narrower axes, smaller font.
 	compact bool
 }
 
-func (t serviceTicks) Ticks(min, max float64) []plot.Tick {
-	minGap := 0.2
+// Approximate axis length and digit width in pixels at plotDPI: enough to
+// keep labels apart without measuring text.
+func (t serviceTicks) geometry() (axisPx, digitPx float64) {
 	if t.compact {
-		minGap = 0.28
+		return 320, 8.5
 	}
-	var ticks []plot.Tick
-	last := math.Inf(1)
+	return 800, 9.3
+}
+
+func (t serviceTicks) labels(min, max float64, compact bool) (ticks []plot.Tick, dropped bool) {
+	axisPx, digitPx := t.geometry()
+	pxPerDecade := axisPx / math.Log10(max/min)
+	width := func(label string) float64 {
+		w := 0.0
+		for _, r := range label {
+			if r == ',' || r == '.' {
+				w += digitPx / 2
+			} else {
+				w += digitPx
+			}
+		}
+		return w
+	}
+	lastV, lastW := math.Inf(1), 0.0
 	for i := len(t.values) - 1; i >= 0; i-- {
-		s := t.values[i]
-		v := float64(s)
+		v := float64(t.values[i])
 		if v < min || v > max {
 			continue
 		}
 		tick := plot.Tick{Value: v}
-		if math.Log10(last)-math.Log10(v) >= minGap {
-			tick.Label = formatServices(s, t.compact)
-			last = v
+		label := formatServices(t.values[i], compact)
+		if math.IsInf(lastV, 1) || (math.Log10(lastV)-math.Log10(v))*pxPerDecade >= (lastW+width(label))/2+10 {
+			tick.Label = label
+			lastV, lastW = v, width(label)
+		} else {
+			dropped = true
 		}
 		ticks = append(ticks, tick)
+	}
+	return ticks, dropped
+}
+
+func (t serviceTicks) Ticks(min, max float64) []plot.Tick {
+	ticks, dropped := t.labels(min, max, false)
+	if dropped {
+		ticks, _ = t.labels(min, max, true)
 	}
 	// Unlabelled minor ticks at powers of ten help reading the log scale.
 	for v := 1.0; v <= max; v *= 10 {
