@@ -173,22 +173,22 @@ func Compare(base, next *Data, opts CompareOptions) (*Comparison, error) {
 		c.Metrics = append(c.Metrics, m.Name)
 	}
 	baseGroups := map[runs.Key]*group{}
-	for _, g := range base.Groups {
+	for _, g := range base.groups {
 		baseGroups[g.Key] = g
 	}
 	nextGroups := map[runs.Key]*group{}
-	for _, g := range next.Groups {
+	for _, g := range next.groups {
 		nextGroups[g.Key] = g
 	}
 	var common []runs.Key
-	for _, g := range base.Groups {
+	for _, g := range base.groups {
 		if _, ok := nextGroups[g.Key]; ok {
 			common = append(common, g.Key)
 		} else {
 			c.OnlyBase = append(c.OnlyBase, g.Key.String())
 		}
 	}
-	for _, g := range next.Groups {
+	for _, g := range next.groups {
 		if _, ok := baseGroups[g.Key]; !ok {
 			c.OnlyNew = append(c.OnlyNew, g.Key.String())
 		}

@@ -28,7 +28,7 @@ func firstReps(d *Data, n int) *Data {
 			pts = append(pts, p)
 		}
 	}
-	return &Data{Dir: d.Dir, Run: d.Run, Points: pts, Groups: groupPoints(pts)}
+	return &Data{Dir: d.Dir, Run: d.Run, Points: pts, groups: groupPoints(pts)}
 }
 
 func TestCompare(t *testing.T) {
@@ -118,7 +118,7 @@ func TestCompareNothingInCommon(t *testing.T) {
 			pts = append(pts, p)
 		}
 	}
-	other = &Data{Dir: "x", Run: other.Run, Points: pts, Groups: groupPoints(pts)}
+	other = &Data{Dir: "x", Run: other.Run, Points: pts, groups: groupPoints(pts)}
 	_, err := Compare(base, other, CompareOptions{Metrics: Metrics, Threshold: 0.1})
 	if !errors.Is(err, ErrNothingInCommon) {
 		t.Fatalf("err = %v, want ErrNothingInCommon", err)

@@ -288,7 +288,7 @@ func summaryTable(d *Data) table {
 		header:  []string{"mode", "targets", "req/conn", "Services", "n", "latency mean µs", "latency p99 µs", "connect p50 µs", "node CPU cores", "kube-proxy CPU cores"},
 		numeric: []bool{false, false, true, true, true, true, true, true, true, true},
 	}
-	for _, g := range d.Groups {
+	for _, g := range d.groups {
 		var connect []float64
 		for _, p := range g.Valid {
 			if p.Connect.Count > 0 {

@@ -88,7 +88,7 @@ func Findings(d *Data) []Finding {
 	byKey := map[runs.Key]*group{}
 	variants := map[variant]bool{}
 	targets := map[scenarios.Targets]bool{}
-	for _, g := range d.Groups {
+	for _, g := range d.groups {
 		byKey[g.Key] = g
 		if len(g.Valid) > 0 {
 			variants[variant{g.Key.RequestsPerConn, g.Key.Targets}] = true
@@ -111,7 +111,7 @@ func Findings(d *Data) []Finding {
 	for _, v := range vlist {
 		// Modes with valid points in this variant, and their steps.
 		steps := map[scenarios.Mode]map[int]bool{}
-		for _, g := range d.Groups {
+		for _, g := range d.groups {
 			if g.Key.RequestsPerConn == v.rpc && g.Key.Targets == v.targets && len(g.Valid) > 0 {
 				if steps[g.Key.Mode] == nil {
 					steps[g.Key.Mode] = map[int]bool{}

@@ -579,7 +579,7 @@ func buildPlots(d *Data) ([]Plot, error) {
 			services = append(services, n)
 		}
 	}
-	for _, g := range d.Groups {
+	for _, g := range d.groups {
 		if g.Key.Services >= 1 {
 			services = append(services, g.Key.Services)
 		}
@@ -609,7 +609,7 @@ func buildPlots(d *Data) ([]Plot, error) {
 	// (1) The classic chart.
 	lat := &figure{title: "Mean round-trip latency vs number of Services", services: services, cols: 1, panels: []panel{{
 		ylabel: "mean latency (µs)",
-		series: seriesBy(d.Groups, true, summaryOf(func(p *runs.Point) float64 { return p.Latency.MeanUs })),
+		series: seriesBy(d.groups, true, summaryOf(func(p *runs.Point) float64 { return p.Latency.MeanUs })),
 	}}}
 	if err := add("latency", lat.title, "Latency is measured from each request's intended send time (open loop, coordinated omission corrected). "+ciNote, lat); err != nil {
 		return nil, err
@@ -618,7 +618,7 @@ func buildPlots(d *Data) ([]Plot, error) {
 	// (2) Client-node CPU.
 	cpu := &figure{title: "Client-node CPU vs number of Services", services: services, cols: 1, panels: []panel{{
 		ylabel: "CPU (cores)",
-		series: seriesBy(d.Groups, true, summaryOf(func(p *runs.Point) float64 { return p.CPU.Node.Total })),
+		series: seriesBy(d.groups, true, summaryOf(func(p *runs.Point) float64 { return p.CPU.Node.Total })),
 	}}}
 	if err := add("cpu", cpu.title, "Busy time of the client node's CPUs from /proc/stat (user, system, irq, softirq, steal), in cores. "+ciNote, cpu); err != nil {
 		return nil, err
@@ -626,8 +626,8 @@ func buildPlots(d *Data) ([]Plot, error) {
 
 	// (3) First-packet chart: connect-time percentiles, from the connection
 	// variant that opens the most connections.
-	connRPC, ok := connectVariant(d.Groups)
-	connGroups := filterGroups(d.Groups, func(g *group) bool { return g.Key.RequestsPerConn == connRPC })
+	connRPC, ok := connectVariant(d.groups)
+	connGroups := filterGroups(d.groups, func(g *group) bool { return g.Key.RequestsPerConn == connRPC })
 	conn := &figure{title: "TCP connect time (first packet) — " + describeRPC(connRPC), services: services, cols: 2}
 	for _, pc := range []struct {
 		name string

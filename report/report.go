@@ -24,7 +24,7 @@ type Data struct {
 	Dir    string
 	Run    *runs.Run
 	Points []runs.Point
-	Groups []*group
+	groups []*group
 }
 
 // Load reads a results directory. It needs only run.json and points.jsonl,
@@ -51,7 +51,7 @@ func Load(dir string) (*Data, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Data{Dir: dir, Run: run, Points: points, Groups: groupPoints(points)}, nil
+	return &Data{Dir: dir, Run: run, Points: points, groups: groupPoints(points)}, nil
 }
 
 // Result lists what Generate wrote.

@@ -213,7 +213,7 @@ func TestFindings(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			d := &Data{Run: &runs.Run{}, Points: tc.points, Groups: groupPoints(tc.points)}
+			d := &Data{Run: &runs.Run{}, Points: tc.points, groups: groupPoints(tc.points)}
 			var all []string
 			for _, f := range Findings(d) {
 				all = append(all, f.Text)
