@@ -242,7 +242,7 @@ func scenarioTable(r *runs.Run) table {
 		{"Services", strings.Join(svc, ", ")},
 		{"Endpoints per Service", fmt.Sprint(s.EndpointsPerService)},
 		{"Backend pods", fmt.Sprint(s.Backends)},
-		{"Request rate", fmt.Sprintf("%g req/s", s.Load.Rate)},
+		{"Request rate", formatTick(s.Load.Rate) + " req/s"},
 		{"Measured window", s.Load.Duration.String()},
 		{"Warm-up", s.Load.WarmupDuration().String()},
 		{"Requests per connection", strings.Join(rpcs, ", ")},
