@@ -212,8 +212,8 @@ func generateFixture(t testing.TB, s fixtureSpec, dir string) {
 	}
 }
 
-// fixtureDir returns the committed fixture directory for name; with -update
-// it first regenerates it.
+// fixtureDir returns the committed fixture directory for name
+// (TestFixtures -update regenerates them).
 func fixtureDir(t testing.TB, name string) string {
 	t.Helper()
 	return filepath.Join("testdata", name)
