@@ -1,0 +1,157 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// reportFixture is a committed results directory of the report package.
+func reportFixture(name string) string {
+	return filepath.Join("..", "..", "..", "report", "testdata", name)
+}
+
+func runKpbench(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	// Keep a config file of the user's out of the test.
+	t.Setenv("KPBENCH_CONFIG", "")
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	var out, errb bytes.Buffer
+	code = Run(context.Background(), strings.NewReader(""), &out, &errb, args)
+	return code, out.String(), errb.String()
+}
+
+func TestCompareCommand(t *testing.T) {
+	base := reportFixture("compare-base")
+	notJSON := t.TempDir()
+	os.WriteFile(filepath.Join(notJSON, "run.json"), []byte("{{{"), 0o644)
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStdout []string
+		wantStderr []string
+	}{
+		{"regression exits 1", []string{"compare", base, reportFixture("compare-regressed")}, 1,
+			[]string{"REGRESSION", "iptables/services=10000/rpc=1/targets=one", "3 significant regression(s) beyond 10%"},
+			[]string{"kpbench: 3 significant regression(s) beyond 10%"}},
+		{"noise within threshold exits 0", []string{"compare", base, reportFixture("compare-noise")}, 0,
+			[]string{"within threshold", "no significant regression beyond the threshold"}, nil},
+		{"tighter threshold catches the small shift", []string{"compare", "--threshold", "2%", base, reportFixture("compare-noise")}, 1,
+			[]string{"REGRESSION"}, nil},
+		{"one metric only", []string{"compare", "--metrics", "sync", base, reportFixture("compare-regressed")}, 0,
+			[]string{"sync: last kube-proxy sync duration (s)"}, nil},
+		{"markdown", []string{"compare", "--format", "markdown", base, reportFixture("compare-regressed")}, 1,
+			[]string{"## kpbench compare", "| condition | base | new |", "**REGRESSION**"}, nil},
+		{"missing directory", []string{"compare", base, "/nonexistent/run"}, 2,
+			nil, []string{"new: results directory /nonexistent/run does not exist"}},
+		{"not a results directory", []string{"compare", t.TempDir(), base}, 2,
+			nil, []string{"base:", "not a kpbench results directory (no run.json)"}},
+		{"unreadable JSON", []string{"compare", base, notJSON}, 2,
+			nil, []string{"new: decoding", "run.json"}},
+		{"unknown metric", []string{"compare", "--metrics", "latency,throughput", base, base}, 2,
+			nil, []string{`--metrics: unknown metric "throughput" (known: latency,`}},
+		{"bad threshold", []string{"compare", "--threshold", "ten", base, base}, 2,
+			nil, []string{`--threshold: invalid threshold "ten": want a percentage such as 10%`}},
+		{"negative threshold", []string{"compare", "--threshold", "-3%", base, base}, 2,
+			nil, []string{"must not be negative"}},
+		{"bad format", []string{"compare", "--format", "xml", base, base}, 2,
+			nil, []string{`--format "xml": want text, markdown or json`}},
+		{"one argument", []string{"compare", base}, 2,
+			nil, []string{"want two results directories, BASE and NEW, got 1 argument(s)"}},
+		{"conditions in one run only are listed", []string{"compare", base, reportFixture("sweep")}, 0,
+			[]string{"only in new: iptables/services=100/rpc=1/targets=one"}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := runKpbench(t, tc.args...)
+			if code != tc.wantCode {
+				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.wantCode, stdout, stderr)
+			}
+			for _, w := range tc.wantStdout {
+				if !strings.Contains(stdout, w) {
+					t.Errorf("stdout lacks %q:\n%s", w, stdout)
+				}
+			}
+			for _, w := range tc.wantStderr {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr)
+				}
+			}
+		})
+	}
+}
+
+func TestCompareCommandJSON(t *testing.T) {
+	code, stdout, _ := runKpbench(t, "compare", "--format", "json", "--threshold", "15", reportFixture("compare-base"), reportFixture("compare-regressed"))
+	if code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	var c struct {
+		Threshold   float64
+		Regressions int
+		Metrics     []string
+	}
+	if err := json.Unmarshal([]byte(stdout), &c); err != nil {
+		t.Fatalf("stdout is not JSON: %v\n%s", err, stdout)
+	}
+	if c.Threshold != 0.15 || c.Regressions != 3 || strings.Join(c.Metrics, ",") != "latency,cpu,connect" {
+		t.Errorf("JSON = %+v", c)
+	}
+}
+
+func TestCompareThresholdFromEnvironment(t *testing.T) {
+	t.Setenv("KPBENCH_THRESHOLD", "2%")
+	var out, errb bytes.Buffer
+	code := Run(context.Background(), strings.NewReader(""), &out, &errb,
+		[]string{"compare", reportFixture("compare-base"), reportFixture("compare-noise")})
+	if code != 1 {
+		t.Fatalf("exit %d with KPBENCH_THRESHOLD=2%%, want 1\n%s%s", code, out.String(), errb.String())
+	}
+}
+
+func TestReportCommand(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"run.json", "points.jsonl"} {
+		data, err := os.ReadFile(filepath.Join(reportFixture("sweep"), f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, f), data, 0o644)
+	}
+	code, stdout, stderr := runKpbench(t, "report", dir)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
+	}
+	for _, w := range []string{"report.html", "10 plots", "Headline findings:", "At 10,000 Services"} {
+		if !strings.Contains(stdout, w) {
+			t.Errorf("stdout lacks %q:\n%s", w, stdout)
+		}
+	}
+	for _, f := range []string{"report.md", "report.html", "points.csv", "plots/latency.png", "plots/cpu.svg", "plots/connect.png", "plots/sync.png", "plots/rules.svg"} {
+		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Size() == 0 {
+			t.Errorf("%s not written: %v", f, err)
+		}
+	}
+
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		stderr string
+	}{
+		{"missing directory", []string{"report", filepath.Join(dir, "nope")}, "does not exist"},
+		{"no run.json", []string{"report", t.TempDir()}, "not a kpbench results directory"},
+		{"no argument", []string{"report"}, "want a results directory, got 0 argument(s)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, stderr := runKpbench(t, tc.args...)
+			if code != 2 || !strings.Contains(stderr, tc.stderr) {
+				t.Errorf("exit %d, stderr %q; want 2 and %q", code, stderr, tc.stderr)
+			}
+		})
+	}
+}

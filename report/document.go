@@ -1,0 +1,466 @@
+package report
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"html"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kpbench/kpbench/runs"
+)
+
+// The report is built once as a list of blocks and rendered twice, as
+// Markdown and as self-contained HTML, so both say the same thing.
+type block interface{ isBlock() }
+
+type heading struct {
+	level int
+	text  string
+	id    string
+}
+type para struct{ text string }
+type bullets struct{ items []string }
+type table struct {
+	header []string
+	rows   [][]string
+	// numeric marks right-aligned columns.
+	numeric []bool
+}
+type figureBlock struct{ plot Plot }
+
+func (heading) isBlock()     {}
+func (para) isBlock()        {}
+func (bullets) isBlock()     {}
+func (table) isBlock()       {}
+func (figureBlock) isBlock() {}
+
+type document struct {
+	title  string
+	blocks []block
+}
+
+func (d *document) h(level int, text string) {
+	id := strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			return r
+		case r >= 'A' && r <= 'Z':
+			return r + 'a' - 'A'
+		}
+		return '-'
+	}, text)
+	d.blocks = append(d.blocks, heading{level, text, id})
+}
+func (d *document) p(format string, args ...any) {
+	d.blocks = append(d.blocks, para{fmt.Sprintf(format, args...)})
+}
+func (d *document) list(items []string) {
+	if len(items) > 0 {
+		d.blocks = append(d.blocks, bullets{items})
+	}
+}
+func (d *document) table(t table) { d.blocks = append(d.blocks, t) }
+
+func newDocument(d *Data, plots []Plot, findings []Finding) *document {
+	r := d.Run
+	doc := &document{title: "kpbench report: " + r.ID}
+	valid := 0
+	for _, p := range d.Points {
+		if p.Valid {
+			valid++
+		}
+	}
+	doc.p("Scenario %s on the %s provider, status %s: %d points measured, %d valid, %d invalid.",
+		orDash(r.Scenario.Metadata.Name), orDash(r.Provider.Name), orDash(r.Status), len(d.Points), valid, len(d.Points)-valid)
+	if r.Status != runs.StatusComplete {
+		doc.p("This run did not complete (status %s): the figures and findings cover only the points measured before it stopped.", orDash(r.Status))
+	}
+
+	doc.h(2, "Headline findings")
+	if len(findings) == 0 {
+		doc.p("No valid points: nothing can be concluded from this run.")
+	}
+	for _, kind := range []struct{ kind, intro string }{
+		{FindingModes, "Between modes, at the largest Service count they all reached:"},
+		{FindingGrowth, "Within each mode, from the smallest to the largest Service count:"},
+		{FindingState, "Dataplane state:"},
+	} {
+		var items []string
+		for _, f := range findings {
+			if f.Kind == kind.kind {
+				items = append(items, f.Text)
+			}
+		}
+		if len(items) > 0 {
+			doc.p("%s", kind.intro)
+			doc.list(items)
+		}
+	}
+	doc.p("Differences are means of valid repetitions with 95%% confidence intervals (Welch's t); significance is the Mann-Whitney U test at α=%.2f, benchstat's method. With few repetitions a real difference may not reach significance; it is then reported as not established, never as absent.", Alpha)
+
+	doc.h(2, "Plots")
+	for _, pl := range plots {
+		doc.h(3, pl.Title)
+		if pl.Skipped != "" {
+			doc.p("Not drawn: %s.", pl.Skipped)
+			continue
+		}
+		doc.blocks = append(doc.blocks, figureBlock{pl})
+		doc.p("%s", pl.Caption)
+	}
+
+	doc.h(2, "Environment")
+	doc.table(environmentTable(r))
+
+	doc.h(2, "Scenario")
+	if r.Scenario.Metadata.Description != "" {
+		doc.p("%s", r.Scenario.Metadata.Description)
+	}
+	doc.table(scenarioTable(r))
+
+	doc.h(2, "Methodology")
+	doc.p("%s", methodology(r))
+
+	doc.h(2, "Summary by condition")
+	doc.p("Means over valid repetitions ± half the 95%% confidence interval (Student's t; none with one repetition).")
+	doc.table(summaryTable(d))
+
+	doc.h(2, "Invalid points and skipped modes")
+	var problems []string
+	for _, s := range r.SkippedModes {
+		problems = append(problems, fmt.Sprintf("Mode %s skipped: %s", s.Mode, s.Reason))
+	}
+	for _, p := range d.Points {
+		if !p.Valid {
+			reasons := strings.Join(p.InvalidReasons, "; ")
+			if reasons == "" {
+				reasons = "no reason recorded"
+			}
+			problems = append(problems, fmt.Sprintf("Point %s invalid: %s (left out of plots, findings and comparisons)", p.ID, reasons))
+		}
+	}
+	if len(problems) == 0 {
+		doc.p("None: every point is valid and every requested mode ran.")
+	}
+	doc.list(problems)
+	if len(r.Problems) > 0 {
+		doc.h(3, "Run problems")
+		doc.list(r.Problems)
+	}
+
+	doc.h(2, "Every point")
+	doc.p("Latency and connect times in µs, CPU in cores, sync and time to programmed in seconds. All fields are in points.csv.")
+	doc.table(pointsTable(d.Points))
+
+	doc.p("Written by kpbench %s from run.json and points.jsonl; redraw with `kpbench report %s`.", orDash(r.KpbenchVersion), d.Dir)
+	return doc
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
+}
+
+func environmentTable(r *runs.Run) table {
+	e := r.Environment
+	rows := [][]string{
+		{"Run", r.ID},
+		{"Provider", strings.TrimSpace(r.Provider.Name + " " + r.Provider.Cluster)},
+		{"Kernel", e.Kernel},
+		{"CPU", e.CPUModel},
+		{"Cores", fmt.Sprint(e.Cores)},
+	}
+	if e.MemoryBytes > 0 {
+		rows = append(rows, []string{"Memory", fmt.Sprintf("%.1f GiB", float64(e.MemoryBytes)/(1<<30))})
+	}
+	rows = append(rows,
+		[]string{"Kubernetes", e.KubernetesVersion},
+		[]string{"kube-proxy", e.KubeProxyVersion},
+		[]string{"iptables backend", e.IPTablesBackend},
+		[]string{"Go", e.GoVersion},
+		[]string{"kpbench", r.KpbenchVersion},
+	)
+	if r.Pinning != nil {
+		rows = append(rows, []string{"CPU pinning", fmt.Sprintf("client node on CPUs %s; everything else on %s", ints(r.Pinning.NodeCPUs), ints(r.Pinning.OtherCPUs))})
+	}
+	var keys []string
+	for k := range r.Provider.Details {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		rows = append(rows, []string{"Provider " + k, r.Provider.Details[k]})
+	}
+	rows = append(rows, []string{"Started", r.StartedAt.UTC().Format(time.RFC3339)})
+	if r.FinishedAt != nil {
+		rows = append(rows, []string{"Finished", fmt.Sprintf("%s (%s)", r.FinishedAt.UTC().Format(time.RFC3339), r.FinishedAt.Sub(r.StartedAt).Round(time.Second))})
+	}
+	rows = append(rows, []string{"Status", r.Status})
+	if len(r.Command) > 0 {
+		rows = append(rows, []string{"Command", strings.Join(r.Command, " ")})
+	}
+	for i := range rows {
+		rows[i][1] = orDash(rows[i][1])
+	}
+	return table{header: []string{"", ""}, rows: rows}
+}
+
+func ints(xs []int) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = fmt.Sprint(x)
+	}
+	if len(parts) == 0 {
+		return "—"
+	}
+	return strings.Join(parts, ",")
+}
+
+func scenarioTable(r *runs.Run) table {
+	s := r.Scenario.Spec
+	var modes []string
+	for _, m := range s.Modes {
+		modes = append(modes, string(m))
+	}
+	var svc []string
+	for _, n := range s.Services {
+		svc = append(svc, formatCount(n))
+	}
+	var rpcs []string
+	for _, n := range s.Load.RequestsPerConn {
+		rpcs = append(rpcs, fmt.Sprintf("%d (%s)", n, describeRPC(n)))
+	}
+	rows := [][]string{
+		{"Name", r.Scenario.Metadata.Name},
+		{"Modes", strings.Join(modes, ", ")},
+		{"Services", strings.Join(svc, ", ")},
+		{"Endpoints per Service", fmt.Sprint(s.EndpointsPerService)},
+		{"Backend pods", fmt.Sprint(s.Backends)},
+		{"Request rate", formatTick(s.Load.Rate) + " req/s"},
+		{"Measured window", s.Load.Duration.String()},
+		{"Warm-up", s.Load.WarmupDuration().String()},
+		{"Requests per connection", strings.Join(rpcs, ", ")},
+		{"Targets", string(s.Load.Targets)},
+		{"Request timeout", s.Load.Timeout.String()},
+		{"Max in flight", fmt.Sprint(s.Load.MaxInflight)},
+		{"Repetitions", fmt.Sprint(s.Repetitions)},
+		{"CPU sampling interval", s.Sampling.Interval.String()},
+	}
+	for i := range rows {
+		rows[i][1] = orDash(rows[i][1])
+	}
+	return table{header: []string{"", ""}, rows: rows}
+}
+
+func methodology(r *runs.Run) string {
+	s := r.Scenario.Spec
+	return fmt.Sprintf("For each mode kube-proxy is switched and its mode verified (GET /proxyMode and rules of that kind present); "+
+		"for each Service step the synthetic Services (each with %d endpoints on the real backend pods) are created and kpbench waits until "+
+		"a connection to the last one succeeds (time to programmed). For each connection variant and repetition, after a warm-up of %s, "+
+		"an open-loop client sends %g requests/s on a fixed schedule for %s: a slow response never delays the next send, and each "+
+		"latency is measured from the request's intended send time, so coordinated omission is corrected. Requests per connection 1 opens "+
+		"a new TCP connection (the dataplane's first-packet rules) per request; N reuses each connection for N requests; 0 keeps "+
+		"connections open. Client-node CPU is the busy time (user, nice, system, irq, softirq, steal) of the client node's pinned CPUs "+
+		"from /proc/stat over the window, in cores; process CPU comes from /proc/<pid>/stat. A point is invalid when the achieved rate "+
+		"falls below 99%% of the target, more than 0.1%% of requests fail, or the mode in effect is not the one asked for; invalid points "+
+		"are listed but left out of plots, findings and comparisons.",
+		s.EndpointsPerService, s.Load.WarmupDuration(), s.Load.Rate, s.Load.Duration)
+}
+
+func pm(s Summary, digits int) string {
+	if s.N == 0 {
+		return "—"
+	}
+	if !s.HasCI {
+		return fmt.Sprintf("%.*f", digits, s.Mean)
+	}
+	return fmt.Sprintf("%.*f ± %.*f", digits, s.Mean, digits, s.HalfWidth())
+}
+
+func summaryTable(d *Data) table {
+	t := table{
+		header:  []string{"mode", "targets", "req/conn", "Services", "n", "latency mean µs", "latency p99 µs", "connect p50 µs", "node CPU cores", "kube-proxy CPU cores"},
+		numeric: []bool{false, false, true, true, true, true, true, true, true, true},
+	}
+	for _, g := range d.groups {
+		var connect []float64
+		for _, p := range g.Valid {
+			if p.Connect.Count > 0 {
+				connect = append(connect, p.Connect.P50Us)
+			}
+		}
+		n := fmt.Sprint(len(g.Valid))
+		if g.Invalid > 0 {
+			n += fmt.Sprintf(" (+%d invalid)", g.Invalid)
+		}
+		t.rows = append(t.rows, []string{
+			string(g.Key.Mode), string(g.Key.Targets), fmt.Sprint(g.Key.RequestsPerConn), formatCount(g.Key.Services), n,
+			pm(Summarize(g.valuesOf(func(p *runs.Point) float64 { return p.Latency.MeanUs })), 1),
+			pm(Summarize(g.valuesOf(func(p *runs.Point) float64 { return p.Latency.P99Us })), 1),
+			pm(Summarize(connect), 1),
+			pm(Summarize(g.valuesOf(func(p *runs.Point) float64 { return p.CPU.Node.Total })), 3),
+			pm(Summarize(g.valuesOf(func(p *runs.Point) float64 { return p.CPU.Processes.KubeProxy })), 4),
+		})
+	}
+	return t
+}
+
+func pointsTable(points []runs.Point) table {
+	t := table{
+		header: []string{"point", "mode", "Services", "req/conn", "targets", "rep", "rate achieved/target", "latency mean", "p50", "p99",
+			"connect p50", "connect p99", "node CPU", "kube-proxy CPU", "errors", "rules", "sync s", "programmed s", "valid"},
+		numeric: []bool{false, false, true, true, false, true, true, true, true, true, true, true, true, true, true, true, true, true, false},
+	}
+	for _, p := range points {
+		valid := "yes"
+		if !p.Valid {
+			valid = "no: " + strings.Join(p.InvalidReasons, "; ")
+		}
+		connect50, connect99 := "—", "—"
+		if p.Connect.Count > 0 {
+			connect50, connect99 = fmt.Sprintf("%.1f", p.Connect.P50Us), fmt.Sprintf("%.1f", p.Connect.P99Us)
+		}
+		ttp := "—"
+		if p.TimeToProgrammedSeconds > 0 {
+			ttp = fmt.Sprintf("%.2f", p.TimeToProgrammedSeconds)
+		}
+		t.rows = append(t.rows, []string{
+			p.ID, string(p.Mode), formatCount(p.Services), fmt.Sprint(p.RequestsPerConn), string(p.Targets), fmt.Sprint(p.Repetition),
+			fmt.Sprintf("%.1f/%g", p.Rate.Achieved, p.Rate.Target),
+			fmt.Sprintf("%.1f", p.Latency.MeanUs), fmt.Sprintf("%.1f", p.Latency.P50Us), fmt.Sprintf("%.1f", p.Latency.P99Us),
+			connect50, connect99,
+			fmt.Sprintf("%.3f", p.CPU.Node.Total), fmt.Sprintf("%.4f", p.CPU.Processes.KubeProxy),
+			fmt.Sprint(p.Errors.Total), formatCount(p.Rules.Total),
+			fmt.Sprintf("%.3f", p.Sync.LastDurationSeconds), ttp, valid,
+		})
+	}
+	return t
+}
+
+// markdown renders the document as GitHub-flavoured Markdown; figures link
+// to plots/NAME.png beside report.md.
+func (d *document) markdown() ([]byte, error) {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "# %s\n\n", d.title)
+	for _, bl := range d.blocks {
+		switch x := bl.(type) {
+		case heading:
+			fmt.Fprintf(&b, "%s %s\n\n", strings.Repeat("#", x.level), x.text)
+		case para:
+			fmt.Fprintf(&b, "%s\n\n", x.text)
+		case bullets:
+			for _, it := range x.items {
+				fmt.Fprintf(&b, "- %s\n", it)
+			}
+			b.WriteString("\n")
+		case table:
+			cell := func(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
+			b.WriteString("|")
+			for _, h := range x.header {
+				fmt.Fprintf(&b, " %s |", cell(h))
+			}
+			b.WriteString("\n|")
+			for i := range x.header {
+				if i < len(x.numeric) && x.numeric[i] {
+					b.WriteString("---:|")
+				} else {
+					b.WriteString("---|")
+				}
+			}
+			b.WriteString("\n")
+			for _, row := range x.rows {
+				b.WriteString("|")
+				for _, c := range row {
+					fmt.Fprintf(&b, " %s |", cell(c))
+				}
+				b.WriteString("\n")
+			}
+			b.WriteString("\n")
+		case figureBlock:
+			fmt.Fprintf(&b, "![%s](%s)\n\n", x.plot.Title, path.Join(runs.PlotsDir, x.plot.Name+".png"))
+		}
+	}
+	return b.Bytes(), nil
+}
+
+const htmlStyle = `body{font-family:-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
+h1{font-size:1.6em;border-bottom:2px solid #ddd;padding-bottom:.3em}h2{margin-top:2em;border-bottom:1px solid #eee}
+table{border-collapse:collapse;margin:1em 0;font-size:.85em}th,td{border:1px solid #ddd;padding:.25em .5em;vertical-align:top}
+th{background:#f4f4f4;text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums}tr:nth-child(even) td{background:#fafafa}
+figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}figcaption{color:#555;font-size:.9em}
+.scroll{overflow-x:auto}code{background:#f4f4f4;padding:0 .2em}`
+
+// html renders the document as one self-contained HTML file: plots are
+// embedded as data: URIs and there is no external reference of any kind.
+func (d *document) html() ([]byte, error) {
+	var b bytes.Buffer
+	esc := html.EscapeString
+	fmt.Fprintf(&b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>%s</title>\n<style>%s</style>\n</head>\n<body>\n<h1>%s</h1>\n",
+		esc(d.title), htmlStyle, esc(d.title))
+	for _, bl := range d.blocks {
+		switch x := bl.(type) {
+		case heading:
+			fmt.Fprintf(&b, "<h%d id=\"%s\">%s</h%d>\n", x.level, esc(x.id), esc(x.text), x.level)
+		case para:
+			fmt.Fprintf(&b, "<p>%s</p>\n", inlineCode(esc(x.text)))
+		case bullets:
+			b.WriteString("<ul>\n")
+			for _, it := range x.items {
+				fmt.Fprintf(&b, "<li>%s</li>\n", esc(it))
+			}
+			b.WriteString("</ul>\n")
+		case table:
+			b.WriteString("<div class=\"scroll\"><table>\n")
+			if strings.Join(x.header, "") != "" {
+				b.WriteString("<thead><tr>")
+				for _, h := range x.header {
+					fmt.Fprintf(&b, "<th>%s</th>", esc(h))
+				}
+				b.WriteString("</tr></thead>\n")
+			}
+			b.WriteString("<tbody>\n")
+			for _, row := range x.rows {
+				b.WriteString("<tr>")
+				for i, c := range row {
+					if i < len(x.numeric) && x.numeric[i] {
+						fmt.Fprintf(&b, "<td class=\"num\">%s</td>", esc(c))
+					} else if len(x.numeric) == 0 && i == 0 {
+						fmt.Fprintf(&b, "<th>%s</th>", esc(c))
+					} else {
+						fmt.Fprintf(&b, "<td>%s</td>", esc(c))
+					}
+				}
+				b.WriteString("</tr>\n")
+			}
+			b.WriteString("</tbody></table></div>\n")
+		case figureBlock:
+			fmt.Fprintf(&b, "<figure><img alt=\"%s\" src=\"data:image/png;base64,%s\"></figure>\n",
+				esc(x.plot.Title), base64.StdEncoding.EncodeToString(x.plot.PNG))
+		}
+	}
+	b.WriteString("</body>\n</html>\n")
+	return b.Bytes(), nil
+}
+
+// inlineCode turns `text` spans of already-escaped HTML into <code>.
+func inlineCode(s string) string {
+	parts := strings.Split(s, "`")
+	if len(parts)%2 == 0 {
+		return s
+	}
+	var b strings.Builder
+	for i, p := range parts {
+		if i%2 == 1 {
+			b.WriteString("<code>" + p + "</code>")
+		} else {
+			b.WriteString(p)
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,308 @@
+package report
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+
+	"github.com/kpbench/kpbench/runs"
+	"github.com/kpbench/kpbench/scenarios"
+)
+
+// Finding is one headline statement computed from the data.
+type Finding struct {
+	// Kind groups findings: FindingModes, FindingGrowth or FindingState.
+	Kind string `json:"kind"`
+	Text string `json:"text"`
+	// Significant is true when the statement rests on a difference the
+	// Mann-Whitney test finds significant at Alpha.
+	Significant bool `json:"significant"`
+	// Diff is the comparison behind the statement, when there is one.
+	Diff *Difference `json:"diff,omitempty"`
+}
+
+// Finding kinds.
+const (
+	// FindingModes compares modes at the largest Service count they share.
+	FindingModes = "modes"
+	// FindingGrowth follows one mode from its smallest to its largest step.
+	FindingGrowth = "growth"
+	// FindingState states the dataplane's size and sync time.
+	FindingState = "state"
+)
+
+type findingMetric struct {
+	what   string // "client-node CPU"
+	unit   string
+	digits int
+	value  func(p *runs.Point) (float64, bool)
+}
+
+var findingMetrics = []findingMetric{
+	{"client-node CPU", "cores", 3, func(p *runs.Point) (float64, bool) { return p.CPU.Node.Total, true }},
+	{"mean round-trip latency", "µs", 1, func(p *runs.Point) (float64, bool) { return p.Latency.MeanUs, true }},
+	{"median connect time", "µs", 1, func(p *runs.Point) (float64, bool) {
+		return p.Connect.P50Us, p.Connect.Count > 0
+	}},
+}
+
+func (m findingMetric) of(g *group) []float64 {
+	if g == nil {
+		return nil
+	}
+	var out []float64
+	for _, p := range g.Valid {
+		if v, ok := m.value(p); ok {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func (m findingMetric) format(v float64) string {
+	return fmt.Sprintf("%.*f %s", m.digits, v, m.unit)
+}
+
+// variant is a connection variant and target choice: the findings compare
+// modes within one.
+type variant struct {
+	rpc     int
+	targets scenarios.Targets
+}
+
+func (v variant) String(multiTargets bool) string {
+	s := describeRPC(v.rpc)
+	if multiTargets {
+		s += ", targets " + string(v.targets)
+	}
+	return s
+}
+
+// Findings computes the report's headline statements: for each connection
+// variant, how the modes differ at the largest Service count they all
+// reached, and how each mode's costs grow from the smallest to the largest
+// step. Every difference carries its confidence interval and whether the
+// Mann-Whitney test finds it significant; nothing is claimed beyond that.
+func Findings(d *Data) []Finding {
+	byKey := map[runs.Key]*group{}
+	variants := map[variant]bool{}
+	targets := map[scenarios.Targets]bool{}
+	for _, g := range d.groups {
+		byKey[g.Key] = g
+		if len(g.Valid) > 0 {
+			variants[variant{g.Key.RequestsPerConn, g.Key.Targets}] = true
+			targets[g.Key.Targets] = true
+		}
+	}
+	var vlist []variant
+	for v := range variants {
+		vlist = append(vlist, v)
+	}
+	sort.Slice(vlist, func(i, j int) bool {
+		if vlist[i].targets != vlist[j].targets {
+			return vlist[i].targets < vlist[j].targets
+		}
+		return rpcLess(vlist[i].rpc, vlist[j].rpc)
+	})
+	multiTargets := len(targets) > 1
+
+	var out []Finding
+	for _, v := range vlist {
+		// Modes with valid points in this variant, and their steps.
+		steps := map[scenarios.Mode]map[int]bool{}
+		for _, g := range d.groups {
+			if g.Key.RequestsPerConn == v.rpc && g.Key.Targets == v.targets && len(g.Valid) > 0 {
+				if steps[g.Key.Mode] == nil {
+					steps[g.Key.Mode] = map[int]bool{}
+				}
+				steps[g.Key.Mode][g.Key.Services] = true
+			}
+		}
+		var modes []scenarios.Mode
+		for m := range steps {
+			modes = append(modes, m)
+		}
+		sort.Slice(modes, func(i, j int) bool { return modeRank(string(modes[i])) < modeRank(string(modes[j])) })
+
+		// Modes against each other at the largest common step.
+		if len(modes) > 1 {
+			common := -1
+			for s := range steps[modes[0]] {
+				inAll := true
+				for _, m := range modes[1:] {
+					inAll = inAll && steps[m][s]
+				}
+				if inAll && s > common {
+					common = s
+				}
+			}
+			if common >= 0 {
+				for i := 0; i < len(modes); i++ {
+					for j := i + 1; j < len(modes); j++ {
+						for _, fm := range findingMetrics {
+							a := fm.of(byKey[runs.Key{Mode: modes[j], Services: common, RequestsPerConn: v.rpc, Targets: v.targets}])
+							b := fm.of(byKey[runs.Key{Mode: modes[i], Services: common, RequestsPerConn: v.rpc, Targets: v.targets}])
+							if len(a) == 0 || len(b) == 0 {
+								continue
+							}
+							diff := Diff(a, b)
+							out = append(out, modeFinding(fm, diff, modes[i], modes[j], common, v.String(multiTargets)))
+						}
+					}
+				}
+			}
+		}
+
+		// Each mode's growth from its smallest to its largest step.
+		for _, m := range modes {
+			var ss []int
+			for s := range steps[m] {
+				ss = append(ss, s)
+			}
+			sort.Ints(ss)
+			if len(ss) < 2 {
+				continue
+			}
+			lo, hi := ss[0], ss[len(ss)-1]
+			for _, fm := range findingMetrics[:2] {
+				a := fm.of(byKey[runs.Key{Mode: m, Services: lo, RequestsPerConn: v.rpc, Targets: v.targets}])
+				b := fm.of(byKey[runs.Key{Mode: m, Services: hi, RequestsPerConn: v.rpc, Targets: v.targets}])
+				if len(a) == 0 || len(b) == 0 {
+					continue
+				}
+				diff := Diff(a, b)
+				out = append(out, growthFinding(fm, diff, m, lo, hi, v.String(multiTargets)))
+			}
+		}
+	}
+	out = append(out, stepFindings(d)...)
+	rank := map[string]int{FindingModes: 0, FindingGrowth: 1, FindingState: 2}
+	sort.SliceStable(out, func(i, j int) bool { return rank[out[i].Kind] < rank[out[j].Kind] })
+	return out
+}
+
+func modeFinding(fm findingMetric, d Difference, high, low scenarios.Mode, services int, variant string) Finding {
+	// d is high minus low (b minus a).
+	where := fmt.Sprintf("At %s with %s", servicesPhrase(services), variant)
+	ci := ""
+	if d.HasCI {
+		ci = fmt.Sprintf("95%% CI %s to %s %s; ", signed(d.CILo, fm.digits), signed(d.CIHi, fm.digits), fm.unit)
+	}
+	rel := ""
+	if !math.IsNaN(d.Rel) {
+		rel = fmt.Sprintf(", %+.0f%%", 100*d.Rel)
+	}
+	stats := fmt.Sprintf("p=%s, n=%d %s + %d %s", formatP(d.P), d.B.N, high, d.A.N, low)
+	values := fmt.Sprintf("%s with %s vs %s with %s", fm.format(d.B.Mean), high, fm.format(d.A.Mean), low)
+	var text string
+	switch {
+	case d.Significant:
+		dir := "higher"
+		if d.Delta < 0 {
+			dir = "lower"
+		}
+		text = fmt.Sprintf("%s, %s was %s %s with %s than with %s (%s%s; %s%s).",
+			where, fm.what, fm.format(math.Abs(d.Delta)), dir, high, low, values, rel, ci, stats)
+	case d.Underpowered:
+		text = fmt.Sprintf("%s, %s was %s (difference %s %s%s; %s%s): %s.",
+			where, fm.what, values, signed(d.Delta, fm.digits), fm.unit, rel, ci, stats, underpoweredNote(d))
+	default:
+		text = fmt.Sprintf("%s, %s does not differ significantly between %s and %s (%s, difference %s %s; %s%s).",
+			where, fm.what, high, low, values, signed(d.Delta, fm.digits), fm.unit, ci, stats)
+	}
+	dd := d
+	return Finding{Kind: FindingModes, Text: text, Significant: d.Significant, Diff: &dd}
+}
+
+func servicesPhrase(n int) string {
+	if n == 1 {
+		return "1 Service"
+	}
+	return formatCount(n) + " Services"
+}
+
+func growthFinding(fm findingMetric, d Difference, m scenarios.Mode, lo, hi int, variant string) Finding {
+	rel := ""
+	if !math.IsNaN(d.Rel) {
+		rel = fmt.Sprintf(" (%+.0f%%)", 100*d.Rel)
+	}
+	stats := fmt.Sprintf("p=%s, n=%d at %s + %d at %s", formatP(d.P), d.A.N, formatCount(lo), d.B.N, formatCount(hi))
+	head := fmt.Sprintf("%s, %s: %s goes from %s at %s to %s at %s%s",
+		m, variant, fm.what, fm.format(d.A.Mean), servicesPhrase(lo), fm.format(d.B.Mean), servicesPhrase(hi), rel)
+	var text string
+	switch {
+	case d.Significant:
+		text = fmt.Sprintf("%s; significant (%s).", head, stats)
+	case d.Underpowered:
+		text = fmt.Sprintf("%s; %s (%s).", head, underpoweredNote(d), stats)
+	default:
+		text = fmt.Sprintf("%s; the change is not significant (%s).", head, stats)
+	}
+	dd := d
+	return Finding{Kind: FindingGrowth, Text: text, Significant: d.Significant, Diff: &dd}
+}
+
+// stepFindings states rule counts and sync durations at the largest step
+// each mode reached. They are kube-proxy's own state, not a sample, so they
+// are reported as measured.
+func stepFindings(d *Data) []Finding {
+	type last struct {
+		services int
+		rules    []float64
+		sync     []float64
+	}
+	lasts := map[scenarios.Mode]*last{}
+	for _, g := range stepGroupsOf(d) {
+		l := lasts[g.Key.Mode]
+		if l == nil || g.Key.Services > l.services {
+			l = &last{services: g.Key.Services}
+			lasts[g.Key.Mode] = l
+		} else if g.Key.Services < l.services {
+			continue
+		}
+		for _, p := range g.Points {
+			if p.Rules.Total > 0 {
+				l.rules = append(l.rules, float64(p.Rules.Total))
+			}
+			if p.Sync.LastDurationSeconds > 0 {
+				l.sync = append(l.sync, p.Sync.LastDurationSeconds)
+			}
+		}
+	}
+	var modes []scenarios.Mode
+	for m := range lasts {
+		modes = append(modes, m)
+	}
+	sort.Slice(modes, func(i, j int) bool { return modeRank(string(modes[i])) < modeRank(string(modes[j])) })
+	var parts []string
+	for _, m := range modes {
+		l := lasts[m]
+		var bits []string
+		if len(l.rules) > 0 {
+			bits = append(bits, fmt.Sprintf("%s rules", formatCount(int(Summarize(l.rules).Median))))
+		}
+		if len(l.sync) > 0 {
+			bits = append(bits, fmt.Sprintf("last sync %.3f s", Summarize(l.sync).Median))
+		}
+		if len(bits) > 0 {
+			parts = append(parts, fmt.Sprintf("%s at %s: %s", m, servicesPhrase(l.services), strings.Join(bits, ", ")))
+		}
+	}
+	if len(parts) == 0 {
+		return nil
+	}
+	return []Finding{{Kind: FindingState, Text: "Dataplane size (medians over the step's points): " + strings.Join(parts, "; ") + "."}}
+}
+
+func underpoweredNote(d Difference) string {
+	if d.A.N == 1 && d.B.N == 1 {
+		return "significance cannot be established with one repetition per side"
+	}
+	return fmt.Sprintf("too few valid repetitions to establish significance (the Mann-Whitney test needs at least %d per side at α=%.2f)",
+		MinRepetitions(), Alpha)
+}
+
+func signed(v float64, digits int) string {
+	return fmt.Sprintf("%+.*f", digits, v)
+}

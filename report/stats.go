@@ -1,0 +1,191 @@
+package report
+
+import (
+	"fmt"
+	"math"
+	"sort"
+
+	"github.com/montanaflynn/stats"
+	"golang.org/x/perf/benchmath"
+	"gonum.org/v1/gonum/stat/distuv"
+)
+
+// Confidence is the confidence level of every interval kpbench reports.
+const Confidence = 0.95
+
+// Alpha is the significance level of every test kpbench reports.
+const Alpha = 0.05
+
+// Summary describes the repetitions of one metric at one condition.
+type Summary struct {
+	N      int     `json:"n"`
+	Mean   float64 `json:"mean"`
+	Median float64 `json:"median"`
+	StdDev float64 `json:"stdDev"`
+	Min    float64 `json:"min"`
+	Max    float64 `json:"max"`
+	// CILo and CIHi bound the mean at Confidence (Student's t). With one
+	// value the interval is that value and HasCI is false.
+	CILo  float64 `json:"ciLo"`
+	CIHi  float64 `json:"ciHi"`
+	HasCI bool    `json:"hasCI"`
+}
+
+// Summarize describes values: mean with a Student-t confidence interval,
+// median, sample standard deviation, extremes. It returns N == 0 for no
+// values.
+func Summarize(values []float64) Summary {
+	if len(values) == 0 {
+		return Summary{}
+	}
+	data := stats.Float64Data(values)
+	mean, _ := stats.Mean(data)
+	median, _ := stats.Median(data)
+	lo, _ := stats.Min(data)
+	hi, _ := stats.Max(data)
+	s := Summary{N: len(values), Mean: mean, Median: median, Min: lo, Max: hi, CILo: mean, CIHi: mean}
+	if len(values) > 1 {
+		sd, _ := stats.StandardDeviationSample(data)
+		s.StdDev = sd
+		half := tQuantile(float64(len(values)-1)) * sd / math.Sqrt(float64(len(values)))
+		s.CILo, s.CIHi, s.HasCI = mean-half, mean+half, true
+	}
+	return s
+}
+
+// HalfWidth is half the confidence interval's width (0 without one).
+func (s Summary) HalfWidth() float64 { return (s.CIHi - s.CILo) / 2 }
+
+// tQuantile is the two-sided Confidence quantile of Student's t with df
+// degrees of freedom.
+func tQuantile(df float64) float64 {
+	if df <= 0 || math.IsNaN(df) {
+		return math.Inf(1)
+	}
+	return distuv.StudentsT{Mu: 0, Sigma: 1, Nu: df}.Quantile(1 - (1-Confidence)/2)
+}
+
+// Difference compares two samples, b minus a: the difference of means with
+// a Welch confidence interval, and benchstat's Mann-Whitney U test for
+// significance.
+type Difference struct {
+	A, B Summary
+	// Delta is B.Mean - A.Mean; Rel is Delta / A.Mean (NaN when A.Mean is 0).
+	Delta float64 `json:"delta"`
+	Rel   float64 `json:"rel"`
+	// CILo and CIHi bound Delta (Welch's t); HasCI is false when either side
+	// has a single value.
+	CILo  float64 `json:"ciLo"`
+	CIHi  float64 `json:"ciHi"`
+	HasCI bool    `json:"hasCI"`
+	// P is the Mann-Whitney U test's two-sided p-value.
+	P float64 `json:"p"`
+	// Significant is P < Alpha.
+	Significant bool `json:"significant"`
+	// Underpowered means the sample sizes cannot reach P < Alpha however
+	// different the values are (Mann-Whitney with 3+3 values cannot go
+	// below p=0.1); a non-significant result then says nothing.
+	Underpowered bool `json:"underpowered"`
+}
+
+// Diff compares samples a and b.
+func Diff(a, b []float64) Difference {
+	d := Difference{A: Summarize(a), B: Summarize(b), P: 1}
+	if d.A.N == 0 || d.B.N == 0 {
+		d.Underpowered = true
+		d.Delta, d.Rel = math.NaN(), math.NaN()
+		return d
+	}
+	d.Delta = d.B.Mean - d.A.Mean
+	d.Rel = math.NaN()
+	if d.A.Mean != 0 {
+		d.Rel = d.Delta / math.Abs(d.A.Mean)
+	}
+	d.CILo, d.CIHi = d.Delta, d.Delta
+	if d.A.N > 1 && d.B.N > 1 {
+		va := d.A.StdDev * d.A.StdDev / float64(d.A.N)
+		vb := d.B.StdDev * d.B.StdDev / float64(d.B.N)
+		if se := math.Sqrt(va + vb); se > 0 {
+			// Welch-Satterthwaite degrees of freedom.
+			df := (va + vb) * (va + vb) / (va*va/float64(d.A.N-1) + vb*vb/float64(d.B.N-1))
+			half := tQuantile(df) * se
+			d.CILo, d.CIHi = d.Delta-half, d.Delta+half
+		}
+		d.HasCI = true
+	}
+	cmp := compareSamples(a, b)
+	d.P = cmp.P
+	d.Significant = cmp.P < Alpha
+	d.Underpowered = !d.Significant && minMannWhitneyP(d.A.N, d.B.N) >= Alpha
+	return d
+}
+
+// compareSamples runs benchstat's comparison (no distribution assumed:
+// Mann-Whitney U) on copies of a and b.
+func compareSamples(a, b []float64) benchmath.Comparison {
+	th := &benchmath.Thresholds{CompareAlpha: Alpha}
+	sa := benchmath.NewSample(append([]float64(nil), a...), th)
+	sb := benchmath.NewSample(append([]float64(nil), b...), th)
+	return benchmath.AssumeNothing.Compare(sa, sb)
+}
+
+// medianSummary is benchstat's summary: the median with a distribution-free
+// confidence interval (infinite bounds when there are too few values).
+func medianSummary(values []float64) benchmath.Summary {
+	th := &benchmath.Thresholds{CompareAlpha: Alpha}
+	return benchmath.AssumeNothing.Summary(benchmath.NewSample(append([]float64(nil), values...), th), Confidence)
+}
+
+// minMannWhitneyP is the smallest two-sided p-value the Mann-Whitney U test
+// can give for samples of sizes n1 and n2 (complete separation, no ties):
+// 2 / C(n1+n2, n1).
+func minMannWhitneyP(n1, n2 int) float64 {
+	if n1 == 0 || n2 == 0 {
+		return 1
+	}
+	// C(n, k) computed in floating point; fine for the sizes seen here.
+	c := 1.0
+	k := min(n1, n2)
+	n := n1 + n2
+	for i := 1; i <= k; i++ {
+		c = c * float64(n-k+i) / float64(i)
+	}
+	return math.Min(1, 2/c)
+}
+
+// MinRepetitions is the smallest number of repetitions per side with which
+// the Mann-Whitney U test can reach significance at Alpha.
+func MinRepetitions() int {
+	for n := 1; n < 50; n++ {
+		if minMannWhitneyP(n, n) < Alpha {
+			return n
+		}
+	}
+	return 50
+}
+
+// describeP formats a comparison's p-value and sample sizes.
+func describeP(d Difference) string {
+	return fmt.Sprintf("p=%s, n=%d+%d", formatP(d.P), d.A.N, d.B.N)
+}
+
+func formatP(p float64) string {
+	if p < 0.001 {
+		return "<0.001"
+	}
+	return fmt.Sprintf("%.3f", p)
+}
+
+// sortedInts returns the distinct values of xs in ascending order.
+func sortedInts(xs []int) []int {
+	seen := map[int]bool{}
+	var out []int
+	for _, x := range xs {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	sort.Ints(out)
+	return out
+}
