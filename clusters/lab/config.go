@@ -176,13 +176,23 @@ func (c Config) Validate() error {
 	if c.ReadyTimeout < 0 {
 		errs = append(errs, fmt.Errorf("ready timeout %s is negative", c.ReadyTimeout))
 	}
-	if strings.HasSuffix(c.KpbenchBin, ".test") {
-		errs = append(errs, fmt.Errorf("kpbench binary %s is a test binary; build kpbench and pass its path (KPBENCH_BIN)", c.KpbenchBin))
-	}
 	if len(errs) == 0 {
 		return nil
 	}
 	return fmt.Errorf("%w: %w", ErrBadConfig, errors.Join(errs...))
+}
+
+// checkKpbenchBin tells whether bin can run `kpbench serve` and `kpbench
+// lab forward`: a Go test binary cannot.
+func checkKpbenchBin(bin string) error {
+	if strings.HasSuffix(bin, ".test") {
+		return fmt.Errorf("%w: kpbench binary %s is a test binary; build kpbench and pass its path (Config.KpbenchBin, KPBENCH_BIN in tests)", ErrBadConfig, bin)
+	}
+	st, err := os.Stat(bin)
+	if err != nil || st.IsDir() || st.Mode().Perm()&0o111 == 0 {
+		return fmt.Errorf("%w: kpbench binary %s is not an executable file", ErrBadConfig, bin)
+	}
+	return nil
 }
 
 // ParseCPUList parses a Linux CPU list such as "1", "0-2" or "0,2-3".

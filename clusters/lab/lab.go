@@ -239,6 +239,9 @@ func (l *Lab) up(ctx context.Context, mode scenarios.Mode, owned bool) (err erro
 	if os.Geteuid() != 0 {
 		return ErrNotRoot
 	}
+	if err := checkKpbenchBin(l.cfg.KpbenchBin); err != nil {
+		return err
+	}
 	allowed, err := AllowedCPUs()
 	if err != nil {
 		return err
@@ -771,6 +774,13 @@ func (l *Lab) teardown(ctx context.Context, st *State) error {
 	// Processes in reverse start order, so clients go before servers.
 	for i := len(st.Procs) - 1; i >= 0; i-- {
 		if err := st.Procs[i].stop(5 * time.Second); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	// The forwarder lives in the root namespace: if the state lost it,
+	// find it by its command line, which names this lab's cp namespace.
+	for _, p := range findForwarders("/proc", netns.Path(l.nsName("cp"))) {
+		if err := p.stop(2 * time.Second); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -242,3 +242,44 @@ func fileExists(path string) bool {
 	_, err := os.Stat(path)
 	return !errors.Is(err, fs.ErrNotExist)
 }
+
+// findForwarders returns the running `kpbench lab forward` processes that
+// dial into the namespace at nsPath.
+func findForwarders(procRoot, nsPath string) []Proc {
+	entries, err := os.ReadDir(procRoot)
+	if err != nil {
+		return nil
+	}
+	var found []Proc
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(procRoot, e.Name(), "cmdline"))
+		if err != nil || !isForwarderCmdline(data, nsPath) {
+			continue
+		}
+		state, start, err := procStat(procRoot, pid)
+		if err != nil || state == 'Z' {
+			continue
+		}
+		found = append(found, Proc{Name: CompForwarder, PID: pid, StartTime: start})
+	}
+	return found
+}
+
+// isForwarderCmdline reports whether a NUL-separated command line is
+// `... lab forward ... --netns=<nsPath> ...`.
+func isForwarderCmdline(cmdline []byte, nsPath string) bool {
+	args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+	if len(args) < 3 || args[1] != "lab" || args[2] != "forward" {
+		return false
+	}
+	for _, a := range args[3:] {
+		if a == "--netns="+nsPath {
+			return true
+		}
+	}
+	return false
+}

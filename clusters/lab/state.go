@@ -172,3 +172,37 @@ func List(stateDir string) ([]string, error) {
 	}
 	return names, nil
 }
+
+// SweepOrphans removes the labs under cfg.StateDir that were made with
+// UpOwned by a process that has exited (a test binary killed by its
+// timeout, say). It returns the names it removed.
+func SweepOrphans(ctx context.Context, cfg Config) ([]string, error) {
+	base, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	names, err := List(base.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	var swept []string
+	var errs []error
+	for _, n := range names {
+		st, err := readState(filepath.Join(base.StateDir, n))
+		if err != nil || st.Owner == nil || st.Owner.Alive() {
+			continue
+		}
+		c := base
+		c.Name = n
+		l, err := New(c)
+		if err != nil {
+			continue
+		}
+		if err := l.Down(ctx); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		swept = append(swept, n)
+	}
+	return swept, errors.Join(errs...)
+}
