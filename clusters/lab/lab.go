@@ -197,8 +197,7 @@ func (l *Lab) Binaries(ctx context.Context) (build.Binaries, error) {
 	})
 }
 
-// OwnedBy marks the lab as owned by the calling process: labs whose owner
-// has exited are fair game for SweepOrphans. Tests use it.
+// ownerProc is this process as a lab owner (see UpOwned).
 func (l *Lab) ownerProc() *Proc {
 	_, start, err := procStat("/proc", os.Getpid())
 	if err != nil {

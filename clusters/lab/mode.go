@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+	"sigs.k8s.io/yaml"
 
 	"github.com/kpbench/kpbench/clusters"
 	"github.com/kpbench/kpbench/clusters/lab/netns"
@@ -107,23 +108,52 @@ func kernelAtLeast(release string, major, minor int) bool {
 	return ma > major || (ma == major && mi >= minor)
 }
 
+// kubeProxyConfiguration is the part of kube-proxy's
+// KubeProxyConfiguration (kubeproxy.config.k8s.io/v1alpha1) the lab sets;
+// field names follow k8s.io/kube-proxy/config/v1alpha1.
+type kubeProxyConfiguration struct {
+	APIVersion       string `json:"apiVersion"`
+	Kind             string `json:"kind"`
+	ClientConnection struct {
+		Kubeconfig string `json:"kubeconfig"`
+	} `json:"clientConnection"`
+	HostnameOverride   string   `json:"hostnameOverride"`
+	BindAddress        string   `json:"bindAddress"`
+	MetricsBindAddress string   `json:"metricsBindAddress"`
+	HealthzBindAddress string   `json:"healthzBindAddress"`
+	Mode               string   `json:"mode"`
+	ClusterCIDR        string   `json:"clusterCIDR"`
+	NodePortAddresses  []string `json:"nodePortAddresses"`
+	Conntrack          struct {
+		MaxPerCore *int32 `json:"maxPerCore"`
+		Min        *int32 `json:"min"`
+	} `json:"conntrack"`
+}
+
 // kubeProxyConfig renders kube-proxy's configuration file for mode.
-func kubeProxyConfig(mode scenarios.Mode, kubeconfig string) string {
-	return fmt.Sprintf(`apiVersion: kubeproxy.config.k8s.io/v1alpha1
-kind: KubeProxyConfiguration
-clientConnection:
-  kubeconfig: %s
-hostnameOverride: %s
-bindAddress: 0.0.0.0
-metricsBindAddress: 0.0.0.0:%d
-healthzBindAddress: 0.0.0.0:%d
-mode: %s
-clusterCIDR: %s
-conntrack:
-  # The global conntrack table size is not writable from a namespace.
-  maxPerCore: 0
-  min: 0
-`, kubeconfig, NodeName, KubeProxyMetrics, KubeProxyHealthz, mode, PodCIDR)
+func kubeProxyConfig(mode scenarios.Mode, kubeconfig string) ([]byte, error) {
+	zero := int32(0)
+	cfg := kubeProxyConfiguration{
+		APIVersion:         "kubeproxy.config.k8s.io/v1alpha1",
+		Kind:               "KubeProxyConfiguration",
+		HostnameOverride:   NodeName,
+		BindAddress:        "0.0.0.0",
+		MetricsBindAddress: fmt.Sprintf("0.0.0.0:%d", KubeProxyMetrics),
+		HealthzBindAddress: fmt.Sprintf("0.0.0.0:%d", KubeProxyHealthz),
+		Mode:               string(mode),
+		ClusterCIDR:        PodCIDR.String(),
+		// NodePorts only on the node's own address, as kube-proxy advises.
+		NodePortAddresses: []string{"primary"},
+	}
+	// The global conntrack table size is not writable from a namespace:
+	// leave it alone.
+	cfg.Conntrack.MaxPerCore, cfg.Conntrack.Min = &zero, &zero
+	cfg.ClientConnection.Kubeconfig = kubeconfig
+	data, err := yaml.Marshal(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("encoding kube-proxy configuration: %w", err)
+	}
+	return data, nil
 }
 
 func (l *Lab) kubeProxyConfigPath() string { return filepath.Join(l.dir, "kube-proxy.yaml") }
@@ -136,7 +166,11 @@ func (l *Lab) startKubeProxy(ctx context.Context, mode scenarios.Mode) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(l.kubeProxyConfigPath(), []byte(kubeProxyConfig(mode, l.kubeProxyKubeconfig())), 0o600); err != nil {
+	kpCfg, err := kubeProxyConfig(mode, l.kubeProxyKubeconfig())
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(l.kubeProxyConfigPath(), kpCfg, 0o600); err != nil {
 		return fmt.Errorf("writing kube-proxy configuration: %w", err)
 	}
 	p, err := l.start(startSpec{
