@@ -105,6 +105,9 @@ func Open(cfg Config) (*Lab, error) {
 		return nil, err
 	}
 	st, err := readState(l.dir)
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("lab %s: %w (no state in %s; bring it up with `kpbench lab up --name %s`)", l.cfg.Name, ErrNotFound, l.dir, l.cfg.Name)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -336,7 +339,9 @@ func (l *Lab) up(ctx context.Context, mode scenarios.Mode, owned bool) (err erro
 		defer cancel()
 		if derr := l.teardown(cctx, l.st); derr != nil {
 			err = errors.Join(err, fmt.Errorf("cleaning up after the failure: %w", derr))
+			return
 		}
+		err = fmt.Errorf("%w\n(everything the lab made was removed, logs too; to keep them for debugging, use Config.Retain / lab up --retain)", err)
 	}()
 
 	steps := []struct {

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -339,7 +340,12 @@ func newLabExecCmd(g *globals, f *labFlags) *cobra.Command {
 			}
 			err = l.ClientNode().Run(cmd.Context(), g.stdin, g.stdout, g.stderr, args...)
 			var exitErr *exec.ExitError
-			if errors.As(err, &exitErr) && exitErr.ExitCode() > 0 {
+			if errors.As(err, &exitErr) {
+				// The command's own status, as a shell reports it: 128+N
+				// for a signal (e.g. SIGPIPE when piped into head).
+				if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+					return &ExitError{Code: 128 + int(ws.Signal())}
+				}
 				return &ExitError{Code: exitErr.ExitCode()}
 			}
 			return err
