@@ -76,8 +76,9 @@ type Lab struct {
 	cfg Config
 	dir string
 
-	mu sync.Mutex
-	st *State
+	mu     sync.Mutex
+	st     *State
+	stTime time.Time // modification time of the state.json st was read from or written to
 }
 
 var _ clusters.Provider = (*Lab)(nil)
@@ -159,15 +160,24 @@ func (l *Lab) nsPrefix() string { return "kpb-" + l.cfg.Name + "-" }
 
 func (l *Lab) logPath(comp string) string { return filepath.Join(l.dir, "logs", comp+".log") }
 
+// state returns the lab's state, re-reading state.json when another
+// process (say `kpbench lab mode`) has rewritten it since.
 func (l *Lab) state() (*State, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.st == nil {
-		st, err := readState(l.dir)
-		if err != nil {
-			return nil, fmt.Errorf("lab %s: %w", l.cfg.Name, err)
+	path := filepath.Join(l.dir, "state.json")
+	if l.st != nil {
+		if fi, err := os.Stat(path); err != nil || fi.ModTime().Equal(l.stTime) {
+			return l.st, nil
 		}
-		l.st = st
+	}
+	st, err := readState(l.dir)
+	if err != nil {
+		return nil, fmt.Errorf("lab %s: %w", l.cfg.Name, err)
+	}
+	l.st = st
+	if fi, err := os.Stat(path); err == nil {
+		l.stTime = fi.ModTime()
 	}
 	return l.st, nil
 }
@@ -176,7 +186,13 @@ func (l *Lab) state() (*State, error) {
 func (l *Lab) save() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return writeState(l.dir, l.st)
+	if err := writeState(l.dir, l.st); err != nil {
+		return err
+	}
+	if fi, err := os.Stat(filepath.Join(l.dir, "state.json")); err == nil {
+		l.stTime = fi.ModTime()
+	}
+	return nil
 }
 
 func (l *Lab) update(fn func(*State)) error {
