@@ -96,6 +96,9 @@ func (c Capabilities) Runnable(mode scenarios.Mode) (ok bool, reason string) {
 type Versions struct {
 	Kubernetes string
 	KubeProxy  string
+	// IPTablesBackend is "nft" or "legacy" (what `iptables --version` on
+	// the client node says); empty when unknown or not applicable.
+	IPTablesBackend string
 }
 
 // ClientNode is the node whose dataplane is measured.

@@ -11,6 +11,8 @@ declare -A want=(
   [iptables-save]=iptables
   [nft]=nftables
   [conntrack]=conntrack
+  # kube-proxy's ipvs mode needs ipset (and a kernel with IP_VS).
+  [ipset]=ipset
   [taskset]=util-linux
   [nsenter]=util-linux
   [pgrep]=procps

@@ -1,0 +1,307 @@
+package lab
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kpbench/kpbench/clusters"
+	"github.com/kpbench/kpbench/clusters/lab/netns"
+	"github.com/kpbench/kpbench/scenarios"
+)
+
+func netipParse(s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("lab state: bad address %q: %w", s, err)
+	}
+	return a, nil
+}
+
+// machine is what Capabilities looks at, so tests can fake it.
+type machine struct {
+	lookPath      func(string) (string, error)
+	exists        func(string) bool
+	kernelRelease string
+	cpus          int
+}
+
+func realMachine() machine {
+	var uts unix.Utsname
+	release := ""
+	if unix.Uname(&uts) == nil {
+		release = unix.ByteSliceToString(uts.Release[:])
+	}
+	cpus, err := AllowedCPUs()
+	n := len(cpus)
+	if err != nil {
+		n = runtime.NumCPU()
+	}
+	return machine{lookPath: exec.LookPath, exists: fileExists, kernelRelease: release, cpus: n}
+}
+
+// Capabilities tells which kube-proxy modes can run on this machine and why
+// not; it looks at the kernel and the tools but changes nothing.
+func (l *Lab) Capabilities(ctx context.Context) (clusters.Capabilities, error) {
+	return capabilities(realMachine()), nil
+}
+
+func capabilities(m machine) clusters.Capabilities {
+	missing := func(tools ...string) string {
+		var gone []string
+		for _, t := range tools {
+			if _, err := m.lookPath(t); err != nil {
+				gone = append(gone, t)
+			}
+		}
+		if len(gone) == 0 {
+			return ""
+		}
+		return "missing " + strings.Join(gone, ", ") + " (install with hack/deps.sh or apt-get install iptables nftables ipset)"
+	}
+	caps := clusters.Capabilities{
+		Modes:         map[scenarios.Mode]string{},
+		CanSwitchMode: true,
+		CPUPinning:    m.cpus > 1,
+	}
+	caps.Modes[scenarios.ModeIPTables] = missing("ip", "iptables", "iptables-save", "iptables-restore")
+
+	nft := missing("ip", "nft")
+	if nft == "" && !kernelAtLeast(m.kernelRelease, 5, 13) {
+		nft = fmt.Sprintf("kernel %s is older than 5.13, which kube-proxy's nftables mode needs", m.kernelRelease)
+	}
+	caps.Modes[scenarios.ModeNFTables] = nft
+
+	ipvs := ""
+	if !m.exists("/proc/net/ip_vs") {
+		ipvs = "kernel has no IP_VS support (/proc/net/ip_vs is absent; try `modprobe ip_vs`, or use a kernel built with CONFIG_IP_VS)"
+	} else {
+		ipvs = missing("ip", "iptables", "iptables-save", "iptables-restore", "ipset")
+	}
+	caps.Modes[scenarios.ModeIPVS] = ipvs
+	return caps
+}
+
+// kernelAtLeast compares a release like "6.18.44-fc" with major.minor; an
+// unreadable release passes (the mode's own start would then tell).
+func kernelAtLeast(release string, major, minor int) bool {
+	parts := strings.SplitN(release, ".", 3)
+	if len(parts) < 2 {
+		return true
+	}
+	ma, err1 := strconv.Atoi(parts[0])
+	mi, err2 := strconv.Atoi(strings.TrimFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' }))
+	if err1 != nil || err2 != nil {
+		return true
+	}
+	return ma > major || (ma == major && mi >= minor)
+}
+
+// kubeProxyConfiguration is the part of kube-proxy's
+// KubeProxyConfiguration (kubeproxy.config.k8s.io/v1alpha1) the lab sets;
+// field names follow k8s.io/kube-proxy/config/v1alpha1.
+type kubeProxyConfiguration struct {
+	APIVersion       string `json:"apiVersion"`
+	Kind             string `json:"kind"`
+	ClientConnection struct {
+		Kubeconfig string `json:"kubeconfig"`
+	} `json:"clientConnection"`
+	HostnameOverride   string   `json:"hostnameOverride"`
+	BindAddress        string   `json:"bindAddress"`
+	MetricsBindAddress string   `json:"metricsBindAddress"`
+	HealthzBindAddress string   `json:"healthzBindAddress"`
+	Mode               string   `json:"mode"`
+	ClusterCIDR        string   `json:"clusterCIDR"`
+	NodePortAddresses  []string `json:"nodePortAddresses"`
+	Conntrack          struct {
+		MaxPerCore *int32 `json:"maxPerCore"`
+		Min        *int32 `json:"min"`
+	} `json:"conntrack"`
+}
+
+// kubeProxyConfig renders kube-proxy's configuration file for mode.
+func kubeProxyConfig(mode scenarios.Mode, kubeconfig string) ([]byte, error) {
+	zero := int32(0)
+	cfg := kubeProxyConfiguration{
+		APIVersion:         "kubeproxy.config.k8s.io/v1alpha1",
+		Kind:               "KubeProxyConfiguration",
+		HostnameOverride:   NodeName,
+		BindAddress:        "0.0.0.0",
+		MetricsBindAddress: fmt.Sprintf("0.0.0.0:%d", KubeProxyMetrics),
+		HealthzBindAddress: fmt.Sprintf("0.0.0.0:%d", KubeProxyHealthz),
+		Mode:               string(mode),
+		ClusterCIDR:        PodCIDR.String(),
+		// NodePorts only on the node's own address, as kube-proxy advises.
+		NodePortAddresses: []string{"primary"},
+	}
+	// The global conntrack table size is not writable from a namespace:
+	// leave it alone.
+	cfg.Conntrack.MaxPerCore, cfg.Conntrack.Min = &zero, &zero
+	cfg.ClientConnection.Kubeconfig = kubeconfig
+	data, err := yaml.Marshal(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("encoding kube-proxy configuration: %w", err)
+	}
+	return data, nil
+}
+
+func (l *Lab) kubeProxyConfigPath() string { return filepath.Join(l.dir, "kube-proxy.yaml") }
+
+// startKubeProxy writes kube-proxy's configuration for mode, starts it in
+// the client-node namespace on the node CPUs and waits until it runs in
+// mode with its rules in place.
+func (l *Lab) startKubeProxy(ctx context.Context, mode scenarios.Mode) error {
+	st, err := l.state()
+	if err != nil {
+		return err
+	}
+	kpCfg, err := kubeProxyConfig(mode, l.kubeProxyKubeconfig())
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(l.kubeProxyConfigPath(), kpCfg, 0o600); err != nil {
+		return fmt.Errorf("writing kube-proxy configuration: %w", err)
+	}
+	p, err := l.start(startSpec{
+		name: CompKubeProxy, netns: l.nsName("node"), cpus: st.NodeCPUs,
+		args: []string{filepath.Join(st.BinDir, "kube-proxy"), "--config=" + l.kubeProxyConfigPath(), "--v=2"},
+	})
+	if err != nil {
+		return err
+	}
+	if err := l.update(func(s *State) { s.Mode = mode }); err != nil {
+		return err
+	}
+	return waitFor(ctx, p, l.cfg.ReadyTimeout, "running in "+string(mode)+" mode", func(ctx context.Context) error {
+		return l.VerifyMode(ctx, mode)
+	})
+}
+
+// VerifyMode checks that kube-proxy answers GET /proxyMode with mode and
+// that rules of that kind exist in the client-node namespace.
+func (l *Lab) VerifyMode(ctx context.Context, mode scenarios.Mode) error {
+	node := &clientNode{l: l}
+	body, err := node.KubeProxyGet(ctx, "/proxyMode")
+	if err != nil {
+		return fmt.Errorf("asking kube-proxy its mode: %w", err)
+	}
+	if got := strings.TrimSpace(string(body)); got != string(mode) {
+		return fmt.Errorf("kube-proxy runs in %q mode, want %q: %w", got, mode, ErrModeMismatch)
+	}
+	return l.rulesPresent(ctx, node, mode)
+}
+
+// rulesPresent checks for the rules each mode programs: the KUBE-SERVICES
+// chain of the nat table (iptables, ipvs), the kube-ipvs0 dummy device
+// (ipvs), or the "ip kube-proxy" nftables table (nftables).
+func (l *Lab) rulesPresent(ctx context.Context, node *clientNode, mode scenarios.Mode) error {
+	run := func(args ...string) (string, error) {
+		var out, errOut bytes.Buffer
+		err := node.Run(ctx, nil, &out, &errOut, args...)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(errOut.String()))
+		}
+		return out.String(), nil
+	}
+	switch mode {
+	case scenarios.ModeIPTables, scenarios.ModeIPVS:
+		out, err := run("iptables-save", "-t", "nat")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(out, ":KUBE-SERVICES ") {
+			return fmt.Errorf("no KUBE-SERVICES chain in the nat table yet: %w", ErrModeMismatch)
+		}
+		if mode == scenarios.ModeIPVS {
+			if _, err := run("ip", "link", "show", "kube-ipvs0"); err != nil {
+				return fmt.Errorf("no kube-ipvs0 device yet: %w: %w", ErrModeMismatch, err)
+			}
+		}
+	case scenarios.ModeNFTables:
+		out, err := run("nft", "list", "table", "ip", "kube-proxy")
+		if err != nil {
+			return fmt.Errorf("no nftables table ip kube-proxy yet: %w: %w", ErrModeMismatch, err)
+		}
+		if !strings.Contains(out, "chain services") {
+			return fmt.Errorf("table ip kube-proxy has no services chain yet: %w", ErrModeMismatch)
+		}
+	default:
+		return fmt.Errorf("%w: unknown mode %q", ErrBadConfig, mode)
+	}
+	return nil
+}
+
+// SetMode switches kube-proxy in place: stop it, run `kube-proxy --cleanup`
+// in the client-node namespace, start it in mode and verify. It wraps
+// clusters.ErrModeUnavailable when mode cannot run here.
+func (l *Lab) SetMode(ctx context.Context, mode scenarios.Mode) error {
+	if !mode.Valid() || mode == scenarios.ModeExternal {
+		return fmt.Errorf("%w: unknown proxy mode %q (want iptables, ipvs or nftables)", ErrBadConfig, mode)
+	}
+	if os.Geteuid() != 0 {
+		return ErrNotRoot
+	}
+	unlock, err := lock(ctx, l.cfg.StateDir, l.cfg.Name)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	l.mu.Lock()
+	l.st = nil // re-read: another process may have changed the lab
+	l.mu.Unlock()
+	return l.setMode(ctx, mode)
+}
+
+// setMode is SetMode for a caller holding the lock.
+func (l *Lab) setMode(ctx context.Context, mode scenarios.Mode) error {
+	caps, _ := l.Capabilities(ctx)
+	if ok, reason := caps.Runnable(mode); !ok {
+		return fmt.Errorf("lab %s cannot run kube-proxy in %s mode: %s: %w", l.cfg.Name, mode, reason, clusters.ErrModeUnavailable)
+	}
+	st, err := l.state()
+	if err != nil {
+		return err
+	}
+	if st.Phase != PhaseUp {
+		return fmt.Errorf("lab %s is not up (phase %s): %w", l.cfg.Name, st.Phase, ErrNotRunning)
+	}
+	start := time.Now()
+	if p, ok := st.proc(CompKubeProxy); ok {
+		if err := p.stop(10 * time.Second); err != nil {
+			return err
+		}
+	}
+	// Remove every mode's rules so the next mode starts from a clean node.
+	logPath := l.logPath("kube-proxy-cleanup")
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("opening cleanup log: %w", err)
+	}
+	fmt.Fprintf(logf, "==== %s kpbench: kube-proxy --cleanup before switching to %s\n", time.Now().UTC().Format(time.RFC3339), mode)
+	cmd := exec.CommandContext(ctx, filepath.Join(st.BinDir, "kube-proxy"), "--cleanup", "--config="+l.kubeProxyConfigPath())
+	cmd.Stdout, cmd.Stderr = logf, logf
+	err = netns.Start(cmd, netns.Path(l.nsName("node")), st.NodeCPUs)
+	if err == nil {
+		err = cmd.Wait()
+	}
+	logf.Close()
+	if err != nil {
+		return &ComponentError{Component: "kube-proxy --cleanup", Log: logPath, Tail: logTail(logPath, 25), Err: err}
+	}
+	if err := l.startKubeProxy(ctx, mode); err != nil {
+		return err
+	}
+	l.cfg.Logger.Info("lab: kube-proxy switched", "mode", mode, "elapsed", time.Since(start).Round(time.Millisecond))
+	return nil
+}

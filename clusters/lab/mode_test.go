@@ -1,0 +1,174 @@
+package lab
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/kpbench/kpbench/scenarios"
+)
+
+func fakeMachine(missing []string, files []string, kernel string, cpus int) machine {
+	return machine{
+		lookPath: func(name string) (string, error) {
+			for _, m := range missing {
+				if m == name {
+					return "", errors.New("not found")
+				}
+			}
+			return "/usr/sbin/" + name, nil
+		},
+		exists: func(p string) bool {
+			for _, f := range files {
+				if f == p {
+					return true
+				}
+			}
+			return false
+		},
+		kernelRelease: kernel,
+		cpus:          cpus,
+	}
+}
+
+func TestCapabilities(t *testing.T) {
+	tests := []struct {
+		name    string
+		m       machine
+		runs    []scenarios.Mode
+		refused map[scenarios.Mode]string // mode -> text the reason must hold
+		pinning bool
+	}{
+		{
+			name:    "this kind of machine: no IP_VS",
+			m:       fakeMachine(nil, nil, "6.18.44-fc-v657", 2),
+			runs:    []scenarios.Mode{scenarios.ModeIPTables, scenarios.ModeNFTables},
+			refused: map[scenarios.Mode]string{scenarios.ModeIPVS: "IP_VS"},
+			pinning: true,
+		},
+		{
+			name:    "ipvs kernel and tools",
+			m:       fakeMachine(nil, []string{"/proc/net/ip_vs"}, "6.1.0", 4),
+			runs:    []scenarios.Mode{scenarios.ModeIPTables, scenarios.ModeNFTables, scenarios.ModeIPVS},
+			pinning: true,
+		},
+		{
+			name:    "ipvs kernel without ipset",
+			m:       fakeMachine([]string{"ipset"}, []string{"/proc/net/ip_vs"}, "6.1.0", 2),
+			runs:    []scenarios.Mode{scenarios.ModeIPTables, scenarios.ModeNFTables},
+			refused: map[scenarios.Mode]string{scenarios.ModeIPVS: "ipset"},
+			pinning: true,
+		},
+		{
+			name: "no nft, old kernel, one CPU",
+			m:    fakeMachine([]string{"nft"}, nil, "5.10.0-28-amd64", 1),
+			runs: []scenarios.Mode{scenarios.ModeIPTables},
+			refused: map[scenarios.Mode]string{
+				scenarios.ModeNFTables: "missing nft",
+				scenarios.ModeIPVS:     "IP_VS",
+			},
+		},
+		{
+			name: "nft present, kernel too old",
+			m:    fakeMachine(nil, nil, "5.10.0", 2),
+			runs: []scenarios.Mode{scenarios.ModeIPTables},
+			refused: map[scenarios.Mode]string{
+				scenarios.ModeNFTables: "5.13",
+			},
+			pinning: true,
+		},
+		{
+			name: "no iptables",
+			m:    fakeMachine([]string{"iptables-restore"}, nil, "6.6.0", 2),
+			runs: []scenarios.Mode{scenarios.ModeNFTables},
+			refused: map[scenarios.Mode]string{
+				scenarios.ModeIPTables: "iptables-restore",
+			},
+			pinning: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			caps := capabilities(tt.m)
+			for _, m := range tt.runs {
+				if ok, reason := caps.Runnable(m); !ok {
+					t.Errorf("%s refused: %s", m, reason)
+				}
+			}
+			for m, want := range tt.refused {
+				ok, reason := caps.Runnable(m)
+				if ok || !strings.Contains(reason, want) {
+					t.Errorf("Runnable(%s) = %v, %q; want refused mentioning %q", m, ok, reason, want)
+				}
+			}
+			if caps.CPUPinning != tt.pinning || !caps.CanSwitchMode {
+				t.Errorf("pinning %v switch %v", caps.CPUPinning, caps.CanSwitchMode)
+			}
+			if ok, _ := caps.Runnable(scenarios.ModeExternal); ok {
+				t.Error("the lab claims to run an external dataplane")
+			}
+		})
+	}
+}
+
+func TestKernelAtLeast(t *testing.T) {
+	tests := []struct {
+		release string
+		want    bool
+	}{
+		{"6.18.44-fc-v657", true},
+		{"5.13.0", true},
+		{"5.12.19", false},
+		{"4.19.0-26-amd64", false},
+		{"5.15.0-1051-azure", true},
+		{"weird", true},
+	}
+	for _, tt := range tests {
+		if got := kernelAtLeast(tt.release, 5, 13); got != tt.want {
+			t.Errorf("kernelAtLeast(%q, 5, 13) = %v, want %v", tt.release, got, tt.want)
+		}
+	}
+}
+
+func TestParseIPTablesBackend(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"iptables v1.8.9 (nf_tables)\n", "nft"},
+		{"iptables v1.8.7 (legacy)\n", "legacy"},
+		{"iptables v1.6.1\n", "legacy"},
+		{"bash: iptables: not found", ""},
+	}
+	for _, tt := range tests {
+		if got := parseIPTablesBackend(tt.in); got != tt.want {
+			t.Errorf("parseIPTablesBackend(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestKubeProxyConfig(t *testing.T) {
+	for _, mode := range []scenarios.Mode{scenarios.ModeIPTables, scenarios.ModeNFTables, scenarios.ModeIPVS} {
+		t.Run(string(mode), func(t *testing.T) {
+			data, err := kubeProxyConfig(mode, "/x/kube-proxy.kubeconfig")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var cfg kubeProxyConfiguration
+			if err := yaml.UnmarshalStrict(data, &cfg); err != nil {
+				t.Fatalf("kube-proxy would reject its configuration: %v\n%s", err, data)
+			}
+			if cfg.Kind != "KubeProxyConfiguration" || cfg.APIVersion != "kubeproxy.config.k8s.io/v1alpha1" ||
+				cfg.Mode != string(mode) || cfg.ClusterCIDR != "198.18.0.0/16" ||
+				cfg.HostnameOverride != NodeName || cfg.MetricsBindAddress != "0.0.0.0:10249" ||
+				cfg.ClientConnection.Kubeconfig != "/x/kube-proxy.kubeconfig" {
+				t.Errorf("config = %s", data)
+			}
+			if len(cfg.NodePortAddresses) != 1 || cfg.NodePortAddresses[0] != "primary" {
+				t.Errorf("nodePortAddresses = %v", cfg.NodePortAddresses)
+			}
+			if cfg.Conntrack.MaxPerCore == nil || *cfg.Conntrack.MaxPerCore != 0 {
+				t.Error("conntrack.maxPerCore must be 0: the global conntrack sysctl is read-only in a namespace")
+			}
+		})
+	}
+}

@@ -1,0 +1,103 @@
+package lab
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kpbench/kpbench/clusters/lab/netns"
+)
+
+// clientNode is the lab's client node: the kpb-<name>-node namespace and
+// its CPUs.
+type clientNode struct {
+	l *Lab
+}
+
+// Run runs a command inside the client-node namespace, pinned to the node
+// CPUs, and waits for it. A failure's error carries the command and, when
+// the caller did not take stderr, its last lines.
+func (n *clientNode) Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args ...string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("client node: no command")
+	}
+	st, err := n.l.state()
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	cmd.Stdin = stdin
+	cmd.Stdout = stdout
+	var captured bytes.Buffer
+	if stderr == nil {
+		cmd.Stderr = &captured
+	} else {
+		cmd.Stderr = stderr
+	}
+	if err := netns.Start(cmd, netns.Path(n.l.nsName("node")), st.NodeCPUs); err != nil {
+		return fmt.Errorf("client node: %s: %w", strings.Join(args, " "), err)
+	}
+	if err := cmd.Wait(); err != nil {
+		msg := strings.TrimSpace(captured.String())
+		if len(msg) > 2000 {
+			msg = "..." + msg[len(msg)-2000:]
+		}
+		if msg != "" {
+			return fmt.Errorf("client node: %s: %w: %s", strings.Join(args, " "), err, msg)
+		}
+		return fmt.Errorf("client node: %s: %w", strings.Join(args, " "), err)
+	}
+	return nil
+}
+
+// CPUs are the CPUs the node's processes are pinned to (empty when the
+// machine has a single CPU and nothing is pinned).
+func (n *clientNode) CPUs() []int {
+	st, err := n.l.state()
+	if err != nil {
+		return nil
+	}
+	return st.NodeCPUs
+}
+
+// ProcRoot is /proc: the lab's processes are processes of this machine.
+func (n *clientNode) ProcRoot() string { return "/proc" }
+
+// KubeProxyPID returns the PID of the running kube-proxy.
+func (n *clientNode) KubeProxyPID(ctx context.Context) (int, error) {
+	st, err := n.l.state()
+	if err != nil {
+		return 0, err
+	}
+	p, ok := st.proc(CompKubeProxy)
+	if !ok || !p.Alive() {
+		return 0, fmt.Errorf("kube-proxy of lab %s: %w", n.l.cfg.Name, ErrNotRunning)
+	}
+	return p.PID, nil
+}
+
+// KubeProxyGet fetches path from kube-proxy's metrics port inside the
+// client-node namespace.
+func (n *clientNode) KubeProxyGet(ctx context.Context, path string) ([]byte, error) {
+	if !strings.HasPrefix(path, "/") {
+		return nil, fmt.Errorf("kube-proxy path %q must start with /", path)
+	}
+	c := netns.HTTPClient(netns.Path(n.l.nsName("node")), nil, 10*time.Second)
+	url := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(KubeProxyMetrics)) + path
+	body, err := get(ctx, c, url)
+	if err != nil {
+		var ne *net.OpError
+		if errors.As(err, &ne) {
+			return nil, fmt.Errorf("kube-proxy of lab %s: %w: %w", n.l.cfg.Name, ErrNotRunning, err)
+		}
+		return nil, err
+	}
+	return body, nil
+}

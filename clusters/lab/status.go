@@ -1,0 +1,133 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/kpbench/kpbench/clusters/lab/netns"
+	"github.com/kpbench/kpbench/scenarios"
+)
+
+// Status is what `kpbench lab status` shows.
+type Status struct {
+	Name  string `json:"name"`
+	Phase string `json:"phase"`
+	// Healthy is true when the phase is up and every component runs.
+	Healthy          bool              `json:"healthy"`
+	Mode             scenarios.Mode    `json:"mode,omitempty"`
+	KubernetesVer    string            `json:"kubernetesVersion,omitempty"`
+	KubeProxyVer     string            `json:"kubeProxyVersion,omitempty"`
+	EtcdVersion      string            `json:"etcdVersion,omitempty"`
+	IPTablesBackend  string            `json:"iptablesBackend,omitempty"`
+	Kubeconfig       string            `json:"kubeconfig"`
+	APIServerURL     string            `json:"apiServerURL,omitempty"`
+	StateDir         string            `json:"stateDir"`
+	BinDir           string            `json:"binDir,omitempty"`
+	NodeCPUs         []int             `json:"nodeCPUs"`
+	OtherCPUs        []int             `json:"otherCPUs"`
+	Backends         []string          `json:"backends"`
+	Namespaces       []NamespaceStatus `json:"namespaces"`
+	Components       []ComponentStatus `json:"components"`
+	UnavailableModes map[string]string `json:"unavailableModes,omitempty"`
+}
+
+// NamespaceStatus is one of the lab's network namespaces.
+type NamespaceStatus struct {
+	Name   string `json:"name"`
+	Exists bool   `json:"exists"`
+}
+
+// ComponentStatus is one process of the lab.
+type ComponentStatus struct {
+	Name    string `json:"name"`
+	PID     int    `json:"pid"`
+	Running bool   `json:"running"`
+	Netns   string `json:"netns,omitempty"`
+	CPUs    []int  `json:"cpus,omitempty"`
+	Log     string `json:"log"`
+}
+
+// Status reports the lab's components, mode, versions and addresses. It
+// wraps ErrNotFound when the lab does not exist.
+func (l *Lab) Status(ctx context.Context) (Status, error) {
+	l.mu.Lock()
+	l.st = nil
+	l.mu.Unlock()
+	st, err := l.state()
+	if err != nil {
+		return Status{}, err
+	}
+	s := Status{
+		Name: st.Name, Phase: st.Phase, Mode: st.Mode,
+		KubernetesVer: st.K8sVersion, KubeProxyVer: st.KubeProxyVer, EtcdVersion: st.EtcdVersion,
+		IPTablesBackend: st.IPTablesBackend,
+		Kubeconfig:      st.Kubeconfig, APIServerURL: st.APIServerURL, StateDir: l.dir, BinDir: st.BinDir,
+		NodeCPUs: st.NodeCPUs, OtherCPUs: st.OtherCPUs, Backends: st.Backends,
+	}
+	healthy := st.Phase == PhaseUp
+	for _, n := range st.Namespaces {
+		ok := netns.Exists(n)
+		healthy = healthy && ok
+		s.Namespaces = append(s.Namespaces, NamespaceStatus{Name: n, Exists: ok})
+	}
+	for _, p := range st.Procs {
+		alive := p.Alive()
+		healthy = healthy && alive
+		s.Components = append(s.Components, ComponentStatus{Name: p.Name, PID: p.PID, Running: alive, Netns: p.Netns, CPUs: p.CPUs, Log: p.Log})
+	}
+	s.Healthy = healthy && len(st.Procs) > 0
+	caps, _ := l.Capabilities(ctx)
+	for m, reason := range caps.Modes {
+		if reason != "" {
+			if s.UnavailableModes == nil {
+				s.UnavailableModes = map[string]string{}
+			}
+			s.UnavailableModes[string(m)] = reason
+		}
+	}
+	return s, nil
+}
+
+// WriteText writes s for people.
+func (s Status) WriteText(w io.Writer) error {
+	health := "healthy"
+	if !s.Healthy {
+		health = "NOT healthy"
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "lab\t%s (%s, %s)\n", s.Name, s.Phase, health)
+	fmt.Fprintf(tw, "mode\t%s\n", s.Mode)
+	fmt.Fprintf(tw, "versions\tkubernetes %s, kube-proxy %s, etcd %s, iptables backend %s\n", orDash(s.KubernetesVer), orDash(s.KubeProxyVer), orDash(s.EtcdVersion), orDash(s.IPTablesBackend))
+	fmt.Fprintf(tw, "kubeconfig\t%s\n", s.Kubeconfig)
+	fmt.Fprintf(tw, "apiserver\t%s (forwarded from the cp namespace)\n", orDash(s.APIServerURL))
+	fmt.Fprintf(tw, "node CPUs\t%s (everything else on %s)\n", orDash(FormatCPUList(s.NodeCPUs)), orDash(FormatCPUList(s.OtherCPUs)))
+	fmt.Fprintf(tw, "backends\t%s\n", strings.Join(s.Backends, " "))
+	fmt.Fprintf(tw, "state\t%s\n", s.StateDir)
+	for m, r := range s.UnavailableModes {
+		fmt.Fprintf(tw, "mode %s\tunavailable: %s\n", m, r)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "COMPONENT\tPID\tSTATE\tNETNS\tCPUS\tLOG")
+	for _, c := range s.Components {
+		state := "running"
+		if !c.Running {
+			state = "STOPPED"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", c.Name, c.PID, state, orDash(c.Netns), orDash(FormatCPUList(c.CPUs)), c.Log)
+	}
+	return tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
