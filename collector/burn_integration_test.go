@@ -1,0 +1,226 @@
+package collector
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func skipIntegration(t *testing.T) {
+	t.Helper()
+	if os.Getenv("KPBENCH_SKIP_INTEGRATION") == "1" {
+		t.Skip("KPBENCH_SKIP_INTEGRATION=1")
+	}
+	if testing.Short() {
+		t.Skip("integration test skipped in -short mode")
+	}
+}
+
+// startPinned starts cmd with its CPU affinity set to cpu and its nice
+// value set to nice before exec, so every thread of the child (Go runtime
+// threads included) has both: the fork happens on a locked OS thread that
+// has them, and the child inherits the thread's attributes.
+// With fifo the child also runs SCHED_FIFO (needs root): it then gets the
+// CPU whenever it wants it, whatever else runs there.
+func startPinned(cmd *exec.Cmd, cpu, nice int, fifo bool) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		// The thread's affinity is changed for good: never unlock it, so
+		// the runtime throws the thread away when this goroutine ends.
+		var set unix.CPUSet
+		set.Set(cpu)
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			errc <- fmt.Errorf("pinning thread to CPU %d: %w", cpu, err)
+			return
+		}
+		// PRIO_PROCESS with who=0 is the calling thread on Linux.
+		if err := unix.Setpriority(unix.PRIO_PROCESS, 0, nice); err != nil {
+			errc <- fmt.Errorf("setting thread nice %d: %w", nice, err)
+			return
+		}
+		if fifo {
+			// The nice value stays (and still decides /proc/stat's nice
+			// accounting); sched_setattr only keeps it for fair policies.
+			if err := unix.SchedSetAttr(0, &unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: 1}, 0); err != nil {
+				errc <- fmt.Errorf("setting SCHED_FIFO: %w", err)
+				return
+			}
+		}
+		errc <- cmd.Start()
+	}()
+	if err := <-errc; err != nil {
+		return err
+	}
+	var got unix.CPUSet
+	if err := unix.SchedGetaffinity(cmd.Process.Pid, &got); err != nil {
+		return fmt.Errorf("reading child affinity: %w", err)
+	}
+	if got.Count() != 1 || !got.IsSet(cpu) {
+		return fmt.Errorf("child affinity has %d CPUs, want only %d", got.Count(), cpu)
+	}
+	return nil
+}
+
+// processCPUTime reads another process's CPU time from its CPU-time clock
+// (clock_getcpuclockid): the scheduler's precise runtime of all its
+// threads, a reference independent of /proc's clock ticks.
+func processCPUTime(pid int) (time.Duration, error) {
+	const cpuClockSched = 2 // CPUCLOCK_SCHED, process-wide
+	clk := (^int32(pid))<<3 | cpuClockSched
+	var ts unix.Timespec
+	if err := unix.ClockGettime(clk, &ts); err != nil {
+		return 0, fmt.Errorf("reading CPU clock of process %d: %w", pid, err)
+	}
+	return time.Duration(ts.Nano()), nil
+}
+
+// quietestCPU returns the CPU with the least busy time over d.
+func quietestCPU(t *testing.T, fs FS, d time.Duration) (int, float64) {
+	t.Helper()
+	a, err := fs.Snapshot(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(d)
+	b, err := fs.Snapshot(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := Delta(a, b, nil, nil)
+	best, bestBusy := -1, 0.0
+	for c, cores := range s.PerCPU {
+		if best < 0 || cores.Total < bestBusy || (cores.Total == bestBusy && c < best) {
+			best, bestBusy = c, cores.Total
+		}
+	}
+	return best, bestBusy
+}
+
+func sampleFor(t *testing.T, fs FS, cfg SamplerConfig, d time.Duration) *Series {
+	t.Helper()
+	s, err := fs.NewSampler(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(d)
+	ser, err := s.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ser
+}
+
+// TestSamplerAttributesPinnedBurn burns a known duty cycle in a child
+// pinned to one CPU and checks that the sampler attributes it within 10%.
+//
+// Per process: the sampler's figure (from /proc/PID/stat clock ticks)
+// against the child's CPU-time clock read around the same window, and
+// against the duty cycle.
+//
+// Per CPU (as root): the child runs SCHED_FIFO, so it gets exactly its duty
+// cycle however busy the shared machine is, and at nice 1, so /proc/stat
+// counts its user time in the CPU's nice column, not user. Other load
+// here runs at nice 0 (the baseline checks that), so the CPU's nice column
+// is the child's work alone and must match it within 10%; where the CPU
+// had headroom, its total net of the baseline is checked too.
+func TestSamplerAttributesPinnedBurn(t *testing.T) {
+	skipIntegration(t)
+	fs := mustFS(t, "/proc")
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := os.Geteuid() == 0
+	const nice = 1
+	for _, duty := range []float64{0.25, 0.5} {
+		t.Run(fmt.Sprintf("duty=%.2f", duty), func(t *testing.T) {
+			cpu, _ := quietestCPU(t, fs, 500*time.Millisecond)
+			base := sampleFor(t, fs, SamplerConfig{CPUs: []int{cpu}, Interval: 500 * time.Millisecond}, 1500*time.Millisecond)
+
+			cmd := exec.Command(exe, "-test.run=^$")
+			cmd.Env = append(os.Environ(), fmt.Sprintf("%s=burn:%g:%s", helperEnv, duty, 6*time.Second))
+			cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+			if err := startPinned(cmd, cpu, nice, root); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				_ = cmd.Process.Kill()
+				_ = cmd.Wait()
+			})
+			time.Sleep(500 * time.Millisecond) // let the child reach its duty cycle
+			pid := cmd.Process.Pid
+			s, err := fs.NewSampler(SamplerConfig{
+				CPUs:      []int{cpu},
+				Processes: []Process{{Name: "burn", PID: pid}},
+				Interval:  500 * time.Millisecond,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ref0, err := processCPUTime(pid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w0 := time.Now()
+			if err := s.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(4 * time.Second)
+			ser, err := s.Stop()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ref1, err := processCPUTime(pid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ref := (ref1 - ref0).Seconds() / time.Since(w0).Seconds()
+
+			proc := ser.Summary.Processes[0].Mean
+			node := ser.Summary.Mean
+			t.Logf("cpu %d: baseline %.3f cores busy (%.3f nice); with burn: %.3f busy, %.3f nice; burn process %.3f cores (%.3f user), its CPU clock %.3f; duty %.2f; %d samples",
+				cpu, base.Summary.Mean.Total, base.Summary.Mean.Nice, node.Total, node.Nice, proc.Total, proc.User, ref, duty, len(ser.Samples))
+			if len(ser.Samples) < 7 {
+				t.Errorf("got %d samples over 4 s at 500 ms, want ≥ 7", len(ser.Samples))
+			}
+			if !near(proc.Total, ref, 0.10*ref) {
+				t.Errorf("burn process = %.3f cores, its CPU clock says %.3f: want within 10%%", proc.Total, ref)
+			}
+			if !root {
+				t.Skip("per-CPU checks need root (SCHED_FIFO) to give the burn its CPU on a shared machine")
+			}
+			if !near(proc.Total, duty, 0.10*duty) {
+				t.Errorf("burn process = %.3f cores, want the duty %.2f ± 10%%", proc.Total, duty)
+			}
+			if proc.User < 0.9*proc.Total {
+				t.Errorf("burn process user %.3f of %.3f cores; a busy loop runs in user mode", proc.User, proc.Total)
+			}
+			if base.Summary.Mean.Nice > 0.02 {
+				t.Skipf("cpu %d already ran %.3f cores of niced work; its nice column cannot isolate the burn", cpu, base.Summary.Mean.Nice)
+			}
+			if !near(node.Nice, proc.User, 0.10*proc.User) {
+				t.Errorf("cpu %d nice = %.3f cores, want the burn's user time %.3f ± 10%%", cpu, node.Nice, proc.User)
+			}
+			if node.Total < node.Nice || node.Total > 1.02 {
+				t.Errorf("cpu %d total %.3f cores outside [nice %.3f, 1 core]", cpu, node.Total, node.Nice)
+			}
+			if headroom := 1 - base.Summary.Mean.Total; headroom > duty+0.1 {
+				if net := node.Total - base.Summary.Mean.Total; !near(net, duty, 0.10*duty+0.05) {
+					t.Errorf("cpu %d busy %.3f - baseline %.3f = %.3f cores, want %.2f ± 10%% (+0.05)", cpu, node.Total, base.Summary.Mean.Total, net, duty)
+				}
+			} else {
+				t.Logf("cpu %d had %.2f cores of headroom: the nice column alone checks the CPU figure", cpu, headroom)
+			}
+		})
+	}
+}

@@ -1,0 +1,94 @@
+package collector
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// helperEnv makes the test binary act as a helper process instead of
+// running tests (see TestMain).
+const helperEnv = "KPBENCH_COLLECTOR_HELPER"
+
+func TestMain(m *testing.M) {
+	if h := os.Getenv(helperEnv); h != "" {
+		if err := runHelper(h); err != nil {
+			fmt.Fprintln(os.Stderr, "helper:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func runHelper(spec string) error {
+	kind, args, _ := strings.Cut(spec, ":")
+	switch kind {
+	case "burn":
+		duty, dur, ok := strings.Cut(args, ":")
+		if !ok {
+			return fmt.Errorf("burn wants duty:duration, got %q", args)
+		}
+		d, err := strconv.ParseFloat(duty, 64)
+		if err != nil {
+			return err
+		}
+		t, err := time.ParseDuration(dur)
+		if err != nil {
+			return err
+		}
+		return burn(d, t)
+	case "conns":
+		return holdConnections(args)
+	}
+	return fmt.Errorf("unknown helper %q", spec)
+}
+
+// burn spends duty cores of CPU for dur. It works in bursts of 5-25 ms
+// of CPU time (random lengths, so its on/off pattern cannot phase-lock
+// with the scheduler tick that /proc/stat's per-CPU accounting samples)
+// and sleeps until it is due again; the schedule is cumulative on the
+// process's CPU time (CLOCK_PROCESS_CPUTIME_ID, the scheduler's precise
+// runtime, not /proc's ticks), so it catches up after being preempted and
+// its average is exact.
+func burn(duty float64, dur time.Duration) error {
+	runtime.LockOSThread()
+	cpu := func() time.Duration {
+		var ts unix.Timespec
+		if err := unix.ClockGettime(unix.CLOCK_PROCESS_CPUTIME_ID, &ts); err != nil {
+			panic(err)
+		}
+		return time.Duration(ts.Nano())
+	}
+	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 1))
+	start, cpu0 := time.Now(), cpu()
+	x := 1.0
+	for time.Since(start) < dur {
+		burst := 5*time.Millisecond + time.Duration(rng.Int64N(int64(20*time.Millisecond)))
+		goal := cpu() - cpu0 + burst
+		for cpu()-cpu0 < goal {
+			// ≈ 50-100 µs of work between clock reads, which are
+			// syscalls (system time) for this clock.
+			for i := 0; i < 50000; i++ {
+				x = x*1.0000001 + 1e-9
+			}
+		}
+		// Due again when wall time catches up with CPU time / duty.
+		due := time.Duration(float64(cpu()-cpu0) / duty)
+		if wait := due - time.Since(start); wait > 0 {
+			time.Sleep(wait)
+		}
+	}
+	fmt.Printf("burned %v cpu over %v (x=%v)\n", cpu()-cpu0, time.Since(start), x > 0)
+	return nil
+}
+
+// holdConnections is filled in by the netns test.
+func holdConnections(args string) error { return fmt.Errorf("not yet: %s", args) }
