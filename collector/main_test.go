@@ -1,8 +1,11 @@
 package collector
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
 	"os"
 	"runtime"
 	"strconv"
@@ -90,5 +93,42 @@ func burn(duty float64, dur time.Duration) error {
 	return nil
 }
 
-// holdConnections is filled in by the netns test.
-func holdConnections(args string) error { return fmt.Errorf("not yet: %s", args) }
+// holdConnections waits for a line on stdin, then opens n TCP connections
+// to a listener of its own on 127.0.0.1 and holds them open (so each keeps
+// its conntrack entry) until stdin closes. It prints "ready" once they are
+// established.
+func holdConnections(args string) error {
+	n, err := strconv.Atoi(args)
+	if err != nil {
+		return err
+	}
+	in := bufio.NewReader(os.Stdin)
+	if _, err := in.ReadString('\n'); err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := 0; i < n; i++ {
+		c, err := net.Dial("tcp4", l.Addr().String())
+		if err != nil {
+			return err
+		}
+		s, err := l.Accept()
+		if err != nil {
+			return err
+		}
+		conns = append(conns, c, s)
+	}
+	fmt.Println("ready")
+	_, _ = io.Copy(io.Discard, in)
+	return nil
+}

@@ -70,7 +70,9 @@ type ConntrackStats struct {
 	// Counters summed over CPUs (cumulative since the namespace was made):
 	//  Found: lookups that found an existing entry.
 	//  Invalid: packets conntrack could not track (malformed, bad state).
-	//  Insert: entries inserted (new connections confirmed).
+	//  Insert: entries inserted (new connections confirmed); recent
+	//   kernels no longer count it and print 0 (as for found and new):
+	//   use Entries deltas instead.
 	//  InsertFailed: entries that could not be inserted (a clash with an
 	//   entry inserted concurrently, e.g. parallel UDP/DNS).
 	//  Drop: packets dropped because a new entry could not be made
