@@ -71,7 +71,7 @@ type ConntrackStats struct {
 	//  Found: lookups that found an existing entry.
 	//  Invalid: packets conntrack could not track (malformed, bad state).
 	//  Insert: entries inserted (new connections confirmed); recent
-	//   kernels no longer count it and print 0 (as for found and new):
+	//   kernels no longer count it and print 0 in its column:
 	//   use Entries deltas instead.
 	//  InsertFailed: entries that could not be inserted (a clash with an
 	//   entry inserted concurrently, e.g. parallel UDP/DNS).
