@@ -88,28 +88,52 @@ func ParseIPTablesSave(r io.Reader) (IPTablesCounts, error) {
 	c := IPTablesCounts{RulesByTable: map[string]int{}, RulesByChain: map[string]int{}}
 	sc := newLineScanner(r)
 	table := ""
-	declared := map[string]bool{}
+	// Rules per chain of the current table, keyed by the chain's name; a
+	// declared chain is present (maybe with 0 rules).
+	chains := map[string]int{}
+	flush := func() {
+		for name, n := range chains {
+			if n > 0 {
+				c.RulesByChain[table+"/"+name] += n
+			}
+		}
+	}
 	n := 0
 	for sc.Scan() {
 		n++
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 || line[0] == '#' {
 			continue
 		}
 		switch {
-		case line[0] == '*':
-			if table != "" {
-				return c, fmt.Errorf("%w: line %d: table %s starts before table %s's COMMIT", ErrParse, n, line[1:], table)
+		case line[0] == '-' && len(line) > 3 && (line[1] == 'A' || line[1] == 'I') && line[2] == ' ':
+			if table == "" {
+				return c, fmt.Errorf("%w: line %d: rule outside a table", ErrParse, n)
 			}
-			table = line[1:]
-			declared = map[string]bool{}
-			c.RulesByTable[table] += 0
+			rest := bytes.TrimLeft(line[3:], " ")
+			chain := rest
+			if i := bytes.IndexByte(rest, ' '); i >= 0 {
+				chain = rest[:i]
+			}
+			k, ok := chains[string(chain)] // no allocation for the lookup
+			if !ok {
+				return c, fmt.Errorf("%w: line %d: rule in undeclared chain %s", ErrParse, n, chain)
+			}
+			chains[string(chain)] = k + 1
+			c.Rules++
+			c.RulesByTable[table]++
+			if bytes.HasPrefix(chain, []byte("KUBE-")) {
+				c.KubeRules++
+				if table == "nat" && string(chain) == "KUBE-SERVICES" {
+					c.KubeServices++
+				}
+			}
 		case line[0] == ':':
 			if table == "" {
 				return c, fmt.Errorf("%w: line %d: chain outside a table", ErrParse, n)
 			}
-			name, _, _ := strings.Cut(line[1:], " ")
-			declared[name] = true
+			name, _, _ := strings.Cut(string(line[1:]), " ")
+			chains[name] += 0
 			c.Chains++
 			switch {
 			case strings.HasPrefix(name, "KUBE-SVC-"), strings.HasPrefix(name, "KUBE-SVL-"),
@@ -118,33 +142,20 @@ func ParseIPTablesSave(r io.Reader) (IPTablesCounts, error) {
 			case strings.HasPrefix(name, "KUBE-SEP-"):
 				c.EndpointChains++
 			}
-		case strings.HasPrefix(line, "-A ") || strings.HasPrefix(line, "-I "):
-			if table == "" {
-				return c, fmt.Errorf("%w: line %d: rule outside a table", ErrParse, n)
+		case line[0] == '*':
+			if table != "" {
+				return c, fmt.Errorf("%w: line %d: table %s starts before table %s's COMMIT", ErrParse, n, line[1:], table)
 			}
-			fields := strings.Fields(line)
-			if len(fields) < 2 {
-				return c, fmt.Errorf("%w: line %d: rule without a chain", ErrParse, n)
-			}
-			chain := fields[1]
-			if !declared[chain] {
-				return c, fmt.Errorf("%w: line %d: rule in undeclared chain %s", ErrParse, n, chain)
-			}
-			c.Rules++
-			c.RulesByTable[table]++
-			c.RulesByChain[table+"/"+chain]++
-			if strings.HasPrefix(chain, "KUBE-") {
-				c.KubeRules++
-			}
-			if table == "nat" && chain == "KUBE-SERVICES" {
-				c.KubeServices++
-			}
-		case strings.Fields(line)[0] == "COMMIT":
+			table = string(line[1:])
+			chains = map[string]int{}
+			c.RulesByTable[table] += 0
+		case string(bytes.Fields(line)[0]) == "COMMIT":
 			// Anything after COMMIT on the line is ignored (text copied
 			// from web pages runs on after it).
 			if table == "" {
 				return c, fmt.Errorf("%w: line %d: COMMIT outside a table", ErrParse, n)
 			}
+			flush()
 			table = ""
 		default:
 			return c, fmt.Errorf("%w: line %d: not iptables-save output: %.60q", ErrParse, n, line)
