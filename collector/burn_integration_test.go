@@ -131,8 +131,8 @@ func sampleFor(t *testing.T, fs FS, cfg SamplerConfig, d time.Duration) *Series 
 // cycle however busy the shared machine is, and at nice 1, so /proc/stat
 // counts its user time in the CPU's nice column, not user. Other load
 // here runs at nice 0 (the baseline checks that), so the CPU's nice column
-// is the child's work alone and must match it within 10%; where the CPU
-// had headroom, its total net of the baseline is checked too.
+// is the child's work alone and must match it within 10%, however the
+// machine's other load comes and goes.
 func TestSamplerAttributesPinnedBurn(t *testing.T) {
 	skipIntegration(t)
 	fs := mustFS(t, "/proc")
@@ -208,18 +208,17 @@ func TestSamplerAttributesPinnedBurn(t *testing.T) {
 			if base.Summary.Mean.Nice > 0.02 {
 				t.Skipf("cpu %d already ran %.3f cores of niced work; its nice column cannot isolate the burn", cpu, base.Summary.Mean.Nice)
 			}
-			if !near(node.Nice, proc.User, 0.10*proc.User) {
-				t.Errorf("cpu %d nice = %.3f cores, want the burn's user time %.3f ± 10%%", cpu, node.Nice, proc.User)
+			if nice := node.Nice - base.Summary.Mean.Nice; !near(nice, proc.User, 0.10*proc.User) {
+				t.Errorf("cpu %d nice = %.3f cores (%.3f net of baseline), want the burn's user time %.3f ± 10%%", cpu, node.Nice, nice, proc.User)
 			}
 			if node.Total < node.Nice || node.Total > 1.02 {
 				t.Errorf("cpu %d total %.3f cores outside [nice %.3f, 1 core]", cpu, node.Total, node.Nice)
 			}
-			if headroom := 1 - base.Summary.Mean.Total; headroom > duty+0.1 {
-				if net := node.Total - base.Summary.Mean.Total; !near(net, duty, 0.10*duty+0.05) {
-					t.Errorf("cpu %d busy %.3f - baseline %.3f = %.3f cores, want %.2f ± 10%% (+0.05)", cpu, node.Total, base.Summary.Mean.Total, net, duty)
-				}
-			} else {
-				t.Logf("cpu %d had %.2f cores of headroom: the nice column alone checks the CPU figure", cpu, headroom)
+			// The CPU's total holds the burn but also whatever else the
+			// shared machine runs there, which comes and goes between a
+			// baseline and the window: only its bounds are checked.
+			if node.Total < 0.9*proc.Total {
+				t.Errorf("cpu %d total %.3f cores < the burn's %.3f", cpu, node.Total, proc.Total)
 			}
 		})
 	}
