@@ -205,8 +205,10 @@ type KubeProxyMetrics struct {
 	LastSyncTimestamp      float64 `json:"lastSyncTimestamp"`
 	ServiceChangesPending  float64 `json:"serviceChangesPending"`
 	EndpointChangesPending float64 `json:"endpointChangesPending"`
-	// IPTablesRules is kube-proxy's own count of its iptables rules by
-	// table (iptables mode only).
+	// IPTablesRules is kube-proxy's own count of its iptables rules (iptables
+	// mode only), keyed by table, or "<ip_family>/<table>" where kube-proxy
+	// labels the family (v1.36: "IPv4/nat"). It counts the rules in
+	// kube-proxy's KUBE-* chains.
 	IPTablesRules map[string]float64 `json:"iptablesRules,omitempty"`
 }
 
@@ -219,12 +221,27 @@ func (m *KubeProxyMetrics) LastSync() time.Time {
 	return time.Unix(int64(sec), int64(frac*1e9))
 }
 
-// ParseKubeProxyMetrics parses Prometheus text exposition format.
-func ParseKubeProxyMetrics(r io.Reader) (*KubeProxyMetrics, error) {
+// ParseKubeProxyMetrics parses Prometheus text exposition format. With
+// family set ("IPv4" or "IPv6"), series labelled with another ip_family
+// are left out: a dual-stack kube-proxy syncs each family separately, and
+// an IPv4 benchmark wants the IPv4 syncs only. Series without the label
+// are always kept. An empty family sums every series.
+func ParseKubeProxyMetrics(r io.Reader, family string) (*KubeProxyMetrics, error) {
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := p.TextToMetricFamilies(r)
 	if err != nil {
 		return nil, fmt.Errorf("parsing kube-proxy metrics: %w", err)
+	}
+	if family != "" {
+		for _, f := range fams {
+			kept := f.Metric[:0]
+			for _, mt := range f.Metric {
+				if fam, ok := label(mt, "ip_family"); !ok || fam == family {
+					kept = append(kept, mt)
+				}
+			}
+			f.Metric = kept
+		}
 	}
 	m := &KubeProxyMetrics{}
 	hist := func(name string) (*Histogram, error) {
@@ -266,16 +283,23 @@ func ParseKubeProxyMetrics(r io.Reader) (*KubeProxyMetrics, error) {
 	if f, ok := fams[MetricIPTablesTotal]; ok {
 		m.IPTablesRules = map[string]float64{}
 		for _, mt := range f.GetMetric() {
-			table := ""
-			for _, l := range mt.GetLabel() {
-				if l.GetName() == "table" {
-					table = l.GetValue()
-				}
+			table, _ := label(mt, "table")
+			if fam, ok := label(mt, "ip_family"); ok {
+				table = fam + "/" + table
 			}
 			m.IPTablesRules[table] += value(mt)
 		}
 	}
 	return m, nil
+}
+
+func label(m *dto.Metric, name string) (string, bool) {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue(), true
+		}
+	}
+	return "", false
 }
 
 func value(m *dto.Metric) float64 {
@@ -294,6 +318,9 @@ func value(m *dto.Metric) float64 {
 func mergeHistograms(f *dto.MetricFamily) (*Histogram, error) {
 	if f.GetType() != dto.MetricType_HISTOGRAM {
 		return nil, fmt.Errorf("type is %s, want histogram", f.GetType())
+	}
+	if len(f.GetMetric()) == 0 {
+		return nil, nil // declared, but no series observed yet
 	}
 	counts := map[float64]uint64{}
 	out := &Histogram{}
@@ -327,6 +354,9 @@ func mergeHistograms(f *dto.MetricFamily) (*Histogram, error) {
 // KubeProxyScraper reads kube-proxy's metrics port through Fetch.
 type KubeProxyScraper struct {
 	Fetch FetchFunc
+	// IPFamily keeps only series of this ip_family ("IPv4", "IPv6");
+	// empty sums every family (see ParseKubeProxyMetrics).
+	IPFamily string
 	// Now is the clock for scrape times; time.Now when nil.
 	Now func() time.Time
 }
@@ -343,7 +373,7 @@ func (s KubeProxyScraper) Scrape(ctx context.Context) (*KubeProxyMetrics, []byte
 	if err != nil {
 		return nil, nil, fmt.Errorf("fetching kube-proxy /metrics: %w", err)
 	}
-	m, err := ParseKubeProxyMetrics(bytes.NewReader(body))
+	m, err := ParseKubeProxyMetrics(bytes.NewReader(body), s.IPFamily)
 	if err != nil {
 		return nil, body, err
 	}

@@ -21,7 +21,7 @@ func readMetricsFixture(t *testing.T, name string) *KubeProxyMetrics {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	m, err := ParseKubeProxyMetrics(f)
+	m, err := ParseKubeProxyMetrics(f, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ kubeproxy_sync_proxy_rules_duration_seconds_count{ip_family="IPv6"} 3
 kubeproxy_sync_proxy_rules_last_timestamp_seconds{ip_family="IPv4"} 100
 kubeproxy_sync_proxy_rules_last_timestamp_seconds{ip_family="IPv6"} 200
 `
-	m, err := ParseKubeProxyMetrics(strings.NewReader(text))
+	m, err := ParseKubeProxyMetrics(strings.NewReader(text), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ kubeproxy_sync_proxy_rules_last_timestamp_seconds{ip_family="IPv6"} 200
 	if m.LastSyncTimestamp != 200 || m.SyncFullProxyRules != nil {
 		t.Errorf("last sync %v, full %v", m.LastSyncTimestamp, m.SyncFullProxyRules)
 	}
-	if _, err := ParseKubeProxyMetrics(strings.NewReader("kubeproxy_x{ 1\n")); err == nil {
+	if _, err := ParseKubeProxyMetrics(strings.NewReader("kubeproxy_x{ 1\n"), ""); err == nil {
 		t.Error("malformed text parsed without error")
 	}
 }

@@ -179,7 +179,9 @@ type NFTCounts struct {
 	Chains int `json:"chains"`
 	// Rules counts rule statements in every chain (chain headers — type,
 	// hook, policy — and comments are not rules).
-	Rules        int            `json:"rules"`
+	Rules int `json:"rules"`
+	// RulesByChain and Elements are keyed "<family> <table>/<name>", e.g.
+	// "ip kube-proxy/services".
 	RulesByChain map[string]int `json:"rulesByChain"`
 	Sets         int            `json:"sets"`
 	Maps         int            `json:"maps"`
@@ -245,20 +247,20 @@ func ParseNFTList(r io.Reader) (NFTCounts, error) {
 			c.Tables++
 			stack = append(stack, nftBlock{"table", strings.Join(fields[1:len(fields)-1], " ")})
 		case opens && cur.kind == "table" && len(fields) == 3:
-			kind := fields[0]
+			kind, name := fields[0], cur.name+"/"+fields[1]
 			switch kind {
 			case "chain":
 				c.Chains++
-				c.RulesByChain[fields[1]] += 0
+				c.RulesByChain[name] += 0
 			case "set":
 				c.Sets++
-				c.Elements[fields[1]] += 0
+				c.Elements[name] += 0
 			case "map":
 				c.Maps++
-				c.Elements[fields[1]] += 0
+				c.Elements[name] += 0
 			}
 			// flowtables, counters, quotas, ct objects: skipped as blocks.
-			stack = append(stack, nftBlock{kind, fields[1]})
+			stack = append(stack, nftBlock{kind, name})
 		case cur.kind == "table":
 			// Table attributes: comment, flags.
 			if fields[0] != "comment" && fields[0] != "flags" {

@@ -90,10 +90,11 @@ func TestParseIPTablesSaveCases(t *testing.T) {
 
 func TestParseNFTListKubeProxy(t *testing.T) {
 	// Real `nft list table ip kube-proxy` output (nft 1.0.6) of a table
-	// loaded from testdata/rules/nft-kube-proxy-input.nft, which follows
-	// the transaction kube-proxy's nftables proxier writes: its base
-	// chains, sets and maps, plus 4 Services (one with 1 endpoint, three
-	// with 10).
+	// loaded from testdata/rules/nft-kube-proxy-input.nft, constructed in
+	// the layout of earlier kube-proxy nftables proxiers (a chain per
+	// endpoint, reached through an anonymous vmap): base chains, sets and
+	// maps, plus 4 Services (one with 1 endpoint, three with 10). The
+	// v1.36 layout is in testdata/lab (lab_fixtures_test.go).
 	c, err := ParseNFTList(strings.NewReader(readRulesFixture(t, "nft-kube-proxy-listing.txt")))
 	if err != nil {
 		t.Fatal(err)
@@ -103,13 +104,13 @@ func TestParseNFTListKubeProxy(t *testing.T) {
 	if c.Tables != 1 || c.Chains != 51 || c.Rules != 93 || c.Sets != 2 || c.Maps != 5 {
 		t.Errorf("tables %d chains %d rules %d sets %d maps %d; want 1 51 93 2 5", c.Tables, c.Chains, c.Rules, c.Sets, c.Maps)
 	}
-	wantElems := map[string]int{"cluster-ips": 4, "nodeport-ips": 1, "service-ips": 4, "firewall-ips": 0,
-		"no-endpoint-nodeports": 0, "no-endpoint-services": 0, "service-nodeports": 0}
+	wantElems := map[string]int{"ip kube-proxy/cluster-ips": 4, "ip kube-proxy/nodeport-ips": 1, "ip kube-proxy/service-ips": 4, "ip kube-proxy/firewall-ips": 0,
+		"ip kube-proxy/no-endpoint-nodeports": 0, "ip kube-proxy/no-endpoint-services": 0, "ip kube-proxy/service-nodeports": 0}
 	if !reflect.DeepEqual(c.Elements, wantElems) || c.SetElements != 5 || c.MapElements != 4 {
 		t.Errorf("elements %v (sets %d, maps %d)", c.Elements, c.SetElements, c.MapElements)
 	}
-	if c.RulesByChain["services"] != 2 || c.RulesByChain["filter-forward"] != 2 || c.RulesByChain["nat-prerouting"] != 1 {
-		t.Errorf("services %d, filter-forward %d, nat-prerouting %d rules", c.RulesByChain["services"], c.RulesByChain["filter-forward"], c.RulesByChain["nat-prerouting"])
+	if c.RulesByChain["ip kube-proxy/services"] != 2 || c.RulesByChain["ip kube-proxy/filter-forward"] != 2 || c.RulesByChain["ip kube-proxy/nat-prerouting"] != 1 {
+		t.Errorf("rules by chain: %v", c.RulesByChain)
 	}
 	// The listing's numbers agree with the nft -f input it was made from.
 	in := readRulesFixture(t, "nft-kube-proxy-input.nft")
