@@ -2,11 +2,13 @@ package collector
 
 import (
 	"bytes"
+	"context"
 	"encoding/csv"
 	"errors"
 	"math"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -250,5 +252,48 @@ func TestWriteCSV(t *testing.T) {
 	want := []string{"2026-01-02T03:04:07Z", "2.000000", "0.600000", "0.000000", "0.200000", "0.005000", "0.045000", "0.000000", "0.850000", "0.150000", "0.010000", "0.600000", ""}
 	if !reflect.DeepEqual(rows[1], want) {
 		t.Errorf("row = %q\nwant  %q", rows[1], want)
+	}
+}
+
+func TestSamplerLifecycle(t *testing.T) {
+	fs := mustFS(t, "testdata/proc-t0")
+	s, err := fs.NewSampler(SamplerConfig{Interval: 10 * time.Millisecond, Processes: []Process{{Name: ProcessKubeProxy, PID: 4242}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Stop(); !errors.Is(err, ErrNotStarted) {
+		t.Errorf("Stop before Start = %v", err)
+	}
+	var seen atomic.Int32
+	s.cfg.OnSample = func(Sample) { seen.Add(1) }
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err == nil {
+		t.Error("second Start succeeded")
+	}
+	time.Sleep(55 * time.Millisecond)
+	ser, err := s.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(ser.Samples); n < 3 || int(seen.Load()) != n {
+		t.Errorf("%d samples, OnSample called %d times", n, seen.Load())
+	}
+	// A fixture tree never changes: the window is all zeros, and the
+	// process is still there.
+	if ser.Summary.Mean.Total != 0 || len(ser.Summary.Processes) != 1 || ser.Summary.Processes[0].Exited ||
+		!reflect.DeepEqual(ser.CPUs, []int{0, 1}) || ser.IntervalSeconds != 0.01 {
+		t.Errorf("series = %+v", ser.Summary)
+	}
+	if _, err := s.Stop(); err == nil {
+		t.Error("second Stop succeeded")
+	}
+	if _, err := fs.NewSampler(SamplerConfig{Interval: -time.Second}); err == nil {
+		t.Error("negative interval accepted")
+	}
+	missing, _ := fs.NewSampler(SamplerConfig{Processes: []Process{{Name: "gone", PID: 9999}}})
+	if err := missing.Start(context.Background()); !errors.Is(err, ErrNoSuchProcess) {
+		t.Errorf("Start with a missing process = %v, want ErrNoSuchProcess", err)
 	}
 }

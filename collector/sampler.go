@@ -294,6 +294,7 @@ type Sampler struct {
 	problems []string
 	cancel   context.CancelFunc
 	done     chan struct{}
+	stopped  bool
 }
 
 // NewSampler returns a sampler reading fs. It checks the CPUs exist.
@@ -382,6 +383,11 @@ func (s *Sampler) Stop() (*Series, error) {
 		s.mu.Unlock()
 		return nil, ErrNotStarted
 	}
+	if s.stopped {
+		s.mu.Unlock()
+		return nil, errors.New("sampler already stopped")
+	}
+	s.stopped = true
 	cancel, done := s.cancel, s.done
 	s.mu.Unlock()
 	cancel()
