@@ -246,7 +246,12 @@ func ParseNFTList(r io.Reader) (NFTCounts, error) {
 			}
 			c.Tables++
 			stack = append(stack, nftBlock{"table", strings.Join(fields[1:len(fields)-1], " ")})
-		case opens && cur.kind == "table" && len(fields) == 3:
+		case opens && cur.kind == "table":
+			if len(fields) != 3 {
+				// Named objects like "ct helper NAME {": skipped whole.
+				stack = append(stack, nftBlock{"skip", ""})
+				continue
+			}
 			kind, name := fields[0], cur.name+"/"+fields[1]
 			switch kind {
 			case "chain":

@@ -125,6 +125,18 @@ func TestParseNFTListKubeProxy(t *testing.T) {
 	}
 }
 
+func TestParseNFTListObjects(t *testing.T) {
+	// Real `nft list ruleset` output (nft 1.0.6) with stateful objects, an
+	// interval set and a long anonymous set in a rule.
+	c, err := ParseNFTList(strings.NewReader(readRulesFixture(t, "nft-ruleset-objects.txt")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Tables != 1 || c.Chains != 1 || c.Rules != 2 || c.Sets != 1 || c.Elements["inet f/s"] != 3 || c.SetElements != 3 {
+		t.Errorf("counts = %+v", c)
+	}
+}
+
 func TestParseNFTListCases(t *testing.T) {
 	for _, tc := range []struct {
 		name            string
@@ -141,6 +153,11 @@ func TestParseNFTListCases(t *testing.T) {
 		{
 			name:  "ruleset with two tables and a flowtable",
 			in:    "table inet a {\n\tflowtable f {\n\t\thook ingress priority filter\n\t\tdevices = { lo }\n\t}\n\tchain x {\n\t\taccept\n\t}\n}\ntable ip b {\n\tchain y {\n\t\ttype nat hook output priority -100; policy accept;\n\t}\n}\n",
+			rules: 1,
+		},
+		{
+			name:  "stateful objects are skipped",
+			in:    "table inet f {\n\tct helper ftp-standard {\n\t\ttype \"ftp\" protocol tcp\n\t\tl3proto inet\n\t}\n\tcounter c1 {\n\t\tpackets 0 bytes 0\n\t}\n\tchain x {\n\t\tct helper set \"ftp-standard\"\n\t}\n}\n",
 			rules: 1,
 		},
 		{name: "truncated", in: "table ip t {\n\tchain c {\n\t\taccept\n", wantError: "truncated"},
