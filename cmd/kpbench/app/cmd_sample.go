@@ -80,15 +80,13 @@ clock ticks (USER_HZ=100), children excluded.
 			}
 
 			table := jsonOut != "-"
-			tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 			var mu sync.Mutex
 			cfg := collector.SamplerConfig{CPUs: cpus, Processes: procs, Interval: interval}
 			if table {
 				cfg.OnSample = func(s collector.Sample) {
 					mu.Lock()
 					defer mu.Unlock()
-					writeSampleRow(tw, s, procs)
-					_ = tw.Flush()
+					writeSampleRow(g.stdout, s, procs)
 				}
 			}
 			s, err := fs.NewSampler(cfg)
@@ -105,8 +103,7 @@ clock ticks (USER_HZ=100), children excluded.
 			g.logger.Debug("sampling", "procRoot", fs.Root(), "interval", interval, "duration", duration)
 			if table {
 				mu.Lock()
-				writeSampleHeader(tw, procs)
-				_ = tw.Flush()
+				writeSampleHeader(g.stdout, procs)
 				mu.Unlock()
 			}
 			var timeout <-chan time.Time
@@ -178,18 +175,25 @@ func coreValues(c collector.Cores) []float64 {
 	return []float64{c.User, c.Nice, c.System, c.IRQ, c.SoftIRQ, c.Steal, c.Total}
 }
 
+// The live table is written a row at a time, so its columns have fixed
+// widths (a tabwriter would size each row on its own).
+func procColumn(p collector.Process) string { return fmt.Sprintf("%s/%d", p.Name, p.PID) }
+
 func writeSampleHeader(w io.Writer, procs []collector.Process) {
-	cols := append([]string{"time", "seconds"}, coreColumns...)
-	for _, p := range procs {
-		cols = append(cols, fmt.Sprintf("%s/%d", p.Name, p.PID))
+	fmt.Fprintf(w, "%-12s %7s", "time", "seconds")
+	for _, c := range coreColumns {
+		fmt.Fprintf(w, " %7s", c)
 	}
-	fmt.Fprintln(w, strings.Join(cols, "\t")+"\t")
+	for _, p := range procs {
+		fmt.Fprintf(w, " %*s", max(7, len(procColumn(p))), procColumn(p))
+	}
+	fmt.Fprintln(w)
 }
 
 func writeSampleRow(w io.Writer, s collector.Sample, procs []collector.Process) {
-	cells := []string{s.End.Local().Format("15:04:05.000"), fmt.Sprintf("%.3f", s.Seconds)}
+	fmt.Fprintf(w, "%-12s %7.3f", s.End.Local().Format("15:04:05.000"), s.Seconds)
 	for _, v := range coreValues(s.Node) {
-		cells = append(cells, fmt.Sprintf("%.3f", v))
+		fmt.Fprintf(w, " %7.3f", v)
 	}
 	for _, p := range procs {
 		cell := "-"
@@ -198,9 +202,9 @@ func writeSampleRow(w io.Writer, s collector.Sample, procs []collector.Process) 
 				cell = fmt.Sprintf("%.3f", pc.Total)
 			}
 		}
-		cells = append(cells, cell)
+		fmt.Fprintf(w, " %*s", max(7, len(procColumn(p))), cell)
 	}
-	fmt.Fprintln(w, strings.Join(cells, "\t")+"\t")
+	fmt.Fprintln(w)
 }
 
 func writeSampleSummary(w io.Writer, ser *collector.Series) {
