@@ -148,7 +148,7 @@ func TestSamplerAttributesPinnedBurn(t *testing.T) {
 			base := sampleFor(t, fs, SamplerConfig{CPUs: []int{cpu}, Interval: 500 * time.Millisecond}, 1500*time.Millisecond)
 
 			cmd := exec.Command(exe, "-test.run=^$")
-			cmd.Env = append(os.Environ(), fmt.Sprintf("%s=burn:%g:%s", helperEnv, duty, 6*time.Second))
+			cmd.Env = append(os.Environ(), fmt.Sprintf("%s=burn:%g:%s", childEnv, duty, 6*time.Second))
 			cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 			if err := startPinned(cmd, cpu, nice, root); err != nil {
 				t.Fatal(err)

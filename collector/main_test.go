@@ -16,14 +16,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// helperEnv makes the test binary act as a helper process instead of
+// childEnv makes the test binary act as a child process instead of
 // running tests (see TestMain).
-const helperEnv = "KPBENCH_COLLECTOR_HELPER"
+const childEnv = "KPBENCH_COLLECTOR_CHILD"
 
 func TestMain(m *testing.M) {
-	if h := os.Getenv(helperEnv); h != "" {
-		if err := runHelper(h); err != nil {
-			fmt.Fprintln(os.Stderr, "helper:", err)
+	if h := os.Getenv(childEnv); h != "" {
+		if err := runChild(h); err != nil {
+			fmt.Fprintln(os.Stderr, "child:", err)
 			os.Exit(1)
 		}
 		os.Exit(0)
@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func runHelper(spec string) error {
+func runChild(spec string) error {
 	kind, args, _ := strings.Cut(spec, ":")
 	switch kind {
 	case "burn":
@@ -51,7 +51,7 @@ func runHelper(spec string) error {
 	case "conns":
 		return holdConnections(args)
 	}
-	return fmt.Errorf("unknown helper %q", spec)
+	return fmt.Errorf("unknown child role %q", spec)
 }
 
 // burn spends duty cores of CPU for dur. It works in bursts of 5-25 ms

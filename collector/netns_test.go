@@ -153,7 +153,7 @@ func TestConntrackThroughProcessInNetns(t *testing.T) {
 	}
 	const conns = 25
 	cmd := exec.Command("ip", "netns", "exec", ns, exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=conns:%d", helperEnv, conns))
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=conns:%d", childEnv, conns))
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -177,7 +177,7 @@ func TestConntrackThroughProcessInNetns(t *testing.T) {
 			<-done
 		}
 	})
-	// ip netns exec execs the helper in place: the PID is the helper's.
+	// ip netns exec execs the child in place: the PID is the child's.
 	pid := cmd.Process.Pid
 	var before ConntrackStats
 	deadline := time.Now().Add(5 * time.Second)
@@ -192,7 +192,7 @@ func TestConntrackThroughProcessInNetns(t *testing.T) {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("helper never entered the namespace: %v", err)
+			t.Fatalf("child never entered the namespace: %v", err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -201,7 +201,7 @@ func TestConntrackThroughProcessInNetns(t *testing.T) {
 	}
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil || strings.TrimSpace(line) != "ready" {
-		t.Fatalf("helper said %q, %v", line, err)
+		t.Fatalf("child said %q, %v", line, err)
 	}
 	after, err := fs.Conntrack(pid)
 	if err != nil {
