@@ -1,0 +1,476 @@
+package collector
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/kpbench/kpbench/runs"
+	"github.com/kpbench/kpbench/scenarios"
+)
+
+// kube-proxy's metric names (pkg/proxy/metrics).
+const (
+	MetricSyncProxyRules        = "kubeproxy_sync_proxy_rules_duration_seconds"
+	MetricSyncFullProxyRules    = "kubeproxy_sync_full_proxy_rules_duration_seconds"
+	MetricSyncPartialProxyRules = "kubeproxy_sync_partial_proxy_rules_duration_seconds"
+	MetricNetworkProgramming    = "kubeproxy_network_programming_duration_seconds"
+	MetricLastSyncTimestamp     = "kubeproxy_sync_proxy_rules_last_timestamp_seconds"
+	MetricServiceChangesPending = "kubeproxy_sync_proxy_rules_service_changes_pending"
+	MetricEndpointChangesPendng = "kubeproxy_sync_proxy_rules_endpoint_changes_pending"
+	MetricIPTablesTotal         = "kubeproxy_sync_proxy_rules_iptables_total"
+)
+
+var (
+	// ErrCounterReset is wrapped when a counter or histogram went down
+	// between two scrapes: kube-proxy restarted inside the window.
+	ErrCounterReset = errors.New("counter reset (kube-proxy restarted?)")
+	// ErrBucketLayout is wrapped when two histograms have different bucket
+	// bounds and cannot be subtracted.
+	ErrBucketLayout = errors.New("histogram bucket layouts differ")
+	// ErrUnknownProxyMode is wrapped when /proxyMode answers something that
+	// is not a kube-proxy mode.
+	ErrUnknownProxyMode = errors.New("unknown proxy mode")
+)
+
+// FetchFunc fetches a path ("/metrics", "/proxyMode") from kube-proxy's
+// metrics port. clusters.ClientNode.KubeProxyGet is one (it reaches
+// kube-proxy inside the node's network namespace); HTTPFetch makes one
+// for a plain URL.
+type FetchFunc func(ctx context.Context, path string) ([]byte, error)
+
+// HTTPFetch returns a FetchFunc for kube-proxy's metrics server at base
+// (e.g. "http://127.0.0.1:10249"). A nil client means http.DefaultClient.
+func HTTPFetch(client *http.Client, base string) FetchFunc {
+	if client == nil {
+		client = http.DefaultClient
+	}
+	base = strings.TrimRight(base, "/")
+	return func(ctx context.Context, path string) ([]byte, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", req.URL, err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("GET %s: %s: %s", req.URL, resp.Status, bytes.TrimSpace(body[:min(len(body), 200)]))
+		}
+		return body, nil
+	}
+}
+
+// Bucket is one cumulative histogram bucket: how many observations were
+// ≤ UpperBound.
+type Bucket struct {
+	UpperBound float64 `json:"le"`
+	Count      uint64  `json:"count"`
+}
+
+// Histogram is a Prometheus histogram: cumulative buckets sorted by upper
+// bound, the last one +Inf.
+type Histogram struct {
+	Count   uint64   `json:"count"`
+	Sum     float64  `json:"sum"`
+	Buckets []Bucket `json:"buckets"`
+}
+
+// Mean is Sum/Count (NaN without observations).
+func (h Histogram) Mean() float64 {
+	if h.Count == 0 {
+		return math.NaN()
+	}
+	return h.Sum / float64(h.Count)
+}
+
+// Quantile estimates the q-quantile (0 ≤ q ≤ 1) like Prometheus'
+// histogram_quantile: find the bucket holding the rank q×count and
+// interpolate linearly within it (from 0 for the first bucket, when its
+// bound is positive). A rank in the +Inf bucket returns the highest finite
+// bound. NaN without observations.
+func (h Histogram) Quantile(q float64) float64 {
+	switch {
+	case math.IsNaN(q):
+		return math.NaN()
+	case q < 0:
+		return math.Inf(-1)
+	case q > 1:
+		return math.Inf(1)
+	}
+	b := h.Buckets
+	if len(b) < 2 || !math.IsInf(b[len(b)-1].UpperBound, 1) {
+		return math.NaN()
+	}
+	total := b[len(b)-1].Count
+	if total == 0 {
+		return math.NaN()
+	}
+	rank := q * float64(total)
+	i := sort.Search(len(b)-1, func(i int) bool { return float64(b[i].Count) >= rank })
+	if i == len(b)-1 {
+		return b[len(b)-2].UpperBound
+	}
+	if i == 0 && b[0].UpperBound <= 0 {
+		return b[0].UpperBound
+	}
+	start, end := 0.0, b[i].UpperBound
+	count := float64(b[i].Count)
+	if i > 0 {
+		start = b[i-1].UpperBound
+		count -= float64(b[i-1].Count)
+		rank -= float64(b[i-1].Count)
+	}
+	if count == 0 {
+		return end
+	}
+	return start + (end-start)*(rank/count)
+}
+
+// Sub returns h - prev: the observations made between two scrapes.
+func (h Histogram) Sub(prev Histogram) (Histogram, error) {
+	if len(prev.Buckets) == 0 && prev.Count == 0 {
+		return h, nil
+	}
+	if len(h.Buckets) != len(prev.Buckets) {
+		return Histogram{}, fmt.Errorf("%w: %d vs %d buckets", ErrBucketLayout, len(h.Buckets), len(prev.Buckets))
+	}
+	if h.Count < prev.Count {
+		return Histogram{}, fmt.Errorf("histogram count %d < %d: %w", h.Count, prev.Count, ErrCounterReset)
+	}
+	out := Histogram{Count: h.Count - prev.Count, Sum: h.Sum - prev.Sum, Buckets: make([]Bucket, len(h.Buckets))}
+	for i := range h.Buckets {
+		a, p := h.Buckets[i], prev.Buckets[i]
+		if a.UpperBound != p.UpperBound {
+			return Histogram{}, fmt.Errorf("%w: bucket %d is le=%g vs le=%g", ErrBucketLayout, i, a.UpperBound, p.UpperBound)
+		}
+		if a.Count < p.Count {
+			return Histogram{}, fmt.Errorf("bucket le=%g went from %d to %d: %w", a.UpperBound, p.Count, a.Count, ErrCounterReset)
+		}
+		out.Buckets[i] = Bucket{UpperBound: a.UpperBound, Count: a.Count - p.Count}
+	}
+	return out, nil
+}
+
+// HistogramSummary condenses a histogram (usually a window's delta).
+// Quantiles are NaN-free: zero when there were no observations.
+type HistogramSummary struct {
+	Count uint64  `json:"count"`
+	Sum   float64 `json:"sum"`
+	Mean  float64 `json:"mean"`
+	P50   float64 `json:"p50"`
+	P90   float64 `json:"p90"`
+	P99   float64 `json:"p99"`
+}
+
+// Summary condenses h.
+func (h Histogram) Summary() HistogramSummary {
+	if h.Count == 0 {
+		return HistogramSummary{}
+	}
+	return HistogramSummary{Count: h.Count, Sum: h.Sum, Mean: h.Mean(), P50: h.Quantile(0.5), P90: h.Quantile(0.9), P99: h.Quantile(0.99)}
+}
+
+// KubeProxyMetrics is one scrape of kube-proxy's /metrics, reduced to the
+// families kpbench reads. Histograms with several series (kube-proxy
+// labels them by ip_family) are summed across series; a family kube-proxy
+// does not export in its mode (IPVS has no full/partial split) is nil.
+type KubeProxyMetrics struct {
+	Time time.Time `json:"time"`
+
+	SyncProxyRules        *Histogram `json:"syncProxyRules,omitempty"`
+	SyncFullProxyRules    *Histogram `json:"syncFullProxyRules,omitempty"`
+	SyncPartialProxyRules *Histogram `json:"syncPartialProxyRules,omitempty"`
+	NetworkProgramming    *Histogram `json:"networkProgramming,omitempty"`
+
+	// LastSyncTimestamp is when rules were last synced successfully (Unix
+	// seconds; the latest over IP families; 0 when absent).
+	LastSyncTimestamp      float64 `json:"lastSyncTimestamp"`
+	ServiceChangesPending  float64 `json:"serviceChangesPending"`
+	EndpointChangesPending float64 `json:"endpointChangesPending"`
+	// IPTablesRules is kube-proxy's own count of its iptables rules (iptables
+	// mode only), keyed by table, or "<ip_family>/<table>" where kube-proxy
+	// labels the family (v1.36: "IPv4/nat"). It counts the rules in
+	// kube-proxy's KUBE-* chains.
+	IPTablesRules map[string]float64 `json:"iptablesRules,omitempty"`
+}
+
+// LastSync is LastSyncTimestamp as a time (zero when absent).
+func (m *KubeProxyMetrics) LastSync() time.Time {
+	if m.LastSyncTimestamp <= 0 {
+		return time.Time{}
+	}
+	sec, frac := math.Modf(m.LastSyncTimestamp)
+	return time.Unix(int64(sec), int64(frac*1e9))
+}
+
+// ParseKubeProxyMetrics parses Prometheus text exposition format. With
+// family set ("IPv4" or "IPv6"), series labelled with another ip_family
+// are left out: a dual-stack kube-proxy syncs each family separately, and
+// an IPv4 benchmark wants the IPv4 syncs only. Series without the label
+// are always kept. An empty family sums every series.
+func ParseKubeProxyMetrics(r io.Reader, family string) (*KubeProxyMetrics, error) {
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(r)
+	if err != nil {
+		return nil, fmt.Errorf("parsing kube-proxy metrics: %w", err)
+	}
+	if family != "" {
+		for _, f := range fams {
+			kept := f.Metric[:0]
+			for _, mt := range f.Metric {
+				if fam, ok := label(mt, "ip_family"); !ok || fam == family {
+					kept = append(kept, mt)
+				}
+			}
+			f.Metric = kept
+		}
+	}
+	m := &KubeProxyMetrics{}
+	hist := func(name string) (*Histogram, error) {
+		f, ok := fams[name]
+		if !ok {
+			return nil, nil
+		}
+		h, err := mergeHistograms(f)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		return h, nil
+	}
+	for name, dst := range map[string]**Histogram{
+		MetricSyncProxyRules:        &m.SyncProxyRules,
+		MetricSyncFullProxyRules:    &m.SyncFullProxyRules,
+		MetricSyncPartialProxyRules: &m.SyncPartialProxyRules,
+		MetricNetworkProgramming:    &m.NetworkProgramming,
+	} {
+		if *dst, err = hist(name); err != nil {
+			return nil, err
+		}
+	}
+	if f, ok := fams[MetricLastSyncTimestamp]; ok {
+		for _, mt := range f.GetMetric() {
+			m.LastSyncTimestamp = max(m.LastSyncTimestamp, value(mt))
+		}
+	}
+	for name, dst := range map[string]*float64{
+		MetricServiceChangesPending: &m.ServiceChangesPending,
+		MetricEndpointChangesPendng: &m.EndpointChangesPending,
+	} {
+		if f, ok := fams[name]; ok {
+			for _, mt := range f.GetMetric() {
+				*dst += value(mt)
+			}
+		}
+	}
+	if f, ok := fams[MetricIPTablesTotal]; ok {
+		m.IPTablesRules = map[string]float64{}
+		for _, mt := range f.GetMetric() {
+			table, _ := label(mt, "table")
+			if fam, ok := label(mt, "ip_family"); ok {
+				table = fam + "/" + table
+			}
+			m.IPTablesRules[table] += value(mt)
+		}
+	}
+	return m, nil
+}
+
+func label(m *dto.Metric, name string) (string, bool) {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue(), true
+		}
+	}
+	return "", false
+}
+
+func value(m *dto.Metric) float64 {
+	switch {
+	case m.Gauge != nil:
+		return m.Gauge.GetValue()
+	case m.Counter != nil:
+		return m.Counter.GetValue()
+	case m.Untyped != nil:
+		return m.Untyped.GetValue()
+	}
+	return 0
+}
+
+// mergeHistograms sums a family's histogram series bucket by bucket.
+func mergeHistograms(f *dto.MetricFamily) (*Histogram, error) {
+	if f.GetType() != dto.MetricType_HISTOGRAM {
+		return nil, fmt.Errorf("type is %s, want histogram", f.GetType())
+	}
+	if len(f.GetMetric()) == 0 {
+		return nil, nil // declared, but no series observed yet
+	}
+	counts := map[float64]uint64{}
+	out := &Histogram{}
+	for _, mt := range f.GetMetric() {
+		h := mt.GetHistogram()
+		n := h.GetSampleCount()
+		if h.SampleCountFloat != nil {
+			n = uint64(h.GetSampleCountFloat())
+		}
+		out.Count += n
+		out.Sum += h.GetSampleSum()
+		for _, b := range h.GetBucket() {
+			if math.IsInf(b.GetUpperBound(), 1) {
+				continue // the sample count is the +Inf bucket
+			}
+			c := b.GetCumulativeCount()
+			if b.CumulativeCountFloat != nil {
+				c = uint64(b.GetCumulativeCountFloat())
+			}
+			counts[b.GetUpperBound()] += c
+		}
+		counts[math.Inf(1)] += n
+	}
+	for le, c := range counts {
+		out.Buckets = append(out.Buckets, Bucket{UpperBound: le, Count: c})
+	}
+	sort.Slice(out.Buckets, func(i, j int) bool { return out.Buckets[i].UpperBound < out.Buckets[j].UpperBound })
+	return out, nil
+}
+
+// KubeProxyScraper reads kube-proxy's metrics port through Fetch.
+type KubeProxyScraper struct {
+	Fetch FetchFunc
+	// IPFamily keeps only series of this ip_family ("IPv4", "IPv6");
+	// empty sums every family (see ParseKubeProxyMetrics).
+	IPFamily string
+	// Now is the clock for scrape times; time.Now when nil.
+	Now func() time.Time
+}
+
+// Scrape fetches and parses /metrics. It also returns the raw text, which
+// a run keeps under raw/<point>/.
+func (s KubeProxyScraper) Scrape(ctx context.Context) (*KubeProxyMetrics, []byte, error) {
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	t := now()
+	body, err := s.Fetch(ctx, "/metrics")
+	if err != nil {
+		return nil, nil, fmt.Errorf("fetching kube-proxy /metrics: %w", err)
+	}
+	m, err := ParseKubeProxyMetrics(bytes.NewReader(body), s.IPFamily)
+	if err != nil {
+		return nil, body, err
+	}
+	m.Time = t
+	return m, body, nil
+}
+
+// ProxyMode asks kube-proxy which mode it runs (GET /proxyMode).
+func (s KubeProxyScraper) ProxyMode(ctx context.Context) (scenarios.Mode, error) {
+	body, err := s.Fetch(ctx, "/proxyMode")
+	if err != nil {
+		return "", fmt.Errorf("fetching kube-proxy /proxyMode: %w", err)
+	}
+	return ParseProxyMode(body)
+}
+
+// ParseProxyMode parses the body of kube-proxy's /proxyMode: the mode
+// name alone ("iptables", "ipvs", "nftables").
+func ParseProxyMode(body []byte) (scenarios.Mode, error) {
+	mode := scenarios.Mode(strings.TrimSpace(string(body)))
+	for _, m := range scenarios.Modes {
+		if mode == m {
+			return mode, nil
+		}
+	}
+	return "", fmt.Errorf("%w: /proxyMode answered %q", ErrUnknownProxyMode, bytes.TrimSpace(body[:min(len(body), 100)]))
+}
+
+// KubeProxyWindow is what kube-proxy did between two scrapes.
+type KubeProxyWindow struct {
+	Seconds float64 `json:"seconds"`
+	// Syncs of every kind, full and partial syncs (iptables and nftables
+	// modes), and network-programming latency of the changes synced.
+	Sync               HistogramSummary `json:"sync"`
+	FullSync           HistogramSummary `json:"fullSync"`
+	PartialSync        HistogramSummary `json:"partialSync"`
+	NetworkProgramming HistogramSummary `json:"networkProgramming"`
+	// LastSyncSeconds is the duration of the window's last sync when the
+	// window holds exactly one (LastSyncExact); with several it is their
+	// mean; with none, 0.
+	LastSyncSeconds float64 `json:"lastSyncSeconds"`
+	LastSyncExact   bool    `json:"lastSyncExact"`
+	// The after scrape's gauges.
+	LastSyncTimestamp      float64            `json:"lastSyncTimestamp"`
+	ServiceChangesPending  float64            `json:"serviceChangesPending"`
+	EndpointChangesPending float64            `json:"endpointChangesPending"`
+	IPTablesRules          map[string]float64 `json:"iptablesRules,omitempty"`
+}
+
+// KubeProxyDelta compares two scrapes of the same kube-proxy. It wraps
+// ErrCounterReset when kube-proxy restarted in between.
+func KubeProxyDelta(before, after *KubeProxyMetrics) (KubeProxyWindow, error) {
+	w := KubeProxyWindow{
+		Seconds:                after.Time.Sub(before.Time).Seconds(),
+		LastSyncTimestamp:      after.LastSyncTimestamp,
+		ServiceChangesPending:  after.ServiceChangesPending,
+		EndpointChangesPending: after.EndpointChangesPending,
+		IPTablesRules:          after.IPTablesRules,
+	}
+	for _, x := range []struct {
+		name string
+		b, a *Histogram
+		dst  *HistogramSummary
+	}{
+		{MetricSyncProxyRules, before.SyncProxyRules, after.SyncProxyRules, &w.Sync},
+		{MetricSyncFullProxyRules, before.SyncFullProxyRules, after.SyncFullProxyRules, &w.FullSync},
+		{MetricSyncPartialProxyRules, before.SyncPartialProxyRules, after.SyncPartialProxyRules, &w.PartialSync},
+		{MetricNetworkProgramming, before.NetworkProgramming, after.NetworkProgramming, &w.NetworkProgramming},
+	} {
+		if x.a == nil {
+			continue
+		}
+		var prev Histogram
+		if x.b != nil {
+			prev = *x.b
+		}
+		d, err := x.a.Sub(prev)
+		if err != nil {
+			return KubeProxyWindow{}, fmt.Errorf("%s: %w", x.name, err)
+		}
+		*x.dst = d.Summary()
+	}
+	if w.Sync.Count > 0 {
+		w.LastSyncSeconds = w.Sync.Mean
+		w.LastSyncExact = w.Sync.Count == 1
+	}
+	return w, nil
+}
+
+// RunsSync maps the window onto the results schema.
+func (w KubeProxyWindow) RunsSync() runs.Sync {
+	return runs.Sync{
+		LastDurationSeconds:          w.LastSyncSeconds,
+		FullSyncs:                    int64(w.FullSync.Count),
+		FullSyncMeanSeconds:          w.FullSync.Mean,
+		PartialSyncs:                 int64(w.PartialSync.Count),
+		PartialMeanSeconds:           w.PartialSync.Mean,
+		NetworkProgrammingP50Seconds: w.NetworkProgramming.P50,
+	}
+}
