@@ -22,6 +22,8 @@ type Target struct {
 	// not the client, holds TIME_WAIT and the client never runs out of
 	// local ports at high connection rates.
 	req, reqClose []byte
+	// sockaddr is the dialer's form of Addr (see prepare).
+	sockaddr any
 }
 
 // ParseTarget checks that raw is an http URL and serializes its GET

@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -105,6 +103,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	d := newDialer()
+	for i := range targets {
+		if err := d.prepare(&targets[i]); err != nil {
+			return nil, err
+		}
+	}
 	pacer, err := NewConstantPacer(cfg.Rate, cfg.Warmup+cfg.Duration)
 	if err != nil {
 		return nil, err
@@ -120,6 +124,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		ticks:    make(chan int64),
 		warmupNs: int64(cfg.Warmup),
 		seed:     seed,
+		dialer:   d,
 		timeline: newTimeline(int64(cfg.Warmup), cfg.Duration),
 		hist:     newHistograms(),
 	}
@@ -175,8 +180,9 @@ type runner struct {
 	seed     uint64
 	timeline *timeline
 	// ticks carries intended send times (ns since t0) to idle workers.
-	ticks chan int64
-	wg    sync.WaitGroup
+	ticks  chan int64
+	dialer dialer
+	wg     sync.WaitGroup
 
 	// mu guards hist, which workers fill in batches (see worker.flush).
 	mu   sync.Mutex
@@ -209,6 +215,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		interrupted    bool
 		measuredSent   int64
 		windowStartNow int64
+		lastSend       int64
 	)
 	total := int64(r.cfg.Warmup + r.cfg.Duration)
 	for {
@@ -234,6 +241,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		hits++
 		if windowOpen {
 			measuredSent++
+			lastSend = r.now()
 		}
 	}
 	// The window lasts until its scheduled end, or later if sends ran late.
@@ -270,7 +278,10 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	if len(byKind) > 0 {
 		s.Errors.ByKind = byKind
 	}
-	if window := windowEnd - r.warmupNs; windowOpen && window > 0 {
+	// The window ends on schedule, or later if the last sends were late; a
+	// late wake-up after the last send does not count against the rate.
+	sendEnd := max(total, lastSend+int64(r.pacer.Interval()))
+	if window := sendEnd - r.warmupNs; windowOpen && window > 0 {
 		s.AchievedRate = float64(measuredSent) / (float64(window) / 1e9)
 		if busy := windowEnd - windowStartNow; busy > 0 {
 			s.ClientCPUCores = float64(cpu1-cpu0) / float64(busy)
@@ -320,12 +331,6 @@ func (r *runner) startWorker() {
 		buf:    make([]byte, 4096),
 		byKind: map[string]int64{},
 	}
-	w.dialer = net.Dialer{
-		// The handshake starts when connect(2) is called: after socket()
-		// and its options.
-		Control:   func(string, string, syscall.RawConn) error { w.connectStart = r.now(); return nil },
-		KeepAlive: -1,
-	}
 	r.workers = append(r.workers, w)
 	r.wg.Add(1)
 	go w.loop()
@@ -338,16 +343,13 @@ func (r *runner) startWorker() {
 // histograms (workers are started whenever a send finds all busy, so there
 // may be many).
 type worker struct {
-	r      *runner
-	rng    *rand.Rand
-	dialer net.Dialer
-	buf    []byte
+	r   *runner
+	rng *rand.Rand
+	buf []byte
 
-	conn         net.Conn
-	rw           io.ReadWriter // conn's raw reads and writes
-	target       *Target
-	used         int // requests sent on conn
-	connectStart int64
+	conn   conn
+	target *Target
+	used   int // requests sent on conn
 
 	samples                  [sampleBatch]sample
 	nsamples                 int
@@ -382,22 +384,15 @@ func (w *worker) do(intended int64) {
 		if len(r.targets) > 1 {
 			w.target = &r.targets[w.rng.IntN(len(r.targets))]
 		}
-		w.dialer.Deadline = deadline
-		c, err := w.dialer.Dial("tcp", w.target.Addr)
+		c, connect, err := r.dialer.dial(w.target, deadline)
 		if err != nil {
 			w.finish(&smp, measured, intended, start, 0, err)
 			return
 		}
 		if measured {
-			smp.connect = max(r.now()-w.connectStart, 1)
+			smp.connect = max(int64(connect), 1)
 		}
-		rw, err := newRawIO(c)
-		if err != nil {
-			c.Close()
-			w.finish(&smp, measured, intended, start, 0, err)
-			return
-		}
-		w.conn, w.rw, w.used = c, rw, 0
+		w.conn, w.used = c, 0
 	}
 	last := r.cfg.RequestsPerConn > 0 && w.used+1 >= r.cfg.RequestsPerConn
 	req := w.target.req
@@ -409,7 +404,7 @@ func (w *worker) do(intended int64) {
 		w.finish(&smp, measured, intended, start, 0, err)
 		return
 	}
-	resp, err := roundTrip(w.rw, req, w.buf)
+	resp, err := roundTrip(w.conn, req, w.buf)
 	w.used++
 	if err != nil {
 		w.drop()
@@ -421,7 +416,7 @@ func (w *worker) do(intended int64) {
 		// Wait for the server's FIN before closing, so that the server holds
 		// TIME_WAIT and the client keeps its local ports. Not timed.
 		for {
-			if _, err := w.rw.Read(w.buf); err != nil {
+			if _, err := w.conn.Read(w.buf); err != nil {
 				break
 			}
 		}
@@ -431,7 +426,7 @@ func (w *worker) do(intended int64) {
 
 func (w *worker) drop() {
 	w.conn.Close()
-	w.conn, w.rw = nil, nil
+	w.conn = nil
 }
 
 // finish records one request's outcome.

@@ -44,9 +44,9 @@ type Summary struct {
 	InvalidReasons []string `json:"invalidReasons,omitempty"`
 
 	// What was asked, and a few facts that explain the numbers.
-	DurationSeconds float64  `json:"durationSeconds"`
-	RequestsPerConn int      `json:"requestsPerConn"`
-	URLs            []string `json:"urls"`
+	DurationSeconds float64   `json:"durationSeconds"`
+	RequestsPerConn int       `json:"requestsPerConn"`
+	URLs            []string  `json:"urls"`
 	StartedAt       time.Time `json:"startedAt"`
 	// MaxInflight is the configured bound; PeakInflight the most requests
 	// that were in flight at once.

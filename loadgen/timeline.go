@@ -71,30 +71,27 @@ func newTimeline(start int64, window time.Duration) *timeline {
 }
 
 // bucket returns the second holding t (nanoseconds since the run's start),
-// or nil outside the window. Completions just after the window's end (the
-// last requests in flight) count in its last second.
-func (tl *timeline) bucket(t int64, clampEnd bool) *secondBucket {
+// or nil before the window. Events after the window's end (the last
+// requests, in flight or sent late) count in its last second.
+func (tl *timeline) bucket(t int64) *secondBucket {
 	i := (t - tl.start) / int64(time.Second)
 	if i < 0 {
 		return nil
 	}
 	if i >= int64(len(tl.seconds)) {
-		if !clampEnd {
-			return nil
-		}
 		i = int64(len(tl.seconds)) - 1
 	}
 	return &tl.seconds[i]
 }
 
 func (tl *timeline) sent(t int64) {
-	if b := tl.bucket(t, false); b != nil {
+	if b := tl.bucket(t); b != nil {
 		b.sent.Add(1)
 	}
 }
 
 func (tl *timeline) completed(t int64, latency int64, failed bool) {
-	b := tl.bucket(t, true)
+	b := tl.bucket(t)
 	if b == nil {
 		return
 	}
