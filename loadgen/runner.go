@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -188,9 +189,13 @@ type runner struct {
 	mu   sync.Mutex
 	hist Histograms
 
+	// busy counts requests handed to workers and not yet finished.
+	busy atomic.Int64
+
 	// dispatcher only
 	workers   []*worker
 	boundHits int64
+	peak      int64
 }
 
 func (r *runner) now() int64 { return int64(time.Since(r.t0)) }
@@ -262,7 +267,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	s.URLs = append([]string(nil), r.cfg.URLs...)
 	s.StartedAt = startedAt.UTC()
 	s.MaxInflight = r.cfg.MaxInflight
-	s.PeakInflight = len(r.workers)
+	s.PeakInflight = int(r.peak)
 	s.InflightBoundHits = r.boundHits
 	s.Warmup.Seconds = r.cfg.Warmup.Seconds()
 	byKind := map[string]int64{}
@@ -300,25 +305,29 @@ func (r *runner) sleep(ctx context.Context, t int64) error {
 	return r.sleeper.sleepUntil(ctx, r.t0, time.Duration(t))
 }
 
-// send hands intended to an idle worker, starting a new one when all are
-// busy. At the bound it waits (the send is late, which its lag and latency
-// show) and counts the hit, which makes the run invalid. It returns false
-// when ctx ended while waiting.
+// send hands intended to an idle worker, starting a new one when every
+// worker has a request in flight. At the bound it waits (the send is late,
+// which its lag and latency show) and counts the hit, which makes the run
+// invalid. It returns false when ctx ended while waiting.
+//
+// Busy is counted from hand-off to completion, not by whether a worker
+// waits on the channel: a worker that has finished but not yet been
+// scheduled is free, and starting another (with another connection) in its
+// place would inflate concurrency and connections for nothing.
 func (r *runner) send(ctx context.Context, intended int64) bool {
-	select {
-	case r.ticks <- intended:
-		return true
-	default:
+	if r.busy.Load() >= int64(len(r.workers)) {
+		if len(r.workers) < r.cfg.MaxInflight {
+			r.startWorker()
+		} else {
+			r.boundHits++
+		}
 	}
-	if len(r.workers) < r.cfg.MaxInflight {
-		r.startWorker()
-	} else {
-		r.boundHits++
-	}
+	r.peak = max(r.peak, min(r.busy.Add(1), int64(len(r.workers))))
 	select {
 	case r.ticks <- intended:
 		return true
 	case <-ctx.Done():
+		r.busy.Add(-1)
 		return false
 	}
 }
@@ -362,6 +371,7 @@ func (w *worker) loop() {
 	defer w.r.wg.Done()
 	for intended := range w.r.ticks {
 		w.do(intended)
+		w.r.busy.Add(-1)
 	}
 	w.flush()
 	if w.conn != nil {
