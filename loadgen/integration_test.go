@@ -69,8 +69,8 @@ func TestRunRequestsPerConnAccounting(t *testing.T) {
 	tests := []struct {
 		name string
 		k    int
-		// connections the server must have accepted, given the client's
-		// peak concurrency (each worker holds at most one connection).
+		// connections the server must have accepted, given the number of
+		// workers (each holds at most one connection at a time).
 		min, max func(requests, peak int64) int64
 	}{
 		{"new connection per request", 1,
@@ -90,9 +90,9 @@ func TestRunRequestsPerConnAccounting(t *testing.T) {
 			if got := srv.Requests(); got != s.Requests {
 				t.Errorf("server answered %d requests, client sent %d", got, s.Requests)
 			}
-			conns, peak := srv.Connections(), int64(s.PeakInflight)
-			if lo, hi := tt.min(s.Requests, peak), tt.max(s.Requests, peak); conns < lo || conns > hi {
-				t.Errorf("server accepted %d connections, want %d..%d (peak in flight %d)", conns, lo, hi, peak)
+			conns, workers := srv.Connections(), int64(s.Workers)
+			if lo, hi := tt.min(s.Requests, workers), tt.max(s.Requests, workers); conns < lo || conns > hi {
+				t.Errorf("server accepted %d connections, want %d..%d (%d workers)", conns, lo, hi, workers)
 			}
 			if s.Connect.Count != conns {
 				t.Errorf("client timed %d connects, server accepted %d connections", s.Connect.Count, conns)

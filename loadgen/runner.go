@@ -268,6 +268,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	s.StartedAt = startedAt.UTC()
 	s.MaxInflight = r.cfg.MaxInflight
 	s.PeakInflight = int(r.peak)
+	s.Workers = len(r.workers)
 	s.InflightBoundHits = r.boundHits
 	s.Warmup.Seconds = r.cfg.Warmup.Seconds()
 	byKind := map[string]int64{}

@@ -52,6 +52,9 @@ type Summary struct {
 	// that were in flight at once.
 	MaxInflight  int `json:"maxInflight"`
 	PeakInflight int `json:"peakInflight"`
+	// Workers is how many senders were started; each holds at most one
+	// connection at a time.
+	Workers int `json:"workers"`
 	// InflightBoundHits counts sends that had to wait for a free worker.
 	InflightBoundHits int64  `json:"inflightBoundHits"`
 	Warmup            Warmup `json:"warmup"`

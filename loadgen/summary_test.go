@@ -35,7 +35,7 @@ func TestSummaryJSONRoundTrip(t *testing.T) {
 		ClientCPUCores: 0.142, Valid: true,
 		DurationSeconds: 30, RequestsPerConn: 1, URLs: []string{"http://198.19.0.10/"},
 		StartedAt:   time.Date(2026, 11, 22, 2, 0, 0, 0, time.UTC),
-		MaxInflight: 1000, PeakInflight: 6,
+		MaxInflight: 1000, PeakInflight: 6, Workers: 7,
 		Warmup: Warmup{Seconds: 2, Requests: 2000},
 	}
 	if !reflect.DeepEqual(*s, want) {
