@@ -30,7 +30,7 @@ func skipIntegration(t *testing.T) {
 	}
 }
 
-func startServer(t *testing.T, cfg ServerConfig) (*Server, string) {
+func startServer(t testing.TB, cfg ServerConfig) (*Server, string) {
 	t.Helper()
 	srv, err := NewServer(cfg)
 	if err != nil {

@@ -37,7 +37,12 @@ A run is invalid when the achieved rate is below 99% of the target, more than
 were in flight.`,
 		Example: `  kpbench load --rate 1000 --duration 30s --requests-per-conn 1 http://198.19.0.10/
   kpbench load --rate 10000 --json - --timeline tl.csv --histograms h.json http://127.0.0.1:8080/`,
-		Args: cobra.MinimumNArgs(1),
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return &ExitError{Code: 2, Err: errors.New("load needs at least one URL")}
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg.URLs = args
 			if err := cfg.Validate(); err != nil {
