@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -122,7 +121,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		cfg:      cfg,
 		targets:  targets,
 		pacer:    pacer,
-		ticks:    make(chan int64),
+		freed:    make(chan struct{}, 1),
 		warmupNs: int64(cfg.Warmup),
 		seed:     seed,
 		dialer:   d,
@@ -180,17 +179,19 @@ type runner struct {
 	warmupNs int64
 	seed     uint64
 	timeline *timeline
-	// ticks carries intended send times (ns since t0) to idle workers.
-	ticks  chan int64
-	dialer dialer
-	wg     sync.WaitGroup
+	// idle holds the workers waiting for a request, most recently freed
+	// last; waiting says the dispatcher waits for one (at the bound) and
+	// freed wakes it.
+	idleMu  sync.Mutex
+	idle    []*worker
+	waiting bool
+	freed   chan struct{}
+	dialer  dialer
+	wg      sync.WaitGroup
 
 	// mu guards hist, which workers fill in batches (see worker.flush).
 	mu   sync.Mutex
 	hist Histograms
-
-	// busy counts requests handed to workers and not yet finished.
-	busy atomic.Int64
 
 	// dispatcher only
 	workers   []*worker
@@ -210,7 +211,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	defer sl.close()
 	r.sleeper = sl
 	for range min(2, r.cfg.MaxInflight) {
-		r.startWorker()
+		r.idle = append(r.idle, r.startWorker())
 	}
 
 	var (
@@ -255,7 +256,9 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	}
 	windowEnd := r.now()
 	cpu1 := processCPU()
-	close(r.ticks)
+	for _, w := range r.workers {
+		close(w.tick)
+	}
 	r.wg.Wait()
 
 	res := &Result{Histograms: r.hist, Timeline: r.timeline.lines()}
@@ -311,31 +314,68 @@ func (r *runner) sleep(ctx context.Context, t int64) error {
 // which its lag and latency show) and counts the hit, which makes the run
 // invalid. It returns false when ctx ended while waiting.
 //
-// Busy is counted from hand-off to completion, not by whether a worker
-// waits on the channel: a worker that has finished but not yet been
-// scheduled is free, and starting another (with another connection) in its
-// place would inflate concurrency and connections for nothing.
+// The most recently freed worker goes first: a few connections stay hot
+// and carry the load, and workers started during a stall fall idle again
+// rather than spreading every later request over cold connections.
 func (r *runner) send(ctx context.Context, intended int64) bool {
-	if r.busy.Load() >= int64(len(r.workers)) {
+	w := r.popIdle()
+	if w == nil {
 		if len(r.workers) < r.cfg.MaxInflight {
-			r.startWorker()
+			w = r.startWorker()
 		} else {
 			r.boundHits++
+			for w == nil {
+				select {
+				case <-r.freed:
+				case <-ctx.Done():
+					return false
+				}
+				w = r.popIdle()
+			}
 		}
 	}
-	r.peak = max(r.peak, min(r.busy.Add(1), int64(len(r.workers))))
-	select {
-	case r.ticks <- intended:
-		return true
-	case <-ctx.Done():
-		r.busy.Add(-1)
-		return false
+	r.idleMu.Lock()
+	r.peak = max(r.peak, int64(len(r.workers)-len(r.idle)))
+	r.idleMu.Unlock()
+	w.tick <- intended // never blocks: the worker is idle and tick has room
+	return true
+}
+
+// popIdle takes the most recently freed worker, or returns nil and marks
+// the dispatcher as waiting for one.
+func (r *runner) popIdle() *worker {
+	r.idleMu.Lock()
+	defer r.idleMu.Unlock()
+	n := len(r.idle)
+	if n == 0 {
+		r.waiting = true
+		return nil
+	}
+	r.waiting = false
+	w := r.idle[n-1]
+	r.idle = r.idle[:n-1]
+	return w
+}
+
+// pushIdle returns w to the idle stack and wakes a waiting dispatcher.
+func (r *runner) pushIdle(w *worker) {
+	r.idleMu.Lock()
+	r.idle = append(r.idle, w)
+	wake := r.waiting
+	r.waiting = false
+	r.idleMu.Unlock()
+	if wake {
+		select {
+		case r.freed <- struct{}{}:
+		default:
+		}
 	}
 }
 
-func (r *runner) startWorker() {
+func (r *runner) startWorker() *worker {
 	id := len(r.workers)
 	w := &worker{
+		tick:   make(chan int64, 1),
 		r:      r,
 		rng:    rand.New(rand.NewPCG(r.seed, uint64(id))),
 		buf:    make([]byte, 4096),
@@ -344,6 +384,7 @@ func (r *runner) startWorker() {
 	r.workers = append(r.workers, w)
 	r.wg.Add(1)
 	go w.loop()
+	return w
 }
 
 // worker sends one request at a time on its own connection. It records
@@ -353,9 +394,10 @@ func (r *runner) startWorker() {
 // histograms (workers are started whenever a send finds all busy, so there
 // may be many).
 type worker struct {
-	r   *runner
-	rng *rand.Rand
-	buf []byte
+	r    *runner
+	tick chan int64 // the intended send time of the next request
+	rng  *rand.Rand
+	buf  []byte
 
 	conn   conn
 	target *Target
@@ -370,9 +412,9 @@ type worker struct {
 
 func (w *worker) loop() {
 	defer w.r.wg.Done()
-	for intended := range w.r.ticks {
+	for intended := range w.tick {
 		w.do(intended)
-		w.r.busy.Add(-1)
+		w.r.pushIdle(w)
 	}
 	w.flush()
 	if w.conn != nil {
