@@ -79,8 +79,9 @@ func run(o options) error {
 		return err
 	}
 	defer stop()
-	fmt.Printf("kpbench load vs fortio vs wrk against kpbench serve at %s (clients on CPU %s, server on CPU %s, %v per measurement, median of %d)\n\n",
-		url, o.clientCPU, o.serverCPU, o.duration, o.reps)
+	fmt.Printf("kpbench load vs fortio vs wrk against kpbench serve at %s (clients on CPU %s, server on CPU %s, %v per measurement, median of %d; load average %s)\n\n",
+		url, o.clientCPU, o.serverCPU, o.duration, o.reps, loadavg())
+	defer func() { fmt.Printf("load average at the end: %s\n", loadavg()) }()
 
 	// (a) CPU per request at fixed rates.
 	fmt.Println("Client CPU per request (µs, whole process incl. startup; lower is better)")
@@ -126,9 +127,13 @@ func run(o options) error {
 		if err != nil {
 			return fmt.Errorf("--max-rates: %w", err)
 		}
+		sustained := func(r clientRun) bool { return r.err == nil && r.achieved >= 0.99*rate && r.boundHits == 0 }
 		r := kpbenchRun(o, url, rate, 0, 2*time.Second)
-		if r.err != nil || r.achieved < 0.99*rate || r.boundHits > 0 {
-			break
+		if !sustained(r) {
+			// One retry: a shared machine stalls now and then.
+			if r = kpbenchRun(o, url, rate, 0, 2*time.Second); !sustained(r) {
+				break
+			}
 		}
 		best, bestRun = rate, r
 	}
@@ -187,6 +192,18 @@ func median(rs []clientRun) clientRun {
 	}
 	sort.Slice(ok, func(i, j int) bool { return ok[i].cpuPerReq() < ok[j].cpuPerReq() })
 	return ok[len(ok)/2]
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func us(v float64) string { return fmt.Sprintf("%.0f µs", v) }
