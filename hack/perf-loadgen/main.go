@@ -34,6 +34,7 @@ type options struct {
 	duration             time.Duration
 	reps                 int
 	maxRates             string
+	rt                   int
 	tmp                  string
 }
 
@@ -46,6 +47,7 @@ func main() {
 	flag.StringVar(&o.serverCPU, "server-cpu", "0", "CPU kpbench serve runs on")
 	flag.DurationVar(&o.duration, "duration", 3*time.Second, "length of each measurement")
 	flag.IntVar(&o.reps, "reps", 3, "repetitions of each CPU measurement (the median is shown)")
+	flag.IntVar(&o.rt, "rt", 0, "run the server and the fixed-rate clients with SCHED_FIFO at this priority (chrt), so that other load on a shared machine disturbs them less; the closed-loop maximum always runs at normal priority")
 	flag.StringVar(&o.maxRates, "max-rates", "5000,10000,15000,20000,25000,30000,40000,50000", "rates tried for the one-core maximum, ascending")
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -74,7 +76,7 @@ func run(o options) error {
 	}
 	defer os.RemoveAll(o.tmp)
 
-	url, stop, err := startServer(o)
+	url, pid, stop, err := startServer(o)
 	if err != nil {
 		return err
 	}
@@ -96,11 +98,11 @@ func run(o options) error {
 				// Alternate the order so that drift in the machine's load
 				// does not favour one client.
 				if rep%2 == 0 {
-					ks = append(ks, kpbenchRun(o, url, rate, k, o.duration))
-					fs = append(fs, fortioRun(o, url, rate, k, o.duration))
+					ks = append(ks, kpbenchRun(o, true, url, rate, k, o.duration))
+					fs = append(fs, fortioRun(o, true, url, rate, k, o.duration))
 				} else {
-					fs = append(fs, fortioRun(o, url, rate, k, o.duration))
-					ks = append(ks, kpbenchRun(o, url, rate, k, o.duration))
+					fs = append(fs, fortioRun(o, true, url, rate, k, o.duration))
+					ks = append(ks, kpbenchRun(o, true, url, rate, k, o.duration))
 				}
 			}
 			km, fm := median(ks), median(fs)
@@ -119,7 +121,14 @@ func run(o options) error {
 	}
 	fmt.Println()
 
-	// (b) the highest rate one core sustains.
+	// (b) the highest rate one core sustains, at normal priority: at full
+	// speed a real-time server or client would starve the machine's other
+	// users.
+	if o.rt > 0 {
+		if out, err := exec.Command("chrt", "-a", "-o", "-p", "0", strconv.Itoa(pid)).CombinedOutput(); err != nil {
+			return fmt.Errorf("resetting the server's priority: %w: %s", err, out)
+		}
+	}
 	var best float64
 	var bestRun clientRun
 	for _, f := range strings.Split(o.maxRates, ",") {
@@ -128,17 +137,17 @@ func run(o options) error {
 			return fmt.Errorf("--max-rates: %w", err)
 		}
 		sustained := func(r clientRun) bool { return r.err == nil && r.achieved >= 0.99*rate && r.boundHits == 0 }
-		r := kpbenchRun(o, url, rate, 0, 2*time.Second)
+		r := kpbenchRun(o, false, url, rate, 0, 2*time.Second)
 		if !sustained(r) {
 			// One retry: a shared machine stalls now and then.
-			if r = kpbenchRun(o, url, rate, 0, 2*time.Second); !sustained(r) {
+			if r = kpbenchRun(o, false, url, rate, 0, 2*time.Second); !sustained(r) {
 				break
 			}
 		}
 		best, bestRun = rate, r
 	}
 	w := wrkRun(o, url, 16, o.duration)
-	fm := fortioRun(o, url, 0, 0, o.duration)
+	fm := fortioRun(o, false, url, 0, 0, o.duration)
 	fmt.Println("Highest rate on one client core (persistent connections)")
 	fmt.Println()
 	fmt.Println("| client | req/s | how |")
@@ -208,11 +217,12 @@ func loadavg() string {
 
 func us(v float64) string { return fmt.Sprintf("%.0f µs", v) }
 
-// execute runs argv pinned to the client CPU and returns its output and CPU.
-func execute(o options, timeout time.Duration, argv ...string) ([]byte, time.Duration, error) {
+// execute runs argv pinned to the client CPU (with real-time priority when
+// asked) and returns its output and CPU.
+func execute(o options, rt bool, timeout time.Duration, argv ...string) ([]byte, time.Duration, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "taskset", append([]string{"-c", o.clientCPU}, argv...)...)
+	cmd := exec.CommandContext(ctx, "taskset", prefix(o, rt, o.clientCPU, argv)...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -228,6 +238,16 @@ func execute(o options, timeout time.Duration, argv ...string) ([]byte, time.Dur
 	return out.Bytes(), cpu, nil
 }
 
+// prefix pins argv to cpu and, when rt and o.rt are set, runs it with
+// SCHED_FIFO: the arguments for taskset.
+func prefix(o options, rt bool, cpu string, argv []string) []string {
+	args := []string{"-c", cpu}
+	if rt && o.rt > 0 {
+		args = append(args, "chrt", "-f", strconv.Itoa(o.rt))
+	}
+	return append(args, argv...)
+}
+
 func lastLine(s string) string {
 	s = strings.TrimSpace(s)
 	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
@@ -236,8 +256,8 @@ func lastLine(s string) string {
 	return s
 }
 
-func kpbenchRun(o options, url string, rate float64, k int, d time.Duration) clientRun {
-	out, cpu, err := execute(o, d+30*time.Second, o.kpbench, "load", "--rate", fmt.Sprint(rate), "--duration", d.String(),
+func kpbenchRun(o options, rt bool, url string, rate float64, k int, d time.Duration) clientRun {
+	out, cpu, err := execute(o, rt, d+30*time.Second, o.kpbench, "load", "--rate", fmt.Sprint(rate), "--duration", d.String(),
 		"--warmup", "0s", "--requests-per-conn", strconv.Itoa(k), "--json", "-", url)
 	if err != nil {
 		return clientRun{err: err}
@@ -259,7 +279,7 @@ func kpbenchRun(o options, url string, rate float64, k int, d time.Duration) cli
 
 // fortioRun runs fortio at rate (0: as fast as it can) with enough
 // connections for the rate.
-func fortioRun(o options, url string, rate float64, k int, d time.Duration) clientRun {
+func fortioRun(o options, rt bool, url string, rate float64, k int, d time.Duration) clientRun {
 	conns := 16
 	if rate > 0 {
 		conns = max(4, int(rate/500))
@@ -270,7 +290,7 @@ func fortioRun(o options, url string, rate float64, k int, d time.Duration) clie
 	if k == 1 {
 		args = append(args, "-keepalive=false")
 	}
-	_, cpu, err := execute(o, d+30*time.Second, append(args, url)...)
+	_, cpu, err := execute(o, rt, d+30*time.Second, append(args, url)...)
 	if err != nil {
 		return clientRun{err: err}
 	}
@@ -303,7 +323,7 @@ var (
 )
 
 func wrkRun(o options, url string, conns int, d time.Duration) clientRun {
-	out, cpu, err := execute(o, d+30*time.Second, o.wrk, "-t1", "-c"+strconv.Itoa(conns), "-d"+d.String(), "--latency", url)
+	out, cpu, err := execute(o, false, d+30*time.Second, o.wrk, "-t1", "-c"+strconv.Itoa(conns), "-d"+d.String(), "--latency", url)
 	if err != nil {
 		return clientRun{err: err}
 	}
@@ -329,17 +349,17 @@ func wrkRun(o options, url string, conns int, d time.Duration) clientRun {
 
 // startServer runs kpbench serve on a free loopback port, pinned to the
 // server CPU, and waits until it accepts connections.
-func startServer(o options) (string, func(), error) {
+func startServer(o options) (string, int, func(), error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	addr := l.Addr().String()
 	l.Close()
-	cmd := exec.Command("taskset", "-c", o.serverCPU, o.kpbench, "serve", "--listen", addr)
+	cmd := exec.Command("taskset", prefix(o, true, o.serverCPU, []string{o.kpbench, "serve", "--listen", addr})...)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
-		return "", nil, fmt.Errorf("starting kpbench serve: %w", err)
+		return "", 0, nil, fmt.Errorf("starting kpbench serve: %w", err)
 	}
 	go func() { // drain the server's log
 		sc := bufio.NewScanner(stderr)
@@ -360,9 +380,10 @@ func startServer(o options) (string, func(), error) {
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
-			return "http://" + addr + "/", stop, nil
+			// taskset and chrt exec the server: the PID is the server's.
+			return "http://" + addr + "/", cmd.Process.Pid, stop, nil
 		}
 	}
 	stop()
-	return "", nil, fmt.Errorf("kpbench serve did not listen on %s", addr)
+	return "", 0, nil, fmt.Errorf("kpbench serve did not listen on %s", addr)
 }
