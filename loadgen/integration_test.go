@@ -142,6 +142,17 @@ func TestRunHoldsRate(t *testing.T) {
 	}
 }
 
+func TestRunRedialsConnectionsIdleTooLong(t *testing.T) {
+	skipIntegration(t)
+	srv, url := startServer(t, ServerConfig{})
+	// 50 ms between requests, connections reused for at most 10 ms idle:
+	// every request opens a connection although K is 0.
+	s := mustRun(t, Config{URLs: []string{url}, Rate: 20, Duration: time.Second, idleReuse: 10 * time.Millisecond})
+	if s.Requests != 20 || s.Errors.Total != 0 || srv.Connections() != 20 {
+		t.Errorf("%d requests, %d errors, %d connections; want 20, 0, 20", s.Requests, s.Errors.Total, srv.Connections())
+	}
+}
+
 func TestRunSpreadsConnectionsOverURLs(t *testing.T) {
 	skipIntegration(t)
 	a, urlA := startServer(t, ServerConfig{})

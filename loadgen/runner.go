@@ -38,6 +38,9 @@ type Config struct {
 	MaxInflight int
 	// Seed makes the choice of targets repeatable; 0 seeds randomly.
 	Seed uint64
+
+	// idleReuse overrides maxIdleReuse (tests).
+	idleReuse time.Duration
 }
 
 // ErrInvalidConfig marks a Config that Validate rejects.
@@ -98,6 +101,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	if cfg.MaxInflight == 0 {
 		cfg.MaxInflight = DefaultMaxInflight
+	}
+	if cfg.idleReuse == 0 {
+		cfg.idleReuse = maxIdleReuse
 	}
 	targets, err := resolveTargets(ctx, cfg.URLs)
 	if err != nil {
@@ -399,9 +405,10 @@ type worker struct {
 	rng  *rand.Rand
 	buf  []byte
 
-	conn   conn
-	target *Target
-	used   int // requests sent on conn
+	conn     conn
+	target   *Target
+	used     int   // requests sent on conn
+	lastUsed int64 // when conn last answered, ns since t0
 
 	samples                  [sampleBatch]sample
 	nsamples                 int
@@ -432,6 +439,12 @@ func (w *worker) do(intended int64) {
 		r.timeline.sent(start)
 	}
 	deadline := r.t0.Add(time.Duration(start) + r.cfg.Timeout)
+	if w.conn != nil && start-w.lastUsed > int64(r.cfg.idleReuse) {
+		// Servers close idle connections (nginx and kpbench serve after
+		// 75 s); a worker that sat idle that long starts afresh rather
+		// than count the server's close as an error.
+		w.drop()
+	}
 	if w.conn == nil {
 		w.target = &r.targets[0]
 		if len(r.targets) > 1 {
@@ -459,6 +472,7 @@ func (w *worker) do(intended int64) {
 	}
 	resp, err := roundTrip(w.conn, req, w.buf)
 	w.used++
+	w.lastUsed = r.now()
 	if err != nil {
 		w.drop()
 		w.finish(&smp, measured, intended, start, resp.status, err)
@@ -508,6 +522,10 @@ func (w *worker) finish(smp *sample, measured bool, intended, start int64, statu
 		w.flush()
 	}
 }
+
+// maxIdleReuse is the longest a worker reuses an idle connection: well
+// under the 75 s keep-alive timeout of nginx and kpbench serve.
+const maxIdleReuse = 30 * time.Second
 
 // sampleBatch is how many samples a worker buffers before taking the lock.
 const sampleBatch = 256
