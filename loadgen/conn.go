@@ -21,6 +21,8 @@ type dialer interface {
 	// dial connects to t before deadline. It returns the handshake's
 	// duration: from just before connect(2) to the socket being connected.
 	dial(t *Target, deadline time.Time) (conn, time.Duration, error)
+	// close releases what the dialer holds once every connection is closed.
+	close()
 }
 
 // netipAddrPort parses a resolved host:port.

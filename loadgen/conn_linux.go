@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -27,9 +28,90 @@ import (
 // of the client's CPU. Non-blocking socket calls need no announcement. And
 // net.Dialer adds a goroutine per dial (to watch its context) and four
 // system calls that a benchmark does not need.
-type rawDialer struct{}
+//
+// Two calls per connection cannot be raw: os.NewFile's fcntl and
+// os.File.Close's close. rawDialer batches them (sockets are made sixteen
+// at a time, and closed sixteen at a time or when the oldest has waited
+// 10 ms), so that the monitor thread is woken once per batch, not per
+// connection. A socket waiting to be closed has received the server's FIN
+// and has nothing more to report, so it costs the poller nothing.
+type rawDialer struct {
+	mu     sync.Mutex
+	spare  map[int][]*os.File // unconnected sockets by address family
+	toShut []*os.File
+	oldest time.Time // when the first of toShut was queued
+}
 
-func newDialer() dialer { return rawDialer{} }
+const (
+	socketBatch = 16
+	closeBatch  = 16
+	closeDelay  = 10 * time.Millisecond
+)
+
+func newDialer() dialer { return &rawDialer{spare: map[int][]*os.File{}} }
+
+// socket returns a new unconnected, non-blocking socket in the poller.
+func (d *rawDialer) socket(family int) (*os.File, error) {
+	d.mu.Lock()
+	if n := len(d.spare[family]); n > 0 {
+		f := d.spare[family][n-1]
+		d.spare[family] = d.spare[family][:n-1]
+		d.mu.Unlock()
+		return f, nil
+	}
+	d.mu.Unlock()
+	batch := make([]*os.File, 0, socketBatch)
+	var err error
+	for range socketBatch {
+		r0, _, errno := unix.RawSyscall(unix.SYS_SOCKET, uintptr(family), unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+		if errno != 0 {
+			err = os.NewSyscallError("socket", errno)
+			break
+		}
+		batch = append(batch, os.NewFile(r0, "tcp"))
+	}
+	if len(batch) == 0 {
+		return nil, err
+	}
+	f := batch[len(batch)-1]
+	d.mu.Lock()
+	d.spare[family] = append(d.spare[family], batch[:len(batch)-1]...)
+	d.mu.Unlock()
+	return f, nil
+}
+
+// release closes f, batched with others.
+func (d *rawDialer) release(f *os.File) {
+	now := time.Now()
+	d.mu.Lock()
+	if len(d.toShut) == 0 {
+		d.oldest = now
+	}
+	d.toShut = append(d.toShut, f)
+	var batch []*os.File
+	if len(d.toShut) >= closeBatch || now.Sub(d.oldest) > closeDelay {
+		batch, d.toShut = d.toShut, nil
+	}
+	d.mu.Unlock()
+	for _, f := range batch {
+		f.Close()
+	}
+}
+
+// close closes every socket the dialer still holds.
+func (d *rawDialer) close() {
+	d.mu.Lock()
+	batch := d.toShut
+	for fam, fs := range d.spare {
+		batch = append(batch, fs...)
+		delete(d.spare, fam)
+	}
+	d.toShut = nil
+	d.mu.Unlock()
+	for _, f := range batch {
+		f.Close()
+	}
+}
 
 func sockaddr(addr string) (unix.Sockaddr, int, error) {
 	ap, err := netipAddrPort(addr)
@@ -59,7 +141,7 @@ func rawConnect(fd uintptr, sa unsafe.Pointer, l uintptr) error {
 
 // prepare converts t's resolved address for the dialer, once, before the
 // workers share t.
-func (rawDialer) prepare(t *Target) error {
+func (*rawDialer) prepare(t *Target) error {
 	sa, family, err := sockaddr(t.Addr)
 	if err != nil {
 		return err
@@ -79,26 +161,24 @@ func (rawDialer) prepare(t *Target) error {
 	return nil
 }
 
-func (rawDialer) dial(t *Target, deadline time.Time) (conn, time.Duration, error) {
+func (d *rawDialer) dial(t *Target, deadline time.Time) (conn, time.Duration, error) {
 	rs := t.sockaddr.(rawSockaddr)
-	// Raw calls throughout: socket, connect and getsockopt do not block on
-	// a non-blocking socket, and announcing them to the scheduler would
-	// wake its monitor thread (see rawDialer).
-	r0, _, errno := unix.RawSyscall(unix.SYS_SOCKET, uintptr(rs.family), unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
-	if errno != 0 {
-		return nil, 0, &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("socket", errno)}
+	// Raw calls throughout: connect and getsockopt do not block on a
+	// non-blocking socket, and announcing them to the scheduler would wake
+	// its monitor thread (see rawDialer).
+	f, err := d.socket(rs.family)
+	if err != nil {
+		return nil, 0, &net.OpError{Op: "dial", Net: "tcp", Err: err}
 	}
-	fd := int(r0)
-	f := os.NewFile(uintptr(fd), "tcp")
 	rc, err := f.SyscallConn()
 	if err != nil {
-		f.Close()
+		d.release(f)
 		return nil, 0, fmt.Errorf("raw socket: %w", err)
 	}
-	c := &rawConn{f: f, rc: rc}
+	c := &rawConn{f: f, rc: rc, d: d}
 	c.bind()
 	if err := f.SetDeadline(deadline); err != nil {
-		f.Close()
+		d.release(f)
 		return nil, 0, fmt.Errorf("socket deadline: %w", err)
 	}
 	var (
@@ -145,7 +225,7 @@ func (rawDialer) dial(t *Target, deadline time.Time) (conn, time.Duration, error
 		werr = os.NewSyscallError("connect", cerr)
 	}
 	if werr != nil {
-		f.Close()
+		d.release(f)
 		return nil, 0, &net.OpError{Op: "dial", Net: "tcp", Addr: addrOf(t.Addr), Err: werr}
 	}
 	return c, end.Sub(start), nil
@@ -162,6 +242,7 @@ func addrOf(s string) net.Addr { return netAddr(s) }
 type rawConn struct {
 	f  *os.File
 	rc syscall.RawConn
+	d  *rawDialer
 
 	// Bound once, so that each call does not allocate a closure.
 	readFn, writeFn func(fd uintptr) bool
@@ -227,7 +308,11 @@ func (c *rawConn) Write(p []byte) (int, error) {
 
 func (c *rawConn) SetDeadline(t time.Time) error { return c.f.SetDeadline(t) }
 
-func (c *rawConn) Close() error { return c.f.Close() }
+// Close hands the socket to the dialer's batched close.
+func (c *rawConn) Close() error {
+	c.d.release(c.f)
+	return nil
+}
 
 func opErr(op string, err error) error {
 	if errors.Is(err, os.ErrClosed) {

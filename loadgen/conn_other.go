@@ -17,6 +17,8 @@ func newDialer() dialer { return netDialer{} }
 
 func (netDialer) prepare(*Target) error { return nil }
 
+func (netDialer) close() {}
+
 func (netDialer) dial(t *Target, deadline time.Time) (conn, time.Duration, error) {
 	var start time.Time
 	d := net.Dialer{

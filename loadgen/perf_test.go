@@ -113,6 +113,7 @@ func benchmarkLoopback(b *testing.B, newConn bool) {
 	if c != nil {
 		c.Close()
 	}
+	d.close()
 }
 
 func startServerB(b *testing.B) (*Server, string) {

@@ -266,6 +266,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		close(w.tick)
 	}
 	r.wg.Wait()
+	r.dialer.close()
 
 	res := &Result{Histograms: r.hist, Timeline: r.timeline.lines()}
 	s := &res.Summary
