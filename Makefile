@@ -34,9 +34,11 @@ unit:
 bench: build
 	$(BIN) run --scenario $(SCENARIO) --provider $(PROVIDER) --out $(OUT)
 
-# Benchmarks and the load generator's side-by-side comparison.
+# Benchmarks and the load generator's side-by-side comparison with fortio
+# and wrk on loopback (PERF_ARGS, e.g. --reps 1, go to hack/perf-loadgen).
 perf: build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	./hack/perf-loadgen.sh $(PERF_ARGS)
 
 lint: verify
 verify:

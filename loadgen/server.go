@@ -3,12 +3,15 @@
 package loadgen
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -16,6 +19,12 @@ import (
 // DefaultBodyBytes matches the size of nginx's default index page, the
 // backend of the published experiments.
 const DefaultBodyBytes = 612
+
+// Server timeouts, nginx's defaults.
+const (
+	serverIdleTimeout     = 75 * time.Second // keepalive_timeout
+	serverShutdownTimeout = 5 * time.Second
+)
 
 // ServerConfig configures the backend server.
 type ServerConfig struct {
@@ -28,12 +37,23 @@ type ServerConfig struct {
 
 // Server is a minimal HTTP/1.1 backend: every request gets 200 and a fixed
 // body. It counts what it served.
+//
+// Serve speaks HTTP/1.1 itself rather than through net/http: the backend's
+// CPU is part of what a benchmark machine spends, and a fixed answer needs
+// only the request's framing (request line, Connection, Content-Length),
+// not a general server. It keeps connections alive (HTTP/1.1 default),
+// answers pipelined requests in order, honours "Connection: close" and
+// HTTP/1.0, rejects what it cannot frame with 400 and closes after
+// MaxRequestsPerConn requests, announcing it as nginx does.
 type Server struct {
 	cfg      ServerConfig
 	body     []byte
 	bodyLen  string
 	requests atomic.Int64
 	conns    atomic.Int64
+
+	// Pre-serialized responses: keep-alive and closing, GET and HEAD.
+	resp, respClose, head, headClose []byte
 }
 
 type connCountKey struct{}
@@ -47,11 +67,14 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.MaxRequestsPerConn < 0 {
 		return nil, fmt.Errorf("max requests per connection must not be negative, got %d", cfg.MaxRequestsPerConn)
 	}
-	body := make([]byte, cfg.BodyBytes)
-	for i := range body {
-		body[i] = 'k'
-	}
-	return &Server{cfg: cfg, body: body, bodyLen: strconv.Itoa(len(body))}, nil
+	body := bytes.Repeat([]byte{'k'}, cfg.BodyBytes)
+	s := &Server{cfg: cfg, body: body, bodyLen: strconv.Itoa(len(body))}
+	head := "HTTP/1.1 200 OK\r\nServer: kpbench\r\nContent-Type: text/html\r\nContent-Length: " + s.bodyLen + "\r\n"
+	s.head = []byte(head + "\r\n")
+	s.headClose = []byte(head + "Connection: close\r\n\r\n")
+	s.resp = append(append([]byte(nil), s.head...), body...)
+	s.respClose = append(append([]byte(nil), s.headClose...), body...)
+	return s, nil
 }
 
 // Requests returns the number of requests served so far.
@@ -60,7 +83,8 @@ func (s *Server) Requests() int64 { return s.requests.Load() }
 // Connections returns the number of connections accepted so far.
 func (s *Server) Connections() int64 { return s.conns.Load() }
 
-// ServeHTTP answers every request with 200 and the fixed body.
+// ServeHTTP answers every request with 200 and the fixed body, for use
+// inside a net/http server.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.requests.Add(1)
 	h := w.Header()
@@ -77,32 +101,248 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// ConnContext counts connections for ServeHTTP's request limit; set it as
+// an http.Server's ConnContext.
+func (s *Server) ConnContext(ctx context.Context, _ net.Conn) context.Context {
+	s.conns.Add(1)
+	return context.WithValue(ctx, connCountKey{}, new(atomic.Int64))
+}
+
 // Serve accepts connections on l until ctx is done, then shuts down
-// gracefully (in-flight requests finish, up to 5 seconds).
+// gracefully: it stops accepting, closes idle connections and lets requests
+// being answered finish (up to 5 seconds).
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	hs := &http.Server{
-		Handler:           s,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       75 * time.Second, // nginx's keepalive_timeout
-		ConnContext: func(ctx context.Context, _ net.Conn) context.Context {
-			s.conns.Add(1)
-			return context.WithValue(ctx, connCountKey{}, new(atomic.Int64))
-		},
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(l) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := hs.Shutdown(sctx); err != nil {
-			return fmt.Errorf("shutting down: %w", err)
+	var (
+		mu     sync.Mutex
+		active = map[*serverConn]struct{}{}
+		wg     sync.WaitGroup
+	)
+	stopped := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-stopped:
 		}
-		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		l.Close()
+	}()
+	var err error
+	for {
+		var c net.Conn
+		c, err = l.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil {
+				time.Sleep(5 * time.Millisecond)
+				continue
+			}
+			break
+		}
+		s.conns.Add(1)
+		sc := &serverConn{s: s, c: c}
+		mu.Lock()
+		active[sc] = struct{}{}
+		mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sc.serve()
+			mu.Lock()
+			delete(active, sc)
+			mu.Unlock()
+		}()
+	}
+	close(stopped)
+	if ctx.Err() == nil {
+		wg.Wait()
+		return fmt.Errorf("accepting: %w", err)
+	}
+	// Wake connections waiting for a request; one being answered finishes
+	// its answer first (only reads are interrupted).
+	mu.Lock()
+	for sc := range active {
+		sc.shutdown()
+	}
+	mu.Unlock()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-time.After(serverShutdownTimeout):
+		mu.Lock()
+		for sc := range active {
+			sc.c.Close()
+		}
+		mu.Unlock()
+		<-done
+		return fmt.Errorf("shutting down: %d connections did not finish in %v", len(active), serverShutdownTimeout)
+	}
+}
+
+// serverConn is one accepted connection.
+type serverConn struct {
+	s        *Server
+	c        net.Conn
+	closing  atomic.Bool
+	served   int
+	buf      []byte
+	pos, end int // unparsed bytes are buf[pos:end]
+}
+
+var (
+	errBadRequest = errors.New("bad request")
+	resp400       = []byte("HTTP/1.1 400 Bad Request\r\nServer: kpbench\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+)
+
+func (sc *serverConn) shutdown() {
+	sc.closing.Store(true)
+	_ = sc.c.SetReadDeadline(time.Now())
+}
+
+func (sc *serverConn) serve() {
+	defer sc.c.Close()
+	sc.buf = make([]byte, 4096)
+	for {
+		req, err := sc.next()
+		if err != nil {
+			if errors.Is(err, errBadRequest) {
+				_, _ = sc.c.Write(resp400)
+				sc.lingerClose()
+			}
+			return
+		}
+		sc.s.requests.Add(1)
+		sc.served++
+		closing := req.close || sc.closing.Load() ||
+			(sc.s.cfg.MaxRequestsPerConn > 0 && sc.served >= sc.s.cfg.MaxRequestsPerConn)
+		var out []byte
+		switch {
+		case req.head && closing:
+			out = sc.s.headClose
+		case req.head:
+			out = sc.s.head
+		case closing:
+			out = sc.s.respClose
+		default:
+			out = sc.s.resp
+		}
+		if _, err := sc.c.Write(out); err != nil {
+			return
+		}
+		if closing {
+			sc.lingerClose()
+			return
+		}
+	}
+}
+
+// lingerClose closes the way nginx and net/http do: send FIN, let the
+// client read the answer and close its side, then close. Closing with
+// unread request bytes would send a RST that can destroy the answer.
+func (sc *serverConn) lingerClose() {
+	if tc, ok := sc.c.(interface{ CloseWrite() error }); ok {
+		_ = tc.CloseWrite()
+		_ = sc.c.SetReadDeadline(time.Now().Add(time.Second))
+		_, _ = io.Copy(io.Discard, sc.c)
+	}
+}
+
+type serverRequest struct {
+	head, close bool
+}
+
+// next reads and parses the next request, discarding any body.
+func (sc *serverConn) next() (serverRequest, error) {
+	var req serverRequest
+	for {
+		if i := bytes.Index(sc.buf[sc.pos:sc.end], crlfcrlf); i >= 0 {
+			headEnd := sc.pos + i + 4
+			req, bodyLen, err := parseRequestHead(sc.buf[sc.pos:headEnd])
+			sc.pos = headEnd
+			if err != nil {
+				return req, err
+			}
+			return req, sc.discard(bodyLen)
+		}
+		if sc.pos == sc.end {
+			sc.pos, sc.end = 0, 0
+		} else if sc.end == len(sc.buf) {
+			if sc.pos == 0 {
+				return req, fmt.Errorf("request head larger than %d bytes: %w", len(sc.buf), errBadRequest)
+			}
+			sc.end = copy(sc.buf, sc.buf[sc.pos:sc.end])
+			sc.pos = 0
+		}
+		if sc.closing.Load() {
+			return req, net.ErrClosed
+		}
+		if sc.pos == sc.end {
+			// Waiting for a new request: the idle timeout applies.
+			_ = sc.c.SetReadDeadline(time.Now().Add(serverIdleTimeout))
+		}
+		n, err := sc.c.Read(sc.buf[sc.end:])
+		sc.end += n
+		if err != nil && n == 0 {
+			return req, err
+		}
+	}
+}
+
+// discard skips n body bytes.
+func (sc *serverConn) discard(n int) error {
+	have := min(n, sc.end-sc.pos)
+	sc.pos += have
+	n -= have
+	for n > 0 {
+		m, err := sc.c.Read(sc.buf[:min(n, len(sc.buf))])
+		n -= m
+		if err != nil && n > 0 {
 			return err
 		}
-		return nil
 	}
+	return nil
+}
+
+// parseRequestHead parses a request line and headers (ending with the
+// blank line): what matters to a fixed answer is the method (HEAD has no
+// body), whether the connection stays open and the request body's length.
+func parseRequestHead(head []byte) (serverRequest, int, error) {
+	var req serverRequest
+	line, rest, _ := bytes.Cut(head, crlf)
+	method, line, ok1 := bytes.Cut(line, []byte(" "))
+	_, proto, ok2 := bytes.Cut(line, []byte(" "))
+	if !ok1 || !ok2 || len(method) == 0 || !bytes.HasPrefix(proto, []byte("HTTP/1.")) || len(proto) != 8 {
+		return req, 0, fmt.Errorf("request line %q: %w", head[:min(len(head), 64)], errBadRequest)
+	}
+	req.head = string(method) == http.MethodHead
+	req.close = proto[7] == '0' // HTTP/1.0 closes unless asked not to
+	bodyLen := 0
+	for len(rest) > 0 {
+		line, rest, _ = bytes.Cut(rest, crlf)
+		if len(line) == 0 {
+			break
+		}
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			return req, 0, fmt.Errorf("header line %q: %w", line, errBadRequest)
+		}
+		value = bytes.TrimSpace(value)
+		switch {
+		case bytes.EqualFold(name, []byte("Connection")):
+			if bytes.EqualFold(value, []byte("close")) {
+				req.close = true
+			} else if bytes.EqualFold(value, []byte("keep-alive")) {
+				req.close = false
+			}
+		case bytes.EqualFold(name, []byte("Content-Length")):
+			n, err := strconv.Atoi(string(value))
+			if err != nil || n < 0 {
+				return req, 0, fmt.Errorf("Content-Length %q: %w", value, errBadRequest)
+			}
+			bodyLen = n
+		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+			return req, 0, fmt.Errorf("request bodies with Transfer-Encoding are not supported: %w", errBadRequest)
+		}
+	}
+	return req, bodyLen, nil
 }

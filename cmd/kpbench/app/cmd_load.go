@@ -1,15 +1,128 @@
 package app
 
-import "github.com/spf13/cobra"
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
 
-// Not built yet: see the loadgen issue.
+	"github.com/spf13/cobra"
+
+	"github.com/kpbench/kpbench/loadgen"
+)
+
 func newLoadCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:                "load",
-		Short:              "Open-loop fixed-rate HTTP load (not built yet)",
-		DisableFlagParsing: true,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return notBuilt(cmd.CommandPath()[len("kpbench "):], "the loadgen issue")
+	var (
+		cfg           loadgen.Config
+		jsonOut       string
+		timelineOut   string
+		histogramsOut string
+		failOnInvalid bool
+	)
+	cmd := &cobra.Command{
+		Use:   "load [flags] URL [URL...]",
+		Short: "Open-loop fixed-rate HTTP load",
+		Long: `load sends HTTP/1.1 GET requests at a fixed rate (open loop: a slow server
+never slows the schedule) and reports latency from each request's intended
+send time (coordinated omission corrected), service time, TCP connect time,
+schedule lag, errors by kind and the client's own CPU.
+
+With several URLs, each new connection picks one uniformly at random.
+--requests-per-conn 1 opens a new TCP connection per request, N closes each
+connection after N requests, 0 keeps connections open.
+
+A run is invalid when the achieved rate is below 99% of the target, more than
+0.1% of requests fail, or a send had to wait because --max-inflight requests
+were in flight.`,
+		Example: `  kpbench load --rate 1000 --duration 30s --requests-per-conn 1 http://198.19.0.10/
+  kpbench load --rate 10000 --json - --timeline tl.csv --histograms h.json http://127.0.0.1:8080/`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return &ExitError{Code: 2, Err: errors.New("load needs at least one URL")}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg.URLs = args
+			if err := cfg.Validate(); err != nil {
+				return &ExitError{Code: 2, Err: err}
+			}
+			g.logger.Debug("load starting", "urls", len(cfg.URLs), "rate", cfg.Rate, "duration", cfg.Duration, "warmup", cfg.Warmup, "requestsPerConn", cfg.RequestsPerConn)
+			res, err := loadgen.Run(cmd.Context(), cfg)
+			if err != nil {
+				if errors.Is(err, loadgen.ErrInvalidConfig) {
+					return &ExitError{Code: 2, Err: err}
+				}
+				return err
+			}
+			if err := writeLoadOutputs(g, res, jsonOut, timelineOut, histogramsOut); err != nil {
+				return err
+			}
+			if failOnInvalid && !res.Summary.Valid {
+				return &ExitError{Code: 1}
+			}
+			return nil
 		},
 	}
+	f := cmd.Flags()
+	f.Float64Var(&cfg.Rate, "rate", 1000, "target rate in requests per second")
+	f.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured window")
+	f.DurationVar(&cfg.Warmup, "warmup", time.Second, "warm-up at the same rate before the window, excluded from the figures")
+	f.IntVar(&cfg.RequestsPerConn, "requests-per-conn", 0, "requests per TCP connection: 1 = a new connection per request, N = close after N, 0 = persistent")
+	f.DurationVar(&cfg.Timeout, "timeout", loadgen.DefaultTimeout, "bound on each request (connect, send, response)")
+	f.IntVar(&cfg.MaxInflight, "max-inflight", loadgen.DefaultMaxInflight, "bound on requests in flight; hitting it makes the run invalid")
+	f.Uint64Var(&cfg.Seed, "seed", 0, "seed for the choice of URLs (0: random)")
+	f.StringVar(&jsonOut, "json", "", "write the JSON summary to FILE ('-' for stdout) instead of the table")
+	f.StringVar(&timelineOut, "timeline", "", "write the per-second timeline CSV to FILE")
+	f.StringVar(&histogramsOut, "histograms", "", "write the HDR histograms (JSON of base64 HDR V2 encodings, ns) to FILE")
+	f.BoolVar(&failOnInvalid, "fail-invalid", false, "exit with status 1 when the run is invalid")
+	return cmd
+}
+
+func writeLoadOutputs(g *globals, res *loadgen.Result, jsonOut, timelineOut, histogramsOut string) error {
+	if jsonOut == "" {
+		if err := res.Summary.WriteText(g.stdout); err != nil {
+			return fmt.Errorf("writing summary: %w", err)
+		}
+	} else if err := writeTo(g, jsonOut, res.Summary.WriteJSON); err != nil {
+		return err
+	}
+	if timelineOut != "" {
+		if err := writeTo(g, timelineOut, func(w io.Writer) error { return loadgen.WriteTimelineCSV(w, res.Timeline) }); err != nil {
+			return err
+		}
+	}
+	if histogramsOut != "" {
+		if err := writeTo(g, histogramsOut, res.Histograms.WriteJSON); err != nil {
+			return err
+		}
+	}
+	// The table carries its own warning; with --json say it on stderr.
+	if jsonOut != "" && res.Summary.BehindSchedule() {
+		g.logger.Warn("the schedule fell behind", "lagP99Us", res.Summary.Lag.P99Us, "lagMaxUs", res.Summary.Lag.MaxUs)
+	}
+	if !res.Summary.Valid {
+		g.logger.Warn("run is invalid", "reasons", res.Summary.InvalidReasons)
+	}
+	return nil
+}
+
+// writeTo writes with fn to path, or to stdout when path is "-".
+func writeTo(g *globals, path string, fn func(io.Writer) error) error {
+	if path == "-" {
+		return fn(g.stdout)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", path, err)
+	}
+	if err := fn(f); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
 }

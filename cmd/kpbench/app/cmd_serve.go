@@ -18,8 +18,14 @@ func newServeCmd(g *globals) *cobra.Command {
 		Use:   "serve --listen ADDR",
 		Short: "Serve the HTTP/1.1 backend that answers kpbench load",
 		Long: `serve answers every request with 200 and a fixed body (612 bytes by default,
-the size of nginx's default page). It is what backend pods run. It stops
-gracefully on SIGINT or SIGTERM.`,
+the size of nginx's default page). It is what backend pods run.
+
+It speaks HTTP/1.1 directly (no general-purpose server in the way): keep-alive
+by default, pipelined requests answered in order, "Connection: close" and
+HTTP/1.0 honoured. With --max-requests-per-conn N it answers the Nth request
+of a connection with "Connection: close" and closes it, as nginx's
+keepalive_requests does (the published keepalive experiments use 100). It
+stops gracefully on SIGINT or SIGTERM.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			srv, err := loadgen.NewServer(cfg)

@@ -1,0 +1,113 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kpbench/kpbench/loadgen"
+)
+
+func serveForTest(t *testing.T) (*loadgen.Server, string) {
+	t.Helper()
+	srv, err := loadgen.NewServer(loadgen.ServerConfig{BodyBytes: loadgen.DefaultBodyBytes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, l) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return srv, "http://" + l.Addr().String() + "/"
+}
+
+func TestLoadCommandWritesJSONTimelineAndHistograms(t *testing.T) {
+	if os.Getenv("KPBENCH_SKIP_INTEGRATION") == "1" {
+		t.Skip("KPBENCH_SKIP_INTEGRATION=1")
+	}
+	srv, url := serveForTest(t)
+	dir := t.TempDir()
+	tl, hist := filepath.Join(dir, "timeline.csv"), filepath.Join(dir, "hist.json")
+	var stdout, stderr bytes.Buffer
+	code := Run(context.Background(), nil, &stdout, &stderr, []string{"load", "--rate", "400", "--duration", "1s", "--warmup", "250ms",
+		"--requests-per-conn", "1", "--json", "-", "--timeline", tl, "--histograms", hist, url})
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	s, err := loadgen.ReadSummary(&stdout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Requests != 400 || s.Warmup.Requests != 100 || s.TargetRate != 400 || s.RequestsPerConn != 1 {
+		t.Errorf("summary %+v", s)
+	}
+	if srv.Connections() != 500 {
+		t.Errorf("server saw %d connections, want 500", srv.Connections())
+	}
+	f, err := os.Open(tl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	lines, err := loadgen.ReadTimelineCSV(f)
+	if err != nil || len(lines) != 1 || lines[0].Sent != 400 {
+		t.Errorf("timeline %+v, %v", lines, err)
+	}
+	hf, err := os.Open(hist)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hf.Close()
+	h, err := loadgen.ReadHistograms(hf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Connect.TotalCount() != 400 || h.Latency.TotalCount()+s.Errors.Total != 400 {
+		t.Errorf("histograms hold %d connects and %d latencies", h.Connect.TotalCount(), h.Latency.TotalCount())
+	}
+}
+
+func TestLoadCommandPrintsTable(t *testing.T) {
+	if os.Getenv("KPBENCH_SKIP_INTEGRATION") == "1" {
+		t.Skip("KPBENCH_SKIP_INTEGRATION=1")
+	}
+	_, url := serveForTest(t)
+	var stdout, stderr bytes.Buffer
+	code := Run(context.Background(), nil, &stdout, &stderr, []string{"load", "--rate", "200", "--duration", "500ms", "--warmup", "0s", url})
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	for _, want := range []string{"latency", "service time", "connect", "schedule lag", "100 requests", "req/s achieved", "client CPU"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, stdout.String())
+		}
+	}
+}
+
+func TestLoadCommandRejectsBadInput(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"no URL", []string{"load"}},
+		{"zero rate", []string{"load", "--rate", "0", "http://127.0.0.1:1/"}},
+		{"https", []string{"load", "https://127.0.0.1/"}},
+		{"negative requests per conn", []string{"load", "--requests-per-conn", "-1", "http://127.0.0.1:1/"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := Run(context.Background(), nil, &stdout, &stderr, tt.args); code != 2 {
+				t.Errorf("exit %d, want 2 (stderr %q)", code, stderr.String())
+			}
+		})
+	}
+}

@@ -1,0 +1,99 @@
+package loadgen
+
+import (
+	"testing"
+	"time"
+)
+
+func TestConstantPacerPace(t *testing.T) {
+	ms := time.Millisecond
+	tests := []struct {
+		name     string
+		pacer    ConstantPacer
+		elapsed  time.Duration
+		hits     uint64
+		wantWait time.Duration
+		wantStop bool
+	}{
+		{"first request is due at once", ConstantPacer{Rate: 1000, Total: time.Second}, 0, 0, 0, false},
+		{"on schedule waits one interval", ConstantPacer{Rate: 1000, Total: time.Second}, 0, 1, ms, false},
+		{"mid-interval waits the rest", ConstantPacer{Rate: 1000, Total: time.Second}, 1500 * time.Microsecond, 2, 500 * time.Microsecond, false},
+		{"behind schedule returns how far behind", ConstantPacer{Rate: 1000, Total: time.Second}, 10 * ms, 5, -5 * ms, false},
+		{"exactly due waits zero", ConstantPacer{Rate: 100, Total: time.Second}, 30 * ms, 3, 0, false},
+		{"ahead of schedule waits longer", ConstantPacer{Rate: 10, Total: time.Second}, 0, 3, 300 * ms, false},
+		{"last request inside the window", ConstantPacer{Rate: 1000, Total: time.Second}, 999 * ms, 999, 0, false},
+		{"stops when the next is due at the end", ConstantPacer{Rate: 1000, Total: time.Second}, 999 * ms, 1000, 0, true},
+		{"stops even when behind", ConstantPacer{Rate: 1000, Total: time.Second}, 2 * time.Second, 1500, 0, true},
+		{"fractional rate keeps exact spacing", ConstantPacer{Rate: 3, Total: time.Second}, 0, 2, 666666667 * time.Nanosecond, false},
+		{"no drift after many requests", ConstantPacer{Rate: 7, Total: 0}, 0, 7_000_000, 1_000_000 * time.Second, false},
+		{"zero total never stops", ConstantPacer{Rate: 1e6, Total: 0}, time.Hour, 1 << 40, time.Duration(1<<40)*time.Microsecond - time.Hour, false},
+		{"zero rate stops", ConstantPacer{Rate: 0, Total: time.Second}, 0, 0, 0, true},
+		{"negative rate stops", ConstantPacer{Rate: -5, Total: time.Second}, 0, 0, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wait, stop := tt.pacer.Pace(tt.elapsed, tt.hits)
+			if wait != tt.wantWait || stop != tt.wantStop {
+				t.Errorf("Pace(%v, %d) = (%v, %v), want (%v, %v)", tt.elapsed, tt.hits, wait, stop, tt.wantWait, tt.wantStop)
+			}
+		})
+	}
+}
+
+func TestConstantPacerCountsRequestsInWindow(t *testing.T) {
+	tests := []struct {
+		name  string
+		rate  float64
+		total time.Duration
+		want  uint64
+	}{
+		{"1k for 1s", 1000, time.Second, 1000},
+		{"10k for 2.5s", 10000, 2500 * time.Millisecond, 25000},
+		{"3 per second for 1s", 3, time.Second, 3},
+		{"rate below one per window", 0.5, time.Second, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := NewConstantPacer(tt.rate, tt.total)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var hits uint64
+			for {
+				// Drive the pacer as a perfectly punctual caller would.
+				wait, stop := p.Pace(p.Due(hits), hits)
+				if stop {
+					break
+				}
+				if wait != 0 {
+					t.Fatalf("punctual caller told to wait %v at hit %d", wait, hits)
+				}
+				hits++
+			}
+			if hits != tt.want {
+				t.Errorf("sent %d requests, want %d", hits, tt.want)
+			}
+		})
+	}
+}
+
+func TestNewConstantPacerRejectsBadInput(t *testing.T) {
+	tests := []struct {
+		name  string
+		rate  float64
+		total time.Duration
+	}{
+		{"zero rate", 0, time.Second},
+		{"negative rate", -1, time.Second},
+		{"NaN rate", nan(), time.Second},
+		{"infinite rate", inf(), time.Second},
+		{"negative total", 10, -time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := NewConstantPacer(tt.rate, tt.total); err == nil {
+				t.Errorf("NewConstantPacer(%v, %v) accepted bad input", tt.rate, tt.total)
+			}
+		})
+	}
+}

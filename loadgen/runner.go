@@ -1,0 +1,554 @@
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"time"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultTimeout     = 5 * time.Second
+	DefaultMaxInflight = 1000
+)
+
+// Config is one load run.
+type Config struct {
+	// URLs are the targets; each new connection picks one uniformly at
+	// random. Only http:// is supported.
+	URLs []string
+	// Rate is the target rate in requests per second.
+	Rate float64
+	// Duration is the measured window; Warmup runs before it at the same
+	// rate and is excluded from every figure but Summary.Warmup.
+	Duration, Warmup time.Duration
+	// RequestsPerConn: 1 opens a new TCP connection per request, N closes
+	// each connection after N requests, 0 keeps connections open.
+	RequestsPerConn int
+	// Timeout bounds each request: connect, send and the whole response
+	// (DefaultTimeout when zero).
+	Timeout time.Duration
+	// MaxInflight bounds the requests in flight at once
+	// (DefaultMaxInflight when zero). A send that finds the bound reached
+	// waits for a free worker, and the run is invalid.
+	MaxInflight int
+	// Seed makes the choice of targets repeatable; 0 seeds randomly.
+	Seed uint64
+
+	// idleReuse overrides maxIdleReuse (tests).
+	idleReuse time.Duration
+}
+
+// ErrInvalidConfig marks a Config that Validate rejects.
+var ErrInvalidConfig = errors.New("invalid load config")
+
+// Validate reports every problem of c at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if len(c.URLs) == 0 {
+		errs = append(errs, errors.New("at least one URL is needed"))
+	}
+	for _, u := range c.URLs {
+		if _, err := ParseTarget(u); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if _, err := NewConstantPacer(c.Rate, c.Duration); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Duration <= 0 {
+		errs = append(errs, fmt.Errorf("duration must be positive, got %v", c.Duration))
+	}
+	if c.Warmup < 0 {
+		errs = append(errs, fmt.Errorf("warmup must not be negative, got %v", c.Warmup))
+	}
+	if c.RequestsPerConn < 0 {
+		errs = append(errs, fmt.Errorf("requests per connection must be 0 (persistent) or positive, got %d", c.RequestsPerConn))
+	}
+	if c.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("timeout must not be negative, got %v", c.Timeout))
+	}
+	if c.MaxInflight < 0 {
+		errs = append(errs, fmt.Errorf("max inflight must not be negative, got %d", c.MaxInflight))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
+	}
+	return nil
+}
+
+// Result is everything a run measured.
+type Result struct {
+	Summary    Summary
+	Timeline   []Second
+	Histograms Histograms
+}
+
+// Run drives open-loop load as cfg says and returns what it measured. It
+// returns an error only when the run could not be made (bad config, a host
+// that does not resolve); failed requests are counted, not returned.
+// Cancelling ctx ends the run early; the result is then marked invalid.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.MaxInflight == 0 {
+		cfg.MaxInflight = DefaultMaxInflight
+	}
+	if cfg.idleReuse == 0 {
+		cfg.idleReuse = maxIdleReuse
+	}
+	targets, err := resolveTargets(ctx, cfg.URLs)
+	if err != nil {
+		return nil, err
+	}
+	d := newDialer()
+	for i := range targets {
+		if err := d.prepare(&targets[i]); err != nil {
+			return nil, err
+		}
+	}
+	pacer, err := NewConstantPacer(cfg.Rate, cfg.Warmup+cfg.Duration)
+	if err != nil {
+		return nil, err
+	}
+	seed := cfg.Seed
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	r := &runner{
+		cfg:      cfg,
+		targets:  targets,
+		pacer:    pacer,
+		freed:    make(chan struct{}, 1),
+		warmupNs: int64(cfg.Warmup),
+		seed:     seed,
+		dialer:   d,
+		timeline: newTimeline(int64(cfg.Warmup), cfg.Duration),
+		hist:     newHistograms(),
+	}
+	// The dispatcher runs on a goroutine of its own: the caller's may be
+	// locked to its thread (a program's main goroutine is while os/signal
+	// or an init holds it), and a locked goroutine costs two thread
+	// hand-offs every time it sleeps.
+	type ret struct {
+		res *Result
+		err error
+	}
+	done := make(chan ret, 1)
+	go func() {
+		res, err := r.run(ctx)
+		done <- ret{res, err}
+	}()
+	ret0 := <-done
+	return ret0.res, ret0.err
+}
+
+// resolveTargets parses the URLs and resolves their hosts once, so that
+// connects measure the handshake, not DNS.
+func resolveTargets(ctx context.Context, urls []string) ([]Target, error) {
+	targets := make([]Target, 0, len(urls))
+	for _, u := range urls {
+		t, err := ParseTarget(u)
+		if err != nil {
+			return nil, err
+		}
+		host, port, _ := net.SplitHostPort(t.Addr)
+		if net.ParseIP(host) == nil {
+			addrs, err := net.DefaultResolver.LookupHost(ctx, host)
+			if err != nil {
+				return nil, fmt.Errorf("resolving %s: %w", host, err)
+			}
+			t.Addr = net.JoinHostPort(addrs[0], port)
+		}
+		targets = append(targets, t)
+	}
+	return targets, nil
+}
+
+// runner is one run's shared state. The dispatcher goroutine owns the
+// fields below "dispatcher only"; workers own their worker values until the
+// dispatcher has waited for them.
+type runner struct {
+	cfg      Config
+	targets  []Target
+	pacer    ConstantPacer
+	sleeper  *sleeper
+	t0       time.Time
+	warmupNs int64
+	seed     uint64
+	timeline *timeline
+	// idle holds the workers waiting for a request, most recently freed
+	// last; waiting says the dispatcher waits for one (at the bound) and
+	// freed wakes it.
+	idleMu  sync.Mutex
+	idle    []*worker
+	waiting bool
+	freed   chan struct{}
+	dialer  dialer
+	wg      sync.WaitGroup
+
+	// mu guards hist, which workers fill in batches (see worker.flush).
+	mu   sync.Mutex
+	hist Histograms
+
+	// dispatcher only
+	workers   []*worker
+	boundHits int64
+	peak      int64
+}
+
+func (r *runner) now() int64 { return int64(time.Since(r.t0)) }
+
+func (r *runner) run(ctx context.Context) (*Result, error) {
+	startedAt := time.Now()
+	r.t0 = startedAt
+	sl, err := newSleeper(r.t0)
+	if err != nil {
+		return nil, err
+	}
+	defer sl.close()
+	r.sleeper = sl
+	for range min(2, r.cfg.MaxInflight) {
+		r.idle = append(r.idle, r.startWorker())
+	}
+
+	var (
+		hits           uint64
+		windowOpen     bool
+		cpu0           time.Duration
+		interrupted    bool
+		measuredSent   int64
+		windowStartNow int64
+		lastSend       int64
+	)
+	total := int64(r.cfg.Warmup + r.cfg.Duration)
+	for {
+		elapsed := r.now()
+		wait, stop := r.pacer.Pace(time.Duration(elapsed), hits)
+		if stop {
+			break
+		}
+		intended := elapsed + int64(wait)
+		if wait > 0 && r.sleep(ctx, intended) != nil {
+			interrupted = true
+			break
+		}
+		if !windowOpen && intended >= r.warmupNs {
+			windowOpen = true
+			cpu0 = processCPU()
+			windowStartNow = r.now()
+		}
+		if !r.send(ctx, intended) {
+			interrupted = true
+			break
+		}
+		hits++
+		if windowOpen {
+			measuredSent++
+			lastSend = r.now()
+		}
+	}
+	// The window lasts until its scheduled end, or later if sends ran late.
+	if !interrupted && r.sleep(ctx, total) != nil {
+		interrupted = true
+	}
+	windowEnd := r.now()
+	cpu1 := processCPU()
+	for _, w := range r.workers {
+		close(w.tick)
+	}
+	r.wg.Wait()
+	r.dialer.close()
+
+	res := &Result{Histograms: r.hist, Timeline: r.timeline.lines()}
+	s := &res.Summary
+	s.SchemaVersion = schemaVersion
+	s.TargetRate = r.cfg.Rate
+	s.DurationSeconds = r.cfg.Duration.Seconds()
+	s.RequestsPerConn = r.cfg.RequestsPerConn
+	s.URLs = append([]string(nil), r.cfg.URLs...)
+	s.StartedAt = startedAt.UTC()
+	s.MaxInflight = r.cfg.MaxInflight
+	s.PeakInflight = int(r.peak)
+	s.Workers = len(r.workers)
+	s.InflightBoundHits = r.boundHits
+	s.Warmup.Seconds = r.cfg.Warmup.Seconds()
+	byKind := map[string]int64{}
+	for _, w := range r.workers {
+		s.Requests += w.requests
+		s.Errors.Total += w.errors
+		for k, n := range w.byKind {
+			byKind[k] += n
+		}
+		s.Warmup.Requests += w.warmRequests
+		s.Warmup.Errors += w.warmErrors
+	}
+	if len(byKind) > 0 {
+		s.Errors.ByKind = byKind
+	}
+	// The window ends on schedule, or later if the last sends were late; a
+	// late wake-up after the last send does not count against the rate.
+	sendEnd := max(total, lastSend+int64(r.pacer.Interval()))
+	if window := sendEnd - r.warmupNs; windowOpen && window > 0 {
+		s.AchievedRate = float64(measuredSent) / (float64(window) / 1e9)
+		if busy := windowEnd - windowStartNow; busy > 0 {
+			s.ClientCPUCores = float64(cpu1-cpu0) / float64(busy)
+		}
+	}
+	s.Latency = latencyOf(res.Histograms.Latency)
+	s.ServiceTime = latencyOf(res.Histograms.ServiceTime)
+	s.Connect = connectOf(res.Histograms.Connect)
+	s.Lag = lagOf(res.Histograms.Lag)
+	s.judge(interrupted)
+	return res, nil
+}
+
+// sleep waits until t (ns since t0) or until ctx ends.
+func (r *runner) sleep(ctx context.Context, t int64) error {
+	return r.sleeper.sleepUntil(ctx, r.t0, time.Duration(t))
+}
+
+// send hands intended to an idle worker, starting a new one when every
+// worker has a request in flight. At the bound it waits (the send is late,
+// which its lag and latency show) and counts the hit, which makes the run
+// invalid. It returns false when ctx ended while waiting.
+//
+// The most recently freed worker goes first: a few connections stay hot
+// and carry the load, and workers started during a stall fall idle again
+// rather than spreading every later request over cold connections.
+func (r *runner) send(ctx context.Context, intended int64) bool {
+	w := r.popIdle()
+	if w == nil {
+		if len(r.workers) < r.cfg.MaxInflight {
+			w = r.startWorker()
+		} else {
+			r.boundHits++
+			for w == nil {
+				select {
+				case <-r.freed:
+				case <-ctx.Done():
+					return false
+				}
+				w = r.popIdle()
+			}
+		}
+	}
+	r.idleMu.Lock()
+	r.peak = max(r.peak, int64(len(r.workers)-len(r.idle)))
+	r.idleMu.Unlock()
+	w.tick <- intended // never blocks: the worker is idle and tick has room
+	return true
+}
+
+// popIdle takes the most recently freed worker, or returns nil and marks
+// the dispatcher as waiting for one.
+func (r *runner) popIdle() *worker {
+	r.idleMu.Lock()
+	defer r.idleMu.Unlock()
+	n := len(r.idle)
+	if n == 0 {
+		r.waiting = true
+		return nil
+	}
+	r.waiting = false
+	w := r.idle[n-1]
+	r.idle = r.idle[:n-1]
+	return w
+}
+
+// pushIdle returns w to the idle stack and wakes a waiting dispatcher.
+func (r *runner) pushIdle(w *worker) {
+	r.idleMu.Lock()
+	r.idle = append(r.idle, w)
+	wake := r.waiting
+	r.waiting = false
+	r.idleMu.Unlock()
+	if wake {
+		select {
+		case r.freed <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (r *runner) startWorker() *worker {
+	id := len(r.workers)
+	w := &worker{
+		tick:   make(chan int64, 1),
+		r:      r,
+		rng:    rand.New(rand.NewPCG(r.seed, uint64(id))),
+		buf:    make([]byte, 4096),
+		byKind: map[string]int64{},
+	}
+	r.workers = append(r.workers, w)
+	r.wg.Add(1)
+	go w.loop()
+	return w
+}
+
+// worker sends one request at a time on its own connection. It records
+// its samples into a small buffer of its own and adds them to the run's
+// histograms a batch at a time: the lock is taken once per sampleBatch
+// requests, and a worker costs 10 KiB rather than the 1 MiB of four HDR
+// histograms (workers are started whenever a send finds all busy, so there
+// may be many).
+type worker struct {
+	r    *runner
+	tick chan int64 // the intended send time of the next request
+	rng  *rand.Rand
+	buf  []byte
+
+	conn     conn
+	target   *Target
+	used     int   // requests sent on conn
+	lastUsed int64 // when conn last answered, ns since t0
+
+	samples                  [sampleBatch]sample
+	nsamples                 int
+	requests, errors         int64
+	byKind                   map[string]int64
+	warmRequests, warmErrors int64
+}
+
+func (w *worker) loop() {
+	defer w.r.wg.Done()
+	for intended := range w.tick {
+		w.do(intended)
+		w.r.pushIdle(w)
+	}
+	w.flush()
+	if w.conn != nil {
+		w.conn.Close()
+	}
+}
+
+func (w *worker) do(intended int64) {
+	r := w.r
+	start := r.now()
+	measured := intended >= r.warmupNs
+	var smp sample
+	if measured {
+		smp.lag = max(start-intended, 1)
+		r.timeline.sent(start)
+	}
+	deadline := r.t0.Add(time.Duration(start) + r.cfg.Timeout)
+	if w.conn != nil && start-w.lastUsed > int64(r.cfg.idleReuse) {
+		// Servers close idle connections (nginx and kpbench serve after
+		// 75 s); a worker that sat idle that long starts afresh rather
+		// than count the server's close as an error.
+		w.drop()
+	}
+	if w.conn == nil {
+		w.target = &r.targets[0]
+		if len(r.targets) > 1 {
+			w.target = &r.targets[w.rng.IntN(len(r.targets))]
+		}
+		c, connect, err := r.dialer.dial(w.target, deadline)
+		if err != nil {
+			w.finish(&smp, measured, intended, start, 0, err)
+			return
+		}
+		if measured {
+			smp.connect = max(int64(connect), 1)
+		}
+		w.conn, w.used = c, 0
+	}
+	last := r.cfg.RequestsPerConn > 0 && w.used+1 >= r.cfg.RequestsPerConn
+	req := w.target.req
+	if last {
+		req = w.target.reqClose
+	}
+	if err := w.conn.SetDeadline(deadline); err != nil {
+		w.drop()
+		w.finish(&smp, measured, intended, start, 0, err)
+		return
+	}
+	resp, err := roundTrip(w.conn, req, w.buf)
+	w.used++
+	w.lastUsed = r.now()
+	if err != nil {
+		w.drop()
+		w.finish(&smp, measured, intended, start, resp.status, err)
+		return
+	}
+	w.finish(&smp, measured, intended, start, resp.status, nil)
+	if last || resp.close {
+		// Wait for the server's FIN before closing, so that the server holds
+		// TIME_WAIT and the client keeps its local ports. Not timed.
+		for {
+			if _, err := w.conn.Read(w.buf); err != nil {
+				break
+			}
+		}
+		w.drop()
+	}
+}
+
+func (w *worker) drop() {
+	w.conn.Close()
+	w.conn = nil
+}
+
+// finish records one request's outcome.
+func (w *worker) finish(smp *sample, measured bool, intended, start int64, status int, err error) {
+	done := w.r.now()
+	kind := Classify(err, status)
+	if !measured {
+		w.warmRequests++
+		if kind != "" {
+			w.warmErrors++
+		}
+		return
+	}
+	w.requests++
+	w.r.timeline.completed(done, done-intended, kind != "")
+	if kind != "" {
+		w.errors++
+		w.byKind[kind]++
+	} else {
+		smp.latency = max(done-intended, 1)
+		smp.service = max(done-start, 1)
+	}
+	w.samples[w.nsamples] = *smp
+	w.nsamples++
+	if w.nsamples == len(w.samples) {
+		w.flush()
+	}
+}
+
+// maxIdleReuse is the longest a worker reuses an idle connection: well
+// under the 75 s keep-alive timeout of nginx and kpbench serve.
+const maxIdleReuse = 30 * time.Second
+
+// sampleBatch is how many samples a worker buffers before taking the lock.
+const sampleBatch = 256
+
+// sample is one measured request's durations in nanoseconds; 0 means not
+// measured (no connect on a reused connection, no latency for an error).
+type sample struct{ lag, connect, latency, service int64 }
+
+// flush adds the buffered samples to the run's histograms.
+func (w *worker) flush() {
+	h := &w.r.hist
+	w.r.mu.Lock()
+	for _, s := range w.samples[:w.nsamples] {
+		record(h.Lag, s.lag)
+		if s.connect > 0 {
+			record(h.Connect, s.connect)
+		}
+		if s.latency > 0 {
+			record(h.Latency, s.latency)
+			record(h.ServiceTime, s.service)
+		}
+	}
+	w.r.mu.Unlock()
+	w.nsamples = 0
+}

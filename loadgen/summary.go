@@ -1,0 +1,271 @@
+package loadgen
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/kpbench/kpbench/runs"
+)
+
+// Summary is the JSON document `kpbench load --json` writes: the measured
+// window only (warm-up excluded), durations in microseconds. Its fields are
+// stable; schemaVersion follows the results schema (runs.SchemaVersion).
+type Summary struct {
+	SchemaVersion int `json:"schemaVersion"`
+	// TargetRate and AchievedRate are requests per second. Achieved counts
+	// the requests sent in the window over the window's real length.
+	TargetRate   float64 `json:"targetRate"`
+	AchievedRate float64 `json:"achievedRate"`
+	// Requests sent in the measured window (successes and errors).
+	Requests int64       `json:"requests"`
+	Errors   runs.Errors `json:"errors"`
+	// Latency counts from each request's intended send time (coordinated
+	// omission corrected); ServiceTime from its actual send (connect
+	// included for a new connection). Successful requests only.
+	Latency     runs.Latency `json:"latency"`
+	ServiceTime runs.Latency `json:"serviceTime"`
+	// Connect is the TCP handshake of every connection opened in the
+	// window: from just before connect(2) to the socket being connected.
+	Connect runs.Connect `json:"connect"`
+	// Lag is how late sends started against the schedule.
+	Lag runs.Lag `json:"lag"`
+	// ClientCPUCores is this process's CPU (user+system) over the window,
+	// in cores.
+	ClientCPUCores float64  `json:"clientCpuCores"`
+	Valid          bool     `json:"valid"`
+	InvalidReasons []string `json:"invalidReasons,omitempty"`
+
+	// What was asked, and a few facts that explain the numbers.
+	DurationSeconds float64   `json:"durationSeconds"`
+	RequestsPerConn int       `json:"requestsPerConn"`
+	URLs            []string  `json:"urls"`
+	StartedAt       time.Time `json:"startedAt"`
+	// MaxInflight is the configured bound; PeakInflight the most requests
+	// that were in flight at once.
+	MaxInflight  int `json:"maxInflight"`
+	PeakInflight int `json:"peakInflight"`
+	// Workers is how many senders were started; each holds at most one
+	// connection at a time.
+	Workers int `json:"workers"`
+	// InflightBoundHits counts sends that had to wait for a free worker.
+	InflightBoundHits int64  `json:"inflightBoundHits"`
+	Warmup            Warmup `json:"warmup"`
+}
+
+// Warmup is what happened before the measured window.
+type Warmup struct {
+	Seconds  float64 `json:"seconds"`
+	Requests int64   `json:"requests"`
+	Errors   int64   `json:"errors"`
+}
+
+// ErrSchemaVersion is returned when a document's schemaVersion is not one
+// this build reads.
+var ErrSchemaVersion = errors.New("unsupported schemaVersion")
+
+// WriteJSON writes s as indented JSON.
+func (s *Summary) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(s); err != nil {
+		return fmt.Errorf("writing summary: %w", err)
+	}
+	return nil
+}
+
+// ReadSummary decodes a summary strictly (unknown fields are errors) and
+// checks its schemaVersion.
+func ReadSummary(r io.Reader) (*Summary, error) {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	var s Summary
+	if err := dec.Decode(&s); err != nil {
+		return nil, fmt.Errorf("reading summary: %w", err)
+	}
+	if s.SchemaVersion != runs.SchemaVersion {
+		return nil, fmt.Errorf("reading summary: %w %d (this build reads %d)", ErrSchemaVersion, s.SchemaVersion, runs.SchemaVersion)
+	}
+	return &s, nil
+}
+
+// Histograms are the run's HDR histograms of the measured window, in
+// nanoseconds.
+type Histograms struct {
+	Latency     *hdrhistogram.Histogram
+	ServiceTime *hdrhistogram.Histogram
+	Connect     *hdrhistogram.Histogram
+	Lag         *hdrhistogram.Histogram
+}
+
+// Histogram bounds: 1 ns to 100 s at 3 significant digits. Larger values
+// (a schedule more than 100 s behind) are recorded as 100 s.
+const (
+	histLowest  = 1
+	histHighest = int64(100 * time.Second)
+	histDigits  = 3
+)
+
+func newHistograms() Histograms {
+	return Histograms{
+		Latency:     hdrhistogram.New(histLowest, histHighest, histDigits),
+		ServiceTime: hdrhistogram.New(histLowest, histHighest, histDigits),
+		Connect:     hdrhistogram.New(histLowest, histHighest, histDigits),
+		Lag:         hdrhistogram.New(histLowest, histHighest, histDigits),
+	}
+}
+
+// record adds v nanoseconds to h, clamped to its range.
+func record(h *hdrhistogram.Histogram, v int64) {
+	_ = h.RecordValue(min(max(v, histLowest), histHighest))
+}
+
+// histogramsFile is the JSON form of Histograms: each one HDR V2
+// compressed and base64 encoded, as HdrHistogram's log format stores them
+// (hdrhistogram.Decode reads them back).
+type histogramsFile struct {
+	SchemaVersion int    `json:"schemaVersion"`
+	Unit          string `json:"unit"`
+	Latency       string `json:"latency"`
+	ServiceTime   string `json:"serviceTime"`
+	Connect       string `json:"connect"`
+	Lag           string `json:"lag"`
+}
+
+// WriteJSON writes the histograms, HDR encoded, as one JSON document.
+func (h Histograms) WriteJSON(w io.Writer) error {
+	f := histogramsFile{SchemaVersion: runs.SchemaVersion, Unit: "ns"}
+	for _, p := range []struct {
+		dst *string
+		h   *hdrhistogram.Histogram
+	}{{&f.Latency, h.Latency}, {&f.ServiceTime, h.ServiceTime}, {&f.Connect, h.Connect}, {&f.Lag, h.Lag}} {
+		b, err := p.h.Encode(hdrhistogram.V2CompressedEncodingCookieBase)
+		if err != nil {
+			return fmt.Errorf("encoding histogram: %w", err)
+		}
+		*p.dst = string(b)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(&f); err != nil {
+		return fmt.Errorf("writing histograms: %w", err)
+	}
+	return nil
+}
+
+// ReadHistograms reads what Histograms.WriteJSON wrote.
+func ReadHistograms(r io.Reader) (Histograms, error) {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	var f histogramsFile
+	if err := dec.Decode(&f); err != nil {
+		return Histograms{}, fmt.Errorf("reading histograms: %w", err)
+	}
+	if f.SchemaVersion != runs.SchemaVersion {
+		return Histograms{}, fmt.Errorf("reading histograms: %w %d", ErrSchemaVersion, f.SchemaVersion)
+	}
+	if f.Unit != "ns" {
+		return Histograms{}, fmt.Errorf("reading histograms: unit %q, want ns", f.Unit)
+	}
+	var h Histograms
+	for _, p := range []struct {
+		name string
+		src  string
+		dst  **hdrhistogram.Histogram
+	}{{"latency", f.Latency, &h.Latency}, {"serviceTime", f.ServiceTime, &h.ServiceTime}, {"connect", f.Connect, &h.Connect}, {"lag", f.Lag, &h.Lag}} {
+		if _, err := base64.StdEncoding.DecodeString(p.src); err != nil {
+			return Histograms{}, fmt.Errorf("reading histogram %s: %w", p.name, err)
+		}
+		d, err := hdrhistogram.Decode(bytes.TrimSpace([]byte(p.src)))
+		if err != nil {
+			return Histograms{}, fmt.Errorf("decoding histogram %s: %w", p.name, err)
+		}
+		*p.dst = d
+	}
+	return h, nil
+}
+
+// us converts nanoseconds to microseconds, rounded to 0.1 µs.
+func us(ns float64) float64 { return math.Round(ns/100) / 10 }
+
+func latencyOf(h *hdrhistogram.Histogram) runs.Latency {
+	if h.TotalCount() == 0 {
+		return runs.Latency{}
+	}
+	return runs.Latency{
+		MeanUs: us(h.Mean()),
+		P50Us:  us(float64(h.ValueAtQuantile(50))),
+		P90Us:  us(float64(h.ValueAtQuantile(90))),
+		P99Us:  us(float64(h.ValueAtQuantile(99))),
+		P999Us: us(float64(h.ValueAtQuantile(99.9))),
+		MaxUs:  us(float64(h.Max())),
+	}
+}
+
+func connectOf(h *hdrhistogram.Histogram) runs.Connect {
+	c := runs.Connect{Count: h.TotalCount()}
+	if c.Count == 0 {
+		return c
+	}
+	c.P01Us = us(float64(h.ValueAtQuantile(1)))
+	c.P50Us = us(float64(h.ValueAtQuantile(50)))
+	c.P90Us = us(float64(h.ValueAtQuantile(90)))
+	c.P99Us = us(float64(h.ValueAtQuantile(99)))
+	return c
+}
+
+func lagOf(h *hdrhistogram.Histogram) runs.Lag {
+	if h.TotalCount() == 0 {
+		return runs.Lag{}
+	}
+	return runs.Lag{
+		P50Us: us(float64(h.ValueAtQuantile(50))),
+		P99Us: us(float64(h.ValueAtQuantile(99))),
+		MaxUs: us(float64(h.Max())),
+	}
+}
+
+// Validity thresholds (DESIGN.md: a point is valid when the client held its
+// rate, errors stayed rare and no send waited for a worker).
+const (
+	MinAchievedFraction = 0.99
+	MaxErrorFraction    = 0.001
+)
+
+// judge sets Valid and InvalidReasons from the numbers.
+func (s *Summary) judge(interrupted bool) {
+	s.InvalidReasons = nil
+	if s.AchievedRate < MinAchievedFraction*s.TargetRate {
+		s.InvalidReasons = append(s.InvalidReasons, fmt.Sprintf("%s: %.1f of %g req/s", runs.ReasonRateShort, s.AchievedRate, s.TargetRate))
+	}
+	if s.Requests > 0 && float64(s.Errors.Total) > MaxErrorFraction*float64(s.Requests) {
+		s.InvalidReasons = append(s.InvalidReasons, fmt.Sprintf("%s: %d of %d requests failed", runs.ReasonErrors, s.Errors.Total, s.Requests))
+	}
+	if s.InflightBoundHits > 0 {
+		s.InvalidReasons = append(s.InvalidReasons, fmt.Sprintf("%s: %d sends waited for one of %d workers", runs.ReasonInflightBound, s.InflightBoundHits, s.MaxInflight))
+	}
+	if interrupted {
+		s.InvalidReasons = append(s.InvalidReasons, runs.ReasonInterrupted)
+	}
+	s.Valid = len(s.InvalidReasons) == 0
+}
+
+// BehindSchedule reports whether sends started late enough to matter: lag
+// p99 above a millisecond or above a tenth of the interval between sends.
+func (s *Summary) BehindSchedule() bool {
+	if s.TargetRate <= 0 {
+		return false
+	}
+	intervalUs := 1e6 / s.TargetRate
+	return s.Lag.P99Us > 1000 || s.Lag.P99Us > max(intervalUs/10, 100)
+}
+
+// schemaVersion is written in every loadgen document.
+const schemaVersion = runs.SchemaVersion
