@@ -182,7 +182,8 @@ type Result struct {
 	// after.
 	Before   int `json:"before"`
 	Services int `json:"services"`
-	// Object writes by kind of write, Services and EndpointSlices together.
+	// Object writes by kind of write, Services and EndpointSlices together
+	// (the namespace, when created, is not counted).
 	Created int `json:"created"`
 	Updated int `json:"updated"`
 	Deleted int `json:"deleted"`
@@ -239,8 +240,8 @@ func (r *run) wrote(kind *atomic.Int64) {
 // already exists as wanted is left alone, so a second call with the same n
 // writes nothing. On error the namespace holds a prefix of the work done; a
 // later call finishes it.
-func (s *Scaler) Scale(ctx context.Context, n int) (Result, error) {
-	res := Result{Namespace: s.cfg.Namespace, StartedAt: time.Now()}
+func (s *Scaler) Scale(ctx context.Context, n int) (res Result, err error) {
+	res = Result{Namespace: s.cfg.Namespace, StartedAt: time.Now()}
 	if n < 0 || n > MaxServices {
 		return res, fmt.Errorf("%w: service count %d is not in 0-%d", ErrInvalid, n, MaxServices)
 	}
@@ -280,6 +281,7 @@ func (s *Scaler) Scale(ctx context.Context, n int) (Result, error) {
 	return res, nil
 }
 
+// ensureNamespace creates the namespace when missing.
 func (s *Scaler) ensureNamespace(ctx context.Context, r *run) error {
 	_, err := s.client.CoreV1().Namespaces().Get(ctx, s.cfg.Namespace, metav1.GetOptions{})
 	if err == nil {
@@ -296,11 +298,7 @@ func (s *Scaler) ensureNamespace(ctx context.Context, r *run) error {
 		_, err := s.client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{})
 		return err
 	})
-	switch {
-	case err == nil:
-		r.wrote(&r.created)
-	case apierrors.IsAlreadyExists(err):
-	default:
+	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("creating namespace %s: %w", s.cfg.Namespace, err)
 	}
 	return nil
