@@ -118,21 +118,21 @@ func ParseSyncState(metrics []byte) (SyncState, error) {
 type Programmed struct {
 	// TimeToProgrammed is from the scaler's last write until Wait saw every
 	// condition hold (resolution: the poll interval plus one probe).
-	TimeToProgrammed time.Duration `json:"timeToProgrammed"`
+	TimeToProgrammed time.Duration
 	// SyncedAfterWrite is from the last write to the end of kube-proxy's
 	// most recent sync as kube-proxy timestamps it: the rules were active
 	// from then. Zero when nothing was written.
-	SyncedAfterWrite time.Duration `json:"syncedAfterWrite"`
+	SyncedAfterWrite time.Duration
 	// LastSyncDuration is how long kube-proxy's most recent sync took,
 	// from its duration histogram (exact when Wait saw that sync alone
 	// between two scrapes, else the mean of the syncs it saw together).
-	LastSyncDuration time.Duration `json:"lastSyncDuration"`
+	LastSyncDuration time.Duration
 	// Syncs and MeanSyncDuration cover every sync since the baseline.
-	Syncs            uint64        `json:"syncs"`
-	MeanSyncDuration time.Duration `json:"meanSyncDuration"`
+	Syncs            uint64
+	MeanSyncDuration time.Duration
 	// Probe is the address whose connect succeeded (invalid when none was
 	// asked for).
-	Probe netip.AddrPort `json:"probe,omitzero"`
+	Probe netip.AddrPort
 }
 
 // WaitConfig says what Wait waits for.

@@ -177,31 +177,31 @@ type ServiceRef struct {
 
 // Result tells what one Scale call found and did.
 type Result struct {
-	Namespace string `json:"namespace"`
+	Namespace string
 	// Before and Services are the synthetic Service counts before and
 	// after.
-	Before   int `json:"before"`
-	Services int `json:"services"`
+	Before   int
+	Services int
 	// Object writes by kind of write, Services and EndpointSlices together
 	// (the namespace, when created, is not counted).
-	Created int `json:"created"`
-	Updated int `json:"updated"`
-	Deleted int `json:"deleted"`
+	Created int
+	Updated int
+	Deleted int
 	// Strays are labelled objects that were not part of the set (an
 	// EndpointSlice whose Service is gone, a misnamed object); they are
 	// deleted and counted in Deleted too.
-	Strays int `json:"strays"`
+	Strays int
 	// Retries counts retried requests (throttling, timeouts, conflicts).
-	Retries int `json:"retries"`
+	Retries int
 	// StartedAt is when Scale began; Duration how long it took.
-	StartedAt time.Time     `json:"startedAt"`
-	Duration  time.Duration `json:"duration"`
+	StartedAt time.Time
+	Duration  time.Duration
 	// LastWrite is when the last successful write returned; zero when
 	// nothing was written.
-	LastWrite time.Time `json:"lastWrite,omitzero"`
+	LastWrite time.Time
 	// Last is the highest-index Service left (the last created); nil at
 	// zero Services.
-	Last *ServiceRef `json:"last,omitempty"`
+	Last *ServiceRef
 }
 
 // Writes is the number of object writes Scale made.
