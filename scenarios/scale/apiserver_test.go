@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -28,6 +29,7 @@ import (
 // own temporary directory, killed by PID when the test ends.
 type testAPIServer struct {
 	URL        string
+	EtcdURL    string
 	Token      string
 	Kubeconfig string // context kpbench-lab-test
 	Etcd       *exec.Cmd
@@ -146,7 +148,7 @@ func startAPIServer(t testing.TB) *testAPIServer {
 		"--service-account-key-file", saKey, "--service-account-signing-key-file", saKey,
 		"--service-cluster-ip-range", "198.19.0.0/16")
 
-	s := &testAPIServer{URL: fmt.Sprintf("https://127.0.0.1:%d", port), Token: token, Etcd: etcd, APIServer: api}
+	s := &testAPIServer{URL: fmt.Sprintf("https://127.0.0.1:%d", port), EtcdURL: etcdURL, Token: token, Etcd: etcd, APIServer: api}
 	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	deadline := time.Now().Add(90 * time.Second)
 	for {
@@ -210,6 +212,30 @@ func cpuSeconds(t testing.TB, pid int) float64 {
 	ut, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
 	return (ut + st) / 100
+}
+
+// metrics scrapes a Prometheus endpoint of the apiserver (auth) or etcd.
+func (s *testAPIServer) metrics(t testing.TB, url string, auth bool) []sample {
+	t.Helper()
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if auth {
+		req.Header.Set("Authorization", "Bearer "+s.Token)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatalf("scraping %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("scraping %s: %s %v", url, resp.Status, err)
+	}
+	samples, err := parseText(b)
+	if err != nil {
+		t.Fatalf("parsing %s: %v", url, err)
+	}
+	return samples
 }
 
 // kubectl runs kubectl against s and fails the test on error.
