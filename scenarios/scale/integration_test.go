@@ -11,6 +11,8 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/kpbench/kpbench/scenarios/scale/scaletest"
 )
 
 func tenBackends() []netip.Addr {
@@ -39,7 +41,7 @@ func countSynthetic(t *testing.T, c kubernetes.Interface, namespace string) ([]c
 // etcd: 500 Services × 10 endpoints, the same again (no writes), down to
 // 200, then 0.
 func TestAPIServerScale(t *testing.T) {
-	api := startAPIServer(t)
+	api := scaletest.Start(t)
 	c := api.Client(t, 1000)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -123,7 +125,7 @@ func TestAPIServerScale(t *testing.T) {
 // TestAPIServerPaging lists in pages of 7 from a real apiserver (its
 // continue tokens, not a fake's).
 func TestAPIServerPaging(t *testing.T) {
-	api := startAPIServer(t)
+	api := scaletest.Start(t)
 	c := api.Client(t, 1000)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

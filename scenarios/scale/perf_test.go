@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/kpbench/kpbench/scenarios/scale/scaletest"
 )
 
 // perfRun is one way of creating the same objects, measured.
@@ -68,7 +70,7 @@ func TestScaleVsKubectl(t *testing.T) {
 	if os.Getenv("KPBENCH_SCALE_PERF") != "1" {
 		t.Skip("performance measurement: set KPBENCH_SCALE_PERF=1")
 	}
-	skipWithoutAPIServer(t)
+	scaletest.SkipUnlessAvailable(t)
 	if _, err := exec.LookPath("kubectl"); err != nil {
 		t.Skip("kubectl not found")
 	}
@@ -131,12 +133,12 @@ func (h histo) meanMs(since histo) float64 {
 	return 1000 * (h.sum - since.sum) / (h.count - since.count)
 }
 
-func readCPU(t *testing.T, s *testAPIServer) cpuWindow {
+func readCPU(t *testing.T, s *scaletest.APIServer) cpuWindow {
 	t.Helper()
 	w := cpuWindow{
-		api:  cpuSeconds(t, s.APIServer.Process.Pid),
-		etcd: cpuSeconds(t, s.Etcd.Process.Pid),
-		self: cpuSeconds(t, os.Getpid()),
+		api:  scaletest.CPUSeconds(t, s.APIServer.Process.Pid),
+		etcd: scaletest.CPUSeconds(t, s.Etcd.Process.Pid),
+		self: scaletest.CPUSeconds(t, os.Getpid()),
 		busy: machineBusySeconds(t),
 		at:   time.Now(),
 	}
@@ -144,12 +146,12 @@ func readCPU(t *testing.T, s *testAPIServer) cpuWindow {
 		return (l["verb"] == "POST" || l["verb"] == "PATCH" || l["verb"] == "APPLY" || l["verb"] == "DELETE") &&
 			(l["resource"] == "services" || l["resource"] == "endpointslices")
 	}
-	api := s.metrics(t, s.URL+"/metrics", true)
+	api := mustParse(t, s.Metrics(t, s.URL+"/metrics", true))
 	w.apiReq = histogram(api, "apiserver_request_duration_seconds", writes)
 	w.etcdReq = histogram(api, "etcd_request_duration_seconds", func(l map[string]string) bool {
 		return l["operation"] == "create" || l["operation"] == "delete" || l["operation"] == "update"
 	})
-	w.fsync = histogram(s.metrics(t, s.EtcdURL+"/metrics", false), "etcd_disk_wal_fsync_duration_seconds", func(map[string]string) bool { return true })
+	w.fsync = histogram(mustParse(t, s.Metrics(t, s.EtcdURL+"/metrics", false)), "etcd_disk_wal_fsync_duration_seconds", func(map[string]string) bool { return true })
 	return w
 }
 
@@ -206,7 +208,7 @@ func (w cpuWindow) fill(r *perfRun, before cpuWindow, client float64) {
 }
 
 func measureScaler(t *testing.T, n, concurrency int) perfRun {
-	api := startAPIServer(t)
+	api := scaletest.Start(t)
 	s, err := New(api.Client(t, 5000), Config{Namespace: "kpbt-perf", EndpointIPs: tenBackends(),
 		EndpointsPerService: 10, Concurrency: concurrency})
 	if err != nil {
@@ -239,7 +241,7 @@ func measureScaler(t *testing.T, n, concurrency int) perfRun {
 // of chunk objects and applies them server-side, parallel files at once.
 // The slices carry no owner reference (a manifest cannot know the UID).
 func measureKubectl(t *testing.T, n, chunk, parallel int) perfRun {
-	api := startAPIServer(t)
+	api := scaletest.Start(t)
 	dir := t.TempDir()
 	tmpl := Template{Namespace: "kpbt-perf", Port: 80, TargetPort: 80, EndpointIPs: tenBackends(), EndpointsPerService: 10}
 	var files []string
@@ -273,7 +275,7 @@ func measureKubectl(t *testing.T, n, chunk, parallel int) perfRun {
 	}
 	flush()
 	ctx := context.Background()
-	if _, err := api.kubectl(ctx, "create", "namespace", "kpbt-perf"); err != nil {
+	if _, err := api.Kubectl(ctx, "create", "namespace", "kpbt-perf"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -320,4 +322,13 @@ func measureKubectl(t *testing.T, n, chunk, parallel int) perfRun {
 	after.fill(&r, before, clientCPU)
 	r.OtherCores -= (after.self - before.self) / r.WallSeconds
 	return r
+}
+
+func mustParse(t *testing.T, b []byte) []sample {
+	t.Helper()
+	s, err := parseText(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kpbench/kpbench/scenarios/scale"
+	"github.com/kpbench/kpbench/scenarios/scale/scaletest"
 )
 
 const prodKubeconfig = `apiVersion: v1
@@ -84,5 +85,37 @@ func TestScaleReportJSON(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), "kpbench: 2 -> 5 services in 2.0s") || !strings.Contains(buf.String(), "programmed: 1.500s") {
 		t.Errorf("text = %q", buf.String())
+	}
+}
+
+// TestScaleCmdAPIServer runs kpbench scale end to end against a real
+// kube-apiserver whose kubeconfig context is a lab's (so no --yes).
+func TestScaleCmdAPIServer(t *testing.T) {
+	api := scaletest.Start(t)
+	run := func(args ...string) scaleReportJSON {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		base := []string{"scale", "--namespace", "kpbt-cli", "--endpoint-ips", "198.18.0.10,198.18.0.11,198.18.0.12",
+			"--endpoints-per-service", "2", "-o", "json", "--progress", "log"}
+		if code := Run(context.Background(), strings.NewReader(""), &stdout, &stderr, append(base, args...)); code != 0 {
+			t.Fatalf("kpbench %v: exit %d\n%s", args, code, stderr.String())
+		}
+		var rep scaleReportJSON
+		if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+			t.Fatalf("output %q: %v", stdout.String(), err)
+		}
+		return rep
+	}
+	rep := run("--services", "40", "--kubeconfig", api.Kubeconfig)
+	if rep.Before != 0 || rep.Services != 40 || rep.Created != 80 || rep.Last == nil || rep.Last.Name != "kpb-svc-00039" || rep.Last.ClusterIP == "" {
+		t.Errorf("scale to 40: %+v", rep)
+	}
+	// The kubeconfig from the environment, as viper binds it.
+	t.Setenv("KPBENCH_KUBECONFIG", api.Kubeconfig)
+	if rep := run("--services", "40"); rep.Created+rep.Updated+rep.Deleted != 0 || rep.Before != 40 {
+		t.Errorf("same count again wrote: %+v", rep)
+	}
+	if rep := run("--services", "0"); rep.Deleted != 80 || rep.Services != 0 {
+		t.Errorf("scale to 0: %+v", rep)
 	}
 }

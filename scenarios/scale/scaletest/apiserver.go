@@ -1,4 +1,10 @@
-package scale
+// Package scaletest starts a real etcd and kube-apiserver on loopback for
+// tests: random free ports, temporary directories, a throwaway token and
+// service-account key, and a kubeconfig whose context is a kpbench lab's
+// (kpbench-lab-test). Processes are killed by PID when the test ends. The
+// binaries come from the lab's cache (or KPBENCH_K8S_BIN_DIR); without them,
+// or with KPBENCH_SKIP_INTEGRATION=1, the test is skipped.
+package scaletest
 
 import (
 	"bytes"
@@ -25,9 +31,10 @@ import (
 	"k8s.io/client-go/rest"
 )
 
-// testAPIServer is a real etcd and kube-apiserver on loopback, each in its
-// own temporary directory, killed by PID when the test ends.
-type testAPIServer struct {
+// APIServer is a real etcd and kube-apiserver on loopback, each in its
+// own temporary directory, killed by PID when the test ends. Kubeconfig's
+// context is kpbench-lab-test, so kpbench treats it as a lab.
+type APIServer struct {
 	URL        string
 	EtcdURL    string
 	Token      string
@@ -36,9 +43,9 @@ type testAPIServer struct {
 	APIServer  *exec.Cmd
 }
 
-// k8sBinDir is where the lab caches etcd and kube-apiserver for the pinned
+// BinDir is where the lab caches etcd and kube-apiserver for the pinned
 // Kubernetes version; KPBENCH_K8S_BIN_DIR overrides it.
-func k8sBinDir() string {
+func BinDir() string {
 	if d := os.Getenv("KPBENCH_K8S_BIN_DIR"); d != "" {
 		return d
 	}
@@ -49,14 +56,14 @@ func k8sBinDir() string {
 	return filepath.Join(dir, "kpbench", "k8s", "v1.36.3")
 }
 
-// skipWithoutAPIServer skips t unless integration tests may run and the
+// SkipUnlessAvailable skips t unless integration tests may run and the
 // binaries exist.
-func skipWithoutAPIServer(t testing.TB) string {
+func SkipUnlessAvailable(t testing.TB) string {
 	t.Helper()
 	if os.Getenv("KPBENCH_SKIP_INTEGRATION") == "1" {
 		t.Skip("KPBENCH_SKIP_INTEGRATION=1")
 	}
-	dir := k8sBinDir()
+	dir := BinDir()
 	for _, b := range []string{"etcd", "kube-apiserver"} {
 		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
 			t.Skipf("no %s in %s (the lab builds it; or set KPBENCH_K8S_BIN_DIR): %v", b, dir, err)
@@ -65,7 +72,7 @@ func skipWithoutAPIServer(t testing.TB) string {
 	return dir
 }
 
-func freePort(t testing.TB) int {
+func FreePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -104,14 +111,14 @@ func startProcess(t testing.TB, dir, name string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// startAPIServer starts etcd and kube-apiserver (Service range
+// Start starts etcd and kube-apiserver (Service range
 // 198.19.0.0/16, as in the lab) and returns once /readyz answers.
-func startAPIServer(t testing.TB) *testAPIServer {
+func Start(t testing.TB) *APIServer {
 	t.Helper()
-	bin := skipWithoutAPIServer(t)
+	bin := SkipUnlessAvailable(t)
 	dir := t.TempDir()
 
-	clientPort, peerPort := freePort(t), freePort(t)
+	clientPort, peerPort := FreePort(t), FreePort(t)
 	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", clientPort)
 	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peerPort)
 	etcd := startProcess(t, dir, "etcd", filepath.Join(bin, "etcd"),
@@ -138,7 +145,7 @@ func startAPIServer(t testing.TB) *testAPIServer {
 	if err := os.WriteFile(tokens, []byte(token+",kpbench-admin,kpbench-admin,system:masters\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
+	port := FreePort(t)
 	api := startProcess(t, dir, "kube-apiserver", filepath.Join(bin, "kube-apiserver"),
 		"--etcd-servers", etcdURL,
 		"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
@@ -148,7 +155,7 @@ func startAPIServer(t testing.TB) *testAPIServer {
 		"--service-account-key-file", saKey, "--service-account-signing-key-file", saKey,
 		"--service-cluster-ip-range", "198.19.0.0/16")
 
-	s := &testAPIServer{URL: fmt.Sprintf("https://127.0.0.1:%d", port), EtcdURL: etcdURL, Token: token, Etcd: etcd, APIServer: api}
+	s := &APIServer{URL: fmt.Sprintf("https://127.0.0.1:%d", port), EtcdURL: etcdURL, Token: token, Etcd: etcd, APIServer: api}
 	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	deadline := time.Now().Add(90 * time.Second)
 	for {
@@ -186,11 +193,18 @@ current-context: kpbench-lab-test
 	return s
 }
 
-// Client returns a clientset tuned as kpbench scale tunes it.
-func (s *testAPIServer) Client(t testing.TB, qps float32) kubernetes.Interface {
+// RESTConfig is an admin client configuration for s.
+func (s *APIServer) RESTConfig() *rest.Config {
+	return &rest.Config{Host: s.URL, BearerToken: s.Token, TLSClientConfig: rest.TLSClientConfig{Insecure: true}}
+}
+
+// Client returns an admin clientset for s with protobuf encoding and the
+// given client-side QPS (burst twice that), as kpbench scale builds it.
+func (s *APIServer) Client(t testing.TB, qps float32) kubernetes.Interface {
 	t.Helper()
-	cfg := &rest.Config{Host: s.URL, BearerToken: s.Token, TLSClientConfig: rest.TLSClientConfig{Insecure: true}}
-	Tune(cfg, qps, 0, 0)
+	cfg := s.RESTConfig()
+	cfg.ContentType = "application/vnd.kubernetes.protobuf"
+	cfg.QPS, cfg.Burst = qps, int(2*qps)
 	c, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -198,8 +212,8 @@ func (s *testAPIServer) Client(t testing.TB, qps float32) kubernetes.Interface {
 	return c
 }
 
-// cpuSeconds is a process's user+system CPU time from /proc/PID/stat.
-func cpuSeconds(t testing.TB, pid int) float64 {
+// CPUSeconds is a process's user+system CPU time from /proc/PID/stat.
+func CPUSeconds(t testing.TB, pid int) float64 {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
@@ -214,8 +228,9 @@ func cpuSeconds(t testing.TB, pid int) float64 {
 	return (ut + st) / 100
 }
 
-// metrics scrapes a Prometheus endpoint of the apiserver (auth) or etcd.
-func (s *testAPIServer) metrics(t testing.TB, url string, auth bool) []sample {
+// Metrics fetches a Prometheus text endpoint: the apiserver's (with the
+// admin token) or etcd's.
+func (s *APIServer) Metrics(t testing.TB, url string, auth bool) []byte {
 	t.Helper()
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
@@ -231,15 +246,11 @@ func (s *testAPIServer) metrics(t testing.TB, url string, auth bool) []sample {
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("scraping %s: %s %v", url, resp.Status, err)
 	}
-	samples, err := parseText(b)
-	if err != nil {
-		t.Fatalf("parsing %s: %v", url, err)
-	}
-	return samples
+	return b
 }
 
-// kubectl runs kubectl against s and fails the test on error.
-func (s *testAPIServer) kubectl(ctx context.Context, args ...string) (string, error) {
+// Kubectl runs kubectl against s; the error carries its output.
+func (s *APIServer) Kubectl(ctx context.Context, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, "kubectl", append([]string{"--kubeconfig", s.Kubeconfig}, args...)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
