@@ -58,6 +58,7 @@ type SyncState struct {
 func (s SyncState) Pending() float64 { return s.ServiceChangesPending + s.EndpointChangesPending }
 
 // ParseSyncState reads the sync metrics from a kube-proxy /metrics body.
+// Before kube-proxy's first sync LastSync is zero.
 // Samples with labels (ip_family on newer kube-proxies) are summed for the
 // pending gauges and the histogram; the last-sync timestamp is the IPv4
 // family's when there is one (the synthetic slices are IPv4), else the
@@ -94,8 +95,10 @@ func ParseSyncState(metrics []byte) (SyncState, error) {
 		}
 		seen[x.name] = true
 	}
+	// Before its first sync kube-proxy exports no timestamp or histogram;
+	// the pending gauges are always there.
 	var missing []string
-	for _, name := range []string{MetricServiceChangesPending, MetricEndpointChangesPending, MetricLastSyncTimestamp, count, sum} {
+	for _, name := range []string{MetricServiceChangesPending, MetricEndpointChangesPending} {
 		if !seen[name] {
 			missing = append(missing, name)
 		}
@@ -107,7 +110,7 @@ func ParseSyncState(metrics []byte) (SyncState, error) {
 	if !math.IsNaN(ipv4) {
 		ts = ipv4
 	}
-	if ts > 0 {
+	if ts > 0 && !math.IsInf(ts, 0) {
 		sec, frac := math.Modf(ts)
 		st.LastSync = time.Unix(int64(sec), int64(frac*1e9))
 	}

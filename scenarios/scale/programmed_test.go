@@ -36,6 +36,10 @@ func TestParseSyncState(t *testing.T) {
 			file: "kube-proxy-metrics-unlabelled.txt",
 			want: SyncState{LastSync: time.Unix(1795300000, 0), Syncs: 7, SyncSeconds: 0.35},
 		},
+		{
+			file: "kube-proxy-metrics-before-first-sync.txt",
+			want: SyncState{ServiceChangesPending: 1, EndpointChangesPending: 1},
+		},
 		{file: "not-kube-proxy.txt", wantErr: "missing"},
 	}
 	for _, tt := range tests {
@@ -58,7 +62,9 @@ func TestParseSyncState(t *testing.T) {
 				got.Syncs != tt.want.Syncs || got.SyncSeconds != tt.want.SyncSeconds {
 				t.Errorf("got %+v, want %+v", got, tt.want)
 			}
-			if d := got.LastSync.Sub(tt.want.LastSync); d < -time.Microsecond || d > time.Microsecond {
+			if tt.want.LastSync.IsZero() != got.LastSync.IsZero() {
+				t.Errorf("LastSync = %v, want %v", got.LastSync, tt.want.LastSync)
+			} else if d := got.LastSync.Sub(tt.want.LastSync); d < -time.Microsecond || d > time.Microsecond {
 				t.Errorf("LastSync = %v, want %v", got.LastSync, tt.want.LastSync)
 			}
 		})
