@@ -189,9 +189,9 @@ func TestBuildRejects(t *testing.T) {
 		t.Skip("no ls binary to use as a dynamic ELF")
 	}
 	tests := []struct {
-		name    string
-		binary  string
-		wantErr string
+		name     string
+		binary   string
+		wantErr  string
 		sentinel error
 	}{
 		{name: "missing file", binary: filepath.Join(dir, "nope"), wantErr: "reading binary"},
