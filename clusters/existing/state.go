@@ -68,3 +68,13 @@ func saveState(path string, s *state) error {
 	}
 	return nil
 }
+
+// ForgetState removes the state of the cluster of kubeconfig and context,
+// for a cluster that was deleted as a whole (kind).
+func ForgetState(dir, kubeconfig, context string) error {
+	err := os.Remove(statePath(dir, kubeconfig, context))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("removing state: %w", err)
+	}
+	return nil
+}
