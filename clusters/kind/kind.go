@@ -11,6 +11,7 @@
 package kind
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,6 +29,7 @@ import (
 	"sigs.k8s.io/kind/pkg/cluster"
 	"sigs.k8s.io/kind/pkg/cluster/nodes"
 	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
+	kindexec "sigs.k8s.io/kind/pkg/exec"
 	kindlog "sigs.k8s.io/kind/pkg/log"
 
 	"github.com/kpbench/kpbench/clusters"
@@ -77,27 +80,54 @@ func NewKindAPI(logger *slog.Logger) (*KindAPI, error) {
 	return &KindAPI{p: cluster.NewProvider(opts...)}, nil
 }
 
+// withOutput adds the output of the command a kind error carries (e.g.
+// Docker's "Cannot connect to the Docker daemon"), which kind's own
+// message leaves out.
+func withOutput(err error) error {
+	if err == nil {
+		return nil
+	}
+	var re *kindexec.RunError
+	if !errors.As(err, &re) {
+		// kind wraps with Cause(), not Unwrap().
+		re = kindexec.RunErrorForError(err)
+	}
+	if re != nil && len(bytes.TrimSpace(re.Output)) > 0 {
+		out := strings.TrimSpace(string(re.Output))
+		if len(out) > 2000 {
+			out = "..." + out[len(out)-2000:]
+		}
+		return fmt.Errorf("%w: %s", err, out)
+	}
+	return err
+}
+
 // Create implements ClusterAPI.
 func (k *KindAPI) Create(name string, cfg *v1alpha4.Cluster, kubeconfig string, retain bool, wait time.Duration) error {
-	return k.p.Create(name,
+	return withOutput(k.p.Create(name,
 		cluster.CreateWithV1Alpha4Config(cfg),
 		cluster.CreateWithKubeconfigPath(kubeconfig),
 		cluster.CreateWithRetain(retain),
 		cluster.CreateWithWaitForReady(wait),
 		cluster.CreateWithDisplayUsage(false),
 		cluster.CreateWithDisplaySalutation(false),
-	)
+	))
 }
 
 // Delete implements ClusterAPI.
-func (k *KindAPI) Delete(name, kubeconfig string) error { return k.p.Delete(name, kubeconfig) }
+func (k *KindAPI) Delete(name, kubeconfig string) error {
+	return withOutput(k.p.Delete(name, kubeconfig))
+}
 
 // List implements ClusterAPI.
-func (k *KindAPI) List() ([]string, error) { return k.p.List() }
+func (k *KindAPI) List() ([]string, error) {
+	names, err := k.p.List()
+	return names, withOutput(err)
+}
 
 // ExportKubeconfig implements ClusterAPI.
 func (k *KindAPI) ExportKubeconfig(name, path string) error {
-	return k.p.ExportKubeConfig(name, path, false)
+	return withOutput(k.p.ExportKubeConfig(name, path, false))
 }
 
 // LoadImageArchive implements ClusterAPI the way `kind load
@@ -106,7 +136,7 @@ func (k *KindAPI) ExportKubeconfig(name, path string) error {
 func (k *KindAPI) LoadImageArchive(name string, open func() (io.ReadCloser, error)) error {
 	ns, err := k.p.ListInternalNodes(name)
 	if err != nil {
-		return fmt.Errorf("listing the nodes of %s: %w", name, err)
+		return fmt.Errorf("listing the nodes of %s: %w", name, withOutput(err))
 	}
 	if len(ns) == 0 {
 		return fmt.Errorf("no nodes found for cluster %q", name)
@@ -130,7 +160,7 @@ func loadOnNodes(ns []nodes.Node, open func() (io.ReadCloser, error)) error {
 					return err
 				}
 				defer f.Close()
-				return nodeutils.LoadImageArchive(n, f)
+				return withOutput(nodeutils.LoadImageArchive(n, f))
 			}()
 			if err != nil {
 				mu.Lock()

@@ -13,11 +13,15 @@ import (
 	"testing"
 	"time"
 
+	"fmt"
+
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"k8s.io/client-go/kubernetes/fake"
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
+	kinderrors "sigs.k8s.io/kind/pkg/errors"
+	kindexec "sigs.k8s.io/kind/pkg/exec"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kpbench/kpbench/clusters/existing"
@@ -411,4 +415,23 @@ type nopExecer struct{}
 
 func (nopExecer) Exec(context.Context, string, string, string, []string, io.Reader, io.Writer, io.Writer) error {
 	return errors.New("no exec in this test")
+}
+
+func TestWithOutputCarriesCommandOutput(t *testing.T) {
+	inner := &kindexec.RunError{Command: []string{"docker", "ps"}, Output: []byte("Cannot connect to the Docker daemon\n"), Inner: errors.New("exit status 1")}
+	err := withOutput(fmt.Errorf("failed to list clusters: %w", inner))
+	if err == nil || !strings.Contains(err.Error(), "Cannot connect to the Docker daemon") {
+		t.Fatalf("err = %v", err)
+	}
+	if withOutput(nil) != nil {
+		t.Error("nil error gained a value")
+	}
+}
+
+func TestWithOutputThroughKindWrapping(t *testing.T) {
+	inner := &kindexec.RunError{Command: []string{"ctr", "images", "import"}, Output: []byte("ctr: content digest not found"), Inner: errors.New("exit status 1")}
+	err := withOutput(kinderrors.Wrap(inner, "failed to load image"))
+	if err == nil || !strings.Contains(err.Error(), "content digest not found") {
+		t.Fatalf("err = %v", err)
+	}
 }
