@@ -156,7 +156,9 @@ func DeleteNamespace(ctx context.Context, cs kubernetes.Interface, interval, tim
 		return fmt.Errorf("namespace %s: %w", manifests.Namespace, ErrNamespaceTaken)
 	}
 	if ns.DeletionTimestamp == nil {
-		policy := metav1.DeletePropagationForeground
+		// Background: the namespace controller removes the contents; a
+		// foreground deletion would also wait on the garbage collector.
+		policy := metav1.DeletePropagationBackground
 		err := cs.CoreV1().Namespaces().Delete(ctx, manifests.Namespace, metav1.DeleteOptions{PropagationPolicy: &policy})
 		if err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("deleting namespace %s: %w", manifests.Namespace, err)

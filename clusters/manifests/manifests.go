@@ -127,11 +127,18 @@ func objectMeta(name, component string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{Name: name, Namespace: Namespace, Labels: Labels(component)}
 }
 
+// PodSecurityLabel is the Pod Security admission level of the kpbench
+// namespace: the CPU agent needs hostPID, hostNetwork, host paths and
+// privilege, which "baseline" and "restricted" forbid.
+const PodSecurityLabel = "pod-security.kubernetes.io/enforce"
+
 // NamespaceObject is the kpbench namespace.
 func NamespaceObject() *corev1.Namespace {
+	labels := Labels("namespace")
+	labels[PodSecurityLabel] = "privileged"
 	return &corev1.Namespace{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
-		ObjectMeta: metav1.ObjectMeta{Name: Namespace, Labels: Labels("namespace")},
+		ObjectMeta: metav1.ObjectMeta{Name: Namespace, Labels: labels},
 	}
 }
 

@@ -39,6 +39,9 @@ func TestWorkloadsAreLabelledAndNamespaced(t *testing.T) {
 			if m.GetName() != Namespace {
 				t.Errorf("namespace is %q", m.GetName())
 			}
+			if m.GetLabels()[PodSecurityLabel] != "privileged" {
+				t.Errorf("namespace pod security level %q; the agent needs privileged", m.GetLabels()[PodSecurityLabel])
+			}
 			continue
 		}
 		if m.GetNamespace() != Namespace {
