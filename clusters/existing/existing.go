@@ -29,6 +29,7 @@ import (
 	"sync"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -228,7 +229,7 @@ func (p *Provider) Up(ctx context.Context, mode scenarios.Mode) (err error) {
 		}
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Minute)
 		defer cancel()
-		if derr := p.Down(cctx); derr != nil {
+		if derr := p.down(cctx, false); derr != nil {
 			err = errors.Join(err, fmt.Errorf("cleaning up after the failed start: %w", derr))
 		}
 	}()
@@ -485,12 +486,17 @@ func CheckRules(ctx context.Context, node clusters.ClientNode, mode scenarios.Mo
 // namespace, unless Keep. It works from the state file, so it is safe
 // after a crash and when called twice.
 func (p *Provider) Down(ctx context.Context) error {
+	return p.down(ctx, p.opts.Keep)
+}
+
+// down undoes what kpbench did; keep leaves the mode and the namespace.
+func (p *Provider) down(ctx context.Context, keep bool) error {
 	st, err := loadState(p.statePath)
 	if err != nil {
 		return err
 	}
 	var errs []error
-	if st != nil && st.Switched && !p.opts.Keep {
+	if st != nil && st.Switched && !keep {
 		p.opts.Logger.Info("restoring kube-proxy's mode", "mode", EffectiveMode(st.OriginalMode))
 		if err := p.applyMode(ctx, st.OriginalMode, &st.OriginalScheduler); err != nil {
 			errs = append(errs, fmt.Errorf("restoring kube-proxy's mode %s: %w", EffectiveMode(st.OriginalMode), err))
@@ -498,7 +504,7 @@ func (p *Provider) Down(ctx context.Context) error {
 			p.opts.Logger.Warn("could not verify the restored mode", "err", err)
 		}
 	}
-	if !p.opts.Keep {
+	if !keep {
 		if err := DeleteNamespace(ctx, p.cs, p.opts.PollInterval, p.opts.ReadyTimeout); err != nil {
 			errs = append(errs, err)
 		}
@@ -641,8 +647,8 @@ func (p *Provider) RunLoad(ctx context.Context, req clusters.LoadRequest) ([]clu
 		}
 	}()
 	for _, j := range jobs {
-		if _, err := p.cs.BatchV1().Jobs(manifests.Namespace).Create(ctx, j, metav1.CreateOptions{FieldManager: "kpbench"}); err != nil {
-			return nil, fmt.Errorf("creating load job %s: %w", j.Name, err)
+		if err := p.createJob(ctx, j); err != nil {
+			return nil, err
 		}
 	}
 	timeout := req.Deadline + 3*time.Minute
@@ -691,6 +697,35 @@ func (p *Provider) RunLoad(ctx context.Context, req clusters.LoadRequest) ([]clu
 		results = append(results, clusters.LoadResult{Client: i, Pod: pod.Name, Node: pod.Spec.NodeName, Summary: sum})
 	}
 	return results, nil
+}
+
+// createJob creates a load Job, replacing one of the same name left by an
+// interrupted run.
+func (p *Provider) createJob(ctx context.Context, j *batchv1.Job) error {
+	jobs := p.cs.BatchV1().Jobs(manifests.Namespace)
+	_, err := jobs.Create(ctx, j, metav1.CreateOptions{FieldManager: "kpbench"})
+	if !apierrors.IsAlreadyExists(err) {
+		if err != nil {
+			return fmt.Errorf("creating load job %s: %w", j.Name, err)
+		}
+		return nil
+	}
+	p.opts.Logger.Warn("replacing a load job left by an earlier run", "job", j.Name)
+	policy := metav1.DeletePropagationBackground
+	if err := jobs.Delete(ctx, j.Name, metav1.DeleteOptions{PropagationPolicy: &policy}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("deleting stale load job %s: %w", j.Name, err)
+	}
+	err = wait.PollUntilContextTimeout(ctx, p.opts.PollInterval, time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, err := jobs.Create(ctx, j, metav1.CreateOptions{FieldManager: "kpbench"})
+		if apierrors.IsAlreadyExists(err) {
+			return false, nil
+		}
+		return err == nil, err
+	})
+	if err != nil {
+		return fmt.Errorf("creating load job %s: %w", j.Name, err)
+	}
+	return nil
 }
 
 func (p *Provider) jobFailure(ctx context.Context, job, reason string) error {

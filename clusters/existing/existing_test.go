@@ -456,3 +456,46 @@ func TestRunLoad(t *testing.T) {
 		t.Fatalf("err = %v, want the failed client's reason and log", err)
 	}
 }
+
+func TestRunLoadReplacesStaleJob(t *testing.T) {
+	ctx := context.Background()
+	stale := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: manifests.LoadJobName("r1", 0), Namespace: manifests.Namespace}}
+	f := newFakeCluster(t, append(labelledNodes(), stale)...)
+	f.cs.PrependReactor("create", "jobs", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		j := a.(k8stesting.CreateAction).GetObject().(*batchv1.Job)
+		if j.Spec.Template.Spec.Containers == nil {
+			return false, nil, nil
+		}
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: j.Name + "-p", Namespace: j.Namespace, Labels: map[string]string{jobPodLabel: j.Name}}}
+		_ = f.cs.Tracker().Add(pod)
+		j.Status.Succeeded = 1
+		return false, nil, nil
+	})
+	p := f.provider(t, Options{})
+	p.logs = func(context.Context, string) ([]byte, error) { return []byte(`{"requests":7}`), nil }
+	res, err := p.RunLoad(ctx, clusters.LoadRequest{ID: "r1", Clients: 1, Deadline: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(res[0].Summary) != `{"requests":7}` {
+		t.Errorf("summary %s", res[0].Summary)
+	}
+}
+
+func TestFailedUpCleansUpEvenWithKeep(t *testing.T) {
+	ctx := context.Background()
+	f := newFakeCluster(t, append(kubeProxyObjects(t, "testdata/kubeadm-config.conf"), labelledNodes()...)...)
+	f.addAgentPod("agent", "client-1")
+	f.proxyModeOverride = "iptables" // kube-proxy never comes up in the new mode
+	p := f.provider(t, Options{Confirm: true, Keep: true, Backends: 1, RolloutTimeout: 100 * time.Millisecond})
+	err := p.Up(ctx, scenarios.ModeNFTables)
+	if err == nil || !strings.Contains(err.Error(), `runs in mode "iptables", want "nftables"`) {
+		t.Fatalf("err = %v", err)
+	}
+	if mode, _, _ := ParseProxyConfig([]byte(f.configConf(ctx))); mode != "" {
+		t.Errorf("mode left at %q after a failed Up, want the original restored", mode)
+	}
+	if _, err := f.cs.CoreV1().Namespaces().Get(ctx, manifests.Namespace, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("namespace left after a failed Up: %v", err)
+	}
+}
