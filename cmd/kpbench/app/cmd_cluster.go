@@ -165,11 +165,13 @@ func newClusterCmd(g *globals) *cobra.Command {
   mode      show kube-proxy's mode (ConfigMap and, if the agent runs, /proxyMode)
   set-mode  switch kube-proxy's mode (patches kube-system/kube-proxy, restarts
             the DaemonSet, waits for the rollout); --yes required
+  cleanup   after an interrupted run on an existing cluster: restore
+            kube-proxy's original mode and delete the kpbench namespace
 
 kpbench run --provider kind|existing does all of this itself.`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(newClusterCreateCmd(g), newClusterDeleteCmd(g), newClusterModeCmd(g), newClusterSetModeCmd(g), newClusterAgentCmd(g))
+	cmd.AddCommand(newClusterCreateCmd(g), newClusterDeleteCmd(g), newClusterModeCmd(g), newClusterSetModeCmd(g), newClusterCleanupCmd(g), newClusterAgentCmd(g))
 	return cmd
 }
 
@@ -411,6 +413,34 @@ The change stays; kpbench run restores the original mode itself.`,
 	}
 	f.register(cmd.Flags(), "existing")
 	hideExcept(cmd.Flags(), "provider", "name", "kubeconfig", "context", "yes", "ipvs-scheduler", "wait")
+	return cmd
+}
+
+func newClusterCleanupCmd(g *globals) *cobra.Command {
+	var f clusterFlags
+	cmd := &cobra.Command{
+		Use:   "cleanup [--kubeconfig FILE] [--context NAME]",
+		Short: "Restore kube-proxy's original mode and delete kpbench's namespace",
+		Long: `cleanup undoes what an interrupted 'kpbench run --provider existing' left: it
+restores kube-proxy's mode as kpbench first found it (recorded in kpbench's
+cache directory before the first change) and deletes the kpbench namespace.
+It is safe to run when there is nothing to undo.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f.keep = false
+			p, err := f.existing(g, 0)
+			if err != nil {
+				return err
+			}
+			if err := p.Down(cmd.Context()); err != nil {
+				return err
+			}
+			fmt.Fprintln(g.stdout, "kube-proxy's original mode is in place and the kpbench namespace is gone")
+			return nil
+		},
+	}
+	f.register(cmd.Flags(), "existing")
+	hideExcept(cmd.Flags(), "kubeconfig", "context", "wait")
 	return cmd
 }
 
