@@ -1,4 +1,9 @@
-package existing
+// Package apitest runs a real etcd and kube-apiserver on loopback for
+// kpbench's integration tests: the binaries the lab builds (cached per
+// Kubernetes version), per-run certificates made here, and a static admin
+// token in system:masters. Processes are killed by PID when the test ends,
+// and by the kernel if the test binary dies (Pdeathsig).
+package apitest
 
 import (
 	"crypto/ecdsa"
@@ -8,6 +13,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -26,39 +32,29 @@ import (
 	"k8s.io/client-go/rest"
 )
 
-// A real etcd and kube-apiserver on loopback for integration tests: the
-// binaries the lab builds (cached per version), per-run certificates made
-// here, a static admin token. Started once per test binary on first use,
-// killed by PID when the tests end (and by the kernel if the test binary
-// dies: Pdeathsig).
+// Version is the Kubernetes version whose binaries are used.
+const Version = "v1.36.3"
 
-const k8sVersion = "v1.36.3"
-
-type apiServer struct {
-	config *rest.Config
-	procs  []*exec.Cmd
-	dir    string
-	logs   []string
+// Server is a running etcd and kube-apiserver.
+type Server struct {
+	// Config reaches the apiserver as an admin.
+	Config *rest.Config
+	// CAPEM is the apiserver's CA certificate.
+	CAPEM []byte
+	procs []*exec.Cmd
+	dir   string
+	logs  []string
 }
 
 var (
-	apiOnce    sync.Once
-	apiShared  *apiServer
-	apiErr     error
-	apiSkipMsg string
+	sharedOnce sync.Once
+	shared     *Server
+	sharedErr  error
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if apiShared != nil {
-		apiShared.stop()
-	}
-	os.Exit(code)
-}
-
-// k8sBinDir is where the lab caches Kubernetes binaries; KPBENCH_K8S_BIN_DIR
+// BinDir is where the lab caches Kubernetes binaries; KPBENCH_K8S_BIN_DIR
 // overrides it.
-func k8sBinDir() string {
+func BinDir() string {
 	if d := os.Getenv("KPBENCH_K8S_BIN_DIR"); d != "" {
 		return d
 	}
@@ -66,11 +62,11 @@ func k8sBinDir() string {
 	if err != nil {
 		return ""
 	}
-	return filepath.Join(cache, "kpbench", "k8s", k8sVersion)
+	return filepath.Join(cache, "kpbench", "k8s", Version)
 }
 
-// realAPIServer returns a shared running apiserver, or skips the test.
-func realAPIServer(t *testing.T) *rest.Config {
+// skipUnlessRunnable skips t when the apiserver cannot run here.
+func skipUnlessRunnable(t testing.TB) string {
 	t.Helper()
 	if os.Getenv("KPBENCH_SKIP_INTEGRATION") == "1" {
 		t.Skip("KPBENCH_SKIP_INTEGRATION=1")
@@ -78,17 +74,66 @@ func realAPIServer(t *testing.T) *rest.Config {
 	if os.Geteuid() != 0 {
 		t.Skip("integration tests run as root (CI does)")
 	}
-	dir := k8sBinDir()
+	dir := BinDir()
 	for _, b := range []string{"etcd", "kube-apiserver"} {
 		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
 			t.Skipf("no %s in %s (the lab builds it: kpbench lab up, or set KPBENCH_K8S_BIN_DIR)", b, dir)
 		}
 	}
-	apiOnce.Do(func() { apiShared, apiErr = startAPIServer(dir) })
-	if apiErr != nil {
-		t.Fatalf("starting etcd and kube-apiserver: %v", apiErr)
+	return dir
+}
+
+// Start starts an apiserver for t alone, stopped when t ends; it skips t
+// when not root, when KPBENCH_SKIP_INTEGRATION=1 or without the binaries.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	dir := skipUnlessRunnable(t)
+	s, err := startAPIServer(dir)
+	if err != nil {
+		t.Fatalf("starting etcd and kube-apiserver: %v", err)
 	}
-	return rest.CopyConfig(apiShared.config)
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Shared returns one apiserver shared by the tests of a test binary;
+// TestMain must call StopShared after m.Run.
+func Shared(t testing.TB) *rest.Config {
+	t.Helper()
+	dir := skipUnlessRunnable(t)
+	sharedOnce.Do(func() { shared, sharedErr = startAPIServer(dir) })
+	if sharedErr != nil {
+		t.Fatalf("starting etcd and kube-apiserver: %v", sharedErr)
+	}
+	return rest.CopyConfig(shared.Config)
+}
+
+// StopShared stops the shared apiserver, if one was started.
+func StopShared() {
+	if shared != nil {
+		shared.Stop()
+	}
+}
+
+// Kubeconfig writes a kubeconfig for the apiserver to path.
+func (s *Server) Kubeconfig(path string) error {
+	kc := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters:
+- name: apitest
+  cluster:
+    server: %s
+    certificate-authority-data: %s
+users:
+- name: admin
+  user:
+    token: %s
+contexts:
+- name: apitest
+  context: {cluster: apitest, user: admin}
+current-context: apitest
+`, s.Config.Host, base64.StdEncoding.EncodeToString(s.CAPEM), adminToken)
+	return os.WriteFile(path, []byte(kc), 0o600)
 }
 
 func freePort() (int, error) {
@@ -100,15 +145,15 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func startAPIServer(binDir string) (s *apiServer, err error) {
+func startAPIServer(binDir string) (s *Server, err error) {
 	dir, err := os.MkdirTemp("", "kpbench-apiserver-")
 	if err != nil {
 		return nil, err
 	}
-	s = &apiServer{dir: dir}
+	s = &Server{dir: dir}
 	defer func() {
 		if err != nil {
-			s.stop()
+			s.Stop()
 		}
 	}()
 	pki, err := writePKI(dir)
@@ -168,7 +213,8 @@ func startAPIServer(binDir string) (s *apiServer, err error) {
 	if err != nil {
 		return s, err
 	}
-	s.config = &rest.Config{
+	s.CAPEM = caPEM
+	s.Config = &rest.Config{
 		Host:            "https://127.0.0.1:" + strconv.Itoa(apiPort),
 		BearerToken:     adminToken,
 		TLSClientConfig: rest.TLSClientConfig{CAData: caPEM},
@@ -185,7 +231,7 @@ func startAPIServer(binDir string) (s *apiServer, err error) {
 				return s, fmt.Errorf("%s exited: %s", p.Path, s.logTail())
 			}
 		}
-		req, _ := http.NewRequest(http.MethodGet, s.config.Host+"/readyz", nil)
+		req, _ := http.NewRequest(http.MethodGet, s.Config.Host+"/readyz", nil)
 		req.Header.Set("Authorization", "Bearer "+adminToken)
 		resp, err := hc.Do(req)
 		if err == nil {
@@ -201,7 +247,7 @@ func startAPIServer(binDir string) (s *apiServer, err error) {
 	return s, fmt.Errorf("kube-apiserver not ready after 90s (%v): %s", last, s.logTail())
 }
 
-func (s *apiServer) start(bin, name string, args ...string) error {
+func (s *Server) start(bin, name string, args ...string) error {
 	logPath := filepath.Join(s.dir, name+".log")
 	logf, err := os.Create(logPath)
 	if err != nil {
@@ -221,7 +267,7 @@ func (s *apiServer) start(bin, name string, args ...string) error {
 	return nil
 }
 
-func (s *apiServer) logTail() string {
+func (s *Server) logTail() string {
 	var out string
 	for _, l := range s.logs {
 		b, _ := os.ReadFile(l)
@@ -233,8 +279,9 @@ func (s *apiServer) logTail() string {
 	return out
 }
 
-// stop kills the processes it started, by PID, newest first.
-func (s *apiServer) stop() {
+// Stop kills the processes it started, by PID, newest first, and removes
+// their files.
+func (s *Server) Stop() {
 	for i := len(s.procs) - 1; i >= 0; i-- {
 		p := s.procs[i].Process
 		_ = p.Signal(syscall.SIGTERM)
