@@ -33,7 +33,7 @@ func TestIntegrationClusterModeCLI(t *testing.T) {
 	labels := map[string]string{"k8s-app": "kube-proxy"}
 	_, err := cs.CoreV1().ConfigMaps(existing.KubeProxyNamespace).Create(ctx, &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: existing.KubeProxyName, Namespace: existing.KubeProxyNamespace},
-		Data: map[string]string{existing.KubeProxyConfigKey: "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: \"\"\n"},
+		Data:       map[string]string{existing.KubeProxyConfigKey: "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: \"\"\n"},
 	}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
