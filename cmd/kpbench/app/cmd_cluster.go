@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
 
 	"github.com/kpbench/kpbench/clusters"
 	"github.com/kpbench/kpbench/clusters/existing"
@@ -167,11 +168,13 @@ func newClusterCmd(g *globals) *cobra.Command {
             the DaemonSet, waits for the rollout); --yes required
   cleanup   after an interrupted run on an existing cluster: restore
             kube-proxy's original mode and delete the kpbench namespace
+  manifests print the objects kpbench deploys (namespace, backends, agent,
+            load Jobs) as YAML, to review before a run
 
 kpbench run --provider kind|existing does all of this itself.`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(newClusterCreateCmd(g), newClusterDeleteCmd(g), newClusterModeCmd(g), newClusterSetModeCmd(g), newClusterCleanupCmd(g), newClusterAgentCmd(g))
+	cmd.AddCommand(newClusterCreateCmd(g), newClusterDeleteCmd(g), newClusterModeCmd(g), newClusterSetModeCmd(g), newClusterCleanupCmd(g), newClusterManifestsCmd(g), newClusterAgentCmd(g))
 	return cmd
 }
 
@@ -441,6 +444,59 @@ It is safe to run when there is nothing to undo.`,
 	}
 	f.register(cmd.Flags(), "existing")
 	hideExcept(cmd.Flags(), "kubeconfig", "context", "wait")
+	return cmd
+}
+
+func newClusterManifestsCmd(g *globals) *cobra.Command {
+	var (
+		backends, clients int
+		image, clientNode string
+	)
+	cmd := &cobra.Command{
+		Use:   "manifests [--backends N] [--clients N] [--image REF] [--client-node NAME]",
+		Short: "Print the Kubernetes objects kpbench deploys, as YAML",
+		Long: `manifests prints what kpbench creates in a cluster — the kpbench namespace,
+the backend Deployment, the CPU agent DaemonSet and the load client Jobs of one
+window (with placeholder load arguments) — so it can be reviewed, or checked
+with 'kubectl apply --dry-run=server -f -'.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg := manifests.Config{Backends: backends, Image: image}
+			if clientNode != "" {
+				cfg.ClientSelector = map[string]string{corev1.LabelHostname: clientNode}
+				cfg.ServerSelector = map[string]string{}
+				cfg.AvoidNodes = []string{clientNode}
+			}
+			objs, err := manifests.Workloads(cfg)
+			if err != nil {
+				return &ExitError{Code: 2, Err: err}
+			}
+			jobs, err := manifests.LoadJobs(cfg, manifests.LoadSpec{
+				RunID: "example", Clients: clients, Deadline: 30 * time.Second,
+				Args: []string{"--rate", "1000", "--duration", "20s"},
+			})
+			if err != nil {
+				return &ExitError{Code: 2, Err: err}
+			}
+			for _, j := range jobs {
+				objs = append(objs, j)
+			}
+			for _, o := range objs {
+				b, err := yaml.Marshal(o)
+				if err != nil {
+					return err
+				}
+				if _, err := fmt.Fprintf(g.stdout, "---\n%s", b); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&backends, "backends", 10, "backend replicas")
+	cmd.Flags().IntVar(&clients, "clients", 1, "load client Jobs")
+	cmd.Flags().StringVar(&image, "image", manifests.DefaultImage, "kpbench image")
+	cmd.Flags().StringVar(&clientNode, "client-node", "", "pin to this node instead of kpbench.io/role labels")
 	return cmd
 }
 

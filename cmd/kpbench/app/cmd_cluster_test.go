@@ -134,3 +134,36 @@ func TestImageBuildInput(t *testing.T) {
 		t.Errorf("exit %d stderr %q", code, errs)
 	}
 }
+
+func TestClusterManifests(t *testing.T) {
+	code, out, errs := runKpbench(t, "cluster", "manifests", "--backends", "4", "--clients", "2", "--image", "registry.example/kpbench:v1")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	docs := strings.Split(strings.TrimPrefix(out, "---\n"), "---\n")
+	var kinds []string
+	for _, d := range docs {
+		var obj struct {
+			Kind     string `json:"kind"`
+			Metadata struct {
+				Labels map[string]string `json:"labels"`
+			} `json:"metadata"`
+		}
+		if err := yaml.Unmarshal([]byte(d), &obj); err != nil {
+			t.Fatalf("document does not parse: %v\n%s", err, d)
+		}
+		if obj.Metadata.Labels["app.kubernetes.io/managed-by"] != "kpbench" {
+			t.Errorf("%s lacks the managed-by label", obj.Kind)
+		}
+		kinds = append(kinds, obj.Kind)
+	}
+	if got := strings.Join(kinds, ","); got != "Namespace,Deployment,DaemonSet,Job,Job" {
+		t.Errorf("kinds = %s", got)
+	}
+	if !strings.Contains(out, "replicas: 4") || !strings.Contains(out, "image: registry.example/kpbench:v1") {
+		t.Errorf("flags not applied:\n%s", out)
+	}
+	if code, _, _ := runKpbench(t, "cluster", "manifests", "--backends", "0"); code != 2 {
+		t.Errorf("zero backends: exit %d, want 2", code)
+	}
+}
