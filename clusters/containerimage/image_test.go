@@ -23,6 +23,14 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtPath != "" {
+		os.RemoveAll(filepath.Dir(builtPath))
+	}
+	os.Exit(code)
+}
+
 var (
 	buildOnce sync.Once
 	builtPath string

@@ -90,10 +90,11 @@ type Options struct {
 // Provider implements clusters.Provider and clusters.LoadRunner for an
 // existing cluster.
 type Provider struct {
-	opts      Options
-	cs        kubernetes.Interface
-	agent     *AgentNode
-	statePath string
+	opts       Options
+	cs         kubernetes.Interface
+	agent      *AgentNode
+	kubeconfig string
+	statePath  string
 	logs      func(ctx context.Context, pod string) ([]byte, error)
 
 	mu        sync.Mutex
@@ -129,9 +130,6 @@ func New(opts Options) (*Provider, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if opts.Kubeconfig == "" && opts.Clientset == nil {
-		opts.Kubeconfig = clientcmd.NewDefaultClientConfigLoadingRules().GetDefaultFilename()
-	}
 	if opts.StateDir == "" {
 		dir, err := os.UserCacheDir()
 		if err != nil {
@@ -161,11 +159,19 @@ func New(opts Options) (*Provider, error) {
 		}
 		opts.Execer = NewExecer(opts.RESTConfig, opts.Clientset)
 	}
+	// Where the kubeconfig comes from when none was named ($KUBECONFIG,
+	// else ~/.kube/config): the path names the cluster's state file and is
+	// what KubeconfigPath reports; loading still merges $KUBECONFIG's list.
+	shown := opts.Kubeconfig
+	if shown == "" {
+		shown = clientcmd.NewDefaultClientConfigLoadingRules().GetDefaultFilename()
+	}
 	p := &Provider{
-		opts:      opts,
-		cs:        opts.Clientset,
-		agent:     NewAgentNode(opts.Clientset, opts.Execer),
-		statePath: statePath(opts.StateDir, opts.Kubeconfig, opts.Context),
+		opts:       opts,
+		cs:         opts.Clientset,
+		agent:      NewAgentNode(opts.Clientset, opts.Execer),
+		kubeconfig: shown,
+		statePath:  statePath(opts.StateDir, shown, opts.Context),
 	}
 	p.logs = func(ctx context.Context, pod string) ([]byte, error) { return podLogs(ctx, p.cs, pod) }
 	return p, nil
@@ -193,7 +199,7 @@ func RESTConfig(kubeconfig, context string) (*rest.Config, error) {
 func (p *Provider) Name() string { return "existing" }
 
 // KubeconfigPath is the kubeconfig in use.
-func (p *Provider) KubeconfigPath() string { return p.opts.Kubeconfig }
+func (p *Provider) KubeconfigPath() string { return p.kubeconfig }
 
 // Clientset is the client the provider uses.
 func (p *Provider) Clientset() kubernetes.Interface { return p.cs }
@@ -290,7 +296,7 @@ func (p *Provider) recordOriginal(kp KubeProxyState) (*state, error) {
 		}
 		return st, nil
 	}
-	st = &state{Kubeconfig: p.opts.Kubeconfig, Context: p.opts.Context, OriginalMode: kp.RawMode, OriginalScheduler: kp.Scheduler}
+	st = &state{Kubeconfig: p.kubeconfig, Context: p.opts.Context, OriginalMode: kp.RawMode, OriginalScheduler: kp.Scheduler}
 	if err := saveState(p.statePath, st); err != nil {
 		return nil, err
 	}
