@@ -95,7 +95,7 @@ type Provider struct {
 	agent      *AgentNode
 	kubeconfig string
 	statePath  string
-	logs      func(ctx context.Context, pod string) ([]byte, error)
+	logs       func(ctx context.Context, pod string) ([]byte, error)
 
 	mu        sync.Mutex
 	placement manifests.Config
