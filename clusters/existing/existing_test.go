@@ -499,3 +499,29 @@ func TestFailedUpCleansUpEvenWithKeep(t *testing.T) {
 		t.Errorf("namespace left after a failed Up: %v", err)
 	}
 }
+
+func TestUpFailsFastOnStuckPods(t *testing.T) {
+	ctx := context.Background()
+	f := newFakeCluster(t, append(kubeProxyObjects(t, "testdata/kubeadm-config.conf"), labelledNodes()...)...)
+	f.workloadsReady = false
+	stuck := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "kpbench-backend-x", Namespace: manifests.Namespace, Labels: manifests.Labels(manifests.ComponentBackend)},
+		Spec:       corev1.PodSpec{NodeName: "server-1"},
+		Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{
+			Name:  manifests.ContainerName,
+			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: `Back-off pulling image "kpbench:dev"`}},
+		}}},
+	}
+	if err := f.cs.Tracker().Add(stuck); err != nil {
+		t.Fatal(err)
+	}
+	p := f.provider(t, Options{Backends: 1, ReadyTimeout: time.Minute})
+	start := time.Now()
+	err := p.Up(ctx, scenarios.ModeIPTables)
+	if !errors.Is(err, ErrPodsStuck) || !strings.Contains(err.Error(), "--image REF") || !strings.Contains(err.Error(), "server-1") {
+		t.Fatalf("err = %v, want ErrPodsStuck naming the pod's node and the fix", err)
+	}
+	if time.Since(start) > 10*time.Second {
+		t.Errorf("waited %s for pods that cannot start", time.Since(start))
+	}
+}

@@ -100,6 +100,9 @@ func WaitWorkloads(ctx context.Context, cs kubernetes.Interface, backends int, i
 		if err != nil {
 			return false, fmt.Errorf("reading the agent DaemonSet: %w", err)
 		}
+		if err := stuckPods(ctx, cs); err != nil {
+			return false, err
+		}
 		switch {
 		case d.Status.ReadyReplicas < int32(backends):
 			last = fmt.Sprintf("%d of %d backends ready", d.Status.ReadyReplicas, backends)
@@ -116,6 +119,46 @@ func WaitWorkloads(ctx context.Context, cs kubernetes.Interface, backends int, i
 		return fmt.Errorf("waiting for kpbench's pods (%s): %w", last, err)
 	}
 	return nil
+}
+
+// ErrPodsStuck is returned when kpbench's pods cannot start (the image
+// cannot be pulled, the container crashes): waiting longer will not help.
+var ErrPodsStuck = errors.New("kpbench's pods cannot start")
+
+// stuckReasons are container waiting reasons that do not resolve alone.
+var stuckReasons = map[string]bool{
+	"ErrImagePull": true, "ImagePullBackOff": true, "InvalidImageName": true,
+	"CrashLoopBackOff": true, "CreateContainerConfigError": true, "CreateContainerError": true,
+	"ErrImageNeverPull": true,
+}
+
+// stuckPods reports kpbench pods whose containers wait for a reason that
+// does not go away by itself.
+func stuckPods(ctx context.Context, cs kubernetes.Interface) error {
+	pods, err := cs.CoreV1().Pods(manifests.Namespace).List(ctx, metav1.ListOptions{LabelSelector: manifests.ManagedSelector()})
+	if err != nil {
+		return fmt.Errorf("listing kpbench's pods: %w", err)
+	}
+	var problems []string
+	for _, p := range pods.Items {
+		for _, c := range p.Status.ContainerStatuses {
+			if w := c.State.Waiting; w != nil && stuckReasons[w.Reason] {
+				problems = append(problems, fmt.Sprintf("pod %s on node %s: %s: %s", p.Name, p.Spec.NodeName, w.Reason, w.Message))
+			}
+		}
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	sort.Strings(problems)
+	hint := ""
+	for _, pr := range problems {
+		if strings.Contains(pr, "Image") || strings.Contains(pr, "image") {
+			hint = " (push the image with `kpbench image build --push REF` and pass --image REF)"
+			break
+		}
+	}
+	return fmt.Errorf("%w%s: %s", ErrPodsStuck, hint, strings.Join(problems, "; "))
 }
 
 // ReadyBackends returns the addresses of the ready backend pods, sorted.
