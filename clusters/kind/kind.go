@@ -263,6 +263,9 @@ func (p *Provider) Name() string { return "kind" }
 // ClusterName is the kind cluster's name.
 func (p *Provider) ClusterName() string { return p.opts.Name }
 
+// Topology is the shape of the cluster the provider creates.
+func (p *Provider) Topology() Topology { return p.opts.Topology }
+
 // KubeconfigPath is the cluster's kubeconfig.
 func (p *Provider) KubeconfigPath() string { return p.opts.Kubeconfig }
 

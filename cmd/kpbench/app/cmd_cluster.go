@@ -88,17 +88,20 @@ func (f *clusterFlags) validate() error {
 	return nil
 }
 
-// newProvider builds the provider the flags describe; backends is the
-// scenario's backend count (0: the default, 10).
-func (f *clusterFlags) newProvider(g *globals, backends int) (clusters.Provider, error) {
+// newProvider builds the provider the flags describe for a scenario: its
+// backend count, and for kind one client node per load client
+// (spec.load.clients) unless --clients asks for more.
+func (f *clusterFlags) newProvider(g *globals, spec scenarios.Spec) (clusters.Provider, error) {
 	if err := f.validate(); err != nil {
 		return nil, err
 	}
+	backends := spec.Backends
 	switch f.provider {
 	case "kind":
+		clientNodes := max(f.clients, spec.Load.Clients)
 		return kind.New(kind.Options{
 			Name:          f.name,
-			Topology:      kind.Topology{ClientNodes: f.clients, ServerNodes: f.workers, NodeImage: f.k8sImage},
+			Topology:      kind.Topology{ClientNodes: clientNodes, ServerNodes: f.workers, NodeImage: f.k8sImage},
 			ImageArchive:  f.imageArchive,
 			Retain:        f.retain,
 			Keep:          f.keep,

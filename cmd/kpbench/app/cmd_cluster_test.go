@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -11,7 +13,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/pflag"
 	"sigs.k8s.io/yaml"
+
+	"github.com/kpbench/kpbench/clusters/kind"
+	"github.com/kpbench/kpbench/scenarios"
 )
 
 func runKpbench(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -165,5 +171,32 @@ func TestClusterManifests(t *testing.T) {
 	}
 	if code, _, _ := runKpbench(t, "cluster", "manifests", "--backends", "0"); code != 2 {
 		t.Errorf("zero backends: exit %d, want 2", code)
+	}
+}
+
+func TestClusterFlagsNewProvider(t *testing.T) {
+	g := &globals{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}
+	g.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	var f clusterFlags
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	f.register(fs, "kind")
+	if err := fs.Parse([]string{"--name", "kpbt-flags", "--workers", "3"}); err != nil {
+		t.Fatal(err)
+	}
+	spec := scenarios.Spec{Backends: 10}
+	spec.Load.Clients = 2
+	p, err := f.newProvider(g, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, ok := p.(*kind.Provider)
+	if !ok || kp.Name() != "kind" || kp.ClusterName() != "kpbt-flags" {
+		t.Fatalf("provider %T %v", p, p)
+	}
+	if topo := kp.Topology(); topo.ClientNodes != 2 || topo.ServerNodes != 3 {
+		t.Errorf("topology %+v, want a client node per load client and 3 servers", topo)
+	}
+	if _, err := (&clusterFlags{provider: "lab", workers: 1, clients: 1}).newProvider(g, spec); err == nil {
+		t.Error("lab is not an in-cluster provider")
 	}
 }
