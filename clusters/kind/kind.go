@@ -532,14 +532,9 @@ func (p *Provider) Backends(ctx context.Context) ([]clusters.Endpoint, error) {
 	return inner.Backends(ctx)
 }
 
-// ClientNode is the client worker, reached through the agent pod.
-func (p *Provider) ClientNode() clusters.ClientNode {
-	inner, err := p.in()
-	if err != nil {
-		return downNode{err: err}
-	}
-	return inner.ClientNode()
-}
+// ClientNode is the client worker, reached through the agent pod. The
+// node is resolved at each call, so it may be taken before Up.
+func (p *Provider) ClientNode() clusters.ClientNode { return lazyNode{p} }
 
 // Versions reports the cluster's versions.
 func (p *Provider) Versions(ctx context.Context) (clusters.Versions, error) {
@@ -559,16 +554,44 @@ func (p *Provider) RunLoad(ctx context.Context, req clusters.LoadRequest) ([]clu
 	return inner.RunLoad(ctx, req)
 }
 
-// downNode is the client node of a cluster that is not up.
-type downNode struct{ err error }
+// lazyNode finds the client node of the cluster when used.
+type lazyNode struct{ p *Provider }
 
-func (d downNode) Run(context.Context, io.Reader, io.Writer, io.Writer, ...string) error {
-	return d.err
+func (l lazyNode) node() (clusters.ClientNode, error) {
+	inner, err := l.p.in()
+	if err != nil {
+		return nil, err
+	}
+	return inner.ClientNode(), nil
 }
-func (d downNode) CPUs() []int                                          { return nil }
-func (d downNode) ProcRoot() string                                     { return manifests.HostProcPath }
-func (d downNode) KubeProxyPID(context.Context) (int, error)            { return 0, d.err }
-func (d downNode) KubeProxyGet(context.Context, string) ([]byte, error) { return nil, d.err }
+
+func (l lazyNode) Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args ...string) error {
+	n, err := l.node()
+	if err != nil {
+		return err
+	}
+	return n.Run(ctx, stdin, stdout, stderr, args...)
+}
+
+func (l lazyNode) CPUs() []int { return nil }
+
+func (l lazyNode) ProcRoot() string { return manifests.HostProcPath }
+
+func (l lazyNode) KubeProxyPID(ctx context.Context) (int, error) {
+	n, err := l.node()
+	if err != nil {
+		return 0, err
+	}
+	return n.KubeProxyPID(ctx)
+}
+
+func (l lazyNode) KubeProxyGet(ctx context.Context, path string) ([]byte, error) {
+	n, err := l.node()
+	if err != nil {
+		return nil, err
+	}
+	return n.KubeProxyGet(ctx, path)
+}
 
 // slogKind adapts slog to kind's logger: V(0) is info, V(1+) debug.
 type slogKind struct{ l *slog.Logger }
