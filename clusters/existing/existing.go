@@ -601,6 +601,26 @@ func atLeast(version string, major, minor int) bool {
 	return ma > major || (ma == major && mi >= minor)
 }
 
+// Details are facts for run.json's provider details: the kubeconfig
+// context (never its credentials), the measured client node, the images.
+func (p *Provider) Details(ctx context.Context) map[string]string {
+	d := map[string]string{"image": manifests.Config{Image: p.opts.Image}.Defaulted().Image}
+	if p.opts.Context != "" {
+		d["context"] = p.opts.Context
+	}
+	if n := p.agent.NodeName(ctx); n != "" {
+		d["clientNode"] = n
+	}
+	if kp, err := ReadKubeProxy(ctx, p.cs); err == nil {
+		if kp.Present {
+			d["kubeProxyImage"] = kp.Image
+		} else {
+			d["kubeProxy"] = "replaced (no kube-system/kube-proxy DaemonSet)"
+		}
+	}
+	return d
+}
+
 // Backends returns the ready backend pods' addresses.
 func (p *Provider) Backends(ctx context.Context) ([]clusters.Endpoint, error) {
 	eps, err := ReadyBackends(ctx, p.cs)

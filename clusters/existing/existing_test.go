@@ -391,6 +391,16 @@ func TestBackendsAndVersions(t *testing.T) {
 	if v.KubeProxy != "v1.33.1" {
 		t.Errorf("versions = %+v", v)
 	}
+	f.addAgentPod("agent", "client-1")
+	d := p.Details(ctx)
+	if d["clientNode"] != "client-1" || d["image"] != manifests.DefaultImage || d["kubeProxyImage"] != "registry.k8s.io/kube-proxy:v1.33.1" {
+		t.Errorf("details = %v", d)
+	}
+	for k, v := range d {
+		if strings.Contains(k+v, "kubeconfig") {
+			t.Errorf("details mention the kubeconfig: %s=%s", k, v)
+		}
+	}
 }
 
 func TestRunLoad(t *testing.T) {

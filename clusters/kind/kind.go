@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -543,6 +544,21 @@ func (p *Provider) Versions(ctx context.Context) (clusters.Versions, error) {
 		return clusters.Versions{}, err
 	}
 	return inner.Versions(ctx)
+}
+
+// Details are facts for run.json's provider details.
+func (p *Provider) Details(ctx context.Context) map[string]string {
+	d := map[string]string{}
+	if inner, err := p.in(); err == nil {
+		d = inner.Details(ctx)
+	}
+	d["cluster"] = p.opts.Name
+	d["clientNodes"] = strconv.Itoa(p.opts.ClientNodes)
+	d["serverNodes"] = strconv.Itoa(p.opts.ServerNodes)
+	if p.opts.NodeImage != "" {
+		d["nodeImage"] = p.opts.NodeImage
+	}
+	return d
 }
 
 // RunLoad runs in-cluster load clients.
