@@ -5,9 +5,11 @@ package clusters
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/netip"
+	"time"
 
 	"github.com/kpbench/kpbench/scenarios"
 )
@@ -121,4 +123,36 @@ type ClientNode interface {
 	// KubeProxyGet fetches a path from kube-proxy's metrics port (10249),
 	// e.g. "/metrics" or "/proxyMode".
 	KubeProxyGet(ctx context.Context, path string) ([]byte, error)
+}
+
+// LoadRunner is implemented by providers whose load clients run inside the
+// cluster (kind, existing) instead of on this machine: each request runs
+// `kpbench load --json - ARGS` as Clients Jobs pinned to client nodes and
+// returns every client's JSON summary, read from its pod log. A caller
+// that finds a Provider implementing it runs load this way rather than
+// through ClientNode().Run.
+type LoadRunner interface {
+	RunLoad(ctx context.Context, req LoadRequest) ([]LoadResult, error)
+}
+
+// LoadRequest is one load window run by in-cluster clients.
+type LoadRequest struct {
+	// ID names the window (a DNS label of at most 40 characters, e.g. the
+	// point id in lowercase).
+	ID string
+	// Args are `kpbench load` arguments, after `--json -`.
+	Args []string
+	// Clients is the number of load clients (scenario spec.load.clients);
+	// they prefer distinct client nodes.
+	Clients int
+	// Deadline bounds each client (warmup + duration; a margin is added).
+	Deadline time.Duration
+}
+
+// LoadResult is one client's outcome.
+type LoadResult struct {
+	Client  int
+	Pod     string
+	Node    string
+	Summary json.RawMessage
 }

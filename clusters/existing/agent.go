@@ -1,0 +1,173 @@
+package existing
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// This file is what the CPU agent pod does when kpbench execs into it
+// (`kpbench cluster agent ...`): small probes that a scratch image has no
+// tools for.
+
+// ErrNotLoopback is returned by AgentGet for a URL that is not on
+// loopback: the agent only talks to the node's own kube-proxy.
+var ErrNotLoopback = errors.New("agent fetches loopback URLs only")
+
+// AgentGet fetches a loopback URL (kube-proxy's metrics port) and copies
+// the body to w. A non-2xx status is an error carrying the body's start.
+func AgentGet(ctx context.Context, rawURL string, w io.Writer) error {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return fmt.Errorf("invalid URL %q: %w", rawURL, err)
+	}
+	if u.Scheme != "http" {
+		return fmt.Errorf("%w: %s is not http", ErrNotLoopback, rawURL)
+	}
+	host := u.Hostname()
+	ip := net.ParseIP(host)
+	if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("%w: %s", ErrNotLoopback, rawURL)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", rawURL, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("GET %s: %s: %s", rawURL, resp.Status, strings.TrimSpace(string(b)))
+	}
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		return fmt.Errorf("GET %s: reading body: %w", rawURL, err)
+	}
+	return nil
+}
+
+// ErrProcessNotFound is returned by FindPID when no process has the name.
+var ErrProcessNotFound = errors.New("process not found")
+
+// FindPID returns the lowest PID under procRoot whose comm is name (comm
+// holds the first 15 bytes of the executable's name).
+func FindPID(procRoot, name string) (int, error) {
+	if len(name) > 15 {
+		name = name[:15]
+	}
+	entries, err := os.ReadDir(procRoot)
+	if err != nil {
+		return 0, fmt.Errorf("reading %s: %w", procRoot, err)
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		comm, err := os.ReadFile(filepath.Join(procRoot, e.Name(), "comm"))
+		if err != nil {
+			continue // the process exited meanwhile
+		}
+		if strings.TrimSpace(string(comm)) == name {
+			pids = append(pids, pid)
+		}
+	}
+	if len(pids) == 0 {
+		return 0, fmt.Errorf("%w: %s in %s", ErrProcessNotFound, name, procRoot)
+	}
+	sort.Ints(pids)
+	return pids[0], nil
+}
+
+// hostPATH is searched for commands run from the node's root filesystem.
+const hostPATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// HostCommand returns a command that runs args from the node's root
+// filesystem mounted at root (chroot), with the node's usual PATH. The
+// agent container is privileged and shares the node's namespaces, so
+// iptables-save, nft and ipvsadm see the node's rules.
+func HostCommand(ctx context.Context, root string, args []string) (*exec.Cmd, error) {
+	if len(args) == 0 {
+		return nil, errors.New("host: no command")
+	}
+	path := args[0]
+	if !strings.Contains(path, "/") {
+		found := ""
+		for _, dir := range filepath.SplitList(hostPATH) {
+			p := filepath.Join(dir, path)
+			if st, err := os.Stat(filepath.Join(root, p)); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+				found = p
+				break
+			}
+		}
+		if found == "" {
+			return nil, fmt.Errorf("host: %s not found in the node's PATH under %s", path, root)
+		}
+		path = found
+	}
+	cmd := exec.CommandContext(ctx, path, args[1:]...)
+	cmd.Path = path
+	cmd.Env = []string{"PATH=" + hostPATH, "LC_ALL=C"}
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: root}
+	return cmd, nil
+}
+
+// IPVSAvailable tells whether the kernel of the node whose /proc is
+// procRoot and whose root filesystem is rootFS can run IPVS: the ip_vs
+// module is loaded or built in, or its module file exists for the running
+// kernel (kube-proxy loads it).
+func IPVSAvailable(procRoot, rootFS string) (ok bool, reason string) {
+	if _, err := os.Stat(filepath.Join(procRoot, "net", "ip_vs")); err == nil {
+		return true, ""
+	}
+	if f, err := os.Open(filepath.Join(procRoot, "modules")); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "ip_vs ") {
+				f.Close()
+				return true, ""
+			}
+		}
+		f.Close()
+	}
+	rel, err := os.ReadFile(filepath.Join(procRoot, "sys", "kernel", "osrelease"))
+	if err != nil {
+		return false, "cannot tell: " + err.Error()
+	}
+	release := strings.TrimSpace(string(rel))
+	dir := filepath.Join(rootFS, "lib", "modules", release)
+	found := false
+	_ = filepath.WalkDir(filepath.Join(dir, "kernel", "net", "netfilter", "ipvs"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasPrefix(d.Name(), "ip_vs.ko") {
+			found = true
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	if found {
+		return true, ""
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "modules.builtin")); err == nil && strings.Contains(string(b), "/ip_vs.ko") {
+		return true, ""
+	}
+	return false, fmt.Sprintf("kernel %s has no IP_VS (/proc/net/ip_vs absent, ip_vs module neither loaded nor installed)", release)
+}

@@ -1,0 +1,367 @@
+// Package apitest runs a real etcd and kube-apiserver on loopback for
+// kpbench's integration tests: the binaries the lab builds (cached per
+// Kubernetes version), per-run certificates made here, and a static admin
+// token in system:masters. Processes are killed by PID when the test ends,
+// and by the kernel if the test binary dies (Pdeathsig).
+package apitest
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/rest"
+)
+
+// Version is the Kubernetes version whose binaries are used.
+const Version = "v1.36.3"
+
+// Server is a running etcd and kube-apiserver.
+type Server struct {
+	// Config reaches the apiserver as an admin.
+	Config *rest.Config
+	// CAPEM is the apiserver's CA certificate.
+	CAPEM []byte
+	procs []*exec.Cmd
+	dir   string
+	logs  []string
+}
+
+var (
+	sharedOnce sync.Once
+	shared     *Server
+	sharedErr  error
+)
+
+// BinDir is where the lab caches Kubernetes binaries; KPBENCH_K8S_BIN_DIR
+// overrides it.
+func BinDir() string {
+	if d := os.Getenv("KPBENCH_K8S_BIN_DIR"); d != "" {
+		return d
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(cache, "kpbench", "k8s", Version)
+}
+
+// skipUnlessRunnable skips t when the apiserver cannot run here.
+func skipUnlessRunnable(t testing.TB) string {
+	t.Helper()
+	if os.Getenv("KPBENCH_SKIP_INTEGRATION") == "1" {
+		t.Skip("KPBENCH_SKIP_INTEGRATION=1")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("integration tests run as root (CI does)")
+	}
+	dir := BinDir()
+	for _, b := range []string{"etcd", "kube-apiserver"} {
+		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
+			t.Skipf("no %s in %s (the lab builds it: kpbench lab up, or set KPBENCH_K8S_BIN_DIR)", b, dir)
+		}
+	}
+	return dir
+}
+
+// Start starts an apiserver for t alone, stopped when t ends; it skips t
+// when not root, when KPBENCH_SKIP_INTEGRATION=1 or without the binaries.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	dir := skipUnlessRunnable(t)
+	s, err := startAPIServer(dir)
+	if err != nil {
+		t.Fatalf("starting etcd and kube-apiserver: %v", err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Shared returns one apiserver shared by the tests of a test binary;
+// TestMain must call StopShared after m.Run.
+func Shared(t testing.TB) *rest.Config {
+	t.Helper()
+	dir := skipUnlessRunnable(t)
+	sharedOnce.Do(func() { shared, sharedErr = startAPIServer(dir) })
+	if sharedErr != nil {
+		t.Fatalf("starting etcd and kube-apiserver: %v", sharedErr)
+	}
+	return rest.CopyConfig(shared.Config)
+}
+
+// StopShared stops the shared apiserver, if one was started.
+func StopShared() {
+	if shared != nil {
+		shared.Stop()
+	}
+}
+
+// Kubeconfig writes a kubeconfig for the apiserver to path.
+func (s *Server) Kubeconfig(path string) error {
+	kc := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters:
+- name: apitest
+  cluster:
+    server: %s
+    certificate-authority-data: %s
+users:
+- name: admin
+  user:
+    token: %s
+contexts:
+- name: apitest
+  context: {cluster: apitest, user: admin}
+current-context: apitest
+`, s.Config.Host, base64.StdEncoding.EncodeToString(s.CAPEM), adminToken)
+	return os.WriteFile(path, []byte(kc), 0o600)
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func startAPIServer(binDir string) (s *Server, err error) {
+	dir, err := os.MkdirTemp("", "kpbench-apiserver-")
+	if err != nil {
+		return nil, err
+	}
+	s = &Server{dir: dir}
+	defer func() {
+		if err != nil {
+			s.Stop()
+		}
+	}()
+	pki, err := writePKI(dir)
+	if err != nil {
+		return s, err
+	}
+	clientPort, err := freePort()
+	if err != nil {
+		return s, err
+	}
+	peerPort, err := freePort()
+	if err != nil {
+		return s, err
+	}
+	apiPort, err := freePort()
+	if err != nil {
+		return s, err
+	}
+	etcdURL := "http://127.0.0.1:" + strconv.Itoa(clientPort)
+	peerURL := "http://127.0.0.1:" + strconv.Itoa(peerPort)
+	if err := s.start(filepath.Join(binDir, "etcd"), "etcd",
+		"--name=kpbt-existing",
+		"--data-dir="+filepath.Join(dir, "etcd"),
+		"--listen-client-urls="+etcdURL,
+		"--advertise-client-urls="+etcdURL,
+		"--listen-peer-urls="+peerURL,
+		"--initial-advertise-peer-urls="+peerURL,
+		"--initial-cluster=kpbt-existing="+peerURL,
+		"--unsafe-no-fsync",
+		"--log-level=warn",
+	); err != nil {
+		return s, err
+	}
+	if err := s.start(filepath.Join(binDir, "kube-apiserver"), "kube-apiserver",
+		"--etcd-servers="+etcdURL,
+		"--bind-address=127.0.0.1",
+		"--advertise-address=127.0.0.1",
+		"--secure-port="+strconv.Itoa(apiPort),
+		"--service-cluster-ip-range=10.96.0.0/16",
+		"--tls-cert-file="+pki["serving.crt"],
+		"--tls-private-key-file="+pki["serving.key"],
+		"--token-auth-file="+pki["tokens.csv"],
+		"--service-account-issuer=https://kubernetes.default.svc",
+		"--service-account-key-file="+pki["sa.pub"],
+		"--service-account-signing-key-file="+pki["sa.key"],
+		"--authorization-mode=RBAC",
+		// As kubeadm and kind do: the CPU agent is privileged.
+		"--allow-privileged=true",
+		// No controller-manager makes default ServiceAccounts here.
+		"--disable-admission-plugins=ServiceAccount",
+		"--cert-dir="+filepath.Join(dir, "pki"),
+		"--profiling=false",
+	); err != nil {
+		return s, err
+	}
+	caPEM, err := os.ReadFile(pki["ca.crt"])
+	if err != nil {
+		return s, err
+	}
+	s.CAPEM = caPEM
+	s.Config = &rest.Config{
+		Host:            "https://127.0.0.1:" + strconv.Itoa(apiPort),
+		BearerToken:     adminToken,
+		TLSClientConfig: rest.TLSClientConfig{CAData: caPEM},
+		QPS:             100, Burst: 200,
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	hc := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	deadline := time.Now().Add(90 * time.Second)
+	var last error
+	for time.Now().Before(deadline) {
+		for _, p := range s.procs {
+			if p.ProcessState != nil {
+				return s, fmt.Errorf("%s exited: %s", p.Path, s.logTail())
+			}
+		}
+		req, _ := http.NewRequest(http.MethodGet, s.Config.Host+"/readyz", nil)
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		resp, err := hc.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s, nil
+			}
+			err = fmt.Errorf("readyz: %s", resp.Status)
+		}
+		last = err
+		time.Sleep(300 * time.Millisecond)
+	}
+	return s, fmt.Errorf("kube-apiserver not ready after 90s (%v): %s", last, s.logTail())
+}
+
+func (s *Server) start(bin, name string, args ...string) error {
+	logPath := filepath.Join(s.dir, name+".log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("starting %s: %w", name, err)
+	}
+	logf.Close()
+	s.procs = append(s.procs, cmd)
+	s.logs = append(s.logs, logPath)
+	go func() { _ = cmd.Wait() }()
+	return nil
+}
+
+func (s *Server) logTail() string {
+	var out string
+	for _, l := range s.logs {
+		b, _ := os.ReadFile(l)
+		if len(b) > 1500 {
+			b = b[len(b)-1500:]
+		}
+		out += "\n--- " + filepath.Base(l) + "\n" + string(b)
+	}
+	return out
+}
+
+// Stop kills the processes it started, by PID, newest first, and removes
+// their files.
+func (s *Server) Stop() {
+	for i := len(s.procs) - 1; i >= 0; i-- {
+		p := s.procs[i].Process
+		_ = p.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() {
+			for j := 0; j < 50; j++ {
+				if err := p.Signal(syscall.Signal(0)); err != nil {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			close(done)
+		}()
+		<-done
+		_ = p.Kill()
+	}
+	if s.dir != "" {
+		_ = os.RemoveAll(s.dir)
+	}
+}
+
+const adminToken = "kpbench-integration-admin-token"
+
+// writePKI makes a CA, a serving certificate for 127.0.0.1, a service
+// account key pair and a token file whose admin is in system:masters.
+func writePKI(dir string) (map[string]string, error) {
+	paths := map[string]string{}
+	write := func(name string, data []byte) error {
+		p := filepath.Join(dir, name)
+		paths[name] = p
+		return os.WriteFile(p, data, 0o600)
+	}
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kpbench-test-ca"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return nil, err
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	srvTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "kube-apiserver"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
+	}
+	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, caCert, &srvKey.PublicKey, caKey)
+	if err != nil {
+		return nil, err
+	}
+	srvKeyDER, err := x509.MarshalECPrivateKey(srvKey)
+	if err != nil {
+		return nil, err
+	}
+	saKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, err
+	}
+	saPub, err := x509.MarshalPKIXPublicKey(&saKey.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	return paths, errors.Join(
+		write("ca.crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})),
+		write("serving.crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srvDER})),
+		write("serving.key", pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: srvKeyDER})),
+		write("sa.key", pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(saKey)})),
+		write("sa.pub", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: saPub})),
+		write("tokens.csv", []byte(adminToken+",kpbench-admin,kpbench-admin-uid,\"system:masters\"\n")),
+	)
+}

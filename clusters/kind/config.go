@@ -1,0 +1,115 @@
+package kind
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kpbench/kpbench/clusters/manifests"
+	"github.com/kpbench/kpbench/scenarios"
+)
+
+// Topology is the shape of a kpbench kind cluster.
+type Topology struct {
+	// ClientNodes run kube-proxy under test, the CPU agent and the load
+	// clients (default 1; more for multi-client load).
+	ClientNodes int
+	// ServerNodes run the backends (default 1).
+	ServerNodes int
+	// NodeImage is the kindest/node image ("" = kind's default for its
+	// version).
+	NodeImage string
+}
+
+// withDefaults fills the zero fields.
+func (t Topology) withDefaults() Topology {
+	if t.ClientNodes == 0 {
+		t.ClientNodes = 1
+	}
+	if t.ServerNodes == 0 {
+		t.ServerNodes = 1
+	}
+	return t
+}
+
+// validate reports every problem at once.
+func (t Topology) validate() error {
+	var errs []error
+	if t.ClientNodes < 1 {
+		errs = append(errs, fmt.Errorf("client nodes must be at least 1, got %d", t.ClientNodes))
+	}
+	if t.ServerNodes < 1 {
+		errs = append(errs, fmt.Errorf("server nodes (--workers) must be at least 1, got %d", t.ServerNodes))
+	}
+	if t.ClientNodes+t.ServerNodes > 50 {
+		errs = append(errs, fmt.Errorf("%d nodes is more than a kind cluster on one machine should hold (50)", t.ClientNodes+t.ServerNodes))
+	}
+	if t.NodeImage != "" && strings.ContainsAny(t.NodeImage, " \t\n") {
+		errs = append(errs, fmt.Errorf("node image %q contains whitespace", t.NodeImage))
+	}
+	return errors.Join(errs...)
+}
+
+// KindProxyMode maps a kpbench mode to kind's networking.kubeProxyMode.
+// ModeExternal has no kind equivalent (kind runs kube-proxy).
+func KindProxyMode(mode scenarios.Mode) (v1alpha4.ProxyMode, error) {
+	switch mode {
+	case scenarios.ModeIPTables:
+		return v1alpha4.IPTablesProxyMode, nil
+	case scenarios.ModeIPVS:
+		return v1alpha4.IPVSProxyMode, nil
+	case scenarios.ModeNFTables:
+		return v1alpha4.NFTablesProxyMode, nil
+	case scenarios.ModeExternal:
+		return "", fmt.Errorf("mode external measures a kube-proxy replacement on an existing cluster; a kind cluster runs kube-proxy (use iptables, ipvs or nftables)")
+	default:
+		return "", fmt.Errorf("unknown mode %q (want iptables, ipvs or nftables)", mode)
+	}
+}
+
+// Config is the v1alpha4 kind config of a kpbench cluster: one
+// control-plane, ClientNodes workers labelled kpbench.io/role=client and
+// ServerNodes workers labelled kpbench.io/role=server, with kube-proxy in
+// mode.
+func Config(mode scenarios.Mode, topo Topology) (*v1alpha4.Cluster, error) {
+	topo = topo.withDefaults()
+	pm, err := KindProxyMode(mode)
+	if err := errors.Join(err, topo.validate()); err != nil {
+		return nil, fmt.Errorf("kind config: %w", err)
+	}
+	cfg := &v1alpha4.Cluster{
+		TypeMeta: v1alpha4.TypeMeta{Kind: "Cluster", APIVersion: "kind.x-k8s.io/v1alpha4"},
+		Nodes:    []v1alpha4.Node{{Role: v1alpha4.ControlPlaneRole, Image: topo.NodeImage}},
+		Networking: v1alpha4.Networking{
+			KubeProxyMode: pm,
+		},
+	}
+	for i := 0; i < topo.ClientNodes; i++ {
+		cfg.Nodes = append(cfg.Nodes, v1alpha4.Node{
+			Role:   v1alpha4.WorkerRole,
+			Image:  topo.NodeImage,
+			Labels: map[string]string{manifests.LabelRole: manifests.RoleClient},
+		})
+	}
+	for i := 0; i < topo.ServerNodes; i++ {
+		cfg.Nodes = append(cfg.Nodes, v1alpha4.Node{
+			Role:   v1alpha4.WorkerRole,
+			Image:  topo.NodeImage,
+			Labels: map[string]string{manifests.LabelRole: manifests.RoleServer},
+		})
+	}
+	return cfg, nil
+}
+
+// ConfigYAML renders cfg as the YAML `kind create cluster --config`
+// reads.
+func ConfigYAML(cfg *v1alpha4.Cluster) ([]byte, error) {
+	b, err := yaml.Marshal(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("rendering kind config: %w", err)
+	}
+	return b, nil
+}
