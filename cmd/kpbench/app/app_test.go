@@ -11,15 +11,19 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
+// runKpbench runs one kpbench command line in-process, with no config file
+// of the user's in the way.
+func runKpbench(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	t.Setenv("KPBENCH_CONFIG", "")
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
 	var out, errb bytes.Buffer
 	code = Run(context.Background(), strings.NewReader(""), &out, &errb, args)
 	return code, out.String(), errb.String()
 }
 
 func TestScenarioValidateNamesEveryMistake(t *testing.T) {
-	code, _, stderr := run(t, "scenario", "validate", "../../../scenarios/testdata/mistakes.yaml")
+	code, _, stderr := runKpbench(t, "scenario", "validate", "../../../scenarios/testdata/mistakes.yaml")
 	if code == 0 {
 		t.Fatal("validate of a broken scenario exited 0")
 	}
@@ -31,7 +35,7 @@ func TestScenarioValidateNamesEveryMistake(t *testing.T) {
 }
 
 func TestScenarioShow(t *testing.T) {
-	code, stdout, stderr := run(t, "scenario", "show", "tigera-2019")
+	code, stdout, stderr := runKpbench(t, "scenario", "show", "tigera-2019")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -48,7 +52,7 @@ func TestNotBuiltCommandsFail(t *testing.T) {
 		if !strings.HasSuffix(c.Short, "(not built yet)") {
 			continue
 		}
-		code, _, stderr := run(t, c.Name())
+		code, _, stderr := runKpbench(t, c.Name())
 		if code == 0 || !strings.Contains(stderr, "not built yet") {
 			t.Errorf("%s: exit %d, stderr %q; a command not built must say so and fail", c.Name(), code, stderr)
 		}
@@ -90,7 +94,7 @@ func TestConfigPrecedence(t *testing.T) {
 
 func TestBadConfigValueIsUsageError(t *testing.T) {
 	t.Setenv("KPBENCH_BODY_BYTES", "lots")
-	code, _, stderr := run(t, "serve", "--listen", "127.0.0.1:0")
+	code, _, stderr := runKpbench(t, "serve", "--listen", "127.0.0.1:0")
 	if code != 2 || !strings.Contains(stderr, "--body-bytes") {
 		t.Errorf("exit %d, stderr %q; want 2 naming the flag", code, stderr)
 	}

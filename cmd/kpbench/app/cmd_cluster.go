@@ -151,7 +151,7 @@ func (f *clusterFlags) kubeconfigFor(g *globals) (string, error) {
 func parseMode(s string, allowExternal bool) (scenarios.Mode, error) {
 	m := scenarios.Mode(s)
 	if !m.Valid() || (m == scenarios.ModeExternal && !allowExternal) {
-		return "", &ExitError{Code: 2, Err: fmt.Errorf("unknown mode %q: want iptables, ipvs or nftables", s)}
+		return "", &ExitError{Code: 2, Err: fmt.Errorf("unknown proxy mode %q: want iptables, ipvs or nftables", s)}
 	}
 	return m, nil
 }

@@ -20,13 +20,6 @@ import (
 	"github.com/kpbench/kpbench/scenarios"
 )
 
-func runKpbench(t *testing.T, args ...string) (code int, stdout, stderr string) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	code = Run(context.Background(), strings.NewReader(""), &out, &errb, args)
-	return code, out.String(), errb.String()
-}
-
 func TestClusterCreateDryRun(t *testing.T) {
 	tests := []struct {
 		name     string

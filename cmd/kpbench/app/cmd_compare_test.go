@@ -15,16 +15,6 @@ func reportFixture(name string) string {
 	return filepath.Join("..", "..", "..", "report", "testdata", name)
 }
 
-func runKpbench(t *testing.T, args ...string) (code int, stdout, stderr string) {
-	t.Helper()
-	// Keep a config file of the user's out of the test.
-	t.Setenv("KPBENCH_CONFIG", "")
-	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
-	var out, errb bytes.Buffer
-	code = Run(context.Background(), strings.NewReader(""), &out, &errb, args)
-	return code, out.String(), errb.String()
-}
-
 func TestCompareCommand(t *testing.T) {
 	base := reportFixture("compare-base")
 	notJSON := t.TempDir()

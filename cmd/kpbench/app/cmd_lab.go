@@ -166,14 +166,6 @@ and the directory is printed on stdout.`,
 	return cmd
 }
 
-func parseMode(s string) (scenarios.Mode, error) {
-	m := scenarios.Mode(s)
-	if !m.Valid() || m == scenarios.ModeExternal {
-		return "", &ExitError{Code: 2, Err: fmt.Errorf("unknown proxy mode %q (want iptables, ipvs or nftables)", s)}
-	}
-	return m, nil
-}
-
 func newLabUpCmd(g *globals, f *labFlags) *cobra.Command {
 	var (
 		mode, nodeCPUs string
@@ -191,7 +183,7 @@ On any failure or Ctrl-C it removes everything it made and shows the failing
 component's log tail.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, err := parseMode(mode)
+			m, err := parseMode(mode, false)
 			if err != nil {
 				return err
 			}
@@ -277,7 +269,7 @@ starts it in MODE (iptables, nftables or ipvs) and verifies the mode through
 kube-proxy's /proxyMode and the presence of that mode's rules.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			m, err := parseMode(args[0])
+			m, err := parseMode(args[0], false)
 			if err != nil {
 				return err
 			}

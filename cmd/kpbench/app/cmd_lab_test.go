@@ -1,19 +1,10 @@
 package app
 
 import (
-	"bytes"
-	"context"
 	"os"
 	"strings"
 	"testing"
 )
-
-func runKpbench(t *testing.T, args ...string) (int, string, string) {
-	t.Helper()
-	var stdout, stderr bytes.Buffer
-	code := Run(context.Background(), strings.NewReader(""), &stdout, &stderr, args)
-	return code, stdout.String(), stderr.String()
-}
 
 func TestLabCommandInput(t *testing.T) {
 	state := t.TempDir()

@@ -18,7 +18,7 @@ import (
 
 // runKpbench runs a kpbench command line: the binary at $KPBENCH_BIN when
 // set (make test builds it), else in process.
-func runKpbench(t *testing.T, args ...string) (stdout, stderr string, code int) {
+func runSampleCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	if bin := os.Getenv("KPBENCH_BIN"); bin != "" {
@@ -53,7 +53,7 @@ func TestSampleBadInput(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"sample", "--duration", "200ms", "--interval", "100ms"}, tc.args...)
-			_, stderr, code := runKpbench(t, args...)
+			_, stderr, code := runSampleCLI(t, args...)
 			if code != 2 || !strings.Contains(stderr, tc.want) {
 				t.Fatalf("exit %d, stderr %q; want exit 2 mentioning %q", code, stderr, tc.want)
 			}
@@ -97,7 +97,7 @@ func TestSampleFixtureProcRoot(t *testing.T) {
 	}
 	dir := t.TempDir()
 	out := filepath.Join(dir, "cpu.json")
-	stdout, stderr, code := runKpbench(t, "sample", "--proc-root", root, "--duration", "300ms", "--interval", "100ms",
+	stdout, stderr, code := runSampleCLI(t, "sample", "--proc-root", root, "--duration", "300ms", "--interval", "100ms",
 		"--cpus", "1", "--pid", "4242", "--json", out)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
@@ -158,7 +158,7 @@ func TestSampleAgreesWithProcStat(t *testing.T) {
 	}
 	b0, u0, s0 := procStatBusy(t)
 	t0 := time.Now()
-	stdout, stderr, code := runKpbench(t, "sample", "--duration", "3s", "--json", "-")
+	stdout, stderr, code := runSampleCLI(t, "sample", "--duration", "3s", "--json", "-")
 	wall := time.Since(t0).Seconds()
 	b1, u1, s1 := procStatBusy(t)
 	if code != 0 {
