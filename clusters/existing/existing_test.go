@@ -497,7 +497,7 @@ func TestFailedUpCleansUpEvenWithKeep(t *testing.T) {
 	f := newFakeCluster(t, append(kubeProxyObjects(t, "testdata/kubeadm-config.conf"), labelledNodes()...)...)
 	f.addAgentPod("agent", "client-1")
 	f.proxyModeOverride = "iptables" // kube-proxy never comes up in the new mode
-	p := f.provider(t, Options{Confirm: true, Keep: true, Backends: 1, RolloutTimeout: 100 * time.Millisecond})
+	p := f.provider(t, Options{Confirm: true, Keep: true, Backends: 1, RolloutTimeout: time.Second})
 	err := p.Up(ctx, scenarios.ModeNFTables)
 	if err == nil || !strings.Contains(err.Error(), `runs in mode "iptables", want "nftables"`) {
 		t.Fatalf("err = %v", err)

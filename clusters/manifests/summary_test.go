@@ -88,3 +88,42 @@ func TestMergeHistogramErrors(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkMergeEncodedHistograms merges the latency histograms of 8
+// clients of a 1,000 req/s × 60 s window (60,000 values each).
+func BenchmarkMergeEncodedHistograms(b *testing.B) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	parts := make([][]byte, 8)
+	for c := range parts {
+		h := hdrhistogram.New(1, 60_000_000, 3)
+		for i := 0; i < 60_000; i++ {
+			_ = h.RecordValue(100 + rng.Int64N(5_000))
+		}
+		enc, err := h.Encode(hdrhistogram.V2CompressedEncodingCookieBase)
+		if err != nil {
+			b.Fatal(err)
+		}
+		parts[c] = enc
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := MergeEncodedHistograms(parts); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkParseSummary reads a summary from the end of a 1 MB pod log.
+func BenchmarkParseSummary(b *testing.B) {
+	var log []byte
+	for len(log) < 1<<20 {
+		log = append(log, "time=2026-11-22T02:00:00Z level=INFO msg=progress sent=1000 errors=0\n"...)
+	}
+	log = append(log, `{"requests": 60000, "latency": {"p50Us": 180}}`+"\n"...)
+	b.SetBytes(int64(len(log)))
+	for b.Loop() {
+		if _, err := ParseSummary(log); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
