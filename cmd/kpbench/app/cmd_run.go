@@ -1,15 +1,290 @@
 package app
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
 
-// Not built yet: see the sweep issue.
+	"github.com/spf13/cobra"
+
+	"github.com/kpbench/kpbench/clusters/lab"
+	"github.com/kpbench/kpbench/clusters/lab/build"
+	"github.com/kpbench/kpbench/report"
+	"github.com/kpbench/kpbench/runs"
+	"github.com/kpbench/kpbench/scenarios"
+	"github.com/kpbench/kpbench/scenarios/scale"
+	"github.com/kpbench/kpbench/scenarios/sweep"
+)
+
+type runFlags struct {
+	file, scenario, provider, out, resume string
+	keep                                  bool
+	labName, nodeCPUs, k8sVersion, binDir string
+	qps                                   float64
+	waitTimeout                           time.Duration
+}
+
 func newRunCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:                "run",
-		Short:              "Run a scenario end to end and write a results directory (not built yet)",
-		DisableFlagParsing: true,
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "run [-f FILE | --scenario NAME]",
+		Short: "Run a scenario end to end and write a results directory with its report",
+		Long: `run walks a scenario over a cluster: for each mode, set and verify it (a mode
+the environment cannot run is skipped and the reason recorded); for each
+Service step, scale and wait until kube-proxy programmed it; for each
+connection variant and repetition, warm up, then run the load client on the
+client node while sampling its CPU, kube-proxy and conntrack. Every point is
+appended to points.jsonl as soon as it is measured; the report is written at
+the end.
+
+Ctrl-C stops the load, keeps every finished point, tears the lab down (unless
+--keep) and exits non-zero; --resume DIR continues such a run.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return notBuilt(cmd.CommandPath()[len("kpbench "):], "the sweep issue")
+			return runScenario(cmd.Context(), g, &f, os.Args)
 		},
 	}
+	fl := cmd.Flags()
+	fl.StringVarP(&f.file, "file", "f", "", "scenario file")
+	fl.StringVar(&f.scenario, "scenario", "", "catalog scenario name (see `kpbench scenario list`; default quick)")
+	fl.StringVar(&f.provider, "provider", "lab", "cluster provider: lab (kind and existing: see `kpbench cluster`)")
+	fl.StringVar(&f.out, "out", "results", "directory that receives the run directory")
+	fl.StringVar(&f.resume, "resume", "", "continue the run in this directory, skipping points already measured")
+	fl.BoolVar(&f.keep, "keep", false, "leave the lab up at the end")
+	fl.StringVar(&f.labName, "lab-name", "kpbench", "lab name (a lab of that name already up is used as it is and left up)")
+	fl.StringVar(&f.nodeCPUs, "node-cpus", "", "lab: CPUs of the client node (default: the last CPU)")
+	fl.StringVar(&f.k8sVersion, "k8s-version", "", "lab: Kubernetes version of the binaries (default "+labDefaultVersion()+")")
+	fl.StringVar(&f.binDir, "bin-dir", "", "lab: use etcd, kube-apiserver and kube-proxy from this directory")
+	fl.Float64Var(&f.qps, "qps", 500, "API requests per second the scaler may make")
+	fl.DurationVar(&f.waitTimeout, "programmed-timeout", 10*time.Minute, "how long to wait for kube-proxy to program one Service step")
+	return cmd
 }
+
+func runScenario(ctx context.Context, g *globals, f *runFlags, argv []string) error {
+	bad := func(err error) error { return &ExitError{Code: 2, Err: err} }
+	if f.provider != "lab" {
+		if f.provider == "kind" || f.provider == "existing" {
+			return bad(fmt.Errorf("kpbench run --provider %s is not built yet: its cluster, workloads and mode switch work (`kpbench cluster`), the in-cluster load and CPU agent are not wired into run", f.provider))
+		}
+		return bad(fmt.Errorf("--provider must be lab, kind or existing, got %q", f.provider))
+	}
+	if f.file != "" && f.scenario != "" {
+		return bad(errors.New("give either -f FILE or --scenario NAME, not both"))
+	}
+	if f.resume != "" && (f.file != "" || f.scenario != "") {
+		return bad(errors.New("--resume continues the scenario recorded in the run; do not give -f or --scenario with it"))
+	}
+
+	// The run directory and its record.
+	var (
+		dir string
+		run *runs.Run
+	)
+	if f.resume != "" {
+		dir = f.resume
+		r, err := runs.ReadRun(dir)
+		if err != nil {
+			return bad(fmt.Errorf("cannot resume %s: %w", dir, err))
+		}
+		run = r
+		run.Problems = append(run.Problems, fmt.Sprintf("resumed at %s", time.Now().UTC().Format(time.RFC3339)))
+		run.FinishedAt = nil
+	} else {
+		ref := f.file
+		if ref == "" {
+			ref = f.scenario
+		}
+		if ref == "" {
+			ref = "quick"
+		}
+		s, err := scenarios.Resolve(ref)
+		if err != nil {
+			return bad(err)
+		}
+		now := time.Now()
+		run = &runs.Run{ID: runs.NewID(now, s.Metadata.Name), Scenario: *s, StartedAt: now.UTC()}
+		dir = filepath.Join(f.out, run.ID)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	run.Status = runs.StatusRunning
+	run.KpbenchVersion = Version
+	run.Command = argv
+	sc := &run.Scenario
+
+	// The lab.
+	cfg := lab.Config{Name: f.labName, Backends: sc.Spec.Backends, K8sVersion: f.k8sVersion, BinDir: f.binDir, Logger: g.logger}
+	if f.nodeCPUs != "" {
+		cpus, err := lab.ParseCPUList(f.nodeCPUs)
+		if err != nil {
+			return bad(fmt.Errorf("--node-cpus: %w", err))
+		}
+		cfg.NodeCPUs = cpus
+	}
+	l, owned, err := labFor(ctx, g, cfg, sc)
+	if err != nil {
+		return err
+	}
+	teardown := func() {
+		if !owned || f.keep {
+			g.logger.Info("lab left up", "name", f.labName, "kubeconfig", l.KubeconfigPath())
+			return
+		}
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		if err := l.Down(dctx); err != nil {
+			g.logger.Error("lab down", "err", err)
+		}
+	}
+	defer teardown()
+
+	if err := describeRun(ctx, l, run); err != nil {
+		return err
+	}
+	if err := runs.WriteRun(dir, run); err != nil {
+		return err
+	}
+	g.logger.Info("run", "dir", dir, "scenario", sc.Metadata.Name)
+
+	engine, err := newLabEngine(ctx, g, f, l, sc)
+	if err != nil {
+		return err
+	}
+	runErr := engine.Run(ctx, dir, run)
+	fin := time.Now().UTC()
+	run.FinishedAt = &fin
+	switch {
+	case runErr == nil:
+		run.Status = runs.StatusComplete
+	case errors.Is(runErr, sweep.ErrInterrupted) || ctx.Err() != nil:
+		run.Status = runs.StatusInterrupted
+	default:
+		run.Status = runs.StatusFailed
+		run.Problems = append(run.Problems, runErr.Error())
+	}
+	if err := runs.WriteRun(dir, run); err != nil {
+		return err
+	}
+	// The report covers whatever was measured, also after an interruption.
+	if d, err := report.Load(dir); err == nil {
+		if _, err := report.Generate(d); err != nil {
+			g.logger.Error("report", "err", err)
+		} else {
+			fmt.Fprintf(g.stdout, "report: %s\n", filepath.Join(dir, "report.html"))
+		}
+	} else {
+		g.logger.Error("report", "err", err)
+	}
+	if runErr != nil {
+		if run.Status == runs.StatusInterrupted {
+			return &ExitError{Code: 130, Err: fmt.Errorf("%w; finished points are in %s (continue with --resume %s)", runErr, dir, dir)}
+		}
+		return fmt.Errorf("%w (finished points are in %s)", runErr, dir)
+	}
+	return nil
+}
+
+// labFor attaches to a lab of that name that is already up (and leaves it
+// up afterwards) or brings one up in the scenario's first runnable mode.
+func labFor(ctx context.Context, g *globals, cfg lab.Config, sc *scenarios.Scenario) (*lab.Lab, bool, error) {
+	if l, err := lab.Open(cfg); err == nil {
+		if st, err := l.Status(ctx); err == nil && st.Healthy {
+			if len(st.Backends) < sc.Spec.EndpointsPerService {
+				return nil, false, &ExitError{Code: 2, Err: fmt.Errorf("lab %s is up with %d backends; the scenario needs %d (bring it down or use --lab-name)", cfg.Name, len(st.Backends), sc.Spec.EndpointsPerService)}
+			}
+			g.logger.Info("using the lab that is up", "name", cfg.Name)
+			return l, false, nil
+		}
+	}
+	l, err := lab.New(cfg)
+	if err != nil {
+		return nil, false, &ExitError{Code: 2, Err: err}
+	}
+	caps, err := l.Capabilities(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	first := scenarios.Mode("")
+	for _, m := range sc.Spec.Modes {
+		if ok, _ := caps.Runnable(m); ok {
+			first = m
+			break
+		}
+	}
+	if first == "" {
+		return nil, false, fmt.Errorf("the lab can run none of the scenario's modes %v: %v", sc.Spec.Modes, caps.Modes)
+	}
+	if err := l.Up(ctx, first); err != nil {
+		return nil, false, err
+	}
+	return l, true, nil
+}
+
+// describeRun fills run.json's provider, environment and pinning.
+func describeRun(ctx context.Context, l *lab.Lab, run *runs.Run) error {
+	st, err := l.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("lab status: %w", err)
+	}
+	env := sweep.DetectEnvironment(ctx, "/proc", nil)
+	env.KubernetesVersion = st.KubernetesVer
+	env.KubeProxyVersion = st.KubeProxyVer
+	if st.IPTablesBackend != "" {
+		env.IPTablesBackend = st.IPTablesBackend
+	}
+	run.Environment = env
+	run.Provider = runs.Provider{Name: "lab", Cluster: st.Name, Details: map[string]string{
+		"etcdVersion": st.EtcdVersion, "backends": fmt.Sprint(len(st.Backends)),
+	}}
+	if len(st.NodeCPUs) > 0 {
+		run.Pinning = &runs.Pinning{NodeCPUs: st.NodeCPUs, OtherCPUs: st.OtherCPUs}
+	}
+	return nil
+}
+
+func newLabEngine(ctx context.Context, g *globals, f *runFlags, l *lab.Lab, sc *scenarios.Scenario) (*sweep.Engine, error) {
+	bin, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	eps, err := l.Backends(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ips := make([]netip.Addr, len(eps))
+	for i, e := range eps {
+		ips[i] = e.Addr
+	}
+	client, _, err := scale.NewClient(scale.ClientOptions{Kubeconfig: l.KubeconfigPath(), QPS: float32(f.qps), Burst: int(f.qps)})
+	if err != nil {
+		return nil, err
+	}
+	port := int32(80)
+	if len(eps) > 0 && eps[0].Port != 0 {
+		port = int32(eps[0].Port)
+	}
+	s, err := scale.New(client, scale.Config{EndpointIPs: ips, EndpointsPerService: sc.Spec.EndpointsPerService, TargetPort: port,
+		Progress: &scale.LogProgress{Logger: g.logger, Interval: 10 * time.Second}})
+	if err != nil {
+		return nil, err
+	}
+	node := l.ClientNode()
+	return &sweep.Engine{
+		Provider: l,
+		Scaler:   &sweep.ServiceScaler{Scaler: s, Client: client, Node: node, WaitTimeout: f.waitTimeout},
+		Load:     &sweep.NodeLoad{Node: node, Bin: bin},
+		Observer: &sweep.NodeObserver{Node: node, Interval: sc.Spec.Sampling.Interval.D()},
+		Rules:    sweep.NodeRules{Node: node},
+		Log:      g.logger,
+		Progress: func(done, total int, id string) {
+			g.logger.Info(fmt.Sprintf("point %d/%d", done, total), "id", id)
+		},
+	}, nil
+}
+
+func labDefaultVersion() string { return build.DefaultVersion }
