@@ -126,7 +126,10 @@ func runScenario(ctx context.Context, g *globals, f *runFlags, argv []string) er
 		}
 		cfg.NodeCPUs = cpus
 	}
+	progress, progressDone := buildProgress(g)
+	cfg.BuildProgress = progress
 	l, owned, err := labFor(ctx, g, cfg, sc)
+	progressDone()
 	if err != nil {
 		return err
 	}
