@@ -153,6 +153,23 @@ func TestRunRedialsConnectionsIdleTooLong(t *testing.T) {
 	}
 }
 
+func TestRunTickBatchesSendsAndCountsTheirLag(t *testing.T) {
+	skipIntegration(t)
+	srv, url := startServer(t, ServerConfig{})
+	s := mustRun(t, Config{URLs: []string{url}, Rate: 1000, Duration: time.Second, Tick: 10 * time.Millisecond})
+	if s.Requests != 1000 || srv.Requests() != 1000 {
+		t.Fatalf("sent %d, served %d, want 1000", s.Requests, srv.Requests())
+	}
+	// Requests fall due evenly and leave at the next 10 ms tick: lag is
+	// spread over 0..10 ms (more on a busy machine), and latency includes it.
+	if s.Lag.P50Us < 3000 || s.Lag.P99Us < 9000 {
+		t.Errorf("lag %+v, want p50 of at least 3 ms and p99 of at least 9 ms", s.Lag)
+	}
+	if s.Latency.P50Us < s.Lag.P50Us {
+		t.Errorf("latency p50 %.0fµs below lag p50 %.0fµs", s.Latency.P50Us, s.Lag.P50Us)
+	}
+}
+
 func TestRunSpreadsConnectionsOverURLs(t *testing.T) {
 	skipIntegration(t)
 	a, urlA := startServer(t, ServerConfig{})
