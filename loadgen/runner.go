@@ -62,7 +62,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, err)
 		}
 	}
-	if _, err := NewConstantPacer(c.Rate, c.Duration); err != nil {
+	if _, err := NewConstantPacer(c.Rate, 0); err != nil {
 		errs = append(errs, err)
 	}
 	if c.Duration <= 0 {
@@ -142,21 +142,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		timeline: newTimeline(int64(cfg.Warmup), cfg.Duration),
 		hist:     newHistograms(),
 	}
-	// The dispatcher runs on a goroutine of its own: the caller's may be
-	// locked to its thread (a program's main goroutine is while os/signal
-	// or an init holds it), and a locked goroutine costs two thread
-	// hand-offs every time it sleeps.
-	type ret struct {
-		res *Result
-		err error
-	}
-	done := make(chan ret, 1)
-	go func() {
-		res, err := r.run(ctx)
-		done <- ret{res, err}
-	}()
-	ret0 := <-done
-	return ret0.res, ret0.err
+	return r.run(ctx)
 }
 
 // resolveTargets parses the URLs and resolves their hosts once, so that
