@@ -170,6 +170,26 @@ func TestRunTickBatchesSendsAndCountsTheirLag(t *testing.T) {
 	}
 }
 
+func TestRunOverIPv6(t *testing.T) {
+	skipIntegration(t)
+	l, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	srv, err := NewServer(ServerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, l) }()
+	t.Cleanup(func() { cancel(); <-done })
+	s := mustRun(t, Config{URLs: []string{"http://" + l.Addr().String() + "/"}, Rate: 200, Duration: 250 * time.Millisecond, RequestsPerConn: 1})
+	if s.Requests != 50 || s.Errors.Total != 0 || srv.Connections() != 50 {
+		t.Errorf("%d requests, errors %+v, %d connections; want 50, none, 50", s.Requests, s.Errors, srv.Connections())
+	}
+}
+
 func TestRunSpreadsConnectionsOverURLs(t *testing.T) {
 	skipIntegration(t)
 	a, urlA := startServer(t, ServerConfig{})
