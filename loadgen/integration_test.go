@@ -170,6 +170,20 @@ func TestRunTickBatchesSendsAndCountsTheirLag(t *testing.T) {
 	}
 }
 
+// The published keepalive experiments let the server end each connection
+// after 100 requests (nginx's keepalive_requests); the client follows.
+func TestRunFollowsServerRequestLimit(t *testing.T) {
+	skipIntegration(t)
+	srv, url := startServer(t, ServerConfig{BodyBytes: DefaultBodyBytes, MaxRequestsPerConn: 100})
+	s := mustRun(t, Config{URLs: []string{url}, Rate: 2000, Duration: time.Second})
+	if s.Requests != 2000 || s.Errors.Total != 0 {
+		t.Fatalf("requests %d errors %+v, want 2000 and none", s.Requests, s.Errors)
+	}
+	if c := srv.Connections(); c < 20 || c > 20+int64(s.Workers) {
+		t.Errorf("server accepted %d connections, want 20..%d", c, 20+s.Workers)
+	}
+}
+
 func TestRunOverIPv6(t *testing.T) {
 	skipIntegration(t)
 	l, err := net.Listen("tcp6", "[::1]:0")
