@@ -59,6 +59,10 @@ were in flight.`,
 			if err := writeLoadOutputs(g, res, jsonOut, timelineOut, histogramsOut); err != nil {
 				return err
 			}
+			if err := cmd.Context().Err(); err != nil {
+				// The partial results are written; the exit status says so.
+				return fmt.Errorf("load interrupted: %w", err)
+			}
 			if failOnInvalid && !res.Summary.Valid {
 				return &ExitError{Code: 1}
 			}
