@@ -38,7 +38,9 @@ bench: build
 	$(BIN) run --scenario $(SCENARIO) --provider $(PROVIDER) --out $(OUT)
 
 # Benchmarks and the load generator's side-by-side comparison with fortio
-# and wrk on loopback (PERF_ARGS, e.g. --reps 1, go to hack/perf-loadgen).
+# and wrk on loopback (PERF_ARGS, e.g. --reps 1, go to hack/perf-loadgen; as
+# root the fixed-rate runs use SCHED_FIFO to keep other load out of them).
+PERF_ARGS ?= $(if $(filter 0,$(shell id -u)),--rt 20,)
 perf: build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	./hack/perf-loadgen.sh $(PERF_ARGS)

@@ -153,6 +153,57 @@ func TestRunRedialsConnectionsIdleTooLong(t *testing.T) {
 	}
 }
 
+func TestRunTickBatchesSendsAndCountsTheirLag(t *testing.T) {
+	skipIntegration(t)
+	srv, url := startServer(t, ServerConfig{})
+	s := mustRun(t, Config{URLs: []string{url}, Rate: 1000, Duration: time.Second, Tick: 10 * time.Millisecond})
+	if s.Requests != 1000 || srv.Requests() != 1000 {
+		t.Fatalf("sent %d, served %d, want 1000", s.Requests, srv.Requests())
+	}
+	// Requests fall due evenly and leave at the next 10 ms tick: lag is
+	// spread over 0..10 ms (more on a busy machine), and latency includes it.
+	if s.Lag.P50Us < 3000 || s.Lag.P99Us < 9000 {
+		t.Errorf("lag %+v, want p50 of at least 3 ms and p99 of at least 9 ms", s.Lag)
+	}
+	if s.Latency.P50Us < s.Lag.P50Us {
+		t.Errorf("latency p50 %.0fµs below lag p50 %.0fµs", s.Latency.P50Us, s.Lag.P50Us)
+	}
+}
+
+// The published keepalive experiments let the server end each connection
+// after 100 requests (nginx's keepalive_requests); the client follows.
+func TestRunFollowsServerRequestLimit(t *testing.T) {
+	skipIntegration(t)
+	srv, url := startServer(t, ServerConfig{BodyBytes: DefaultBodyBytes, MaxRequestsPerConn: 100})
+	s := mustRun(t, Config{URLs: []string{url}, Rate: 2000, Duration: time.Second})
+	if s.Requests != 2000 || s.Errors.Total != 0 {
+		t.Fatalf("requests %d errors %+v, want 2000 and none", s.Requests, s.Errors)
+	}
+	if c := srv.Connections(); c < 20 || c > 20+int64(s.Workers) {
+		t.Errorf("server accepted %d connections, want 20..%d", c, 20+s.Workers)
+	}
+}
+
+func TestRunOverIPv6(t *testing.T) {
+	skipIntegration(t)
+	l, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	srv, err := NewServer(ServerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, l) }()
+	t.Cleanup(func() { cancel(); <-done })
+	s := mustRun(t, Config{URLs: []string{"http://" + l.Addr().String() + "/"}, Rate: 200, Duration: 250 * time.Millisecond, RequestsPerConn: 1})
+	if s.Requests != 50 || s.Errors.Total != 0 || srv.Connections() != 50 {
+		t.Errorf("%d requests, errors %+v, %d connections; want 50, none, 50", s.Requests, s.Errors, srv.Connections())
+	}
+}
+
 func TestRunSpreadsConnectionsOverURLs(t *testing.T) {
 	skipIntegration(t)
 	a, urlA := startServer(t, ServerConfig{})

@@ -38,6 +38,11 @@ type Config struct {
 	MaxInflight int
 	// Seed makes the choice of targets repeatable; 0 seeds randomly.
 	Seed uint64
+	// Tick, when set, makes the dispatcher wake at most once per Tick and
+	// send every request that fell due since, together: fewer wake-ups
+	// (less client CPU at high rates) for up to Tick of schedule lag, which
+	// counts in the latency as all lag does. Zero wakes for every request.
+	Tick time.Duration
 
 	// idleReuse overrides maxIdleReuse (tests).
 	idleReuse time.Duration
@@ -57,7 +62,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, err)
 		}
 	}
-	if _, err := NewConstantPacer(c.Rate, c.Duration); err != nil {
+	if _, err := NewConstantPacer(c.Rate, 0); err != nil {
 		errs = append(errs, err)
 	}
 	if c.Duration <= 0 {
@@ -71,6 +76,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("timeout must not be negative, got %v", c.Timeout))
+	}
+	if c.Tick < 0 {
+		errs = append(errs, fmt.Errorf("tick must not be negative, got %v", c.Tick))
 	}
 	if c.MaxInflight < 0 {
 		errs = append(errs, fmt.Errorf("max inflight must not be negative, got %d", c.MaxInflight))
@@ -134,21 +142,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		timeline: newTimeline(int64(cfg.Warmup), cfg.Duration),
 		hist:     newHistograms(),
 	}
-	// The dispatcher runs on a goroutine of its own: the caller's may be
-	// locked to its thread (a program's main goroutine is while os/signal
-	// or an init holds it), and a locked goroutine costs two thread
-	// hand-offs every time it sleeps.
-	type ret struct {
-		res *Result
-		err error
-	}
-	done := make(chan ret, 1)
-	go func() {
-		res, err := r.run(ctx)
-		done <- ret{res, err}
-	}()
-	ret0 := <-done
-	return ret0.res, ret0.err
+	return r.run(ctx)
 }
 
 // resolveTargets parses the URLs and resolves their hosts once, so that
@@ -237,7 +231,11 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 			break
 		}
 		intended := elapsed + int64(wait)
-		if wait > 0 && r.sleep(ctx, intended) != nil {
+		wake := intended
+		if tick := int64(r.cfg.Tick); tick > 0 {
+			wake = (intended + tick - 1) / tick * tick
+		}
+		if wait > 0 && r.sleep(ctx, wake) != nil {
 			interrupted = true
 			break
 		}

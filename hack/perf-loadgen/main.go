@@ -88,30 +88,32 @@ func run(o options) error {
 	// (a) CPU per request at fixed rates.
 	fmt.Println("Client CPU per request (µs, whole process incl. startup; lower is better)")
 	fmt.Println()
-	fmt.Println("| rate/s | requests per conn | kpbench µs/req | fortio µs/req | kpbench/fortio | kpbench achieved | fortio achieved | kpbench lag p99 |")
-	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| rate/s | requests per conn | kpbench µs/req | fortio µs/req | kpbench/fortio | kpbench achieved | fortio achieved | kpbench lag p99 | kpbench --tick 1ms µs/req | its latency p50 |")
+	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	var p50k, p50f []clientRun // persistent connections, by rate
 	for _, rate := range []float64{1000, 10000} {
 		for _, k := range []int{1, 0} {
-			var ks, fs []clientRun
+			var ks, fs, ts []clientRun
 			for rep := range o.reps {
 				// Alternate the order so that drift in the machine's load
 				// does not favour one client.
 				if rep%2 == 0 {
 					ks = append(ks, kpbenchRun(o, true, url, rate, k, o.duration))
 					fs = append(fs, fortioRun(o, true, url, rate, k, o.duration))
+					ts = append(ts, kpbenchRun(o, true, url, rate, k, o.duration, "--tick", "1ms"))
 				} else {
+					ts = append(ts, kpbenchRun(o, true, url, rate, k, o.duration, "--tick", "1ms"))
 					fs = append(fs, fortioRun(o, true, url, rate, k, o.duration))
 					ks = append(ks, kpbenchRun(o, true, url, rate, k, o.duration))
 				}
 			}
-			km, fm := median(ks), median(fs)
-			if km.err != nil || fm.err != nil {
-				fmt.Printf("| %.0f | %d | %v | %v | | | | |\n", rate, k, km.err, fm.err)
+			km, fm, tm := median(ks), median(fs), median(ts)
+			if km.err != nil || fm.err != nil || tm.err != nil {
+				fmt.Printf("| %.0f | %d | %v | %v | | | | | %v | |\n", rate, k, km.err, fm.err, tm.err)
 				continue
 			}
-			fmt.Printf("| %.0f | %d | %.1f | %.1f | %.2f | %.2f%% | %.2f%% | %s |\n", rate, k, km.cpuPerReq(), fm.cpuPerReq(),
-				km.cpuPerReq()/fm.cpuPerReq(), 100*km.achieved/rate, 100*fm.achieved/rate, us(km.lagP99))
+			fmt.Printf("| %.0f | %d | %.1f | %.1f | %.2f | %.2f%% | %.2f%% | %s | %.1f | %s |\n", rate, k, km.cpuPerReq(), fm.cpuPerReq(),
+				km.cpuPerReq()/fm.cpuPerReq(), 100*km.achieved/rate, 100*fm.achieved/rate, us(km.lagP99), tm.cpuPerReq(), us(tm.p50))
 			if k == 0 {
 				p50k, p50f = append(p50k, km), append(p50f, fm)
 			}
@@ -257,9 +259,11 @@ func lastLine(s string) string {
 	return s
 }
 
-func kpbenchRun(o options, rt bool, url string, rate float64, k int, d time.Duration) clientRun {
-	out, cpu, err := execute(o, rt, d+30*time.Second, o.kpbench, "load", "--rate", fmt.Sprint(rate), "--duration", d.String(),
-		"--warmup", "0s", "--requests-per-conn", strconv.Itoa(k), "--json", "-", url)
+func kpbenchRun(o options, rt bool, url string, rate float64, k int, d time.Duration, extra ...string) clientRun {
+	args := []string{o.kpbench, "load", "--rate", fmt.Sprint(rate), "--duration", d.String(),
+		"--warmup", "0s", "--requests-per-conn", strconv.Itoa(k), "--json", "-"}
+	args = append(append(args, extra...), url)
+	out, cpu, err := execute(o, rt, d+30*time.Second, args...)
 	if err != nil {
 		return clientRun{err: err}
 	}

@@ -59,6 +59,10 @@ were in flight.`,
 			if err := writeLoadOutputs(g, res, jsonOut, timelineOut, histogramsOut); err != nil {
 				return err
 			}
+			if err := cmd.Context().Err(); err != nil {
+				// The partial results are written; the exit status says so.
+				return fmt.Errorf("load interrupted: %w", err)
+			}
 			if failOnInvalid && !res.Summary.Valid {
 				return &ExitError{Code: 1}
 			}
@@ -73,6 +77,7 @@ were in flight.`,
 	f.DurationVar(&cfg.Timeout, "timeout", loadgen.DefaultTimeout, "bound on each request (connect, send, response)")
 	f.IntVar(&cfg.MaxInflight, "max-inflight", loadgen.DefaultMaxInflight, "bound on requests in flight; hitting it makes the run invalid")
 	f.Uint64Var(&cfg.Seed, "seed", 0, "seed for the choice of URLs (0: random)")
+	f.DurationVar(&cfg.Tick, "tick", 0, "wake at most once per tick and send what fell due together (less CPU at high rates; the lag, up to a tick, counts in latency); 0 = on time for every request")
 	f.StringVar(&jsonOut, "json", "", "write the JSON summary to FILE ('-' for stdout) instead of the table")
 	f.StringVar(&timelineOut, "timeline", "", "write the per-second timeline CSV to FILE")
 	f.StringVar(&histogramsOut, "histograms", "", "write the HDR histograms (JSON of base64 HDR V2 encodings, ns) to FILE")

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kpbench/kpbench/loadgen"
 )
@@ -109,5 +110,26 @@ func TestLoadCommandRejectsBadInput(t *testing.T) {
 				t.Errorf("exit %d, want 2 (stderr %q)", code, stderr.String())
 			}
 		})
+	}
+}
+
+func TestLoadCommandInterruptedWritesResultsAndFails(t *testing.T) {
+	if os.Getenv("KPBENCH_SKIP_INTEGRATION") == "1" {
+		t.Skip("KPBENCH_SKIP_INTEGRATION=1")
+	}
+	_, url := serveForTest(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	code := Run(ctx, nil, &stdout, &stderr, []string{"load", "--rate", "100", "--duration", "10s", "--warmup", "0s", "--json", "-", url})
+	if code != 130 {
+		t.Errorf("exit %d, want 130 (stderr %q)", code, stderr.String())
+	}
+	s, err := loadgen.ReadSummary(&stdout)
+	if err != nil {
+		t.Fatalf("no summary after the interruption: %v", err)
+	}
+	if s.Valid || s.Requests == 0 {
+		t.Errorf("summary valid %v with %d requests, want invalid with some", s.Valid, s.Requests)
 	}
 }
