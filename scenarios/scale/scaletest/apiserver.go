@@ -19,7 +19,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,8 +28,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
@@ -45,11 +42,8 @@ type APIServer struct {
 	Kubeconfig string // context kpbench-lab-test
 	Etcd       *exec.Cmd
 	APIServer  *exec.Cmd
-	// NetNS is the network namespace everything runs in ("" = this
-	// process's).
-	NetNS string
-	bin   string
-	dir   string
+	bin        string
+	dir        string
 }
 
 // BinDir is where the lab caches etcd and kube-apiserver for the pinned
@@ -93,12 +87,8 @@ func FreePort(t testing.TB) int {
 
 // startProcess starts a command whose output goes to a log file, and kills
 // it by PID at cleanup; the log tail is printed if the test failed.
-func startProcess(t testing.TB, netns, dir, name string, args ...string) *exec.Cmd {
+func startProcess(t testing.TB, dir, name string, args ...string) *exec.Cmd {
 	t.Helper()
-	if netns != "" {
-		// ip netns exec execs the command, so the PID is the binary's.
-		args = append([]string{"ip", "netns", "exec", netns}, args...)
-	}
 	logPath := filepath.Join(dir, name+".log")
 	logf, err := os.Create(logPath)
 	if err != nil {
@@ -127,12 +117,9 @@ func startProcess(t testing.TB, netns, dir, name string, args ...string) *exec.C
 }
 
 // Start starts etcd and kube-apiserver (Service range
-// 198.19.0.0/16, as in the lab) and returns once /readyz answers.
-func Start(t testing.TB) *APIServer { t.Helper(); return StartIn(t, "") }
-
-// StartIn is Start inside network namespace netns (see NewNetNS); clients
-// from Client, RESTConfig and Metrics dial into it.
-func StartIn(t testing.TB, netns string) *APIServer {
+// 198.19.0.0/16, as in the lab) on loopback and returns once /readyz
+// answers.
+func Start(t testing.TB) *APIServer {
 	t.Helper()
 	bin := SkipUnlessAvailable(t)
 	dir := t.TempDir()
@@ -140,7 +127,7 @@ func StartIn(t testing.TB, netns string) *APIServer {
 	clientPort, peerPort := FreePort(t), FreePort(t)
 	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", clientPort)
 	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peerPort)
-	etcd := startProcess(t, netns, dir, "etcd", filepath.Join(bin, "etcd"),
+	etcd := startProcess(t, dir, "etcd", filepath.Join(bin, "etcd"),
 		"--name", "kpbt", "--data-dir", filepath.Join(dir, "etcd"),
 		"--listen-client-urls", etcdURL, "--advertise-client-urls", etcdURL,
 		"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
@@ -165,7 +152,7 @@ func StartIn(t testing.TB, netns string) *APIServer {
 		t.Fatal(err)
 	}
 	port := FreePort(t)
-	api := startProcess(t, netns, dir, "kube-apiserver", filepath.Join(bin, "kube-apiserver"),
+	api := startProcess(t, dir, "kube-apiserver", filepath.Join(bin, "kube-apiserver"),
 		"--etcd-servers", etcdURL,
 		"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
 		"--secure-port", strconv.Itoa(port), "--cert-dir", filepath.Join(dir, "certs"),
@@ -175,7 +162,7 @@ func StartIn(t testing.TB, netns string) *APIServer {
 		"--service-cluster-ip-range", "198.19.0.0/16")
 
 	s := &APIServer{URL: fmt.Sprintf("https://127.0.0.1:%d", port), EtcdURL: etcdURL, Token: token, Etcd: etcd, APIServer: api,
-		NetNS: netns, bin: bin, dir: dir}
+		bin: bin, dir: dir}
 	hc := s.httpClient(2 * time.Second)
 	deadline := time.Now().Add(90 * time.Second)
 	for {
@@ -216,17 +203,11 @@ current-context: kpbench-lab-test
 // RESTConfig is an admin client configuration for s.
 func (s *APIServer) RESTConfig() *rest.Config {
 	cfg := &rest.Config{Host: s.URL, BearerToken: s.Token, TLSClientConfig: rest.TLSClientConfig{Insecure: true}}
-	if s.NetNS != "" {
-		cfg.Dial = DialContext(s.NetNS)
-	}
 	return cfg
 }
 
 func (s *APIServer) httpClient(timeout time.Duration) *http.Client {
 	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
-	if s.NetNS != "" {
-		tr.DialContext = DialContext(s.NetNS)
-	}
 	return &http.Client{Timeout: timeout, Transport: tr}
 }
 
@@ -284,64 +265,10 @@ func (s *APIServer) Metrics(t testing.TB, url string, auth bool) []byte {
 // Kubectl runs kubectl against s; the error carries its output.
 func (s *APIServer) Kubectl(ctx context.Context, args ...string) (string, error) {
 	args = append([]string{"kubectl", "--kubeconfig", s.Kubeconfig}, args...)
-	if s.NetNS != "" {
-		args = append([]string{"ip", "netns", "exec", s.NetNS}, args...)
-	}
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return string(out), fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, out)
 	}
 	return string(out), nil
-}
-
-// KubeProxy starts kube-proxy in mode (iptables, nftables, ipvs) for node
-// nodeName, in s's network namespace (which must be set: kube-proxy
-// rewrites the namespace's firewall), registers the Node with nodeIP, and
-// returns a Node once kube-proxy reports that mode on its metrics port and
-// has synced once.
-func (s *APIServer) KubeProxy(t testing.TB, mode, nodeName string, nodeIP netip.Addr) Node {
-	t.Helper()
-	if s.NetNS == "" {
-		t.Fatal("kube-proxy only runs in a test network namespace")
-	}
-	if _, err := os.Stat(filepath.Join(s.bin, "kube-proxy")); err != nil {
-		t.Skipf("no kube-proxy in %s: %v", s.bin, err)
-	}
-	ctx := context.Background()
-	c, err := kubernetes.NewForConfig(s.RESTConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	node := &corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: nodeName},
-		Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{
-			{Type: corev1.NodeInternalIP, Address: nodeIP.String()},
-			{Type: corev1.NodeHostName, Address: nodeName},
-		}},
-	}
-	if _, err := c.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("creating node %s: %v", nodeName, err)
-	}
-	metrics := "127.0.0.1:10249"
-	startProcess(t, s.NetNS, s.dir, "kube-proxy-"+mode, filepath.Join(s.bin, "kube-proxy"),
-		"--kubeconfig", s.Kubeconfig, "--proxy-mode", mode, "--hostname-override", nodeName,
-		"--conntrack-max-per-core=0", "--metrics-bind-address", metrics,
-		"--healthz-bind-address", "127.0.0.1:10256")
-	n := Node{NetNS: s.NetNS, MetricsURL: "http://" + metrics}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		// Ready: in the mode, and synced once (the sync timestamp appears).
-		got, err := n.Get(ctx, n.MetricsURL+"/proxyMode")
-		if err == nil && got == mode {
-			m, err := n.Metrics(ctx)
-			if err == nil && bytes.Contains(m, []byte("\nkubeproxy_sync_proxy_rules_last_timestamp_seconds")) {
-				return n
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("kube-proxy not synced in mode %s after 60s: /proxyMode %q %v", mode, got, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }
