@@ -183,7 +183,7 @@ func (l *Lab) startKubeProxy(ctx context.Context, mode scenarios.Mode) error {
 	if err := l.update(func(s *State) { s.Mode = mode }); err != nil {
 		return err
 	}
-	return waitFor(ctx, p, l.cfg.ReadyTimeout, "running in "+string(mode)+" mode", func(ctx context.Context) error {
+	return waitFor(ctx, p, l.cfg.SyncTimeout, "running in "+string(mode)+" mode", func(ctx context.Context) error {
 		return l.VerifyMode(ctx, mode)
 	})
 }
