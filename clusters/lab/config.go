@@ -98,6 +98,10 @@ type Config struct {
 	Reuse bool
 	// ReadyTimeout bounds each component's wait for health (default 90s).
 	ReadyTimeout time.Duration
+	// SyncTimeout bounds kube-proxy's wait for its rules after a start or
+	// mode switch (default 10m: a first sync of 10,000 Services takes
+	// minutes on a loaded 2-core machine).
+	SyncTimeout time.Duration
 	// Logger receives progress; nil discards it.
 	Logger *slog.Logger
 	// BuildProgress, if set, receives the binary build's progress.
@@ -153,6 +157,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.ReadyTimeout == 0 {
 		c.ReadyTimeout = 90 * time.Second
 	}
+	if c.SyncTimeout == 0 {
+		c.SyncTimeout = 10 * time.Minute
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -175,6 +182,9 @@ func (c Config) Validate() error {
 	}
 	if c.ReadyTimeout < 0 {
 		errs = append(errs, fmt.Errorf("ready timeout %s is negative", c.ReadyTimeout))
+	}
+	if c.SyncTimeout < 0 {
+		errs = append(errs, fmt.Errorf("sync timeout %s is negative", c.SyncTimeout))
 	}
 	if len(errs) == 0 {
 		return nil

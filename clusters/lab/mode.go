@@ -183,7 +183,7 @@ func (l *Lab) startKubeProxy(ctx context.Context, mode scenarios.Mode) error {
 	if err := l.update(func(s *State) { s.Mode = mode }); err != nil {
 		return err
 	}
-	return waitFor(ctx, p, l.cfg.ReadyTimeout, "running in "+string(mode)+" mode", func(ctx context.Context) error {
+	return waitFor(ctx, p, l.cfg.SyncTimeout, "running in "+string(mode)+" mode", func(ctx context.Context) error {
 		return l.VerifyMode(ctx, mode)
 	})
 }
@@ -283,6 +283,17 @@ func (l *Lab) setMode(ctx context.Context, mode scenarios.Mode) error {
 		}
 	}
 	// Remove every mode's rules so the next mode starts from a clean node.
+	// kube-proxy --cleanup deletes iptables chains one at a time, which
+	// through iptables-nft takes many minutes at 10,000 Services. The node
+	// namespace holds nothing but kube-proxy's rules, so first drop its
+	// whole nf_tables ruleset (iptables-nft's tables included) at once;
+	// --cleanup then removes whatever is left (legacy iptables, IPVS, ipsets).
+	if _, err := exec.LookPath("nft"); err == nil {
+		node := &clientNode{l: l}
+		if err := node.Run(ctx, nil, nil, nil, "nft", "flush", "ruleset"); err != nil {
+			return fmt.Errorf("flushing the node's nftables ruleset before switching modes: %w", err)
+		}
+	}
 	logPath := l.logPath("kube-proxy-cleanup")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {

@@ -219,6 +219,7 @@ component's log tail.`,
 	cmd.Flags().BoolVar(&cfg.Retain, "retain", false, "keep what a failed up made, for debugging (remove it with lab down)")
 	cmd.Flags().BoolVar(&cfg.Reuse, "reuse", false, "if the lab is already up, use it (switching its mode if needed)")
 	cmd.Flags().DurationVar(&cfg.ReadyTimeout, "ready-timeout", 90*time.Second, "how long each component may take to become healthy")
+	cmd.Flags().DurationVar(&cfg.SyncTimeout, "sync-timeout", 10*time.Minute, "how long kube-proxy may take to program its rules")
 	return cmd
 }
 
@@ -261,7 +262,8 @@ safe to run twice and after a crash.`,
 }
 
 func newLabModeCmd(g *globals, f *labFlags) *cobra.Command {
-	return &cobra.Command{
+	var syncTimeout time.Duration
+	cmd := &cobra.Command{
 		Use:   "mode MODE",
 		Short: "Switch kube-proxy to another mode in place and verify it",
 		Long: `mode stops kube-proxy, runs ` + "`kube-proxy --cleanup`" + ` in the client-node namespace,
@@ -273,7 +275,9 @@ kube-proxy's /proxyMode and the presence of that mode's rules.`,
 			if err != nil {
 				return err
 			}
-			l, err := lab.Open(f.config(g))
+			cfg := f.config(g)
+			cfg.SyncTimeout = syncTimeout
+			l, err := lab.Open(cfg)
 			if err != nil {
 				return labError(err)
 			}
@@ -288,6 +292,8 @@ kube-proxy's /proxyMode and the presence of that mode's rules.`,
 			return nil
 		},
 	}
+	cmd.Flags().DurationVar(&syncTimeout, "sync-timeout", 10*time.Minute, "how long kube-proxy may take to program its rules in the new mode")
+	return cmd
 }
 
 func newLabStatusCmd(g *globals, f *labFlags) *cobra.Command {
