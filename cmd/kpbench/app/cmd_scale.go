@@ -16,6 +16,8 @@ import (
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 
+	"github.com/kpbench/kpbench/clusters"
+	"github.com/kpbench/kpbench/clusters/lab"
 	"github.com/kpbench/kpbench/scenarios/scale"
 )
 
@@ -37,6 +39,7 @@ type scaleFlags struct {
 	yes                 bool
 	output              string
 	progress            string
+	labName             string
 }
 
 func newScaleCmd(g *globals) *cobra.Command {
@@ -59,7 +62,8 @@ does not start with "kpbench-lab") it refuses unless --yes is given.
 Service and endpoint changes are zero, its last sync ended after the last
 write, and a TCP connect to the last Service's ClusterIP succeeds. It reports
 the time from the last write to that point and kube-proxy's sync duration.`,
-		Example: `  kpbench scale --services 1000 --endpoint-ips 198.18.0.10,198.18.0.11 --endpoints-per-service 2
+		Example: `  kpbench scale --services 1000 --wait            # on the lab that is up: its kubeconfig, backends and client node
+  kpbench scale --services 1000 --endpoint-ips 198.18.0.10,198.18.0.11 --endpoints-per-service 2 --kubeconfig k.yaml
   kpbench scale --services 10000 --wait --kube-proxy-metrics http://127.0.0.1:10249
   kpbench scale --services 0`,
 		Args: cobra.NoArgs,
@@ -84,6 +88,7 @@ the time from the last write to that point and kube-proxy's sync duration.`,
 	fl.DurationVar(&f.waitTimeout, "wait-timeout", 10*time.Minute, "give up waiting for kube-proxy after this long")
 	fl.StringVar(&f.kubeProxyMetrics, "kube-proxy-metrics", "", "kube-proxy's metrics URL for --wait when kpbench runs on the node, e.g. http://127.0.0.1:10249 (default: the lab's client node)")
 	fl.BoolVar(&f.yes, "yes", false, "allow scaling on a cluster that is not a kpbench lab")
+	fl.StringVar(&f.labName, "lab-name", "kpbench", "the lab whose kubeconfig, backends and client node are the defaults when it is up and no --kubeconfig is given")
 	fl.StringVarP(&f.output, "output", "o", "text", "summary format: text or json")
 	fl.StringVar(&f.progress, "progress", "auto", "progress display: auto (a bar on a terminal, log lines otherwise), bar, log or none")
 	return cmd
@@ -128,10 +133,34 @@ func runScale(ctx context.Context, g *globals, cmd *cobra.Command, f scaleFlags)
 	if err != nil {
 		return &ExitError{Code: 2, Err: err}
 	}
-	// Integration point (lab): when no kubeconfig is given and the lab is
-	// up, use the lab's kubeconfig (Provider.KubeconfigPath), its backend
-	// IPs (Provider.Backends) as the default --endpoint-ips, and its client
-	// node (scale.ClientNode{Node: Provider.ClientNode()}) for --wait.
+	// When no kubeconfig is given and the lab is up, the lab is the
+	// default: its kubeconfig, its backends as --endpoint-ips, and its
+	// client node for --wait.
+	var labNode clusters.ClientNode
+	if f.kubeconfig == "" && os.Getenv("KUBECONFIG") == "" {
+		if l, err := lab.Open(lab.Config{Name: f.labName}); err == nil {
+			if st, err := l.Status(ctx); err == nil && st.Healthy {
+				f.kubeconfig = l.KubeconfigPath()
+				labNode = l.ClientNode()
+				if len(ips) == 0 {
+					eps, err := l.Backends(ctx)
+					if err != nil {
+						return err
+					}
+					for _, e := range eps {
+						ips = append(ips, e.Addr)
+					}
+					if len(eps) > 0 && !cmd.Flags().Changed("target-port") && eps[0].Port != 0 {
+						f.targetPort = int32(eps[0].Port)
+					}
+				}
+				if !cmd.Flags().Changed("endpoints-per-service") && len(ips) < f.endpointsPerService {
+					f.endpointsPerService = len(ips) // a smaller lab: every backend once
+				}
+				g.logger.Info("using the lab", "name", f.labName, "backends", len(ips))
+			}
+		}
+	}
 	if f.services > 0 && len(ips) == 0 {
 		return &ExitError{Code: 2, Err: errors.New("--endpoint-ips is required: the backend pod IPs every Service's endpoints point at")}
 	}
@@ -147,10 +176,14 @@ func runScale(ctx context.Context, g *globals, cmd *cobra.Command, f scaleFlags)
 	}
 	var node scale.Node
 	if f.wait {
-		if f.kubeProxyMetrics == "" {
-			return &ExitError{Code: 2, Err: errors.New("--wait needs --kube-proxy-metrics (kube-proxy's metrics URL on this node) until the lab provides its client node")}
+		switch {
+		case f.kubeProxyMetrics != "":
+			node = scale.LocalNode{MetricsURL: strings.TrimSuffix(f.kubeProxyMetrics, "/")}
+		case labNode != nil:
+			node = scale.ClientNode{Node: labNode}
+		default:
+			return &ExitError{Code: 2, Err: errors.New("--wait needs the lab up or --kube-proxy-metrics (kube-proxy's metrics URL, when kpbench runs on the node)")}
 		}
-		node = scale.LocalNode{MetricsURL: strings.TrimSuffix(f.kubeProxyMetrics, "/")}
 	}
 
 	progress := newScaleProgress(g, f.progress)

@@ -44,7 +44,7 @@ func TestScaleCmdRejects(t *testing.T) {
 		{"no ips", []string{"scale", "--services", "3", "--kubeconfig", kc}, "--endpoint-ips is required"},
 		{"bad output", []string{"scale", "--services", "0", "-o", "yaml"}, "--output"},
 		{"existing cluster without --yes", []string{"scale", "--services", "0", "--kubeconfig", kc}, `context "prod-admin"`},
-		{"wait without a node", []string{"scale", "--services", "0", "--kubeconfig", kc, "--yes", "--wait"}, "--wait needs --kube-proxy-metrics"},
+		{"wait without a node", []string{"scale", "--services", "0", "--kubeconfig", kc, "--yes", "--wait"}, "--wait needs the lab up or --kube-proxy-metrics"},
 		{"ipv6 endpoint", []string{"scale", "--services", "1", "--endpoint-ips", "fd00::1", "--endpoints-per-service", "1", "--kubeconfig", kc, "--yes"}, "not IPv4"},
 	}
 	for _, tt := range tests {
