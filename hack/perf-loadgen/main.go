@@ -5,7 +5,8 @@
 //
 // The client is pinned to one CPU and the server to another (taskset).
 // Each client's CPU is its own rusage (user+system) as its parent sees it,
-// startup included. Traffic goes to 127.0.0.1 only.
+// startup included; its wakes are its voluntary context switches from the
+// same rusage. Traffic goes to 127.0.0.1 only.
 package main
 
 import (
@@ -88,8 +89,8 @@ func run(o options) error {
 	// (a) CPU per request at fixed rates.
 	fmt.Println("Client CPU per request (µs, whole process incl. startup; lower is better)")
 	fmt.Println()
-	fmt.Println("| rate/s | requests per conn | kpbench µs/req | fortio µs/req | kpbench/fortio | kpbench achieved | fortio achieved | kpbench lag p99 | kpbench --tick 1ms µs/req | its latency p50 |")
-	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| rate/s | requests per conn | kpbench µs/req | fortio µs/req | kpbench/fortio | kpbench wakes/req | fortio wakes/req | kpbench achieved | fortio achieved | kpbench lag p99 | kpbench --tick 1ms µs/req | its wakes/req | its latency p50 |")
+	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	var p50k, p50f []clientRun // persistent connections, by rate
 	for _, rate := range []float64{1000, 10000} {
 		for _, k := range []int{1, 0} {
@@ -109,11 +110,12 @@ func run(o options) error {
 			}
 			km, fm, tm := median(ks), median(fs), median(ts)
 			if km.err != nil || fm.err != nil || tm.err != nil {
-				fmt.Printf("| %.0f | %d | %v | %v | | | | | %v | |\n", rate, k, km.err, fm.err, tm.err)
+				fmt.Printf("| %.0f | %d | %v | %v | | | | | | | %v | | |\n", rate, k, km.err, fm.err, tm.err)
 				continue
 			}
-			fmt.Printf("| %.0f | %d | %.1f | %.1f | %.2f | %.2f%% | %.2f%% | %s | %.1f | %s |\n", rate, k, km.cpuPerReq(), fm.cpuPerReq(),
-				km.cpuPerReq()/fm.cpuPerReq(), 100*km.achieved/rate, 100*fm.achieved/rate, us(km.lagP99), tm.cpuPerReq(), us(tm.p50))
+			fmt.Printf("| %.0f | %d | %.1f | %.1f | %.2f | %.2f | %.2f | %.2f%% | %.2f%% | %s | %.1f | %.2f | %s |\n", rate, k, km.cpuPerReq(), fm.cpuPerReq(),
+				km.cpuPerReq()/fm.cpuPerReq(), km.wakesPerReq(), fm.wakesPerReq(), 100*km.achieved/rate, 100*fm.achieved/rate, us(km.lagP99),
+				tm.cpuPerReq(), tm.wakesPerReq(), us(tm.p50))
 			if k == 0 {
 				p50k, p50f = append(p50k, km), append(p50f, fm)
 			}
@@ -174,8 +176,17 @@ func run(o options) error {
 	return nil
 }
 
+// usage is what the kernel accounted to a finished client process.
+type usage struct {
+	cpu time.Duration
+	// wakes counts the process's voluntary context switches: each is a
+	// sleep and a wake-up, which dominate a paced client's cost.
+	wakes int64
+}
+
 type clientRun struct {
 	cpu        time.Duration
+	wakes      int64
 	requests   int64
 	achieved   float64
 	p50        float64 // µs
@@ -190,6 +201,13 @@ func (r clientRun) cpuPerReq() float64 {
 		return 0
 	}
 	return float64(r.cpu.Microseconds()) / float64(r.requests)
+}
+
+func (r clientRun) wakesPerReq() float64 {
+	if r.requests == 0 {
+		return 0
+	}
+	return float64(r.wakes) / float64(r.requests)
 }
 
 func median(rs []clientRun) clientRun {
@@ -222,17 +240,18 @@ func us(v float64) string { return fmt.Sprintf("%.0f µs", v) }
 
 // execute runs argv pinned to the client CPU (with real-time priority when
 // asked) and returns its output and CPU.
-func execute(o options, rt bool, timeout time.Duration, argv ...string) ([]byte, time.Duration, error) {
+func execute(o options, rt bool, timeout time.Duration, argv ...string) ([]byte, usage, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "taskset", prefix(o, rt, o.clientCPU, argv)...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
-	var cpu time.Duration
+	var cpu usage
 	if cmd.ProcessState != nil {
 		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+			cpu.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+			cpu.wakes = ru.Nvcsw
 		}
 	}
 	if err != nil {
@@ -278,7 +297,7 @@ func kpbenchRun(o options, rt bool, url string, rate float64, k int, d time.Dura
 	if err := json.Unmarshal(out, &s); err != nil {
 		return clientRun{err: fmt.Errorf("kpbench output: %w", err)}
 	}
-	return clientRun{cpu: cpu, requests: s.Requests, achieved: s.AchievedRate, p50: s.Latency.P50Us,
+	return clientRun{cpu: cpu.cpu, wakes: cpu.wakes, requests: s.Requests, achieved: s.AchievedRate, p50: s.Latency.P50Us,
 		serviceP50: s.ServiceTime.P50Us, lagP99: s.Lag.P99Us, boundHits: s.InflightBoundHits}
 }
 
@@ -313,7 +332,7 @@ func fortioRun(o options, rt bool, url string, rate float64, k int, d time.Durat
 	if err := json.Unmarshal(raw, &f); err != nil {
 		return clientRun{err: fmt.Errorf("fortio output: %w", err)}
 	}
-	r := clientRun{cpu: cpu, requests: f.DurationHistogram.Count, achieved: f.ActualQPS}
+	r := clientRun{cpu: cpu.cpu, wakes: cpu.wakes, requests: f.DurationHistogram.Count, achieved: f.ActualQPS}
 	for _, p := range f.DurationHistogram.Percentiles {
 		if p.Percentile == 50 {
 			r.p50 = p.Value * 1e6
@@ -332,7 +351,7 @@ func wrkRun(o options, url string, conns int, d time.Duration) clientRun {
 	if err != nil {
 		return clientRun{err: err}
 	}
-	r := clientRun{cpu: cpu}
+	r := clientRun{cpu: cpu.cpu, wakes: cpu.wakes}
 	if m := wrkRate.FindSubmatch(out); m != nil {
 		r.achieved, _ = strconv.ParseFloat(string(m[1]), 64)
 		r.requests = int64(r.achieved * d.Seconds())
