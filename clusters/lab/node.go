@@ -33,6 +33,9 @@ func (n *clientNode) Run(ctx context.Context, stdin io.Reader, stdout, stderr io
 		return err
 	}
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	// A grandchild that outlives the command (e.g. one a timeout(1) could
+	// not kill) must not hold Wait on its inherited stdout/stderr forever.
+	cmd.WaitDelay = 5 * time.Second
 	cmd.Stdin = stdin
 	cmd.Stdout = stdout
 	var captured bytes.Buffer
@@ -55,6 +58,13 @@ func (n *clientNode) Run(ctx context.Context, stdin io.Reader, stdout, stderr io
 		return fmt.Errorf("client node: %s: %w", strings.Join(args, " "), err)
 	}
 	return nil
+}
+
+// DialContext connects to addr from inside the client node's network
+// namespace (addr must be an IP literal). Callers that can use it (probes)
+// avoid running a process on the node for a connect.
+func (n *clientNode) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	return netns.Dialer{NSPath: netns.Path(n.l.nsName("node"))}.DialContext(ctx, network, addr)
 }
 
 // CPUs are the CPUs the node's processes are pinned to (empty when the

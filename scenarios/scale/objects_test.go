@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"sort"
 	"strings"
@@ -141,7 +142,7 @@ func TestClientNodeAdapter(t *testing.T) {
 	if err := n.Connect(ctx, netip.MustParseAddrPort("198.19.0.5:80")); err != nil {
 		t.Fatal(err)
 	}
-	if len(fc.args) != 5 || fc.args[0] != "timeout" || fc.args[2] != "bash" || fc.args[4] != "exec 3<>/dev/tcp/198.19.0.5/80" {
+	if len(fc.args) != 7 || fc.args[0] != "timeout" || fc.args[1] != "-s" || fc.args[2] != "KILL" || fc.args[4] != "bash" || fc.args[6] != "exec 3<>/dev/tcp/198.19.0.5/80" {
 		t.Errorf("probe args = %q", fc.args)
 	}
 	fc.err = errors.New("exit status 1")
@@ -188,5 +189,40 @@ func BenchmarkScaleFake(b *testing.B) {
 		if _, err := s.Scale(context.Background(), 0); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// dialingNode is a client node that can dial from inside itself.
+type dialingNode struct {
+	fakeClientNode
+	dialed []string
+}
+
+func (d *dialingNode) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	d.dialed = append(d.dialed, addr)
+	var nd net.Dialer
+	return nd.DialContext(ctx, network, addr)
+}
+
+func TestClientNodeAdapterDialsWhenItCan(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	dn := &dialingNode{}
+	n := ClientNode{Node: dn}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	addr := netip.MustParseAddrPort(l.Addr().String())
+	if err := n.Connect(ctx, addr); err != nil {
+		t.Fatal(err)
+	}
+	if len(dn.dialed) != 1 || dn.args != nil {
+		t.Errorf("dialed %v, ran %q: want one dial and no process", dn.dialed, dn.args)
+	}
+	l.Close()
+	if err := n.Connect(ctx, addr); err == nil {
+		t.Error("connect to a closed port succeeded")
 	}
 }

@@ -304,15 +304,28 @@ func (n ClientNode) Metrics(ctx context.Context) ([]byte, error) {
 	return n.Node.KubeProxyGet(ctx, "/metrics")
 }
 
-// Connect implements Node.
+// Connect implements Node. A node that can dial from inside itself
+// (clusters.ClientNode implementations with a DialContext method, such as
+// the lab's) is dialled directly; otherwise a bash /dev/tcp probe runs on
+// the node under timeout(1) with SIGKILL, so a connect stuck behind a stale
+// conntrack entry cannot outlive the probe.
 func (n ClientNode) Connect(ctx context.Context, addr netip.AddrPort) error {
+	if d, ok := n.Node.(interface {
+		DialContext(ctx context.Context, network, addr string) (net.Conn, error)
+	}); ok {
+		c, err := d.DialContext(ctx, "tcp", addr.String())
+		if err != nil {
+			return fmt.Errorf("probe %s: %w", addr, err)
+		}
+		return c.Close()
+	}
 	secs := "2"
 	if dl, ok := ctx.Deadline(); ok {
 		secs = strconv.FormatFloat(max(time.Until(dl).Seconds(), 0.05), 'f', 2, 64)
 	}
 	var stderr bytes.Buffer
 	script := fmt.Sprintf("exec 3<>/dev/tcp/%s/%d", addr.Addr(), addr.Port())
-	if err := n.Node.Run(ctx, nil, nil, &stderr, "timeout", secs, "bash", "-c", script); err != nil {
+	if err := n.Node.Run(ctx, nil, nil, &stderr, "timeout", "-s", "KILL", secs, "bash", "-c", script); err != nil {
 		return fmt.Errorf("probe %s: %w: %s", addr, err, bytes.TrimSpace(stderr.Bytes()))
 	}
 	return nil
