@@ -145,12 +145,12 @@ func TestDeltaFixture(t *testing.T) {
 		want Cores
 	}{
 		// cpu0 over 2 s: user +120 ticks (incl. guest +20), system +40,
-		// irq +1, softirq +9, idle +30, iowait +2.
-		{name: "cpu0", cpus: []int{0}, want: Cores{User: 0.6, System: 0.2, IRQ: 0.005, SoftIRQ: 0.045, Total: 0.85, Idle: 0.15, IOWait: 0.01}},
+		// irq +1, softirq +9, idle +28, iowait +2 (200 ticks in all).
+		{name: "cpu0", cpus: []int{0}, want: Cores{User: 0.6, System: 0.2, IRQ: 0.005, SoftIRQ: 0.045, Total: 0.85, Idle: 0.14, IOWait: 0.01}},
 		// cpu1: user +30, nice +4, system +10, softirq +4, steal +2, idle +150.
 		{name: "cpu1", cpus: []int{1}, want: Cores{User: 0.15, Nice: 0.02, System: 0.05, SoftIRQ: 0.02, Steal: 0.01, Total: 0.25, Idle: 0.75}},
-		{name: "both", cpus: []int{0, 1}, want: Cores{User: 0.75, Nice: 0.02, System: 0.25, IRQ: 0.005, SoftIRQ: 0.065, Steal: 0.01, Total: 1.1, Idle: 0.9, IOWait: 0.01}},
-		{name: "all by default", cpus: nil, want: Cores{User: 0.75, Nice: 0.02, System: 0.25, IRQ: 0.005, SoftIRQ: 0.065, Steal: 0.01, Total: 1.1, Idle: 0.9, IOWait: 0.01}},
+		{name: "both", cpus: []int{0, 1}, want: Cores{User: 0.75, Nice: 0.02, System: 0.25, IRQ: 0.005, SoftIRQ: 0.065, Steal: 0.01, Total: 1.1, Idle: 0.89, IOWait: 0.01}},
+		{name: "all by default", cpus: nil, want: Cores{User: 0.75, Nice: 0.02, System: 0.25, IRQ: 0.005, SoftIRQ: 0.065, Steal: 0.01, Total: 1.1, Idle: 0.89, IOWait: 0.01}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := Delta(a, b, tc.cpus, procs)
@@ -180,16 +180,12 @@ func TestDeltaFixture(t *testing.T) {
 
 func TestSummarize(t *testing.T) {
 	a, b := fixtureSnapshots(t)
-	// A middle reading splitting the 2 s window unevenly: everything but
-	// cpu0's user time happens in the first second.
+	// A middle reading splitting the 2 s window unevenly: cpu0 spends its
+	// whole second second in user time and everything else in the first;
+	// cpu1 does all its work in the first second and idles in the second.
 	mid := Snapshot{Time: a.Time.Add(time.Second), CPUs: map[int]CPUTimes{}, Procs: map[int]ProcTimes{}}
-	for c, v := range b.CPUs {
-		mid.CPUs[c] = v
-	}
-	c0 := mid.CPUs[0]
-	c0.User = a.CPUs[0].User // all 1.2 s of cpu0's user time falls in the second second
-	c0.Idle += 1.2
-	mid.CPUs[0] = c0
+	mid.CPUs[0] = a.CPUs[0].Add(CPUTimes{User: 0.2, Guest: 0.2, System: 0.4, IRQ: 0.01, SoftIRQ: 0.09, Idle: 0.28, IOWait: 0.02})
+	mid.CPUs[1] = a.CPUs[1].Add(CPUTimes{User: 0.3, Nice: 0.04, System: 0.1, SoftIRQ: 0.04, Steal: 0.02, Idle: 0.5})
 	mid.Procs[4242] = a.Procs[4242]
 	procs := []Process{{Name: ProcessKubeProxy, PID: 4242}, {Name: ProcessClient, PID: 4343}}
 	s1 := Delta(a, mid, nil, procs)
@@ -198,8 +194,8 @@ func TestSummarize(t *testing.T) {
 	if !near(sum.Mean.Total, 1.1, 1e-9) || sum.Seconds != 2 {
 		t.Errorf("mean total = %v over %v s, want 1.1 over 2", sum.Mean.Total, sum.Seconds)
 	}
-	if !near(s1.Node.Total, 1.0, 1e-9) || !near(s2.Node.Total, 1.2, 1e-9) {
-		t.Fatalf("interval totals = %v, %v; want 1.0, 1.2", s1.Node.Total, s2.Node.Total)
+	if !near(s1.Node.Total, 1.2, 1e-9) || !near(s2.Node.Total, 1.0, 1e-9) {
+		t.Fatalf("interval totals = %v, %v; want 1.2, 1.0", s1.Node.Total, s2.Node.Total)
 	}
 	if !near(sum.MaxTotal, 1.2, 1e-9) {
 		t.Errorf("max total = %v, want 1.2", sum.MaxTotal)
@@ -223,7 +219,7 @@ func TestSummarize(t *testing.T) {
 	}
 
 	// A short trailing interval does not set the max.
-	short := Delta(b, Snapshot{Time: b.Time.Add(100 * time.Millisecond), CPUs: map[int]CPUTimes{0: b.CPUs[0].Add(CPUTimes{User: 0.2}), 1: b.CPUs[1]}}, nil, nil)
+	short := Delta(b, Snapshot{Time: b.Time.Add(100 * time.Millisecond), CPUs: map[int]CPUTimes{0: b.CPUs[0].Add(CPUTimes{User: 0.1}), 1: b.CPUs[1].Add(CPUTimes{User: 0.1})}}, nil, nil)
 	if short.Node.Total < 1.5 {
 		t.Fatalf("short interval total = %v", short.Node.Total)
 	}
@@ -249,7 +245,7 @@ func TestWriteCSV(t *testing.T) {
 	if len(rows) != 2 || strings.Join(rows[0], ",") != wantHeader {
 		t.Fatalf("csv = %q", buf.String())
 	}
-	want := []string{"2026-01-02T03:04:07Z", "2.000000", "0.600000", "0.000000", "0.200000", "0.005000", "0.045000", "0.000000", "0.850000", "0.150000", "0.010000", "0.600000", ""}
+	want := []string{"2026-01-02T03:04:07Z", "2.000000", "0.600000", "0.000000", "0.200000", "0.005000", "0.045000", "0.000000", "0.850000", "0.140000", "0.010000", "0.600000", ""}
 	if !reflect.DeepEqual(rows[1], want) {
 		t.Errorf("row = %q\nwant  %q", rows[1], want)
 	}
@@ -295,5 +291,29 @@ func TestSamplerLifecycle(t *testing.T) {
 	missing, _ := fs.NewSampler(SamplerConfig{Processes: []Process{{Name: "gone", PID: 9999}}})
 	if err := missing.Start(context.Background()); !errors.Is(err, ErrNoSuchProcess) {
 		t.Errorf("Start with a missing process = %v, want ErrNoSuchProcess", err)
+	}
+}
+
+// TestReconcileAliasedTicks: on a tickless kernel, idle is measured and the
+// busy columns are tick samples. A fixed-rate load that wakes the CPU in
+// step with the tick makes the busy columns alias (here 0.99 cores of
+// ticks against 0.25 s not idle); the node figure follows the idle time and
+// keeps the columns' proportions.
+func TestReconcileAliasedTicks(t *testing.T) {
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	a := Snapshot{Time: t0, CPUs: map[int]CPUTimes{1: {User: 10, System: 10, SoftIRQ: 10, Idle: 10}}}
+	b := Snapshot{Time: t0.Add(time.Second), CPUs: map[int]CPUTimes{1: {User: 10.03, System: 10.62, SoftIRQ: 10.34, Idle: 10.75}}}
+	s := Delta(a, b, []int{1}, nil)
+	n := s.Node
+	if !near(n.Total, 0.25, 1e-9) {
+		t.Errorf("total = %v, want 0.25 (wall - idle)", n.Total)
+	}
+	if !near(n.User+n.System+n.SoftIRQ, n.Total, 1e-9) || !near(n.System/n.SoftIRQ, 0.62/0.34, 1e-9) {
+		t.Errorf("columns %+v do not keep their proportions and add up to the total", n)
+	}
+	// Columns that already add up to the wall time are left alone.
+	c := Snapshot{Time: t0.Add(time.Second), CPUs: map[int]CPUTimes{1: {User: 10.2, System: 10.1, SoftIRQ: 10, Idle: 10.7}}}
+	if got := Delta(a, c, []int{1}, nil).Node; !near(got.User, 0.2, 1e-9) || !near(got.Total, 0.3, 1e-9) {
+		t.Errorf("consistent columns changed: %+v", got)
 	}
 }
