@@ -466,7 +466,7 @@ func (t serviceTicks) labels(min, max float64, compact bool) (ticks []plot.Tick,
 		}
 		tick := plot.Tick{Value: v}
 		label := formatServices(t.values[i], compact)
-		if math.IsInf(lastV, 1) || (math.Log10(lastV)-math.Log10(v))*pxPerDecade >= (lastW+width(label))/2+10 {
+		if math.IsInf(lastV, 1) || (math.Log10(lastV)-math.Log10(v))*pxPerDecade >= (lastW+width(label))/2+6 {
 			tick.Label = label
 			lastV, lastW = v, width(label)
 		} else {
