@@ -38,13 +38,6 @@ func (e *ExitError) Error() string {
 
 func (e *ExitError) Unwrap() error { return e.Err }
 
-// errNotBuilt marks a subcommand that is registered but not built yet.
-var errNotBuilt = errors.New("not built yet")
-
-func notBuilt(name, issue string) error {
-	return &ExitError{Code: 3, Err: fmt.Errorf("kpbench %s is %w (%s)", name, errNotBuilt, issue)}
-}
-
 // Main runs kpbench with the process's arguments and exits with its status.
 func Main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

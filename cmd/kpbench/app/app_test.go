@@ -46,19 +46,6 @@ func TestScenarioShow(t *testing.T) {
 	}
 }
 
-func TestNotBuiltCommandsFail(t *testing.T) {
-	root := newRoot(&globals{})
-	for _, c := range root.Commands() {
-		if !strings.HasSuffix(c.Short, "(not built yet)") {
-			continue
-		}
-		code, _, stderr := runKpbench(t, c.Name())
-		if code == 0 || !strings.Contains(stderr, "not built yet") {
-			t.Errorf("%s: exit %d, stderr %q; a command not built must say so and fail", c.Name(), code, stderr)
-		}
-	}
-}
-
 // TestConfigPrecedence checks flag > KPBENCH_* environment > config file.
 func TestConfigPrecedence(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "config.yaml")
