@@ -41,6 +41,8 @@ type ScaleResult struct {
 
 // LoadRequest is one run of the load client.
 type LoadRequest struct {
+	// ID names the run: the point's id, with "-warmup" for its warm-up.
+	ID              string
 	URLs            []string
 	Rate            float64
 	Duration        time.Duration
@@ -64,6 +66,9 @@ type LoadResult struct {
 	ClientCPUCores float64
 	Valid          bool
 	InvalidReasons []string
+	// WindowStart and WindowEnd bound the measured window as the client
+	// saw it (zero when unknown).
+	WindowStart, WindowEnd time.Time
 }
 
 // LoadRunner runs the load client on the client node.
@@ -82,6 +87,14 @@ type Observer interface {
 type Window interface {
 	// End stops observing and returns what the node spent.
 	End(ctx context.Context) (*Observation, error)
+}
+
+// Trimmer is implemented by windows that can narrow their CPU figures to
+// the load's own measured window, for observers that must open the window
+// well before the load starts (an in-cluster client pod being scheduled).
+// The engine calls Trim before End when the load reported its window.
+type Trimmer interface {
+	Trim(start, end time.Time)
 }
 
 // Observation is what the node spent over a window.

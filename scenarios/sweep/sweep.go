@@ -185,10 +185,11 @@ func (e *Engine) measure(ctx context.Context, dir string, run *runs.Run, mode sc
 	if err := os.MkdirAll(raw, 0o755); err != nil {
 		return nil, err
 	}
-	req := LoadRequest{URLs: urls, Rate: l.Rate, RequestsPerConn: rpc, Timeout: l.Timeout.D(), MaxInflight: l.MaxInflight}
+	req := LoadRequest{ID: id, URLs: urls, Rate: l.Rate, RequestsPerConn: rpc, Timeout: l.Timeout.D(), MaxInflight: l.MaxInflight}
 	if w := l.WarmupDuration(); w > 0 {
 		wreq := req
 		wreq.Duration = w
+		wreq.ID = id + "-warmup"
 		if _, err := e.Load.Run(ctx, wreq); err != nil {
 			return nil, fmt.Errorf("warmup: %w", err)
 		}
@@ -201,6 +202,9 @@ func (e *Engine) measure(ctx context.Context, dir string, run *runs.Run, mode sc
 	}
 	start := e.Now()
 	res, loadErr := e.Load.Run(ctx, req)
+	if t, ok := win.(Trimmer); ok && loadErr == nil && !res.WindowStart.IsZero() {
+		t.Trim(res.WindowStart, res.WindowEnd)
+	}
 	obs, obsErr := win.End(context.WithoutCancel(ctx))
 	if loadErr != nil {
 		return nil, fmt.Errorf("load: %w", loadErr)

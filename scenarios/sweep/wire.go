@@ -115,14 +115,7 @@ type NodeLoad struct {
 
 // Run implements LoadRunner.
 func (l *NodeLoad) Run(ctx context.Context, req LoadRequest) (*LoadResult, error) {
-	args := []string{l.Bin, "load", "--json", "-",
-		"--rate", strconv.FormatFloat(req.Rate, 'f', -1, 64),
-		"--duration", req.Duration.String(),
-		"--warmup", "0s",
-		"--requests-per-conn", strconv.Itoa(req.RequestsPerConn),
-		"--timeout", req.Timeout.String(),
-		"--max-inflight", strconv.Itoa(req.MaxInflight),
-	}
+	args := append([]string{l.Bin, "load", "--json", "-"}, loadArgs(req)...)
 	if req.RawDir != "" {
 		args = append(args,
 			"--timeline", filepath.Join(req.RawDir, "timeline.csv"),
@@ -137,11 +130,31 @@ func (l *NodeLoad) Run(ctx context.Context, req LoadRequest) (*LoadResult, error
 	if err != nil {
 		return nil, fmt.Errorf("reading the load summary: %w (stderr: %s)", err, tail(stderr.Bytes(), 800))
 	}
+	return loadResultOf(s), nil
+}
+
+// loadArgs are the `kpbench load` flags of a request (after --json -),
+// without its URLs.
+func loadArgs(req LoadRequest) []string {
+	return []string{
+		"--rate", strconv.FormatFloat(req.Rate, 'f', -1, 64),
+		"--duration", req.Duration.String(),
+		"--warmup", "0s",
+		"--requests-per-conn", strconv.Itoa(req.RequestsPerConn),
+		"--timeout", req.Timeout.String(),
+		"--max-inflight", strconv.Itoa(req.MaxInflight),
+	}
+}
+
+// loadResultOf maps a load summary onto the engine's LoadResult.
+func loadResultOf(s *loadgen.Summary) *LoadResult {
+	start := s.StartedAt.Add(time.Duration(s.Warmup.Seconds * float64(time.Second)))
 	return &LoadResult{
 		AchievedRate: s.AchievedRate, Requests: s.Requests,
 		Latency: s.Latency, ServiceTime: s.ServiceTime, Connect: s.Connect, Lag: s.Lag, Errors: s.Errors,
 		ClientCPUCores: s.ClientCPUCores, Valid: s.Valid, InvalidReasons: s.InvalidReasons,
-	}, nil
+		WindowStart: start, WindowEnd: start.Add(time.Duration(s.DurationSeconds * float64(time.Second))),
+	}
 }
 
 func tail(b []byte, n int) string {

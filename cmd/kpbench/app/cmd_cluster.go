@@ -1,6 +1,8 @@
 package app
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -17,6 +19,7 @@ import (
 	"github.com/kpbench/kpbench/clusters/existing"
 	"github.com/kpbench/kpbench/clusters/kind"
 	"github.com/kpbench/kpbench/clusters/manifests"
+	"github.com/kpbench/kpbench/collector"
 	"github.com/kpbench/kpbench/scenarios"
 )
 
@@ -592,6 +595,68 @@ func newClusterAgentCmd(g *globals) *cobra.Command {
 			return err
 		},
 	}
-	cmd.AddCommand(get, pid, cat, ipvs, host)
+	cmd.AddCommand(get, pid, cat, ipvs, host, newAgentPointCmd(g))
+	return cmd
+}
+
+// newAgentPointCmd measures one point's window on the node the agent runs
+// on: what `kpbench run` on kind or an existing cluster execs into the
+// agent pod (and what the lab's in-cluster path tests run in its node).
+func newAgentPointCmd(g *globals) *cobra.Command {
+	var (
+		procRoot, cpuList, metricsURL, family string
+		kpPID, netnsPID                       int
+		interval, maxDuration                 time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "point [--proc DIR] [--cpus LIST] [--kube-proxy-pid N] [--interval 1s]",
+		Short: "Measure node CPU, kube-proxy, conntrack and sync metrics until stdin closes",
+		Long: `point starts the collector's point measurement, prints {"ready":true} once
+sampling runs, waits until its standard input closes (or --max-duration), then
+prints the point's result as JSON: CPU series and summary, conntrack and
+kube-proxy sync deltas, raw metrics. kube-proxy is found by name under --proc
+unless --kube-proxy-pid is given; its metrics are read from --metrics-url,
+which must be on loopback.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fs, err := collector.NewFS(procRoot)
+			if err != nil {
+				return &ExitError{Code: 2, Err: err}
+			}
+			var cpus []int
+			if cpuList != "" {
+				if cpus, err = collector.ParseCPUList(cpuList); err != nil {
+					return &ExitError{Code: 2, Err: fmt.Errorf("--cpus: %w", err)}
+				}
+			}
+			if kpPID == 0 {
+				if kpPID, err = existing.FindPID(procRoot, "kube-proxy"); err != nil {
+					return err
+				}
+			}
+			if netnsPID == 0 {
+				netnsPID = kpPID
+			}
+			cfg := collector.PointConfig{CPUs: cpus, KubeProxyPID: kpPID, NetnsPID: netnsPID, Interval: interval}
+			if metricsURL != "" {
+				base := strings.TrimRight(metricsURL, "/")
+				cfg.KubeProxy = &collector.KubeProxyScraper{IPFamily: family, Fetch: func(ctx context.Context, path string) ([]byte, error) {
+					var b bytes.Buffer
+					err := existing.AgentGet(ctx, base+path, &b)
+					return b.Bytes(), err
+				}}
+			}
+			return collector.ServeRemotePoint(cmd.Context(), fs, cfg, g.stdin, g.stdout, maxDuration)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&procRoot, "proc", manifests.HostProcPath, "the node's proc filesystem")
+	f.StringVar(&cpuList, "cpus", "", "CPUs whose time is the node's (default: all)")
+	f.IntVar(&kpPID, "kube-proxy-pid", 0, "kube-proxy's PID under --proc (default: found by name)")
+	f.IntVar(&netnsPID, "netns-pid", 0, "a process in the node's network namespace, for conntrack (default: kube-proxy)")
+	f.StringVar(&metricsURL, "metrics-url", existing.KubeProxyMetricsURL, "kube-proxy's metrics server (loopback only; empty: do not scrape)")
+	f.StringVar(&family, "ip-family", "IPv4", "keep kube-proxy series of this ip_family")
+	f.DurationVar(&interval, "interval", time.Second, "CPU sampling interval")
+	f.DurationVar(&maxDuration, "max-duration", time.Hour, "end the window after this long even if stdin stays open")
 	return cmd
 }

@@ -1,0 +1,180 @@
+package sweep
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kpbench/kpbench/clusters"
+	"github.com/kpbench/kpbench/clusters/manifests"
+	"github.com/kpbench/kpbench/collector"
+	"github.com/kpbench/kpbench/loadgen"
+)
+
+// This file holds the adapters for providers whose client node is not this
+// machine (kind, existing): load clients run as Jobs in the cluster and the
+// node is observed by the CPU agent pod.
+
+// ClusterLoad runs the load client as in-cluster Jobs (clusters.LoadRunner)
+// and merges the clients' summaries into one.
+type ClusterLoad struct {
+	Runner clusters.LoadRunner
+	// Clients is the number of load clients (scenario spec.load.clients).
+	Clients int
+	// Merge folds several clients' summaries into one (loadgen's merger).
+	Merge manifests.SummaryMerger
+	// StartMargin is added to each client's deadline for the pod to be
+	// scheduled and started (default 2 minutes).
+	StartMargin time.Duration
+}
+
+// Run implements LoadRunner. The clients' own summaries are kept under
+// RawDir as load-client-N.json, the merged one as load.json.
+func (l *ClusterLoad) Run(ctx context.Context, req LoadRequest) (*LoadResult, error) {
+	clients := max(l.Clients, 1)
+	margin := l.StartMargin
+	if margin <= 0 {
+		margin = 2 * time.Minute
+	}
+	args := append(loadArgs(req), req.URLs...)
+	results, err := l.Runner.RunLoad(ctx, clusters.LoadRequest{
+		ID: JobID(req.ID), Args: args, Clients: clients, Deadline: req.Duration + req.Timeout + margin,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(results) != clients {
+		return nil, fmt.Errorf("%d load clients reported, %d ran", len(results), clients)
+	}
+	if req.RawDir != "" {
+		for _, r := range results {
+			if err := writeJSON(filepath.Join(req.RawDir, "load-client-"+strconv.Itoa(r.Client)+".json"), r.Summary); err != nil {
+				return nil, err
+			}
+		}
+	}
+	merged := results[0].Summary
+	if clients > 1 {
+		if l.Merge == nil {
+			return nil, fmt.Errorf("%d load clients but no merger", clients)
+		}
+		parts := make([]json.RawMessage, len(results))
+		for i, r := range results {
+			parts[i] = r.Summary
+		}
+		if merged, err = l.Merge.MergeSummaries(parts); err != nil {
+			return nil, fmt.Errorf("merging %d load clients: %w", clients, err)
+		}
+	}
+	if req.RawDir != "" {
+		if err := writeJSON(filepath.Join(req.RawDir, "load.json"), merged); err != nil {
+			return nil, err
+		}
+	}
+	s, err := loadgen.ReadSummary(bytes.NewReader(merged))
+	if err != nil {
+		return nil, fmt.Errorf("reading the load summary: %w", err)
+	}
+	return loadResultOf(s), nil
+}
+
+func writeJSON(path string, raw json.RawMessage) error {
+	var b bytes.Buffer
+	if err := json.Indent(&b, raw, "", "  "); err != nil {
+		b.Reset()
+		b.Write(raw)
+	}
+	b.WriteByte('\n')
+	return os.WriteFile(path, b.Bytes(), 0o644)
+}
+
+var notDNS = regexp.MustCompile(`[^a-z0-9-]+`)
+
+// JobID turns a point id into a DNS label of at most 40 characters for
+// the load Jobs' names: lowercased, other characters dashed, the middle
+// elided when too long (the end, repetition and warm-up, is kept).
+func JobID(id string) string {
+	s := strings.Trim(notDNS.ReplaceAllString(strings.ToLower(id), "-"), "-")
+	if len(s) > 40 {
+		s = strings.Trim(s[:19], "-") + "-" + strings.Trim(s[len(s)-20:], "-")
+	}
+	if s == "" {
+		s = "load"
+	}
+	return s
+}
+
+// AgentObserver observes the client node by running `kpbench cluster agent
+// point` on it (through ClientNode.Run: on kind and existing clusters an
+// exec into the CPU agent pod, which shares the node's PID and network
+// namespaces). The window opens before the load client's pod starts, so
+// it is trimmed to the window the client reports.
+type AgentObserver struct {
+	Node clusters.ClientNode
+	// Bin is kpbench as the node runs it ("kpbench" in the agent pod).
+	Bin      string
+	Interval time.Duration
+}
+
+type agentWindow struct {
+	p          *collector.RemotePoint
+	raw        string
+	start, end time.Time
+}
+
+// Begin implements Observer.
+func (o *AgentObserver) Begin(ctx context.Context, rawDir string) (Window, error) {
+	kp, err := o.Node.KubeProxyPID(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("finding kube-proxy: %w", err)
+	}
+	bin := o.Bin
+	if bin == "" {
+		bin = "kpbench"
+	}
+	interval := o.Interval
+	if interval <= 0 {
+		interval = time.Second
+	}
+	args := []string{bin, "cluster", "agent", "point", "--proc", o.Node.ProcRoot(),
+		"--kube-proxy-pid", strconv.Itoa(kp), "--interval", interval.String()}
+	if cpus := o.Node.CPUs(); len(cpus) > 0 {
+		args = append(args, "--cpus", collector.FormatCPUList(cpus))
+	}
+	p, err := collector.StartRemotePoint(ctx, o.Node.Run, args...)
+	if err != nil {
+		return nil, err
+	}
+	return &agentWindow{p: p, raw: rawDir}, nil
+}
+
+// Trim implements Trimmer.
+func (w *agentWindow) Trim(start, end time.Time) { w.start, w.end = start, end }
+
+// End implements Window.
+func (w *agentWindow) End(ctx context.Context) (*Observation, error) {
+	res, err := w.p.Stop(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !w.start.IsZero() && res.Series != nil {
+		sum, err := res.Series.Within(w.start, w.end)
+		if err != nil {
+			return nil, err
+		}
+		res.CPU = sum.CPU()
+	}
+	if w.raw != "" {
+		if err := res.WriteRaw(w.raw); err != nil {
+			return nil, err
+		}
+	}
+	return &Observation{NodeCPU: res.CPU.Node, KubeProxy: res.CPU.Processes.KubeProxy, Conntrack: res.Conntrack, Sync: res.Sync}, nil
+}

@@ -1,0 +1,271 @@
+package sweep
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kpbench/kpbench/clusters"
+	"github.com/kpbench/kpbench/collector"
+	"github.com/kpbench/kpbench/loadgen"
+)
+
+func TestJobID(t *testing.T) {
+	for in, want := range map[string]string{
+		"iptables-s00001-rpc1-r1":    "iptables-s00001-rpc1-r1",
+		"nftables-s10000-rpc100-r3":  "nftables-s10000-rpc100-r3",
+		"IPVS-s00001-rpc0-r2-warmup": "ipvs-s00001-rpc0-r2-warmup",
+		"a_b.c":                      "a-b-c",
+		"":                           "load",
+		"external-s10000-rpc100-r12-warmup-and-a-long-suffix": "",
+	} {
+		got := JobID(in)
+		if len(got) > 40 || strings.HasPrefix(got, "-") || strings.HasSuffix(got, "-") {
+			t.Errorf("JobID(%q) = %q is not a DNS label of ≤ 40 characters", in, got)
+		}
+		if len(in) <= 40 && got != want {
+			t.Errorf("JobID(%q) = %q, want %q", in, got, want)
+		}
+	}
+	// Long ids keep their distinguishing end.
+	a, b := JobID(strings.Repeat("x", 50)+"-r1"), JobID(strings.Repeat("x", 50)+"-r2")
+	if a == b {
+		t.Errorf("long ids differing in the repetition collide: %q", a)
+	}
+}
+
+// serveLoopback starts kpbench's backend on 127.0.0.1.
+func serveLoopback(t *testing.T) string {
+	t.Helper()
+	srv, err := loadgen.NewServer(loadgen.ServerConfig{BodyBytes: loadgen.DefaultBodyBytes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, l) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return "http://" + l.Addr().String() + "/"
+}
+
+// jobRunner is a clusters.LoadRunner whose "Jobs" run the load generator
+// in this process with the flags the request carries.
+type jobRunner struct {
+	mu   sync.Mutex
+	reqs []clusters.LoadRequest
+	fail error
+}
+
+func (j *jobRunner) RunLoad(ctx context.Context, req clusters.LoadRequest) ([]clusters.LoadResult, error) {
+	j.mu.Lock()
+	j.reqs = append(j.reqs, req)
+	j.mu.Unlock()
+	if j.fail != nil {
+		return nil, j.fail
+	}
+	cfg, err := parseLoadArgs(req.Args)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]clusters.LoadResult, req.Clients)
+	errs := make([]error, req.Clients)
+	var wg sync.WaitGroup
+	for i := range out {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := loadgen.Run(ctx, cfg)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			var b bytes.Buffer
+			if err := res.Summary.WriteJSON(&b); err != nil {
+				errs[i] = err
+				return
+			}
+			out[i] = clusters.LoadResult{Client: i, Pod: "load-" + strconv.Itoa(i), Node: "client", Summary: b.Bytes()}
+		}()
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
+}
+
+// parseLoadArgs reads back the flags loadArgs writes.
+func parseLoadArgs(args []string) (loadgen.Config, error) {
+	var cfg loadgen.Config
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if !strings.HasPrefix(a, "--") {
+			cfg.URLs = append(cfg.URLs, a)
+			continue
+		}
+		if i+1 >= len(args) {
+			return cfg, errors.New("flag without value: " + a)
+		}
+		v := args[i+1]
+		i++
+		var err error
+		switch a {
+		case "--rate":
+			cfg.Rate, err = strconv.ParseFloat(v, 64)
+		case "--duration":
+			cfg.Duration, err = time.ParseDuration(v)
+		case "--warmup":
+			cfg.Warmup, err = time.ParseDuration(v)
+		case "--requests-per-conn":
+			cfg.RequestsPerConn, err = strconv.Atoi(v)
+		case "--timeout":
+			cfg.Timeout, err = time.ParseDuration(v)
+		case "--max-inflight":
+			cfg.MaxInflight, err = strconv.Atoi(v)
+		default:
+			err = errors.New("unknown flag " + a)
+		}
+		if err != nil {
+			return cfg, err
+		}
+	}
+	return cfg, nil
+}
+
+func TestClusterLoadOneClient(t *testing.T) {
+	url := serveLoopback(t)
+	runner := &jobRunner{}
+	l := &ClusterLoad{Runner: runner, Clients: 1, StartMargin: time.Minute}
+	raw := t.TempDir()
+	req := LoadRequest{ID: "iptables-s00001-rpc1-r1", URLs: []string{url}, Rate: 200, Duration: 500 * time.Millisecond,
+		RequestsPerConn: 1, Timeout: time.Second, MaxInflight: 100, RawDir: raw}
+	before := time.Now()
+	res, err := l.Run(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := runner.reqs[0]
+	if got.ID != "iptables-s00001-rpc1-r1" || got.Clients != 1 || got.Deadline != req.Duration+req.Timeout+time.Minute {
+		t.Errorf("load request = %+v", got)
+	}
+	if got.Args[len(got.Args)-1] != url || !slices.Contains(got.Args, "--requests-per-conn") {
+		t.Errorf("args %q do not end with the URL or lack the connection variant", got.Args)
+	}
+	if res.Requests < 90 || res.Requests > 110 || !res.Valid || res.Connect.Count != res.Requests {
+		t.Errorf("200 req/s for 0.5 s with a connection each: %+v", res)
+	}
+	// The window the client reports lies inside the call, and is the
+	// measured half second.
+	if res.WindowStart.Before(before.Add(-time.Second)) || res.WindowEnd.After(time.Now()) || res.WindowEnd.Sub(res.WindowStart) != req.Duration {
+		t.Errorf("window %s – %s, call %s – %s", res.WindowStart, res.WindowEnd, before, time.Now())
+	}
+	for _, f := range []string{"load-client-0.json", "load.json"} {
+		b, err := os.ReadFile(filepath.Join(raw, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := loadgen.ReadSummary(bytes.NewReader(b))
+		if err != nil || s.Requests != res.Requests {
+			t.Errorf("%s: %v, %+v", f, err, s)
+		}
+	}
+}
+
+func TestClusterLoadErrors(t *testing.T) {
+	url := serveLoopback(t)
+	req := LoadRequest{ID: "x", URLs: []string{url}, Rate: 100, Duration: 100 * time.Millisecond, RequestsPerConn: 0, Timeout: time.Second, MaxInflight: 10}
+	boom := errors.New("job failed: ImagePullBackOff")
+	if _, err := (&ClusterLoad{Runner: &jobRunner{fail: boom}}).Run(context.Background(), req); !errors.Is(err, boom) {
+		t.Errorf("runner failure: %v", err)
+	}
+	// Two clients need a merger.
+	if _, err := (&ClusterLoad{Runner: &jobRunner{}, Clients: 2}).Run(context.Background(), req); err == nil || !strings.Contains(err.Error(), "no merger") {
+		t.Errorf("two clients without a merger: %v", err)
+	}
+}
+
+// fakeAgentNode is a client node whose `kpbench cluster agent point` runs
+// the collector's remote point in this process, with this process as
+// kube-proxy.
+type fakeAgentNode struct {
+	args []string
+}
+
+func (f *fakeAgentNode) Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args ...string) error {
+	f.args = args
+	if len(args) < 4 || strings.Join(args[:4], " ") != "kpbench cluster agent point" {
+		return errors.New("unexpected command " + strings.Join(args, " "))
+	}
+	fs, err := collector.NewFS("/proc")
+	if err != nil {
+		return err
+	}
+	interval := time.Second
+	if i := slices.Index(args, "--interval"); i > 0 {
+		interval, _ = time.ParseDuration(args[i+1])
+	}
+	return collector.ServeRemotePoint(ctx, fs, collector.PointConfig{KubeProxyPID: os.Getpid(), Interval: interval}, stdin, stdout, time.Minute)
+}
+func (f *fakeAgentNode) CPUs() []int                               { return nil }
+func (f *fakeAgentNode) ProcRoot() string                          { return "/host/proc" }
+func (f *fakeAgentNode) KubeProxyPID(context.Context) (int, error) { return os.Getpid(), nil }
+func (f *fakeAgentNode) KubeProxyGet(context.Context, string) ([]byte, error) {
+	return nil, errors.New("no metrics")
+}
+
+func spin(d time.Duration) {
+	for end := time.Now().Add(d); time.Now().Before(end); {
+	}
+}
+
+func TestAgentObserverTrimsToTheLoadWindow(t *testing.T) {
+	node := &fakeAgentNode{}
+	o := &AgentObserver{Node: node, Interval: 50 * time.Millisecond}
+	measure := func(trim bool) float64 {
+		t.Helper()
+		raw := t.TempDir()
+		w, err := o.Begin(context.Background(), raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The "pod start": idle; then the load: busy; then idle again.
+		time.Sleep(400 * time.Millisecond)
+		start := time.Now()
+		spin(400 * time.Millisecond)
+		end := time.Now()
+		time.Sleep(400 * time.Millisecond)
+		if trim {
+			w.(Trimmer).Trim(start, end)
+		}
+		obs, err := w.End(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(raw, collector.RawCollectorJSON)); err != nil {
+			t.Errorf("raw collector data: %v", err)
+		}
+		return obs.KubeProxy
+	}
+	whole, trimmed := measure(false), measure(true)
+	want := []string{"kpbench", "cluster", "agent", "point", "--proc", "/host/proc", "--kube-proxy-pid", strconv.Itoa(os.Getpid()), "--interval", "50ms"}
+	if !slices.Equal(node.args, want) {
+		t.Errorf("agent command %q, want %q", node.args, want)
+	}
+	// Busy for a third of the whole window: trimmed to the busy part the
+	// figure is about three times higher (a spinning thread shares CPU 0
+	// with whatever else runs, so compare ratios, not absolutes).
+	if trimmed < 2*whole {
+		t.Errorf("kube-proxy (this process) %.3f cores trimmed vs %.3f over the whole window; want ≥ 2×", trimmed, whole)
+	}
+}
