@@ -154,6 +154,10 @@ type WaitConfig struct {
 	Interval time.Duration
 	// ProbeTimeout bounds one connect. Default 1 s.
 	ProbeTimeout time.Duration
+	// ProbeOnly waits for the probe alone, without kube-proxy's metrics:
+	// for a dataplane that replaces kube-proxy (mode external). Without a
+	// valid Probe it returns at once.
+	ProbeOnly bool
 }
 
 // Scrape reads node's kube-proxy sync state once.
@@ -188,6 +192,9 @@ func Wait(ctx context.Context, node Node, cfg WaitConfig) (Programmed, error) {
 	}
 	t := time.NewTicker(cfg.Interval)
 	defer t.Stop()
+	if cfg.ProbeOnly {
+		return waitProbe(ctx, node, cfg, t.C)
+	}
 	for {
 		st, err := Scrape(ctx, node)
 		switch {
@@ -225,6 +232,30 @@ func Wait(ctx context.Context, node Node, cfg WaitConfig) (Programmed, error) {
 		case <-ctx.Done():
 			return Programmed{}, fmt.Errorf("%w: %w (%w)", ErrNotProgrammed, unmet, context.Cause(ctx))
 		case <-t.C:
+		}
+	}
+}
+
+// waitProbe dials cfg.Probe until it connects.
+func waitProbe(ctx context.Context, node Node, cfg WaitConfig, tick <-chan time.Time) (Programmed, error) {
+	p := Programmed{Probe: cfg.Probe}
+	if !cfg.Probe.IsValid() {
+		return p, nil
+	}
+	for {
+		pctx, cancel := context.WithTimeout(ctx, cfg.ProbeTimeout)
+		err := node.Connect(pctx, cfg.Probe)
+		cancel()
+		if err == nil {
+			if !cfg.LastWrite.IsZero() {
+				p.TimeToProgrammed = time.Since(cfg.LastWrite)
+			}
+			return p, nil
+		}
+		select {
+		case <-ctx.Done():
+			return Programmed{}, fmt.Errorf("%w: connect to %s: %w (%w)", ErrNotProgrammed, cfg.Probe, err, context.Cause(ctx))
+		case <-tick:
 		}
 	}
 }

@@ -272,3 +272,30 @@ func TestLocalNode(t *testing.T) {
 		t.Error("connect to a closed port succeeded")
 	}
 }
+
+func TestWaitProbeOnly(t *testing.T) {
+	probe := netip.MustParseAddrPort("198.19.0.7:80")
+	write := time.Now().Add(-50 * time.Millisecond)
+	noMetrics := []func() ([]byte, error){func() ([]byte, error) { return nil, errors.New("no kube-proxy here") }}
+	node := &scriptedNode{scrapes: noMetrics, connectFailures: 2}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	p, err := Wait(ctx, node, WaitConfig{ProbeOnly: true, Probe: probe, LastWrite: write, Interval: time.Millisecond})
+	if err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+	if len(node.connects) != 3 || p.TimeToProgrammed < 50*time.Millisecond || p.Syncs != 0 {
+		t.Errorf("connects %v, programmed %+v: want 3 connects and the time since the write", node.connects, p)
+	}
+	// A probe that never answers fails with the connect error.
+	node = &scriptedNode{scrapes: noMetrics, connectFailures: 1 << 30}
+	ctx, cancel = context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := Wait(ctx, node, WaitConfig{ProbeOnly: true, Probe: probe, Interval: time.Millisecond}); !errors.Is(err, ErrNotProgrammed) || !strings.Contains(err.Error(), "connect to 198.19.0.7:80") {
+		t.Errorf("err = %v", err)
+	}
+	// No probe (scaled to zero): nothing to wait for.
+	if _, err := Wait(context.Background(), &scriptedNode{scrapes: noMetrics}, WaitConfig{ProbeOnly: true}); err != nil {
+		t.Errorf("no probe: %v", err)
+	}
+}

@@ -121,6 +121,9 @@ type AgentObserver struct {
 	// Bin is kpbench as the node runs it ("kpbench" in the agent pod).
 	Bin      string
 	Interval time.Duration
+	// NoKubeProxy observes a node whose kube-proxy is replaced (mode
+	// external): node CPU and conntrack only.
+	NoKubeProxy bool
 }
 
 type agentWindow struct {
@@ -131,10 +134,6 @@ type agentWindow struct {
 
 // Begin implements Observer.
 func (o *AgentObserver) Begin(ctx context.Context, rawDir string) (Window, error) {
-	kp, err := o.Node.KubeProxyPID(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("finding kube-proxy: %w", err)
-	}
 	bin := o.Bin
 	if bin == "" {
 		bin = "kpbench"
@@ -143,8 +142,17 @@ func (o *AgentObserver) Begin(ctx context.Context, rawDir string) (Window, error
 	if interval <= 0 {
 		interval = time.Second
 	}
-	args := []string{bin, "cluster", "agent", "point", "--proc", o.Node.ProcRoot(),
-		"--kube-proxy-pid", strconv.Itoa(kp), "--interval", interval.String()}
+	args := []string{bin, "cluster", "agent", "point", "--proc", o.Node.ProcRoot()}
+	if o.NoKubeProxy {
+		args = append(args, "--no-kube-proxy")
+	} else {
+		kp, err := o.Node.KubeProxyPID(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("finding kube-proxy: %w", err)
+		}
+		args = append(args, "--kube-proxy-pid", strconv.Itoa(kp))
+	}
+	args = append(args, "--interval", interval.String())
 	if cpus := o.Node.CPUs(); len(cpus) > 0 {
 		args = append(args, "--cpus", collector.FormatCPUList(cpus))
 	}

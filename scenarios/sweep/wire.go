@@ -29,20 +29,25 @@ type ServiceScaler struct {
 	Node   clusters.ClientNode
 	// WaitTimeout bounds the wait for kube-proxy to program a step.
 	WaitTimeout time.Duration
+	// ProbeOnly waits for the last Service to answer, without kube-proxy's
+	// metrics: for a kube-proxy replacement (mode external).
+	ProbeOnly bool
 }
 
 // Scale brings the Services to n and waits until kube-proxy programmed them.
 func (s *ServiceScaler) Scale(ctx context.Context, n int) (ScaleResult, error) {
 	node := scale.ClientNode{Node: s.Node}
 	var base *scale.SyncState
-	if b, err := scale.Scrape(ctx, node); err == nil {
-		base = &b
+	if !s.ProbeOnly {
+		if b, err := scale.Scrape(ctx, node); err == nil {
+			base = &b
+		}
 	}
 	res, err := s.Scaler.Scale(ctx, n)
 	if err != nil {
 		return ScaleResult{}, err
 	}
-	wcfg := scale.WaitConfig{Baseline: base, LastWrite: res.LastWrite}
+	wcfg := scale.WaitConfig{Baseline: base, LastWrite: res.LastWrite, ProbeOnly: s.ProbeOnly}
 	if res.Last != nil {
 		ip, err := netip.ParseAddr(res.Last.ClusterIP)
 		if err != nil {

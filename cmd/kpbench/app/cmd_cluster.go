@@ -64,6 +64,24 @@ func (f *clusterFlags) register(fs *pflag.FlagSet, providerDefault string) {
 	fs.DurationVar(&f.waitReady, "wait", 5*time.Minute, "how long to wait for the control plane and kpbench's pods")
 }
 
+// registerForRun registers the provider flags on `kpbench run`, which
+// has its own --provider (lab, kind, existing) and --keep.
+func (f *clusterFlags) registerForRun(fs *pflag.FlagSet) {
+	tmp := pflag.NewFlagSet("cluster", pflag.ContinueOnError)
+	f.register(tmp, "kind")
+	tmp.VisitAll(func(fl *pflag.Flag) {
+		switch fl.Name {
+		case "provider", "keep":
+			return
+		case "name":
+			fl.Usage = "kind: cluster name"
+		case "wait":
+			fl.Usage = "kind, existing: how long to wait for the control plane and kpbench's pods"
+		}
+		fs.AddFlag(fl)
+	})
+}
+
 func (f *clusterFlags) validate() error {
 	var errs []error
 	switch f.provider {
@@ -606,6 +624,7 @@ func newAgentPointCmd(g *globals) *cobra.Command {
 	var (
 		procRoot, cpuList, metricsURL, family string
 		kpPID, netnsPID                       int
+		noKubeProxy                           bool
 		interval, maxDuration                 time.Duration
 	)
 	cmd := &cobra.Command{
@@ -629,13 +648,15 @@ which must be on loopback.`,
 					return &ExitError{Code: 2, Err: fmt.Errorf("--cpus: %w", err)}
 				}
 			}
-			if kpPID == 0 {
+			if noKubeProxy {
+				kpPID, metricsURL = 0, ""
+			} else if kpPID == 0 {
 				if kpPID, err = existing.FindPID(procRoot, "kube-proxy"); err != nil {
 					return err
 				}
 			}
 			if netnsPID == 0 {
-				netnsPID = kpPID
+				netnsPID = kpPID // 0 without kube-proxy: the agent's own, the node's (hostNetwork)
 			}
 			cfg := collector.PointConfig{CPUs: cpus, KubeProxyPID: kpPID, NetnsPID: netnsPID, Interval: interval}
 			if metricsURL != "" {
@@ -653,6 +674,7 @@ which must be on loopback.`,
 	f.StringVar(&procRoot, "proc", manifests.HostProcPath, "the node's proc filesystem")
 	f.StringVar(&cpuList, "cpus", "", "CPUs whose time is the node's (default: all)")
 	f.IntVar(&kpPID, "kube-proxy-pid", 0, "kube-proxy's PID under --proc (default: found by name)")
+	f.BoolVar(&noKubeProxy, "no-kube-proxy", false, "the node has no kube-proxy (a replacement, mode external): node CPU and conntrack only")
 	f.IntVar(&netnsPID, "netns-pid", 0, "a process in the node's network namespace, for conntrack (default: kube-proxy)")
 	f.StringVar(&metricsURL, "metrics-url", existing.KubeProxyMetricsURL, "kube-proxy's metrics server (loopback only; empty: do not scrape)")
 	f.StringVar(&family, "ip-family", "IPv4", "keep kube-proxy series of this ip_family")
