@@ -59,10 +59,17 @@ type Summary struct {
 	InflightBoundHits int64  `json:"inflightBoundHits"`
 	Warmup            Warmup `json:"warmup"`
 
+	// ClientInvalidReasons appear in a merged summary only (see
+	// MergeSummaries): each client's own invalid reasons, prefixed
+	// "client N: " with N its index among the merged parts. They are kept
+	// so that nothing is lost, but validity is judged over the merged
+	// numbers: a client that fell short on its own does not by itself make
+	// the merge invalid (an interrupted client does).
+	ClientInvalidReasons []string `json:"clientInvalidReasons,omitempty"`
 	// Histograms are the four HDR histograms the figures above were read
 	// from, present when `kpbench load --embed-histograms` wrote the
-	// summary: what it takes to merge the summaries of several clients
-	// exactly.
+	// summary (and in every merged summary): what MergeSummaries needs to
+	// merge the summaries of several clients exactly.
 	Histograms *EncodedHistograms `json:"histograms,omitempty"`
 }
 
@@ -187,6 +194,24 @@ func (e *EncodedHistograms) Decode() (Histograms, error) {
 		*p.dst = d
 	}
 	return h, nil
+}
+
+// add adds o's counts to h bucket by bucket, so that h holds what one set
+// of histograms that recorded both would. o must have the bounds and
+// precision newHistograms gives, or the sum could not be exact.
+func (h Histograms) add(o Histograms) error {
+	for _, p := range []struct {
+		name     string
+		dst, src *hdrhistogram.Histogram
+	}{{"latency", h.Latency, o.Latency}, {"serviceTime", h.ServiceTime, o.ServiceTime}, {"connect", h.Connect, o.Connect}, {"lag", h.Lag, o.Lag}} {
+		if lo, hi, d := p.src.LowestTrackableValue(), p.src.HighestTrackableValue(), p.src.SignificantFigures(); lo != histLowest || hi != histHighest || d != histDigits {
+			return fmt.Errorf("histogram %s spans %d to %d ns at %d digits, want %d to %d at %d", p.name, lo, hi, d, int64(histLowest), histHighest, histDigits)
+		}
+		if dropped := p.dst.Merge(p.src); dropped > 0 {
+			return fmt.Errorf("adding histogram %s: %d values out of range", p.name, dropped)
+		}
+	}
+	return nil
 }
 
 // WriteJSON writes the histograms, HDR encoded, as one JSON document.

@@ -40,7 +40,7 @@ were in flight.
 --embed-histograms adds the four HDR histograms (latency, service time,
 connect, lag; base64 HDR V2, ns, as --histograms writes them) to the JSON
 summary under "histograms": what it takes to merge the summaries of several
-clients exactly, as in-cluster load clients do.`,
+clients exactly (loadgen.MergeSummaries), as in-cluster load clients do.`,
 		Example: `  kpbench load --rate 1000 --duration 30s --requests-per-conn 1 http://198.19.0.10/
   kpbench load --rate 10000 --json - --timeline tl.csv --histograms h.json http://127.0.0.1:8080/
   kpbench load --rate 500 --json - --embed-histograms http://198.19.0.10/`,

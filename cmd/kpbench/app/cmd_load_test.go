@@ -3,10 +3,12 @@ package app
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"math"
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -110,6 +112,18 @@ func TestLoadCommandEmbedsHistograms(t *testing.T) {
 	// The summary's figures are the embedded histogram's.
 	if got := math.Round(float64(h.Latency.Max())/100) / 10; got != s.Latency.MaxUs {
 		t.Errorf("embedded latency max %.1f µs, summary says %.1f µs", got, s.Latency.MaxUs)
+	}
+	// One client's summary goes through the merger unchanged.
+	merged, err := loadgen.MergeSummaries([]json.RawMessage{raw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := loadgen.ReadSummary(bytes.NewReader(merged))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(again, s) {
+		t.Errorf("merging one summary changed it:\n%+v\nwant\n%+v", again, s)
 	}
 }
 
