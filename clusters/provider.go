@@ -127,10 +127,10 @@ type ClientNode interface {
 
 // LoadRunner is implemented by providers whose load clients run inside the
 // cluster (kind, existing) instead of on this machine: each request runs
-// `kpbench load --json - ARGS` as Clients Jobs pinned to client nodes and
-// returns every client's JSON summary, read from its pod log. A caller
-// that finds a Provider implementing it runs load this way rather than
-// through ClientNode().Run.
+// `kpbench load --json - --embed-histograms ARGS` as Clients Jobs pinned to
+// client nodes and returns every client's JSON summary, read from its pod
+// log. A caller that finds a Provider implementing it runs load this way
+// rather than through ClientNode().Run.
 type LoadRunner interface {
 	RunLoad(ctx context.Context, req LoadRequest) ([]LoadResult, error)
 }
@@ -140,7 +140,7 @@ type LoadRequest struct {
 	// ID names the window (a DNS label of at most 40 characters, e.g. the
 	// point id in lowercase).
 	ID string
-	// Args are `kpbench load` arguments, after `--json -`.
+	// Args are `kpbench load` arguments, after `--json - --embed-histograms`.
 	Args []string
 	// Clients is the number of load clients (scenario spec.load.clients);
 	// they prefer distinct client nodes.

@@ -301,10 +301,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 			s.ClientCPUCores = float64(cpu1-cpu0) / float64(busy)
 		}
 	}
-	s.Latency = latencyOf(res.Histograms.Latency)
-	s.ServiceTime = latencyOf(res.Histograms.ServiceTime)
-	s.Connect = connectOf(res.Histograms.Connect)
-	s.Lag = lagOf(res.Histograms.Lag)
+	s.setDistributions(res.Histograms)
 	s.judge(interrupted)
 	return res, nil
 }

@@ -58,6 +58,19 @@ type Summary struct {
 	// InflightBoundHits counts sends that had to wait for a free worker.
 	InflightBoundHits int64  `json:"inflightBoundHits"`
 	Warmup            Warmup `json:"warmup"`
+
+	// ClientInvalidReasons appear in a merged summary only (see
+	// MergeSummaries): each client's own invalid reasons, prefixed
+	// "client N: " with N its index among the merged parts. They are kept
+	// so that nothing is lost, but validity is judged over the merged
+	// numbers: a client that fell short on its own does not by itself make
+	// the merge invalid (an interrupted client does).
+	ClientInvalidReasons []string `json:"clientInvalidReasons,omitempty"`
+	// Histograms are the four HDR histograms the figures above were read
+	// from, present when `kpbench load --embed-histograms` wrote the
+	// summary (and in every merged summary): what MergeSummaries needs to
+	// merge the summaries of several clients exactly.
+	Histograms *EncodedHistograms `json:"histograms,omitempty"`
 }
 
 // Warmup is what happened before the measured window.
@@ -127,10 +140,11 @@ func record(h *hdrhistogram.Histogram, v int64) {
 	_ = h.RecordValue(min(max(v, histLowest), histHighest))
 }
 
-// histogramsFile is the JSON form of Histograms: each one HDR V2
+// EncodedHistograms is the JSON form of Histograms: each one HDR V2
 // compressed and base64 encoded, as HdrHistogram's log format stores them
-// (hdrhistogram.Decode reads them back).
-type histogramsFile struct {
+// (hdrhistogram.Decode reads one back). It is the document `kpbench load
+// --histograms` writes, and the "histograms" field of a summary.
+type EncodedHistograms struct {
 	SchemaVersion int    `json:"schemaVersion"`
 	Unit          string `json:"unit"`
 	Latency       string `json:"latency"`
@@ -139,49 +153,39 @@ type histogramsFile struct {
 	Lag           string `json:"lag"`
 }
 
-// WriteJSON writes the histograms, HDR encoded, as one JSON document.
-func (h Histograms) WriteJSON(w io.Writer) error {
-	f := histogramsFile{SchemaVersion: runs.SchemaVersion, Unit: "ns"}
+// Encode returns h HDR encoded, in nanoseconds.
+func (h Histograms) Encode() (*EncodedHistograms, error) {
+	e := &EncodedHistograms{SchemaVersion: runs.SchemaVersion, Unit: "ns"}
 	for _, p := range []struct {
-		dst *string
-		h   *hdrhistogram.Histogram
-	}{{&f.Latency, h.Latency}, {&f.ServiceTime, h.ServiceTime}, {&f.Connect, h.Connect}, {&f.Lag, h.Lag}} {
+		name string
+		dst  *string
+		h    *hdrhistogram.Histogram
+	}{{"latency", &e.Latency, h.Latency}, {"serviceTime", &e.ServiceTime, h.ServiceTime}, {"connect", &e.Connect, h.Connect}, {"lag", &e.Lag, h.Lag}} {
 		b, err := p.h.Encode(hdrhistogram.V2CompressedEncodingCookieBase)
 		if err != nil {
-			return fmt.Errorf("encoding histogram: %w", err)
+			return nil, fmt.Errorf("encoding histogram %s: %w", p.name, err)
 		}
 		*p.dst = string(b)
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(&f); err != nil {
-		return fmt.Errorf("writing histograms: %w", err)
-	}
-	return nil
+	return e, nil
 }
 
-// ReadHistograms reads what Histograms.WriteJSON wrote.
-func ReadHistograms(r io.Reader) (Histograms, error) {
-	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
-	var f histogramsFile
-	if err := dec.Decode(&f); err != nil {
-		return Histograms{}, fmt.Errorf("reading histograms: %w", err)
+// Decode checks e's schemaVersion and unit and decodes its histograms.
+func (e *EncodedHistograms) Decode() (Histograms, error) {
+	if e.SchemaVersion != runs.SchemaVersion {
+		return Histograms{}, fmt.Errorf("%w %d (this build reads %d)", ErrSchemaVersion, e.SchemaVersion, runs.SchemaVersion)
 	}
-	if f.SchemaVersion != runs.SchemaVersion {
-		return Histograms{}, fmt.Errorf("reading histograms: %w %d", ErrSchemaVersion, f.SchemaVersion)
-	}
-	if f.Unit != "ns" {
-		return Histograms{}, fmt.Errorf("reading histograms: unit %q, want ns", f.Unit)
+	if e.Unit != "ns" {
+		return Histograms{}, fmt.Errorf("unit %q, want ns", e.Unit)
 	}
 	var h Histograms
 	for _, p := range []struct {
 		name string
 		src  string
 		dst  **hdrhistogram.Histogram
-	}{{"latency", f.Latency, &h.Latency}, {"serviceTime", f.ServiceTime, &h.ServiceTime}, {"connect", f.Connect, &h.Connect}, {"lag", f.Lag, &h.Lag}} {
+	}{{"latency", e.Latency, &h.Latency}, {"serviceTime", e.ServiceTime, &h.ServiceTime}, {"connect", e.Connect, &h.Connect}, {"lag", e.Lag, &h.Lag}} {
 		if _, err := base64.StdEncoding.DecodeString(p.src); err != nil {
-			return Histograms{}, fmt.Errorf("reading histogram %s: %w", p.name, err)
+			return Histograms{}, fmt.Errorf("histogram %s: %w", p.name, err)
 		}
 		d, err := hdrhistogram.Decode(bytes.TrimSpace([]byte(p.src)))
 		if err != nil {
@@ -192,8 +196,64 @@ func ReadHistograms(r io.Reader) (Histograms, error) {
 	return h, nil
 }
 
+// add adds o's counts to h bucket by bucket, so that h holds what one set
+// of histograms that recorded both would. o must have the bounds and
+// precision newHistograms gives, or the sum could not be exact.
+func (h Histograms) add(o Histograms) error {
+	for _, p := range []struct {
+		name     string
+		dst, src *hdrhistogram.Histogram
+	}{{"latency", h.Latency, o.Latency}, {"serviceTime", h.ServiceTime, o.ServiceTime}, {"connect", h.Connect, o.Connect}, {"lag", h.Lag, o.Lag}} {
+		if lo, hi, d := p.src.LowestTrackableValue(), p.src.HighestTrackableValue(), p.src.SignificantFigures(); lo != histLowest || hi != histHighest || d != histDigits {
+			return fmt.Errorf("histogram %s spans %d to %d ns at %d digits, want %d to %d at %d", p.name, lo, hi, d, int64(histLowest), histHighest, histDigits)
+		}
+		if dropped := p.dst.Merge(p.src); dropped > 0 {
+			return fmt.Errorf("adding histogram %s: %d values out of range", p.name, dropped)
+		}
+	}
+	return nil
+}
+
+// WriteJSON writes the histograms, HDR encoded, as one JSON document.
+func (h Histograms) WriteJSON(w io.Writer) error {
+	e, err := h.Encode()
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(e); err != nil {
+		return fmt.Errorf("writing histograms: %w", err)
+	}
+	return nil
+}
+
+// ReadHistograms reads what Histograms.WriteJSON wrote.
+func ReadHistograms(r io.Reader) (Histograms, error) {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	var e EncodedHistograms
+	if err := dec.Decode(&e); err != nil {
+		return Histograms{}, fmt.Errorf("reading histograms: %w", err)
+	}
+	h, err := e.Decode()
+	if err != nil {
+		return Histograms{}, fmt.Errorf("reading histograms: %w", err)
+	}
+	return h, nil
+}
+
 // us converts nanoseconds to microseconds, rounded to 0.1 µs.
 func us(ns float64) float64 { return math.Round(ns/100) / 10 }
+
+// setDistributions sets the latency, service time, connect and lag figures
+// from h.
+func (s *Summary) setDistributions(h Histograms) {
+	s.Latency = latencyOf(h.Latency)
+	s.ServiceTime = latencyOf(h.ServiceTime)
+	s.Connect = connectOf(h.Connect)
+	s.Lag = lagOf(h.Lag)
+}
 
 func latencyOf(h *hdrhistogram.Histogram) runs.Latency {
 	if h.TotalCount() == 0 {

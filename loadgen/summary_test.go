@@ -149,6 +149,43 @@ func TestHistogramsRoundTrip(t *testing.T) {
 	}
 }
 
+func TestSummaryEmbedsHistograms(t *testing.T) {
+	h := newHistograms()
+	for i := int64(1); i <= 1000; i++ {
+		record(h.Latency, i*1000)
+		record(h.ServiceTime, i*700)
+		record(h.Connect, i*50)
+		record(h.Lag, i*3)
+	}
+	s := Summary{SchemaVersion: schemaVersion, Requests: 1000}
+	s.setDistributions(h)
+	var err error
+	if s.Histograms, err = h.Encode(); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := s.WriteJSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), `"histograms": {`) || !strings.Contains(buf.String(), `"unit": "ns"`) {
+		t.Errorf("no histograms object in\n%s", buf.String())
+	}
+	back, err := ReadSummary(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := back.Histograms.Decode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Latency.Equals(h.Latency) || !got.ServiceTime.Equals(h.ServiceTime) || !got.Connect.Equals(h.Connect) || !got.Lag.Equals(h.Lag) {
+		t.Error("histograms changed in the summary's round trip")
+	}
+	if back.Latency != s.Latency || got.Latency.TotalCount() != back.Requests {
+		t.Errorf("latency %+v (%d values), want %+v (%d)", back.Latency, got.Latency.TotalCount(), s.Latency, back.Requests)
+	}
+}
+
 func TestTimelineCSVRoundTrip(t *testing.T) {
 	lines := []Second{
 		{Second: 0, Sent: 1000, Completed: 998, Errors: 1, P50Us: 150.5, P99Us: 900.1},

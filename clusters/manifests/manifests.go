@@ -262,7 +262,7 @@ type LoadSpec struct {
 	// RunID names the window; it goes into Job names and labels, so it
 	// must be a DNS label (lowercase alphanumerics and '-', <= 40 chars).
 	RunID string
-	// Args are `kpbench load` arguments after `--json -`.
+	// Args are `kpbench load` arguments after `--json - --embed-histograms`.
 	Args []string
 	// Clients is the number of client Jobs (>= 1). Their pods prefer
 	// distinct client nodes.
@@ -277,8 +277,11 @@ func LoadJobName(runID string, i int) string {
 }
 
 // LoadJobs are the client Jobs of one window: each runs
-// `kpbench load --json - ARGS` once on a client node and prints its JSON
-// summary, which ParseSummary reads back from the pod's log.
+// `kpbench load --json - --embed-histograms ARGS` once on a client node and
+// prints its JSON summary, which ParseSummary reads back from the pod's
+// log. The summary embeds the client's HDR histograms, so the summaries of
+// several clients merge exactly (loadgen.MergeSummaries); with one client
+// they are kept all the same.
 func LoadJobs(cfg Config, spec LoadSpec) ([]*batchv1.Job, error) {
 	cfg = cfg.Defaulted()
 	var errs []error
@@ -301,7 +304,7 @@ func LoadJobs(cfg Config, spec LoadSpec) ([]*batchv1.Job, error) {
 	for i := 0; i < spec.Clients; i++ {
 		labels := copyMap(runLabels)
 		labels[LabelClientIndex] = strconv.Itoa(i)
-		cmd := append([]string{ImageBinary, "load", "--json", "-"}, spec.Args...)
+		cmd := append([]string{ImageBinary, "load", "--json", "-", "--embed-histograms"}, spec.Args...)
 		pod := corev1.PodSpec{
 			RestartPolicy:                 corev1.RestartPolicyNever,
 			NodeSelector:                  copyMap(cfg.ClientSelector),

@@ -212,7 +212,9 @@ func TestLoadJobs(t *testing.T) {
 					t.Errorf("job not pinned to the client node: %v", pod.NodeSelector)
 				}
 				cmd := pod.Containers[0].Command
-				want := append([]string{"/kpbench", "load", "--json", "-"}, tt.spec.Args...)
+				// Always embedded: the orchestrator merges several clients'
+				// summaries from their histograms, and keeps one client's.
+				want := append([]string{"/kpbench", "load", "--json", "-", "--embed-histograms"}, tt.spec.Args...)
 				if !reflect.DeepEqual(cmd, want) {
 					t.Errorf("command = %q, want %q", cmd, want)
 				}

@@ -18,6 +18,7 @@ func newLoadCmd(g *globals) *cobra.Command {
 		jsonOut       string
 		timelineOut   string
 		histogramsOut string
+		embed         bool
 		failOnInvalid bool
 	)
 	cmd := &cobra.Command{
@@ -34,9 +35,15 @@ connection after N requests, 0 keeps connections open.
 
 A run is invalid when the achieved rate is below 99% of the target, more than
 0.1% of requests fail, or a send had to wait because --max-inflight requests
-were in flight.`,
+were in flight.
+
+--embed-histograms adds the four HDR histograms (latency, service time,
+connect, lag; base64 HDR V2, ns, as --histograms writes them) to the JSON
+summary under "histograms": what it takes to merge the summaries of several
+clients exactly (loadgen.MergeSummaries), as in-cluster load clients do.`,
 		Example: `  kpbench load --rate 1000 --duration 30s --requests-per-conn 1 http://198.19.0.10/
-  kpbench load --rate 10000 --json - --timeline tl.csv --histograms h.json http://127.0.0.1:8080/`,
+  kpbench load --rate 10000 --json - --timeline tl.csv --histograms h.json http://127.0.0.1:8080/
+  kpbench load --rate 500 --json - --embed-histograms http://198.19.0.10/`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return &ExitError{Code: 2, Err: errors.New("load needs at least one URL")}
@@ -48,6 +55,9 @@ were in flight.`,
 			if err := cfg.Validate(); err != nil {
 				return &ExitError{Code: 2, Err: err}
 			}
+			if embed && jsonOut == "" {
+				return &ExitError{Code: 2, Err: errors.New("--embed-histograms needs --json (the table has no room for histograms)")}
+			}
 			g.logger.Debug("load starting", "urls", len(cfg.URLs), "rate", cfg.Rate, "duration", cfg.Duration, "warmup", cfg.Warmup, "requestsPerConn", cfg.RequestsPerConn)
 			res, err := loadgen.Run(cmd.Context(), cfg)
 			if err != nil {
@@ -55,6 +65,11 @@ were in flight.`,
 					return &ExitError{Code: 2, Err: err}
 				}
 				return err
+			}
+			if embed {
+				if res.Summary.Histograms, err = res.Histograms.Encode(); err != nil {
+					return err
+				}
 			}
 			if err := writeLoadOutputs(g, res, jsonOut, timelineOut, histogramsOut); err != nil {
 				return err
@@ -81,6 +96,7 @@ were in flight.`,
 	f.StringVar(&jsonOut, "json", "", "write the JSON summary to FILE ('-' for stdout) instead of the table")
 	f.StringVar(&timelineOut, "timeline", "", "write the per-second timeline CSV to FILE")
 	f.StringVar(&histogramsOut, "histograms", "", "write the HDR histograms (JSON of base64 HDR V2 encodings, ns) to FILE")
+	f.BoolVar(&embed, "embed-histograms", false, "also put the HDR histograms into the JSON summary (needs --json), so that summaries of several clients merge exactly")
 	f.BoolVar(&failOnInvalid, "fail-invalid", false, "exit with status 1 when the run is invalid")
 	return cmd
 }

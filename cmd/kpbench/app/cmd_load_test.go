@@ -3,9 +3,12 @@ package app
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -76,6 +79,54 @@ func TestLoadCommandWritesJSONTimelineAndHistograms(t *testing.T) {
 	}
 }
 
+func TestLoadCommandEmbedsHistograms(t *testing.T) {
+	if os.Getenv("KPBENCH_SKIP_INTEGRATION") == "1" {
+		t.Skip("KPBENCH_SKIP_INTEGRATION=1")
+	}
+	_, url := serveForTest(t)
+	var stdout, stderr bytes.Buffer
+	code := Run(context.Background(), nil, &stdout, &stderr, []string{"load", "--rate", "200", "--duration", "1s", "--warmup", "0s",
+		"--requests-per-conn", "1", "--embed-histograms", "--json", "-", url})
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	raw := stdout.Bytes()
+	s, err := loadgen.ReadSummary(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Histograms == nil {
+		t.Fatal("summary has no histograms")
+	}
+	h, err := s.Histograms.Decode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Requests != 200 || s.Errors.Total != 0 {
+		t.Fatalf("%d requests, %d errors; want 200 and none on loopback", s.Requests, s.Errors.Total)
+	}
+	if h.Latency.TotalCount() != s.Requests || h.ServiceTime.TotalCount() != s.Requests || h.Connect.TotalCount() != s.Requests || h.Lag.TotalCount() != s.Requests {
+		t.Errorf("histograms hold %d latencies, %d service times, %d connects, %d lags; want %d each",
+			h.Latency.TotalCount(), h.ServiceTime.TotalCount(), h.Connect.TotalCount(), h.Lag.TotalCount(), s.Requests)
+	}
+	// The summary's figures are the embedded histogram's.
+	if got := math.Round(float64(h.Latency.Max())/100) / 10; got != s.Latency.MaxUs {
+		t.Errorf("embedded latency max %.1f µs, summary says %.1f µs", got, s.Latency.MaxUs)
+	}
+	// One client's summary goes through the merger unchanged.
+	merged, err := loadgen.MergeSummaries([]json.RawMessage{raw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := loadgen.ReadSummary(bytes.NewReader(merged))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(again, s) {
+		t.Errorf("merging one summary changed it:\n%+v\nwant\n%+v", again, s)
+	}
+}
+
 func TestLoadCommandPrintsTable(t *testing.T) {
 	if os.Getenv("KPBENCH_SKIP_INTEGRATION") == "1" {
 		t.Skip("KPBENCH_SKIP_INTEGRATION=1")
@@ -102,6 +153,7 @@ func TestLoadCommandRejectsBadInput(t *testing.T) {
 		{"zero rate", []string{"load", "--rate", "0", "http://127.0.0.1:1/"}},
 		{"https", []string{"load", "https://127.0.0.1/"}},
 		{"negative requests per conn", []string{"load", "--requests-per-conn", "-1", "http://127.0.0.1:1/"}},
+		{"embedded histograms without JSON", []string{"load", "--embed-histograms", "http://127.0.0.1:1/"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
