@@ -82,7 +82,23 @@ func (l *ClusterLoad) Run(ctx context.Context, req LoadRequest) (*LoadResult, er
 	if err != nil {
 		return nil, fmt.Errorf("reading the load summary: %w", err)
 	}
-	return loadResultOf(s), nil
+	res := loadResultOf(s)
+	if clients > 1 {
+		// The merger judges the merged numbers as one client's; a point
+		// is valid only if every client held its own rate too (a client
+		// that fell behind was queueing on its machine).
+		for _, r := range results {
+			cs, err := loadgen.ReadSummary(bytes.NewReader(r.Summary))
+			if err != nil {
+				return nil, fmt.Errorf("load client %d: %w", r.Client, err)
+			}
+			for _, why := range cs.InvalidReasons {
+				res.InvalidReasons = append(res.InvalidReasons, fmt.Sprintf("client %d: %s", r.Client, why))
+			}
+		}
+		res.Valid = len(res.InvalidReasons) == 0
+	}
+	return res, nil
 }
 
 func writeJSON(path string, raw json.RawMessage) error {

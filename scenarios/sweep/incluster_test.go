@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kpbench/kpbench/clusters"
+	"github.com/kpbench/kpbench/clusters/manifests"
 	"github.com/kpbench/kpbench/collector"
 	"github.com/kpbench/kpbench/loadgen"
 )
@@ -68,6 +69,8 @@ type jobRunner struct {
 	mu   sync.Mutex
 	reqs []clusters.LoadRequest
 	fail error
+	// mangle edits client i's summary before it is "logged".
+	mangle func(i int, s *loadgen.Summary)
 }
 
 func (j *jobRunner) RunLoad(ctx context.Context, req clusters.LoadRequest) ([]clusters.LoadResult, error) {
@@ -92,6 +95,13 @@ func (j *jobRunner) RunLoad(ctx context.Context, req clusters.LoadRequest) ([]cl
 			if err != nil {
 				errs[i] = err
 				return
+			}
+			if res.Summary.Histograms, err = res.Histograms.Encode(); err != nil {
+				errs[i] = err
+				return
+			}
+			if j.mangle != nil {
+				j.mangle(i, &res.Summary)
 			}
 			var b bytes.Buffer
 			if err := res.Summary.WriteJSON(&b); err != nil {
@@ -179,6 +189,62 @@ func TestClusterLoadOneClient(t *testing.T) {
 		if err != nil || s.Requests != res.Requests {
 			t.Errorf("%s: %v, %+v", f, err, s)
 		}
+	}
+}
+
+func TestClusterLoadMergesClients(t *testing.T) {
+	url := serveLoopback(t)
+	req := LoadRequest{ID: "nftables-s00010-rpc0-r2", URLs: []string{url}, Rate: 200, Duration: 500 * time.Millisecond,
+		RequestsPerConn: 0, Timeout: time.Second, MaxInflight: 100, RawDir: t.TempDir()}
+	merge := manifests.SummaryMergerFunc(loadgen.MergeSummaries)
+	runner := &jobRunner{}
+	res, err := (&ClusterLoad{Runner: runner, Clients: 3, Merge: merge}).Run(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if runner.reqs[0].Clients != 3 {
+		t.Errorf("clients asked: %d", runner.reqs[0].Clients)
+	}
+	var sum int64
+	for i := 0; i < 3; i++ {
+		b, err := os.ReadFile(filepath.Join(req.RawDir, "load-client-"+strconv.Itoa(i)+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := loadgen.ReadSummary(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum += s.Requests
+	}
+	// Three clients at 200 req/s each: their requests add up, the rate
+	// is the sum, and the merged histogram counted every request.
+	if res.Requests != sum || res.Requests < 270 || !res.Valid || res.AchievedRate < 590 {
+		t.Errorf("merged %+v, clients' requests %d", res, sum)
+	}
+	b, _ := os.ReadFile(filepath.Join(req.RawDir, "load.json"))
+	m, err := loadgen.ReadSummary(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := m.Histograms.Decode()
+	if err != nil || h.Latency.TotalCount() != sum {
+		t.Errorf("merged latency histogram holds %v requests (%v), want %d", h.Latency.TotalCount(), err, sum)
+	}
+
+	// One client that fell behind makes the point invalid even when the
+	// merged rate still passes.
+	runner = &jobRunner{mangle: func(i int, s *loadgen.Summary) {
+		if i == 1 {
+			s.Valid, s.InvalidReasons = false, []string{"achieved rate below 99% of target: 190.0 of 200 req/s"}
+		}
+	}}
+	res, err = (&ClusterLoad{Runner: runner, Clients: 3, Merge: merge}).Run(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Valid || !slices.Contains(res.InvalidReasons, "client 1: achieved rate below 99% of target: 190.0 of 200 req/s") {
+		t.Errorf("one client behind: valid %v, reasons %q", res.Valid, res.InvalidReasons)
 	}
 }
 
