@@ -16,8 +16,8 @@ import (
 // agent pod on an in-cluster client node, reached by exec — over a pipe:
 //
 //	agent:  StartPoint, then writes the ready line `{"ready":true}` and waits
-//	        for its stdin to close (or a deadline);
-//	caller: closes the agent's stdin to end the window;
+//	        for a byte or the end of its stdin (or a deadline);
+//	caller: writes "stop\n" and closes the agent's stdin to end the window;
 //	agent:  Stop, then writes the PointResult as one JSON document.
 //
 // The ready line makes the caller's Begin return only once sampling runs,
@@ -45,7 +45,16 @@ func ServeRemotePoint(ctx context.Context, fs FS, cfg PointConfig, stop io.Reade
 	}
 	eof := make(chan struct{})
 	go func() {
-		_, _ = io.Copy(io.Discard, stop)
+		// Any byte or the end of input ends the window: exec streams
+		// that cannot half-close stdin (websocket before v5) still
+		// deliver the caller's stop line.
+		b := make([]byte, 1)
+		for {
+			n, err := stop.Read(b)
+			if n > 0 || err != nil {
+				break
+			}
+		}
 		close(eof)
 	}()
 	var deadline <-chan time.Time
@@ -115,7 +124,12 @@ func StartRemotePoint(ctx context.Context, run RunFunc, args ...string) (*Remote
 
 // Stop ends the window and returns the remote side's result.
 func (p *RemotePoint) Stop(ctx context.Context) (*PointResult, error) {
-	_ = p.stop.Close()
+	go func() {
+		// The stop line, then EOF; either one ends the window. Writing
+		// fails at once if the remote side is gone already.
+		_, _ = p.stop.Write([]byte("stop\n"))
+		_ = p.stop.Close()
+	}()
 	var (
 		res  PointResult
 		derr error

@@ -194,3 +194,40 @@ func TestSeriesWithin(t *testing.T) {
 		t.Errorf("after JSON: %+v", got)
 	}
 }
+
+// An exec stream that cannot half-close stdin delivers the stop line but
+// never EOF: the window must still end.
+func TestServeRemotePointStopsOnALine(t *testing.T) {
+	fs := mustFS(t, "/proc")
+	stopR, stopW := io.Pipe()
+	defer stopW.Close()
+	outR, outW := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- ServeRemotePoint(context.Background(), fs, PointConfig{Interval: 20 * time.Millisecond}, stopR, outW, time.Minute)
+		outW.Close()
+	}()
+	dec := json.NewDecoder(outR)
+	var ready remoteReady
+	if err := dec.Decode(&ready); err != nil || !ready.Ready {
+		t.Fatalf("ready line: %v %+v", err, ready)
+	}
+	// A pipe's Write waits until every byte is read; the agent reads one.
+	time.Sleep(100 * time.Millisecond)
+	go func() { _, _ = stopW.Write([]byte("stop\n")) }()
+	var res PointResult
+	if err := dec.Decode(&res); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the agent kept measuring after the stop line")
+	}
+	if res.Series == nil || res.Series.Summary.Seconds <= 0 {
+		t.Errorf("result %+v", res)
+	}
+}

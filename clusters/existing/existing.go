@@ -255,7 +255,7 @@ func (p *Provider) Up(ctx context.Context, mode scenarios.Mode) (err error) {
 	if p.opts.Image == "" {
 		p.opts.Logger.Warn("no image given: kpbench:dev must already be on the nodes (kpbench image build --push REF, then --image REF)")
 	}
-	p.opts.Logger.Info("deploying kpbench workloads", "namespace", manifests.Namespace, "backends", cfg.Backends, "image", cfg.Image)
+	p.opts.Logger.Info("deploying kpbench workloads", "namespace", manifests.Namespace, "backends", cfg.Backends, "image", cfg.Defaulted().Image)
 	if err := Apply(ctx, p.cs, objs, false); err != nil {
 		return err
 	}

@@ -631,7 +631,8 @@ func newAgentPointCmd(g *globals) *cobra.Command {
 		Use:   "point [--proc DIR] [--cpus LIST] [--kube-proxy-pid N] [--interval 1s]",
 		Short: "Measure node CPU, kube-proxy, conntrack and sync metrics until stdin closes",
 		Long: `point starts the collector's point measurement, prints {"ready":true} once
-sampling runs, waits until its standard input closes (or --max-duration), then
+sampling runs, waits for a line or the end of its standard input (or
+--max-duration), then
 prints the point's result as JSON: CPU series and summary, conntrack and
 kube-proxy sync deltas, raw metrics. kube-proxy is found by name under --proc
 unless --kube-proxy-pid is given; its metrics are read from --metrics-url,
