@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"runtime"
@@ -12,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kpbench/kpbench/clusters"
 	"github.com/kpbench/kpbench/runs"
 )
 
@@ -78,4 +81,57 @@ func memTotal(meminfo []byte) uint64 {
 		}
 	}
 	return 0
+}
+
+// NodeEnvironment describes a client node that is not this machine (an
+// in-cluster node reached through the CPU agent): kernel, CPU model,
+// cores and memory from the node's /proc as the agent reads it (`kpbench
+// cluster agent cat`), the iptables backend from the node's own `iptables
+// --version`. Go's version is this build's. What cannot be read stays
+// empty and is reported in the error.
+func NodeEnvironment(ctx context.Context, node clusters.ClientNode) (runs.Environment, error) {
+	env := runs.Environment{GoVersion: runtime.Version()}
+	read := func(name string) ([]byte, error) {
+		var out bytes.Buffer
+		err := node.Run(ctx, nil, &out, nil, "kpbench", "cluster", "agent", "cat", node.ProcRoot()+"/"+name)
+		return out.Bytes(), err
+	}
+	var errs []error
+	if b, err := read("sys/kernel/osrelease"); err == nil {
+		env.Kernel = strings.TrimSpace(string(b))
+	} else {
+		errs = append(errs, fmt.Errorf("kernel: %w", err))
+	}
+	if b, err := read("cpuinfo"); err == nil {
+		env.CPUModel = cpuModel(b)
+		env.Cores = processors(b)
+	} else {
+		errs = append(errs, fmt.Errorf("cpuinfo: %w", err))
+	}
+	if b, err := read("meminfo"); err == nil {
+		env.MemoryBytes = memTotal(b)
+	} else {
+		errs = append(errs, fmt.Errorf("meminfo: %w", err))
+	}
+	if b, err := read("sys/kernel/hostname"); err == nil {
+		env.Hostname = strings.TrimSpace(string(b))
+	}
+	var out bytes.Buffer
+	if err := node.Run(ctx, nil, &out, nil, "iptables", "--version"); err == nil {
+		env.IPTablesBackend = IPTablesBackend(out.Bytes())
+	}
+	return env, errors.Join(errs...)
+}
+
+// processors counts the "processor" entries of /proc/cpuinfo.
+func processors(cpuinfo []byte) int {
+	n := 0
+	sc := bufio.NewScanner(bytes.NewReader(cpuinfo))
+	for sc.Scan() {
+		k, _, ok := strings.Cut(sc.Text(), ":")
+		if ok && strings.TrimSpace(k) == "processor" {
+			n++
+		}
+	}
+	return n
 }

@@ -335,3 +335,50 @@ func TestAgentObserverTrimsToTheLoadWindow(t *testing.T) {
 		t.Errorf("kube-proxy (this process) %.3f cores trimmed vs %.3f over the whole window; want ≥ 2×", trimmed, whole)
 	}
 }
+
+// catNode answers the agent's cat of the node's /proc and iptables --version.
+type catNode struct {
+	fakeAgentNode
+	files map[string]string
+	cmds  [][]string
+}
+
+func (c *catNode) Run(_ context.Context, _ io.Reader, stdout, _ io.Writer, args ...string) error {
+	c.cmds = append(c.cmds, args)
+	switch {
+	case len(args) == 5 && strings.Join(args[:4], " ") == "kpbench cluster agent cat":
+		s, ok := c.files[args[4]]
+		if !ok {
+			return errors.New("exit status 1: no such file")
+		}
+		_, err := io.WriteString(stdout, s)
+		return err
+	case strings.Join(args, " ") == "iptables --version":
+		_, err := io.WriteString(stdout, "iptables v1.8.10 (nf_tables)\n")
+		return err
+	}
+	return errors.New("unexpected command " + strings.Join(args, " "))
+}
+
+func TestNodeEnvironmentReadsTheNodeThroughTheAgent(t *testing.T) {
+	n := &catNode{files: map[string]string{
+		"/host/proc/sys/kernel/osrelease": "6.8.0-1015-gcp\n",
+		"/host/proc/sys/kernel/hostname":  "kind-worker\n",
+		"/host/proc/cpuinfo":              "processor\t: 0\nmodel name\t: AMD EPYC 7B13\n\nprocessor\t: 1\nmodel name\t: AMD EPYC 7B13\n\nprocessor\t: 2\nmodel name\t: AMD EPYC 7B13\n",
+		"/host/proc/meminfo":              "MemTotal:       16384000 kB\nMemFree: 1 kB\n",
+	}}
+	env, err := NodeEnvironment(context.Background(), n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env.Kernel != "6.8.0-1015-gcp" || env.Hostname != "kind-worker" || env.CPUModel != "AMD EPYC 7B13" || env.Cores != 3 ||
+		env.MemoryBytes != 16384000*1024 || env.IPTablesBackend != "nft" || env.GoVersion == "" {
+		t.Errorf("environment %+v", env)
+	}
+	// A file the agent cannot read is reported, the rest still filled.
+	delete(n.files, "/host/proc/meminfo")
+	env, err = NodeEnvironment(context.Background(), n)
+	if err == nil || !strings.Contains(err.Error(), "meminfo") || env.Kernel == "" {
+		t.Errorf("missing meminfo: %+v, %v", env, err)
+	}
+}

@@ -332,10 +332,13 @@ func clusterTarget(ctx context.Context, g *globals, f *runFlags, sc *scenarios.S
 		if err != nil {
 			return err
 		}
-		// The machine kpbench runs on is not the client node: the kernel
-		// and CPU of the node are recorded by the agent's points; here the
-		// cluster's versions and the provider's facts.
-		env := sweep.DetectEnvironment(ctx, "/proc", nil)
+		// The machine kpbench runs on is not the client node: the
+		// node's kernel, CPU and iptables come through the agent.
+		env, err := sweep.NodeEnvironment(ctx, p.ClientNode())
+		if err != nil {
+			g.logger.Warn("describing the client node", "err", err)
+			run.Problems = append(run.Problems, "client node environment incomplete: "+err.Error())
+		}
 		env.KubernetesVersion, env.KubeProxyVersion = v.Kubernetes, v.KubeProxy
 		if v.IPTablesBackend != "" {
 			env.IPTablesBackend = v.IPTablesBackend
