@@ -317,3 +317,25 @@ func TestReconcileAliasedTicks(t *testing.T) {
 		t.Errorf("consistent columns changed: %+v", got)
 	}
 }
+
+// TestReconcileNoBusyTick: an interval in which no tick found the CPU busy
+// (the columns did not move) while the idle loop counted only 0.68 s of a
+// second idle. The 0.32 s busy count in Total, unattributed; the per-CPU
+// figure and the node's agree. Summing such samples must not lose them.
+func TestReconcileNoBusyTick(t *testing.T) {
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	a := Snapshot{Time: t0, CPUs: map[int]CPUTimes{1: {User: 10, System: 10, Idle: 10}}}
+	b := Snapshot{Time: t0.Add(time.Second), CPUs: map[int]CPUTimes{1: {User: 10, System: 10, Idle: 10.68}}}
+	s := Delta(a, b, []int{1}, nil)
+	if !near(s.Node.Total, 0.32, 1e-9) || !near(s.PerCPU[1].Total, 0.32, 1e-9) {
+		t.Errorf("node %+v, cpu 1 %+v: want total 0.32 (wall - idle)", s.Node, s.PerCPU[1])
+	}
+	if s.Node.User != 0 || s.Node.System != 0 {
+		t.Errorf("columns invented for an interval without busy ticks: %+v", s.Node)
+	}
+	// A truly idle interval stays at zero.
+	c := Snapshot{Time: t0.Add(time.Second), CPUs: map[int]CPUTimes{1: {User: 10, System: 10, Idle: 11}}}
+	if got := Delta(a, c, []int{1}, nil).Node.Total; got != 0 {
+		t.Errorf("idle interval total = %v", got)
+	}
+}

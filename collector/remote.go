@@ -247,6 +247,16 @@ func (s *Series) Within(start, end time.Time) (Summary, error) {
 	sum.Seconds = secs
 	if secs > 0 {
 		sum.Mean = node.scaled(1 / secs)
+		// Samples in which no tick landed on a busy CPU add to Total
+		// but not to the columns; the window's columns are scaled to
+		// add up to its Total again, as reconcile does per sample.
+		m := &sum.Mean
+		if cols := m.User + m.Nice + m.System + m.IRQ + m.SoftIRQ + m.Steal; cols > 0 {
+			f := m.Total / cols
+			for _, v := range []*float64{&m.User, &m.Nice, &m.System, &m.IRQ, &m.SoftIRQ, &m.Steal} {
+				*v *= f
+			}
+		}
 	}
 	for _, pid := range order {
 		ps := procs[pid]

@@ -173,6 +173,15 @@ func TestSeriesWithin(t *testing.T) {
 	if !near(sum.Mean.Total, (0.1*5+0.5*5)/10, 1e-9) || sum.MaxTotal != 0.5 {
 		t.Errorf("whole: %+v", sum)
 	}
+	// Samples in which no tick landed on a busy CPU (Total without
+	// columns) still count, and the window's columns are scaled back up
+	// to its Total keeping their split.
+	s.Samples[4].Node = Cores{Total: 0.5, Idle: 0.5}
+	s.Samples[6].Node = Cores{Total: 0.5, Idle: 0.5}
+	sum, _ = s.Within(sec(3), sec(8))
+	if m := sum.Mean; !near(m.Total, 0.5, 1e-9) || !near(m.User, 0.3, 1e-9) || !near(m.System, 0.2, 1e-9) {
+		t.Errorf("window with column-less samples: %+v, want total 0.5 split 0.3/0.2", m)
+	}
 	// A process that vanished halfway is marked exited.
 	for i := 5; i < 10; i++ {
 		s.Samples[i].Processes = nil

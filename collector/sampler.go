@@ -22,8 +22,11 @@ const (
 )
 
 // Cores is CPU use over an interval in cores: CPU-seconds per wall-clock
-// second, split like /proc/stat. Total is the busy sum (user + nice +
-// system + irq + softirq + steal); Idle and IOWait are reported for
+// second, split like /proc/stat. Total is the busy time: the wall time the
+// CPUs were not idle (see reconcile). The busy columns (user, nice, system,
+// irq, softirq, steal) are its split, from tick samples scaled to add up
+// to Total; in an interval so short or so aliased that no tick found a CPU
+// busy they are zero while Total is not. Idle and IOWait are reported for
 // completeness and are not part of Total.
 type Cores struct {
 	User    float64 `json:"user"`
@@ -37,8 +40,9 @@ type Cores struct {
 	IOWait  float64 `json:"iowait"`
 }
 
-// coresOf divides a CPU-time delta by the wall time it spans.
-func coresOf(d CPUTimes, wall float64) Cores {
+// coresOf divides a CPU-time delta, busy for busy seconds, by the wall
+// time it spans.
+func coresOf(d CPUTimes, busy, wall float64) Cores {
 	if wall <= 0 {
 		return Cores{}
 	}
@@ -49,7 +53,7 @@ func coresOf(d CPUTimes, wall float64) Cores {
 		IRQ:     d.IRQ / wall,
 		SoftIRQ: d.SoftIRQ / wall,
 		Steal:   d.Steal / wall,
-		Total:   d.Busy() / wall,
+		Total:   busy / wall,
 		Idle:    d.Idle / wall,
 		IOWait:  d.IOWait / wall,
 	}
@@ -102,17 +106,19 @@ func Delta(prev, cur Snapshot, cpus []int, procs []Process) Sample {
 		sort.Ints(cpus)
 	}
 	var sum CPUTimes
+	var busy float64
 	for _, c := range cpus {
 		p, ok1 := prev.CPUs[c]
 		n, ok2 := cur.CPUs[c]
 		if !ok1 || !ok2 {
 			continue
 		}
-		d := reconcile(clampCPU(n.Sub(p)), wall)
+		d, b := reconcile(clampCPU(n.Sub(p)), wall)
 		sum = sum.Add(d)
-		s.PerCPU[c] = coresOf(d, wall)
+		busy += b
+		s.PerCPU[c] = coresOf(d, b, wall)
 	}
-	s.Node = coresOf(sum, wall)
+	s.Node = coresOf(sum, busy, wall)
 	for _, pr := range procs {
 		p, ok1 := prev.Procs[pr.PID]
 		n, ok2 := cur.Procs[pr.PID]
@@ -144,17 +150,33 @@ func Delta(prev, cur Snapshot, cpus []int, procs []Process) Sample {
 // proportions (the best estimate of the split), scaled to the precise busy
 // time. Where idle is tick-sampled too, the columns already add up to the
 // wall time and this changes nothing but rounding.
-func reconcile(d CPUTimes, wall float64) CPUTimes {
+//
+// It returns the busy seconds as well. An interval in which no tick found
+// the CPU busy has no columns to scale, yet the idle loop says the CPU was
+// busy for part of it: at 250 ms intervals and a few hundred wake-ups a
+// second that is one sample in eight on the lab, and with aliasing far
+// more. Dropping those would under-report every sum of samples (a load
+// window cut out of a longer series read a third of the truth); the busy
+// time counts, unattributed to any column.
+func reconcile(d CPUTimes, wall float64) (CPUTimes, float64) {
+	if wall <= 0 {
+		return d, d.Busy()
+	}
 	ticks := d.Busy()
-	if wall <= 0 || ticks <= 0 {
-		return d
+	if ticks <= 0 && d.Idle+d.IOWait <= 0 {
+		// Nothing moved at all (an interval shorter than a tick, or a
+		// frozen tree): no evidence of busy time.
+		return d, 0
 	}
 	busy := min(max(wall-d.Idle-d.IOWait, 0), wall)
+	if ticks <= 0 {
+		return d, busy
+	}
 	f := busy / ticks
 	for _, v := range []*float64{&d.User, &d.Nice, &d.System, &d.IRQ, &d.SoftIRQ, &d.Steal, &d.Guest, &d.GuestNice} {
 		*v *= f
 	}
-	return d
+	return d, busy
 }
 
 // clampCPU zeroes negative deltas: /proc/stat's idle and iowait can step
