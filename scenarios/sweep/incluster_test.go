@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,6 +18,7 @@ import (
 	"github.com/kpbench/kpbench/clusters/manifests"
 	"github.com/kpbench/kpbench/collector"
 	"github.com/kpbench/kpbench/loadgen"
+	"github.com/kpbench/kpbench/loadgen/loadgentest"
 )
 
 func TestJobID(t *testing.T) {
@@ -47,20 +47,8 @@ func TestJobID(t *testing.T) {
 
 // serveLoopback starts kpbench's backend on 127.0.0.1.
 func serveLoopback(t *testing.T) string {
-	t.Helper()
-	srv, err := loadgen.NewServer(loadgen.ServerConfig{BodyBytes: loadgen.DefaultBodyBytes})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, l) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return "http://" + l.Addr().String() + "/"
+	_, url := loadgentest.Serve(t, loadgen.ServerConfig{BodyBytes: loadgen.DefaultBodyBytes})
+	return url
 }
 
 // jobRunner is a clusters.LoadRunner whose "Jobs" run the load generator

@@ -639,15 +639,9 @@ unless --kube-proxy-pid is given; its metrics are read from --metrics-url,
 which must be on loopback.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fs, err := collector.NewFS(procRoot)
+			fs, cpus, err := procFlags(procRoot, cpuList)
 			if err != nil {
-				return &ExitError{Code: 2, Err: err}
-			}
-			var cpus []int
-			if cpuList != "" {
-				if cpus, err = collector.ParseCPUList(cpuList); err != nil {
-					return &ExitError{Code: 2, Err: fmt.Errorf("--cpus: %w", err)}
-				}
+				return err
 			}
 			if noKubeProxy {
 				kpPID, metricsURL = 0, ""

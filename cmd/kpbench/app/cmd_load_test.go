@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"math"
-	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -14,23 +13,11 @@ import (
 	"time"
 
 	"github.com/kpbench/kpbench/loadgen"
+	"github.com/kpbench/kpbench/loadgen/loadgentest"
 )
 
 func serveForTest(t *testing.T) (*loadgen.Server, string) {
-	t.Helper()
-	srv, err := loadgen.NewServer(loadgen.ServerConfig{BodyBytes: loadgen.DefaultBodyBytes})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, l) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return srv, "http://" + l.Addr().String() + "/"
+	return loadgentest.Serve(t, loadgen.ServerConfig{BodyBytes: loadgen.DefaultBodyBytes})
 }
 
 func TestLoadCommandWritesJSONTimelineAndHistograms(t *testing.T) {

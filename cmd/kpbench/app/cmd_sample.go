@@ -60,15 +60,9 @@ clock ticks (USER_HZ=100), children excluded.
 			if duration < 0 {
 				return &ExitError{Code: 2, Err: fmt.Errorf("--duration must not be negative, got %s", duration)}
 			}
-			fs, err := collector.NewFS(procRoot)
+			fs, cpus, err := procFlags(procRoot, cpuList)
 			if err != nil {
-				return &ExitError{Code: 2, Err: err}
-			}
-			var cpus []int
-			if cpuList != "" {
-				if cpus, err = collector.ParseCPUList(cpuList); err != nil {
-					return &ExitError{Code: 2, Err: fmt.Errorf("--cpus: %w", err)}
-				}
+				return err
 			}
 			var procs []collector.Process
 			for _, pid := range pids {
@@ -226,4 +220,20 @@ func writeSampleSummary(w io.Writer, ser *collector.Series) {
 		fmt.Fprintf(tw, "%s\t%.3f\t\t%.3f\t\t\t\t%.3f\t%.3f\t\n", name, p.Mean.User, p.Mean.System, p.Mean.Total, p.Max)
 	}
 	_ = tw.Flush()
+}
+
+// procFlags opens --proc and parses --cpus (empty: every CPU), both usage
+// errors (exit 2) when bad.
+func procFlags(procRoot, cpuList string) (collector.FS, []int, error) {
+	fs, err := collector.NewFS(procRoot)
+	if err != nil {
+		return collector.FS{}, nil, &ExitError{Code: 2, Err: err}
+	}
+	var cpus []int
+	if cpuList != "" {
+		if cpus, err = collector.ParseCPUList(cpuList); err != nil {
+			return collector.FS{}, nil, &ExitError{Code: 2, Err: fmt.Errorf("--cpus: %w", err)}
+		}
+	}
+	return fs, cpus, nil
 }
