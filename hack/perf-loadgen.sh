@@ -13,6 +13,7 @@ if ! command -v fortio >/dev/null && [ ! -x "$gobin/fortio" ]; then
 fi
 if ! command -v wrk >/dev/null; then
   if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
   else
     echo "perf-loadgen: wrk is missing (apt-get install wrk)" >&2

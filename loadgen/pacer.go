@@ -60,3 +60,16 @@ func (p ConstantPacer) Pace(elapsed time.Duration, hits uint64) (time.Duration, 
 func (p ConstantPacer) Interval() time.Duration {
 	return time.Duration(math.Round(1e9 / p.Rate))
 }
+
+// BatchStart returns when a request due at due is sent when sends are
+// batched every tick: at the start of the tick its due time falls in, so
+// that one wake-up sends every request due before the next tick. A batch is
+// sent early, never late, so the rate over any window longer than a tick is
+// the schedule's; the batch's start is the request's intended send time for
+// its lag and latency. A tick of zero (or less) sends each request when due.
+func BatchStart(due, tick time.Duration) time.Duration {
+	if tick <= 0 {
+		return due
+	}
+	return due / tick * tick
+}

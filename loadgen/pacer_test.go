@@ -97,3 +97,52 @@ func TestNewConstantPacerRejectsBadInput(t *testing.T) {
 		})
 	}
 }
+
+func TestBatchStart(t *testing.T) {
+	us := time.Microsecond
+	ms := time.Millisecond
+	tests := []struct {
+		name      string
+		due, tick time.Duration
+		want      time.Duration
+	}{
+		{"no tick sends when due", 1234 * us, 0, 1234 * us},
+		{"negative tick sends when due", 1234 * us, -ms, 1234 * us},
+		{"due at a tick leaves at it", 3 * ms, ms, 3 * ms},
+		{"due inside a tick leaves at its start", 3*ms + 999*us, ms, 3 * ms},
+		{"first tick starts at zero", 999 * us, ms, 0},
+		{"tick not dividing a second", 1000 * us, 300 * us, 900 * us},
+		{"tick shorter than the interval changes nothing on the grid", 500 * us, 100 * us, 500 * us},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := BatchStart(tt.due, tt.tick); got != tt.want {
+				t.Errorf("BatchStart(%v, %v) = %v, want %v", tt.due, tt.tick, got, tt.want)
+			}
+		})
+	}
+}
+
+// At 10,000 req/s with a 1 ms tick every batch holds ten requests and no
+// request leaves late or more than a tick early.
+func TestBatchStartGroupsTheSchedule(t *testing.T) {
+	p := ConstantPacer{Rate: 10000, Total: time.Second}
+	tick := time.Millisecond
+	batches := map[time.Duration]int{}
+	for n := uint64(0); n < 10000; n++ {
+		due := p.Due(n)
+		at := BatchStart(due, tick)
+		if at > due || due-at >= tick {
+			t.Fatalf("request %d due at %v leaves at %v", n, due, at)
+		}
+		batches[at]++
+	}
+	if len(batches) != 1000 {
+		t.Errorf("%d batches, want 1000", len(batches))
+	}
+	for at, n := range batches {
+		if n != 10 {
+			t.Errorf("batch at %v holds %d requests, want 10", at, n)
+		}
+	}
+}

@@ -38,10 +38,12 @@ type Config struct {
 	MaxInflight int
 	// Seed makes the choice of targets repeatable; 0 seeds randomly.
 	Seed uint64
-	// Tick, when set, makes the dispatcher wake at most once per Tick and
-	// send every request that fell due since, together: fewer wake-ups
-	// (less client CPU at high rates) for up to Tick of schedule lag, which
-	// counts in the latency as all lag does. Zero wakes for every request.
+	// Tick, when set, sends in batches: the dispatcher wakes once per Tick
+	// and sends at once every request due before the next tick
+	// (BatchStart). Fewer wake-ups (less client CPU at high rates) for a
+	// burstier arrival process: Rate*Tick requests at a time, which queue at
+	// the server as any burst does. Latency and lag count from the batch's
+	// start. Zero sends every request at its own due time.
 	Tick time.Duration
 
 	// idleReuse overrides maxIdleReuse (tests).
@@ -230,26 +232,28 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		if stop {
 			break
 		}
-		intended := elapsed + int64(wait)
-		wake := intended
-		if tick := int64(r.cfg.Tick); tick > 0 {
-			wake = (intended + tick - 1) / tick * tick
-		}
-		if wait > 0 && r.sleep(ctx, wake) != nil {
+		// due decides the window a request belongs to (so that the window
+		// holds exactly Rate*Duration of them); intended, its batch's start
+		// when batching, is when it is sent and what lag and latency count
+		// from.
+		due := elapsed + int64(wait)
+		intended := int64(BatchStart(time.Duration(due), r.cfg.Tick))
+		if intended > elapsed && r.sleep(ctx, intended) != nil {
 			interrupted = true
 			break
 		}
-		if !windowOpen && intended >= r.warmupNs {
+		measured := due >= r.warmupNs
+		if !windowOpen && measured {
 			windowOpen = true
 			cpu0 = processCPU()
 			windowStartNow = r.now()
 		}
-		if !r.send(ctx, intended) {
+		if !r.send(ctx, intended, measured) {
 			interrupted = true
 			break
 		}
 		hits++
-		if windowOpen {
+		if measured {
 			measuredSent++
 			lastSend = r.now()
 		}
@@ -261,7 +265,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	windowEnd := r.now()
 	cpu1 := processCPU()
 	for _, w := range r.workers {
-		close(w.tick)
+		close(w.jobs)
 	}
 	r.wg.Wait()
 	r.dialer.close()
@@ -319,7 +323,7 @@ func (r *runner) sleep(ctx context.Context, t int64) error {
 // The most recently freed worker goes first: a few connections stay hot
 // and carry the load, and workers started during a stall fall idle again
 // rather than spreading every later request over cold connections.
-func (r *runner) send(ctx context.Context, intended int64) bool {
+func (r *runner) send(ctx context.Context, intended int64, measured bool) bool {
 	w := r.popIdle()
 	if w == nil {
 		if len(r.workers) < r.cfg.MaxInflight {
@@ -339,7 +343,7 @@ func (r *runner) send(ctx context.Context, intended int64) bool {
 	r.idleMu.Lock()
 	r.peak = max(r.peak, int64(len(r.workers)-len(r.idle)))
 	r.idleMu.Unlock()
-	w.tick <- intended // never blocks: the worker is idle and tick has room
+	w.jobs <- job{intended, measured} // never blocks: the worker is idle and jobs has room
 	return true
 }
 
@@ -377,7 +381,7 @@ func (r *runner) pushIdle(w *worker) {
 func (r *runner) startWorker() *worker {
 	id := len(r.workers)
 	w := &worker{
-		tick:   make(chan int64, 1),
+		jobs:   make(chan job, 1),
 		r:      r,
 		rng:    rand.New(rand.NewPCG(r.seed, uint64(id))),
 		buf:    make([]byte, 4096),
@@ -389,6 +393,13 @@ func (r *runner) startWorker() *worker {
 	return w
 }
 
+// job is one request handed to a worker: when it was meant to leave (ns
+// since t0) and whether it falls in the measured window.
+type job struct {
+	intended int64
+	measured bool
+}
+
 // worker sends one request at a time on its own connection. It records
 // its samples into a small buffer of its own and adds them to the run's
 // histograms a batch at a time: the lock is taken once per sampleBatch
@@ -397,7 +408,7 @@ func (r *runner) startWorker() *worker {
 // may be many).
 type worker struct {
 	r    *runner
-	tick chan int64 // the intended send time of the next request
+	jobs chan job // the next request
 	rng  *rand.Rand
 	buf  []byte
 
@@ -415,8 +426,8 @@ type worker struct {
 
 func (w *worker) loop() {
 	defer w.r.wg.Done()
-	for intended := range w.tick {
-		w.do(intended)
+	for j := range w.jobs {
+		w.do(j.intended, j.measured)
 		w.r.pushIdle(w)
 	}
 	w.flush()
@@ -425,10 +436,9 @@ func (w *worker) loop() {
 	}
 }
 
-func (w *worker) do(intended int64) {
+func (w *worker) do(intended int64, measured bool) {
 	r := w.r
 	start := r.now()
-	measured := intended >= r.warmupNs
 	var smp sample
 	if measured {
 		smp.lag = max(start-intended, 1)

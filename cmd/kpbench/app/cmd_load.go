@@ -92,7 +92,7 @@ clients exactly (loadgen.MergeSummaries), as in-cluster load clients do.`,
 	f.DurationVar(&cfg.Timeout, "timeout", loadgen.DefaultTimeout, "bound on each request (connect, send, response)")
 	f.IntVar(&cfg.MaxInflight, "max-inflight", loadgen.DefaultMaxInflight, "bound on requests in flight; hitting it makes the run invalid")
 	f.Uint64Var(&cfg.Seed, "seed", 0, "seed for the choice of URLs (0: random)")
-	f.DurationVar(&cfg.Tick, "tick", 0, "wake at most once per tick and send what fell due together (less CPU at high rates; the lag, up to a tick, counts in latency); 0 = on time for every request")
+	f.DurationVar(&cfg.Tick, "tick", 0, "send in batches: wake once per tick and send at once every request due before the next tick (fewer wake-ups, so less client CPU at high rates, for burstier arrivals; lag and latency count from the batch's start); 0 = every request at its own due time")
 	f.StringVar(&jsonOut, "json", "", "write the JSON summary to FILE ('-' for stdout) instead of the table")
 	f.StringVar(&timelineOut, "timeline", "", "write the per-second timeline CSV to FILE")
 	f.StringVar(&histogramsOut, "histograms", "", "write the HDR histograms (JSON of base64 HDR V2 encodings, ns) to FILE")
