@@ -14,6 +14,12 @@ type conn interface {
 	Close() error
 }
 
+// arriver is a conn that knows when the data of its last read reached the
+// host (the kernel's receive timestamp), as opposed to when it was read.
+type arriver interface {
+	arrival() (at time.Time, ok bool)
+}
+
 // dialer opens connections and times their TCP handshake.
 type dialer interface {
 	// prepare readies a resolved target for dialing.

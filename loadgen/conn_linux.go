@@ -68,6 +68,12 @@ func (d *rawDialer) socket(family int) (*os.File, error) {
 			err = os.NewSyscallError("socket", errno)
 			break
 		}
+		// Ask for the kernel's receive timestamp of what each read returns:
+		// when a response reached this host, not when the client got round
+		// to reading it (see rawConn.arrival).
+		one := int32(1)
+		unix.RawSyscall6(unix.SYS_SETSOCKOPT, r0, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS,
+			uintptr(unsafe.Pointer(&one)), 4, 0)
 		batch = append(batch, os.NewFile(r0, "tcp"))
 	}
 	if len(batch) == 0 {
@@ -249,11 +255,24 @@ type rawConn struct {
 	p               []byte
 	n               int
 	errno           syscall.Errno
+
+	// Reads go through recvmsg for the receive timestamp: the message
+	// header and its buffers live here, so that a read allocates nothing.
+	msg unix.Msghdr
+	iov unix.Iovec
+	oob [64]byte
+	// rxNs is the receive timestamp (CLOCK_REALTIME, ns) of the data the
+	// last read returned, 0 when the kernel gave none; rxRead is when that
+	// read returned.
+	rxNs   int64
+	rxRead time.Time
 }
 
 func (c *rawConn) bind() {
+	c.msg.Iov = &c.iov
+	c.msg.SetIovlen(1)
 	c.readFn = func(fd uintptr) bool {
-		c.n, c.errno = rawCall(unix.SYS_READ, fd, c.p)
+		c.n, c.errno = c.recv(fd)
 		return c.errno != unix.EAGAIN
 	}
 	c.writeFn = func(fd uintptr) bool {
@@ -274,11 +293,64 @@ func rawCall(trap uintptr, fd uintptr, p []byte) (int, syscall.Errno) {
 	return int(n), 0
 }
 
+// recv reads into c.p with recvmsg and keeps the data's receive timestamp.
+func (c *rawConn) recv(fd uintptr) (int, syscall.Errno) {
+	c.iov.Base = &c.p[0]
+	c.iov.SetLen(len(c.p))
+	c.msg.Control = &c.oob[0]
+	c.msg.SetControllen(len(c.oob))
+	n, _, errno := unix.RawSyscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&c.msg)), 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	if n > 0 {
+		c.rxNs = rxTimestamp(c.oob[:c.msg.Controllen])
+		c.rxRead = time.Now()
+	}
+	return int(n), 0
+}
+
+// rxTimestamp returns the SCM_TIMESTAMPNS time (ns) among the control
+// messages in oob, or 0.
+func rxTimestamp(oob []byte) int64 {
+	hdr := int(unsafe.Sizeof(unix.Cmsghdr{}))
+	for len(oob) >= hdr {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		l := int(h.Len)
+		if l < hdr || l > len(oob) {
+			return 0
+		}
+		if h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_TIMESTAMPNS &&
+			l >= unix.CmsgLen(int(unsafe.Sizeof(unix.Timespec{}))) {
+			ts := (*unix.Timespec)(unsafe.Pointer(&oob[unix.CmsgLen(0)]))
+			return ts.Nano()
+		}
+		if sp := unix.CmsgSpace(l - unix.CmsgLen(0)); sp < len(oob) {
+			oob = oob[sp:]
+		} else {
+			return 0
+		}
+	}
+	return 0
+}
+
+// arrival returns when the data of the last read reached this host, by
+// the kernel's receive timestamp, on the monotonic clock; ok is false when
+// the kernel gave none. The timestamp is wall-clock time, so only its
+// distance from the wall-clock reading taken right after the read is used.
+func (c *rawConn) arrival() (at time.Time, ok bool) {
+	if c.rxNs == 0 {
+		return time.Time{}, false
+	}
+	return c.rxRead.Add(-time.Duration(c.rxRead.UnixNano() - c.rxNs)), true
+}
+
 func (c *rawConn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
 	c.p = p
+	c.rxNs = 0
 	if err := c.rc.Read(c.readFn); err != nil {
 		return 0, opErr("read", err)
 	}

@@ -73,3 +73,34 @@ func BatchStart(due, tick time.Duration) time.Duration {
 	}
 	return due / tick * tick
 }
+
+// wakeAdvance learns how late the dispatcher's wake-ups come, so that it
+// can arm its timer that much before a request is due. On an idle machine,
+// and above all in a VM, waking an idle CPU takes tens of microseconds
+// after the timer fires: without an advance every send would start that
+// late and every latency would carry it (latency counts from the due time).
+//
+// The estimate follows a low quantile of the observed lateness (about the
+// 10th percentile: it steps down by 1/4 of the gap and up by 1/32), so that
+// a send rarely leaves before it is due, and never by more than the
+// estimate; such a send's latency counts from when it actually left.
+type wakeAdvance struct{ est int64 } // ns
+
+// maxWakeAdvance bounds the advance whatever the machine does.
+const maxWakeAdvance = 200 * time.Microsecond
+
+// observe adds one wake-up that came late ns after its timer.
+func (a *wakeAdvance) observe(late int64) {
+	late = min(max(late, 0), int64(maxWakeAdvance))
+	if late < a.est {
+		a.est -= (a.est - late + 3) / 4
+	} else {
+		a.est += (late - a.est) / 32
+	}
+}
+
+// ahead returns how long before a due time to arm the timer: the estimate,
+// at most half the interval between sends.
+func (a *wakeAdvance) ahead(interval time.Duration) int64 {
+	return min(a.est, int64(interval)/2)
+}

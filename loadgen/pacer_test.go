@@ -146,3 +146,52 @@ func TestBatchStartGroupsTheSchedule(t *testing.T) {
 		}
 	}
 }
+
+func TestWakeAdvance(t *testing.T) {
+	us := int64(time.Microsecond)
+	feed := func(lates ...int64) *wakeAdvance {
+		var a wakeAdvance
+		for range 200 {
+			for _, l := range lates {
+				a.observe(l)
+			}
+		}
+		return &a
+	}
+	tests := []struct {
+		name     string
+		a        *wakeAdvance
+		interval time.Duration
+		lo, hi   int64 // bounds on ahead(interval)
+	}{
+		{"a fresh estimate arms on time", &wakeAdvance{}, time.Millisecond, 0, 0},
+		{"steady lateness is learned", feed(70 * us), time.Millisecond, 65 * us, 70 * us},
+		{"follows the fast wake-ups, not the mean", feed(5*us, 70*us, 70*us, 70*us), time.Millisecond, 5 * us, 30 * us},
+		{"early wake-ups count as on time", feed(-50 * us), time.Millisecond, 0, 0},
+		{"bounded whatever the machine does", feed(10 * int64(time.Millisecond)), 10 * time.Millisecond, int64(maxWakeAdvance) - 5*us, int64(maxWakeAdvance)},
+		{"at most half the interval", feed(70 * us), 100 * time.Microsecond, 50 * us, 50 * us},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.a.ahead(tt.interval); got < tt.lo || got > tt.hi {
+				t.Errorf("ahead(%v) = %v, want %v..%v", tt.interval, time.Duration(got), time.Duration(tt.lo), time.Duration(tt.hi))
+			}
+		})
+	}
+}
+
+// One slow wake-up moves the estimate a little; the next fast one brings
+// it most of the way back.
+func TestWakeAdvanceRecoversFromAStall(t *testing.T) {
+	a := wakeAdvance{est: int64(20 * time.Microsecond)}
+	a.observe(int64(maxWakeAdvance))
+	if up := time.Duration(a.est); up > 26*time.Microsecond {
+		t.Errorf("one 200 µs wake-up raised the estimate to %v", up)
+	}
+	for range 8 {
+		a.observe(int64(20 * time.Microsecond))
+	}
+	if got := time.Duration(a.est); got > 21*time.Microsecond {
+		t.Errorf("estimate %v after eight 20 µs wake-ups, want back near 20 µs", got)
+	}
+}

@@ -196,6 +196,7 @@ type runner struct {
 	hist Histograms
 
 	// dispatcher only
+	advance   wakeAdvance
 	workers   []*worker
 	boundHits int64
 	peak      int64
@@ -238,9 +239,12 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		// from.
 		due := elapsed + int64(wait)
 		intended := int64(BatchStart(time.Duration(due), r.cfg.Tick))
-		if intended > elapsed && r.sleep(ctx, intended) != nil {
-			interrupted = true
-			break
+		if arm := intended - r.advance.ahead(r.pacer.Interval()); arm > elapsed {
+			if r.sleep(ctx, arm) != nil {
+				interrupted = true
+				break
+			}
+			r.advance.observe(r.now() - arm)
 		}
 		measured := due >= r.warmupNs
 		if !windowOpen && measured {
@@ -458,7 +462,7 @@ func (w *worker) do(intended int64, measured bool) {
 		}
 		c, connect, err := r.dialer.dial(w.target, deadline)
 		if err != nil {
-			w.finish(&smp, measured, intended, start, 0, err)
+			w.finish(&smp, measured, intended, start, r.now(), 0, err)
 			return
 		}
 		if measured {
@@ -473,18 +477,19 @@ func (w *worker) do(intended int64, measured bool) {
 	}
 	if err := w.conn.SetDeadline(deadline); err != nil {
 		w.drop()
-		w.finish(&smp, measured, intended, start, 0, err)
+		w.finish(&smp, measured, intended, start, r.now(), 0, err)
 		return
 	}
 	resp, err := roundTrip(w.conn, req, w.buf)
+	done := r.now()
 	w.used++
-	w.lastUsed = r.now()
+	w.lastUsed = done
 	if err != nil {
 		w.drop()
-		w.finish(&smp, measured, intended, start, resp.status, err)
+		w.finish(&smp, measured, intended, start, done, resp.status, err)
 		return
 	}
-	w.finish(&smp, measured, intended, start, resp.status, nil)
+	w.finish(&smp, measured, intended, start, w.arrived(start, done), resp.status, nil)
 	if last || resp.close {
 		// Wait for the server's FIN before closing, so that the server holds
 		// TIME_WAIT and the client keeps its local ports. Not timed.
@@ -502,9 +507,28 @@ func (w *worker) drop() {
 	w.conn = nil
 }
 
-// finish records one request's outcome.
-func (w *worker) finish(smp *sample, measured bool, intended, start int64, status int, err error) {
-	done := w.r.now()
+// arrived returns when the response's last byte reached the host, by the
+// kernel's receive timestamp where the connection has one: the client's
+// own delay in waking up and reading it is not the dataplane's. It falls
+// back to done (when the client read it) without a timestamp, or with one
+// outside [start, done] (the wall clock was stepped).
+func (w *worker) arrived(start, done int64) int64 {
+	a, ok := w.conn.(arriver)
+	if !ok {
+		return done
+	}
+	at, ok := a.arrival()
+	if !ok {
+		return done
+	}
+	if t := int64(at.Sub(w.r.t0)); t >= start && t <= done {
+		return t
+	}
+	return done
+}
+
+// finish records one request's outcome; done is when it completed.
+func (w *worker) finish(smp *sample, measured bool, intended, start, done int64, status int, err error) {
 	kind := Classify(err, status)
 	if !measured {
 		w.warmRequests++
@@ -514,6 +538,9 @@ func (w *worker) finish(smp *sample, measured bool, intended, start int64, statu
 		return
 	}
 	w.requests++
+	// A request that left before it was due (see wakeAdvance) counts from
+	// when it left.
+	intended = min(intended, start)
 	w.r.timeline.completed(done, done-intended, kind != "")
 	if kind != "" {
 		w.errors++
