@@ -33,14 +33,21 @@ func skipIntegration(t *testing.T) {
 
 func startServer(t testing.TB, cfg ServerConfig) (*Server, string) {
 	t.Helper()
+	return startServerOn(t, cfg, func(l net.Listener) net.Listener { return l })
+}
+
+// startServerOn serves on a loopback listener as wrap returns it.
+func startServerOn(t testing.TB, cfg ServerConfig, wrap func(net.Listener) net.Listener) (*Server, string) {
+	t.Helper()
 	srv, err := NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	l := wrap(inner)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, l) }()
@@ -156,22 +163,14 @@ func TestRunRedialsConnectionsIdleTooLong(t *testing.T) {
 
 func TestRunTickSendsInBatches(t *testing.T) {
 	skipIntegration(t)
-	srv, err := NewServer(ServerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	inner, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &arrivalListener{Listener: inner}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, l) }()
-	t.Cleanup(func() { cancel(); <-done })
+	var l *arrivalListener
+	srv, url := startServerOn(t, ServerConfig{}, func(inner net.Listener) net.Listener {
+		l = &arrivalListener{Listener: inner}
+		return l
+	})
 
 	// 1,000 req/s in 10 ms ticks: 100 batches of ten.
-	s := mustRun(t, Config{URLs: []string{"http://" + inner.Addr().String() + "/"}, Rate: 1000, Duration: time.Second, Tick: 10 * time.Millisecond})
+	s := mustRun(t, Config{URLs: []string{url}, Rate: 1000, Duration: time.Second, Tick: 10 * time.Millisecond})
 	if s.Requests != 1000 || srv.Requests() != 1000 || s.Errors.Total != 0 {
 		t.Fatalf("sent %d, served %d, %d errors; want 1000, 1000, 0", s.Requests, srv.Requests(), s.Errors.Total)
 	}
