@@ -35,15 +35,28 @@ import (
 // Version is the Kubernetes version whose binaries are used.
 const Version = "v1.36.3"
 
+// Options change how the apiserver runs; the zero value suits most tests.
+type Options struct {
+	// ServiceCIDR is the Service ClusterIP range (default 10.96.0.0/16).
+	ServiceCIDR string
+	// Fsync keeps etcd's fsync on, for tests that measure etcd and the
+	// apiserver (by default etcd runs with --unsafe-no-fsync).
+	Fsync bool
+}
+
 // Server is a running etcd and kube-apiserver.
 type Server struct {
 	// Config reaches the apiserver as an admin.
 	Config *rest.Config
 	// CAPEM is the apiserver's CA certificate.
 	CAPEM []byte
-	procs []*exec.Cmd
-	dir   string
-	logs  []string
+	// EtcdURL is etcd's client URL (plain HTTP on loopback).
+	EtcdURL string
+	// Etcd and APIServer are the two processes.
+	Etcd, APIServer *exec.Cmd
+	procs           []*exec.Cmd
+	dir             string
+	logs            []string
 }
 
 var (
@@ -65,8 +78,8 @@ func BinDir() string {
 	return filepath.Join(cache, "kpbench", "k8s", Version)
 }
 
-// skipUnlessRunnable skips t when the apiserver cannot run here.
-func skipUnlessRunnable(t testing.TB) string {
+// SkipUnlessRunnable skips t when the apiserver cannot run here.
+func SkipUnlessRunnable(t testing.TB) string {
 	t.Helper()
 	if os.Getenv("KPBENCH_SKIP_INTEGRATION") == "1" {
 		t.Skip("KPBENCH_SKIP_INTEGRATION=1")
@@ -87,8 +100,14 @@ func skipUnlessRunnable(t testing.TB) string {
 // when not root, when KPBENCH_SKIP_INTEGRATION=1 or without the binaries.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	dir := skipUnlessRunnable(t)
-	s, err := startAPIServer(dir)
+	return StartWith(t, Options{})
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, o Options) *Server {
+	t.Helper()
+	dir := SkipUnlessRunnable(t)
+	s, err := startAPIServer(dir, o)
 	if err != nil {
 		t.Fatalf("starting etcd and kube-apiserver: %v", err)
 	}
@@ -100,8 +119,8 @@ func Start(t testing.TB) *Server {
 // TestMain must call StopShared after m.Run.
 func Shared(t testing.TB) *rest.Config {
 	t.Helper()
-	dir := skipUnlessRunnable(t)
-	sharedOnce.Do(func() { shared, sharedErr = startAPIServer(dir) })
+	dir := SkipUnlessRunnable(t)
+	sharedOnce.Do(func() { shared, sharedErr = startAPIServer(dir, Options{}) })
 	if sharedErr != nil {
 		t.Fatalf("starting etcd and kube-apiserver: %v", sharedErr)
 	}
@@ -115,24 +134,32 @@ func StopShared() {
 	}
 }
 
-// Kubeconfig writes a kubeconfig for the apiserver to path.
+// Kubeconfig writes a kubeconfig for the apiserver to path, with context
+// apitest.
 func (s *Server) Kubeconfig(path string) error {
+	return s.KubeconfigWithContext(path, "apitest")
+}
+
+// KubeconfigWithContext writes a kubeconfig for the apiserver to path whose
+// cluster and context are named name (kpbench-lab-test makes kpbench treat
+// the apiserver as a lab's), in namespace default.
+func (s *Server) KubeconfigWithContext(path, name string) error {
 	kc := fmt.Sprintf(`apiVersion: v1
 kind: Config
 clusters:
-- name: apitest
+- name: %[1]s
   cluster:
-    server: %s
-    certificate-authority-data: %s
+    server: %[2]s
+    certificate-authority-data: %[3]s
 users:
 - name: admin
   user:
-    token: %s
+    token: %[4]s
 contexts:
-- name: apitest
-  context: {cluster: apitest, user: admin}
-current-context: apitest
-`, s.Config.Host, base64.StdEncoding.EncodeToString(s.CAPEM), adminToken)
+- name: %[1]s
+  context: {cluster: %[1]s, user: admin, namespace: default}
+current-context: %[1]s
+`, name, s.Config.Host, base64.StdEncoding.EncodeToString(s.CAPEM), adminToken)
 	return os.WriteFile(path, []byte(kc), 0o600)
 }
 
@@ -145,7 +172,10 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func startAPIServer(binDir string) (s *Server, err error) {
+func startAPIServer(binDir string, o Options) (s *Server, err error) {
+	if o.ServiceCIDR == "" {
+		o.ServiceCIDR = "10.96.0.0/16"
+	}
 	dir, err := os.MkdirTemp("", "kpbench-apiserver-")
 	if err != nil {
 		return nil, err
@@ -174,25 +204,29 @@ func startAPIServer(binDir string) (s *Server, err error) {
 	}
 	etcdURL := "http://127.0.0.1:" + strconv.Itoa(clientPort)
 	peerURL := "http://127.0.0.1:" + strconv.Itoa(peerPort)
-	if err := s.start(filepath.Join(binDir, "etcd"), "etcd",
+	s.EtcdURL = etcdURL
+	etcdArgs := []string{
 		"--name=kpbt-existing",
-		"--data-dir="+filepath.Join(dir, "etcd"),
-		"--listen-client-urls="+etcdURL,
-		"--advertise-client-urls="+etcdURL,
-		"--listen-peer-urls="+peerURL,
-		"--initial-advertise-peer-urls="+peerURL,
-		"--initial-cluster=kpbt-existing="+peerURL,
-		"--unsafe-no-fsync",
+		"--data-dir=" + filepath.Join(dir, "etcd"),
+		"--listen-client-urls=" + etcdURL,
+		"--advertise-client-urls=" + etcdURL,
+		"--listen-peer-urls=" + peerURL,
+		"--initial-advertise-peer-urls=" + peerURL,
+		"--initial-cluster=kpbt-existing=" + peerURL,
 		"--log-level=warn",
-	); err != nil {
+	}
+	if !o.Fsync {
+		etcdArgs = append(etcdArgs, "--unsafe-no-fsync")
+	}
+	if s.Etcd, err = s.start(filepath.Join(binDir, "etcd"), "etcd", etcdArgs...); err != nil {
 		return s, err
 	}
-	if err := s.start(filepath.Join(binDir, "kube-apiserver"), "kube-apiserver",
+	if s.APIServer, err = s.start(filepath.Join(binDir, "kube-apiserver"), "kube-apiserver",
 		"--etcd-servers="+etcdURL,
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
 		"--secure-port="+strconv.Itoa(apiPort),
-		"--service-cluster-ip-range=10.96.0.0/16",
+		"--service-cluster-ip-range="+o.ServiceCIDR,
 		"--tls-cert-file="+pki["serving.crt"],
 		"--tls-private-key-file="+pki["serving.key"],
 		"--token-auth-file="+pki["tokens.csv"],
@@ -247,24 +281,24 @@ func startAPIServer(binDir string) (s *Server, err error) {
 	return s, fmt.Errorf("kube-apiserver not ready after 90s (%v): %s", last, s.logTail())
 }
 
-func (s *Server) start(bin, name string, args ...string) error {
+func (s *Server) start(bin, name string, args ...string) (*exec.Cmd, error) {
 	logPath := filepath.Join(s.dir, name+".log")
 	logf, err := os.Create(logPath)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		return fmt.Errorf("starting %s: %w", name, err)
+		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
 	logf.Close()
 	s.procs = append(s.procs, cmd)
 	s.logs = append(s.logs, logPath)
 	go func() { _ = cmd.Wait() }()
-	return nil
+	return cmd, nil
 }
 
 func (s *Server) logTail() string {
