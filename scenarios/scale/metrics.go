@@ -1,107 +1,72 @@
 package scale
 
 import (
-	"bufio"
 	"bytes"
-	"fmt"
+	"maps"
 	"strconv"
-	"strings"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
-// sample is one line of the Prometheus text exposition format.
+// sample is one series of the Prometheus text exposition format.
 type sample struct {
 	name   string
 	labels map[string]string
 	value  float64
 }
 
-// parseText reads the Prometheus text format (version 0.0.4): comments and
-// blank lines are skipped, every other line is `name{labels} value
-// [timestamp]`. It is the small subset Wait needs; a malformed line is an
-// error naming its line number.
+// parseText reads the Prometheus text format with the parser the collector
+// uses (expfmt) and flattens it back into the series of the text format:
+// counters, gauges and untyped series as they are, histograms and summaries
+// as their _bucket (or quantile), _sum and _count series. A malformed body
+// is an error naming its line.
 func parseText(b []byte) ([]sample, error) {
-	var out []sample
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for ln := 1; sc.Scan(); ln++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		s, err := parseLine(line)
-		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", ln, err)
-		}
-		out = append(out, s)
-	}
-	return out, sc.Err()
-}
-
-func parseLine(line string) (sample, error) {
-	var s sample
-	end := strings.IndexAny(line, "{ \t")
-	if end <= 0 {
-		return s, fmt.Errorf("no value in %q", line)
-	}
-	s.name, line = line[:end], line[end:]
-	if line[0] == '{' {
-		var err error
-		if s.labels, line, err = parseLabels(line[1:]); err != nil {
-			return s, err
-		}
-	}
-	fields := strings.Fields(line)
-	if len(fields) < 1 || len(fields) > 2 {
-		return s, fmt.Errorf("want a value and an optional timestamp after %s, got %q", s.name, line)
-	}
-	v, err := strconv.ParseFloat(fields[0], 64)
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(bytes.NewReader(b))
 	if err != nil {
-		return s, fmt.Errorf("value of %s: %w", s.name, err)
+		return nil, err
 	}
-	s.value = v
-	return s, nil
+	var out []sample
+	for name, f := range fams {
+		for _, m := range f.GetMetric() {
+			labels := make(map[string]string, len(m.GetLabel()))
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			add := func(suffix string, v float64, extra ...string) {
+				ls := labels
+				if len(extra) == 2 {
+					ls = maps.Clone(labels)
+					ls[extra[0]] = extra[1]
+				}
+				out = append(out, sample{name: name + suffix, labels: ls, value: v})
+			}
+			switch {
+			case m.Counter != nil:
+				add("", m.GetCounter().GetValue())
+			case m.Gauge != nil:
+				add("", m.GetGauge().GetValue())
+			case m.Untyped != nil:
+				add("", m.GetUntyped().GetValue())
+			case m.Histogram != nil:
+				h := m.GetHistogram()
+				for _, bk := range h.GetBucket() {
+					add("_bucket", float64(bk.GetCumulativeCount()), "le", formatFloat(bk.GetUpperBound()))
+				}
+				add("_sum", h.GetSampleSum())
+				add("_count", float64(h.GetSampleCount()))
+			case m.Summary != nil:
+				s := m.GetSummary()
+				for _, q := range s.GetQuantile() {
+					add("", q.GetValue(), "quantile", formatFloat(q.GetQuantile()))
+				}
+				add("_sum", s.GetSampleSum())
+				add("_count", float64(s.GetSampleCount()))
+			}
+		}
+	}
+	return out, nil
 }
 
-// parseLabels parses `k="v",k2="v2"}` and returns the rest after '}'.
-func parseLabels(in string) (map[string]string, string, error) {
-	labels := map[string]string{}
-	for {
-		in = strings.TrimLeft(in, " \t,")
-		if in == "" {
-			return nil, "", fmt.Errorf("unterminated label set")
-		}
-		if in[0] == '}' {
-			return labels, in[1:], nil
-		}
-		eq := strings.IndexByte(in, '=')
-		if eq <= 0 || len(in) < eq+2 || in[eq+1] != '"' {
-			return nil, "", fmt.Errorf("malformed label in %q", in)
-		}
-		key := strings.TrimSpace(in[:eq])
-		in = in[eq+2:]
-		var val strings.Builder
-		closed := false
-		for i := 0; i < len(in); i++ {
-			c := in[i]
-			if c == '\\' && i+1 < len(in) {
-				i++
-				switch in[i] {
-				case 'n':
-					val.WriteByte('\n')
-				default:
-					val.WriteByte(in[i])
-				}
-				continue
-			}
-			if c == '"' {
-				in, closed = in[i+1:], true
-				break
-			}
-			val.WriteByte(c)
-		}
-		if !closed {
-			return nil, "", fmt.Errorf("unterminated value of label %s", key)
-		}
-		labels[key] = val.String()
-	}
-}
+func formatFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }

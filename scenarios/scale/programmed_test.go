@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -297,5 +298,50 @@ func TestWaitProbeOnly(t *testing.T) {
 	// No probe (scaled to zero): nothing to wait for.
 	if _, err := Wait(context.Background(), &scriptedNode{scrapes: noMetrics}, WaitConfig{ProbeOnly: true}); err != nil {
 		t.Errorf("no probe: %v", err)
+	}
+}
+
+// Typed histograms and summaries come back as the series of the text
+// format, as kube-proxy and etcd expose them.
+func TestParseTextFlattensHistogramsAndSummaries(t *testing.T) {
+	body := `# TYPE kubeproxy_sync_proxy_rules_duration_seconds histogram
+kubeproxy_sync_proxy_rules_duration_seconds_bucket{ip_family="IPv4",le="0.1"} 3
+kubeproxy_sync_proxy_rules_duration_seconds_bucket{ip_family="IPv4",le="+Inf"} 5
+kubeproxy_sync_proxy_rules_duration_seconds_sum{ip_family="IPv4"} 1.25
+kubeproxy_sync_proxy_rules_duration_seconds_count{ip_family="IPv4"} 5
+# TYPE rpc_seconds summary
+rpc_seconds{quantile="0.5"} 0.01
+rpc_seconds_sum 2
+rpc_seconds_count 40
+# TYPE up gauge
+up 1
+`
+	got, err := parseText([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type key struct{ name, labels string }
+	values := map[key]float64{}
+	for _, s := range got {
+		values[key{s.name, fmt.Sprint(s.labels)}] = s.value
+	}
+	want := map[key]float64{
+		{"kubeproxy_sync_proxy_rules_duration_seconds_bucket", "map[ip_family:IPv4 le:0.1]"}:  3,
+		{"kubeproxy_sync_proxy_rules_duration_seconds_bucket", "map[ip_family:IPv4 le:+Inf]"}: 5,
+		{"kubeproxy_sync_proxy_rules_duration_seconds_sum", "map[ip_family:IPv4]"}:            1.25,
+		{"kubeproxy_sync_proxy_rules_duration_seconds_count", "map[ip_family:IPv4]"}:          5,
+		{"rpc_seconds", "map[quantile:0.5]"}:                                                  0.01,
+		{"rpc_seconds_sum", "map[]"}:                                                          2,
+		{"rpc_seconds_count", "map[]"}:                                                        40,
+		{"up", "map[]"}:                                                                       1,
+	}
+	if !maps.Equal(values, want) {
+		t.Errorf("parseText =\n%v\nwant\n%v", values, want)
+	}
+	st, err := ParseSyncState([]byte(body + `kubeproxy_sync_proxy_rules_service_changes_pending 0
+kubeproxy_sync_proxy_rules_endpoint_changes_pending 2
+`))
+	if err != nil || st.Syncs != 5 || st.SyncSeconds != 1.25 || st.Pending() != 2 {
+		t.Errorf("ParseSyncState = %+v, %v; want 5 syncs, 1.25 s, 2 pending", st, err)
 	}
 }
