@@ -295,12 +295,22 @@ func stepFindings(d *Data) []Finding {
 	return []Finding{{Kind: FindingState, Text: "Dataplane size (medians over the step's points): " + strings.Join(parts, "; ") + "."}}
 }
 
+// underpoweredNote says why a difference is not established. Where the
+// confidence interval excludes zero it says so first, so that an interval
+// that clearly leans one way next to "not established" does not read as a
+// contradiction: the two answer different questions (Welch's t interval
+// for the means; the rank test, which with n per side can never reach p
+// below 2/C(2n, n)).
 func underpoweredNote(d Difference) string {
 	if d.A.N == 1 && d.B.N == 1 {
 		return "significance cannot be established with one repetition per side"
 	}
-	return fmt.Sprintf("too few valid repetitions to establish significance (the Mann-Whitney test needs at least %d per side at α=%.2f)",
-		MinRepetitions(), Alpha)
+	lean := ""
+	if d.HasCI && (d.CILo > 0 || d.CIHi < 0) {
+		lean = "the 95% CI excludes zero, which points to a real difference, but "
+	}
+	return fmt.Sprintf("%stoo few valid repetitions to establish significance (the Mann-Whitney test needs at least %d per side at α=%.2f; run more repetitions)",
+		lean, MinRepetitions(), Alpha)
 }
 
 func signed(v float64, digits int) string {

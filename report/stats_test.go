@@ -202,6 +202,24 @@ func TestFindings(t *testing.T) {
 			want: []string{"At 5,000 Services with a new connection per request, client-node CPU was 0.200 cores higher with iptables than with nftables", "p=0.029, n=4 iptables + 4 nftables"},
 		},
 		{
+			name: "three repetitions, clearly apart",
+			points: []runs.Point{
+				point("iptables", 10000, 1, 1, 0.30), point("iptables", 10000, 1, 2, 0.31), point("iptables", 10000, 1, 3, 0.29),
+				point("nftables", 10000, 1, 1, 0.10), point("nftables", 10000, 1, 2, 0.11), point("nftables", 10000, 1, 3, 0.09),
+			},
+			want:    []string{"the 95% CI excludes zero, which points to a real difference, but too few valid repetitions to establish significance", "p=0.100, n=3 iptables + 3 nftables"},
+			notWant: []string{"higher with"},
+		},
+		{
+			name: "three repetitions, overlapping",
+			points: []runs.Point{
+				point("iptables", 10000, 1, 1, 0.10), point("iptables", 10000, 1, 2, 0.30), point("iptables", 10000, 1, 3, 0.12),
+				point("nftables", 10000, 1, 1, 0.11), point("nftables", 10000, 1, 2, 0.10), point("nftables", 10000, 1, 3, 0.29),
+			},
+			want:    []string{"too few valid repetitions to establish significance"},
+			notWant: []string{"excludes zero", "higher with"},
+		},
+		{
 			name: "no difference",
 			points: []runs.Point{
 				point("iptables", 100, 0, 1, 0.10), point("iptables", 100, 0, 2, 0.11), point("iptables", 100, 0, 3, 0.09), point("iptables", 100, 0, 4, 0.10),
