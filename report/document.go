@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kpbench/kpbench/runs"
+	"github.com/kpbench/kpbench/scenarios"
 )
 
 // The report is built once as a list of blocks and rendered twice, as
@@ -250,12 +251,22 @@ func scenarioTable(r *runs.Run) table {
 		{"Request timeout", s.Load.Timeout.String()},
 		{"Max in flight", fmt.Sprint(s.Load.MaxInflight)},
 		{"Repetitions", fmt.Sprint(s.Repetitions)},
+		{"Order", describeOrder(s.Order)},
 		{"CPU sampling interval", s.Sampling.Interval.String()},
 	}
 	for i := range rows {
 		rows[i][1] = orDash(rows[i][1])
 	}
 	return table{header: []string{"", ""}, rows: rows}
+}
+
+// describeOrder says how a run visited its points; runs written before
+// the field existed ran mode by mode.
+func describeOrder(o scenarios.Order) string {
+	if o == scenarios.OrderSteps {
+		return "steps (each step scaled once, every mode measured at it, the modes taking turns going first)"
+	}
+	return "modes (each mode measured at every step before the next mode)"
 }
 
 func methodology(r *runs.Run) string {

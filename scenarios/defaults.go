@@ -32,6 +32,9 @@ func SetDefaults(s *Scenario) {
 	if len(sp.Modes) == 0 {
 		sp.Modes = append([]Mode(nil), Modes...)
 	}
+	if sp.Order == "" {
+		sp.Order = OrderModes
+	}
 	if sp.EndpointsPerService == 0 {
 		sp.EndpointsPerService = DefaultEndpointsPerService
 	}

@@ -60,6 +60,7 @@ func TestParseErrors(t *testing.T) {
 		{"negative variant", base("  services: [1]\n  load:\n    requestsPerConn: [-1]\n"), []string{"spec.load.requestsPerConn[0]"}},
 		{"endpoints exceed backends", base("  services: [1]\n  backends: 3\n  endpointsPerService: 5\n"), []string{"spec.endpointsPerService"}},
 		{"bad targets", base("  services: [1]\n  load:\n    targets: all\n"), []string{"spec.load.targets"}},
+		{"bad order", base("  services: [1]\n  order: random\n"), []string{"spec.order"}},
 		{"zero services step", base("  services: [0, 10]\n"), []string{"spec.services[0]"}},
 		{"too many services", base("  services: [70000]\n"), []string{"spec.services[0]"}},
 		{"sampling longer than window", base("  services: [1]\n  load:\n    duration: 2s\n  sampling:\n    interval: 5s\n"), []string{"spec.sampling.interval"}},
@@ -100,6 +101,9 @@ func TestDefaults(t *testing.T) {
 	sp := s.Spec
 	if !reflect.DeepEqual(sp.Modes, Modes) {
 		t.Errorf("modes = %v, want %v", sp.Modes, Modes)
+	}
+	if sp.Order != OrderModes {
+		t.Errorf("order = %q, want %q", sp.Order, OrderModes)
 	}
 	if sp.EndpointsPerService != 10 || sp.Backends != 10 || sp.Repetitions != 1 {
 		t.Errorf("endpoints/backends/repetitions = %d/%d/%d", sp.EndpointsPerService, sp.Backends, sp.Repetitions)

@@ -53,6 +53,21 @@ const (
 	TargetsRandom Targets = "random"
 )
 
+// Order is the order in which a run visits its points.
+type Order string
+
+const (
+	// OrderModes measures one mode at every Service step, then the next
+	// mode; each mode climbs from the first step (what the published
+	// experiments did).
+	OrderModes Order = "modes"
+	// OrderSteps scales to each Service step once and measures every mode
+	// there before the next step, the modes taking turns going first: half
+	// the API work of OrderModes for two modes (a third for three), and the
+	// modes interleaved in time.
+	OrderSteps Order = "steps"
+)
+
 // Scenario is the top-level document.
 type Scenario struct {
 	APIVersion string   `json:"apiVersion"`
@@ -77,10 +92,13 @@ type Spec struct {
 	// EndpointSlice; every endpoint is a real backend pod.
 	EndpointsPerService int `json:"endpointsPerService,omitempty"`
 	// Backends is the number of real backend pods.
-	Backends    int      `json:"backends,omitempty"`
-	Load        Load     `json:"load"`
-	Repetitions int      `json:"repetitions,omitempty"`
-	Sampling    Sampling `json:"sampling"`
+	Backends    int  `json:"backends,omitempty"`
+	Load        Load `json:"load"`
+	Repetitions int  `json:"repetitions,omitempty"`
+	// Order is the order of the points: OrderModes (default) or
+	// OrderSteps.
+	Order    Order    `json:"order,omitempty"`
+	Sampling Sampling `json:"sampling"`
 }
 
 // Load describes the client's traffic for every point.

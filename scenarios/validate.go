@@ -48,6 +48,9 @@ func Validate(s *Scenario) ErrorList {
 		}
 		seenMode[m] = true
 	}
+	if sp.Order != OrderModes && sp.Order != OrderSteps {
+		add("spec.order", "must be %q or %q, got %q", OrderModes, OrderSteps, sp.Order)
+	}
 	if len(sp.Services) == 0 {
 		add("spec.services", "is required: the ascending Service counts to measure, e.g. [1, 1000, 5000]")
 	}

@@ -19,36 +19,10 @@ import (
 // TestSmokeEndToEnd runs `kpbench run --scenario smoke` on a real lab (real
 // apiserver, kube-proxy and kernel rules) and checks the results directory.
 func TestSmokeEndToEnd(t *testing.T) {
-	labtest.SkipUnlessIntegration(t)
-	bin := labtest.KpbenchBin(t)
-	name := labtest.UniqueName()
-	out := t.TempDir()
-	t.Cleanup(func() {
-		// The run tears its lab down; make sure of it even when it failed.
-		if l, err := lab.Open(lab.Config{Name: name}); err == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
-			_ = l.Down(ctx)
-		}
-	})
-
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "run", "--scenario", "smoke", "--lab-name", name, "--out", out)
-	cmd.Env = append(os.Environ(), "KPBENCH_CONFIG=")
-	logs, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("kpbench run: %v\n%s", err, logs)
-	}
+	dir, logs := runOnLab(t, "smoke", "--scenario", "smoke")
 	if !strings.Contains(string(logs), "report: ") {
 		t.Errorf("run did not print where the report is:\n%s", logs)
 	}
-
-	dirs, _ := filepath.Glob(filepath.Join(out, "*_smoke"))
-	if len(dirs) != 1 {
-		t.Fatalf("want one run directory in %s, got %v", out, dirs)
-	}
-	dir := dirs[0]
 	run, err := runs.ReadRun(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -151,4 +125,108 @@ func TestSmokeEndToEnd(t *testing.T) {
 			t.Errorf("report.md does not list point %s", p.ID)
 		}
 	}
+}
+
+// TestStepOrderEndToEnd runs a two-step scenario in the steps order on a
+// real lab: kube-proxy is switched while the step's Services exist, and
+// every mode must still be verified, programmed and measured at each step.
+func TestStepOrderEndToEnd(t *testing.T) {
+	labtest.SkipUnlessIntegration(t)
+	spec := filepath.Join(t.TempDir(), "steps.yaml")
+	if err := os.WriteFile(spec, []byte(`apiVersion: kpbench.io/v1alpha1
+kind: Scenario
+metadata:
+  name: steps
+spec:
+  modes: [iptables, nftables]
+  services: [1, 300]
+  order: steps
+  endpointsPerService: 3
+  backends: 3
+  load:
+    rate: 200
+    duration: 2s
+    warmup: 0s
+    requestsPerConn: [1]
+  repetitions: 1
+  sampling:
+    interval: 500ms
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir, logs := runOnLab(t, "steps", "-f", spec)
+	points, err := runs.ReadPoints(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	byID := map[string]runs.Point{}
+	for _, p := range points {
+		ids = append(ids, p.ID)
+		byID[p.ID] = p
+	}
+	// Step 1: iptables, then nftables; step 300: nftables (still running,
+	// so it sees the scaling), then iptables.
+	want := []string{"iptables-s00001-rpc1-r1", "nftables-s00001-rpc1-r1", "nftables-s00300-rpc1-r1", "iptables-s00300-rpc1-r1"}
+	if strings.Join(ids, " ") != strings.Join(want, " ") {
+		t.Fatalf("points %v, want %v\n%s", ids, want, logs)
+	}
+	for _, p := range points {
+		if !p.Valid {
+			t.Errorf("%s invalid: %v", p.ID, p.InvalidReasons)
+		}
+		if p.Requests == 0 || p.Connect.Count == 0 {
+			t.Errorf("%s: no traffic measured", p.ID)
+		}
+	}
+	// Each mode's rules at 300 Services are its own, programmed in full:
+	// iptables' grow with the Services, nftables' stay a handful of rules
+	// plus map elements.
+	for _, mode := range []string{"iptables", "nftables"} {
+		lo, hi := byID[mode+"-s00001-rpc1-r1"].Rules, byID[mode+"-s00300-rpc1-r1"].Rules
+		if hi.Total <= lo.Total {
+			t.Errorf("%s: %d rules at 300 Services, not more than %d at 1", mode, hi.Total, lo.Total)
+		}
+	}
+	if a, b := byID["iptables-s00300-rpc1-r1"].Rules.Total, byID["nftables-s00300-rpc1-r1"].Rules.Total; a < 2*b {
+		t.Errorf("at 300 Services iptables has %d rules, nftables %d: the switch left the wrong rules", a, b)
+	}
+	if md, _ := os.ReadFile(filepath.Join(dir, "report.md")); !strings.Contains(string(md), "steps (each step scaled once") {
+		t.Errorf("report.md does not say the run's order")
+	}
+	if byID["nftables-s00300-rpc1-r1"].TimeToProgrammedSeconds <= 0 || byID["iptables-s00300-rpc1-r1"].TimeToProgrammedSeconds != 0 {
+		t.Errorf("time to programmed at 300: nftables %v, iptables %v; want only the mode that saw the scaling",
+			byID["nftables-s00300-rpc1-r1"].TimeToProgrammedSeconds, byID["iptables-s00300-rpc1-r1"].TimeToProgrammedSeconds)
+	}
+}
+
+// runOnLab runs `kpbench run ARGS` on a lab of its own and returns the run
+// directory of the scenario named scenario, and the command's output.
+func runOnLab(t *testing.T, scenario string, args ...string) (string, []byte) {
+	t.Helper()
+	labtest.SkipUnlessIntegration(t)
+	bin := labtest.KpbenchBin(t)
+	name := labtest.UniqueName()
+	out := t.TempDir()
+	t.Cleanup(func() {
+		// The run tears its lab down; make sure of it even when it failed.
+		if l, err := lab.Open(lab.Config{Name: name}); err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			_ = l.Down(ctx)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, append(append([]string{"run"}, args...), "--lab-name", name, "--out", out)...)
+	cmd.Env = append(os.Environ(), "KPBENCH_CONFIG=")
+	logs, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("kpbench run: %v\n%s", err, logs)
+	}
+	dirs, _ := filepath.Glob(filepath.Join(out, "*_"+scenario))
+	if len(dirs) != 1 {
+		t.Fatalf("want one run directory in %s, got %v", out, dirs)
+	}
+	return dirs[0], logs
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -193,7 +194,11 @@ func TestClusterLoadMergesClients(t *testing.T) {
 	if runner.reqs[0].Clients != 3 {
 		t.Errorf("clients asked: %d", runner.reqs[0].Clients)
 	}
-	var sum int64
+	var (
+		sum      int64
+		achieved float64
+		allValid = true
+	)
 	for i := 0; i < 3; i++ {
 		b, err := os.ReadFile(filepath.Join(req.RawDir, "load-client-"+strconv.Itoa(i)+".json"))
 		if err != nil {
@@ -204,11 +209,18 @@ func TestClusterLoadMergesClients(t *testing.T) {
 			t.Fatal(err)
 		}
 		sum += s.Requests
+		achieved += s.AchievedRate
+		allValid = allValid && s.Valid
 	}
 	// Three clients at 200 req/s each: their requests add up, the rate
-	// is the sum, and the merged histogram counted every request.
-	if res.Requests != sum || res.Requests < 270 || !res.Valid || res.AchievedRate < 590 {
-		t.Errorf("merged %+v, clients' requests %d", res, sum)
+	// is the sum, and the merged histogram counted every request. The
+	// point is valid exactly when every client was (on a busy machine a
+	// client of so short a window can fall 1% behind).
+	if res.Requests != sum || res.Requests < 270 || math.Abs(res.AchievedRate-achieved) > 1e-6*achieved || achieved < 540 {
+		t.Errorf("merged %+v; clients' requests %d, rates %.1f", res, sum, achieved)
+	}
+	if res.Valid != allValid {
+		t.Errorf("merged valid = %v, clients all valid = %v: %v", res.Valid, allValid, res.InvalidReasons)
 	}
 	b, _ := os.ReadFile(filepath.Join(req.RawDir, "load.json"))
 	m, err := loadgen.ReadSummary(bytes.NewReader(b))

@@ -67,94 +67,179 @@ func (e *Engine) Run(ctx context.Context, dir string, run *runs.Run) error {
 	if err := runs.WriteRun(dir, run); err != nil {
 		return err
 	}
-	total := len(modes) * sc.PointsPerMode()
-	count := len(done)
+	ps := &pass{dir: dir, run: run, log: log, done: done,
+		total: len(modes) * sc.PointsPerMode(), count: len(done)}
+	if sc.Spec.Order == scenarios.OrderSteps {
+		return e.byStep(ctx, ps, modes)
+	}
+	return e.byMode(ctx, ps, modes)
+}
 
+// pass is one Run's progress.
+type pass struct {
+	dir          string
+	run          *runs.Run
+	log          *slog.Logger
+	done         map[string]bool
+	count, total int
+	// kpPID is the running kube-proxy's PID, to notice a restart.
+	kpPID int
+}
+
+// byMode measures one mode at every step before the next mode; each mode
+// starts from the first step, scaled down to under the previous mode.
+func (e *Engine) byMode(ctx context.Context, ps *pass, modes []scenarios.Mode) error {
+	sc := &ps.run.Scenario
 	for _, mode := range modes {
-		if allDone(sc, mode, done) {
-			log.Info("mode already measured", "mode", mode)
+		if allDone(sc, mode, ps.done) {
+			ps.log.Info("mode already measured", "mode", mode)
 			continue
 		}
-		if err := e.enterMode(ctx, run, mode, true); err != nil {
-			if ctx.Err() != nil {
-				return fmt.Errorf("%w: %v", ErrInterrupted, err)
+		if err := e.switchTo(ctx, ps, mode, true); err != nil {
+			if errors.Is(err, ErrInterrupted) {
+				return err
 			}
-			// The mode could not be set: record why and go on with the next.
-			run.SkippedModes = append(run.SkippedModes, runs.SkippedMode{Mode: mode, Reason: err.Error()})
-			e.problem(run, dir, log, fmt.Sprintf("mode %s: %v", mode, err))
 			continue
 		}
-		kpPID, _ := e.Provider.ClientNode().KubeProxyPID(ctx)
-
 		for _, n := range sc.Spec.Services {
-			if stepDone(sc, mode, n, done) {
+			if stepDone(sc, mode, n, ps.done) {
 				continue
 			}
-			log.Info("scaling", "mode", mode, "services", n)
-			sres, err := e.Scaler.Scale(ctx, n)
-			if err != nil {
-				if ctx.Err() != nil {
-					return fmt.Errorf("%w: %v", ErrInterrupted, err)
-				}
-				return fmt.Errorf("scaling to %d services in %s mode: %w", n, mode, err)
+			if err := e.step(ctx, ps, mode, n); err != nil {
+				return err
 			}
-			log.Info("programmed", "mode", mode, "services", n, "timeToProgrammed", sres.TimeToProgrammed.Round(time.Millisecond), "sync", sres.SyncDuration.Round(time.Millisecond))
-			var rules runs.Rules
-			if mode != scenarios.ModeExternal { // a replacement's rules are its own business
-				if rules, err = e.Rules.Count(ctx, mode); err != nil {
-					e.problem(run, dir, log, fmt.Sprintf("counting %s rules at %d services: %v", mode, n, err))
-				}
+		}
+	}
+	return nil
+}
+
+// byStep scales to each step once and measures every mode there before
+// the next step. The modes take turns going first (step i starts with mode
+// i mod len(modes)), so that neither the mode that sees the step's scaling
+// nor the machine's drift over the run favours one mode. Only the first
+// mode to enter the run scales down to the first step before its switch;
+// later switches happen at the step's Service count.
+func (e *Engine) byStep(ctx context.Context, ps *pass, modes []scenarios.Mode) error {
+	sc := &ps.run.Scenario
+	var (
+		current scenarios.Mode
+		entered bool // a mode has been entered in this run
+		failed  = map[scenarios.Mode]bool{}
+	)
+	for i, n := range sc.Spec.Services {
+		for j := range modes {
+			mode := modes[(i+j)%len(modes)]
+			if failed[mode] || stepDone(sc, mode, n, ps.done) {
+				continue
 			}
-			urls, err := e.Scaler.TargetURLs(ctx, sc.Spec.Load.Targets)
-			if err != nil {
-				return fmt.Errorf("listing target services: %w", err)
-			}
-			first := true
-			for _, rpc := range sc.Spec.Load.RequestsPerConn {
-				for rep := 1; rep <= sc.Spec.Repetitions; rep++ {
-					id := runs.PointID(mode, n, rpc, rep)
-					if done[id] {
-						continue
-					}
-					count++
-					if e.Progress != nil {
-						e.Progress(count, total, id)
-					}
-					p, err := e.measure(ctx, dir, run, mode, n, rpc, rep, urls, rules)
-					if err != nil {
-						if ctx.Err() != nil {
-							return fmt.Errorf("%w during %s: %v", ErrInterrupted, id, err)
-						}
-						return fmt.Errorf("measuring %s: %w", id, err)
-					}
-					if first {
-						p.TimeToProgrammedSeconds = sres.TimeToProgrammed.Seconds()
-						if p.Sync.LastDurationSeconds == 0 {
-							p.Sync.LastDurationSeconds = sres.SyncDuration.Seconds()
-						}
-						first = false
-					}
-					if reason := e.health(ctx, mode, kpPID); reason != "" {
-						p.Valid = false
-						p.InvalidReasons = append(p.InvalidReasons, reason)
-						e.problem(run, dir, log, fmt.Sprintf("after %s: %s", id, reason))
-					}
-					if err := runs.AppendPoint(dir, p); err != nil {
+			if mode != current {
+				if err := e.switchTo(ctx, ps, mode, !entered); err != nil {
+					if errors.Is(err, ErrInterrupted) {
 						return err
 					}
-					done[id] = true
-					log.Info("point", "id", id, "achieved", fmt.Sprintf("%.1f/s", p.Rate.Achieved),
-						"p50", fmt.Sprintf("%.0fµs", p.Latency.P50Us), "connectP50", fmt.Sprintf("%.0fµs", p.Connect.P50Us),
-						"nodeCPU", fmt.Sprintf("%.3f", p.CPU.Node.Total), "valid", p.Valid)
-					if !p.Valid && strings.Contains(strings.Join(p.InvalidReasons, ";"), runs.ReasonKubeProxyDied) {
-						// Later points of this mode would measure nothing:
-						// re-enter the mode before going on.
-						if err := e.enterMode(ctx, run, mode, false); err != nil {
-							return fmt.Errorf("kube-proxy died in %s mode and could not be restarted: %w", mode, err)
-						}
-						kpPID, _ = e.Provider.ClientNode().KubeProxyPID(ctx)
-					}
+					failed[mode] = true
+					current = "" // whatever runs now, the next mode switches
+					continue
 				}
+				current, entered = mode, true
+			}
+			if err := e.step(ctx, ps, mode, n); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// switchTo enters mode. A mode that cannot be set is recorded as skipped,
+// with a problem, and the error returned; ctx ending returns
+// ErrInterrupted.
+func (e *Engine) switchTo(ctx context.Context, ps *pass, mode scenarios.Mode, shrink bool) error {
+	if err := e.enterMode(ctx, ps.run, mode, shrink); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("%w: %v", ErrInterrupted, err)
+		}
+		// The mode could not be set: record why and go on with the next.
+		ps.run.SkippedModes = append(ps.run.SkippedModes, runs.SkippedMode{Mode: mode, Reason: err.Error()})
+		e.problem(ps.run, ps.dir, ps.log, fmt.Sprintf("mode %s: %v", mode, err))
+		return err
+	}
+	ps.kpPID, _ = e.Provider.ClientNode().KubeProxyPID(ctx)
+	return nil
+}
+
+// step brings the cluster to n Services under mode and measures the
+// step's missing points. The time to programmed goes on the step's first
+// point when this Scale wrote to the API (under the steps order, only the
+// mode that saw the step's scaling has one).
+func (e *Engine) step(ctx context.Context, ps *pass, mode scenarios.Mode, n int) error {
+	sc := &ps.run.Scenario
+	log := ps.log
+	log.Info("scaling", "mode", mode, "services", n)
+	sres, err := e.Scaler.Scale(ctx, n)
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("%w: %v", ErrInterrupted, err)
+		}
+		return fmt.Errorf("scaling to %d services in %s mode: %w", n, mode, err)
+	}
+	log.Info("programmed", "mode", mode, "services", n, "timeToProgrammed", sres.TimeToProgrammed.Round(time.Millisecond), "sync", sres.SyncDuration.Round(time.Millisecond))
+	var rules runs.Rules
+	if mode != scenarios.ModeExternal { // a replacement's rules are its own business
+		if rules, err = e.Rules.Count(ctx, mode); err != nil {
+			e.problem(ps.run, ps.dir, log, fmt.Sprintf("counting %s rules at %d services: %v", mode, n, err))
+		}
+	}
+	urls, err := e.Scaler.TargetURLs(ctx, sc.Spec.Load.Targets)
+	if err != nil {
+		return fmt.Errorf("listing target services: %w", err)
+	}
+	first := true
+	for _, rpc := range sc.Spec.Load.RequestsPerConn {
+		for rep := 1; rep <= sc.Spec.Repetitions; rep++ {
+			id := runs.PointID(mode, n, rpc, rep)
+			if ps.done[id] {
+				continue
+			}
+			ps.count++
+			if e.Progress != nil {
+				e.Progress(ps.count, ps.total, id)
+			}
+			p, err := e.measure(ctx, ps.dir, ps.run, mode, n, rpc, rep, urls, rules)
+			if err != nil {
+				if ctx.Err() != nil {
+					return fmt.Errorf("%w during %s: %v", ErrInterrupted, id, err)
+				}
+				return fmt.Errorf("measuring %s: %w", id, err)
+			}
+			if first {
+				if sres.Created+sres.Deleted > 0 {
+					p.TimeToProgrammedSeconds = sres.TimeToProgrammed.Seconds()
+				}
+				if p.Sync.LastDurationSeconds == 0 {
+					p.Sync.LastDurationSeconds = sres.SyncDuration.Seconds()
+				}
+				first = false
+			}
+			if reason := e.health(ctx, mode, ps.kpPID); reason != "" {
+				p.Valid = false
+				p.InvalidReasons = append(p.InvalidReasons, reason)
+				e.problem(ps.run, ps.dir, log, fmt.Sprintf("after %s: %s", id, reason))
+			}
+			if err := runs.AppendPoint(ps.dir, p); err != nil {
+				return err
+			}
+			ps.done[id] = true
+			log.Info("point", "id", id, "achieved", fmt.Sprintf("%.1f/s", p.Rate.Achieved),
+				"p50", fmt.Sprintf("%.0fµs", p.Latency.P50Us), "connectP50", fmt.Sprintf("%.0fµs", p.Connect.P50Us),
+				"nodeCPU", fmt.Sprintf("%.3f", p.CPU.Node.Total), "valid", p.Valid)
+			if !p.Valid && strings.Contains(strings.Join(p.InvalidReasons, ";"), runs.ReasonKubeProxyDied) {
+				// Later points of this mode would measure nothing:
+				// re-enter the mode before going on.
+				if err := e.enterMode(ctx, ps.run, mode, false); err != nil {
+					return fmt.Errorf("kube-proxy died in %s mode and could not be restarted: %w", mode, err)
+				}
+				ps.kpPID, _ = e.Provider.ClientNode().KubeProxyPID(ctx)
 			}
 		}
 	}

@@ -163,8 +163,14 @@ func TestRunMeasuresEveryPointAndSkipsIPVS(t *testing.T) {
 			t.Errorf("point %s not assembled from its parts: %+v", p.ID, p)
 		}
 	}
-	if pts[0].TimeToProgrammedSeconds == 0 || pts[1].TimeToProgrammedSeconds != 0 {
-		t.Errorf("time to programmed belongs to the first point of a step only: %v, %v", pts[0].TimeToProgrammedSeconds, pts[1].TimeToProgrammedSeconds)
+	// The first step was scaled before the switch (nothing left to write
+	// under the mode); the second step's scaling belongs to its first point.
+	ttp := map[string]float64{}
+	for _, p := range pts {
+		ttp[p.ID] = p.TimeToProgrammedSeconds
+	}
+	if ttp["iptables-s00001-rpc1-r1"] != 0 || ttp["iptables-s00010-rpc1-r1"] == 0 || ttp["iptables-s00010-rpc1-r2"] != 0 {
+		t.Errorf("time to programmed belongs to the first point of a step that wrote to the API only: %v", ttp)
 	}
 	back, err := runs.ReadRun(dir)
 	if err != nil {
@@ -301,5 +307,117 @@ func TestIPTablesBackend(t *testing.T) {
 		if got := IPTablesBackend([]byte(in)); got != want {
 			t.Errorf("IPTablesBackend(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+const specSteps = "  modes: [iptables, ipvs, nftables]\n  services: [1, 10, 100]\n  order: steps\n  load:\n    duration: 1s\n    warmup: 0s\n    requestsPerConn: [1]\n  repetitions: 1\n"
+
+func scaleAndModeEvents(events []string) []string {
+	var out []string
+	for _, ev := range events {
+		if strings.HasPrefix(ev, "scale") || strings.HasPrefix(ev, "mode") {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+func TestStepOrderScalesEachStepOnceAndRotatesModes(t *testing.T) {
+	e, run, dir, _, _, events := setup(t, specSteps)
+	if err := e.Run(context.Background(), dir, run); err != nil {
+		t.Fatal(err)
+	}
+	// Step 1: iptables then nftables; step 10: nftables (already running)
+	// then iptables; step 100: iptables then nftables. The scaler goes up
+	// once per step; the other mode finds nothing to write.
+	want := []string{
+		"scale 1", "mode iptables", "scale 1", "mode nftables", "scale 1",
+		"scale 10", "mode iptables", "scale 10",
+		"scale 100", "mode nftables", "scale 100",
+	}
+	if got := scaleAndModeEvents(*events); !reflect.DeepEqual(got, want) {
+		t.Errorf("scale/mode order\n%v\nwant\n%v", got, want)
+	}
+	pts, err := runs.ReadPoints(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	ttp := map[string]float64{}
+	for _, p := range pts {
+		ids = append(ids, p.ID)
+		ttp[p.ID] = p.TimeToProgrammedSeconds
+	}
+	wantIDs := []string{
+		"iptables-s00001-rpc1-r1", "nftables-s00001-rpc1-r1",
+		"nftables-s00010-rpc1-r1", "iptables-s00010-rpc1-r1",
+		"iptables-s00100-rpc1-r1", "nftables-s00100-rpc1-r1",
+	}
+	if !reflect.DeepEqual(ids, wantIDs) {
+		t.Errorf("points in order %v, want %v", ids, wantIDs)
+	}
+	// Only the mode that saw a step's scaling has a time to programmed.
+	if ttp["nftables-s00010-rpc1-r1"] == 0 || ttp["iptables-s00010-rpc1-r1"] != 0 ||
+		ttp["iptables-s00100-rpc1-r1"] == 0 || ttp["nftables-s00100-rpc1-r1"] != 0 {
+		t.Errorf("time to programmed %v", ttp)
+	}
+}
+
+func TestStepOrderResumes(t *testing.T) {
+	e, run, dir, _, fl, _ := setup(t, specSteps)
+	ctx, cancel := context.WithCancel(context.Background())
+	fl.onRun = func(ctx context.Context, n int) error {
+		if n == 4 {
+			cancel()
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		return nil
+	}
+	if err := e.Run(ctx, dir, run); !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("err = %v, want ErrInterrupted", err)
+	}
+	e2, _, _, fc2, fl2, events2 := setup(t, specSteps)
+	fc2.mode = scenarios.ModeNFTables // as the interrupted run left it
+	if err := e2.Run(context.Background(), dir, run); err != nil {
+		t.Fatal(err)
+	}
+	if fl2.runs != 3 {
+		t.Errorf("resume measured %d points, want the 3 missing", fl2.runs)
+	}
+	// Step 10 lacks iptables only; step 100 both, iptables first.
+	want := []string{"scale 1", "mode iptables", "scale 10", "scale 100", "mode nftables", "scale 100"}
+	if got := scaleAndModeEvents(*events2); !reflect.DeepEqual(got, want) {
+		t.Errorf("resume scale/mode order %v, want %v", got, want)
+	}
+	pts, _ := runs.ReadPoints(dir)
+	if len(pts) != 6 {
+		t.Errorf("%d points after resume, want 6", len(pts))
+	}
+}
+
+func TestStepOrderGoesOnWhenAModeCannotBeSet(t *testing.T) {
+	e, run, dir, fc, _, events := setup(t, specSteps)
+	fc.failMode = scenarios.ModeNFTables
+	if err := e.Run(context.Background(), dir, run); err != nil {
+		t.Fatal(err)
+	}
+	pts, _ := runs.ReadPoints(dir)
+	if len(pts) != 3 {
+		t.Errorf("%d points, want iptables' 3", len(pts))
+	}
+	for _, p := range pts {
+		if p.Mode != scenarios.ModeIPTables {
+			t.Errorf("point %s in a mode that could not be set", p.ID)
+		}
+	}
+	// nftables is tried once, then left out; no step is scaled down again.
+	want := []string{"scale 1", "mode iptables", "scale 1", "mode nftables", "mode iptables", "scale 10", "scale 100"}
+	if got := scaleAndModeEvents(*events); !reflect.DeepEqual(got, want) {
+		t.Errorf("scale/mode order %v, want %v", got, want)
+	}
+	back, _ := runs.ReadRun(dir)
+	if len(back.SkippedModes) != 2 { // ipvs (no IP_VS) and nftables (failed)
+		t.Errorf("skipped modes %+v", back.SkippedModes)
 	}
 }
