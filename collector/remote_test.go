@@ -228,6 +228,10 @@ func TestServeRemotePointStopsOnALine(t *testing.T) {
 	if err := dec.Decode(&res); err != nil {
 		t.Fatal(err)
 	}
+	// The result's trailing newline may still be in the pipe (the decoder
+	// stops at the object's end), and the agent's write waits for it to be
+	// read, as an exec stream's reader does.
+	go func() { _, _ = io.Copy(io.Discard, outR) }()
 	select {
 	case err := <-done:
 		if err != nil {
