@@ -254,9 +254,7 @@ func startAPIServer(binDir string, o Options) (s *Server, err error) {
 		TLSClientConfig: rest.TLSClientConfig{CAData: caPEM},
 		QPS:             100, Burst: 200,
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(caPEM)
-	hc := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	hc := s.HTTPClient(3 * time.Second)
 	deadline := time.Now().Add(90 * time.Second)
 	var last error
 	for time.Now().Before(deadline) {
@@ -279,6 +277,13 @@ func startAPIServer(binDir string, o Options) (s *Server, err error) {
 		time.Sleep(300 * time.Millisecond)
 	}
 	return s, fmt.Errorf("kube-apiserver not ready after 90s (%v): %s", last, s.logTail())
+}
+
+// HTTPClient trusts the apiserver's CA (etcd's plain HTTP works too).
+func (s *Server) HTTPClient(timeout time.Duration) *http.Client {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(s.CAPEM)
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 }
 
 func (s *Server) start(bin, name string, args ...string) (*exec.Cmd, error) {

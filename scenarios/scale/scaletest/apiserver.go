@@ -8,8 +8,6 @@ package scaletest
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
@@ -90,9 +88,7 @@ func CPUSeconds(t testing.TB, pid int) float64 {
 // admin token) or etcd's.
 func (s *APIServer) Metrics(t testing.TB, url string, auth bool) []byte {
 	t.Helper()
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(s.CAPEM)
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	hc := s.HTTPClient(10 * time.Second)
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
 	if auth {
 		req.Header.Set("Authorization", "Bearer "+s.Config.BearerToken)
