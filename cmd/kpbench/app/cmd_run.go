@@ -27,8 +27,10 @@ type runFlags struct {
 	file, scenario, provider, out, resume string
 	keep                                  bool
 	labName, nodeCPUs, k8sVersion, binDir string
-	qps                                   float64
-	waitTimeout                           time.Duration
+	// node is the lab's client node (netns or a VM).
+	node        nodeFlags
+	qps         float64
+	waitTimeout time.Duration
 	// cluster configures the kind and existing providers.
 	cluster clusterFlags
 }
@@ -64,6 +66,7 @@ Ctrl-C stops the load, keeps every finished point, tears the lab down (unless
 	fl.StringVar(&f.nodeCPUs, "node-cpus", "", "lab: CPUs of the client node (default: the last CPU)")
 	fl.StringVar(&f.k8sVersion, "k8s-version", "", "lab: Kubernetes version of the binaries (default "+labDefaultVersion()+")")
 	fl.StringVar(&f.binDir, "bin-dir", "", "lab: use etcd, kube-apiserver and kube-proxy from this directory")
+	f.node.register(fl, "lab: ")
 	fl.Float64Var(&f.qps, "qps", 500, "API requests per second the scaler may make")
 	fl.DurationVar(&f.waitTimeout, "programmed-timeout", 10*time.Minute, "how long to wait for kube-proxy to program one Service step")
 	f.cluster.registerForRun(fl)
@@ -235,6 +238,7 @@ type runTarget struct {
 // labTarget brings up (or attaches to) the lab.
 func labTarget(ctx context.Context, g *globals, f *runFlags, sc *scenarios.Scenario) (*runTarget, error) {
 	cfg := lab.Config{Name: f.labName, Backends: sc.Spec.Backends, K8sVersion: f.k8sVersion, BinDir: f.binDir, Logger: g.logger}
+	f.node.apply(&cfg)
 	if f.nodeCPUs != "" {
 		cpus, err := lab.ParseCPUList(f.nodeCPUs)
 		if err != nil {
@@ -257,10 +261,14 @@ func labTarget(ctx context.Context, g *globals, f *runFlags, sc *scenarios.Scena
 				return nil, err
 			}
 			node := l.ClientNode()
-			return newEngine(ctx, g, f, l, sc, scale.ClientOptions{Kubeconfig: l.KubeconfigPath()}, engineParts{
+			parts := engineParts{
 				load:     &sweep.NodeLoad{Node: node, Bin: bin},
 				observer: &sweep.NodeObserver{Node: node, Interval: sc.Spec.Sampling.Interval.D()},
-			})
+			}
+			if v, ok := l.VM(); ok {
+				parts = vmEngineParts(node, v, sc)
+			}
+			return newEngine(ctx, g, f, l, sc, scale.ClientOptions{Kubeconfig: l.KubeconfigPath()}, parts)
 		},
 		teardown: func() {
 			if !owned || f.keep {
@@ -381,6 +389,11 @@ func describeLab(ctx context.Context, l *lab.Lab, run *runs.Run) error {
 		return fmt.Errorf("lab status: %w", err)
 	}
 	env := sweep.DetectEnvironment(ctx, "/proc", nil)
+	if v, ok := l.VM(); ok {
+		if env, err = vmEnvironment(ctx, l, v, run); err != nil {
+			return err
+		}
+	}
 	env.KubernetesVersion = st.KubernetesVer
 	env.KubeProxyVersion = st.KubeProxyVer
 	if st.IPTablesBackend != "" {

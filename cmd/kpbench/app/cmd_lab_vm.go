@@ -1,0 +1,114 @@
+package app
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/kpbench/kpbench/clusters"
+	"github.com/kpbench/kpbench/clusters/lab"
+	"github.com/kpbench/kpbench/clusters/lab/vm"
+	"github.com/kpbench/kpbench/runs"
+	"github.com/kpbench/kpbench/scenarios"
+	"github.com/kpbench/kpbench/scenarios/sweep"
+)
+
+// nodeFlags are the client-node options of `lab up` and `run`.
+type nodeFlags struct {
+	node string
+	vm   lab.VMConfig
+}
+
+func (f *nodeFlags) register(fl *pflag.FlagSet, prefix string) {
+	fl.StringVar(&f.node, "node", lab.NodeNetns, prefix+"client node: netns (a network namespace of this machine) or vm (a qemu guest with its own kernel, e.g. for IPVS)")
+	fl.StringVar(&f.vm.Kernel, "kernel", "", prefix+"node VM: guest kernel bzImage (default the newest /boot/vmlinuz-* with modules, e.g. Debian's linux-image-amd64)")
+	fl.StringVar(&f.vm.Modules, "kernel-modules", "", prefix+"node VM: the kernel's modules directory (default /lib/modules/RELEASE)")
+	fl.StringVar(&f.vm.Initrd, "initrd", "", prefix+"node VM: initramfs to boot instead of the generated one (see docs/lab.md)")
+	fl.StringVar(&f.vm.Accel, "accel", vm.AccelAuto, prefix+"node VM: auto (KVM when a probe boot works, else TCG), kvm or tcg")
+	fl.IntVar(&f.vm.MemoryMiB, "vm-memory", 0, fmt.Sprintf("%snode VM: memory in MiB (default %d)", prefix, lab.DefaultVMMemoryMiB))
+}
+
+func (f *nodeFlags) apply(cfg *lab.Config) {
+	cfg.Node, cfg.VM = f.node, f.vm
+	if cfg.Node == lab.NodeNetns {
+		cfg.Node = ""
+	}
+	if cfg.VM.Accel == vm.AccelAuto {
+		cfg.VM.Accel = ""
+	}
+}
+
+// newLabVMInitCmd is PID 1 of a VM client node (run by its initramfs on
+// this machine's root, shared read-only). Not for people.
+func newLabVMInitCmd(g *globals) *cobra.Command {
+	var config string
+	cmd := &cobra.Command{
+		Use:    "vm-init",
+		Short:  "PID 1 of the lab's node VM",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			console := vm.ConsoleDevice()
+			err := vm.Init(config, console)
+			fmt.Fprintf(console, "kpbench-vm: %v; powering off\n", err)
+			vm.PowerOff()
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&config, "config", "", "guest configuration file")
+	return cmd
+}
+
+// newLabVMAgentCmd is the agent in a VM client node. Not for people.
+func newLabVMAgentCmd(g *globals) *cobra.Command {
+	var config string
+	cmd := &cobra.Command{
+		Use:    "vm-agent",
+		Short:  "The lab's agent inside its node VM",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return vm.RunAgent(config, vm.ConsoleDevice(), g.logger)
+		},
+	}
+	cmd.Flags().StringVar(&config, "config", "", "guest configuration file")
+	return cmd
+}
+
+// vmEngineParts measures a VM client node: the load client and the point
+// agent run in the guest (the node's CPU is the guest's /proc/stat), and
+// the qemu process's CPU on this machine is measured beside it.
+func vmEngineParts(node clusters.ClientNode, v lab.VMInfo, sc *scenarios.Scenario) engineParts {
+	var scratch string
+	if s, ok := node.(interface{ Scratch() string }); ok {
+		scratch = s.Scratch()
+	}
+	return engineParts{
+		load: &sweep.NodeLoad{Node: node, Bin: "kpbench", Scratch: scratch},
+		observer: &sweep.HostProcessObserver{
+			Observer: &sweep.AgentObserver{Node: node, Bin: "kpbench", Interval: sc.Spec.Sampling.Interval.D()},
+			PID:      v.QEMUPID,
+		},
+	}
+}
+
+// vmEnvironment describes a VM client node for run.json: the guest's
+// kernel, CPUs and memory, the accelerator, and this machine's kernel.
+func vmEnvironment(ctx context.Context, l *lab.Lab, v lab.VMInfo, run *runs.Run) (runs.Environment, error) {
+	host := sweep.DetectEnvironment(ctx, "/proc", nil)
+	env, err := sweep.NodeEnvironmentWith(ctx, l.ClientNode(), "cat")
+	if err != nil {
+		return env, fmt.Errorf("describing the node VM: %w", err)
+	}
+	env.HostKernel = host.Kernel
+	env.Accelerator = v.Accel
+	if env.CPUModel == "" || v.Accel == vm.AccelTCG {
+		env.CPUModel = host.CPUModel + " (host; guest CPU " + env.CPUModel + ")"
+	}
+	if v.Accel == vm.AccelTCG {
+		run.Problems = append(run.Problems, "the client node is a VM under TCG (software emulation, "+v.AccelReason+"): its figures are emulated, valid for function and for comparisons within this run, not as absolute cost")
+	}
+	return env, nil
+}
