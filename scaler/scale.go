@@ -6,7 +6,7 @@
 // conflicts, and can wait until kube-proxy has programmed the result
 // (Wait). Progress goes to a small interface, so the package has no
 // terminal logic of its own.
-package scale
+package scaler
 
 import (
 	"context"
