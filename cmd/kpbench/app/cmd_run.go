@@ -18,9 +18,9 @@ import (
 	"github.com/kpbench/kpbench/loadgen"
 	"github.com/kpbench/kpbench/report"
 	"github.com/kpbench/kpbench/runs"
+	"github.com/kpbench/kpbench/scaler"
 	"github.com/kpbench/kpbench/scenarios"
-	"github.com/kpbench/kpbench/scenarios/scale"
-	"github.com/kpbench/kpbench/scenarios/sweep"
+	"github.com/kpbench/kpbench/sweep"
 )
 
 type runFlags struct {
@@ -257,7 +257,7 @@ func labTarget(ctx context.Context, g *globals, f *runFlags, sc *scenarios.Scena
 				return nil, err
 			}
 			node := l.ClientNode()
-			return newEngine(ctx, g, f, l, sc, scale.ClientOptions{Kubeconfig: l.KubeconfigPath()}, engineParts{
+			return newEngine(ctx, g, f, l, sc, scaler.ClientOptions{Kubeconfig: l.KubeconfigPath()}, engineParts{
 				load:     &sweep.NodeLoad{Node: node, Bin: bin},
 				observer: &sweep.NodeObserver{Node: node, Interval: sc.Spec.Sampling.Interval.D()},
 			})
@@ -351,9 +351,9 @@ func clusterTarget(ctx context.Context, g *globals, f *runFlags, sc *scenarios.S
 	t.engine = func(ctx context.Context) (*sweep.Engine, error) {
 		node := p.ClientNode()
 		external := len(sc.Spec.Modes) == 1 && sc.Spec.Modes[0] == scenarios.ModeExternal
-		opts := scale.ClientOptions{Kubeconfig: p.KubeconfigPath()}
+		opts := scaler.ClientOptions{Kubeconfig: p.KubeconfigPath()}
 		if f.provider == "existing" {
-			opts = scale.ClientOptions{Kubeconfig: f.cluster.kubeconfig, Context: f.cluster.context}
+			opts = scaler.ClientOptions{Kubeconfig: f.cluster.kubeconfig, Context: f.cluster.context}
 		}
 		e, err := newEngine(ctx, g, f, p, sc, opts, engineParts{
 			load:      &sweep.ClusterLoad{Runner: p, Clients: sc.Spec.Load.Clients, Merge: manifests.SummaryMergerFunc(loadgen.MergeSummaries)},
@@ -406,7 +406,7 @@ type engineParts struct {
 // newEngine assembles the sweep engine: the scaler against the provider's
 // API server and backends, rules and health through its client node, load
 // and observation from parts.
-func newEngine(ctx context.Context, g *globals, f *runFlags, p clusters.Provider, sc *scenarios.Scenario, opts scale.ClientOptions, parts engineParts) (*sweep.Engine, error) {
+func newEngine(ctx context.Context, g *globals, f *runFlags, p clusters.Provider, sc *scenarios.Scenario, opts scaler.ClientOptions, parts engineParts) (*sweep.Engine, error) {
 	eps, err := p.Backends(ctx)
 	if err != nil {
 		return nil, err
@@ -416,7 +416,7 @@ func newEngine(ctx context.Context, g *globals, f *runFlags, p clusters.Provider
 		ips[i] = e.Addr
 	}
 	opts.QPS, opts.Burst = float32(f.qps), int(f.qps)
-	client, _, err := scale.NewClient(opts)
+	client, _, err := scaler.NewClient(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -424,8 +424,8 @@ func newEngine(ctx context.Context, g *globals, f *runFlags, p clusters.Provider
 	if len(eps) > 0 && eps[0].Port != 0 {
 		port = int32(eps[0].Port)
 	}
-	s, err := scale.New(client, scale.Config{EndpointIPs: ips, EndpointsPerService: sc.Spec.EndpointsPerService, TargetPort: port,
-		Progress: &scale.LogProgress{Logger: g.logger, Interval: 10 * time.Second}})
+	s, err := scaler.New(client, scaler.Config{EndpointIPs: ips, EndpointsPerService: sc.Spec.EndpointsPerService, TargetPort: port,
+		Progress: &scaler.LogProgress{Logger: g.logger, Interval: 10 * time.Second}})
 	if err != nil {
 		return nil, err
 	}

@@ -18,7 +18,7 @@ import (
 
 	"github.com/kpbench/kpbench/clusters"
 	"github.com/kpbench/kpbench/clusters/lab"
-	"github.com/kpbench/kpbench/scenarios/scale"
+	"github.com/kpbench/kpbench/scaler"
 )
 
 // scaleFlags are kpbench scale's flags as plain values.
@@ -74,16 +74,16 @@ the time from the last write to that point and kube-proxy's sync duration.`,
 	fl := cmd.Flags()
 	fl.IntVar(&f.services, "services", -1, "number of synthetic Services to have (required)")
 	fl.Lookup("services").DefValue = "0" // -1 means "not given"; keep it out of --help
-	fl.IntVar(&f.endpointsPerService, "endpoints-per-service", scale.DefaultEndpointsPerService, "endpoints in each Service's EndpointSlice (at most the number of endpoint IPs)")
+	fl.IntVar(&f.endpointsPerService, "endpoints-per-service", scaler.DefaultEndpointsPerService, "endpoints in each Service's EndpointSlice (at most the number of endpoint IPs)")
 	fl.StringSliceVar(&f.endpointIPs, "endpoint-ips", nil, "backend pod IPv4 addresses the endpoints point at (default: the lab's backends when the lab is up)")
-	fl.StringVar(&f.namespace, "namespace", scale.DefaultNamespace, "namespace of the synthetic Services (created if missing)")
+	fl.StringVar(&f.namespace, "namespace", scaler.DefaultNamespace, "namespace of the synthetic Services (created if missing)")
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default $KUBECONFIG, then ~/.kube/config)")
 	fl.StringVar(&f.kubeContext, "context", "", "kubeconfig context (default: the current context)")
-	fl.IntVar(&f.concurrency, "concurrency", scale.DefaultConcurrency, "API writes in flight")
+	fl.IntVar(&f.concurrency, "concurrency", scaler.DefaultConcurrency, "API writes in flight")
 	fl.Float32Var(&f.qps, "qps", 1000, "client-side request rate limit (requests per second)")
 	fl.IntVar(&f.burst, "burst", 0, "client-side burst (default: twice --qps)")
-	fl.Int32Var(&f.port, "port", scale.DefaultPort, "Service port (TCP)")
-	fl.Int32Var(&f.targetPort, "target-port", scale.DefaultPort, "port the backends listen on")
+	fl.Int32Var(&f.port, "port", scaler.DefaultPort, "Service port (TCP)")
+	fl.Int32Var(&f.targetPort, "target-port", scaler.DefaultPort, "port the backends listen on")
 	fl.BoolVar(&f.wait, "wait", false, "wait until kube-proxy has programmed the change")
 	fl.DurationVar(&f.waitTimeout, "wait-timeout", 10*time.Minute, "give up waiting for kube-proxy after this long")
 	fl.StringVar(&f.kubeProxyMetrics, "kube-proxy-metrics", "", "kube-proxy's metrics URL for --wait when kpbench runs on the node, e.g. http://127.0.0.1:10249 (default: the lab's client node)")
@@ -98,8 +98,8 @@ func (f *scaleFlags) validate() (ips []netip.Addr, err error) {
 	var errs []error
 	if f.services < 0 {
 		errs = append(errs, errors.New("--services is required (0 or more)"))
-	} else if f.services > scale.MaxServices {
-		errs = append(errs, fmt.Errorf("--services %d exceeds the maximum %d", f.services, scale.MaxServices))
+	} else if f.services > scaler.MaxServices {
+		errs = append(errs, fmt.Errorf("--services %d exceeds the maximum %d", f.services, scaler.MaxServices))
 	}
 	for _, s := range f.endpointIPs {
 		ip, err := netip.ParseAddr(strings.TrimSpace(s))
@@ -164,7 +164,7 @@ func runScale(ctx context.Context, g *globals, cmd *cobra.Command, f scaleFlags)
 	if f.services > 0 && len(ips) == 0 {
 		return &ExitError{Code: 2, Err: errors.New("--endpoint-ips is required: the backend pod IPs every Service's endpoints point at")}
 	}
-	client, target, err := scale.NewClient(scale.ClientOptions{
+	client, target, err := scaler.NewClient(scaler.ClientOptions{
 		Kubeconfig: f.kubeconfig, Context: f.kubeContext, QPS: f.qps, Burst: f.burst,
 	})
 	if err != nil {
@@ -174,20 +174,20 @@ func runScale(ctx context.Context, g *globals, cmd *cobra.Command, f scaleFlags)
 		return &ExitError{Code: 2, Err: fmt.Errorf("context %q (cluster %q at %s) is not a kpbench lab: scaling creates and deletes thousands of objects in namespace %s; pass --yes to do it anyway",
 			target.Context, target.Cluster, target.Host, f.namespace)}
 	}
-	var node scale.Node
+	var node scaler.Node
 	if f.wait {
 		switch {
 		case f.kubeProxyMetrics != "":
-			node = scale.LocalNode{MetricsURL: strings.TrimSuffix(f.kubeProxyMetrics, "/")}
+			node = scaler.LocalNode{MetricsURL: strings.TrimSuffix(f.kubeProxyMetrics, "/")}
 		case labNode != nil:
-			node = scale.ClientNode{Node: labNode}
+			node = scaler.ClientNode{Node: labNode}
 		default:
 			return &ExitError{Code: 2, Err: errors.New("--wait needs the lab up or --kube-proxy-metrics (kube-proxy's metrics URL, when kpbench runs on the node)")}
 		}
 	}
 
 	progress := newScaleProgress(g, f.progress)
-	s, err := scale.New(client, scale.Config{
+	s, err := scaler.New(client, scaler.Config{
 		Namespace:           f.namespace,
 		Port:                f.port,
 		TargetPort:          f.targetPort,
@@ -201,9 +201,9 @@ func runScale(ctx context.Context, g *globals, cmd *cobra.Command, f scaleFlags)
 		return &ExitError{Code: 2, Err: err}
 	}
 
-	var baseline *scale.SyncState
+	var baseline *scaler.SyncState
 	if node != nil {
-		st, err := scale.Scrape(ctx, node)
+		st, err := scaler.Scrape(ctx, node)
 		if err != nil {
 			return fmt.Errorf("before scaling: %w", err)
 		}
@@ -212,7 +212,7 @@ func runScale(ctx context.Context, g *globals, cmd *cobra.Command, f scaleFlags)
 	g.logger.Info("scaling", "context", target.Context, "namespace", f.namespace, "services", f.services)
 	res, err := s.Scale(ctx, f.services)
 	if err != nil {
-		if errors.Is(err, scale.ErrInvalid) {
+		if errors.Is(err, scaler.ErrInvalid) {
 			return &ExitError{Code: 2, Err: err}
 		}
 		return err
@@ -221,13 +221,13 @@ func runScale(ctx context.Context, g *globals, cmd *cobra.Command, f scaleFlags)
 	if node != nil {
 		wctx, cancel := context.WithTimeout(ctx, f.waitTimeout)
 		defer cancel()
-		wc := scale.WaitConfig{Baseline: baseline, LastWrite: res.LastWrite}
+		wc := scaler.WaitConfig{Baseline: baseline, LastWrite: res.LastWrite}
 		if res.Last != nil {
 			if ip, err := netip.ParseAddr(res.Last.ClusterIP); err == nil {
 				wc.Probe = netip.AddrPortFrom(ip, uint16(f.port))
 			}
 		}
-		p, err := scale.Wait(wctx, node, wc)
+		p, err := scaler.Wait(wctx, node, wc)
 		if err != nil {
 			return err
 		}
@@ -240,25 +240,25 @@ func runScale(ctx context.Context, g *globals, cmd *cobra.Command, f scaleFlags)
 // (schemaVersion).
 type scaleReport struct {
 	SchemaVersion int
-	Result        scale.Result
-	Programmed    *scale.Programmed
+	Result        scaler.Result
+	Programmed    *scaler.Programmed
 }
 
 type scaleReportJSON struct {
-	SchemaVersion   int               `json:"schemaVersion"`
-	Namespace       string            `json:"namespace"`
-	Before          int               `json:"before"`
-	Services        int               `json:"services"`
-	Created         int               `json:"created"`
-	Updated         int               `json:"updated"`
-	Deleted         int               `json:"deleted"`
-	Strays          int               `json:"strays"`
-	Retries         int               `json:"retries"`
-	DurationSeconds float64           `json:"durationSeconds"`
-	WritesPerSecond float64           `json:"writesPerSecond"`
-	LastWrite       *time.Time        `json:"lastWrite,omitempty"`
-	Last            *scale.ServiceRef `json:"last,omitempty"`
-	Programmed      *programmedJSON   `json:"programmed,omitempty"`
+	SchemaVersion   int                `json:"schemaVersion"`
+	Namespace       string             `json:"namespace"`
+	Before          int                `json:"before"`
+	Services        int                `json:"services"`
+	Created         int                `json:"created"`
+	Updated         int                `json:"updated"`
+	Deleted         int                `json:"deleted"`
+	Strays          int                `json:"strays"`
+	Retries         int                `json:"retries"`
+	DurationSeconds float64            `json:"durationSeconds"`
+	WritesPerSecond float64            `json:"writesPerSecond"`
+	LastWrite       *time.Time         `json:"lastWrite,omitempty"`
+	Last            *scaler.ServiceRef `json:"last,omitempty"`
+	Programmed      *programmedJSON    `json:"programmed,omitempty"`
 }
 
 type programmedJSON struct {
@@ -319,7 +319,7 @@ func (r scaleReport) write(w io.Writer, format string) error {
 
 // newScaleProgress picks the progress display: a bar when stderr is a
 // terminal, periodic log lines otherwise.
-func newScaleProgress(g *globals, mode string) scale.Progress {
+func newScaleProgress(g *globals, mode string) scaler.Progress {
 	if mode == "auto" {
 		mode = "log"
 		if f, ok := g.stderr.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
@@ -330,9 +330,9 @@ func newScaleProgress(g *globals, mode string) scale.Progress {
 	case "bar":
 		return &barProgress{w: g.stderr}
 	case "log":
-		return &scale.LogProgress{Logger: g.logger}
+		return &scaler.LogProgress{Logger: g.logger}
 	}
-	return scale.NopProgress{}
+	return scaler.NopProgress{}
 }
 
 // barProgress draws one mpb bar per phase, with count, rate and ETA.

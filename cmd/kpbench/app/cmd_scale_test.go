@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kpbench/kpbench/scenarios/scale"
-	"github.com/kpbench/kpbench/scenarios/scale/scaletest"
+	"github.com/kpbench/kpbench/scaler"
+	"github.com/kpbench/kpbench/scaler/scaletest"
 )
 
 const prodKubeconfig = `apiVersion: v1
@@ -59,11 +59,11 @@ func TestScaleCmdRejects(t *testing.T) {
 }
 
 func TestScaleReportJSON(t *testing.T) {
-	rep := scaleReport{SchemaVersion: 1, Result: scale.Result{
+	rep := scaleReport{SchemaVersion: 1, Result: scaler.Result{
 		Namespace: "kpbench", Before: 2, Services: 5, Created: 6, Duration: 2 * time.Second,
 		LastWrite: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
-		Last:      &scale.ServiceRef{Index: 4, Name: "kpb-svc-00004", ClusterIP: "198.19.0.9"},
-	}, Programmed: &scale.Programmed{TimeToProgrammed: 1500 * time.Millisecond, LastSyncDuration: 250 * time.Millisecond, Syncs: 2}}
+		Last:      &scaler.ServiceRef{Index: 4, Name: "kpb-svc-00004", ClusterIP: "198.19.0.9"},
+	}, Programmed: &scaler.Programmed{TimeToProgrammed: 1500 * time.Millisecond, LastSyncDuration: 250 * time.Millisecond, Syncs: 2}}
 	var buf bytes.Buffer
 	if err := rep.write(&buf, "json"); err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package scale
+package scaler
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package scale
+package scaler
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/kpbench/kpbench/scenarios/scale/scaletest"
+	"github.com/kpbench/kpbench/scaler/scaletest"
 )
 
 func tenBackends() []netip.Addr {

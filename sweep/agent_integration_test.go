@@ -13,7 +13,7 @@ import (
 	"github.com/kpbench/kpbench/clusters/lab/labtest"
 	"github.com/kpbench/kpbench/collector"
 	"github.com/kpbench/kpbench/scenarios"
-	"github.com/kpbench/kpbench/scenarios/sweep"
+	"github.com/kpbench/kpbench/sweep"
 )
 
 // The in-cluster observer — `kpbench cluster agent point` run on the client

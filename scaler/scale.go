@@ -1,12 +1,4 @@
-// Package scale brings the number of synthetic Services in a namespace to
-// exactly N: selector-less ClusterIP Services, each with one EndpointSlice
-// whose endpoints are the real backend pods, so every Service answers. It
-// creates or deletes as needed (idempotent: the same N twice writes nothing),
-// writes through a bounded worker pool with retries on throttling and
-// conflicts, and can wait until kube-proxy has programmed the result
-// (Wait). Progress goes to a small interface, so the package has no
-// terminal logic of its own.
-package scale
+package scaler
 
 import (
 	"context"

@@ -1,14 +1,3 @@
-// Package sweep is the engine of `kpbench run`: it walks a scenario over a
-// cluster — for each mode, set and verify it; for each Service step, scale
-// and wait until programmed; for each connection variant and repetition,
-// warm up, then load and observe the client node over the same window —
-// and appends every point to the results directory as soon as it is
-// measured. With the scenario's order "steps" the two outer loops swap:
-// each step is scaled once and every mode measured there.
-//
-// The engine talks to the rest of kpbench through the small interfaces in
-// this file, so it is tested with fakes and each provider plugs in its own
-// implementations.
 package sweep
 
 import (

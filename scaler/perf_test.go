@@ -1,4 +1,4 @@
-package scale
+package scaler
 
 import (
 	"cmp"
@@ -16,7 +16,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/kpbench/kpbench/scenarios/scale/scaletest"
+	"github.com/kpbench/kpbench/scaler/scaletest"
 )
 
 // perfRun is one way of creating the same objects, measured.

@@ -1,4 +1,4 @@
-package scale_test
+package scaler_test
 
 import (
 	"bytes"
@@ -16,8 +16,8 @@ import (
 	"github.com/kpbench/kpbench/clusters"
 	"github.com/kpbench/kpbench/clusters/lab"
 	"github.com/kpbench/kpbench/clusters/lab/labtest"
+	"github.com/kpbench/kpbench/scaler"
 	"github.com/kpbench/kpbench/scenarios"
-	"github.com/kpbench/kpbench/scenarios/scale"
 )
 
 // httpStatusFromNode sends one HTTP/1.0 GET from the lab's client node to
@@ -48,29 +48,29 @@ func TestScaleInLab(t *testing.T) {
 	for i, e := range eps {
 		ips[i] = e.Addr
 	}
-	client, target, err := scale.NewClient(scale.ClientOptions{Kubeconfig: l.KubeconfigPath(), QPS: 500, Burst: 500})
+	client, target, err := scaler.NewClient(scaler.ClientOptions{Kubeconfig: l.KubeconfigPath(), QPS: 500, Burst: 500})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !target.Lab {
 		t.Errorf("the lab's kubeconfig is not recognised as a lab (context %q)", target.Context)
 	}
-	s, err := scale.New(client, scale.Config{EndpointIPs: ips, EndpointsPerService: 10})
+	s, err := scaler.New(client, scaler.Config{EndpointIPs: ips, EndpointsPerService: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
 	node := l.ClientNode()
-	step := func(n int) scale.Result {
+	step := func(n int) scaler.Result {
 		t.Helper()
 		res, err := s.Scale(ctx, n)
 		if err != nil {
 			t.Fatalf("scale to %d: %v", n, err)
 		}
-		cfg := scale.WaitConfig{LastWrite: res.LastWrite}
+		cfg := scaler.WaitConfig{LastWrite: res.LastWrite}
 		if res.Last != nil {
 			cfg.Probe = netip.AddrPortFrom(netip.MustParseAddr(res.Last.ClusterIP), 80)
 		}
-		p, err := scale.Wait(ctx, scale.ClientNode{Node: node}, cfg)
+		p, err := scaler.Wait(ctx, scaler.ClientNode{Node: node}, cfg)
 		if err != nil {
 			t.Fatalf("wait for %d services to be programmed: %v", n, err)
 		}
@@ -104,7 +104,7 @@ type svcIP struct{ name, ip string }
 
 func services(t *testing.T, ctx context.Context, c kubernetes.Interface) []svcIP {
 	t.Helper()
-	list, err := c.CoreV1().Services(scale.DefaultNamespace).List(ctx, metav1.ListOptions{LabelSelector: scale.Selector})
+	list, err := c.CoreV1().Services(scaler.DefaultNamespace).List(ctx, metav1.ListOptions{LabelSelector: scaler.Selector})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,12 +117,12 @@ func services(t *testing.T, ctx context.Context, c kubernetes.Interface) []svcIP
 
 func checkObjects(t *testing.T, ctx context.Context, c kubernetes.Interface, n int) {
 	t.Helper()
-	ns := scale.DefaultNamespace
-	svcs, err := c.CoreV1().Services(ns).List(ctx, metav1.ListOptions{LabelSelector: scale.LabelManagedBy + "=" + scale.ManagedBy})
+	ns := scaler.DefaultNamespace
+	svcs, err := c.CoreV1().Services(ns).List(ctx, metav1.ListOptions{LabelSelector: scaler.LabelManagedBy + "=" + scaler.ManagedBy})
 	if err != nil {
 		t.Fatal(err)
 	}
-	slices, err := c.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{LabelSelector: scale.LabelManagedBy + "=" + scale.ManagedBy})
+	slices, err := c.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{LabelSelector: scaler.LabelManagedBy + "=" + scaler.ManagedBy})
 	if err != nil {
 		t.Fatal(err)
 	}

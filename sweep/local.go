@@ -17,14 +17,14 @@ import (
 	"github.com/kpbench/kpbench/collector"
 	"github.com/kpbench/kpbench/loadgen"
 	"github.com/kpbench/kpbench/runs"
+	"github.com/kpbench/kpbench/scaler"
 	"github.com/kpbench/kpbench/scenarios"
-	"github.com/kpbench/kpbench/scenarios/scale"
 )
 
 // ServiceScaler adapts the synthetic Service scaler and kube-proxy's
 // "programmed" wait to the engine's Scaler.
 type ServiceScaler struct {
-	Scaler *scale.Scaler
+	Scaler *scaler.Scaler
 	Client kubernetes.Interface
 	Node   clusters.ClientNode
 	// WaitTimeout bounds the wait for kube-proxy to program a step.
@@ -36,10 +36,10 @@ type ServiceScaler struct {
 
 // Scale brings the Services to n and waits until kube-proxy programmed them.
 func (s *ServiceScaler) Scale(ctx context.Context, n int) (ScaleResult, error) {
-	node := scale.ClientNode{Node: s.Node}
-	var base *scale.SyncState
+	node := scaler.ClientNode{Node: s.Node}
+	var base *scaler.SyncState
 	if !s.ProbeOnly {
-		if b, err := scale.Scrape(ctx, node); err == nil {
+		if b, err := scaler.Scrape(ctx, node); err == nil {
 			base = &b
 		}
 	}
@@ -47,7 +47,7 @@ func (s *ServiceScaler) Scale(ctx context.Context, n int) (ScaleResult, error) {
 	if err != nil {
 		return ScaleResult{}, err
 	}
-	wcfg := scale.WaitConfig{Baseline: base, LastWrite: res.LastWrite, ProbeOnly: s.ProbeOnly}
+	wcfg := scaler.WaitConfig{Baseline: base, LastWrite: res.LastWrite, ProbeOnly: s.ProbeOnly}
 	if res.Last != nil {
 		ip, err := netip.ParseAddr(res.Last.ClusterIP)
 		if err != nil {
@@ -61,7 +61,7 @@ func (s *ServiceScaler) Scale(ctx context.Context, n int) (ScaleResult, error) {
 	}
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	p, err := scale.Wait(wctx, node, wcfg)
+	p, err := scaler.Wait(wctx, node, wcfg)
 	if err != nil {
 		return ScaleResult{}, fmt.Errorf("waiting for kube-proxy to program %d services: %w", n, err)
 	}
@@ -80,7 +80,7 @@ func (s *ServiceScaler) TargetURLs(ctx context.Context, targets scenarios.Target
 		name, ip string
 	}
 	var all []svc
-	opts := metav1.ListOptions{LabelSelector: scale.Selector, Limit: 1000}
+	opts := metav1.ListOptions{LabelSelector: scaler.Selector, Limit: 1000}
 	for {
 		list, err := s.Client.CoreV1().Services(cfg.Namespace).List(ctx, opts)
 		if err != nil {
