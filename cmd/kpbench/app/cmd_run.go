@@ -436,6 +436,7 @@ func newEngine(ctx context.Context, g *globals, f *runFlags, p clusters.Provider
 		Load:     parts.load,
 		Observer: parts.observer,
 		Rules:    sweep.NodeRules{Node: node},
+		Depth:    sweep.NodeDepth{Node: node},
 		Log:      g.logger,
 		Progress: func(done, total int, id string) {
 			g.logger.Info(fmt.Sprintf("point %d/%d", done, total), "id", id)
