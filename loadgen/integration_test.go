@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -278,8 +279,14 @@ func TestRunSpreadsConnectionsOverURLs(t *testing.T) {
 		t.Fatalf("requests %d errors %+v", s.Requests, s.Errors)
 	}
 	// Binomial(1000, 0.5): 400..600 is more than 6 standard deviations wide.
-	if ca, cb := a.Connections(), b.Connections(); ca < 400 || cb < 400 || ca+cb != 1000 {
+	ca, cb := a.Connections(), b.Connections()
+	if ca < 400 || cb < 400 || ca+cb != 1000 {
 		t.Errorf("connections split %d/%d, want both near 500", ca, cb)
+	}
+	// The summary counts what each server saw (the depth of random
+	// targets is weighted by these counts).
+	if want := []int64{int64(ca), int64(cb)}; !reflect.DeepEqual(s.TargetConnects, want) {
+		t.Errorf("targetConnects %v, want the servers' counts %v", s.TargetConnects, want)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -147,6 +148,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		timeline: newTimeline(int64(cfg.Warmup), cfg.Duration),
 		hist:     newHistograms(),
 	}
+	if len(targets) > 1 {
+		r.connects = make([]atomic.Int64, len(targets))
+	}
 	return r.run(ctx)
 }
 
@@ -193,6 +197,10 @@ type runner struct {
 	freed   chan struct{}
 	dialer  dialer
 	wg      sync.WaitGroup
+
+	// connects counts the connections opened to each target in the
+	// measured window (several targets only).
+	connects []atomic.Int64
 
 	// mu guards hist, which workers fill in batches (see worker.flush).
 	mu   sync.Mutex
@@ -295,6 +303,12 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	s.Workers = len(r.workers)
 	s.InflightBoundHits = r.boundHits
 	s.Warmup.Seconds = r.cfg.Warmup.Seconds()
+	if r.connects != nil {
+		s.TargetConnects = make([]int64, len(r.connects))
+		for i := range r.connects {
+			s.TargetConnects[i] = r.connects[i].Load()
+		}
+	}
 	byKind := map[string]int64{}
 	for _, w := range r.workers {
 		s.Requests += w.requests
@@ -466,7 +480,11 @@ func (w *worker) do(intended int64, measured bool) {
 	if w.conn == nil {
 		w.target = &r.targets[0]
 		if len(r.targets) > 1 {
-			w.target = &r.targets[w.rng.IntN(len(r.targets))]
+			i := w.rng.IntN(len(r.targets))
+			w.target = &r.targets[i]
+			if measured {
+				r.connects[i].Add(1)
+			}
 		}
 		c, connect, err := r.dialer.dial(w.target, deadline)
 		if err != nil {

@@ -44,10 +44,14 @@ type Summary struct {
 	InvalidReasons []string `json:"invalidReasons,omitempty"`
 
 	// What was asked, and a few facts that explain the numbers.
-	DurationSeconds float64   `json:"durationSeconds"`
-	RequestsPerConn int       `json:"requestsPerConn"`
-	URLs            []string  `json:"urls"`
-	StartedAt       time.Time `json:"startedAt"`
+	DurationSeconds float64  `json:"durationSeconds"`
+	RequestsPerConn int      `json:"requestsPerConn"`
+	URLs            []string `json:"urls"`
+	// TargetConnects counts, with several URLs, the connections opened to
+	// each (same order as URLs) in the measured window: which Services the
+	// random choice actually used, to weigh their depths.
+	TargetConnects []int64   `json:"targetConnects,omitempty"`
+	StartedAt      time.Time `json:"startedAt"`
 	// MaxInflight is the configured bound; PeakInflight the most requests
 	// that were in flight at once.
 	MaxInflight  int `json:"maxInflight"`
