@@ -49,6 +49,9 @@ type Config struct {
 
 	// idleReuse overrides maxIdleReuse (tests).
 	idleReuse time.Duration
+	// stallAt and stallFor stop the dispatcher once, for stallFor, when
+	// stallAt has elapsed: a client descheduled mid-window (tests).
+	stallAt, stallFor time.Duration
 }
 
 // ErrInvalidConfig marks a Config that Validate rejects.
@@ -237,6 +240,11 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	total := int64(r.cfg.Warmup + r.cfg.Duration)
 	for {
 		elapsed := r.now()
+		if r.cfg.stallFor > 0 && time.Duration(elapsed) >= r.cfg.stallAt {
+			time.Sleep(r.cfg.stallFor)
+			r.cfg.stallFor = 0
+			elapsed = r.now()
+		}
 		wait, stop := r.pacer.Pace(time.Duration(elapsed), hits)
 		if stop {
 			break
