@@ -437,6 +437,34 @@ func TestRunCountsLatencyFromIntendedSendTime(t *testing.T) {
 	}
 }
 
+// TestRunClientStallInvalidates stops the client's dispatcher for 200 ms
+// in the middle of the window (as a descheduled process would be): the
+// backend is fast, the dataplane is loopback, and yet 200 requests are
+// charged up to 200 ms of latency. The point must be invalid, and say why.
+func TestRunClientStallInvalidates(t *testing.T) {
+	skipIntegration(t)
+	_, url := startServer(t, ServerConfig{})
+	cfg := Config{URLs: []string{url}, Rate: 1000, Warmup: 200 * time.Millisecond, Duration: time.Second, RequestsPerConn: 1,
+		stallAt: 700 * time.Millisecond, stallFor: 200 * time.Millisecond}
+	s := mustRun(t, cfg)
+	if s.Valid {
+		t.Fatalf("valid after a 200 ms stall: lag %+v", s.Lag)
+	}
+	reasons := strings.Join(s.InvalidReasons, "; ")
+	if !strings.Contains(reasons, runs.ReasonScheduleBehind+": a send started ") || !strings.Contains(reasons, "ms late (bound 100ms") {
+		t.Errorf("reasons %q lack the stall", reasons)
+	}
+	if s.Latency.MaxUs < 190_000 {
+		t.Errorf("latency %+v does not show the stall", s.Latency)
+	}
+	// The same run without the stall is valid (the bounds sit far above
+	// loopback jitter).
+	cfg.stallFor = 0
+	if s := mustRun(t, cfg); !s.Valid {
+		t.Errorf("without the stall: invalid: %q (lag %+v)", s.InvalidReasons, s.Lag)
+	}
+}
+
 func TestRunStartsWorkersWhenAllAreBusy(t *testing.T) {
 	skipIntegration(t)
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {

@@ -59,6 +59,9 @@ type Config struct {
 
 	// idleReuse overrides maxIdleReuse (tests).
 	idleReuse time.Duration
+	// stallAt and stallFor stop the dispatcher once, for stallFor, when
+	// stallAt has elapsed: a client descheduled mid-window (tests).
+	stallAt, stallFor time.Duration
 }
 
 // ErrInvalidConfig marks a Config that Validate rejects.
@@ -272,6 +275,11 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	)
 	for {
 		elapsed := r.now()
+		if r.cfg.stallFor > 0 && time.Duration(elapsed) >= r.cfg.stallAt {
+			time.Sleep(r.cfg.stallFor)
+			r.cfg.stallFor = 0
+			elapsed = r.now()
+		}
 		if elapsed >= sendEnd {
 			timeUp = true
 			break
