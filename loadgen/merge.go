@@ -26,7 +26,8 @@ import (
 // figures, workers, inflight bound hits and warm-up requests and errors
 // are summed (the clients ran concurrently); durationSeconds and the
 // warm-up's seconds are the longest, startedAt the earliest, urls the union
-// in first-seen order. Validity is judged over the merged numbers as for
+// in first-seen order with the connections to each summed
+// (targetConnects). Validity is judged over the merged numbers as for
 // one client (and an interrupted client makes the merge invalid); every
 // client's own reasons are kept in clientInvalidReasons.
 //
@@ -64,6 +65,7 @@ func merge(parts []*Summary) (*Summary, error) {
 	hist := newHistograms()
 	byKind := map[string]int64{}
 	seenURL := map[string]bool{}
+	connects := map[string]int64{}
 	interrupted := false
 	for i, p := range parts {
 		if p.SchemaVersion != first.SchemaVersion {
@@ -95,7 +97,10 @@ func merge(parts []*Summary) (*Summary, error) {
 		if i == 0 || p.StartedAt.Before(out.StartedAt) {
 			out.StartedAt = p.StartedAt
 		}
-		for _, u := range p.URLs {
+		for j, u := range p.URLs {
+			if j < len(p.TargetConnects) {
+				connects[u] += p.TargetConnects[j]
+			}
 			if !seenURL[u] {
 				seenURL[u] = true
 				out.URLs = append(out.URLs, u)
@@ -123,6 +128,12 @@ func merge(parts []*Summary) (*Summary, error) {
 	}
 	if len(byKind) > 0 {
 		out.Errors.ByKind = byKind
+	}
+	if len(connects) > 0 {
+		out.TargetConnects = make([]int64, len(out.URLs))
+		for i, u := range out.URLs {
+			out.TargetConnects[i] = connects[u]
+		}
 	}
 	out.setDistributions(hist)
 	out.judge(interrupted)

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -48,6 +49,9 @@ type Config struct {
 
 	// idleReuse overrides maxIdleReuse (tests).
 	idleReuse time.Duration
+	// stallAt and stallFor stop the dispatcher once, for stallFor, when
+	// stallAt has elapsed: a client descheduled mid-window (tests).
+	stallAt, stallFor time.Duration
 }
 
 // ErrInvalidConfig marks a Config that Validate rejects.
@@ -144,6 +148,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		timeline: newTimeline(int64(cfg.Warmup), cfg.Duration),
 		hist:     newHistograms(),
 	}
+	if len(targets) > 1 {
+		r.connects = make([]atomic.Int64, len(targets))
+	}
 	return r.run(ctx)
 }
 
@@ -191,6 +198,10 @@ type runner struct {
 	dialer  dialer
 	wg      sync.WaitGroup
 
+	// connects counts the connections opened to each target in the
+	// measured window (several targets only).
+	connects []atomic.Int64
+
 	// mu guards hist, which workers fill in batches (see worker.flush).
 	mu   sync.Mutex
 	hist Histograms
@@ -229,6 +240,11 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	total := int64(r.cfg.Warmup + r.cfg.Duration)
 	for {
 		elapsed := r.now()
+		if r.cfg.stallFor > 0 && time.Duration(elapsed) >= r.cfg.stallAt {
+			time.Sleep(r.cfg.stallFor)
+			r.cfg.stallFor = 0
+			elapsed = r.now()
+		}
 		wait, stop := r.pacer.Pace(time.Duration(elapsed), hits)
 		if stop {
 			break
@@ -287,6 +303,12 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	s.Workers = len(r.workers)
 	s.InflightBoundHits = r.boundHits
 	s.Warmup.Seconds = r.cfg.Warmup.Seconds()
+	if r.connects != nil {
+		s.TargetConnects = make([]int64, len(r.connects))
+		for i := range r.connects {
+			s.TargetConnects[i] = r.connects[i].Load()
+		}
+	}
 	byKind := map[string]int64{}
 	for _, w := range r.workers {
 		s.Requests += w.requests
@@ -458,7 +480,11 @@ func (w *worker) do(intended int64, measured bool) {
 	if w.conn == nil {
 		w.target = &r.targets[0]
 		if len(r.targets) > 1 {
-			w.target = &r.targets[w.rng.IntN(len(r.targets))]
+			i := w.rng.IntN(len(r.targets))
+			w.target = &r.targets[i]
+			if measured {
+				r.connects[i].Add(1)
+			}
 		}
 		c, connect, err := r.dialer.dial(w.target, deadline)
 		if err != nil {

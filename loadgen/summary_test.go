@@ -94,6 +94,9 @@ func TestJudge(t *testing.T) {
 		{"inflight bound", Summary{TargetRate: 1000, AchievedRate: 1000, Requests: 10000, InflightBoundHits: 1, MaxInflight: 8}, false, []string{runs.ReasonInflightBound}},
 		{"interrupted", Summary{TargetRate: 1000, AchievedRate: 1000, Requests: 10000}, true, []string{runs.ReasonInterrupted}},
 		{"nothing sent", Summary{TargetRate: 1000}, false, []string{runs.ReasonRateShort}},
+		{"ordinary jitter", Summary{TargetRate: 1000, AchievedRate: 1000, Requests: 10000, Lag: runs.Lag{P50Us: 112, P99Us: 3233, MaxUs: 56852}}, false, nil},
+		{"one stall", Summary{TargetRate: 1000, AchievedRate: 1000, Requests: 10000, Lag: runs.Lag{P50Us: 80, P99Us: 900, MaxUs: 200_400}}, false, []string{runs.ReasonScheduleBehind + ": a send started 200 ms late"}},
+		{"behind throughout", Summary{TargetRate: 1000, AchievedRate: 995, Requests: 10000, Lag: runs.Lag{P50Us: 2500, P99Us: 9000, MaxUs: 9500}}, false, []string{runs.ReasonScheduleBehind + ": the median send started 2.5 ms late"}},
 		{"everything wrong", Summary{TargetRate: 1000, AchievedRate: 10, Requests: 10, Errors: runs.Errors{Total: 10}, InflightBoundHits: 5, MaxInflight: 1}, true,
 			[]string{runs.ReasonRateShort, runs.ReasonErrors, runs.ReasonInflightBound, runs.ReasonInterrupted}},
 	}

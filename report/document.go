@@ -279,8 +279,12 @@ func methodology(r *runs.Run) string {
 		"a new TCP connection (the dataplane's first-packet rules) per request; N reuses each connection for N requests; 0 keeps "+
 		"connections open. Client-node CPU is the busy time (user, nice, system, irq, softirq, steal) of the client node's pinned CPUs "+
 		"from /proc/stat over the window, in cores; process CPU comes from /proc/<pid>/stat. A point is invalid when the achieved rate "+
-		"falls below 99%% of the target, more than 0.1%% of requests fail, or the mode in effect is not the one asked for; invalid points "+
-		"are listed but left out of plots, findings and comparisons.",
+		"falls below 99%% of the target, more than 0.1%% of requests fail, the client fell behind its schedule (a send more than 100 ms "+
+		"late, or the median send more than 1 ms late: the client's delay would be charged as latency), the client hit its in-flight "+
+		"bound, kube-proxy restarted, or the mode in effect is not the one asked for; invalid points are listed but left out of plots, "+
+		"findings and comparisons. Latency percentiles cover the requests that succeeded: a failed request has no latency (a refused "+
+		"connection fails in microseconds, a timeout at the timeout), so the failed requests are counted beside p99 and p99.9 in the "+
+		"tables instead of being folded into them.",
 		s.EndpointsPerService, s.Load.WarmupDuration(), s.Load.Rate, s.Load.Duration)
 }
 
@@ -296,8 +300,8 @@ func pm(s Summary, digits int) string {
 
 func summaryTable(d *Data) table {
 	t := table{
-		header:  []string{"mode", "targets", "req/conn", "Services", "n", "latency mean µs", "latency p99 µs", "connect p50 µs", "node CPU cores", "kube-proxy CPU cores"},
-		numeric: []bool{false, false, true, true, true, true, true, true, true, true},
+		header:  []string{"mode", "targets", "req/conn", "Services", "n", "latency mean µs", "latency p99 µs", "latency p99.9 µs", "failed requests", "connect p50 µs", "node CPU cores", "kube-proxy CPU cores"},
+		numeric: []bool{false, false, true, true, true, true, true, true, true, true, true, true},
 	}
 	for _, g := range d.groups {
 		var connect []float64
@@ -314,6 +318,8 @@ func summaryTable(d *Data) table {
 			string(g.Key.Mode), string(g.Key.Targets), fmt.Sprint(g.Key.RequestsPerConn), formatCount(g.Key.Services), n,
 			pm(Summarize(g.valuesOf(func(p *runs.Point) float64 { return p.Latency.MeanUs })), 1),
 			pm(Summarize(g.valuesOf(func(p *runs.Point) float64 { return p.Latency.P99Us })), 1),
+			pm(Summarize(g.valuesOf(func(p *runs.Point) float64 { return p.Latency.P999Us })), 1),
+			failedShare(g.Valid),
 			pm(Summarize(connect), 1),
 			pm(Summarize(g.valuesOf(func(p *runs.Point) float64 { return p.CPU.Node.Total })), 3),
 			pm(Summarize(g.valuesOf(func(p *runs.Point) float64 { return p.CPU.Processes.KubeProxy })), 4),
@@ -322,11 +328,25 @@ func summaryTable(d *Data) table {
 	return t
 }
 
+// failedShare is the failed requests of points, with their share of all
+// requests: what the latency percentiles beside it leave out.
+func failedShare(points []*runs.Point) string {
+	var failed, total int64
+	for _, p := range points {
+		failed += p.Errors.Total
+		total += p.Requests
+	}
+	if total == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%d (%.3f%%)", failed, 100*float64(failed)/float64(total))
+}
+
 func pointsTable(points []runs.Point) table {
 	t := table{
-		header: []string{"point", "mode", "Services", "req/conn", "targets", "rep", "rate achieved/target", "latency mean", "p50", "p99",
-			"connect p50", "connect p99", "node CPU", "kube-proxy CPU", "errors", "rules", "sync s", "programmed s", "valid"},
-		numeric: []bool{false, false, true, true, false, true, true, true, true, true, true, true, true, true, true, true, true, true, false},
+		header: []string{"point", "mode", "Services", "req/conn", "targets", "rep", "rate achieved/target", "latency mean", "p50", "p99", "p99.9", "failed",
+			"connect p50", "connect p99", "node CPU", "kube-proxy CPU", "rules", "sync s", "programmed s", "valid"},
+		numeric: []bool{false, false, true, true, false, true, true, true, true, true, true, true, true, true, true, true, true, true, true, false},
 	}
 	for _, p := range points {
 		valid := "yes"
@@ -345,9 +365,10 @@ func pointsTable(points []runs.Point) table {
 			p.ID, string(p.Mode), formatCount(p.Services), fmt.Sprint(p.RequestsPerConn), string(p.Targets), fmt.Sprint(p.Repetition),
 			fmt.Sprintf("%.1f/%g", p.Rate.Achieved, p.Rate.Target),
 			fmt.Sprintf("%.1f", p.Latency.MeanUs), fmt.Sprintf("%.1f", p.Latency.P50Us), fmt.Sprintf("%.1f", p.Latency.P99Us),
+			fmt.Sprintf("%.1f", p.Latency.P999Us), fmt.Sprint(p.Errors.Total),
 			connect50, connect99,
 			fmt.Sprintf("%.3f", p.CPU.Node.Total), fmt.Sprintf("%.4f", p.CPU.Processes.KubeProxy),
-			fmt.Sprint(p.Errors.Total), formatCount(p.Rules.Total),
+			formatCount(p.Rules.Total),
 			fmt.Sprintf("%.3f", p.Sync.LastDurationSeconds), ttp, valid,
 		})
 	}

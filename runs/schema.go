@@ -119,6 +119,11 @@ type Point struct {
 	// succeeds). Zero when the step was already programmed (repetitions,
 	// later variants).
 	TimeToProgrammedSeconds float64 `json:"timeToProgrammedSeconds"`
+	// Depth is where the target sits in the rules a new connection walks,
+	// read on the client node right before and right after the window;
+	// absent where it was not read (a kube-proxy replacement, runs of
+	// older kpbench versions).
+	Depth *Depth `json:"depth,omitempty"`
 
 	Valid          bool     `json:"valid"`
 	InvalidReasons []string `json:"invalidReasons,omitempty"`
@@ -234,6 +239,56 @@ type Rules struct {
 	MapElements int `json:"mapElements,omitempty"`
 	// VirtualServers counts IPVS virtual services.
 	VirtualServers int `json:"virtualServers,omitempty"`
+}
+
+// Depth is how many rules a new connection walks to find its Service, up
+// to and including the Service's own rule: in iptables mode the 1-based
+// index of the target's ClusterIP rule in nat KUBE-SERVICES (kube-proxy
+// writes that chain in random order at every sync); 0 in nftables mode (a
+// verdict-map lookup) and IPVS mode (a hash lookup).
+type Depth struct {
+	// Before and After are read right before and right after the
+	// measured window.
+	Before DepthReading `json:"before"`
+	After  DepthReading `json:"after"`
+	// Changed is set when kube-proxy rewrote the chain during the window,
+	// so that Before and After differ: the point has no single depth, and
+	// the cost-per-rule fit leaves it out.
+	Changed bool `json:"changed,omitempty"`
+	// Via says what a new connection traverses: the rule it walks to
+	// (iptables), the map lookup and the Service chain it jumps to
+	// (nftables), the hash lookup (IPVS). For several targets, the lookup.
+	Via string `json:"via,omitempty"`
+	// Target names the Service port (namespace/name:port) when every
+	// connection went to one; Targets counts the Services used.
+	Target  string `json:"target,omitempty"`
+	Targets int    `json:"targets"`
+	// Repicks counts how often a placement by depth picked its target
+	// again before the window because a sync had moved it.
+	Repicks int `json:"repicks,omitempty"`
+}
+
+// DepthReading is one reading of the depth.
+type DepthReading struct {
+	// Mean is the rules walked; over several targets (targets random),
+	// the mean weighted by the connections each received in the window.
+	Mean float64 `json:"mean"`
+	// Min and Max bound the depths of the targets used.
+	Min int `json:"min"`
+	Max int `json:"max"`
+	// ChainLength is the length of nat KUBE-SERVICES (iptables; 0
+	// elsewhere) at this reading.
+	ChainLength int `json:"chainLength"`
+}
+
+// RulesWalked returns the point's depth for fits and tables: the mean
+// rules walked, when the depth was read and did not change during the
+// window.
+func (p *Point) RulesWalked() (float64, bool) {
+	if p.Depth == nil || p.Depth.Changed {
+		return 0, false
+	}
+	return p.Depth.Before.Mean, true
 }
 
 // Sync is kube-proxy's own account of programming the rules.

@@ -14,8 +14,10 @@ type Scaler interface {
 	// returns once kube-proxy has programmed them (also when nothing had
 	// to change, e.g. right after a mode switch).
 	Scale(ctx context.Context, n int) (ScaleResult, error)
-	// TargetURLs returns the URLs the load client sends to: the first
-	// Service for targets "one", every synthetic Service for "random".
+	// TargetURLs returns the URLs the load client may send to, in the
+	// Services' creation order: the first Service for targets "one",
+	// every synthetic Service otherwise (the engine picks among them by
+	// depth for deepest, shallowest and median).
 	TargetURLs(ctx context.Context, targets scenarios.Targets) ([]string, error)
 }
 
@@ -54,6 +56,9 @@ type LoadResult struct {
 	Lag            runs.Lag
 	Errors         runs.Errors
 	ClientCPUCores float64
+	// TargetConnects counts the connections opened to each URL in the
+	// window (several URLs only).
+	TargetConnects []int64
 	Valid          bool
 	InvalidReasons []string
 	// WindowStart and WindowEnd bound the measured window as the client

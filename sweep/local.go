@@ -73,7 +73,7 @@ func (s *ServiceScaler) Scale(ctx context.Context, n int) (ScaleResult, error) {
 }
 
 // TargetURLs lists the synthetic Services' ClusterIP URLs in creation
-// order: the first for targets "one", all of them for "random".
+// order: the first for targets "one", all of them otherwise.
 func (s *ServiceScaler) TargetURLs(ctx context.Context, targets scenarios.Targets) ([]string, error) {
 	cfg := s.Scaler.Config()
 	type svc struct {
@@ -157,7 +157,7 @@ func loadResultOf(s *loadgen.Summary) *LoadResult {
 	return &LoadResult{
 		AchievedRate: s.AchievedRate, Requests: s.Requests,
 		Latency: s.Latency, ServiceTime: s.ServiceTime, Connect: s.Connect, Lag: s.Lag, Errors: s.Errors,
-		ClientCPUCores: s.ClientCPUCores, Valid: s.Valid, InvalidReasons: s.InvalidReasons,
+		ClientCPUCores: s.ClientCPUCores, TargetConnects: s.TargetConnects, Valid: s.Valid, InvalidReasons: s.InvalidReasons,
 		WindowStart: start, WindowEnd: start.Add(time.Duration(s.DurationSeconds * float64(time.Second))),
 	}
 }

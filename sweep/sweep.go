@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kpbench/kpbench/clusters"
+	"github.com/kpbench/kpbench/collector"
 	"github.com/kpbench/kpbench/runs"
 	"github.com/kpbench/kpbench/scenarios"
 )
@@ -22,7 +23,11 @@ type Engine struct {
 	Load     LoadRunner
 	Observer Observer
 	Rules    RuleCounter
-	Log      *slog.Logger
+	// Depth reads the target's depth on the client node before and
+	// after every window, and places targets by depth; nil records no
+	// depth (and placements by depth send to the first Service).
+	Depth DepthReader
+	Log   *slog.Logger
 	// Progress, when set, is told about every point as it starts.
 	Progress func(done, total int, id string)
 	// Now is the clock (tests replace it).
@@ -194,6 +199,10 @@ func (e *Engine) step(ctx context.Context, ps *pass, mode scenarios.Mode, n int)
 	if err != nil {
 		return fmt.Errorf("listing target services: %w", err)
 	}
+	tg, err := newTargeting(mode, sc.Spec.Load.Targets, urls)
+	if err != nil {
+		return err
+	}
 	first := true
 	for _, rpc := range sc.Spec.Load.RequestsPerConn {
 		for rep := 1; rep <= sc.Spec.Repetitions; rep++ {
@@ -205,7 +214,7 @@ func (e *Engine) step(ctx context.Context, ps *pass, mode scenarios.Mode, n int)
 			if e.Progress != nil {
 				e.Progress(ps.count, ps.total, id)
 			}
-			p, err := e.measure(ctx, ps.dir, ps.run, mode, n, rpc, rep, urls, rules)
+			p, err := e.measure(ctx, ps, mode, n, rpc, rep, tg, rules)
 			if err != nil {
 				if ctx.Err() != nil {
 					return fmt.Errorf("%w during %s: %v", ErrInterrupted, id, err)
@@ -232,7 +241,7 @@ func (e *Engine) step(ctx context.Context, ps *pass, mode scenarios.Mode, n int)
 			ps.done[id] = true
 			log.Info("point", "id", id, "achieved", fmt.Sprintf("%.1f/s", p.Rate.Achieved),
 				"p50", fmt.Sprintf("%.0fµs", p.Latency.P50Us), "connectP50", fmt.Sprintf("%.0fµs", p.Connect.P50Us),
-				"nodeCPU", fmt.Sprintf("%.3f", p.CPU.Node.Total), "valid", p.Valid)
+				"nodeCPU", fmt.Sprintf("%.3f", p.CPU.Node.Total), "depth", depthLog(p.Depth), "valid", p.Valid)
 			if !p.Valid && strings.Contains(strings.Join(p.InvalidReasons, ";"), runs.ReasonKubeProxyDied) {
 				// Later points of this mode would measure nothing:
 				// re-enter the mode before going on.
@@ -264,7 +273,8 @@ func (e *Engine) enterMode(ctx context.Context, run *runs.Run, mode scenarios.Mo
 	return nil
 }
 
-func (e *Engine) measure(ctx context.Context, dir string, run *runs.Run, mode scenarios.Mode, n, rpc, rep int, urls []string, rules runs.Rules) (*runs.Point, error) {
+func (e *Engine) measure(ctx context.Context, ps *pass, mode scenarios.Mode, n, rpc, rep int, tg *targeting, rules runs.Rules) (*runs.Point, error) {
+	dir, run := ps.dir, ps.run
 	sc := &run.Scenario
 	l := sc.Spec.Load
 	id := runs.PointID(mode, n, rpc, rep)
@@ -272,15 +282,59 @@ func (e *Engine) measure(ctx context.Context, dir string, run *runs.Run, mode sc
 	if err := os.MkdirAll(raw, 0o755); err != nil {
 		return nil, err
 	}
-	req := LoadRequest{ID: id, URLs: urls, Rate: l.Rate, RequestsPerConn: rpc, Timeout: l.Timeout.D(), MaxInflight: l.MaxInflight}
-	if w := l.WarmupDuration(); w > 0 {
+	req := LoadRequest{ID: id, Rate: l.Rate, RequestsPerConn: rpc, Timeout: l.Timeout.D(), MaxInflight: l.MaxInflight}
+	warm := func(urls []string) error {
+		w := l.WarmupDuration()
+		if w <= 0 {
+			return nil
+		}
 		wreq := req
-		wreq.Duration = w
-		wreq.ID = id + "-warmup"
+		wreq.URLs, wreq.Duration, wreq.ID = urls, w, id+"-warmup"
 		if _, err := e.Load.Run(ctx, wreq); err != nil {
-			return nil, fmt.Errorf("warmup: %w", err)
+			return fmt.Errorf("warmup: %w", err)
+		}
+		return nil
+	}
+	urls, used, err := e.pick(ctx, tg)
+	if err != nil {
+		return nil, err
+	}
+	if err := warm(urls); err != nil {
+		return nil, err
+	}
+	// The depth right before the window. A placement by depth checks
+	// that no sync moved its target since it was picked, and picks (and
+	// warms up) again if one did.
+	var before *collector.ServiceChain
+	repicks := 0
+	if e.tracksDepth(mode) {
+		for {
+			if before, err = e.Depth.Chain(ctx, mode); err != nil {
+				if tg.placement.ByDepth() {
+					return nil, fmt.Errorf("reading the depth before the window: %w", err)
+				}
+				e.problem(run, dir, ps.log, fmt.Sprintf("%s: no depth recorded: %v", id, err))
+				before = nil
+				break
+			}
+			if !tg.placement.ByDepth() || tg.chain == nil || before.Fingerprint == tg.chain.Fingerprint || repicks == maxRepicks {
+				break
+			}
+			repicks++
+			ps.log.Info("kube-proxy synced since the target was picked: picking again", "id", id, "placement", tg.placement)
+			tg.chain = before
+			prev := urls[0]
+			if urls, used, err = e.pick(ctx, tg); err != nil {
+				return nil, err
+			}
+			if urls[0] != prev {
+				if err := warm(urls); err != nil {
+					return nil, err
+				}
+			}
 		}
 	}
+	req.URLs = urls
 	req.Duration = l.Duration.D()
 	req.RawDir = raw
 	win, err := e.Observer.Begin(ctx, raw)
@@ -299,6 +353,20 @@ func (e *Engine) measure(ctx context.Context, dir string, run *runs.Run, mode sc
 	if obsErr != nil {
 		return nil, fmt.Errorf("observation: %w", obsErr)
 	}
+	var depth *runs.Depth
+	if before != nil {
+		after, err := e.Depth.Chain(context.WithoutCancel(ctx), mode)
+		if err == nil {
+			depth, err = depthOf(before, after, used, res.TargetConnects, repicks)
+			tg.chain = after
+		}
+		if err != nil {
+			e.problem(run, dir, ps.log, fmt.Sprintf("%s: no depth recorded: %v", id, err))
+		} else if depth.Changed {
+			ps.log.Warn("kube-proxy reordered the chain during the window: the point keeps both depths", "id", id,
+				"before", depth.Before.Mean, "after", depth.After.Mean)
+		}
+	}
 	p := &runs.Point{
 		ID: id, Mode: mode, Services: n, EndpointsPerService: sc.Spec.EndpointsPerService,
 		RequestsPerConn: rpc, Targets: l.Targets, Repetition: rep,
@@ -312,10 +380,26 @@ func (e *Engine) measure(ctx context.Context, dir string, run *runs.Run, mode sc
 		Conntrack:      obs.Conntrack,
 		Rules:          rules,
 		Sync:           obs.Sync,
+		Depth:          depth,
 		Valid:          res.Valid,
 		InvalidReasons: append([]string(nil), res.InvalidReasons...),
 	}
 	return p, nil
+}
+
+// depthLog formats a point's depth for its log line.
+func depthLog(d *runs.Depth) string {
+	switch {
+	case d == nil:
+		return "-"
+	case d.Changed:
+		return fmt.Sprintf("%.0f→%.0f (reordered)", d.Before.Mean, d.After.Mean)
+	case d.Targets > 1:
+		return fmt.Sprintf("mean %.0f [%d..%d] of %d", d.Before.Mean, d.Before.Min, d.Before.Max, d.Before.ChainLength)
+	case d.Before.ChainLength > 0:
+		return fmt.Sprintf("%.0f of %d", d.Before.Mean, d.Before.ChainLength)
+	}
+	return fmt.Sprintf("%.0f", d.Before.Mean)
 }
 
 // health returns why the points just measured cannot be trusted, or "".

@@ -235,6 +235,7 @@ func (t *Target) Engine(ctx context.Context, sc *scenarios.Scenario, o EngineOpt
 		Load:     load,
 		Observer: observer,
 		Rules:    NodeRules{Node: node},
+		Depth:    NodeDepth{Node: node},
 		Log:      log,
 		Progress: func(done, total int, id string) {
 			log.Info(fmt.Sprintf("point %d/%d", done, total), "id", id)

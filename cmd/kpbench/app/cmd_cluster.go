@@ -174,7 +174,7 @@ func (f *clusterFlags) kubeconfigFor(g *globals) (string, error) {
 		return "", err
 	}
 	if _, err := os.Stat(p.KubeconfigPath()); err != nil {
-		return "", fmt.Errorf("kind cluster %s: no kubeconfig at %s (create it with kpbench cluster create)", f.name, p.KubeconfigPath())
+		return "", badInput(fmt.Errorf("kind cluster %s: no kubeconfig at %s (create it with `kpbench cluster create --name %s`)", f.name, p.KubeconfigPath(), f.name))
 	}
 	return p.KubeconfigPath(), nil
 }
@@ -609,6 +609,9 @@ func newClusterAgentCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 && args[0] == "--" {
 				args = args[1:]
+			}
+			if len(args) == 0 {
+				return badInput(errors.New("host: no command: kpbench cluster agent host -- COMMAND [ARGS...]"))
 			}
 			c, err := existing.HostCommand(cmd.Context(), manifests.HostRootPath, args)
 			if err != nil {

@@ -52,7 +52,7 @@ Ctrl-C stops the load, keeps every finished point, tears the lab down (unless
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&f.file, "file", "f", "", "scenario file")
-	fl.StringVar(&f.scenario, "scenario", "", "catalog scenario name (see `kpbench scenario list`; default quick)")
+	fl.StringVar(&f.scenario, "scenario", "", "catalog scenario name (see 'kpbench scenario list'; default quick)")
 	fl.StringVar(&f.provider, "provider", "lab", "cluster provider: "+providers.List()+" (see docs/clusters.md)")
 	fl.StringVar(&f.out, "out", "results", "directory that receives the run directory")
 	fl.StringVar(&f.resume, "resume", "", "continue the run in this directory, skipping points already measured")

@@ -24,6 +24,7 @@ import (
 // scaleFlags are kpbench scale's flags as plain values.
 type scaleFlags struct {
 	services            int
+	servicesSet         bool // --services given (on the command line, in the environment or the config file)
 	endpointsPerService int
 	endpointIPs         []string
 	namespace           string
@@ -68,12 +69,12 @@ the time from the last write to that point and kube-proxy's sync duration.`,
   kpbench scale --services 0`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			f.servicesSet = cmd.Flags().Changed("services")
 			return runScale(cmd.Context(), g, cmd, f)
 		},
 	}
 	fl := cmd.Flags()
-	fl.IntVar(&f.services, "services", -1, "number of synthetic Services to have (required)")
-	fl.Lookup("services").DefValue = "0" // -1 means "not given"; keep it out of --help
+	fl.IntVar(&f.services, "services", 0, "number of synthetic Services to have (required; 0 removes them all)")
 	fl.IntVar(&f.endpointsPerService, "endpoints-per-service", scaler.DefaultEndpointsPerService, "endpoints in each Service's EndpointSlice (at most the number of endpoint IPs)")
 	fl.StringSliceVar(&f.endpointIPs, "endpoint-ips", nil, "backend pod IPv4 addresses the endpoints point at (default: the lab's backends when the lab is up)")
 	fl.StringVar(&f.namespace, "namespace", scaler.DefaultNamespace, "namespace of the synthetic Services (created if missing)")
@@ -96,10 +97,13 @@ the time from the last write to that point and kube-proxy's sync duration.`,
 
 func (f *scaleFlags) validate() (ips []netip.Addr, err error) {
 	var errs []error
-	if f.services < 0 {
-		errs = append(errs, errors.New("--services is required (0 or more)"))
-	} else if f.services > scaler.MaxServices {
-		errs = append(errs, fmt.Errorf("--services %d exceeds the maximum %d", f.services, scaler.MaxServices))
+	switch {
+	case !f.servicesSet:
+		errs = append(errs, errors.New("--services is required: the number of synthetic Services to have (0 removes them all)"))
+	case f.services < 0:
+		errs = append(errs, fmt.Errorf("--services must be 0 or more, got %d", f.services))
+	case f.services > scaler.MaxServices:
+		errs = append(errs, fmt.Errorf("--services must be at most %d, got %d", scaler.MaxServices, f.services))
 	}
 	for _, s := range f.endpointIPs {
 		ip, err := netip.ParseAddr(strings.TrimSpace(s))
@@ -110,20 +114,20 @@ func (f *scaleFlags) validate() (ips []netip.Addr, err error) {
 		ips = append(ips, ip)
 	}
 	if f.concurrency < 1 {
-		errs = append(errs, fmt.Errorf("--concurrency %d must be at least 1", f.concurrency))
+		errs = append(errs, fmt.Errorf("--concurrency must be at least 1, got %d", f.concurrency))
 	}
 	if f.qps <= 0 {
-		errs = append(errs, fmt.Errorf("--qps %v must be positive", f.qps))
+		errs = append(errs, fmt.Errorf("--qps must be positive, got %v", f.qps))
 	}
 	switch f.output {
 	case "text", "json":
 	default:
-		errs = append(errs, fmt.Errorf("--output %q: want text or json", f.output))
+		errs = append(errs, fmt.Errorf("--output must be text or json, got %q", f.output))
 	}
 	switch f.progress {
 	case "auto", "bar", "log", "none":
 	default:
-		errs = append(errs, fmt.Errorf("--progress %q: want auto, bar, log or none", f.progress))
+		errs = append(errs, fmt.Errorf("--progress must be auto, bar, log or none, got %q", f.progress))
 	}
 	return ips, errors.Join(errs...)
 }
@@ -136,12 +140,15 @@ func runScale(ctx context.Context, g *globals, cmd *cobra.Command, f scaleFlags)
 	// When no kubeconfig is given and the lab is up, the lab is the
 	// default: its kubeconfig, its backends as --endpoint-ips, and its
 	// client node for --wait.
-	var labNode clusters.ClientNode
+	var (
+		labNode clusters.ClientNode
+		labUp   bool
+	)
 	if f.kubeconfig == "" && os.Getenv("KUBECONFIG") == "" {
 		if l, err := lab.Open(lab.Config{Name: f.labName}); err == nil {
 			if st, err := l.Status(ctx); err == nil && st.Healthy {
 				f.kubeconfig = l.KubeconfigPath()
-				labNode = l.ClientNode()
+				labNode, labUp = l.ClientNode(), true
 				if len(ips) == 0 {
 					eps, err := l.Backends(ctx)
 					if err != nil {
@@ -162,7 +169,10 @@ func runScale(ctx context.Context, g *globals, cmd *cobra.Command, f scaleFlags)
 		}
 	}
 	if f.services > 0 && len(ips) == 0 {
-		return &ExitError{Code: 2, Err: errors.New("--endpoint-ips is required: the backend pod IPs every Service's endpoints point at")}
+		if !labUp && f.kubeconfig == "" && os.Getenv("KUBECONFIG") == "" {
+			return badInput(errors.New("no lab is up: run `kpbench lab up` or pass --kubeconfig/--endpoint-ips (or --lab-name, for a lab of another name)"))
+		}
+		return badInput(errors.New("--endpoint-ips is required on a cluster that is not the lab: the backend pod IPs every Service's endpoints point at"))
 	}
 	client, target, err := scaler.NewClient(scaler.ClientOptions{
 		Kubeconfig: f.kubeconfig, Context: f.kubeContext, QPS: f.qps, Burst: f.burst,
@@ -182,7 +192,7 @@ func runScale(ctx context.Context, g *globals, cmd *cobra.Command, f scaleFlags)
 		case labNode != nil:
 			node = scaler.ClientNode{Node: labNode}
 		default:
-			return &ExitError{Code: 2, Err: errors.New("--wait needs the lab up or --kube-proxy-metrics (kube-proxy's metrics URL, when kpbench runs on the node)")}
+			return badInput(errors.New("--wait needs the lab up or --kube-proxy-metrics (kube-proxy's metrics URL, when kpbench runs on the node); bring the lab up with `kpbench lab up`"))
 		}
 	}
 
@@ -306,7 +316,7 @@ func (r scaleReport) write(w io.Writer, format string) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(j)
 	}
-	_, err := fmt.Fprintf(w, "%s: %d -> %d services in %.1fs (%d created, %d updated, %d deleted, %d strays, %d retries; %.0f writes/s)\n",
+	_, err := fmt.Fprintf(w, "namespace %s: %d → %d Services in %.1fs (%d created, %d updated, %d deleted, %d strays, %d retries; %.0f writes/s)\n",
 		j.Namespace, j.Before, j.Services, j.DurationSeconds, j.Created, j.Updated, j.Deleted, j.Strays, j.Retries, j.WritesPerSecond)
 	if err != nil || j.Programmed == nil {
 		return err
