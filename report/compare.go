@@ -381,6 +381,7 @@ func Compare(base, next *Data, opts CompareOptions) (*Comparison, error) {
 		c.Notes = append(c.Notes, fmt.Sprintf("%d comparisons have too few valid repetitions to reach significance at α=%.2f after Holm's correction over %d tests (that needs %d repetitions per side): a regression there cannot be detected; run more repetitions",
 			underpowered, Alpha, c.Tests, RepetitionsFor(c.Tests)))
 	}
+	c.Notes = append(c.Notes, depthNotes(common, baseGroups, nextGroups)...)
 	if len(c.OnlyBase) > 0 {
 		c.Notes = append(c.Notes, fmt.Sprintf("%d conditions only in base, not compared", len(c.OnlyBase)))
 	}

@@ -87,6 +87,7 @@ func newDocument(d *Data, plots []Plot, findings []Finding) *document {
 	}
 	for _, kind := range []struct{ kind, intro string }{
 		{FindingModes, "Between modes, at the largest Service count they all reached:"},
+		{FindingDepth, "Cost per rule walked (fitted over every valid point against the target's recorded depth; " + FitMethod + "):"},
 		{FindingGrowth, "Within each mode, from the smallest to the largest Service count:"},
 		{FindingState, "Dataplane state:"},
 	} {
@@ -125,6 +126,7 @@ func newDocument(d *Data, plots []Plot, findings []Finding) *document {
 
 	doc.h(2, "Methodology")
 	doc.p("%s", methodology(r))
+	doc.p("%s", depthMethodology(r.Scenario.Spec.Load.Targets))
 
 	doc.h(2, "Summary by condition")
 	doc.p("Means over valid repetitions ± half the 95%% confidence interval (Student's t; none with one repetition).")
@@ -154,7 +156,7 @@ func newDocument(d *Data, plots []Plot, findings []Finding) *document {
 	}
 
 	doc.h(2, "Every point")
-	doc.p("Latency and connect times in µs, CPU in cores, sync and time to programmed in seconds. All fields are in points.csv.")
+	doc.p("Latency and connect times in µs, CPU in cores, sync and time to programmed in seconds; depth in rules walked (a range is the targets' min–max around their connection-weighted mean; \"reordered\" marks a sync during the window, with the depth before and after). All fields are in points.csv.")
 	doc.table(pointsTable(d.Points))
 
 	doc.p("Written by kpbench %s from run.json and points.jsonl; redraw with `kpbench report %s`.", orDash(r.KpbenchVersion), d.Dir)
@@ -300,8 +302,8 @@ func pm(s Summary, digits int) string {
 
 func summaryTable(d *Data) table {
 	t := table{
-		header:  []string{"mode", "targets", "req/conn", "Services", "n", "latency mean µs", "latency p99 µs", "latency p99.9 µs", "failed requests", "connect p50 µs", "node CPU cores", "kube-proxy CPU cores"},
-		numeric: []bool{false, false, true, true, true, true, true, true, true, true, true, true},
+		header:  []string{"mode", "targets", "req/conn", "Services", "n", "rules walked", "latency mean µs", "latency p99 µs", "latency p99.9 µs", "failed requests", "connect p50 µs", "node CPU cores", "kube-proxy CPU cores"},
+		numeric: []bool{false, false, true, true, true, true, true, true, true, true, true, true, true},
 	}
 	for _, g := range d.groups {
 		var connect []float64
@@ -315,7 +317,7 @@ func summaryTable(d *Data) table {
 			n += fmt.Sprintf(" (+%d invalid)", g.Invalid)
 		}
 		t.rows = append(t.rows, []string{
-			string(g.Key.Mode), string(g.Key.Targets), fmt.Sprint(g.Key.RequestsPerConn), formatCount(g.Key.Services), n,
+			string(g.Key.Mode), string(g.Key.Targets), fmt.Sprint(g.Key.RequestsPerConn), formatCount(g.Key.Services), n, groupDepth(g),
 			pm(Summarize(g.valuesOf(func(p *runs.Point) float64 { return p.Latency.MeanUs })), 1),
 			pm(Summarize(g.valuesOf(func(p *runs.Point) float64 { return p.Latency.P99Us })), 1),
 			pm(Summarize(g.valuesOf(func(p *runs.Point) float64 { return p.Latency.P999Us })), 1),
@@ -344,9 +346,9 @@ func failedShare(points []*runs.Point) string {
 
 func pointsTable(points []runs.Point) table {
 	t := table{
-		header: []string{"point", "mode", "Services", "req/conn", "targets", "rep", "rate achieved/target", "latency mean", "p50", "p99", "p99.9", "failed",
+		header: []string{"point", "mode", "Services", "req/conn", "targets", "rep", "depth", "rate achieved/target", "latency mean", "p50", "p99", "p99.9", "failed",
 			"connect p50", "connect p99", "node CPU", "kube-proxy CPU", "rules", "sync s", "programmed s", "valid"},
-		numeric: []bool{false, false, true, true, false, true, true, true, true, true, true, true, true, true, true, true, true, true, true, false},
+		numeric: []bool{false, false, true, true, false, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, false},
 	}
 	for _, p := range points {
 		valid := "yes"
@@ -362,7 +364,7 @@ func pointsTable(points []runs.Point) table {
 			ttp = fmt.Sprintf("%.2f", p.TimeToProgrammedSeconds)
 		}
 		t.rows = append(t.rows, []string{
-			p.ID, string(p.Mode), formatCount(p.Services), fmt.Sprint(p.RequestsPerConn), string(p.Targets), fmt.Sprint(p.Repetition),
+			p.ID, string(p.Mode), formatCount(p.Services), fmt.Sprint(p.RequestsPerConn), string(p.Targets), fmt.Sprint(p.Repetition), depthCell(&p),
 			fmt.Sprintf("%.1f/%g", p.Rate.Achieved, p.Rate.Target),
 			fmt.Sprintf("%.1f", p.Latency.MeanUs), fmt.Sprintf("%.1f", p.Latency.P50Us), fmt.Sprintf("%.1f", p.Latency.P99Us),
 			fmt.Sprintf("%.1f", p.Latency.P999Us), fmt.Sprint(p.Errors.Total),
