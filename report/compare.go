@@ -497,20 +497,10 @@ func scenarioMismatches(base, next *Data) []string {
 
 // environmentDifferences lists how the machines and software differ.
 func environmentDifferences(b, n *runs.Run) []string {
-	var out []string
-	add := func(field string, bv, nv any) {
-		if fmt.Sprint(bv) != fmt.Sprint(nv) {
-			out = append(out, fmt.Sprintf("%s: base %v, new %v", field, bv, nv))
-		}
+	out := runs.EnvironmentDifferences(b.Provider.Name, b.Environment, n.Provider.Name, n.Environment)
+	if b.KpbenchVersion != n.KpbenchVersion {
+		out = append(out, fmt.Sprintf("kpbench: %s → %s", b.KpbenchVersion, n.KpbenchVersion))
 	}
-	add("provider", b.Provider.Name, n.Provider.Name)
-	add("kernel", b.Environment.Kernel, n.Environment.Kernel)
-	add("CPU model", b.Environment.CPUModel, n.Environment.CPUModel)
-	add("cores", b.Environment.Cores, n.Environment.Cores)
-	add("Kubernetes", b.Environment.KubernetesVersion, n.Environment.KubernetesVersion)
-	add("kube-proxy", b.Environment.KubeProxyVersion, n.Environment.KubeProxyVersion)
-	add("iptables backend", b.Environment.IPTablesBackend, n.Environment.IPTablesBackend)
-	add("kpbench", b.KpbenchVersion, n.KpbenchVersion)
 	return out
 }
 

@@ -209,7 +209,7 @@ func TestCompareEnvironmentAtTop(t *testing.T) {
 	}
 	out := text(t, c)
 	top := out[:strings.Index(out, "latency:")]
-	for _, w := range []string{"environment differs: kernel:", "environment differs: CPU model:", "environment differs: kube-proxy: base " + base.Run.Environment.KubeProxyVersion + ", new v1.37.0"} {
+	for _, w := range []string{"environment differs: kernel:", "environment differs: CPU model:", "environment differs: kube-proxy: " + base.Run.Environment.KubeProxyVersion + " → v1.37.0"} {
 		if !strings.Contains(top, w) {
 			t.Errorf("top lacks %q:\n%s", w, top)
 		}

@@ -5,7 +5,10 @@
 package runs
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/kpbench/kpbench/scenarios"
@@ -127,6 +130,54 @@ type Point struct {
 
 	Valid          bool     `json:"valid"`
 	InvalidReasons []string `json:"invalidReasons,omitempty"`
+
+	// KpbenchVersion is the version of the kpbench that measured the
+	// point, and Environment the fingerprint of where (Fingerprint), so
+	// that points of a resumed run show what they were measured with.
+	KpbenchVersion string `json:"kpbenchVersion,omitempty"`
+	Environment    string `json:"environment,omitempty"`
+}
+
+// Fingerprint identifies the environment a run measures: the provider and
+// what changes a measurement — kernel, CPU model and count, Kubernetes and
+// kube-proxy versions, iptables backend. Host name, memory and the Go
+// version are left out (the first changes on every CI runner, the others
+// are either irrelevant or part of the kpbench version). Two runs with the
+// same fingerprint ran on comparable machines with the same software.
+func Fingerprint(provider string, e Environment) string {
+	h := sha256.New()
+	for _, f := range []string{provider, e.Kernel, e.CPUModel, strconv.Itoa(e.Cores), e.KubernetesVersion, e.KubeProxyVersion, e.IPTablesBackend} {
+		h.Write([]byte(f))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12]
+}
+
+// EnvironmentDifferences lists how b differs from a in what Fingerprint
+// covers, as "field: a → b".
+func EnvironmentDifferences(aProvider string, a Environment, bProvider string, b Environment) []string {
+	var out []string
+	for _, f := range []struct{ name, a, b string }{
+		{"provider", aProvider, bProvider},
+		{"kernel", a.Kernel, b.Kernel},
+		{"CPU model", a.CPUModel, b.CPUModel},
+		{"cores", strconv.Itoa(a.Cores), strconv.Itoa(b.Cores)},
+		{"Kubernetes", a.KubernetesVersion, b.KubernetesVersion},
+		{"kube-proxy", a.KubeProxyVersion, b.KubeProxyVersion},
+		{"iptables backend", a.IPTablesBackend, b.IPTablesBackend},
+	} {
+		if f.a != f.b {
+			out = append(out, fmt.Sprintf("%s: %s → %s", f.name, orNone(f.a), orNone(f.b)))
+		}
+	}
+	return out
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
 }
 
 // Key identifies the condition a point measures, repetitions aside.

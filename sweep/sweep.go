@@ -235,6 +235,8 @@ func (e *Engine) step(ctx context.Context, ps *pass, mode scenarios.Mode, n int)
 				p.InvalidReasons = append(p.InvalidReasons, reason)
 				e.problem(ps.run, ps.dir, log, fmt.Sprintf("after %s: %s", id, reason))
 			}
+			p.KpbenchVersion = ps.run.KpbenchVersion
+			p.Environment = runs.Fingerprint(ps.run.Provider.Name, ps.run.Environment)
 			if err := runs.AppendPoint(ps.dir, p); err != nil {
 				return err
 			}

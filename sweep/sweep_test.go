@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -419,5 +421,55 @@ func TestStepOrderGoesOnWhenAModeCannotBeSet(t *testing.T) {
 	back, _ := runs.ReadRun(dir)
 	if len(back.SkippedModes) != 2 { // ipvs (no IP_VS) and nftables (failed)
 		t.Errorf("skipped modes %+v", back.SkippedModes)
+	}
+}
+
+// TestResumeAfterTornLine: the process died while appending the third
+// point; the resume must cut the torn bytes off and leave a file every
+// reader can read, with every point once.
+func TestResumeAfterTornLine(t *testing.T) {
+	e, run, dir, _, fl, _ := setup(t, spec2x2)
+	run.KpbenchVersion = "v0.9.0"
+	run.Provider = runs.Provider{Name: "lab"}
+	run.Environment = runs.Environment{Kernel: "6.18", KubeProxyVersion: "v1.36.3"}
+	ctx, cancel := context.WithCancel(context.Background())
+	fl.onRun = func(ctx context.Context, n int) error {
+		if n == 3 {
+			cancel()
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		return nil
+	}
+	if err := e.Run(ctx, dir, run); !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("err = %v", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, runs.PointsFile), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(`{"schemaVersion":1,"id":"iptables-s00001-rpc100-r1","mode":"iptables","services":1,"endpointsPer`)
+	f.Close()
+
+	e2, _, _, _, _, _ := setup(t, spec2x2)
+	if err := e2.Run(context.Background(), dir, run); err != nil {
+		t.Fatal(err)
+	}
+	pts, err := runs.ReadPoints(dir)
+	if err != nil {
+		t.Fatalf("points.jsonl unreadable after the resume: %v", err)
+	}
+	seen := map[string]bool{}
+	for _, p := range pts {
+		if seen[p.ID] {
+			t.Errorf("point %s twice", p.ID)
+		}
+		seen[p.ID] = true
+		if p.KpbenchVersion != "v0.9.0" || p.Environment != runs.Fingerprint("lab", run.Environment) {
+			t.Errorf("point %s: version %q environment %q", p.ID, p.KpbenchVersion, p.Environment)
+		}
+	}
+	if len(seen) != 16 {
+		t.Errorf("%d distinct points, want 16", len(seen))
 	}
 }

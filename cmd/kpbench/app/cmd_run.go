@@ -23,6 +23,9 @@ import (
 type runFlags struct {
 	file, scenario, provider, out, resume string
 	keep                                  bool
+	// force resumes despite a different version, provider or environment;
+	// providerSet is true when --provider was given.
+	force, providerSet                    bool
 	labName, nodeCPUs, k8sVersion, binDir string
 	qps                                   float64
 	waitTimeout                           time.Duration
@@ -47,6 +50,7 @@ Ctrl-C stops the load, keeps every finished point, tears the lab down (unless
 --keep) and exits non-zero; --resume DIR continues such a run.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			f.providerSet = cmd.Flags().Changed("provider")
 			return runScenario(cmd.Context(), g, &f, os.Args)
 		},
 	}
@@ -56,6 +60,7 @@ Ctrl-C stops the load, keeps every finished point, tears the lab down (unless
 	fl.StringVar(&f.provider, "provider", "lab", "cluster provider: "+providers.List()+" (see docs/clusters.md)")
 	fl.StringVar(&f.out, "out", "results", "directory that receives the run directory")
 	fl.StringVar(&f.resume, "resume", "", "continue the run in this directory, skipping points already measured")
+	fl.BoolVar(&f.force, "force", false, "with --resume: continue even if the kpbench version, provider or environment differ from the run's (recorded in run.json)")
 	fl.BoolVar(&f.keep, "keep", false, "leave the lab or kind cluster up at the end (existing: keep the switched mode and kpbench's namespace)")
 	fl.StringVar(&f.labName, "lab-name", "kpbench", "lab name (a lab of that name already up is used as it is and left up)")
 	fl.StringVar(&f.nodeCPUs, "node-cpus", "", "lab: CPUs of the client node (default: the last CPU)")
@@ -69,6 +74,13 @@ Ctrl-C stops the load, keeps every finished point, tears the lab down (unless
 
 func runScenario(ctx context.Context, g *globals, f *runFlags, argv []string) error {
 	bad := func(err error) error { return &ExitError{Code: 2, Err: err} }
+	if f.resume != "" {
+		if r, err := runs.ReadRun(f.resume); err == nil {
+			if err := resumeTrust(r, f, Version); err != nil {
+				return err
+			}
+		}
+	}
 	if !providers.Known(f.provider) {
 		return bad(fmt.Errorf("--provider must be %s, got %q", providers.List(), f.provider))
 	}
@@ -91,8 +103,10 @@ func runScenario(ctx context.Context, g *globals, f *runFlags, argv []string) er
 
 	// The run directory and its record.
 	var (
-		dir string
-		run *runs.Run
+		dir          string
+		run          *runs.Run
+		prevProvider string
+		prevEnv      runs.Environment
 	)
 	if f.resume != "" {
 		dir = f.resume
@@ -101,6 +115,10 @@ func runScenario(ctx context.Context, g *globals, f *runFlags, argv []string) er
 			return bad(fmt.Errorf("cannot resume %s: %w", dir, err))
 		}
 		run = r
+		prevProvider, prevEnv = r.Provider.Name, r.Environment
+		if err := resumeTrust(run, f, Version); err != nil { // records a forced resume in this run
+			return err
+		}
 		run.Problems = append(run.Problems, fmt.Sprintf("resumed at %s", time.Now().UTC().Format(time.RFC3339)))
 		run.FinishedAt = nil
 	} else {
@@ -144,6 +162,11 @@ func runScenario(ctx context.Context, g *globals, f *runFlags, argv []string) er
 	}
 	if err := target.Describe(ctx, run); err != nil {
 		return err
+	}
+	if f.resume != "" {
+		if err := resumeEnvironment(run, prevProvider, prevEnv, f.force); err != nil {
+			return err
+		}
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
