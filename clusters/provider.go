@@ -156,3 +156,36 @@ type LoadResult struct {
 	Node    string
 	Summary json.RawMessage
 }
+
+// What a provider may offer beyond Provider. The engine (package sweep)
+// asks for each with a type assertion, so a new provider implements only
+// what applies to it.
+
+// Reuser is implemented by providers whose cluster outlives the command
+// that made it (the lab): when it is already up and healthy, a run
+// measures it as it is and leaves it up.
+type Reuser interface {
+	Running(ctx context.Context) bool
+}
+
+// Describer is implemented by providers with more to record in run.json
+// than Versions: the cluster's name ("" when kpbench did not name it) and
+// facts such as images, node counts or the etcd version. Never
+// credentials.
+type Describer interface {
+	Describe(ctx context.Context) (cluster string, details map[string]string)
+}
+
+// Pinner is implemented by providers whose client node runs on CPUs of its
+// own (the lab): run.json records the node's CPUs and the others.
+type Pinner interface {
+	Pinning(ctx context.Context) (nodeCPUs, otherCPUs []int, err error)
+}
+
+// UserKubeconfig is implemented by providers that reach a cluster through
+// the user's kubeconfig (existing): the path as the user gave it ("" =
+// kubectl's loading rules) and the context ("" = current). Other
+// providers' clients use KubeconfigPath.
+type UserKubeconfig interface {
+	UserKubeconfig() (path, context string)
+}
