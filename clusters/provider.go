@@ -156,3 +156,57 @@ type LoadResult struct {
 	Node    string
 	Summary json.RawMessage
 }
+
+// What a provider may offer beyond Provider. The engine (package sweep)
+// asks for each with a type assertion, so a new provider implements only
+// what applies to it.
+
+// Reuser is implemented by providers whose cluster outlives the command
+// that made it (the lab): when it is already up and healthy, a run
+// measures it as it is and leaves it up.
+type Reuser interface {
+	Running(ctx context.Context) bool
+}
+
+// Describer is implemented by providers with more to record in run.json
+// than Versions: the cluster's name ("" when kpbench did not name it) and
+// facts such as images, node counts or the etcd version. Never
+// credentials.
+type Describer interface {
+	Describe(ctx context.Context) (cluster string, details map[string]string)
+}
+
+// Pinner is implemented by providers whose client node runs on CPUs of its
+// own (the lab): run.json records the node's CPUs and the others.
+type Pinner interface {
+	Pinning(ctx context.Context) (nodeCPUs, otherCPUs []int, err error)
+}
+
+// UserKubeconfig is implemented by providers that reach a cluster through
+// the user's kubeconfig (existing): the path as the user gave it ("" =
+// kubectl's loading rules) and the context ("" = current). Other
+// providers' clients use KubeconfigPath.
+type UserKubeconfig interface {
+	UserKubeconfig() (path, context string)
+}
+
+// VMNode is implemented by providers whose client node may be a virtual
+// machine on this one (the lab with --node vm). Its load client and point
+// agent run in the guest through ClientNode().Run; the node's CPU is the
+// guest's /proc/stat and the hypervisor process's CPU is measured beside it.
+type VMNode interface {
+	// VMNode describes the VM; ok is false when the node is not one.
+	VMNode(ctx context.Context) (info VMNodeInfo, ok bool)
+}
+
+// VMNodeInfo describes a VM client node.
+type VMNodeInfo struct {
+	// Accelerator is kvm or tcg (software emulation); AccelReason says
+	// why TCG was used.
+	Accelerator, AccelReason string
+	// HostPID is the process on this machine that runs the guest (qemu).
+	HostPID int
+	// Scratch is a directory at the same path on this machine and in the
+	// guest, writable by both: the load client's raw files pass through it.
+	Scratch string
+}

@@ -26,7 +26,8 @@ import (
 // figures, workers, inflight bound hits and warm-up requests and errors
 // are summed (the clients ran concurrently); durationSeconds and the
 // warm-up's seconds are the longest, startedAt the earliest, urls the union
-// in first-seen order. Validity is judged over the merged numbers as for
+// in first-seen order with the connections to each summed
+// (targetConnects). Validity is judged over the merged numbers as for
 // one client (and an interrupted client makes the merge invalid); every
 // client's own reasons are kept in clientInvalidReasons.
 //
@@ -64,6 +65,7 @@ func merge(parts []*Summary) (*Summary, error) {
 	hist := newHistograms()
 	byKind := map[string]int64{}
 	seenURL := map[string]bool{}
+	connects := map[string]int64{}
 	interrupted := false
 	for i, p := range parts {
 		if p.SchemaVersion != first.SchemaVersion {
@@ -85,7 +87,13 @@ func merge(parts []*Summary) (*Summary, error) {
 
 		out.TargetRate += p.TargetRate
 		out.AchievedRate += p.AchievedRate
+		out.SentRate += p.SentRate
 		out.Requests += p.Requests
+		out.Answered += p.Answered
+		out.NotSent += p.NotSent
+		out.BehindSeconds = max(out.BehindSeconds, p.BehindSeconds)
+		out.Aborted = out.Aborted || p.Aborted
+		out.MeasuredSeconds = max(out.MeasuredSeconds, p.MeasuredSeconds)
 		out.Errors.Total += p.Errors.Total
 		for k, n := range p.Errors.ByKind {
 			byKind[k] += n
@@ -95,7 +103,10 @@ func merge(parts []*Summary) (*Summary, error) {
 		if i == 0 || p.StartedAt.Before(out.StartedAt) {
 			out.StartedAt = p.StartedAt
 		}
-		for _, u := range p.URLs {
+		for j, u := range p.URLs {
+			if j < len(p.TargetConnects) {
+				connects[u] += p.TargetConnects[j]
+			}
 			if !seenURL[u] {
 				seenURL[u] = true
 				out.URLs = append(out.URLs, u)
@@ -108,6 +119,7 @@ func merge(parts []*Summary) (*Summary, error) {
 		out.Warmup.Seconds = max(out.Warmup.Seconds, p.Warmup.Seconds)
 		out.Warmup.Requests += p.Warmup.Requests
 		out.Warmup.Errors += p.Warmup.Errors
+		out.Warmup.NotSent += p.Warmup.NotSent
 
 		for _, r := range p.InvalidReasons {
 			// An interrupted client's numbers stop short; the merged
@@ -123,6 +135,12 @@ func merge(parts []*Summary) (*Summary, error) {
 	}
 	if len(byKind) > 0 {
 		out.Errors.ByKind = byKind
+	}
+	if len(connects) > 0 {
+		out.TargetConnects = make([]int64, len(out.URLs))
+		for i, u := range out.URLs {
+			out.TargetConnects[i] = connects[u]
+		}
 	}
 	out.setDistributions(hist)
 	out.judge(interrupted)

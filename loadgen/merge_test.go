@@ -57,7 +57,7 @@ func (c loadClient) record(t *testing.T, all Histograms) (json.RawMessage, *Summ
 			record(h.Latency, v)
 			record(h.ServiceTime, v*3/4)
 			record(h.Connect, v/4)
-			record(h.Lag, v/20)
+			record(h.Lag, v/200) // sends on schedule: well within the lag bounds
 		}
 	}
 	s := Summary{
@@ -383,5 +383,26 @@ func TestMergeSummariesOnePart(t *testing.T) {
 	}
 	if got := mergeOf(t, raw); !reflect.DeepEqual(got, want) {
 		t.Errorf("one part came back as\n%+v\nwant\n%+v", got, want)
+	}
+}
+
+func TestMergeSummariesTargetConnects(t *testing.T) {
+	all := newHistograms()
+	a, b := steady(1, 100_000, 200_000), steady(2, 100_000, 200_000)
+	a.urls = []string{"http://198.19.0.10/", "http://198.19.0.11/"}
+	b.urls = []string{"http://198.19.0.11/", "http://198.19.0.12/"}
+	_, sa := a.record(t, all)
+	_, sb := b.record(t, all)
+	sa.TargetConnects, sb.TargetConnects = []int64{4, 6}, []int64{5, 7}
+	enc := func(s *Summary) json.RawMessage {
+		var buf bytes.Buffer
+		if err := s.WriteJSON(&buf); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	got := mergeOf(t, enc(sa), enc(sb))
+	if want := []int64{4, 11, 7}; !reflect.DeepEqual(got.TargetConnects, want) || len(got.URLs) != 3 {
+		t.Errorf("urls %q targetConnects %v, want the union with %v", got.URLs, got.TargetConnects, want)
 	}
 }

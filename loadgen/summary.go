@@ -20,13 +20,27 @@ import (
 // stable; schemaVersion follows the results schema (runs.SchemaVersion).
 type Summary struct {
 	SchemaVersion int `json:"schemaVersion"`
-	// TargetRate and AchievedRate are requests per second. Achieved counts
-	// the requests sent in the window over the window's real length.
+	// TargetRate, AchievedRate and SentRate are requests per second over
+	// the window's real length (MeasuredSeconds): achieved counts the
+	// requests answered (errors excluded), sent every request sent.
 	TargetRate   float64 `json:"targetRate"`
 	AchievedRate float64 `json:"achievedRate"`
-	// Requests sent in the measured window (successes and errors).
+	SentRate     float64 `json:"sentRate"`
+	// Requests sent in the measured window (successes and errors);
+	// Answered are those that got a response without error.
 	Requests int64       `json:"requests"`
+	Answered int64       `json:"answered"`
 	Errors   runs.Errors `json:"errors"`
+	// NotSent counts the window's requests the schedule asked for (up to
+	// where the run stopped) that were never sent: the client could not
+	// keep the rate, and the run stops at its duration whatever it owes.
+	// BehindSeconds is how far behind its schedule the client was when
+	// sending stopped.
+	NotSent       int64   `json:"notSent"`
+	BehindSeconds float64 `json:"behindSeconds,omitempty"`
+	// Aborted says the run was ended early because the client fell behind
+	// (load --abort-when-behind).
+	Aborted bool `json:"aborted,omitempty"`
 	// Latency counts from each request's intended send time (coordinated
 	// omission corrected); ServiceTime from its actual send (connect
 	// included for a new connection). Successful requests only.
@@ -44,10 +58,17 @@ type Summary struct {
 	InvalidReasons []string `json:"invalidReasons,omitempty"`
 
 	// What was asked, and a few facts that explain the numbers.
-	DurationSeconds float64   `json:"durationSeconds"`
-	RequestsPerConn int       `json:"requestsPerConn"`
-	URLs            []string  `json:"urls"`
-	StartedAt       time.Time `json:"startedAt"`
+	// MeasuredSeconds is the window's real length: DurationSeconds, or
+	// less when the run was interrupted or aborted.
+	DurationSeconds float64  `json:"durationSeconds"`
+	MeasuredSeconds float64  `json:"measuredSeconds"`
+	RequestsPerConn int      `json:"requestsPerConn"`
+	URLs            []string `json:"urls"`
+	// TargetConnects counts, with several URLs, the connections opened to
+	// each (same order as URLs) in the measured window: which Services the
+	// random choice actually used, to weigh their depths.
+	TargetConnects []int64   `json:"targetConnects,omitempty"`
+	StartedAt      time.Time `json:"startedAt"`
 	// MaxInflight is the configured bound; PeakInflight the most requests
 	// that were in flight at once.
 	MaxInflight  int `json:"maxInflight"`
@@ -78,6 +99,7 @@ type Warmup struct {
 	Seconds  float64 `json:"seconds"`
 	Requests int64   `json:"requests"`
 	Errors   int64   `json:"errors"`
+	NotSent  int64   `json:"notSent,omitempty"`
 }
 
 // ErrSchemaVersion is returned when a document's schemaVersion is not one
@@ -299,6 +321,32 @@ const (
 	MaxErrorFraction    = 0.001
 )
 
+// Schedule bounds. Every late send is charged to the dataplane as latency
+// (latency counts from the intended send time), so a client that fell
+// behind its schedule reports its own delay as the Service's.
+//
+//   - MaxSendLag: no send may start more than 100 ms late. A longer gap is
+//     a client stall (the process descheduled, a GC pause, a CPU taken by
+//     something else), not scheduler jitter: over the 84 valid points of
+//     the reference run (results/reference/tigera-2019, a busy 2-core
+//     machine) the latest send was 57 ms late, the median of the maxima
+//     10 ms. A 100 ms stall at 1,000 req/s delays 100 requests by up to
+//     100 ms, 0.3% of a 30 s window: it moves p99.9 and above by an amount
+//     the client chose, and the per-point p99.9 of that run was 7–37 ms.
+//   - MaxMedianLag: the median send may not be more than 1 ms late. Then
+//     the client is behind throughout, catching up in bursts (which keeps
+//     the achieved rate near the target while every figure is shifted).
+//     The reference run's median lag was 68–112 µs.
+//
+// BehindSchedule (lag p99 above 1 ms or a tenth of the interval) is a
+// warning for `kpbench load`: on a loaded 2-core machine it fires on most
+// points (the reference run's lag p99 was 0.3–3.2 ms) without the figures
+// being the client's.
+const (
+	MaxSendLag   = 100 * time.Millisecond
+	MaxMedianLag = time.Millisecond
+)
+
 // judge sets Valid and InvalidReasons from the numbers.
 func (s *Summary) judge(interrupted bool) {
 	s.InvalidReasons = nil
@@ -308,13 +356,37 @@ func (s *Summary) judge(interrupted bool) {
 	if s.Requests > 0 && float64(s.Errors.Total) > MaxErrorFraction*float64(s.Requests) {
 		s.InvalidReasons = append(s.InvalidReasons, fmt.Sprintf("%s: %d of %d requests failed", runs.ReasonErrors, s.Errors.Total, s.Requests))
 	}
+	if maxUs := float64(MaxSendLag.Microseconds()); s.Lag.MaxUs > maxUs {
+		s.InvalidReasons = append(s.InvalidReasons, fmt.Sprintf("%s: a send started %.0f ms late (bound %v: the client stalled, and its stall counts as latency)",
+			runs.ReasonScheduleBehind, s.Lag.MaxUs/1000, MaxSendLag))
+	}
+	if medUs := float64(MaxMedianLag.Microseconds()); s.Lag.P50Us > medUs {
+		s.InvalidReasons = append(s.InvalidReasons, fmt.Sprintf("%s: the median send started %.1f ms late (bound %v: the client could not keep its schedule)",
+			runs.ReasonScheduleBehind, s.Lag.P50Us/1000, MaxMedianLag))
+	}
 	if s.InflightBoundHits > 0 {
 		s.InvalidReasons = append(s.InvalidReasons, fmt.Sprintf("%s: %d sends waited for one of %d workers", runs.ReasonInflightBound, s.InflightBoundHits, s.MaxInflight))
+	}
+	if s.NotSent > 0 {
+		s.InvalidReasons = append(s.InvalidReasons, fmt.Sprintf("%s: %d of %d requests due, %.3fs behind schedule", runs.ReasonNotSent, s.NotSent, s.NotSent+s.Requests, s.BehindSeconds))
+	}
+	if s.Aborted {
+		s.InvalidReasons = append(s.InvalidReasons, runs.ReasonAborted)
 	}
 	if interrupted {
 		s.InvalidReasons = append(s.InvalidReasons, runs.ReasonInterrupted)
 	}
 	s.Valid = len(s.InvalidReasons) == 0
+}
+
+// interrupted reports whether the run was cut short by a signal.
+func (s *Summary) interrupted() bool {
+	for _, r := range s.InvalidReasons {
+		if r == runs.ReasonInterrupted {
+			return true
+		}
+	}
+	return false
 }
 
 // BehindSchedule reports whether sends started late enough to matter: lag

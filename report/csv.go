@@ -51,7 +51,11 @@ func PointsCSV(points []runs.Point) ([]byte, error) {
 		v := reflect.ValueOf(points[i])
 		var row []string
 		flatten(v.Type(), "", func(name string, index []int) {
-			f := v.FieldByIndex(index)
+			f, err := v.FieldByIndexErr(index)
+			if err != nil { // inside an absent optional section
+				row = append(row, "")
+				return
+			}
 			if name == "errors.byKind" {
 				m := f.Interface().(map[string]int64)
 				for _, k := range kindList {
@@ -93,8 +97,12 @@ func flatten(t reflect.Type, prefix string, leaf func(name string, index []int),
 			name = prefix + "." + name
 		}
 		idx := append(append([]int(nil), index...), i)
-		if f.Type.Kind() == reflect.Struct && f.Type != timeType {
-			flatten(f.Type, name, leaf, idx)
+		ft := f.Type
+		if ft.Kind() == reflect.Pointer && ft.Elem().Kind() == reflect.Struct {
+			ft = ft.Elem() // optional sections (depth): empty cells when absent
+		}
+		if ft.Kind() == reflect.Struct && ft != timeType {
+			flatten(ft, name, leaf, idx)
 			continue
 		}
 		leaf(name, idx)

@@ -90,6 +90,7 @@ func newDocument(d *Data, plots []Plot, findings []Finding) *document {
 	}
 	for _, kind := range []struct{ kind, intro string }{
 		{FindingModes, "Between modes, at the largest Service count they all reached:"},
+		{FindingDepth, "Cost per rule walked (fitted over every valid point against the target's recorded depth; " + FitMethod + "):"},
 		{FindingGrowth, "Within each mode, from the smallest to the largest Service count:"},
 		{FindingState, "Dataplane state:"},
 	} {
@@ -128,6 +129,7 @@ func newDocument(d *Data, plots []Plot, findings []Finding) *document {
 
 	doc.h(2, "Methodology")
 	doc.p("%s", methodology(r))
+	doc.p("%s", depthMethodology(r.Scenario.Spec.Load.Targets))
 
 	doc.h(2, "Summary by condition")
 	doc.p("Means over valid repetitions ± half the 95%% confidence interval (Student's t; none with one repetition).")
@@ -157,7 +159,7 @@ func newDocument(d *Data, plots []Plot, findings []Finding) *document {
 	}
 
 	doc.h(2, "Every point")
-	doc.p("Latency and connect times in µs, CPU in cores, sync and time to programmed in seconds. All fields are in points.csv.")
+	doc.p("Latency and connect times in µs, CPU in cores, sync and time to programmed in seconds; depth in rules walked (a range is the targets' min–max around their connection-weighted mean; \"reordered\" marks a sync during the window, with the depth before and after). All fields are in points.csv.")
 	doc.table(pointsTable(d.Points))
 
 	doc.p("Written by kpbench %s from run.json and points.jsonl; redraw with `kpbench report %s`.", orDash(r.KpbenchVersion), d.Dir)
@@ -307,8 +309,12 @@ func methodology(r *runs.Run) string {
 		"a new TCP connection (the dataplane's first-packet rules) per request; N reuses each connection for N requests; 0 keeps "+
 		"connections open. Client-node CPU is the busy time (user, nice, system, irq, softirq, steal) of the client node's pinned CPUs "+
 		"from /proc/stat over the window, in cores; process CPU comes from /proc/<pid>/stat. A point is invalid when the achieved rate "+
-		"falls below 99%% of the target, more than 0.1%% of requests fail, or the mode in effect is not the one asked for; invalid points "+
-		"are listed but left out of plots, findings and comparisons.",
+		"falls below 99%% of the target, more than 0.1%% of requests fail, the client fell behind its schedule (a send more than 100 ms "+
+		"late, or the median send more than 1 ms late: the client's delay would be charged as latency), the client hit its in-flight "+
+		"bound, kube-proxy restarted, or the mode in effect is not the one asked for; invalid points are listed but left out of plots, "+
+		"findings and comparisons. Latency percentiles cover the requests that succeeded: a failed request has no latency (a refused "+
+		"connection fails in microseconds, a timeout at the timeout), so the failed requests are counted beside p99 and p99.9 in the "+
+		"tables instead of being folded into them.",
 		s.EndpointsPerService, s.Load.WarmupDuration(), s.Load.Rate, s.Load.Duration)
 }
 
@@ -324,8 +330,8 @@ func pm(s Summary, digits int) string {
 
 func summaryTable(d *Data) table {
 	t := table{
-		header:  []string{"mode", "targets", "req/conn", "Services", "n", "latency mean µs", "latency p99 µs", "connect p50 µs", "node CPU cores", "kube-proxy CPU cores"},
-		numeric: []bool{false, false, true, true, true, true, true, true, true, true},
+		header:  []string{"mode", "targets", "req/conn", "Services", "n", "rules walked", "latency mean µs", "latency p99 µs", "latency p99.9 µs", "failed requests", "connect p50 µs", "node CPU cores", "kube-proxy CPU cores"},
+		numeric: []bool{false, false, true, true, true, true, true, true, true, true, true, true, true},
 	}
 	for _, g := range d.groups {
 		var connect []float64
@@ -339,9 +345,11 @@ func summaryTable(d *Data) table {
 			n += fmt.Sprintf(" (+%d invalid)", g.Invalid)
 		}
 		t.rows = append(t.rows, []string{
-			string(g.Key.Mode), string(g.Key.Targets), fmt.Sprint(g.Key.RequestsPerConn), formatCount(g.Key.Services), n,
+			string(g.Key.Mode), string(g.Key.Targets), fmt.Sprint(g.Key.RequestsPerConn), formatCount(g.Key.Services), n, groupDepth(g),
 			pm(Summarize(g.valuesOf(func(p *runs.Point) float64 { return p.Latency.MeanUs })), 1),
 			pm(Summarize(g.valuesOf(func(p *runs.Point) float64 { return p.Latency.P99Us })), 1),
+			pm(Summarize(g.valuesOf(func(p *runs.Point) float64 { return p.Latency.P999Us })), 1),
+			failedShare(g.Valid),
 			pm(Summarize(connect), 1),
 			pm(Summarize(g.valuesOf(func(p *runs.Point) float64 { return p.CPU.Node.Total })), 3),
 			pm(Summarize(g.valuesOf(func(p *runs.Point) float64 { return p.CPU.Processes.KubeProxy })), 4),
@@ -350,11 +358,25 @@ func summaryTable(d *Data) table {
 	return t
 }
 
+// failedShare is the failed requests of points, with their share of all
+// requests: what the latency percentiles beside it leave out.
+func failedShare(points []*runs.Point) string {
+	var failed, total int64
+	for _, p := range points {
+		failed += p.Errors.Total
+		total += p.Requests
+	}
+	if total == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%d (%.3f%%)", failed, 100*float64(failed)/float64(total))
+}
+
 func pointsTable(points []runs.Point) table {
 	t := table{
-		header: []string{"point", "mode", "Services", "req/conn", "targets", "rep", "rate achieved/target", "latency mean", "p50", "p99",
-			"connect p50", "connect p99", "node CPU", "kube-proxy CPU", "errors", "rules", "sync s", "programmed s", "valid"},
-		numeric: []bool{false, false, true, true, false, true, true, true, true, true, true, true, true, true, true, true, true, true, false},
+		header: []string{"point", "mode", "Services", "req/conn", "targets", "rep", "depth", "rate achieved/target", "latency mean", "p50", "p99", "p99.9", "failed",
+			"connect p50", "connect p99", "node CPU", "kube-proxy CPU", "rules", "sync s", "programmed s", "valid"},
+		numeric: []bool{false, false, true, true, false, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, false},
 	}
 	for _, p := range points {
 		valid := "yes"
@@ -370,12 +392,13 @@ func pointsTable(points []runs.Point) table {
 			ttp = fmt.Sprintf("%.2f", p.TimeToProgrammedSeconds)
 		}
 		t.rows = append(t.rows, []string{
-			p.ID, string(p.Mode), formatCount(p.Services), fmt.Sprint(p.RequestsPerConn), string(p.Targets), fmt.Sprint(p.Repetition),
+			p.ID, string(p.Mode), formatCount(p.Services), fmt.Sprint(p.RequestsPerConn), string(p.Targets), fmt.Sprint(p.Repetition), depthCell(&p),
 			fmt.Sprintf("%.1f/%g", p.Rate.Achieved, p.Rate.Target),
 			fmt.Sprintf("%.1f", p.Latency.MeanUs), fmt.Sprintf("%.1f", p.Latency.P50Us), fmt.Sprintf("%.1f", p.Latency.P99Us),
+			fmt.Sprintf("%.1f", p.Latency.P999Us), fmt.Sprint(p.Errors.Total),
 			connect50, connect99,
 			fmt.Sprintf("%.3f", p.CPU.Node.Total), fmt.Sprintf("%.4f", p.CPU.Processes.KubeProxy),
-			fmt.Sprint(p.Errors.Total), formatRules(p.Rules),
+			formatRules(p.Rules),
 			fmt.Sprintf("%.3f", p.Sync.LastDurationSeconds), ttp, valid,
 		})
 	}

@@ -30,6 +30,8 @@ const (
 	FindingGrowth = "growth"
 	// FindingState states the dataplane's size and sync time.
 	FindingState = "state"
+	// FindingDepth states each mode's cost per rule walked (DepthFits).
+	FindingDepth = "depth"
 )
 
 type findingMetric struct {
@@ -177,7 +179,8 @@ func Findings(d *Data) []Finding {
 		}
 	}
 	out = append(out, stepFindings(d)...)
-	rank := map[string]int{FindingModes: 0, FindingGrowth: 1, FindingState: 2}
+	out = append(out, depthFindings(d)...)
+	rank := map[string]int{FindingModes: 0, FindingDepth: 1, FindingGrowth: 2, FindingState: 3}
 	sort.SliceStable(out, func(i, j int) bool { return rank[out[i].Kind] < rank[out[j].Kind] })
 	return out
 }

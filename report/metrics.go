@@ -52,8 +52,11 @@ var Metrics = []Metric{
 		Value: whenConnects(func(p *runs.Point) float64 { return p.Connect.P50Us })},
 	{Name: "connect-p99", Description: "p99 TCP connect time", Unit: "µs", HigherIsWorse: true,
 		Value: whenConnects(func(p *runs.Point) float64 { return p.Connect.P99Us })},
+	// Only the points that measured a programming sync carry one (the
+	// first point after a step was scaled, or a sync inside the window);
+	// the others record 0, which is "not measured", not "instant".
 	{Name: "sync", Description: "last kube-proxy sync duration", Unit: "s", HigherIsWorse: true,
-		Value: always(func(p *runs.Point) float64 { return p.Sync.LastDurationSeconds })},
+		Value: func(p *runs.Point) (float64, bool) { return p.Sync.LastDurationSeconds, p.Sync.LastDurationSeconds > 0 }},
 }
 
 // DefaultMetrics are the metrics compare checks unless told otherwise.

@@ -703,6 +703,13 @@ func buildPlots(d *Data) ([]Plot, error) {
 	if err := add("rules", rules.title, "iptables: rules in the nat table; nftables: rules in kube-proxy's table; IPVS: real servers.", rules); err != nil {
 		return nil, err
 	}
+
+	// (6) Connect time against the target's depth, with the fits.
+	dp, err := depthPlot(DepthFits(d))
+	if err != nil {
+		return nil, err
+	}
+	plots = append(plots, dp)
 	return plots, nil
 }
 

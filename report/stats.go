@@ -164,6 +164,20 @@ func MinRepetitions() int {
 	return 50
 }
 
+// RepetitionsFor is the smallest number of repetitions per side with which
+// the Mann-Whitney U test can reach significance at Alpha after Holm's
+// correction over tests tests: the most significant of them must reach
+// Alpha/tests.
+func RepetitionsFor(tests int) int {
+	tests = max(tests, 1)
+	for n := 1; n < 50; n++ {
+		if float64(tests)*minMannWhitneyP(n, n) < Alpha {
+			return n
+		}
+	}
+	return 50
+}
+
 // describeP formats a comparison's p-value and sample sizes.
 func describeP(d Difference) string {
 	return fmt.Sprintf("p=%s, n=%d+%d", formatP(d.P), d.A.N, d.B.N)
@@ -187,5 +201,140 @@ func sortedInts(xs []int) []int {
 		}
 	}
 	sort.Ints(out)
+	return out
+}
+
+// Holm adjusts p-values for multiple comparisons with Holm's step-down
+// method: the i-th smallest of m p-values is multiplied by m-i+1, and the
+// adjusted values are made monotone. Rejecting every adjusted p below Alpha
+// keeps the chance of even one false alarm in the whole family at or below
+// Alpha, whatever the dependence between the tests. That is the property a
+// gate needs — it fails when any row regresses — and why kpbench uses Holm
+// rather than Benjamini–Hochberg, which bounds only the expected share of
+// false discoveries and lets a family of true nulls alarm more often.
+// NaN p-values (no test) stay NaN and do not count in m.
+func Holm(ps []float64) []float64 {
+	type ip struct {
+		i int
+		p float64
+	}
+	var tested []ip
+	for i, p := range ps {
+		if !math.IsNaN(p) {
+			tested = append(tested, ip{i, p})
+		}
+	}
+	sort.SliceStable(tested, func(a, b int) bool { return tested[a].p < tested[b].p })
+	out := make([]float64, len(ps))
+	for i := range out {
+		out[i] = math.NaN()
+	}
+	m := len(tested)
+	run := 0.0
+	for k, t := range tested {
+		adj := math.Min(1, float64(m-k)*t.p)
+		run = math.Max(run, adj)
+		out[t.i] = run
+	}
+	return out
+}
+
+// mannWhitneyCDF returns P(U <= u) for u = 0..n*m under the null
+// hypothesis (no ties), from the exact distribution of the Mann-Whitney U
+// statistic: the number of arrangements of n x's and m y's with U = u,
+// over C(n+m, n). Sizes beyond exactLimit use the normal approximation.
+func mannWhitneyCDF(n, m int) []float64 {
+	const exactLimit = 4000
+	N := n * m
+	cdf := make([]float64, N+1)
+	if N > exactLimit {
+		mu := float64(N) / 2
+		sd := math.Sqrt(float64(n*m*(n+m+1)) / 12)
+		norm := distuv.UnitNormal
+		for u := range cdf {
+			cdf[u] = norm.CDF((float64(u) + 0.5 - mu) / sd)
+		}
+		return cdf
+	}
+	// f[j][u] = arrangements of i x's and j y's with U = u, built up over i.
+	prev := make([][]float64, m+1)
+	for j := range prev {
+		prev[j] = []float64{1}
+	}
+	for i := 1; i <= n; i++ {
+		cur := make([][]float64, m+1)
+		cur[0] = []float64{1}
+		for j := 1; j <= m; j++ {
+			row := make([]float64, i*j+1)
+			// The largest of the i+j values is a y (then every x is below
+			// it: U unchanged) or an x (it beats all j y's: U += j).
+			for u, c := range cur[j-1] {
+				row[u] += c
+			}
+			for u, c := range prev[j] {
+				row[u+j] += c
+			}
+			cur[j] = row
+		}
+		prev = cur
+	}
+	counts := prev[m]
+	total := 0.0
+	for _, c := range counts {
+		total += c
+	}
+	acc := 0.0
+	for u, c := range counts {
+		acc += c
+		cdf[u] = acc / total
+	}
+	return cdf
+}
+
+// ShiftCI is the change from sample a to sample b as a ratio: the
+// Hodges–Lehmann estimate of the shift of log values (the median of all
+// pairwise log(b_j/a_i)) and its distribution-free confidence interval,
+// the one that inverts the Mann-Whitney test (Bauer 1972). Est, Lo and Hi
+// are relative changes (0.2 = +20%). OK is false when a value is not
+// positive (no ratio) or the samples are too small for any interval at
+// this confidence (then Lo and Hi are infinite).
+type ShiftCI struct {
+	Est, Lo, Hi float64
+	OK          bool
+}
+
+// RatioCI computes ShiftCI at the given confidence.
+func RatioCI(a, b []float64, confidence float64) ShiftCI {
+	out := ShiftCI{Est: math.NaN(), Lo: math.Inf(-1), Hi: math.Inf(1)}
+	if len(a) == 0 || len(b) == 0 {
+		return out
+	}
+	var d []float64
+	for _, x := range a {
+		for _, y := range b {
+			if x <= 0 || y <= 0 {
+				return out
+			}
+			d = append(d, math.Log(y/x))
+		}
+	}
+	sort.Float64s(d)
+	if v, err := stats.Median(d); err == nil {
+		out.Est = math.Expm1(v)
+	}
+	// The largest c with P(U <= c) <= (1-confidence)/2: the interval is
+	// the (c+1)-th smallest to the (c+1)-th largest difference.
+	cdf := mannWhitneyCDF(len(a), len(b))
+	c := -1
+	for u, p := range cdf {
+		if p > (1-confidence)/2 {
+			break
+		}
+		c = u
+	}
+	if c < 0 {
+		return out
+	}
+	out.Lo, out.Hi, out.OK = math.Expm1(d[c]), math.Expm1(d[len(d)-1-c]), true
 	return out
 }

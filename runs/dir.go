@@ -57,14 +57,21 @@ func ReadRun(dir string) (*Run, error) {
 }
 
 // AppendPoint appends one point to points.jsonl and syncs it to disk, so a
-// crash loses at most the point being measured.
+// crash loses at most the point being measured. A torn last line (a writer
+// that died mid-append: bytes after the last newline) is cut off first;
+// appended after it, the new point would glue onto the torn bytes into one
+// bad line in the middle of the file, which no reader could skip.
 func AppendPoint(dir string, p *Point) error {
 	p.SchemaVersion = SchemaVersion
 	data, err := json.Marshal(p)
 	if err != nil {
 		return fmt.Errorf("encoding point %s: %w", p.ID, err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, PointsFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	path := filepath.Join(dir, PointsFile)
+	if err := truncateTorn(path); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("opening points: %w", err)
 	}
@@ -116,6 +123,58 @@ func ReadPoints(dir string) ([]Point, error) {
 		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
 	return points, nil
+}
+
+// truncateTorn cuts path after its last newline when bytes follow it.
+// Every complete line ends with one (AppendPoint writes line and newline in
+// one write), so what follows the last is an unfinished point.
+func truncateTorn(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("opening points: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("points: %w", err)
+	}
+	size := fi.Size()
+	if size == 0 {
+		return nil
+	}
+	// Scan back from the end in blocks for the last newline.
+	const block = 64 * 1024
+	buf := make([]byte, block)
+	end := size
+	for end > 0 {
+		start := max(end-block, 0)
+		n, err := f.ReadAt(buf[:end-start], start)
+		if err != nil && n < int(end-start) {
+			return fmt.Errorf("reading points: %w", err)
+		}
+		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+			cut := start + int64(i) + 1
+			if cut == size {
+				return nil // ends with a newline: nothing torn
+			}
+			return truncateAt(f, cut)
+		}
+		end = start
+	}
+	return truncateAt(f, 0) // one torn line and nothing else
+}
+
+func truncateAt(f *os.File, size int64) error {
+	if err := f.Truncate(size); err != nil {
+		return fmt.Errorf("cutting the torn last line of points: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("syncing points: %w", err)
+	}
+	return nil
 }
 
 func isLastLine(data []byte, line int) bool {

@@ -110,3 +110,69 @@ func TestReadPointsTornAndBad(t *testing.T) {
 		t.Errorf("future schema: err = %v, want ErrUnknownSchema", err)
 	}
 }
+
+// TestAppendAfterTornLine: a writer died mid-append, leaving half a line;
+// the next append (a resume) must cut it off, not glue onto it.
+func TestAppendAfterTornLine(t *testing.T) {
+	for _, torn := range []string{`{"schemaVersion":1,"id":"iptables-s00001-rpc1-r3","mode":"ipt`, `{`} {
+		dir := t.TempDir()
+		for _, id := range []string{"a", "b"} {
+			if err := AppendPoint(dir, &Point{ID: id}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		f, err := os.OpenFile(filepath.Join(dir, PointsFile), os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString(torn)
+		f.Close()
+		if pts, err := ReadPoints(dir); err != nil || len(pts) != 2 {
+			t.Fatalf("torn file: %d points, %v", len(pts), err)
+		}
+		if err := AppendPoint(dir, &Point{ID: "c"}); err != nil {
+			t.Fatal(err)
+		}
+		pts, err := ReadPoints(dir)
+		if err != nil {
+			t.Fatalf("after append: %v", err)
+		}
+		var ids []string
+		for _, p := range pts {
+			ids = append(ids, p.ID)
+		}
+		if strings.Join(ids, ",") != "a,b,c" {
+			t.Errorf("points %v, want a,b,c", ids)
+		}
+	}
+	// A file that is nothing but a torn line.
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, PointsFile), []byte(`{"schemaVers`), 0o644)
+	if err := AppendPoint(dir, &Point{ID: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if pts, err := ReadPoints(dir); err != nil || len(pts) != 1 || pts[0].ID != "x" {
+		t.Errorf("points %+v, %v", pts, err)
+	}
+}
+
+func TestFingerprint(t *testing.T) {
+	e := Environment{Kernel: "6.18", CPUModel: "AMD EPYC", Cores: 2, KubernetesVersion: "v1.36.3", KubeProxyVersion: "v1.36.3", IPTablesBackend: "nft", Hostname: "a"}
+	f := Fingerprint("lab", e)
+	if len(f) != 12 {
+		t.Fatalf("fingerprint %q", f)
+	}
+	same := e
+	same.Hostname, same.MemoryBytes, same.GoVersion = "b", 1, "go9"
+	if Fingerprint("lab", same) != f {
+		t.Error("host name, memory or Go version changed the fingerprint")
+	}
+	other := e
+	other.KubeProxyVersion = "v1.37.0"
+	if Fingerprint("lab", other) == f || Fingerprint("kind", e) == f {
+		t.Error("kube-proxy version or provider did not change the fingerprint")
+	}
+	if d := EnvironmentDifferences("lab", e, "kind", other); strings.Join(d, "; ") != "provider: lab → kind; kube-proxy: v1.36.3 → v1.37.0" {
+		t.Errorf("differences %q", d)
+	}
+}

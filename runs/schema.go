@@ -5,7 +5,10 @@
 package runs
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/kpbench/kpbench/scenarios"
@@ -126,9 +129,62 @@ type Point struct {
 	// succeeds). Zero when the step was already programmed (repetitions,
 	// later variants).
 	TimeToProgrammedSeconds float64 `json:"timeToProgrammedSeconds"`
+	// Depth is where the target sits in the rules a new connection walks,
+	// read on the client node right before and right after the window;
+	// absent where it was not read (a kube-proxy replacement, runs of
+	// older kpbench versions).
+	Depth *Depth `json:"depth,omitempty"`
 
 	Valid          bool     `json:"valid"`
 	InvalidReasons []string `json:"invalidReasons,omitempty"`
+
+	// KpbenchVersion is the version of the kpbench that measured the
+	// point, and Environment the fingerprint of where (Fingerprint), so
+	// that points of a resumed run show what they were measured with.
+	KpbenchVersion string `json:"kpbenchVersion,omitempty"`
+	Environment    string `json:"environment,omitempty"`
+}
+
+// Fingerprint identifies the environment a run measures: the provider and
+// what changes a measurement — kernel, CPU model and count, Kubernetes and
+// kube-proxy versions, iptables backend. Host name, memory and the Go
+// version are left out (the first changes on every CI runner, the others
+// are either irrelevant or part of the kpbench version). Two runs with the
+// same fingerprint ran on comparable machines with the same software.
+func Fingerprint(provider string, e Environment) string {
+	h := sha256.New()
+	for _, f := range []string{provider, e.Kernel, e.CPUModel, strconv.Itoa(e.Cores), e.KubernetesVersion, e.KubeProxyVersion, e.IPTablesBackend} {
+		h.Write([]byte(f))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12]
+}
+
+// EnvironmentDifferences lists how b differs from a in what Fingerprint
+// covers, as "field: a → b".
+func EnvironmentDifferences(aProvider string, a Environment, bProvider string, b Environment) []string {
+	var out []string
+	for _, f := range []struct{ name, a, b string }{
+		{"provider", aProvider, bProvider},
+		{"kernel", a.Kernel, b.Kernel},
+		{"CPU model", a.CPUModel, b.CPUModel},
+		{"cores", strconv.Itoa(a.Cores), strconv.Itoa(b.Cores)},
+		{"Kubernetes", a.KubernetesVersion, b.KubernetesVersion},
+		{"kube-proxy", a.KubeProxyVersion, b.KubeProxyVersion},
+		{"iptables backend", a.IPTablesBackend, b.IPTablesBackend},
+	} {
+		if f.a != f.b {
+			out = append(out, fmt.Sprintf("%s: %s → %s", f.name, orNone(f.a), orNone(f.b)))
+		}
+	}
+	return out
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
 }
 
 // Key identifies the condition a point measures, repetitions aside.
@@ -246,6 +302,56 @@ type Rules struct {
 	VirtualServers int `json:"virtualServers,omitempty"`
 }
 
+// Depth is how many rules a new connection walks to find its Service, up
+// to and including the Service's own rule: in iptables mode the 1-based
+// index of the target's ClusterIP rule in nat KUBE-SERVICES (kube-proxy
+// writes that chain in random order at every sync); 0 in nftables mode (a
+// verdict-map lookup) and IPVS mode (a hash lookup).
+type Depth struct {
+	// Before and After are read right before and right after the
+	// measured window.
+	Before DepthReading `json:"before"`
+	After  DepthReading `json:"after"`
+	// Changed is set when kube-proxy rewrote the chain during the window,
+	// so that Before and After differ: the point has no single depth, and
+	// the cost-per-rule fit leaves it out.
+	Changed bool `json:"changed,omitempty"`
+	// Via says what a new connection traverses: the rule it walks to
+	// (iptables), the map lookup and the Service chain it jumps to
+	// (nftables), the hash lookup (IPVS). For several targets, the lookup.
+	Via string `json:"via,omitempty"`
+	// Target names the Service port (namespace/name:port) when every
+	// connection went to one; Targets counts the Services used.
+	Target  string `json:"target,omitempty"`
+	Targets int    `json:"targets"`
+	// Repicks counts how often a placement by depth picked its target
+	// again before the window because a sync had moved it.
+	Repicks int `json:"repicks,omitempty"`
+}
+
+// DepthReading is one reading of the depth.
+type DepthReading struct {
+	// Mean is the rules walked; over several targets (targets random),
+	// the mean weighted by the connections each received in the window.
+	Mean float64 `json:"mean"`
+	// Min and Max bound the depths of the targets used.
+	Min int `json:"min"`
+	Max int `json:"max"`
+	// ChainLength is the length of nat KUBE-SERVICES (iptables; 0
+	// elsewhere) at this reading.
+	ChainLength int `json:"chainLength"`
+}
+
+// RulesWalked returns the point's depth for fits and tables: the mean
+// rules walked, when the depth was read and did not change during the
+// window.
+func (p *Point) RulesWalked() (float64, bool) {
+	if p.Depth == nil || p.Depth.Changed {
+		return 0, false
+	}
+	return p.Depth.Before.Mean, true
+}
+
 // Sync is kube-proxy's own account of programming the rules.
 type Sync struct {
 	LastDurationSeconds float64 `json:"lastDurationSeconds"`
@@ -268,4 +374,9 @@ const (
 	ReasonKubeProxyDied  = "kube-proxy not running"
 	ReasonInterrupted    = "interrupted"
 	ReasonScheduleBehind = "schedule fell behind"
+	// ReasonNotSent: the run stopped at its duration with requests the
+	// schedule asked for never sent (the client could not keep the rate).
+	ReasonNotSent = "requests not sent"
+	// ReasonAborted: load --abort-when-behind ended the run early.
+	ReasonAborted = "aborted: the client fell behind its schedule"
 )

@@ -145,8 +145,16 @@ func TestCatalog(t *testing.T) {
 	}
 	tig, _, _ := FromCatalog("tigera-2019")
 	if tig.Spec.Load.Rate != 1000 || tig.Spec.Services[0] != 1 || tig.Spec.Services[len(tig.Spec.Services)-1] != 10000 ||
-		!reflect.DeepEqual(tig.Spec.Load.RequestsPerConn, []int{1, 100}) || tig.Spec.Load.Targets != TargetsOne {
+		!reflect.DeepEqual(tig.Spec.Load.RequestsPerConn, []int{1, 100}) || tig.Spec.Load.Targets != TargetsDeepest {
 		t.Errorf("tigera-2019 does not match the published experiment: %+v", tig.Spec)
+	}
+	// Tigera's figure is a full walk of the chain; the blog connected to
+	// every Service; a nightly gate wants a fixed depth.
+	for name, want := range map[string]Targets{"tigera-2019": TargetsDeepest, "quick": TargetsDeepest, "nightly": TargetsDeepest, "nftables-2025": TargetsRandom} {
+		s, _, _ := FromCatalog(name)
+		if s.Spec.Load.Targets != want {
+			t.Errorf("%s: targets %q, want %q", name, s.Spec.Load.Targets, want)
+		}
 	}
 	nft, _, _ := FromCatalog("nftables-2025")
 	if !reflect.DeepEqual(nft.Spec.Services, []int{5000, 10000, 30000}) {

@@ -45,13 +45,51 @@ func (m Mode) Valid() bool {
 // Targets says which Service each new connection goes to.
 type Targets string
 
+// In iptables mode a new connection walks nat KUBE-SERVICES one rule per
+// Service port until its Service's rule matches, and kube-proxy writes that
+// chain in random (Go map) order at every sync: where the target sits —
+// its depth — is a variable of every measurement. The placements by depth
+// pick the target after each step is programmed, by reading the chain on
+// the client node, and again after any sync. In nftables and IPVS mode
+// every depth is 0 and they pick the Service "one" picks.
 const (
-	// TargetsOne sends every connection to the first synthetic Service.
+	// TargetsOne sends every connection to the first synthetic Service:
+	// its depth is drawn at random by kube-proxy (recorded, not chosen).
 	TargetsOne Targets = "one"
 	// TargetsRandom picks a Service uniformly among all synthetic Services
-	// for each new connection.
+	// for each new connection (the nftables blog's method): the depths
+	// used are spread over the whole chain.
 	TargetsRandom Targets = "random"
+	// TargetsDeepest sends every connection to the Service whose rule is
+	// walked last: the worst case, what Tigera's "~20,000 rules per new
+	// connection at 10,000 Services" describes.
+	TargetsDeepest Targets = "deepest"
+	// TargetsShallowest sends every connection to the Service whose rule
+	// is walked first.
+	TargetsShallowest Targets = "shallowest"
+	// TargetsMedian sends every connection to the Service at the median
+	// depth.
+	TargetsMedian Targets = "median"
 )
+
+// AllTargets lists every targets value, for validation and help.
+var AllTargets = []Targets{TargetsDeepest, TargetsShallowest, TargetsMedian, TargetsRandom, TargetsOne}
+
+// ByDepth reports whether t picks its Service by reading the depth of the
+// rules (deepest, shallowest, median).
+func (t Targets) ByDepth() bool {
+	return t == TargetsDeepest || t == TargetsShallowest || t == TargetsMedian
+}
+
+// Valid reports whether t is a targets value kpbench knows.
+func (t Targets) Valid() bool {
+	for _, k := range AllTargets {
+		if t == k {
+			return true
+		}
+	}
+	return false
+}
 
 // Order is the order in which a run visits its points.
 type Order string

@@ -99,8 +99,10 @@ func Validate(s *Scenario) ErrorList {
 		}
 		seenRPC[k] = true
 	}
-	if l.Targets != TargetsOne && l.Targets != TargetsRandom {
-		add("spec.load.targets", "must be %q or %q, got %q", TargetsOne, TargetsRandom, l.Targets)
+	if !l.Targets.Valid() {
+		add("spec.load.targets", "must be one of deepest (the Service whose rule a new connection walks last: the worst case), "+
+			"shallowest (walked first), median, random (each connection picks a Service uniformly) or one (the first-created "+
+			"Service: its depth is drawn at random by kube-proxy at every sync); got %q", l.Targets)
 	}
 	if l.Timeout.D() <= 0 {
 		add("spec.load.timeout", "must be positive, got %s", l.Timeout)

@@ -102,8 +102,10 @@ type Provider struct {
 }
 
 var (
-	_ clusters.Provider   = (*Provider)(nil)
-	_ clusters.LoadRunner = (*Provider)(nil)
+	_ clusters.Provider       = (*Provider)(nil)
+	_ clusters.LoadRunner     = (*Provider)(nil)
+	_ clusters.Describer      = (*Provider)(nil)
+	_ clusters.UserKubeconfig = (*Provider)(nil)
 )
 
 // New returns a provider for the cluster of opts.Kubeconfig. It reads the
@@ -200,6 +202,10 @@ func (p *Provider) Name() string { return "existing" }
 
 // KubeconfigPath is the kubeconfig in use.
 func (p *Provider) KubeconfigPath() string { return p.kubeconfig }
+
+// UserKubeconfig is the kubeconfig and context as the user named them, for
+// other clients of the same cluster (the scaler).
+func (p *Provider) UserKubeconfig() (path, context string) { return p.opts.Kubeconfig, p.opts.Context }
 
 // Clientset is the client the provider uses.
 func (p *Provider) Clientset() kubernetes.Interface { return p.cs }
@@ -601,9 +607,10 @@ func atLeast(version string, major, minor int) bool {
 	return ma > major || (ma == major && mi >= minor)
 }
 
-// Details are facts for run.json's provider details: the kubeconfig
-// context (never its credentials), the measured client node, the images.
-func (p *Provider) Details(ctx context.Context) map[string]string {
+// Describe gives run.json's provider details: the kubeconfig context
+// (never its credentials), the measured client node, the images. An
+// existing cluster has no name of kpbench's making: the cluster is "".
+func (p *Provider) Describe(ctx context.Context) (cluster string, details map[string]string) {
 	d := map[string]string{"image": manifests.Config{Image: p.opts.Image}.Defaulted().Image}
 	if p.opts.Context != "" {
 		d["context"] = p.opts.Context
@@ -618,7 +625,7 @@ func (p *Provider) Details(ctx context.Context) map[string]string {
 			d["kubeProxy"] = "replaced (no kube-system/kube-proxy DaemonSet)"
 		}
 	}
-	return d
+	return "", d
 }
 
 // Backends returns the ready backend pods' addresses.

@@ -392,7 +392,10 @@ func TestBackendsAndVersions(t *testing.T) {
 		t.Errorf("versions = %+v", v)
 	}
 	f.addAgentPod("agent", "client-1")
-	d := p.Details(ctx)
+	cluster, d := p.Describe(ctx)
+	if cluster != "" {
+		t.Errorf("cluster = %q: an existing cluster has no name of kpbench's", cluster)
+	}
 	if d["clientNode"] != "client-1" || d["image"] != manifests.DefaultImage || d["kubeProxyImage"] != "registry.k8s.io/kube-proxy:v1.33.1" {
 		t.Errorf("details = %v", d)
 	}

@@ -221,6 +221,7 @@ type Provider struct {
 var (
 	_ clusters.Provider   = (*Provider)(nil)
 	_ clusters.LoadRunner = (*Provider)(nil)
+	_ clusters.Describer  = (*Provider)(nil)
 )
 
 // New returns a kind provider; it creates nothing yet.
@@ -546,11 +547,11 @@ func (p *Provider) Versions(ctx context.Context) (clusters.Versions, error) {
 	return inner.Versions(ctx)
 }
 
-// Details are facts for run.json's provider details.
-func (p *Provider) Details(ctx context.Context) map[string]string {
+// Describe gives the cluster's name and run.json's provider details.
+func (p *Provider) Describe(ctx context.Context) (cluster string, details map[string]string) {
 	d := map[string]string{}
 	if inner, err := p.in(); err == nil {
-		d = inner.Details(ctx)
+		_, d = inner.Describe(ctx)
 	}
 	d["cluster"] = p.opts.Name
 	d["clientNodes"] = strconv.Itoa(p.opts.ClientNodes)
@@ -558,7 +559,7 @@ func (p *Provider) Details(ctx context.Context) map[string]string {
 	if p.opts.NodeImage != "" {
 		d["nodeImage"] = p.opts.NodeImage
 	}
-	return d
+	return p.opts.Name, d
 }
 
 // RunLoad runs in-cluster load clients.

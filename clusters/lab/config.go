@@ -93,6 +93,8 @@ type Config struct {
 	KpbenchBin string
 	// Retain keeps what a failed Up made, for debugging.
 	Retain bool
+	// Keep makes Down leave the lab up (kpbench run --keep).
+	Keep bool
 	// Reuse makes Up attach to a lab of the same name that is already up
 	// (switching its mode if needed) instead of failing with ErrExists.
 	Reuse bool

@@ -775,10 +775,14 @@ func parseIPTablesBackend(version string) string {
 	return ""
 }
 
-// Down stops every process the lab started (by PID, checking start times),
+// Down stops every process the lab started (unless Config.Keep) (by PID, checking start times),
 // deletes its namespaces and removes its state directory. It is safe to
 // call twice, for a lab that does not exist, and after a crash.
 func (l *Lab) Down(ctx context.Context) error {
+	if l.cfg.Keep {
+		l.cfg.Logger.Info("lab left up", "name", l.cfg.Name, "kubeconfig", l.KubeconfigPath())
+		return nil
+	}
 	if os.Geteuid() != 0 {
 		return ErrNotRoot
 	}

@@ -514,24 +514,29 @@ func (l *Lab) vmComponents(ctx context.Context, st *State) (comps []ComponentSta
 	return []ComponentStatus{{Name: CompKubeProxy, PID: st.VM.KubeProxy.PID, Running: ok, Netns: "node VM", Log: l.logPath(CompKubeProxy)}}, ok
 }
 
-// VMInfo describes a lab's VM client node for run.json; ok is false for a
-// netns node.
-type VMInfo struct {
-	Accel, AccelReason, KernelRelease, KernelPath, QEMUVersion string
-	CPUs, MemoryMiB                                            int
-	BootSeconds                                                float64
-	// QEMUPID is the qemu process on this machine.
-	QEMUPID int
-}
+var _ clusters.VMNode = (*Lab)(nil)
 
-// VM describes the lab's VM client node.
-func (l *Lab) VM() (VMInfo, bool) {
+// VMNode describes the lab's VM client node.
+func (l *Lab) VMNode(ctx context.Context) (clusters.VMNodeInfo, bool) {
 	st, err := l.state()
 	if err != nil || !isVM(st) {
-		return VMInfo{}, false
+		return clusters.VMNodeInfo{}, false
 	}
 	p, _ := st.proc(CompVM)
+	return clusters.VMNodeInfo{Accelerator: st.VM.Accel, AccelReason: st.VM.AccelReason, HostPID: p.PID, Scratch: l.vmScratch()}, true
+}
+
+// vmDetails are run.json's provider details of a VM client node.
+func vmDetails(st *State, details map[string]string) {
+	if !isVM(st) {
+		return
+	}
 	v := st.VM
-	return VMInfo{Accel: v.Accel, AccelReason: v.AccelReason, KernelRelease: v.Kernel.Release, KernelPath: v.Kernel.Path,
-		QEMUVersion: v.QEMUVersion, CPUs: v.CPUs, MemoryMiB: v.MemoryMiB, BootSeconds: v.BootSeconds, QEMUPID: p.PID}, true
+	details["node"] = NodeVM
+	details["nodeVMKernel"] = v.Kernel.Path + " (" + v.Kernel.Release + ")"
+	details["nodeVMAccelerator"] = v.Accel
+	details["nodeVMCPUs"] = strconv.Itoa(v.CPUs)
+	details["nodeVMMemoryMiB"] = strconv.Itoa(v.MemoryMiB)
+	details["nodeVMQEMU"] = v.QEMUVersion
+	details["nodeVMBootSeconds"] = strconv.FormatFloat(v.BootSeconds, 'f', 1, 64)
 }

@@ -5,38 +5,18 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
-	"github.com/spf13/viper"
 )
 
 // Version is stamped at build time (-ldflags -X).
 var Version = "dev"
-
-// ExitError carries a specific exit status (compare exits 1 on a
-// regression, 2 on bad input).
-type ExitError struct {
-	Code int
-	Err  error
-}
-
-func (e *ExitError) Error() string {
-	if e.Err == nil {
-		return fmt.Sprintf("exit status %d", e.Code)
-	}
-	return e.Err.Error()
-}
-
-func (e *ExitError) Unwrap() error { return e.Err }
 
 // Main runs kpbench with the process's arguments and exits with its status.
 func Main() {
@@ -48,31 +28,14 @@ func Main() {
 
 // Run executes one kpbench command line and returns the exit status.
 func Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args []string) int {
-	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr}
+	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr, sources: map[string]string{}}
 	root := newRoot(g)
 	root.SetArgs(args)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
-	if err == nil {
-		return 0
-	}
-	var exit *ExitError
-	if errors.As(err, &exit) {
-		if exit.Err != nil {
-			fmt.Fprintln(stderr, "kpbench:", exit.Err)
-		}
-		return exit.Code
-	}
-	fmt.Fprintln(stderr, "kpbench:", err)
-	if g.verbose > 0 {
-		fmt.Fprintf(stderr, "%+v\n", err)
-	}
-	if ctx.Err() != nil {
-		return 130
-	}
-	return 1
+	return exitCode(ctx, stderr, explainSources(err, g.sources), g.verbose)
 }
 
 // globals are the settings and streams every command shares.
@@ -80,8 +43,12 @@ type globals struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	configFile     string
+	logFormat      string
 	verbose        int
 	logger         *slog.Logger
+	// sources says where each flag set from the environment or the config
+	// file got its value, for error messages (see explainSources).
+	sources map[string]string
 }
 
 func newRoot(g *globals) *cobra.Command {
@@ -99,16 +66,20 @@ a flag on the command line wins over the environment, which wins over the file.`
 		SilenceErrors: true,
 		Version:       Version,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			level := slog.LevelInfo
-			if g.verbose > 0 {
-				level = slog.LevelDebug
+			if err := bindConfig(cmd, g.configFile, g.sources); err != nil {
+				return err
 			}
-			g.logger = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
-			return bindConfig(cmd, g.configFile)
+			logger, err := newLogger(g.stderr, g.logFormat, g.verbose)
+			if err != nil {
+				return badInput(err)
+			}
+			g.logger = logger
+			return nil
 		},
 	}
 	root.PersistentFlags().StringVar(&g.configFile, "config", "", "YAML config file of flag values (default $KPBENCH_CONFIG, else ~/.config/kpbench/config.yaml if it exists)")
 	root.PersistentFlags().CountVarP(&g.verbose, "verbose", "v", "more logging (debug level, error details)")
+	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "auto", "log lines on stderr: human (short step lines), text (slog key=value), json, or auto (human on a terminal, text otherwise)")
 	root.AddCommand(
 		newScenarioCmd(g),
 		newRunCmd(g),
@@ -123,56 +94,12 @@ a flag on the command line wins over the environment, which wins over the file.`
 		newImageCmd(g),
 		newVersionCmd(g),
 	)
+	// cobra adds these when it runs; add them now so that the usage
+	// contract covers them too.
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	enforceUsageContract(root)
 	return root
-}
-
-// bindConfig fills every flag of cmd that was not given on the command line
-// from KPBENCH_<FLAG> or, failing that, the config file. Commands then read
-// their plain flag variables; nothing else consults viper.
-func bindConfig(cmd *cobra.Command, configFile string) error {
-	v := viper.New()
-	v.SetEnvPrefix("KPBENCH")
-	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
-	v.AutomaticEnv()
-	if configFile == "" {
-		configFile = os.Getenv("KPBENCH_CONFIG")
-	}
-	if configFile != "" {
-		v.SetConfigFile(configFile)
-		if err := v.ReadInConfig(); err != nil {
-			return &ExitError{Code: 2, Err: fmt.Errorf("reading config file %s: %w", configFile, err)}
-		}
-	} else if dir, err := os.UserConfigDir(); err == nil {
-		def := dir + "/kpbench/config.yaml"
-		if _, err := os.Stat(def); err == nil {
-			v.SetConfigFile(def)
-			if err := v.ReadInConfig(); err != nil {
-				return &ExitError{Code: 2, Err: fmt.Errorf("reading config file %s: %w", def, err)}
-			}
-		}
-	}
-	var errs []error
-	cmd.Flags().VisitAll(func(f *pflag.Flag) {
-		if f.Changed || f.Name == "config" || f.Name == "help" || f.Name == "version" {
-			return
-		}
-		if !v.IsSet(f.Name) {
-			return
-		}
-		var err error
-		if sv, ok := f.Value.(pflag.SliceValue); ok {
-			err = sv.Replace(v.GetStringSlice(f.Name))
-		} else {
-			err = f.Value.Set(v.GetString(f.Name))
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("--%s from environment or config: %w", f.Name, err))
-		}
-	})
-	if len(errs) > 0 {
-		return &ExitError{Code: 2, Err: errors.Join(errs...)}
-	}
-	return nil
 }
 
 func newVersionCmd(g *globals) *cobra.Command {

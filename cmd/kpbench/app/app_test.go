@@ -63,7 +63,7 @@ func TestConfigPrecedence(t *testing.T) {
 		if err := cmd.ParseFlags(args); err != nil {
 			t.Fatal(err)
 		}
-		if err := bindConfig(cmd, cfg); err != nil {
+		if err := bindConfig(cmd, cfg, nil); err != nil {
 			t.Fatal(err)
 		}
 		return

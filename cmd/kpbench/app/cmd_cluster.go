@@ -19,6 +19,7 @@ import (
 	"github.com/kpbench/kpbench/clusters/existing"
 	"github.com/kpbench/kpbench/clusters/kind"
 	"github.com/kpbench/kpbench/clusters/manifests"
+	"github.com/kpbench/kpbench/clusters/providers"
 	"github.com/kpbench/kpbench/collector"
 	"github.com/kpbench/kpbench/scenarios"
 )
@@ -109,49 +110,58 @@ func (f *clusterFlags) validate() error {
 	return nil
 }
 
-// newProvider builds the provider the flags describe for a scenario: its
-// backend count, and for kind one client node per load client
-// (spec.load.clients) unless --clients asks for more.
+// providerOptions are the provider options the flags describe for a
+// scenario: its backend count and load clients (kind makes a client node
+// per load client unless --clients asks for more).
+func (f *clusterFlags) providerOptions(g *globals, spec scenarios.Spec) providers.Options {
+	return providers.Options{
+		Backends:    spec.Backends,
+		LoadClients: spec.Load.Clients,
+		Keep:        f.keep,
+		Logger:      g.logger,
+		Kind: kind.Options{
+			Name:          f.name,
+			Topology:      kind.Topology{ClientNodes: f.clients, ServerNodes: f.workers, NodeImage: f.k8sImage},
+			ImageArchive:  f.imageArchive,
+			Retain:        f.retain,
+			IPVSScheduler: f.ipvsScheduler,
+			WaitForReady:  f.waitReady,
+			Version:       Version,
+		},
+		Existing: f.existingOptions(),
+	}
+}
+
+// newProvider builds the in-cluster provider (kind or existing) the flags
+// describe for a scenario.
 func (f *clusterFlags) newProvider(g *globals, spec scenarios.Spec) (clusters.Provider, error) {
 	if err := f.validate(); err != nil {
 		return nil, err
 	}
-	backends := spec.Backends
-	switch f.provider {
-	case "kind":
-		clientNodes := max(f.clients, spec.Load.Clients)
-		return kind.New(kind.Options{
-			Name:          f.name,
-			Topology:      kind.Topology{ClientNodes: clientNodes, ServerNodes: f.workers, NodeImage: f.k8sImage},
-			ImageArchive:  f.imageArchive,
-			Retain:        f.retain,
-			Keep:          f.keep,
-			Backends:      backends,
-			IPVSScheduler: f.ipvsScheduler,
-			WaitForReady:  f.waitReady,
-			Version:       Version,
-			Logger:        g.logger,
-		})
-	default:
-		return f.existing(g, backends)
-	}
+	return providers.New(f.provider, f.providerOptions(g, spec))
 }
 
-func (f *clusterFlags) existing(g *globals, backends int) (*existing.Provider, error) {
-	return existing.New(existing.Options{
+func (f *clusterFlags) existingOptions() existing.Options {
+	return existing.Options{
 		Kubeconfig:    f.kubeconfig,
 		Context:       f.context,
 		Confirm:       f.yes,
 		Keep:          f.keep,
 		Retain:        f.retain,
 		IPVSScheduler: f.ipvsScheduler,
-		Backends:      backends,
 		Image:         f.image,
 		PullPolicy:    corev1.PullPolicy(f.pullPolicy),
 		ClientNode:    f.clientNode,
 		ReadyTimeout:  f.waitReady,
-		Logger:        g.logger,
-	})
+	}
+}
+
+// existing is the existing-cluster provider for the cluster subcommands,
+// which need its own methods (KubeProxy, Clientset).
+func (f *clusterFlags) existing(g *globals, backends int) (*existing.Provider, error) {
+	o := f.existingOptions()
+	o.Backends, o.Logger = backends, g.logger
+	return existing.New(o)
 }
 
 // kubeconfigFor is the kubeconfig of the cluster the flags name.
@@ -164,7 +174,7 @@ func (f *clusterFlags) kubeconfigFor(g *globals) (string, error) {
 		return "", err
 	}
 	if _, err := os.Stat(p.KubeconfigPath()); err != nil {
-		return "", fmt.Errorf("kind cluster %s: no kubeconfig at %s (create it with kpbench cluster create)", f.name, p.KubeconfigPath())
+		return "", badInput(fmt.Errorf("kind cluster %s: no kubeconfig at %s (create it with `kpbench cluster create --name %s`)", f.name, p.KubeconfigPath(), f.name))
 	}
 	return p.KubeconfigPath(), nil
 }
@@ -599,6 +609,9 @@ func newClusterAgentCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 && args[0] == "--" {
 				args = args[1:]
+			}
+			if len(args) == 0 {
+				return badInput(errors.New("host: no command: kpbench cluster agent host -- COMMAND [ARGS...]"))
 			}
 			c, err := existing.HostCommand(cmd.Context(), manifests.HostRootPath, args)
 			if err != nil {

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -13,6 +14,7 @@ func newCompareCmd(g *globals) *cobra.Command {
 		threshold string
 		metrics   []string
 		format    string
+		allow     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "compare BASE NEW",
@@ -22,19 +24,33 @@ Services, requests per connection, targets) and compares each metric over the
 valid repetitions the way benchstat does: median ± 95% confidence interval per
 side, the change of the medians, and the Mann-Whitney U test's p-value.
 
-A metric regresses when it gets worse (all metrics are costs: higher is worse)
-by more than --threshold AND the change is significant (p < 0.05). Detecting
-anything needs at least 4 valid repetitions per side (with 3+3 the smallest
-possible p-value is 0.1); 6 or more also give the medians finite confidence
-intervals. Comparisons too small to detect a change are listed as a note.
+The two runs must measure the same thing: rate, duration, warm-up, endpoints
+per Service, backends, clients, targets, timeout and in-flight bound (from
+run.json and from the points). Otherwise compare names every difference and
+exits 2, unless --allow-mismatch. Differences of environment (kernel, CPU
+model, kube-proxy version, kpbench version) are printed at the top.
+
+The gate fails (exit 1) when:
+  - a condition of the new run lost valid points (invalid or never measured):
+    "lost N of M valid points: <reasons>". The worst regressions make every
+    repetition invalid and leave nothing to test, so a loss fails on its own;
+  - a metric got worse (all metrics are costs) significantly AND by more than
+    --threshold at the near bound of the change's 95% confidence interval
+    (Hodges–Lehmann, distribution-free), not merely at its point estimate.
+Significance is p < 0.05 after Holm's correction over every test of the
+comparison (metrics × conditions): it keeps the chance that a night with no
+change fails at all at or below 5%. Detecting anything therefore needs more
+repetitions the more tests there are (the note says how many); with 3+3 the
+smallest possible p-value is 0.1 before any correction.
 
 Metrics: latency (mean round-trip), latency-p50, latency-p99, cpu (client-node
 cores), kube-proxy-cpu, connect (median connect time), connect-p99, sync
-(last kube-proxy sync duration).
+(last kube-proxy sync duration, over the points that measured a programming
+sync only).
 
-Exit status: 0 no significant regression beyond the threshold, 1 at least one,
-2 bad input (missing directory, unreadable JSON, unknown metric, bad
-threshold, no condition in common).`,
+Exit status: 0 no failure, 1 a regression or a lost condition, 2 bad input
+(missing directory, unreadable JSON, unknown metric, bad threshold, no
+condition in common, different scenarios without --allow-mismatch).`,
 		Example: `  kpbench compare results/nightly-base results/nightly-new
   kpbench compare --threshold 5% --metrics latency,cpu,connect-p99 --format markdown BASE NEW >> "$GITHUB_STEP_SUMMARY"`,
 		Args: reportExactArgs(2, "two results directories, BASE and NEW"),
@@ -63,15 +79,15 @@ threshold, no condition in common).`,
 			if err != nil {
 				return &ExitError{Code: 2, Err: fmt.Errorf("new: %w", err)}
 			}
-			c, err := report.Compare(base, next, report.CompareOptions{Metrics: ms, Threshold: th})
+			c, err := report.Compare(base, next, report.CompareOptions{Metrics: ms, Threshold: th, AllowMismatch: allow})
 			if err != nil {
 				return &ExitError{Code: 2, Err: err}
 			}
 			if err := write(c); err != nil {
 				return fmt.Errorf("writing comparison: %w", err)
 			}
-			if c.Regressions > 0 {
-				return &ExitError{Code: 1, Err: fmt.Errorf("%d significant regression(s) beyond %s", c.Regressions, threshold)}
+			if c.Failed() {
+				return &ExitError{Code: 1, Err: errors.New(c.Summary())}
 			}
 			return nil
 		},
@@ -79,5 +95,6 @@ threshold, no condition in common).`,
 	cmd.Flags().StringVar(&threshold, "threshold", "10%", "relative change beyond which a significant worsening is a regression (percent: 10% or 10)")
 	cmd.Flags().StringSliceVar(&metrics, "metrics", report.DefaultMetrics, "metrics to compare, comma-separated")
 	cmd.Flags().StringVar(&format, "format", "text", "output format: text, markdown or json")
+	cmd.Flags().BoolVar(&allow, "allow-mismatch", false, "compare runs whose scenarios differ (rate, duration, endpoints, backends, clients, targets, ...) instead of exiting 2")
 	return cmd
 }

@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kpbench/kpbench/runs"
+	"github.com/kpbench/kpbench/scenarios"
 )
 
 // reportFixture is a committed results directory of the report package.
@@ -53,8 +56,10 @@ func TestCompareCommand(t *testing.T) {
 			nil, []string{`--format "xml": want text, markdown or json`}},
 		{"one argument", []string{"compare", base}, 2,
 			nil, []string{"want two results directories, BASE and NEW, got 1 argument(s)"}},
-		{"conditions in one run only are listed", []string{"compare", base, reportFixture("sweep")}, 0,
-			[]string{"only in new: iptables/services=100/rpc=1/targets=one"}, nil},
+		{"conditions in one run only are listed, a lost point fails", []string{"compare", base, reportFixture("sweep")}, 1,
+			[]string{"only in new: iptables/services=100/rpc=1/targets=one",
+				"LOST: iptables/services=10000/rpc=1/targets=one: lost 1 of 4 valid points: 1× achieved rate below 99% of target"},
+			[]string{"kpbench: 1 condition(s) lost 1 valid point(s)"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -143,5 +148,84 @@ func TestReportCommand(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want 2 and %q", code, stderr, tc.stderr)
 			}
 		})
+	}
+}
+
+// copyRun writes the reference run at src into a temporary directory with
+// its run and points edited.
+func copyRun(t *testing.T, src string, editRun func(r *runs.Run), editPoint func(p *runs.Point)) string {
+	t.Helper()
+	run, err := runs.ReadRun(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	points, err := runs.ReadPoints(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if editRun != nil {
+		editRun(run)
+	}
+	if err := runs.WriteRun(dir, run); err != nil {
+		t.Fatal(err)
+	}
+	for i := range points {
+		if editPoint != nil {
+			editPoint(&points[i])
+		}
+		if err := runs.AppendPoint(dir, &points[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// TestCompareReferenceRun is the gate on the committed reference run: a
+// new run whose iptables points at 10,000 Services are all invalid fails
+// and names them; a run at five times the rate is refused as a different
+// scenario; the run against itself passes.
+func TestCompareReferenceRun(t *testing.T) {
+	ref := filepath.Join("..", "..", "..", "results", "reference", "tigera-2019")
+	if code, stdout, stderr := runKpbench(t, "compare", ref, ref); code != 0 {
+		t.Fatalf("reference against itself: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+
+	invalid := copyRun(t, ref, nil, func(p *runs.Point) {
+		if p.Mode == scenarios.ModeIPTables && p.Services == 10000 {
+			p.Valid = false
+			p.InvalidReasons = append(p.InvalidReasons, runs.ReasonErrors+": 3012 of 30000 requests failed")
+		}
+	})
+	code, stdout, stderr := runKpbench(t, "compare", ref, invalid)
+	if code != 1 {
+		t.Fatalf("every iptables-10,000 point invalid: exit %d, want 1\n%s\n%s", code, stdout, stderr)
+	}
+	for _, w := range []string{
+		"LOST: iptables/services=10000/rpc=1/targets=one: lost 3 of 3 valid points: 3× " + runs.ReasonErrors,
+		"LOST: iptables/services=10000/rpc=100/targets=one: lost 3 of 3 valid points: 3× " + runs.ReasonErrors,
+		"2 condition(s) lost 6 valid point(s)",
+	} {
+		if !strings.Contains(stdout, w) {
+			t.Errorf("stdout lacks %q:\n%s", w, stdout)
+		}
+	}
+
+	fast := copyRun(t, ref, func(r *runs.Run) { r.Scenario.Spec.Load.Rate *= 5 }, func(p *runs.Point) {
+		p.Rate.Target *= 5
+		p.Rate.Achieved *= 5
+	})
+	code, stdout, stderr = runKpbench(t, "compare", ref, fast)
+	if code != 2 {
+		t.Fatalf("5× rate: exit %d, want 2\n%s\n%s", code, stdout, stderr)
+	}
+	for _, w := range []string{"the runs measured different scenarios", "spec.load.rate: base 1000, new 5000", "--allow-mismatch"} {
+		if !strings.Contains(stderr, w) {
+			t.Errorf("stderr lacks %q:\n%s", w, stderr)
+		}
+	}
+	code, stdout, _ = runKpbench(t, "compare", "--allow-mismatch", ref, fast)
+	if code == 2 || !strings.HasPrefix(stdout, "base:") || !strings.Contains(stdout[:strings.Index(stdout, "latency:")], "SCENARIO MISMATCH: spec.load.rate: base 1000, new 5000") {
+		t.Errorf("--allow-mismatch: exit %d\n%s", code, stdout)
 	}
 }

@@ -68,7 +68,7 @@ network namespace. It needs root.
 
 // labError maps lab errors to exit statuses: bad input is 2.
 func labError(err error) error {
-	if errors.Is(err, lab.ErrBadConfig) || errors.Is(err, build.ErrBadVersion) || errors.Is(err, build.ErrMissingBinary) {
+	if errors.Is(err, lab.ErrBadConfig) || errors.Is(err, build.ErrBadVersion) || errors.Is(err, build.ErrMissingBinary) || errors.Is(err, lab.ErrNotFound) {
 		return &ExitError{Code: 2, Err: err}
 	}
 	return err
@@ -335,7 +335,18 @@ func newLabExecCmd(g *globals, f *labFlags) *cobra.Command {
 		Example: `  kpbench lab exec -- iptables-save -t nat
   kpbench lab exec -- nft list ruleset
   kpbench lab exec -- curl -s http://198.19.0.10/`,
-		Args: cobra.MinimumNArgs(1),
+		Long: `exec runs CMD inside the lab's client-node network namespace, pinned to the
+node's CPUs, with this terminal's standard input and output. Its exit status
+is the command's own (128+N when a signal N ended it); 127 when CMD is not
+found and 126 when it cannot be run, as shells report them. Put -- before
+CMD so that its flags are not taken for kpbench's.`,
+		Annotations: map[string]string{annotationRunsCommand: "true"},
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return errors.New("no command to run: kpbench lab exec -- CMD [ARG...]")
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			l, err := lab.Open(f.config(g))
 			if err != nil {
@@ -343,6 +354,12 @@ func newLabExecCmd(g *globals, f *labFlags) *cobra.Command {
 			}
 			err = l.ClientNode().Run(cmd.Context(), g.stdin, g.stdout, g.stderr, args...)
 			var vmExit interface{ ExitCode() int }
+			switch {
+			case errors.Is(err, exec.ErrNotFound):
+				return &ExitError{Code: ExitNotFound, Err: fmt.Errorf("lab exec: %s: command not found in the client node's PATH", args[0])}
+			case errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.ENOEXEC):
+				return &ExitError{Code: ExitCannotRun, Err: fmt.Errorf("lab exec: %s: cannot run it: %w", args[0], err)}
+			}
 			var exitErr *exec.ExitError
 			if !errors.As(err, &exitErr) && errors.As(err, &vmExit) {
 				return &ExitError{Code: vmExit.ExitCode()} // a command in the node VM

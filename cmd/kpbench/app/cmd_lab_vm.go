@@ -1,18 +1,13 @@
 package app
 
 import (
-	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/kpbench/kpbench/clusters"
 	"github.com/kpbench/kpbench/clusters/lab"
 	"github.com/kpbench/kpbench/clusters/lab/vm"
-	"github.com/kpbench/kpbench/runs"
-	"github.com/kpbench/kpbench/scenarios"
-	"github.com/kpbench/kpbench/scenarios/sweep"
 )
 
 // nodeFlags are the client-node options of `lab up` and `run`.
@@ -75,40 +70,4 @@ func newLabVMAgentCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&config, "config", "", "guest configuration file")
 	return cmd
-}
-
-// vmEngineParts measures a VM client node: the load client and the point
-// agent run in the guest (the node's CPU is the guest's /proc/stat), and
-// the qemu process's CPU on this machine is measured beside it.
-func vmEngineParts(node clusters.ClientNode, v lab.VMInfo, sc *scenarios.Scenario) engineParts {
-	var scratch string
-	if s, ok := node.(interface{ Scratch() string }); ok {
-		scratch = s.Scratch()
-	}
-	return engineParts{
-		load: &sweep.NodeLoad{Node: node, Bin: "kpbench", Scratch: scratch},
-		observer: &sweep.HostProcessObserver{
-			Observer: &sweep.AgentObserver{Node: node, Bin: "kpbench", Interval: sc.Spec.Sampling.Interval.D()},
-			PID:      v.QEMUPID,
-		},
-	}
-}
-
-// vmEnvironment describes a VM client node for run.json: the guest's
-// kernel, CPUs and memory, the accelerator, and this machine's kernel.
-func vmEnvironment(ctx context.Context, l *lab.Lab, v lab.VMInfo, run *runs.Run) (runs.Environment, error) {
-	host := sweep.DetectEnvironment(ctx, "/proc", nil)
-	env, err := sweep.NodeEnvironmentWith(ctx, l.ClientNode(), "cat")
-	if err != nil {
-		return env, fmt.Errorf("describing the node VM: %w", err)
-	}
-	env.HostKernel = host.Kernel
-	env.Accelerator = v.Accel
-	if env.CPUModel == "" || v.Accel == vm.AccelTCG {
-		env.CPUModel = host.CPUModel + " (host; guest CPU " + env.CPUModel + ")"
-	}
-	if v.Accel == vm.AccelTCG {
-		run.Problems = append(run.Problems, "the client node is a VM under TCG (software emulation, "+v.AccelReason+"): its figures are emulated, valid for function and for comparisons within this run, not as absolute cost")
-	}
-	return env, nil
 }

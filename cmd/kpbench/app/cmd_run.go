@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -14,18 +13,19 @@ import (
 	"github.com/kpbench/kpbench/clusters"
 	"github.com/kpbench/kpbench/clusters/lab"
 	"github.com/kpbench/kpbench/clusters/lab/build"
-	"github.com/kpbench/kpbench/clusters/manifests"
-	"github.com/kpbench/kpbench/loadgen"
+	"github.com/kpbench/kpbench/clusters/providers"
 	"github.com/kpbench/kpbench/report"
 	"github.com/kpbench/kpbench/runs"
 	"github.com/kpbench/kpbench/scenarios"
-	"github.com/kpbench/kpbench/scenarios/scale"
-	"github.com/kpbench/kpbench/scenarios/sweep"
+	"github.com/kpbench/kpbench/sweep"
 )
 
 type runFlags struct {
 	file, scenario, provider, out, resume string
 	keep                                  bool
+	// force resumes despite a different version, provider or environment;
+	// providerSet is true when --provider was given.
+	force, providerSet                    bool
 	labName, nodeCPUs, k8sVersion, binDir string
 	// node is the lab's client node (netns or a VM).
 	node        nodeFlags
@@ -52,15 +52,17 @@ Ctrl-C stops the load, keeps every finished point, tears the lab down (unless
 --keep) and exits non-zero; --resume DIR continues such a run.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			f.providerSet = cmd.Flags().Changed("provider")
 			return runScenario(cmd.Context(), g, &f, os.Args)
 		},
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&f.file, "file", "f", "", "scenario file")
-	fl.StringVar(&f.scenario, "scenario", "", "catalog scenario name (see `kpbench scenario list`; default quick)")
-	fl.StringVar(&f.provider, "provider", "lab", "cluster provider: lab, kind or existing (see docs/clusters.md)")
+	fl.StringVar(&f.scenario, "scenario", "", "catalog scenario name (see 'kpbench scenario list'; default quick)")
+	fl.StringVar(&f.provider, "provider", "lab", "cluster provider: "+providers.List()+" (see docs/clusters.md)")
 	fl.StringVar(&f.out, "out", "results", "directory that receives the run directory")
 	fl.StringVar(&f.resume, "resume", "", "continue the run in this directory, skipping points already measured")
+	fl.BoolVar(&f.force, "force", false, "with --resume: continue even if the kpbench version, provider or environment differ from the run's (recorded in run.json)")
 	fl.BoolVar(&f.keep, "keep", false, "leave the lab or kind cluster up at the end (existing: keep the switched mode and kpbench's namespace)")
 	fl.StringVar(&f.labName, "lab-name", "kpbench", "lab name (a lab of that name already up is used as it is and left up)")
 	fl.StringVar(&f.nodeCPUs, "node-cpus", "", "lab: CPUs of the client node (default: the last CPU)")
@@ -75,8 +77,17 @@ Ctrl-C stops the load, keeps every finished point, tears the lab down (unless
 
 func runScenario(ctx context.Context, g *globals, f *runFlags, argv []string) error {
 	bad := func(err error) error { return &ExitError{Code: 2, Err: err} }
+	if f.resume != "" {
+		if r, err := runs.ReadRun(f.resume); err == nil {
+			if err := resumeTrust(r, f, Version); err != nil {
+				return err
+			}
+		}
+	}
+	if !providers.Known(f.provider) {
+		return bad(fmt.Errorf("--provider must be %s, got %q", providers.List(), f.provider))
+	}
 	switch f.provider {
-	case "lab":
 	case "kind", "existing":
 		f.cluster.provider, f.cluster.keep = f.provider, f.keep
 		if err := f.cluster.validate(); err != nil {
@@ -85,8 +96,6 @@ func runScenario(ctx context.Context, g *globals, f *runFlags, argv []string) er
 		if f.provider == "existing" && !f.cluster.yes {
 			return bad(errors.New("a run on an existing cluster creates and deletes thousands of Services in namespace kpbench and may switch kube-proxy's mode (restored at the end); pass --yes to allow it"))
 		}
-	default:
-		return bad(fmt.Errorf("--provider must be lab, kind or existing, got %q", f.provider))
 	}
 	if f.file != "" && f.scenario != "" {
 		return bad(errors.New("give either -f FILE or --scenario NAME, not both"))
@@ -97,8 +106,10 @@ func runScenario(ctx context.Context, g *globals, f *runFlags, argv []string) er
 
 	// The run directory and its record.
 	var (
-		dir string
-		run *runs.Run
+		dir          string
+		run          *runs.Run
+		prevProvider string
+		prevEnv      runs.Environment
 	)
 	if f.resume != "" {
 		dir = f.resume
@@ -107,6 +118,10 @@ func runScenario(ctx context.Context, g *globals, f *runFlags, argv []string) er
 			return bad(fmt.Errorf("cannot resume %s: %w", dir, err))
 		}
 		run = r
+		prevProvider, prevEnv = r.Provider.Name, r.Environment
+		if err := resumeTrust(run, f, Version); err != nil { // records a forced resume in this run
+			return err
+		}
 		run.Problems = append(run.Problems, fmt.Sprintf("resumed at %s", time.Now().UTC().Format(time.RFC3339)))
 		run.FinishedAt = nil
 	} else {
@@ -130,24 +145,31 @@ func runScenario(ctx context.Context, g *globals, f *runFlags, argv []string) er
 	run.Command = argv
 	sc := &run.Scenario
 
-	var (
-		target *runTarget
-		err    error
-	)
-	if f.provider == "lab" {
-		target, err = labTarget(ctx, g, f, sc)
-	} else {
-		target, err = clusterTarget(ctx, g, f, sc)
+	progress, progressDone := buildProgress(g)
+	prov, err := f.newProvider(g, sc, progress)
+	if err != nil {
+		progressDone()
+		return err
+	}
+	target, err := sweep.Prepare(ctx, prov, sc, g.logger)
+	progressDone()
+	if errors.Is(err, sweep.ErrCannotRun) {
+		return bad(err)
 	}
 	if err != nil {
 		return err
 	}
-	defer target.teardown()
-	if target.note != "" {
-		run.Problems = append(run.Problems, target.note)
+	defer target.Teardown(ctx)
+	if target.Note != "" {
+		run.Problems = append(run.Problems, target.Note)
 	}
-	if err := target.describe(ctx, run); err != nil {
+	if err := target.Describe(ctx, run); err != nil {
 		return err
+	}
+	if f.resume != "" {
+		if err := resumeEnvironment(run, prevProvider, prevEnv, f.force); err != nil {
+			return err
+		}
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -157,7 +179,7 @@ func runScenario(ctx context.Context, g *globals, f *runFlags, argv []string) er
 	}
 	g.logger.Info("run", "dir", dir, "scenario", sc.Metadata.Name, "provider", f.provider)
 
-	engine, err := target.engine(ctx)
+	engine, err := target.Engine(ctx, sc, sweep.EngineOptions{QPS: f.qps, WaitTimeout: f.waitTimeout, Log: g.logger})
 	if err != nil {
 		return err
 	}
@@ -195,265 +217,25 @@ func runScenario(ctx context.Context, g *globals, f *runFlags, argv []string) er
 	return nil
 }
 
-// labFor attaches to a lab of that name that is already up (and leaves it
-// up afterwards) or brings one up in the scenario's first runnable mode.
-func labFor(ctx context.Context, g *globals, cfg lab.Config, sc *scenarios.Scenario) (*lab.Lab, bool, error) {
-	if l, err := lab.Open(cfg); err == nil {
-		if st, err := l.Status(ctx); err == nil && st.Healthy {
-			if len(st.Backends) < sc.Spec.EndpointsPerService {
-				return nil, false, &ExitError{Code: 2, Err: fmt.Errorf("lab %s is up with %d backends; the scenario needs %d (bring it down or use --lab-name)", cfg.Name, len(st.Backends), sc.Spec.EndpointsPerService)}
-			}
-			g.logger.Info("using the lab that is up", "name", cfg.Name)
-			return l, false, nil
-		}
-	}
-	l, err := lab.New(cfg)
-	if err != nil {
-		return nil, false, &ExitError{Code: 2, Err: err}
-	}
-	caps, err := l.Capabilities(ctx)
-	if err != nil {
-		return nil, false, err
-	}
-	first := firstRunnable(caps, sc.Spec.Modes)
-	if first == "" {
-		return nil, false, fmt.Errorf("the lab can run none of the scenario's modes %v: %v", sc.Spec.Modes, caps.Modes)
-	}
-	if err := l.Up(ctx, first); err != nil {
-		return nil, false, err
-	}
-	return l, true, nil
-}
-
-// runTarget is the cluster a run measures and how it is measured there.
-type runTarget struct {
-	// note, when set, goes into run.json's problems (e.g. modes replaced
-	// by external on a cluster without kube-proxy).
-	note     string
-	describe func(ctx context.Context, run *runs.Run) error
-	engine   func(ctx context.Context) (*sweep.Engine, error)
-	teardown func()
-}
-
-// labTarget brings up (or attaches to) the lab.
-func labTarget(ctx context.Context, g *globals, f *runFlags, sc *scenarios.Scenario) (*runTarget, error) {
-	cfg := lab.Config{Name: f.labName, Backends: sc.Spec.Backends, K8sVersion: f.k8sVersion, BinDir: f.binDir, Logger: g.logger}
-	f.node.apply(&cfg)
+// newProvider builds the provider --provider names, for the scenario.
+// The lab reports its binary build to progress.
+func (f *runFlags) newProvider(g *globals, sc *scenarios.Scenario, progress func(build.Progress)) (clusters.Provider, error) {
+	o := f.cluster.providerOptions(g, sc.Spec)
+	o.Keep = f.keep
+	o.Lab = lab.Config{Name: f.labName, K8sVersion: f.k8sVersion, BinDir: f.binDir, BuildProgress: progress}
+	f.node.apply(&o.Lab)
 	if f.nodeCPUs != "" {
 		cpus, err := lab.ParseCPUList(f.nodeCPUs)
 		if err != nil {
 			return nil, &ExitError{Code: 2, Err: fmt.Errorf("--node-cpus: %w", err)}
 		}
-		cfg.NodeCPUs = cpus
+		o.Lab.NodeCPUs = cpus
 	}
-	progress, progressDone := buildProgress(g)
-	cfg.BuildProgress = progress
-	l, owned, err := labFor(ctx, g, cfg, sc)
-	progressDone()
-	if err != nil {
-		return nil, err
+	p, err := providers.New(f.provider, o)
+	if errors.Is(err, lab.ErrBadConfig) {
+		return nil, &ExitError{Code: 2, Err: err}
 	}
-	return &runTarget{
-		describe: func(ctx context.Context, run *runs.Run) error { return describeLab(ctx, l, run) },
-		engine: func(ctx context.Context) (*sweep.Engine, error) {
-			bin, err := os.Executable()
-			if err != nil {
-				return nil, err
-			}
-			node := l.ClientNode()
-			parts := engineParts{
-				load:     &sweep.NodeLoad{Node: node, Bin: bin},
-				observer: &sweep.NodeObserver{Node: node, Interval: sc.Spec.Sampling.Interval.D()},
-			}
-			if v, ok := l.VM(); ok {
-				parts = vmEngineParts(node, v, sc)
-			}
-			return newEngine(ctx, g, f, l, sc, scale.ClientOptions{Kubeconfig: l.KubeconfigPath()}, parts)
-		},
-		teardown: func() {
-			if !owned || f.keep {
-				g.logger.Info("lab left up", "name", f.labName, "kubeconfig", l.KubeconfigPath())
-				return
-			}
-			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-			defer cancel()
-			if err := l.Down(dctx); err != nil {
-				g.logger.Error("lab down", "err", err)
-			}
-		},
-	}, nil
-}
-
-// inCluster is what the kind and existing providers offer beyond
-// clusters.Provider: in-cluster load clients and run.json details.
-type inCluster interface {
-	clusters.Provider
-	clusters.LoadRunner
-	Details(ctx context.Context) map[string]string
-}
-
-// clusterTarget brings up a kind cluster or attaches to an existing one:
-// backends and the CPU agent deployed, kube-proxy in the scenario's first
-// runnable mode. Teardown undoes it (kind: deletes the cluster; existing:
-// restores kube-proxy's mode and deletes kpbench's namespace) unless
-// --keep.
-func clusterTarget(ctx context.Context, g *globals, f *runFlags, sc *scenarios.Scenario) (*runTarget, error) {
-	prov, err := f.cluster.newProvider(g, sc.Spec)
-	if err != nil {
-		return nil, err
-	}
-	p, ok := prov.(inCluster)
-	if !ok {
-		return nil, fmt.Errorf("provider %s cannot run load in the cluster", prov.Name())
-	}
-	// What the cluster can run; the agent is not deployed yet, so IPVS is
-	// probed again once it is.
-	caps, err := p.Capabilities(ctx)
-	if err != nil {
-		return nil, err
-	}
-	t := &runTarget{}
-	first := firstRunnable(caps, sc.Spec.Modes)
-	if first == "" {
-		if ok, _ := caps.Runnable(scenarios.ModeExternal); ok {
-			t.note = fmt.Sprintf("kube-proxy is replaced on this cluster: measured as mode external instead of the scenario's modes %v", sc.Spec.Modes)
-			g.logger.Warn(t.note)
-			sc.Spec.Modes = []scenarios.Mode{scenarios.ModeExternal}
-			first = scenarios.ModeExternal
-		} else {
-			return nil, &ExitError{Code: 2, Err: fmt.Errorf("%s can run none of the scenario's modes %v: %v", prov.Name(), sc.Spec.Modes, caps.Modes)}
-		}
-	}
-	g.logger.Info("bringing the cluster up", "provider", prov.Name(), "mode", first)
-	if err := p.Up(ctx, first); err != nil {
-		return nil, err
-	}
-	t.teardown = func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Minute)
-		defer cancel()
-		if err := p.Down(dctx); err != nil {
-			g.logger.Error("cluster teardown", "provider", prov.Name(), "err", err)
-		}
-	}
-	t.describe = func(ctx context.Context, run *runs.Run) error {
-		v, err := p.Versions(ctx)
-		if err != nil {
-			return err
-		}
-		// The machine kpbench runs on is not the client node: the
-		// node's kernel, CPU and iptables come through the agent.
-		env, err := sweep.NodeEnvironment(ctx, p.ClientNode())
-		if err != nil {
-			g.logger.Warn("describing the client node", "err", err)
-			run.Problems = append(run.Problems, "client node environment incomplete: "+err.Error())
-		}
-		env.KubernetesVersion, env.KubeProxyVersion = v.Kubernetes, v.KubeProxy
-		if v.IPTablesBackend != "" {
-			env.IPTablesBackend = v.IPTablesBackend
-		}
-		run.Environment = env
-		d := p.Details(ctx)
-		run.Provider = runs.Provider{Name: prov.Name(), Cluster: d["cluster"], Details: d}
-		return nil
-	}
-	t.engine = func(ctx context.Context) (*sweep.Engine, error) {
-		node := p.ClientNode()
-		external := len(sc.Spec.Modes) == 1 && sc.Spec.Modes[0] == scenarios.ModeExternal
-		opts := scale.ClientOptions{Kubeconfig: p.KubeconfigPath()}
-		if f.provider == "existing" {
-			opts = scale.ClientOptions{Kubeconfig: f.cluster.kubeconfig, Context: f.cluster.context}
-		}
-		e, err := newEngine(ctx, g, f, p, sc, opts, engineParts{
-			load:      &sweep.ClusterLoad{Runner: p, Clients: sc.Spec.Load.Clients, Merge: manifests.SummaryMergerFunc(loadgen.MergeSummaries)},
-			observer:  &sweep.AgentObserver{Node: node, Bin: "kpbench", Interval: sc.Spec.Sampling.Interval.D(), NoKubeProxy: external},
-			probeOnly: external,
-		})
-		return e, err
-	}
-	return t, nil
-}
-
-func firstRunnable(caps clusters.Capabilities, modes []scenarios.Mode) scenarios.Mode {
-	for _, m := range modes {
-		if ok, _ := caps.Runnable(m); ok {
-			return m
-		}
-	}
-	return ""
-}
-
-// describeLab fills run.json's provider, environment and pinning.
-func describeLab(ctx context.Context, l *lab.Lab, run *runs.Run) error {
-	st, err := l.Status(ctx)
-	if err != nil {
-		return fmt.Errorf("lab status: %w", err)
-	}
-	env := sweep.DetectEnvironment(ctx, "/proc", nil)
-	if v, ok := l.VM(); ok {
-		if env, err = vmEnvironment(ctx, l, v, run); err != nil {
-			return err
-		}
-	}
-	env.KubernetesVersion = st.KubernetesVer
-	env.KubeProxyVersion = st.KubeProxyVer
-	if st.IPTablesBackend != "" {
-		env.IPTablesBackend = st.IPTablesBackend
-	}
-	run.Environment = env
-	run.Provider = runs.Provider{Name: "lab", Cluster: st.Name, Details: map[string]string{
-		"etcdVersion": st.EtcdVersion, "backends": fmt.Sprint(len(st.Backends)),
-	}}
-	if len(st.NodeCPUs) > 0 {
-		run.Pinning = &runs.Pinning{NodeCPUs: st.NodeCPUs, OtherCPUs: st.OtherCPUs}
-	}
-	return nil
-}
-
-// engineParts are the provider-specific adapters of the engine.
-type engineParts struct {
-	load      sweep.LoadRunner
-	observer  sweep.Observer
-	probeOnly bool
-}
-
-// newEngine assembles the sweep engine: the scaler against the provider's
-// API server and backends, rules and health through its client node, load
-// and observation from parts.
-func newEngine(ctx context.Context, g *globals, f *runFlags, p clusters.Provider, sc *scenarios.Scenario, opts scale.ClientOptions, parts engineParts) (*sweep.Engine, error) {
-	eps, err := p.Backends(ctx)
-	if err != nil {
-		return nil, err
-	}
-	ips := make([]netip.Addr, len(eps))
-	for i, e := range eps {
-		ips[i] = e.Addr
-	}
-	opts.QPS, opts.Burst = float32(f.qps), int(f.qps)
-	client, _, err := scale.NewClient(opts)
-	if err != nil {
-		return nil, err
-	}
-	port := int32(80)
-	if len(eps) > 0 && eps[0].Port != 0 {
-		port = int32(eps[0].Port)
-	}
-	s, err := scale.New(client, scale.Config{EndpointIPs: ips, EndpointsPerService: sc.Spec.EndpointsPerService, TargetPort: port,
-		Progress: &scale.LogProgress{Logger: g.logger, Interval: 10 * time.Second}})
-	if err != nil {
-		return nil, err
-	}
-	node := p.ClientNode()
-	return &sweep.Engine{
-		Provider: p,
-		Scaler:   &sweep.ServiceScaler{Scaler: s, Client: client, Node: node, WaitTimeout: f.waitTimeout, ProbeOnly: parts.probeOnly},
-		Load:     parts.load,
-		Observer: parts.observer,
-		Rules:    sweep.NodeRules{Node: node},
-		Log:      g.logger,
-		Progress: func(done, total int, id string) {
-			g.logger.Info(fmt.Sprintf("point %d/%d", done, total), "id", id)
-		},
-	}, nil
+	return p, err
 }
 
 func labDefaultVersion() string { return build.DefaultVersion }

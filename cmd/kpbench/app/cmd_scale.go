@@ -18,12 +18,13 @@ import (
 
 	"github.com/kpbench/kpbench/clusters"
 	"github.com/kpbench/kpbench/clusters/lab"
-	"github.com/kpbench/kpbench/scenarios/scale"
+	"github.com/kpbench/kpbench/scaler"
 )
 
 // scaleFlags are kpbench scale's flags as plain values.
 type scaleFlags struct {
 	services            int
+	servicesSet         bool // --services given (on the command line, in the environment or the config file)
 	endpointsPerService int
 	endpointIPs         []string
 	namespace           string
@@ -68,22 +69,22 @@ the time from the last write to that point and kube-proxy's sync duration.`,
   kpbench scale --services 0`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			f.servicesSet = cmd.Flags().Changed("services")
 			return runScale(cmd.Context(), g, cmd, f)
 		},
 	}
 	fl := cmd.Flags()
-	fl.IntVar(&f.services, "services", -1, "number of synthetic Services to have (required)")
-	fl.Lookup("services").DefValue = "0" // -1 means "not given"; keep it out of --help
-	fl.IntVar(&f.endpointsPerService, "endpoints-per-service", scale.DefaultEndpointsPerService, "endpoints in each Service's EndpointSlice (at most the number of endpoint IPs)")
+	fl.IntVar(&f.services, "services", 0, "number of synthetic Services to have (required; 0 removes them all)")
+	fl.IntVar(&f.endpointsPerService, "endpoints-per-service", scaler.DefaultEndpointsPerService, "endpoints in each Service's EndpointSlice (at most the number of endpoint IPs)")
 	fl.StringSliceVar(&f.endpointIPs, "endpoint-ips", nil, "backend pod IPv4 addresses the endpoints point at (default: the lab's backends when the lab is up)")
-	fl.StringVar(&f.namespace, "namespace", scale.DefaultNamespace, "namespace of the synthetic Services (created if missing)")
+	fl.StringVar(&f.namespace, "namespace", scaler.DefaultNamespace, "namespace of the synthetic Services (created if missing)")
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default $KUBECONFIG, then ~/.kube/config)")
 	fl.StringVar(&f.kubeContext, "context", "", "kubeconfig context (default: the current context)")
-	fl.IntVar(&f.concurrency, "concurrency", scale.DefaultConcurrency, "API writes in flight")
+	fl.IntVar(&f.concurrency, "concurrency", scaler.DefaultConcurrency, "API writes in flight")
 	fl.Float32Var(&f.qps, "qps", 1000, "client-side request rate limit (requests per second)")
 	fl.IntVar(&f.burst, "burst", 0, "client-side burst (default: twice --qps)")
-	fl.Int32Var(&f.port, "port", scale.DefaultPort, "Service port (TCP)")
-	fl.Int32Var(&f.targetPort, "target-port", scale.DefaultPort, "port the backends listen on")
+	fl.Int32Var(&f.port, "port", scaler.DefaultPort, "Service port (TCP)")
+	fl.Int32Var(&f.targetPort, "target-port", scaler.DefaultPort, "port the backends listen on")
 	fl.BoolVar(&f.wait, "wait", false, "wait until kube-proxy has programmed the change")
 	fl.DurationVar(&f.waitTimeout, "wait-timeout", 10*time.Minute, "give up waiting for kube-proxy after this long")
 	fl.StringVar(&f.kubeProxyMetrics, "kube-proxy-metrics", "", "kube-proxy's metrics URL for --wait when kpbench runs on the node, e.g. http://127.0.0.1:10249 (default: the lab's client node)")
@@ -96,10 +97,13 @@ the time from the last write to that point and kube-proxy's sync duration.`,
 
 func (f *scaleFlags) validate() (ips []netip.Addr, err error) {
 	var errs []error
-	if f.services < 0 {
-		errs = append(errs, errors.New("--services is required (0 or more)"))
-	} else if f.services > scale.MaxServices {
-		errs = append(errs, fmt.Errorf("--services %d exceeds the maximum %d", f.services, scale.MaxServices))
+	switch {
+	case !f.servicesSet:
+		errs = append(errs, errors.New("--services is required: the number of synthetic Services to have (0 removes them all)"))
+	case f.services < 0:
+		errs = append(errs, fmt.Errorf("--services must be 0 or more, got %d", f.services))
+	case f.services > scaler.MaxServices:
+		errs = append(errs, fmt.Errorf("--services must be at most %d, got %d", scaler.MaxServices, f.services))
 	}
 	for _, s := range f.endpointIPs {
 		ip, err := netip.ParseAddr(strings.TrimSpace(s))
@@ -110,20 +114,20 @@ func (f *scaleFlags) validate() (ips []netip.Addr, err error) {
 		ips = append(ips, ip)
 	}
 	if f.concurrency < 1 {
-		errs = append(errs, fmt.Errorf("--concurrency %d must be at least 1", f.concurrency))
+		errs = append(errs, fmt.Errorf("--concurrency must be at least 1, got %d", f.concurrency))
 	}
 	if f.qps <= 0 {
-		errs = append(errs, fmt.Errorf("--qps %v must be positive", f.qps))
+		errs = append(errs, fmt.Errorf("--qps must be positive, got %v", f.qps))
 	}
 	switch f.output {
 	case "text", "json":
 	default:
-		errs = append(errs, fmt.Errorf("--output %q: want text or json", f.output))
+		errs = append(errs, fmt.Errorf("--output must be text or json, got %q", f.output))
 	}
 	switch f.progress {
 	case "auto", "bar", "log", "none":
 	default:
-		errs = append(errs, fmt.Errorf("--progress %q: want auto, bar, log or none", f.progress))
+		errs = append(errs, fmt.Errorf("--progress must be auto, bar, log or none, got %q", f.progress))
 	}
 	return ips, errors.Join(errs...)
 }
@@ -136,12 +140,15 @@ func runScale(ctx context.Context, g *globals, cmd *cobra.Command, f scaleFlags)
 	// When no kubeconfig is given and the lab is up, the lab is the
 	// default: its kubeconfig, its backends as --endpoint-ips, and its
 	// client node for --wait.
-	var labNode clusters.ClientNode
+	var (
+		labNode clusters.ClientNode
+		labUp   bool
+	)
 	if f.kubeconfig == "" && os.Getenv("KUBECONFIG") == "" {
 		if l, err := lab.Open(lab.Config{Name: f.labName}); err == nil {
 			if st, err := l.Status(ctx); err == nil && st.Healthy {
 				f.kubeconfig = l.KubeconfigPath()
-				labNode = l.ClientNode()
+				labNode, labUp = l.ClientNode(), true
 				if len(ips) == 0 {
 					eps, err := l.Backends(ctx)
 					if err != nil {
@@ -162,9 +169,12 @@ func runScale(ctx context.Context, g *globals, cmd *cobra.Command, f scaleFlags)
 		}
 	}
 	if f.services > 0 && len(ips) == 0 {
-		return &ExitError{Code: 2, Err: errors.New("--endpoint-ips is required: the backend pod IPs every Service's endpoints point at")}
+		if !labUp && f.kubeconfig == "" && os.Getenv("KUBECONFIG") == "" {
+			return badInput(errors.New("no lab is up: run `kpbench lab up` or pass --kubeconfig/--endpoint-ips (or --lab-name, for a lab of another name)"))
+		}
+		return badInput(errors.New("--endpoint-ips is required on a cluster that is not the lab: the backend pod IPs every Service's endpoints point at"))
 	}
-	client, target, err := scale.NewClient(scale.ClientOptions{
+	client, target, err := scaler.NewClient(scaler.ClientOptions{
 		Kubeconfig: f.kubeconfig, Context: f.kubeContext, QPS: f.qps, Burst: f.burst,
 	})
 	if err != nil {
@@ -174,20 +184,20 @@ func runScale(ctx context.Context, g *globals, cmd *cobra.Command, f scaleFlags)
 		return &ExitError{Code: 2, Err: fmt.Errorf("context %q (cluster %q at %s) is not a kpbench lab: scaling creates and deletes thousands of objects in namespace %s; pass --yes to do it anyway",
 			target.Context, target.Cluster, target.Host, f.namespace)}
 	}
-	var node scale.Node
+	var node scaler.Node
 	if f.wait {
 		switch {
 		case f.kubeProxyMetrics != "":
-			node = scale.LocalNode{MetricsURL: strings.TrimSuffix(f.kubeProxyMetrics, "/")}
+			node = scaler.LocalNode{MetricsURL: strings.TrimSuffix(f.kubeProxyMetrics, "/")}
 		case labNode != nil:
-			node = scale.ClientNode{Node: labNode}
+			node = scaler.ClientNode{Node: labNode}
 		default:
-			return &ExitError{Code: 2, Err: errors.New("--wait needs the lab up or --kube-proxy-metrics (kube-proxy's metrics URL, when kpbench runs on the node)")}
+			return badInput(errors.New("--wait needs the lab up or --kube-proxy-metrics (kube-proxy's metrics URL, when kpbench runs on the node); bring the lab up with `kpbench lab up`"))
 		}
 	}
 
 	progress := newScaleProgress(g, f.progress)
-	s, err := scale.New(client, scale.Config{
+	s, err := scaler.New(client, scaler.Config{
 		Namespace:           f.namespace,
 		Port:                f.port,
 		TargetPort:          f.targetPort,
@@ -201,9 +211,9 @@ func runScale(ctx context.Context, g *globals, cmd *cobra.Command, f scaleFlags)
 		return &ExitError{Code: 2, Err: err}
 	}
 
-	var baseline *scale.SyncState
+	var baseline *scaler.SyncState
 	if node != nil {
-		st, err := scale.Scrape(ctx, node)
+		st, err := scaler.Scrape(ctx, node)
 		if err != nil {
 			return fmt.Errorf("before scaling: %w", err)
 		}
@@ -212,7 +222,7 @@ func runScale(ctx context.Context, g *globals, cmd *cobra.Command, f scaleFlags)
 	g.logger.Info("scaling", "context", target.Context, "namespace", f.namespace, "services", f.services)
 	res, err := s.Scale(ctx, f.services)
 	if err != nil {
-		if errors.Is(err, scale.ErrInvalid) {
+		if errors.Is(err, scaler.ErrInvalid) {
 			return &ExitError{Code: 2, Err: err}
 		}
 		return err
@@ -221,13 +231,13 @@ func runScale(ctx context.Context, g *globals, cmd *cobra.Command, f scaleFlags)
 	if node != nil {
 		wctx, cancel := context.WithTimeout(ctx, f.waitTimeout)
 		defer cancel()
-		wc := scale.WaitConfig{Baseline: baseline, LastWrite: res.LastWrite}
+		wc := scaler.WaitConfig{Baseline: baseline, LastWrite: res.LastWrite}
 		if res.Last != nil {
 			if ip, err := netip.ParseAddr(res.Last.ClusterIP); err == nil {
 				wc.Probe = netip.AddrPortFrom(ip, uint16(f.port))
 			}
 		}
-		p, err := scale.Wait(wctx, node, wc)
+		p, err := scaler.Wait(wctx, node, wc)
 		if err != nil {
 			return err
 		}
@@ -240,25 +250,25 @@ func runScale(ctx context.Context, g *globals, cmd *cobra.Command, f scaleFlags)
 // (schemaVersion).
 type scaleReport struct {
 	SchemaVersion int
-	Result        scale.Result
-	Programmed    *scale.Programmed
+	Result        scaler.Result
+	Programmed    *scaler.Programmed
 }
 
 type scaleReportJSON struct {
-	SchemaVersion   int               `json:"schemaVersion"`
-	Namespace       string            `json:"namespace"`
-	Before          int               `json:"before"`
-	Services        int               `json:"services"`
-	Created         int               `json:"created"`
-	Updated         int               `json:"updated"`
-	Deleted         int               `json:"deleted"`
-	Strays          int               `json:"strays"`
-	Retries         int               `json:"retries"`
-	DurationSeconds float64           `json:"durationSeconds"`
-	WritesPerSecond float64           `json:"writesPerSecond"`
-	LastWrite       *time.Time        `json:"lastWrite,omitempty"`
-	Last            *scale.ServiceRef `json:"last,omitempty"`
-	Programmed      *programmedJSON   `json:"programmed,omitempty"`
+	SchemaVersion   int                `json:"schemaVersion"`
+	Namespace       string             `json:"namespace"`
+	Before          int                `json:"before"`
+	Services        int                `json:"services"`
+	Created         int                `json:"created"`
+	Updated         int                `json:"updated"`
+	Deleted         int                `json:"deleted"`
+	Strays          int                `json:"strays"`
+	Retries         int                `json:"retries"`
+	DurationSeconds float64            `json:"durationSeconds"`
+	WritesPerSecond float64            `json:"writesPerSecond"`
+	LastWrite       *time.Time         `json:"lastWrite,omitempty"`
+	Last            *scaler.ServiceRef `json:"last,omitempty"`
+	Programmed      *programmedJSON    `json:"programmed,omitempty"`
 }
 
 type programmedJSON struct {
@@ -306,7 +316,7 @@ func (r scaleReport) write(w io.Writer, format string) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(j)
 	}
-	_, err := fmt.Fprintf(w, "%s: %d -> %d services in %.1fs (%d created, %d updated, %d deleted, %d strays, %d retries; %.0f writes/s)\n",
+	_, err := fmt.Fprintf(w, "namespace %s: %d → %d Services in %.1fs (%d created, %d updated, %d deleted, %d strays, %d retries; %.0f writes/s)\n",
 		j.Namespace, j.Before, j.Services, j.DurationSeconds, j.Created, j.Updated, j.Deleted, j.Strays, j.Retries, j.WritesPerSecond)
 	if err != nil || j.Programmed == nil {
 		return err
@@ -319,7 +329,7 @@ func (r scaleReport) write(w io.Writer, format string) error {
 
 // newScaleProgress picks the progress display: a bar when stderr is a
 // terminal, periodic log lines otherwise.
-func newScaleProgress(g *globals, mode string) scale.Progress {
+func newScaleProgress(g *globals, mode string) scaler.Progress {
 	if mode == "auto" {
 		mode = "log"
 		if f, ok := g.stderr.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
@@ -330,9 +340,9 @@ func newScaleProgress(g *globals, mode string) scale.Progress {
 	case "bar":
 		return &barProgress{w: g.stderr}
 	case "log":
-		return &scale.LogProgress{Logger: g.logger}
+		return &scaler.LogProgress{Logger: g.logger}
 	}
-	return scale.NopProgress{}
+	return scaler.NopProgress{}
 }
 
 // barProgress draws one mpb bar per phase, with count, rate and ETA.

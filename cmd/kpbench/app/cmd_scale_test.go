@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kpbench/kpbench/scenarios/scale"
-	"github.com/kpbench/kpbench/scenarios/scale/scaletest"
+	"github.com/kpbench/kpbench/scaler"
+	"github.com/kpbench/kpbench/scaler/scaletest"
 )
 
 const prodKubeconfig = `apiVersion: v1
@@ -39,7 +39,9 @@ func TestScaleCmdRejects(t *testing.T) {
 		want string
 	}{
 		{"no services", []string{"scale"}, "--services is required"},
-		{"too many", []string{"scale", "--services", "100000"}, "exceeds the maximum"},
+		{"negative", []string{"scale", "--services", "-1"}, "--services must be 0 or more, got -1"},
+		{"no lab up", []string{"scale", "--services", "300", "--wait", "--lab-name", "nosuchlab"}, "no lab is up: run `kpbench lab up` or pass --kubeconfig/--endpoint-ips"},
+		{"too many", []string{"scale", "--services", "100000"}, "--services must be at most 99999, got 100000"},
 		{"bad ip", []string{"scale", "--services", "1", "--endpoint-ips", "1.2.3"}, "--endpoint-ips"},
 		{"no ips", []string{"scale", "--services", "3", "--kubeconfig", kc}, "--endpoint-ips is required"},
 		{"bad output", []string{"scale", "--services", "0", "-o", "yaml"}, "--output"},
@@ -47,6 +49,7 @@ func TestScaleCmdRejects(t *testing.T) {
 		{"wait without a node", []string{"scale", "--services", "0", "--kubeconfig", kc, "--yes", "--wait"}, "--wait needs the lab up or --kube-proxy-metrics"},
 		{"ipv6 endpoint", []string{"scale", "--services", "1", "--endpoint-ips", "fd00::1", "--endpoints-per-service", "1", "--kubeconfig", kc, "--yes"}, "not IPv4"},
 	}
+	t.Setenv("KUBECONFIG", "")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
@@ -59,11 +62,11 @@ func TestScaleCmdRejects(t *testing.T) {
 }
 
 func TestScaleReportJSON(t *testing.T) {
-	rep := scaleReport{SchemaVersion: 1, Result: scale.Result{
+	rep := scaleReport{SchemaVersion: 1, Result: scaler.Result{
 		Namespace: "kpbench", Before: 2, Services: 5, Created: 6, Duration: 2 * time.Second,
 		LastWrite: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
-		Last:      &scale.ServiceRef{Index: 4, Name: "kpb-svc-00004", ClusterIP: "198.19.0.9"},
-	}, Programmed: &scale.Programmed{TimeToProgrammed: 1500 * time.Millisecond, LastSyncDuration: 250 * time.Millisecond, Syncs: 2}}
+		Last:      &scaler.ServiceRef{Index: 4, Name: "kpb-svc-00004", ClusterIP: "198.19.0.9"},
+	}, Programmed: &scaler.Programmed{TimeToProgrammed: 1500 * time.Millisecond, LastSyncDuration: 250 * time.Millisecond, Syncs: 2}}
 	var buf bytes.Buffer
 	if err := rep.write(&buf, "json"); err != nil {
 		t.Fatal(err)
@@ -83,7 +86,7 @@ func TestScaleReportJSON(t *testing.T) {
 	if err := rep.write(&buf, "text"); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(buf.String(), "kpbench: 2 -> 5 services in 2.0s") || !strings.Contains(buf.String(), "programmed: 1.500s") {
+	if !strings.Contains(buf.String(), "namespace kpbench: 2 → 5 Services in 2.0s") || !strings.Contains(buf.String(), "programmed: 1.500s") {
 		t.Errorf("text = %q", buf.String())
 	}
 }

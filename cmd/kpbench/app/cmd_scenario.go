@@ -1,7 +1,6 @@
 package app
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -30,7 +29,7 @@ func newScenarioCmd(g *globals) *cobra.Command {
 					fmt.Fprintf(g.stdout, "%s: valid\n", ref)
 				}
 				if failed > 0 {
-					return &ExitError{Code: 1}
+					return &ExitError{Code: ExitUsage}
 				}
 				return nil
 			},
@@ -42,11 +41,9 @@ func newScenarioCmd(g *globals) *cobra.Command {
 			RunE: func(cmd *cobra.Command, args []string) error {
 				s, err := scenarios.Resolve(args[0])
 				if err != nil {
-					var list scenarios.ErrorList
-					if errors.As(err, &list) {
-						return &ExitError{Code: 1, Err: err}
-					}
-					return err
+					// A scenario with mistakes, or no file and no catalog
+					// entry of that name: both are bad input.
+					return badInput(err)
 				}
 				out, err := scenarios.Marshal(s)
 				if err != nil {

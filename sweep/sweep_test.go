@@ -1,0 +1,475 @@
+package sweep
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kpbench/kpbench/clusters"
+	"github.com/kpbench/kpbench/runs"
+	"github.com/kpbench/kpbench/scenarios"
+)
+
+type fakeCluster struct {
+	mu       sync.Mutex
+	mode     scenarios.Mode
+	pid      int
+	setModes []scenarios.Mode
+	failMode scenarios.Mode
+	events   *[]string
+}
+
+func (f *fakeCluster) Name() string                                          { return "fake" }
+func (f *fakeCluster) Up(context.Context, scenarios.Mode) error              { return nil }
+func (f *fakeCluster) Down(context.Context) error                            { return nil }
+func (f *fakeCluster) KubeconfigPath() string                                { return "" }
+func (f *fakeCluster) Backends(context.Context) ([]clusters.Endpoint, error) { return nil, nil }
+func (f *fakeCluster) ClientNode() clusters.ClientNode                       { return f }
+func (f *fakeCluster) Versions(context.Context) (clusters.Versions, error) {
+	return clusters.Versions{Kubernetes: "v1.36.3", KubeProxy: "v1.36.3"}, nil
+}
+func (f *fakeCluster) Capabilities(context.Context) (clusters.Capabilities, error) {
+	return clusters.Capabilities{Modes: map[scenarios.Mode]string{
+		scenarios.ModeIPTables: "", scenarios.ModeNFTables: "", scenarios.ModeIPVS: "kernel has no IP_VS",
+	}, CanSwitchMode: true}, nil
+}
+func (f *fakeCluster) SetMode(_ context.Context, m scenarios.Mode) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	*f.events = append(*f.events, "mode "+string(m))
+	if m == f.failMode {
+		return fmt.Errorf("kube-proxy did not start")
+	}
+	f.mode = m
+	f.pid++
+	f.setModes = append(f.setModes, m)
+	return nil
+}
+func (f *fakeCluster) VerifyMode(_ context.Context, m scenarios.Mode) error {
+	if f.mode != m {
+		return fmt.Errorf("mode is %s", f.mode)
+	}
+	return nil
+}
+func (f *fakeCluster) Run(context.Context, io.Reader, io.Writer, io.Writer, ...string) error {
+	return nil
+}
+func (f *fakeCluster) CPUs() []int      { return []int{1} }
+func (f *fakeCluster) ProcRoot() string { return "/proc" }
+func (f *fakeCluster) KubeProxyPID(context.Context) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.pid, nil
+}
+func (f *fakeCluster) KubeProxyGet(_ context.Context, path string) ([]byte, error) {
+	if path != "/proxyMode" {
+		return nil, fmt.Errorf("no %s", path)
+	}
+	return []byte(f.mode), nil
+}
+
+type fakeScaler struct {
+	events *[]string
+	n      int
+}
+
+func (s *fakeScaler) Scale(_ context.Context, n int) (ScaleResult, error) {
+	*s.events = append(*s.events, fmt.Sprintf("scale %d", n))
+	created := max(n-s.n, 0)
+	s.n = n
+	return ScaleResult{Created: created, TimeToProgrammed: time.Duration(n) * time.Millisecond, SyncDuration: time.Second}, nil
+}
+func (s *fakeScaler) TargetURLs(_ context.Context, t scenarios.Targets) ([]string, error) {
+	return []string{"http://198.19.0.1/"}, nil
+}
+
+type fakeLoad struct {
+	events *[]string
+	runs   int
+	// onRun is called at the start of each measured run (warmups excluded).
+	onRun func(ctx context.Context, measured int) error
+}
+
+func (l *fakeLoad) Run(ctx context.Context, req LoadRequest) (*LoadResult, error) {
+	if req.RawDir == "" {
+		*l.events = append(*l.events, fmt.Sprintf("warmup rpc=%d", req.RequestsPerConn))
+		return &LoadResult{}, nil
+	}
+	l.runs++
+	*l.events = append(*l.events, fmt.Sprintf("load rpc=%d", req.RequestsPerConn))
+	if l.onRun != nil {
+		if err := l.onRun(ctx, l.runs); err != nil {
+			return nil, err
+		}
+	}
+	return &LoadResult{AchievedRate: req.Rate, Requests: int64(req.Rate * req.Duration.Seconds()),
+		Latency: runs.Latency{MeanUs: 300, P50Us: 250}, Connect: runs.Connect{Count: 10, P50Us: 100},
+		ClientCPUCores: 0.05, Valid: true}, nil
+}
+
+type fakeObserver struct{}
+type fakeWindow struct{}
+
+func (fakeObserver) Begin(context.Context, string) (Window, error) { return fakeWindow{}, nil }
+func (fakeWindow) End(context.Context) (*Observation, error) {
+	return &Observation{NodeCPU: runs.NodeCPU{Total: 0.3}, KubeProxy: 0.01}, nil
+}
+
+type fakeRules struct{}
+
+func (fakeRules) Count(_ context.Context, m scenarios.Mode) (runs.Rules, error) {
+	return runs.Rules{Total: 42}, nil
+}
+
+func setup(t *testing.T, spec string) (*Engine, *runs.Run, string, *fakeCluster, *fakeLoad, *[]string) {
+	t.Helper()
+	s, err := scenarios.Parse([]byte("apiVersion: kpbench.io/v1alpha1\nkind: Scenario\nmetadata:\n  name: t\nspec:\n" + spec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := &[]string{}
+	fc := &fakeCluster{mode: scenarios.ModeIPTables, pid: 100, events: events}
+	fl := &fakeLoad{events: events}
+	e := &Engine{Provider: fc, Scaler: &fakeScaler{events: events}, Load: fl, Observer: fakeObserver{}, Rules: fakeRules{}}
+	run := &runs.Run{ID: "r", Scenario: *s, Status: runs.StatusRunning}
+	return e, run, t.TempDir(), fc, fl, events
+}
+
+const spec2x2 = "  modes: [iptables, ipvs, nftables]\n  services: [1, 10]\n  load:\n    duration: 1s\n    warmup: 1s\n    requestsPerConn: [1, 100]\n  repetitions: 2\n"
+
+func TestRunMeasuresEveryPointAndSkipsIPVS(t *testing.T) {
+	e, run, dir, fc, _, events := setup(t, spec2x2)
+	if err := e.Run(context.Background(), dir, run); err != nil {
+		t.Fatal(err)
+	}
+	pts, err := runs.ReadPoints(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pts) != 2*2*2*2 {
+		t.Fatalf("%d points, want 16 (2 runnable modes × 2 steps × 2 variants × 2 reps)", len(pts))
+	}
+	for _, p := range pts {
+		if p.Mode == scenarios.ModeIPVS {
+			t.Errorf("point %s measured in a mode that cannot run", p.ID)
+		}
+		if !p.Valid || p.CPU.Node.Total != 0.3 || p.CPU.Processes.Client != 0.05 || p.Rules.Total != 42 {
+			t.Errorf("point %s not assembled from its parts: %+v", p.ID, p)
+		}
+	}
+	// The first step was scaled before the switch (nothing left to write
+	// under the mode); the second step's scaling belongs to its first point.
+	ttp := map[string]float64{}
+	for _, p := range pts {
+		ttp[p.ID] = p.TimeToProgrammedSeconds
+	}
+	if ttp["iptables-s00001-rpc1-r1"] != 0 || ttp["iptables-s00010-rpc1-r1"] == 0 || ttp["iptables-s00010-rpc1-r2"] != 0 {
+		t.Errorf("time to programmed belongs to the first point of a step that wrote to the API only: %v", ttp)
+	}
+	back, err := runs.ReadRun(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(back.SkippedModes) != 1 || back.SkippedModes[0].Mode != scenarios.ModeIPVS || !strings.Contains(back.SkippedModes[0].Reason, "IP_VS") {
+		t.Errorf("skipped modes = %+v, want ipvs with its reason", back.SkippedModes)
+	}
+	if !reflect.DeepEqual(fc.setModes, []scenarios.Mode{scenarios.ModeIPTables, scenarios.ModeNFTables}) {
+		t.Errorf("modes set: %v", fc.setModes)
+	}
+	// Steps ascend within a mode, and each mode starts from the first step;
+	// every measured load is preceded by its warmup.
+	want := []string{"scale 1", "mode iptables", "scale 1", "warmup rpc=1", "load rpc=1"}
+	if !reflect.DeepEqual((*events)[:len(want)], want) {
+		t.Errorf("first events %v, want %v", (*events)[:len(want)], want)
+	}
+	var scales []string
+	for _, ev := range *events {
+		if strings.HasPrefix(ev, "scale") || strings.HasPrefix(ev, "mode") {
+			scales = append(scales, ev)
+		}
+	}
+	wantScales := []string{"scale 1", "mode iptables", "scale 1", "scale 10", "scale 1", "mode nftables", "scale 1", "scale 10"}
+	if !reflect.DeepEqual(scales, wantScales) {
+		t.Errorf("scale/mode order %v, want %v", scales, wantScales)
+	}
+}
+
+func TestInterruptKeepsFinishedPointsAndResumeCompletes(t *testing.T) {
+	e, run, dir, _, fl, _ := setup(t, spec2x2)
+	ctx, cancel := context.WithCancel(context.Background())
+	fl.onRun = func(ctx context.Context, n int) error {
+		if n == 3 {
+			cancel()
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		return nil
+	}
+	err := e.Run(ctx, dir, run)
+	if !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("err = %v, want ErrInterrupted", err)
+	}
+	pts, _ := runs.ReadPoints(dir)
+	if len(pts) != 2 {
+		t.Fatalf("%d points kept, want the 2 finished", len(pts))
+	}
+
+	e2, _, _, _, fl2, _ := setup(t, spec2x2)
+	if err := e2.Run(context.Background(), dir, run); err != nil {
+		t.Fatal(err)
+	}
+	if fl2.runs != 14 {
+		t.Errorf("resume measured %d points, want the 14 missing", fl2.runs)
+	}
+	pts, _ = runs.ReadPoints(dir)
+	seen := map[string]bool{}
+	for _, p := range pts {
+		if seen[p.ID] {
+			t.Errorf("point %s measured twice", p.ID)
+		}
+		seen[p.ID] = true
+	}
+	if len(seen) != 16 {
+		t.Errorf("%d distinct points after resume, want 16", len(seen))
+	}
+}
+
+func TestKubeProxyDeathInvalidatesAndRecovers(t *testing.T) {
+	e, run, dir, fc, fl, _ := setup(t, "  modes: [iptables]\n  services: [1]\n  load:\n    duration: 1s\n    requestsPerConn: [1]\n  repetitions: 3\n")
+	fl.onRun = func(_ context.Context, n int) error {
+		if n == 2 {
+			fc.mu.Lock()
+			fc.pid = 999 // kube-proxy restarted behind our back
+			fc.mu.Unlock()
+		}
+		return nil
+	}
+	if err := e.Run(context.Background(), dir, run); err != nil {
+		t.Fatal(err)
+	}
+	pts, _ := runs.ReadPoints(dir)
+	if len(pts) != 3 {
+		t.Fatalf("%d points, want 3", len(pts))
+	}
+	if !pts[0].Valid || pts[1].Valid || !pts[2].Valid {
+		t.Errorf("valid flags %v %v %v, want only the second invalid", pts[0].Valid, pts[1].Valid, pts[2].Valid)
+	}
+	if len(pts[1].InvalidReasons) == 0 || !strings.HasPrefix(pts[1].InvalidReasons[0], runs.ReasonKubeProxyDied) {
+		t.Errorf("reasons %v", pts[1].InvalidReasons)
+	}
+	back, _ := runs.ReadRun(dir)
+	if len(back.Problems) == 0 {
+		t.Error("run.json does not record the problem")
+	}
+}
+
+func TestModeMismatchInvalidates(t *testing.T) {
+	e, run, dir, fc, fl, _ := setup(t, "  modes: [nftables]\n  services: [1]\n  load:\n    duration: 1s\n    requestsPerConn: [1]\n")
+	fl.onRun = func(context.Context, int) error { fc.mode = scenarios.ModeIPTables; return nil }
+	if err := e.Run(context.Background(), dir, run); err != nil {
+		t.Fatal(err)
+	}
+	pts, _ := runs.ReadPoints(dir)
+	if len(pts) != 1 || pts[0].Valid || !strings.HasPrefix(pts[0].InvalidReasons[0], runs.ReasonModeMismatch) {
+		t.Errorf("points %+v, want one invalid for mode mismatch", pts)
+	}
+}
+
+func TestModeSwitchFailureSkipsOnlyThatMode(t *testing.T) {
+	e, run, dir, fc, _, _ := setup(t, "  modes: [iptables, nftables]\n  services: [1]\n  load:\n    duration: 1s\n    requestsPerConn: [1]\n")
+	fc.failMode = scenarios.ModeNFTables
+	if err := e.Run(context.Background(), dir, run); err != nil {
+		t.Fatal(err)
+	}
+	pts, _ := runs.ReadPoints(dir)
+	if len(pts) != 1 || pts[0].Mode != scenarios.ModeIPTables {
+		t.Errorf("points %+v, want the iptables point only", pts)
+	}
+	back, _ := runs.ReadRun(dir)
+	if len(back.SkippedModes) != 1 || back.SkippedModes[0].Mode != scenarios.ModeNFTables || !strings.Contains(back.SkippedModes[0].Reason, "did not start") {
+		t.Errorf("skipped %+v", back.SkippedModes)
+	}
+}
+
+func TestIPTablesBackend(t *testing.T) {
+	for in, want := range map[string]string{
+		"iptables v1.8.9 (nf_tables)\n": "nft",
+		"iptables v1.8.9 (legacy)\n":    "legacy",
+		"iptables v1.6.1\n":             "legacy",
+		"":                              "",
+	} {
+		if got := IPTablesBackend([]byte(in)); got != want {
+			t.Errorf("IPTablesBackend(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+const specSteps = "  modes: [iptables, ipvs, nftables]\n  services: [1, 10, 100]\n  order: steps\n  load:\n    duration: 1s\n    warmup: 0s\n    requestsPerConn: [1]\n  repetitions: 1\n"
+
+func scaleAndModeEvents(events []string) []string {
+	var out []string
+	for _, ev := range events {
+		if strings.HasPrefix(ev, "scale") || strings.HasPrefix(ev, "mode") {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+func TestStepOrderScalesEachStepOnceAndRotatesModes(t *testing.T) {
+	e, run, dir, _, _, events := setup(t, specSteps)
+	if err := e.Run(context.Background(), dir, run); err != nil {
+		t.Fatal(err)
+	}
+	// Step 1: iptables then nftables; step 10: nftables (already running)
+	// then iptables; step 100: iptables then nftables. The scaler goes up
+	// once per step; the other mode finds nothing to write.
+	want := []string{
+		"scale 1", "mode iptables", "scale 1", "mode nftables", "scale 1",
+		"scale 10", "mode iptables", "scale 10",
+		"scale 100", "mode nftables", "scale 100",
+	}
+	if got := scaleAndModeEvents(*events); !reflect.DeepEqual(got, want) {
+		t.Errorf("scale/mode order\n%v\nwant\n%v", got, want)
+	}
+	pts, err := runs.ReadPoints(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	ttp := map[string]float64{}
+	for _, p := range pts {
+		ids = append(ids, p.ID)
+		ttp[p.ID] = p.TimeToProgrammedSeconds
+	}
+	wantIDs := []string{
+		"iptables-s00001-rpc1-r1", "nftables-s00001-rpc1-r1",
+		"nftables-s00010-rpc1-r1", "iptables-s00010-rpc1-r1",
+		"iptables-s00100-rpc1-r1", "nftables-s00100-rpc1-r1",
+	}
+	if !reflect.DeepEqual(ids, wantIDs) {
+		t.Errorf("points in order %v, want %v", ids, wantIDs)
+	}
+	// Only the mode that saw a step's scaling has a time to programmed.
+	if ttp["nftables-s00010-rpc1-r1"] == 0 || ttp["iptables-s00010-rpc1-r1"] != 0 ||
+		ttp["iptables-s00100-rpc1-r1"] == 0 || ttp["nftables-s00100-rpc1-r1"] != 0 {
+		t.Errorf("time to programmed %v", ttp)
+	}
+}
+
+func TestStepOrderResumes(t *testing.T) {
+	e, run, dir, _, fl, _ := setup(t, specSteps)
+	ctx, cancel := context.WithCancel(context.Background())
+	fl.onRun = func(ctx context.Context, n int) error {
+		if n == 4 {
+			cancel()
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		return nil
+	}
+	if err := e.Run(ctx, dir, run); !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("err = %v, want ErrInterrupted", err)
+	}
+	e2, _, _, fc2, fl2, events2 := setup(t, specSteps)
+	fc2.mode = scenarios.ModeNFTables // as the interrupted run left it
+	if err := e2.Run(context.Background(), dir, run); err != nil {
+		t.Fatal(err)
+	}
+	if fl2.runs != 3 {
+		t.Errorf("resume measured %d points, want the 3 missing", fl2.runs)
+	}
+	// Step 10 lacks iptables only; step 100 both, iptables first.
+	want := []string{"scale 1", "mode iptables", "scale 10", "scale 100", "mode nftables", "scale 100"}
+	if got := scaleAndModeEvents(*events2); !reflect.DeepEqual(got, want) {
+		t.Errorf("resume scale/mode order %v, want %v", got, want)
+	}
+	pts, _ := runs.ReadPoints(dir)
+	if len(pts) != 6 {
+		t.Errorf("%d points after resume, want 6", len(pts))
+	}
+}
+
+func TestStepOrderGoesOnWhenAModeCannotBeSet(t *testing.T) {
+	e, run, dir, fc, _, events := setup(t, specSteps)
+	fc.failMode = scenarios.ModeNFTables
+	if err := e.Run(context.Background(), dir, run); err != nil {
+		t.Fatal(err)
+	}
+	pts, _ := runs.ReadPoints(dir)
+	if len(pts) != 3 {
+		t.Errorf("%d points, want iptables' 3", len(pts))
+	}
+	for _, p := range pts {
+		if p.Mode != scenarios.ModeIPTables {
+			t.Errorf("point %s in a mode that could not be set", p.ID)
+		}
+	}
+	// nftables is tried once, then left out; no step is scaled down again.
+	want := []string{"scale 1", "mode iptables", "scale 1", "mode nftables", "mode iptables", "scale 10", "scale 100"}
+	if got := scaleAndModeEvents(*events); !reflect.DeepEqual(got, want) {
+		t.Errorf("scale/mode order %v, want %v", got, want)
+	}
+	back, _ := runs.ReadRun(dir)
+	if len(back.SkippedModes) != 2 { // ipvs (no IP_VS) and nftables (failed)
+		t.Errorf("skipped modes %+v", back.SkippedModes)
+	}
+}
+
+// TestResumeAfterTornLine: the process died while appending the third
+// point; the resume must cut the torn bytes off and leave a file every
+// reader can read, with every point once.
+func TestResumeAfterTornLine(t *testing.T) {
+	e, run, dir, _, fl, _ := setup(t, spec2x2)
+	run.KpbenchVersion = "v0.9.0"
+	run.Provider = runs.Provider{Name: "lab"}
+	run.Environment = runs.Environment{Kernel: "6.18", KubeProxyVersion: "v1.36.3"}
+	ctx, cancel := context.WithCancel(context.Background())
+	fl.onRun = func(ctx context.Context, n int) error {
+		if n == 3 {
+			cancel()
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		return nil
+	}
+	if err := e.Run(ctx, dir, run); !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("err = %v", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, runs.PointsFile), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(`{"schemaVersion":1,"id":"iptables-s00001-rpc100-r1","mode":"iptables","services":1,"endpointsPer`)
+	f.Close()
+
+	e2, _, _, _, _, _ := setup(t, spec2x2)
+	if err := e2.Run(context.Background(), dir, run); err != nil {
+		t.Fatal(err)
+	}
+	pts, err := runs.ReadPoints(dir)
+	if err != nil {
+		t.Fatalf("points.jsonl unreadable after the resume: %v", err)
+	}
+	seen := map[string]bool{}
+	for _, p := range pts {
+		if seen[p.ID] {
+			t.Errorf("point %s twice", p.ID)
+		}
+		seen[p.ID] = true
+		if p.KpbenchVersion != "v0.9.0" || p.Environment != runs.Fingerprint("lab", run.Environment) {
+			t.Errorf("point %s: version %q environment %q", p.ID, p.KpbenchVersion, p.Environment)
+		}
+	}
+	if len(seen) != 16 {
+		t.Errorf("%d distinct points, want 16", len(seen))
+	}
+}

@@ -1,0 +1,185 @@
+package sweep
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/kpbench/kpbench/clusters"
+	"github.com/kpbench/kpbench/runs"
+	"github.com/kpbench/kpbench/scenarios"
+)
+
+// targetProvider is a provider with a scripted capability map that records
+// Up and Down; the variants below add the optional interfaces.
+type targetProvider struct {
+	fakeCluster
+	modes    map[scenarios.Mode]string
+	backends int
+	ups      []scenarios.Mode
+	downs    int
+	kubecfg  string
+}
+
+func (p *targetProvider) KubeconfigPath() string { return p.kubecfg }
+
+func (p *targetProvider) Up(_ context.Context, m scenarios.Mode) error {
+	p.ups = append(p.ups, m)
+	return nil
+}
+func (p *targetProvider) Down(context.Context) error { p.downs++; return nil }
+func (p *targetProvider) Capabilities(context.Context) (clusters.Capabilities, error) {
+	return clusters.Capabilities{Modes: p.modes, CanSwitchMode: true}, nil
+}
+func (p *targetProvider) Backends(context.Context) ([]clusters.Endpoint, error) {
+	eps := make([]clusters.Endpoint, p.backends)
+	for i := range eps {
+		eps[i] = clusters.Endpoint{Addr: netip.AddrFrom4([4]byte{198, 18, 1, byte(1 + i)}), Port: 80}
+	}
+	return eps, nil
+}
+
+// reusable is a lab-like provider: already up, pinned, described.
+type reusable struct {
+	targetProvider
+	running bool
+}
+
+func (r *reusable) Running(context.Context) bool { return r.running }
+func (r *reusable) Describe(context.Context) (string, map[string]string) {
+	return "lab1", map[string]string{"etcdVersion": "3.6.5"}
+}
+func (r *reusable) Pinning(context.Context) ([]int, []int, error) { return []int{1}, []int{0}, nil }
+
+// remote is a kind/existing-like provider: load runs in the cluster.
+type remote struct{ targetProvider }
+
+func (r *remote) RunLoad(context.Context, clusters.LoadRequest) ([]clusters.LoadResult, error) {
+	return nil, errors.New("not in this test")
+}
+
+func scenarioWith(modes ...scenarios.Mode) *scenarios.Scenario {
+	sc := &scenarios.Scenario{}
+	sc.Spec.Modes = modes
+	sc.Spec.EndpointsPerService = 2
+	return sc
+}
+
+func TestPrepareBringsUpInTheFirstRunnableMode(t *testing.T) {
+	p := &targetProvider{modes: map[scenarios.Mode]string{
+		scenarios.ModeIPVS: "no IP_VS", scenarios.ModeNFTables: "", scenarios.ModeIPTables: ""}}
+	tg, err := Prepare(context.Background(), p, scenarioWith(scenarios.ModeIPVS, scenarios.ModeNFTables), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(p.ups, []scenarios.Mode{scenarios.ModeNFTables}) {
+		t.Errorf("Up calls %v, want [nftables]", p.ups)
+	}
+	tg.Teardown(context.Background())
+	if p.downs != 1 {
+		t.Errorf("Down called %d times, want 1 for a cluster the run brought up", p.downs)
+	}
+}
+
+func TestPrepareRefusesAScenarioNoModeOfWhichRuns(t *testing.T) {
+	p := &targetProvider{modes: map[scenarios.Mode]string{scenarios.ModeIPVS: "no IP_VS", scenarios.ModeIPTables: ""}}
+	_, err := Prepare(context.Background(), p, scenarioWith(scenarios.ModeIPVS), nil)
+	if !errors.Is(err, ErrCannotRun) || !strings.Contains(err.Error(), "no IP_VS") {
+		t.Fatalf("err = %v, want ErrCannotRun naming the reason", err)
+	}
+	if len(p.ups) != 0 {
+		t.Errorf("Up called: %v", p.ups)
+	}
+}
+
+func TestPrepareFallsBackToExternalWithANote(t *testing.T) {
+	p := &targetProvider{modes: map[scenarios.Mode]string{
+		scenarios.ModeIPTables: "kube-proxy is replaced", scenarios.ModeExternal: ""}}
+	sc := scenarioWith(scenarios.ModeIPTables)
+	tg, err := Prepare(context.Background(), p, sc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(sc.Spec.Modes, []scenarios.Mode{scenarios.ModeExternal}) || !strings.Contains(tg.Note, "external") {
+		t.Errorf("modes %v, note %q", sc.Spec.Modes, tg.Note)
+	}
+	if !reflect.DeepEqual(p.ups, []scenarios.Mode{scenarios.ModeExternal}) {
+		t.Errorf("Up calls %v", p.ups)
+	}
+}
+
+func TestPrepareUsesAClusterThatIsUpAndLeavesItUp(t *testing.T) {
+	p := &reusable{targetProvider: targetProvider{backends: 2}, running: true}
+	tg, err := Prepare(context.Background(), p, scenarioWith(scenarios.ModeIPTables), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg.Teardown(context.Background())
+	if len(p.ups) != 0 || p.downs != 0 {
+		t.Errorf("a cluster that was up: Up %v, Down %d times; want neither", p.ups, p.downs)
+	}
+
+	p.backends = 1
+	if _, err := Prepare(context.Background(), p, scenarioWith(scenarios.ModeIPTables), nil); !errors.Is(err, ErrCannotRun) ||
+		!strings.Contains(err.Error(), "lab1 is up with 1 backends; the scenario needs 2") {
+		t.Errorf("too few backends: err = %v", err)
+	}
+}
+
+func TestDescribeAsksTheProviderWhatItOffers(t *testing.T) {
+	p := &reusable{targetProvider: targetProvider{backends: 2}, running: true}
+	tg, err := Prepare(context.Background(), p, scenarioWith(scenarios.ModeIPTables), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var run runs.Run
+	if err := tg.Describe(context.Background(), &run); err != nil {
+		t.Fatal(err)
+	}
+	if run.Provider.Name != "fake" || run.Provider.Cluster != "lab1" || run.Provider.Details["etcdVersion"] != "3.6.5" {
+		t.Errorf("provider %+v", run.Provider)
+	}
+	if run.Pinning == nil || !reflect.DeepEqual(run.Pinning.NodeCPUs, []int{1}) || !reflect.DeepEqual(run.Pinning.OtherCPUs, []int{0}) {
+		t.Errorf("pinning %+v", run.Pinning)
+	}
+	if run.Environment.KubernetesVersion != "v1.36.3" || run.Environment.Cores == 0 {
+		t.Errorf("environment %+v: want the cluster's versions on this machine's description", run.Environment)
+	}
+}
+
+func TestEngineRunsLoadWhereTheProviderSays(t *testing.T) {
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	cfg := "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n" +
+		"users: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n"
+	if err := os.WriteFile(kc, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sc := scenarioWith(scenarios.ModeIPTables)
+	local := &Target{Provider: &targetProvider{backends: 2, kubecfg: kc}}
+	inCl := &Target{Provider: &remote{targetProvider{backends: 2, kubecfg: kc}}}
+	e, err := local.Engine(context.Background(), sc, EngineOptions{QPS: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := e.Load.(*NodeLoad); !ok {
+		t.Errorf("local provider: load %T, want *NodeLoad", e.Load)
+	}
+	if _, ok := e.Observer.(*NodeObserver); !ok {
+		t.Errorf("local provider: observer %T, want *NodeObserver", e.Observer)
+	}
+	e, err = inCl.Engine(context.Background(), sc, EngineOptions{QPS: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, ok := e.Load.(*ClusterLoad); !ok || l.Runner == nil {
+		t.Errorf("in-cluster provider: load %T, want *ClusterLoad", e.Load)
+	}
+	if _, ok := e.Observer.(*AgentObserver); !ok {
+		t.Errorf("in-cluster provider: observer %T, want *AgentObserver", e.Observer)
+	}
+}
