@@ -2,6 +2,7 @@ package app
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -45,6 +46,10 @@ func newLabVMInitCmd(g *globals) *cobra.Command {
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if os.Getpid() != 1 {
+				// It mounts and powers off: never on this machine.
+				return &ExitError{Code: ExitUsage, Err: fmt.Errorf("vm-init runs only as PID 1 of the lab's node VM")}
+			}
 			console := vm.ConsoleDevice()
 			err := vm.Init(config, console)
 			fmt.Fprintf(console, "kpbench-vm: %v; powering off\n", err)
@@ -53,6 +58,7 @@ func newLabVMInitCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&config, "config", "", "guest configuration file")
+	_ = cmd.MarkFlagRequired("config")
 	return cmd
 }
 
@@ -69,5 +75,6 @@ func newLabVMAgentCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&config, "config", "", "guest configuration file")
+	_ = cmd.MarkFlagRequired("config")
 	return cmd
 }
