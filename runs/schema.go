@@ -364,4 +364,9 @@ const (
 	ReasonKubeProxyDied  = "kube-proxy not running"
 	ReasonInterrupted    = "interrupted"
 	ReasonScheduleBehind = "schedule fell behind"
+	// ReasonNotSent: the run stopped at its duration with requests the
+	// schedule asked for never sent (the client could not keep the rate).
+	ReasonNotSent = "requests not sent"
+	// ReasonAborted: load --abort-when-behind ended the run early.
+	ReasonAborted = "aborted: the client fell behind its schedule"
 )
