@@ -521,6 +521,20 @@ func (logTicks) Ticks(min, max float64) []plot.Tick {
 			ticks = append(ticks, plot.Tick{Value: v, Label: label})
 		}
 	}
+	// A narrow range (all values within one decade, as sync times often
+	// are) can hold a single labelled tick, which gives the axis no scale:
+	// then label every tick.
+	labelled := 0
+	for _, t := range ticks {
+		if t.Label != "" {
+			labelled++
+		}
+	}
+	if labelled < 2 {
+		for i := range ticks {
+			ticks[i].Label = formatTick(ticks[i].Value)
+		}
+	}
 	return ticks
 }
 
