@@ -39,6 +39,9 @@ type Run struct {
 	// Command is the command line that started the run (credentials never
 	// appear in it: kubeconfig paths only).
 	Command []string `json:"command,omitempty"`
+	// Resumes are the times the run was continued (kpbench run --resume),
+	// oldest first: StartedAt and Command stay those of the first start.
+	Resumes []Resume `json:"resumes,omitempty"`
 }
 
 // Run statuses.
@@ -380,3 +383,12 @@ const (
 	// ReasonAborted: load --abort-when-behind ended the run early.
 	ReasonAborted = "aborted: the client fell behind its schedule"
 )
+
+// Resume is one continuation of a run.
+type Resume struct {
+	At             time.Time `json:"at"`
+	Command        []string  `json:"command"`
+	KpbenchVersion string    `json:"kpbenchVersion"`
+	// Measured is how many of the run's points were measured before it.
+	Measured int `json:"measured"`
+}

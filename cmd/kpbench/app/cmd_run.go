@@ -77,6 +77,9 @@ Ctrl-C stops the load, keeps every finished point, tears the lab down (unless
 
 func runScenario(ctx context.Context, g *globals, f *runFlags, argv []string) error {
 	bad := func(err error) error { return &ExitError{Code: 2, Err: err} }
+	if f.resume != "" && resumeIsDone(g, f.resume) {
+		return nil // nothing brought up, nothing written
+	}
 	if f.resume != "" {
 		if r, err := runs.ReadRun(f.resume); err == nil {
 			if err := resumeTrust(r, f, Version); err != nil {
@@ -122,7 +125,7 @@ func runScenario(ctx context.Context, g *globals, f *runFlags, argv []string) er
 		if err := resumeTrust(run, f, Version); err != nil { // records a forced resume in this run
 			return err
 		}
-		run.Problems = append(run.Problems, fmt.Sprintf("resumed at %s", time.Now().UTC().Format(time.RFC3339)))
+		recordResume(g, dir, run, argv)
 		run.FinishedAt = nil
 	} else {
 		ref := f.file
@@ -137,13 +140,15 @@ func runScenario(ctx context.Context, g *globals, f *runFlags, argv []string) er
 			return bad(err)
 		}
 		now := time.Now()
-		run = &runs.Run{ID: runs.NewID(now, s.Metadata.Name), Scenario: *s, StartedAt: now.UTC()}
+		run = &runs.Run{ID: runs.NewID(now, s.Metadata.Name), Scenario: *s, StartedAt: now.UTC(), Command: argv}
 		dir = filepath.Join(f.out, run.ID) // made once the cluster is up
 	}
 	run.Status = runs.StatusRunning
 	run.KpbenchVersion = Version
-	run.Command = argv
 	sc := &run.Scenario
+	if f.provider == "lab" {
+		announceLabReuse(ctx, g, f.labName, sc)
+	}
 
 	progress, progressDone := buildProgress(g)
 	prov, err := f.newProvider(g, sc, progress)
@@ -157,6 +162,9 @@ func runScenario(ctx context.Context, g *globals, f *runFlags, argv []string) er
 		return bad(err)
 	}
 	if err != nil {
+		if ctx.Err() != nil {
+			return &ExitError{Code: ExitInterrupted, Err: fmt.Errorf("interrupted while bringing the %s up; nothing measured", f.provider)}
+		}
 		return err
 	}
 	defer target.Teardown(ctx)
@@ -182,6 +190,15 @@ func runScenario(ctx context.Context, g *globals, f *runFlags, argv []string) er
 	engine, err := target.Engine(ctx, sc, sweep.EngineOptions{QPS: f.qps, WaitTimeout: f.waitTimeout, Log: g.logger})
 	if err != nil {
 		return err
+	}
+	// The point being measured, for the one line an interruption prints.
+	current := ""
+	prev := engine.Progress
+	engine.Progress = func(done, total int, id string) {
+		current = id
+		if prev != nil {
+			prev(done, total, id)
+		}
 	}
 	runErr := engine.Run(ctx, dir, run)
 	fin := time.Now().UTC()
@@ -210,7 +227,20 @@ func runScenario(ctx context.Context, g *globals, f *runFlags, argv []string) er
 	}
 	if runErr != nil {
 		if run.Status == runs.StatusInterrupted {
-			return &ExitError{Code: 130, Err: fmt.Errorf("%w; finished points are in %s (continue with --resume %s)", runErr, dir, dir)}
+			// One line: where it stopped, what is kept, how to go on. The
+			// error's chain (the load command line, its URLs, the signal)
+			// is for -v.
+			g.logger.Debug("interrupted", "err", runErr)
+			kept := 0
+			if points, err := runs.ReadPoints(dir); err == nil {
+				kept = len(points)
+			}
+			where := "setting up"
+			if current != "" {
+				where = current
+			}
+			return &ExitError{Code: ExitInterrupted, Err: fmt.Errorf("interrupted during %s; %d %s kept in %s; continue with: kpbench run --resume %s",
+				where, kept, plural(kept, "point", "points"), dir, dir)}
 		}
 		return fmt.Errorf("%w (finished points are in %s)", runErr, dir)
 	}

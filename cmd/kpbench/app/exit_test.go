@@ -63,6 +63,7 @@ func badInputCases(t *testing.T) map[string]struct {
 		"kpbench sample":                 {[]string{"sample", "--interval", "0s"}, "--interval must be positive"},
 		"kpbench report":                 {[]string{"report", filepath.Join(state, "nosuch")}, "does not exist"},
 		"kpbench compare":                {[]string{"compare", "--threshold", "abc", "a", "b"}, "--threshold"},
+		"kpbench calibrate":              {[]string{"calibrate", "only-one"}, "want two or more results directories"},
 		"kpbench image":                  {[]string{"image", "nosuch"}, `unknown command "nosuch" for "kpbench image"`},
 		"kpbench image build":            {[]string{"image", "build"}, "nothing to do"},
 		"kpbench version":                {[]string{"version", "extra"}, `unknown command "extra"`},
