@@ -327,6 +327,9 @@ func (l *Lab) setMode(ctx context.Context, mode scenarios.Mode) error {
 	if err := l.startKubeProxy(ctx, mode); err != nil {
 		return err
 	}
+	if left := otherModeState(ctx, node, mode); len(left) > 0 {
+		return fmt.Errorf("lab %s: after switching to %s the client node still holds %s: %w", l.cfg.Name, mode, strings.Join(left, "; "), ErrLeftoverState)
+	}
 	l.cfg.Logger.Info("lab: kube-proxy switched", "mode", mode, "elapsed", time.Since(start).Round(time.Millisecond))
 	return nil
 }
