@@ -81,6 +81,9 @@ func newDocument(d *Data, plots []Plot, findings []Finding) *document {
 	if r.Status != runs.StatusComplete {
 		doc.p("This run did not complete (status %s): the figures and findings cover only the points measured before it stopped.", orDash(r.Status))
 	}
+	if note := acceleratorNote(r.Environment); note != "" {
+		doc.p("%s", note)
+	}
 
 	doc.h(2, "Summary")
 	if len(findings) == 0 {
@@ -180,6 +183,26 @@ func newDocument(d *Data, plots []Plot, findings []Finding) *document {
 	return doc
 }
 
+// formatRules is the rules column: IPVS shows its virtual and real
+// servers, other modes their rule count.
+func formatRules(r runs.Rules) string {
+	if r.VirtualServers > 0 {
+		return fmt.Sprintf("%s virtual / %s real servers", formatCount(r.VirtualServers), formatCount(r.Total))
+	}
+	return formatCount(r.Total)
+}
+
+// acceleratorNote says how a VM client node's figures may be read.
+func acceleratorNote(e runs.Environment) string {
+	switch e.Accelerator {
+	case "tcg":
+		return fmt.Sprintf("The client node is a qemu VM under TCG (software emulation; guest kernel %s): every figure of this run is emulated. It is valid for function (which mode works, rule counts) and for comparisons within this run, not as the absolute cost of a real node; rerun with KVM for that.", e.Kernel)
+	case "kvm":
+		return fmt.Sprintf("The client node is a qemu VM under KVM (guest kernel %s): the node's CPU is the guest's, and the host's qemu CPU is in points.csv as vmHost.", e.Kernel)
+	}
+	return ""
+}
+
 func orDash(s string) string {
 	if s == "" {
 		return "—"
@@ -193,9 +216,14 @@ func environmentTable(r *runs.Run) table {
 		{"Run", r.ID},
 		{"Provider", strings.TrimSpace(r.Provider.Name + " " + r.Provider.Cluster)},
 		{"Kernel", e.Kernel},
+	}
+	if e.Accelerator != "" {
+		rows = append(rows, []string{"Client node", fmt.Sprintf("qemu VM under %s, guest kernel %s on host kernel %s", strings.ToUpper(e.Accelerator), e.Kernel, orDash(e.HostKernel))})
+	}
+	rows = append(rows, [][]string{
 		{"CPU", e.CPUModel},
 		{"Cores", fmt.Sprint(e.Cores)},
-	}
+	}...)
 	if e.MemoryBytes > 0 {
 		rows = append(rows, []string{"Memory", fmt.Sprintf("%.1f GiB", float64(e.MemoryBytes)/(1<<30))})
 	}
@@ -503,7 +531,7 @@ func pointsTable(points []runs.Point) table {
 			fmt.Sprintf("%.1f", p.Latency.P999Us), fmt.Sprint(p.Errors.Total),
 			connect50, connect99,
 			fmt.Sprintf("%.3f", p.CPU.Node.Total), fmt.Sprintf("%.4f", p.CPU.Processes.KubeProxy),
-			formatCount(p.Rules.Total),
+			formatRules(p.Rules),
 			fmt.Sprintf("%.3f", p.Sync.LastDurationSeconds), ttp, valid,
 		})
 	}

@@ -74,6 +74,13 @@ type Environment struct {
 	// IPTablesBackend is legacy or nft (what `iptables --version` says).
 	IPTablesBackend string `json:"iptablesBackend,omitempty"`
 	GoVersion       string `json:"goVersion,omitempty"`
+	// Accelerator is how a VM client node ran: kvm, or tcg (software
+	// emulation: its figures are valid for function and for comparisons
+	// within the run, not as absolute cost). Empty for other nodes; then
+	// Kernel is the node's kernel, else the guest's and HostKernel this
+	// machine's.
+	Accelerator string `json:"accelerator,omitempty"`
+	HostKernel  string `json:"hostKernel,omitempty"`
 }
 
 // Pinning records how CPUs were split between the client node and the rest.
@@ -269,6 +276,9 @@ type NodeCPU struct {
 type ProcessesCPU struct {
 	KubeProxy float64 `json:"kubeProxy"`
 	Client    float64 `json:"client"`
+	// VMHost is this machine's CPU for the qemu process of a VM client
+	// node (the node's own CPU is the guest's /proc/stat).
+	VMHost float64 `json:"vmHost,omitempty"`
 }
 
 // Conntrack is the client node's connection tracking table.

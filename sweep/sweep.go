@@ -385,7 +385,7 @@ func (e *Engine) measure(ctx context.Context, ps *pass, mode scenarios.Mode, n, 
 		Latency: res.Latency, ServiceTime: res.ServiceTime, Connect: res.Connect, Lag: res.Lag, Errors: res.Errors,
 		CPU: runs.CPU{
 			Node:      obs.NodeCPU,
-			Processes: runs.ProcessesCPU{KubeProxy: obs.KubeProxy, Client: res.ClientCPUCores},
+			Processes: runs.ProcessesCPU{KubeProxy: obs.KubeProxy, Client: res.ClientCPUCores, VMHost: obs.HostProcess},
 		},
 		Conntrack:      obs.Conntrack,
 		Rules:          rules,

@@ -17,7 +17,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kpbench/kpbench/clusters"
-	"github.com/kpbench/kpbench/clusters/lab/netns"
 	"github.com/kpbench/kpbench/scenarios"
 )
 
@@ -54,7 +53,11 @@ func realMachine() machine {
 // Capabilities tells which kube-proxy modes can run on this machine and why
 // not; it looks at the kernel and the tools but changes nothing.
 func (l *Lab) Capabilities(ctx context.Context) (clusters.Capabilities, error) {
-	return capabilities(realMachine()), nil
+	m, err := l.machine()
+	if err != nil {
+		return clusters.Capabilities{}, err
+	}
+	return capabilities(m), nil
 }
 
 func capabilities(m machine) clusters.Capabilities {
@@ -68,7 +71,7 @@ func capabilities(m machine) clusters.Capabilities {
 		if len(gone) == 0 {
 			return ""
 		}
-		return "missing " + strings.Join(gone, ", ") + " (install with hack/deps.sh or apt-get install iptables nftables ipset)"
+		return "missing " + strings.Join(gone, ", ") + " (install with hack/deps.sh or apt-get install iptables nftables ipset ipvsadm)"
 	}
 	caps := clusters.Capabilities{
 		Modes:         map[scenarios.Mode]string{},
@@ -87,7 +90,7 @@ func capabilities(m machine) clusters.Capabilities {
 	if !m.exists("/proc/net/ip_vs") {
 		ipvs = "kernel has no IP_VS support (/proc/net/ip_vs is absent; try `modprobe ip_vs`, or use a kernel built with CONFIG_IP_VS)"
 	} else {
-		ipvs = missing("ip", "iptables", "iptables-save", "iptables-restore", "ipset")
+		ipvs = missing("ip", "iptables", "iptables-save", "iptables-restore", "ipset", "ipvsadm")
 	}
 	caps.Modes[scenarios.ModeIPVS] = ipvs
 	return caps
@@ -173,9 +176,12 @@ func (l *Lab) startKubeProxy(ctx context.Context, mode scenarios.Mode) error {
 	if err := os.WriteFile(l.kubeProxyConfigPath(), kpCfg, 0o600); err != nil {
 		return fmt.Errorf("writing kube-proxy configuration: %w", err)
 	}
+	args := []string{filepath.Join(st.BinDir, "kube-proxy"), "--config=" + l.kubeProxyConfigPath(), "--v=2"}
+	if isVM(st) {
+		return l.vmStartKubeProxy(ctx, mode, args)
+	}
 	p, err := l.start(startSpec{
-		name: CompKubeProxy, netns: l.nsName("node"), cpus: st.NodeCPUs,
-		args: []string{filepath.Join(st.BinDir, "kube-proxy"), "--config=" + l.kubeProxyConfigPath(), "--v=2"},
+		name: CompKubeProxy, netns: l.nsName("node"), cpus: st.NodeCPUs, args: args,
 	})
 	if err != nil {
 		return err
@@ -191,7 +197,7 @@ func (l *Lab) startKubeProxy(ctx context.Context, mode scenarios.Mode) error {
 // VerifyMode checks that kube-proxy answers GET /proxyMode with mode and
 // that rules of that kind exist in the client-node namespace.
 func (l *Lab) VerifyMode(ctx context.Context, mode scenarios.Mode) error {
-	node := &clientNode{l: l}
+	node := l.node()
 	body, err := node.KubeProxyGet(ctx, "/proxyMode")
 	if err != nil {
 		return fmt.Errorf("asking kube-proxy its mode: %w", err)
@@ -204,8 +210,9 @@ func (l *Lab) VerifyMode(ctx context.Context, mode scenarios.Mode) error {
 
 // rulesPresent checks for the rules each mode programs: the KUBE-SERVICES
 // chain of the nat table (iptables, ipvs), the kube-ipvs0 dummy device
-// (ipvs), or the "ip kube-proxy" nftables table (nftables).
-func (l *Lab) rulesPresent(ctx context.Context, node *clientNode, mode scenarios.Mode) error {
+// (ipvs) with IPVS virtual servers, or the "ip kube-proxy" nftables table
+// (nftables).
+func (l *Lab) rulesPresent(ctx context.Context, node clusters.ClientNode, mode scenarios.Mode) error {
 	run := func(args ...string) (string, error) {
 		var out, errOut bytes.Buffer
 		err := node.Run(ctx, nil, &out, &errOut, args...)
@@ -226,6 +233,15 @@ func (l *Lab) rulesPresent(ctx context.Context, node *clientNode, mode scenarios
 		if mode == scenarios.ModeIPVS {
 			if _, err := run("ip", "link", "show", "kube-ipvs0"); err != nil {
 				return fmt.Errorf("no kube-ipvs0 device yet: %w: %w", ErrModeMismatch, err)
+			}
+			// The kubernetes Service is always there: at least one
+			// virtual server once kube-proxy has synced.
+			out, err := run("ipvsadm", "-Ln")
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(out, "\nTCP ") && !strings.Contains(out, "\nUDP ") {
+				return fmt.Errorf("no IPVS virtual servers yet: %w", ErrModeMismatch)
 			}
 		}
 	case scenarios.ModeNFTables:
@@ -282,6 +298,10 @@ func (l *Lab) setMode(ctx context.Context, mode scenarios.Mode) error {
 			return err
 		}
 	}
+	if err := l.vmStopKubeProxy(ctx, st); err != nil {
+		return err
+	}
+	node := l.node()
 	// Remove every mode's rules so the next mode starts from a clean node.
 	// kube-proxy --cleanup deletes iptables chains one at a time, which
 	// through iptables-nft takes many minutes at 10,000 Services. The node
@@ -289,7 +309,6 @@ func (l *Lab) setMode(ctx context.Context, mode scenarios.Mode) error {
 	// whole nf_tables ruleset (iptables-nft's tables included) at once;
 	// --cleanup then removes whatever is left (legacy iptables, IPVS, ipsets).
 	if _, err := exec.LookPath("nft"); err == nil {
-		node := &clientNode{l: l}
 		if err := node.Run(ctx, nil, nil, nil, "nft", "flush", "ruleset"); err != nil {
 			return fmt.Errorf("flushing the node's nftables ruleset before switching modes: %w", err)
 		}
@@ -300,12 +319,7 @@ func (l *Lab) setMode(ctx context.Context, mode scenarios.Mode) error {
 		return fmt.Errorf("opening cleanup log: %w", err)
 	}
 	fmt.Fprintf(logf, "==== %s kpbench: kube-proxy --cleanup before switching to %s\n", time.Now().UTC().Format(time.RFC3339), mode)
-	cmd := exec.CommandContext(ctx, filepath.Join(st.BinDir, "kube-proxy"), "--cleanup", "--config="+l.kubeProxyConfigPath())
-	cmd.Stdout, cmd.Stderr = logf, logf
-	err = netns.Start(cmd, netns.Path(l.nsName("node")), st.NodeCPUs)
-	if err == nil {
-		err = cmd.Wait()
-	}
+	err = node.Run(ctx, nil, logf, logf, filepath.Join(st.BinDir, "kube-proxy"), "--cleanup", "--config="+l.kubeProxyConfigPath())
 	logf.Close()
 	if err != nil {
 		return &ComponentError{Component: "kube-proxy --cleanup", Log: logPath, Tail: logTail(logPath, 25), Err: err}

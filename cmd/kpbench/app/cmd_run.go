@@ -27,8 +27,10 @@ type runFlags struct {
 	// providerSet is true when --provider was given.
 	force, providerSet                    bool
 	labName, nodeCPUs, k8sVersion, binDir string
-	qps                                   float64
-	waitTimeout                           time.Duration
+	// node is the lab's client node (netns or a VM).
+	node        nodeFlags
+	qps         float64
+	waitTimeout time.Duration
 	// cluster configures the kind and existing providers.
 	cluster clusterFlags
 }
@@ -66,6 +68,7 @@ Ctrl-C stops the load, keeps every finished point, tears the lab down (unless
 	fl.StringVar(&f.nodeCPUs, "node-cpus", "", "lab: CPUs of the client node (default: the last CPU)")
 	fl.StringVar(&f.k8sVersion, "k8s-version", "", "lab: Kubernetes version of the binaries (default "+labDefaultVersion()+")")
 	fl.StringVar(&f.binDir, "bin-dir", "", "lab: use etcd, kube-apiserver and kube-proxy from this directory")
+	f.node.register(fl, "lab: ")
 	fl.Float64Var(&f.qps, "qps", 500, "API requests per second the scaler may make")
 	fl.DurationVar(&f.waitTimeout, "programmed-timeout", 10*time.Minute, "how long to wait for kube-proxy to program one Service step")
 	f.cluster.registerForRun(fl)
@@ -250,6 +253,7 @@ func (f *runFlags) newProvider(g *globals, sc *scenarios.Scenario, progress func
 	o := f.cluster.providerOptions(g, sc.Spec)
 	o.Keep = f.keep
 	o.Lab = lab.Config{Name: f.labName, K8sVersion: f.k8sVersion, BinDir: f.binDir, BuildProgress: progress}
+	f.node.apply(&o.Lab)
 	if f.nodeCPUs != "" {
 		cpus, err := lab.ParseCPUList(f.nodeCPUs)
 		if err != nil {

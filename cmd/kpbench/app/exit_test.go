@@ -41,6 +41,8 @@ func badInputCases(t *testing.T) map[string]struct {
 		"kpbench lab exec":               {[]string{"lab", "exec", "ip", "-br", "addr"}, "Put -- before the command"},
 		"kpbench lab kubeconfig":         {[]string{"lab", "kubeconfig", "--name", "nolab", "--state-dir", state}, "lab not found"},
 		"kpbench lab forward":            {[]string{"lab", "forward", "--netns", "/run/netns/x", "--to", "198.18.0.2:6443"}, "give --listen-fd or --listen"},
+		"kpbench lab vm-init":            {[]string{"lab", "vm-init", "--config", "/nonexistent"}, "only as PID 1"},
+		"kpbench lab vm-agent":           {[]string{"lab", "vm-agent"}, `required flag(s) "config" not set`},
 		"kpbench cluster":                {[]string{"cluster", "nosuch"}, `unknown command "nosuch" for "kpbench cluster"`},
 		"kpbench cluster create":         {[]string{"cluster", "create", "--mode", "userspace"}, `unknown proxy mode "userspace"`},
 		"kpbench cluster delete":         {[]string{"cluster", "delete", "extra"}, `unknown command "extra"`},
