@@ -305,6 +305,14 @@ func (e *Engine) measure(ctx context.Context, ps *pass, mode scenarios.Mode, n, 
 		}
 		return nil
 	}
+	flushed := false
+	if f, ok := e.Provider.ClientNode().(ConntrackFlusher); ok {
+		if err := f.FlushConntrack(ctx); err != nil {
+			e.problem(run, dir, ps.log, fmt.Sprintf("%s: %v", id, err))
+		} else {
+			flushed = true
+		}
+	}
 	urls, used, err := e.pick(ctx, tg)
 	if err != nil {
 		return nil, err
@@ -394,6 +402,7 @@ func (e *Engine) measure(ctx context.Context, ps *pass, mode scenarios.Mode, n, 
 		Valid:          res.Valid,
 		InvalidReasons: append([]string(nil), res.InvalidReasons...),
 	}
+	p.Conntrack.FlushedBefore = flushed
 	return p, nil
 }
 
