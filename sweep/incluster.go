@@ -15,6 +15,7 @@ import (
 	"github.com/kpbench/kpbench/clusters"
 	"github.com/kpbench/kpbench/clusters/manifests"
 	"github.com/kpbench/kpbench/collector"
+	"github.com/kpbench/kpbench/internal/cpuset"
 	"github.com/kpbench/kpbench/loadgen"
 )
 
@@ -170,7 +171,7 @@ func (o *AgentObserver) Begin(ctx context.Context, rawDir string) (Window, error
 	}
 	args = append(args, "--interval", interval.String())
 	if cpus := o.Node.CPUs(); len(cpus) > 0 {
-		args = append(args, "--cpus", collector.FormatCPUList(cpus))
+		args = append(args, "--cpus", cpuset.Format(cpus))
 	}
 	p, err := collector.StartRemotePoint(ctx, o.Node.Run, args...)
 	if err != nil {

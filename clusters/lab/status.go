@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/kpbench/kpbench/clusters/lab/netns"
+	"github.com/kpbench/kpbench/internal/cpuset"
 	"github.com/kpbench/kpbench/scenarios"
 )
 
@@ -103,7 +104,7 @@ func (s Status) WriteText(w io.Writer) error {
 	fmt.Fprintf(tw, "versions\tkubernetes %s, kube-proxy %s, etcd %s, iptables backend %s\n", orDash(s.KubernetesVer), orDash(s.KubeProxyVer), orDash(s.EtcdVersion), orDash(s.IPTablesBackend))
 	fmt.Fprintf(tw, "kubeconfig\t%s\n", s.Kubeconfig)
 	fmt.Fprintf(tw, "apiserver\t%s (forwarded from the cp namespace)\n", orDash(s.APIServerURL))
-	fmt.Fprintf(tw, "node CPUs\t%s (everything else on %s)\n", orDash(FormatCPUList(s.NodeCPUs)), orDash(FormatCPUList(s.OtherCPUs)))
+	fmt.Fprintf(tw, "node CPUs\t%s (everything else on %s)\n", orDash(cpuset.Format(s.NodeCPUs)), orDash(cpuset.Format(s.OtherCPUs)))
 	fmt.Fprintf(tw, "backends\t%s\n", strings.Join(s.Backends, " "))
 	fmt.Fprintf(tw, "state\t%s\n", s.StateDir)
 	for m, r := range s.UnavailableModes {
@@ -120,7 +121,7 @@ func (s Status) WriteText(w io.Writer) error {
 		if !c.Running {
 			state = "STOPPED"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", c.Name, c.PID, state, orDash(c.Netns), orDash(FormatCPUList(c.CPUs)), c.Log)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", c.Name, c.PID, state, orDash(c.Netns), orDash(cpuset.Format(c.CPUs)), c.Log)
 	}
 	return tw.Flush()
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kpbench/kpbench/collector"
+	"github.com/kpbench/kpbench/internal/cpuset"
 	"github.com/kpbench/kpbench/runs"
 )
 
@@ -203,7 +204,7 @@ func writeSampleRow(w io.Writer, s collector.Sample, procs []collector.Process) 
 
 func writeSampleSummary(w io.Writer, ser *collector.Series) {
 	sum := ser.Summary
-	fmt.Fprintf(w, "\nsummary: %d samples over %.3f s, CPUs %s, in cores\n", len(ser.Samples), sum.Seconds, collector.FormatCPUList(sum.CPUs))
+	fmt.Fprintf(w, "\nsummary: %d samples over %.3f s, CPUs %s, in cores\n", len(ser.Samples), sum.Seconds, cpuset.Format(sum.CPUs))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "\t"+strings.Join(coreColumns, "\t")+"\tmax total\t")
 	row := []string{"node mean"}
@@ -231,7 +232,7 @@ func procFlags(procRoot, cpuList string) (collector.FS, []int, error) {
 	}
 	var cpus []int
 	if cpuList != "" {
-		if cpus, err = collector.ParseCPUList(cpuList); err != nil {
+		if cpus, err = cpuset.Parse(cpuList); err != nil {
 			return collector.FS{}, nil, &ExitError{Code: 2, Err: fmt.Errorf("--cpus: %w", err)}
 		}
 	}
