@@ -61,18 +61,13 @@ func (l *ClusterLoad) Run(ctx context.Context, req LoadRequest) (*LoadResult, er
 			}
 		}
 	}
-	merged := results[0].Summary
-	if clients > 1 {
-		if l.Merge == nil {
-			return nil, fmt.Errorf("%d load clients but no merger", clients)
-		}
-		parts := make([]json.RawMessage, len(results))
-		for i, r := range results {
-			parts[i] = r.Summary
-		}
-		if merged, err = l.Merge.MergeSummaries(parts); err != nil {
-			return nil, fmt.Errorf("merging %d load clients: %w", clients, err)
-		}
+	parts := make([]json.RawMessage, len(results))
+	for i, r := range results {
+		parts[i] = r.Summary
+	}
+	merged, err := manifests.MergeLoad(l.Merge, parts)
+	if err != nil {
+		return nil, err
 	}
 	if req.RawDir != "" {
 		if err := writeJSON(filepath.Join(req.RawDir, "load.json"), merged); err != nil {

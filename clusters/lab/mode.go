@@ -1,22 +1,21 @@
 package lab
 
 import (
-	"bytes"
 	"context"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kpbench/kpbench/clusters"
+	"github.com/kpbench/kpbench/clusters/kubeproxy"
 	"github.com/kpbench/kpbench/clusters/lab/netns"
 	"github.com/kpbench/kpbench/scenarios"
 )
@@ -32,7 +31,7 @@ func netipParse(s string) (netip.Addr, error) {
 // machine is what Capabilities looks at, so tests can fake it.
 type machine struct {
 	lookPath      func(string) (string, error)
-	exists        func(string) bool
+	proc, root    fs.FS // the kernel's /proc and the root filesystem, for IP_VS
 	kernelRelease string
 	cpus          int
 }
@@ -48,7 +47,7 @@ func realMachine() machine {
 	if err != nil {
 		n = runtime.NumCPU()
 	}
-	return machine{lookPath: exec.LookPath, exists: fileExists, kernelRelease: release, cpus: n}
+	return machine{lookPath: exec.LookPath, proc: os.DirFS("/proc"), root: os.DirFS("/"), kernelRelease: release, cpus: n}
 }
 
 // Capabilities tells which kube-proxy modes can run on this machine and why
@@ -58,54 +57,21 @@ func (l *Lab) Capabilities(ctx context.Context) (clusters.Capabilities, error) {
 }
 
 func capabilities(m machine) clusters.Capabilities {
-	missing := func(tools ...string) string {
-		var gone []string
-		for _, t := range tools {
-			if _, err := m.lookPath(t); err != nil {
-				gone = append(gone, t)
-			}
-		}
-		if len(gone) == 0 {
-			return ""
-		}
-		return "missing " + strings.Join(gone, ", ") + " (install with hack/deps.sh or apt-get install iptables nftables ipset)"
-	}
 	caps := clusters.Capabilities{
 		Modes:         map[scenarios.Mode]string{},
 		CanSwitchMode: true,
 		CPUPinning:    m.cpus > 1,
 	}
-	caps.Modes[scenarios.ModeIPTables] = missing("ip", "iptables", "iptables-save", "iptables-restore")
-
-	nft := missing("ip", "nft")
-	if nft == "" && !kernelAtLeast(m.kernelRelease, 5, 13) {
-		nft = fmt.Sprintf("kernel %s is older than 5.13, which kube-proxy's nftables mode needs", m.kernelRelease)
+	host := kubeproxy.Host{
+		LookPath:      m.lookPath,
+		KernelRelease: m.kernelRelease,
+		IPVS:          func() (bool, string) { return kubeproxy.IPVSAvailableFS(m.proc, m.root) },
 	}
-	caps.Modes[scenarios.ModeNFTables] = nft
-
-	ipvs := ""
-	if !m.exists("/proc/net/ip_vs") {
-		ipvs = "kernel has no IP_VS support (/proc/net/ip_vs is absent; try `modprobe ip_vs`, or use a kernel built with CONFIG_IP_VS)"
-	} else {
-		ipvs = missing("ip", "iptables", "iptables-save", "iptables-restore", "ipset")
+	for _, mode := range scenarios.Modes {
+		d, _ := kubeproxy.For(mode)
+		caps.Modes[mode] = d.Unavailable(host)
 	}
-	caps.Modes[scenarios.ModeIPVS] = ipvs
 	return caps
-}
-
-// kernelAtLeast compares a release like "6.18.44-fc" with major.minor; an
-// unreadable release passes (the mode's own start would then tell).
-func kernelAtLeast(release string, major, minor int) bool {
-	parts := strings.SplitN(release, ".", 3)
-	if len(parts) < 2 {
-		return true
-	}
-	ma, err1 := strconv.Atoi(parts[0])
-	mi, err2 := strconv.Atoi(strings.TrimFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' }))
-	if err1 != nil || err2 != nil {
-		return true
-	}
-	return ma > major || (ma == major && mi >= minor)
 }
 
 // kubeProxyConfiguration is the part of kube-proxy's
@@ -189,57 +155,14 @@ func (l *Lab) startKubeProxy(ctx context.Context, mode scenarios.Mode) error {
 }
 
 // VerifyMode checks that kube-proxy answers GET /proxyMode with mode and
-// that rules of that kind exist in the client-node namespace.
+// that rules of that kind exist in the client-node namespace. A mismatch
+// wraps ErrModeMismatch.
 func (l *Lab) VerifyMode(ctx context.Context, mode scenarios.Mode) error {
-	node := &clientNode{l: l}
-	body, err := node.KubeProxyGet(ctx, "/proxyMode")
-	if err != nil {
-		return fmt.Errorf("asking kube-proxy its mode: %w", err)
-	}
-	if got := strings.TrimSpace(string(body)); got != string(mode) {
-		return fmt.Errorf("kube-proxy runs in %q mode, want %q: %w", got, mode, ErrModeMismatch)
-	}
-	return l.rulesPresent(ctx, node, mode)
-}
-
-// rulesPresent checks for the rules each mode programs: the KUBE-SERVICES
-// chain of the nat table (iptables, ipvs), the kube-ipvs0 dummy device
-// (ipvs), or the "ip kube-proxy" nftables table (nftables).
-func (l *Lab) rulesPresent(ctx context.Context, node *clientNode, mode scenarios.Mode) error {
-	run := func(args ...string) (string, error) {
-		var out, errOut bytes.Buffer
-		err := node.Run(ctx, nil, &out, &errOut, args...)
-		if err != nil {
-			return "", fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(errOut.String()))
-		}
-		return out.String(), nil
-	}
-	switch mode {
-	case scenarios.ModeIPTables, scenarios.ModeIPVS:
-		out, err := run("iptables-save", "-t", "nat")
-		if err != nil {
-			return err
-		}
-		if !strings.Contains(out, ":KUBE-SERVICES ") {
-			return fmt.Errorf("no KUBE-SERVICES chain in the nat table yet: %w", ErrModeMismatch)
-		}
-		if mode == scenarios.ModeIPVS {
-			if _, err := run("ip", "link", "show", "kube-ipvs0"); err != nil {
-				return fmt.Errorf("no kube-ipvs0 device yet: %w: %w", ErrModeMismatch, err)
-			}
-		}
-	case scenarios.ModeNFTables:
-		out, err := run("nft", "list", "table", "ip", "kube-proxy")
-		if err != nil {
-			return fmt.Errorf("no nftables table ip kube-proxy yet: %w: %w", ErrModeMismatch, err)
-		}
-		if !strings.Contains(out, "chain services") {
-			return fmt.Errorf("table ip kube-proxy has no services chain yet: %w", ErrModeMismatch)
-		}
-	default:
+	if _, ok := kubeproxy.For(mode); !ok {
 		return fmt.Errorf("%w: unknown mode %q", ErrBadConfig, mode)
 	}
-	return nil
+	node := &clientNode{l: l}
+	return kubeproxy.Verify(ctx, node.KubeProxyGet, kubeproxy.NodeRunner(node.Run), mode)
 }
 
 // SetMode switches kube-proxy in place: stop it, run `kube-proxy --cleanup`
