@@ -189,3 +189,24 @@ type Pinner interface {
 type UserKubeconfig interface {
 	UserKubeconfig() (path, context string)
 }
+
+// VMNode is implemented by providers whose client node may be a virtual
+// machine on this one (the lab with --node vm). Its load client and point
+// agent run in the guest through ClientNode().Run; the node's CPU is the
+// guest's /proc/stat and the hypervisor process's CPU is measured beside it.
+type VMNode interface {
+	// VMNode describes the VM; ok is false when the node is not one.
+	VMNode(ctx context.Context) (info VMNodeInfo, ok bool)
+}
+
+// VMNodeInfo describes a VM client node.
+type VMNodeInfo struct {
+	// Accelerator is kvm or tcg (software emulation); AccelReason says
+	// why TCG was used.
+	Accelerator, AccelReason string
+	// HostPID is the process on this machine that runs the guest (qemu).
+	HostPID int
+	// Scratch is a directory at the same path on this machine and in the
+	// guest, writable by both: the load client's raw files pass through it.
+	Scratch string
+}

@@ -13,6 +13,10 @@ declare -A want=(
   [conntrack]=conntrack
   # kube-proxy's ipvs mode needs ipset (and a kernel with IP_VS).
   [ipset]=ipset
+  # kpbench's IPVS checks and rule counts.
+  [ipvsadm]=ipvsadm
+  # The lab's VM client node (--node vm): qemu boots a guest kernel.
+  [qemu-system-x86_64]=qemu-system-x86
   [taskset]=util-linux
   [nsenter]=util-linux
   [pgrep]=procps
@@ -24,6 +28,17 @@ missing=()
 for cmd in "${!want[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${want[$cmd]}")
 done
+# The VM client node's guest: a static busybox for its initramfs and a
+# distribution kernel with its modules (IP_VS among them).
+bb=$(LC_ALL=C ldd /bin/busybox 2>&1 || true)
+if [ ! -x /bin/busybox ] || [[ "$bb" != *"not a dynamic"* ]]; then
+  missing+=(busybox-static)
+fi
+have_kernel=
+for k in /boot/vmlinuz-*; do
+  [ -e "$k" ] && [ -e "/lib/modules/${k#/boot/vmlinuz-}/modules.dep" ] && have_kernel=1
+done
+[ -n "$have_kernel" ] || missing+=(linux-image-amd64)
 # de-duplicate
 mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u | sed '/^$/d')
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -33,7 +48,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
     echo "deps: installing ${missing[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # INITRD=No: the guest boots kpbench's own initramfs, so skip the
+    # kernel package's (slow) update-initramfs.
+    INITRD=No apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
 fi
 go mod download

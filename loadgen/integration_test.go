@@ -93,8 +93,11 @@ func TestRunRequestsPerConnAccounting(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv, url := startServer(t, ServerConfig{BodyBytes: DefaultBodyBytes})
 			s := mustRun(t, Config{URLs: []string{url}, Rate: 2000, Duration: time.Second, RequestsPerConn: tt.k})
-			if s.Requests != 2000 || s.Errors.Total != 0 {
-				t.Fatalf("requests %d errors %+v, want 2000 and none", s.Requests, s.Errors)
+			// A machine too busy to open 2000 connections a second sends
+			// fewer by the window's end (and says so); the accounting
+			// below holds for what was sent.
+			if s.Requests+s.NotSent != 2000 || s.Errors.Total != 0 {
+				t.Fatalf("requests %d + not sent %d, errors %+v; want 2000 and none", s.Requests, s.NotSent, s.Errors)
 			}
 			if got := srv.Requests(); got != s.Requests {
 				t.Errorf("server answered %d requests, client sent %d", got, s.Requests)

@@ -87,7 +87,13 @@ func merge(parts []*Summary) (*Summary, error) {
 
 		out.TargetRate += p.TargetRate
 		out.AchievedRate += p.AchievedRate
+		out.SentRate += p.SentRate
 		out.Requests += p.Requests
+		out.Answered += p.Answered
+		out.NotSent += p.NotSent
+		out.BehindSeconds = max(out.BehindSeconds, p.BehindSeconds)
+		out.Aborted = out.Aborted || p.Aborted
+		out.MeasuredSeconds = max(out.MeasuredSeconds, p.MeasuredSeconds)
 		out.Errors.Total += p.Errors.Total
 		for k, n := range p.Errors.ByKind {
 			byKind[k] += n
@@ -113,6 +119,7 @@ func merge(parts []*Summary) (*Summary, error) {
 		out.Warmup.Seconds = max(out.Warmup.Seconds, p.Warmup.Seconds)
 		out.Warmup.Requests += p.Warmup.Requests
 		out.Warmup.Errors += p.Warmup.Errors
+		out.Warmup.NotSent += p.Warmup.NotSent
 
 		for _, r := range p.InvalidReasons {
 			// An interrupted client's numbers stop short; the merged

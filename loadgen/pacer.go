@@ -44,6 +44,23 @@ func (p ConstantPacer) Due(n uint64) time.Duration {
 	return time.Duration(math.Round(float64(n) * 1e9 / p.Rate))
 }
 
+// countBefore returns how many requests are due before t: the n with
+// Due(n) < t (requests 0..n-1).
+func (p ConstantPacer) countBefore(t time.Duration) uint64 {
+	if t <= 0 {
+		return 0
+	}
+	n := uint64(math.Ceil(float64(t) * p.Rate / 1e9))
+	// Due rounds to the nanosecond: step to the exact boundary.
+	for n > 0 && p.Due(n-1) >= t {
+		n--
+	}
+	for p.Due(n) < t {
+		n++
+	}
+	return n
+}
+
 // Pace implements Pacer.
 func (p ConstantPacer) Pace(elapsed time.Duration, hits uint64) (time.Duration, bool) {
 	if !(p.Rate > 0) {

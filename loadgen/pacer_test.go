@@ -195,3 +195,32 @@ func TestWakeAdvanceRecoversFromAStall(t *testing.T) {
 		t.Errorf("estimate %v after eight 20 µs wake-ups, want back near 20 µs", got)
 	}
 }
+
+func TestCountBefore(t *testing.T) {
+	tests := []struct {
+		rate float64
+		t    time.Duration
+		want uint64
+	}{
+		{1000, 0, 0},
+		{1000, time.Millisecond, 1},         // request 0 at 0
+		{1000, time.Millisecond + 1, 2},     // and request 1 at 1 ms
+		{1000, time.Second, 1000},           // 0 .. 999 ms
+		{3, time.Second, 3},                 // 0, 333.3, 666.7 ms
+		{1e7, time.Second, 10_000_000},      // a rate no client reaches
+		{0.5, 3 * time.Second, 2},           // 0 s and 2 s
+		{1e9 / 7, 7 * time.Nanosecond, 1},   // due times round to the nanosecond
+		{1e9 / 7, 7*time.Nanosecond + 1, 2}, //
+	}
+	for _, tt := range tests {
+		p := ConstantPacer{Rate: tt.rate}
+		got := p.countBefore(tt.t)
+		if got != tt.want {
+			t.Errorf("rate %g: countBefore(%v) = %d, want %d", tt.rate, tt.t, got, tt.want)
+		}
+		// The definition: Due(n) < t for exactly the first got requests.
+		if got > 0 && p.Due(got-1) >= tt.t || p.Due(got) < tt.t {
+			t.Errorf("rate %g: countBefore(%v) = %d is not the boundary", tt.rate, tt.t, got)
+		}
+	}
+}

@@ -25,7 +25,10 @@ type Config struct {
 	// Rate is the target rate in requests per second.
 	Rate float64
 	// Duration is the measured window; Warmup runs before it at the same
-	// rate and is excluded from every figure but Summary.Warmup.
+	// rate and is excluded from every figure but Summary.Warmup. Together
+	// they bound the run's wall time: no request is sent after them, and
+	// the run returns at most Timeout later, whatever the schedule still
+	// owes (counted as not sent).
 	Duration, Warmup time.Duration
 	// RequestsPerConn: 1 opens a new TCP connection per request, N closes
 	// each connection after N requests, 0 keeps connections open.
@@ -46,6 +49,13 @@ type Config struct {
 	// the server as any burst does. Latency and lag count from the batch's
 	// start. Zero sends every request at its own due time.
 	Tick time.Duration
+	// Progress, when set, is called about once a second with what the run
+	// has done so far (from a goroutine of its own; it must not block).
+	Progress func(Progress)
+	// AbortWhenBehind ends the run as soon as the client falls behind its
+	// schedule (see Progress.Behind), rather than at its duration: a rate
+	// the client cannot reach fails fast. The run is then invalid.
+	AbortWhenBehind bool
 
 	// idleReuse overrides maxIdleReuse (tests).
 	idleReuse time.Duration
@@ -142,6 +152,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		targets:  targets,
 		pacer:    pacer,
 		freed:    make(chan struct{}, 1),
+		stop:     make(chan struct{}),
 		warmupNs: int64(cfg.Warmup),
 		seed:     seed,
 		dialer:   d,
@@ -197,6 +208,13 @@ type runner struct {
 	freed   chan struct{}
 	dialer  dialer
 	wg      sync.WaitGroup
+	// stop is closed when the run's wall time is up (warm-up plus
+	// duration) or when it is aborted: a dispatcher waiting for a free
+	// worker gives up.
+	stop chan struct{}
+	// sent is the dispatcher's count of requests sent, warm-up included;
+	// answered and failed count completions, for Progress.
+	sent, answered, failed atomic.Int64
 
 	// connects counts the connections opened to each target in the
 	// measured window (several targets only).
@@ -228,22 +246,43 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		r.idle = append(r.idle, r.startWorker())
 	}
 
-	var (
-		hits           uint64
-		windowOpen     bool
-		cpu0           time.Duration
-		interrupted    bool
-		measuredSent   int64
-		windowStartNow int64
-		lastSend       int64
-	)
 	total := int64(r.cfg.Warmup + r.cfg.Duration)
+	// Requests the schedule still owes at the end may go out late for a
+	// short grace (a stall of the machine in the last milliseconds should
+	// not lose them); after it, nothing is sent.
+	sendEnd := total + int64(min(sendGrace, r.cfg.Timeout))
+	// sendCtx ends the sending early: the caller's ctx (interrupted), or
+	// an abort when the client falls behind (--abort-when-behind).
+	sendCtx, abort := context.WithCancelCause(ctx)
+	defer abort(nil)
+	var stopOnce sync.Once
+	closeStop := func() { stopOnce.Do(func() { close(r.stop) }) }
+	wallTimer := time.AfterFunc(time.Duration(sendEnd), closeStop)
+	defer wallTimer.Stop()
+	monitorDone := r.monitor(sendCtx, abort, closeStop)
+
+	var (
+		hits                 uint64
+		windowOpen           bool
+		cpu0                 time.Duration
+		measuredSent         int64
+		windowStartNow       int64
+		lastSend             int64
+		warmNotSent          uint64
+		firstMeasured        = r.pacer.countBefore(time.Duration(r.warmupNs))
+		plannedEnd           = total // the schedule's end, or where sending stopped early
+		stoppedEarly, timeUp bool
+	)
 	for {
 		elapsed := r.now()
 		if r.cfg.stallFor > 0 && time.Duration(elapsed) >= r.cfg.stallAt {
 			time.Sleep(r.cfg.stallFor)
 			r.cfg.stallFor = 0
 			elapsed = r.now()
+		}
+		if elapsed >= sendEnd {
+			timeUp = true
+			break
 		}
 		wait, stop := r.pacer.Pace(time.Duration(elapsed), hits)
 		if stop {
@@ -254,10 +293,17 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		// when batching, is when it is sent and what lag and latency count
 		// from.
 		due := elapsed + int64(wait)
+		if due < r.warmupNs && elapsed >= r.warmupNs {
+			// The warm-up is over with requests still owed: they are not
+			// sent, and the window starts on its own schedule.
+			warmNotSent += firstMeasured - hits
+			hits = firstMeasured
+			continue
+		}
 		intended := int64(BatchStart(time.Duration(due), r.cfg.Tick))
 		if arm := intended - r.advance.ahead(r.pacer.Interval()); arm > elapsed {
-			if r.sleep(ctx, arm) != nil {
-				interrupted = true
+			if r.sleep(sendCtx, arm) != nil {
+				stoppedEarly = true
 				break
 			}
 			r.advance.observe(r.now() - arm)
@@ -268,20 +314,34 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 			cpu0 = processCPU()
 			windowStartNow = r.now()
 		}
-		if !r.send(ctx, intended, measured) {
-			interrupted = true
+		if !r.send(sendCtx, intended, measured) {
+			if sendCtx.Err() != nil {
+				stoppedEarly = true
+			} else {
+				timeUp = true // waited for a worker until the time was up
+			}
 			break
 		}
 		hits++
+		r.sent.Store(int64(hits))
 		if measured {
 			measuredSent++
 			lastSend = r.now()
 		}
 	}
+	stoppedAt := r.now()
 	// The window lasts until its scheduled end, or later if sends ran late.
-	if !interrupted && r.sleep(ctx, total) != nil {
-		interrupted = true
+	if !stoppedEarly && r.sleep(sendCtx, total) != nil {
+		stoppedEarly = true
+		stoppedAt = r.now()
 	}
+	if stoppedEarly {
+		// Interrupted or aborted: the schedule ends where sending stopped.
+		// A request due in the last moment before (the one the dispatcher
+		// was waiting for) is not owed.
+		plannedEnd = min(stoppedAt-min(int64(r.pacer.Interval()), int64(10*time.Millisecond)), total)
+	}
+	closeStop()
 	windowEnd := r.now()
 	cpu1 := processCPU()
 	for _, w := range r.workers {
@@ -289,6 +349,10 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	}
 	r.wg.Wait()
 	r.dialer.close()
+	abort(nil)
+	<-monitorDone
+	interrupted := ctx.Err() != nil
+	aborted := !interrupted && stoppedEarly && context.Cause(sendCtx) == errBehind
 
 	res := &Result{Histograms: r.hist, Timeline: r.timeline.lines()}
 	s := &res.Summary
@@ -322,18 +386,125 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	if len(byKind) > 0 {
 		s.Errors.ByKind = byKind
 	}
+	s.Answered = s.Requests - s.Errors.Total
+	// What the schedule owed up to where sending stopped and was never
+	// sent; and how far behind the schedule the client was by then.
+	due := r.pacer.countBefore(time.Duration(plannedEnd))
+	if owed := int64(due) - int64(max(hits, firstMeasured)); owed > 0 {
+		s.NotSent = owed
+	}
+	if warmDue := min(due, firstMeasured); hits < warmDue {
+		warmNotSent += warmDue - hits
+	}
+	s.Warmup.NotSent = int64(warmNotSent)
+	if timeUp || stoppedEarly {
+		if behind := min(stoppedAt, total) - int64(r.pacer.Due(hits)); behind > 0 && hits < due {
+			s.BehindSeconds = roundSeconds(behind)
+		}
+	}
 	// The window ends on schedule, or later if the last sends were late; a
 	// late wake-up after the last send does not count against the rate.
-	sendEnd := max(total, lastSend+int64(r.pacer.Interval()))
-	if window := sendEnd - r.warmupNs; windowOpen && window > 0 {
-		s.AchievedRate = float64(measuredSent) / (float64(window) / 1e9)
+	// Stopped early, it ends where it stopped: rates are over the time
+	// actually run.
+	windowClose := max(total, lastSend+int64(r.pacer.Interval()))
+	if stoppedEarly {
+		windowClose = min(stoppedAt, total)
+	}
+	if window := windowClose - r.warmupNs; windowOpen && window > 0 {
+		s.MeasuredSeconds = roundSeconds(window)
+		s.SentRate = float64(measuredSent) / (float64(window) / 1e9)
+		s.AchievedRate = float64(s.Answered) / (float64(window) / 1e9)
 		if busy := windowEnd - windowStartNow; busy > 0 {
 			s.ClientCPUCores = float64(cpu1-cpu0) / float64(busy)
 		}
 	}
 	s.setDistributions(res.Histograms)
+	s.Aborted = aborted
 	s.judge(interrupted)
 	return res, nil
+}
+
+// sendGrace is how long after the window's end requests still owed may be
+// sent (late, as their lag shows), at most the request timeout.
+const sendGrace = 100 * time.Millisecond
+
+// roundSeconds converts nanoseconds to seconds, rounded to the millisecond.
+func roundSeconds(ns int64) float64 { return float64(ns/1e6) / 1e3 }
+
+// errBehind is the cause of an abort by AbortWhenBehind.
+var errBehind = errors.New("the client fell behind its schedule")
+
+// Progress is what a run has done so far.
+type Progress struct {
+	// Elapsed is the time since the run started, warm-up included; Warmup
+	// says whether it is still in the warm-up.
+	Elapsed time.Duration
+	Warmup  bool
+	// Due is how many requests the schedule has asked for by Elapsed;
+	// Sent how many were sent, Answered and Failed how many completed.
+	Due, Sent, Answered, Failed int64
+	// Behind is how far behind its schedule the client is: the next
+	// request to send was due that long ago. IsBehind tells whether that
+	// is far enough to say the client cannot keep its rate: more than
+	// 100 ms and more than a tenth of the time run.
+	Behind   time.Duration
+	IsBehind bool
+}
+
+// behindBound is how far behind its schedule the client may be, after
+// elapsed, before the rate counts as out of reach: a tenth of the time run,
+// at least 100 ms (so that one stall of the machine is not taken for it).
+func behindBound(elapsed time.Duration) time.Duration {
+	return max(elapsed/10, 100*time.Millisecond)
+}
+
+// monitor reports progress once a second and, with AbortWhenBehind, ends
+// the sending once the client is behind. It returns a channel closed when
+// it is done (after ctx ends).
+func (r *runner) monitor(ctx context.Context, abort context.CancelCauseFunc, closeStop func()) <-chan struct{} {
+	done := make(chan struct{})
+	if r.cfg.Progress == nil && !r.cfg.AbortWhenBehind {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		total := r.cfg.Warmup + r.cfg.Duration
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-r.stop:
+				return
+			case <-tick.C:
+			}
+			elapsed := min(time.Since(r.t0), total)
+			sent := r.sent.Load()
+			p := Progress{
+				Elapsed:  elapsed,
+				Warmup:   elapsed < r.cfg.Warmup,
+				Due:      int64(r.pacer.countBefore(elapsed)),
+				Sent:     sent,
+				Answered: r.answered.Load(),
+				Failed:   r.failed.Load(),
+			}
+			if next := r.pacer.Due(uint64(sent)); next < elapsed {
+				p.Behind = elapsed - next
+			}
+			p.IsBehind = p.Behind > behindBound(elapsed)
+			if r.cfg.Progress != nil {
+				r.cfg.Progress(p)
+			}
+			if p.IsBehind && r.cfg.AbortWhenBehind {
+				abort(errBehind)
+				closeStop()
+				return
+			}
+		}
+	}()
+	return done
 }
 
 // sleep waits until t (ns since t0) or until ctx ends.
@@ -344,7 +515,8 @@ func (r *runner) sleep(ctx context.Context, t int64) error {
 // send hands intended to an idle worker, starting a new one when every
 // worker has a request in flight. At the bound it waits (the send is late,
 // which its lag and latency show) and counts the hit, which makes the run
-// invalid. It returns false when ctx ended while waiting.
+// invalid. It returns false when ctx ended or the run's time was up while
+// waiting.
 //
 // The most recently freed worker goes first: a few connections stay hot
 // and carry the load, and workers started during a stall fall idle again
@@ -360,6 +532,8 @@ func (r *runner) send(ctx context.Context, intended int64, measured bool) bool {
 				select {
 				case <-r.freed:
 				case <-ctx.Done():
+					return false
+				case <-r.stop:
 					return false
 				}
 				w = r.popIdle()
@@ -556,6 +730,13 @@ func (w *worker) arrived(start, done int64) int64 {
 // finish records one request's outcome; done is when it completed.
 func (w *worker) finish(smp *sample, measured bool, intended, start, done int64, status int, err error) {
 	kind := Classify(err, status)
+	if w.r.cfg.Progress != nil {
+		if kind != "" {
+			w.r.failed.Add(1)
+		} else {
+			w.r.answered.Add(1)
+		}
+	}
 	if !measured {
 		w.warmRequests++
 		if kind != "" {

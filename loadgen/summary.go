@@ -20,13 +20,27 @@ import (
 // stable; schemaVersion follows the results schema (runs.SchemaVersion).
 type Summary struct {
 	SchemaVersion int `json:"schemaVersion"`
-	// TargetRate and AchievedRate are requests per second. Achieved counts
-	// the requests sent in the window over the window's real length.
+	// TargetRate, AchievedRate and SentRate are requests per second over
+	// the window's real length (MeasuredSeconds): achieved counts the
+	// requests answered (errors excluded), sent every request sent.
 	TargetRate   float64 `json:"targetRate"`
 	AchievedRate float64 `json:"achievedRate"`
-	// Requests sent in the measured window (successes and errors).
+	SentRate     float64 `json:"sentRate"`
+	// Requests sent in the measured window (successes and errors);
+	// Answered are those that got a response without error.
 	Requests int64       `json:"requests"`
+	Answered int64       `json:"answered"`
 	Errors   runs.Errors `json:"errors"`
+	// NotSent counts the window's requests the schedule asked for (up to
+	// where the run stopped) that were never sent: the client could not
+	// keep the rate, and the run stops at its duration whatever it owes.
+	// BehindSeconds is how far behind its schedule the client was when
+	// sending stopped.
+	NotSent       int64   `json:"notSent"`
+	BehindSeconds float64 `json:"behindSeconds,omitempty"`
+	// Aborted says the run was ended early because the client fell behind
+	// (load --abort-when-behind).
+	Aborted bool `json:"aborted,omitempty"`
 	// Latency counts from each request's intended send time (coordinated
 	// omission corrected); ServiceTime from its actual send (connect
 	// included for a new connection). Successful requests only.
@@ -44,7 +58,10 @@ type Summary struct {
 	InvalidReasons []string `json:"invalidReasons,omitempty"`
 
 	// What was asked, and a few facts that explain the numbers.
+	// MeasuredSeconds is the window's real length: DurationSeconds, or
+	// less when the run was interrupted or aborted.
 	DurationSeconds float64  `json:"durationSeconds"`
+	MeasuredSeconds float64  `json:"measuredSeconds"`
 	RequestsPerConn int      `json:"requestsPerConn"`
 	URLs            []string `json:"urls"`
 	// TargetConnects counts, with several URLs, the connections opened to
@@ -82,6 +99,7 @@ type Warmup struct {
 	Seconds  float64 `json:"seconds"`
 	Requests int64   `json:"requests"`
 	Errors   int64   `json:"errors"`
+	NotSent  int64   `json:"notSent,omitempty"`
 }
 
 // ErrSchemaVersion is returned when a document's schemaVersion is not one
@@ -349,10 +367,26 @@ func (s *Summary) judge(interrupted bool) {
 	if s.InflightBoundHits > 0 {
 		s.InvalidReasons = append(s.InvalidReasons, fmt.Sprintf("%s: %d sends waited for one of %d workers", runs.ReasonInflightBound, s.InflightBoundHits, s.MaxInflight))
 	}
+	if s.NotSent > 0 {
+		s.InvalidReasons = append(s.InvalidReasons, fmt.Sprintf("%s: %d of %d requests due, %.3fs behind schedule", runs.ReasonNotSent, s.NotSent, s.NotSent+s.Requests, s.BehindSeconds))
+	}
+	if s.Aborted {
+		s.InvalidReasons = append(s.InvalidReasons, runs.ReasonAborted)
+	}
 	if interrupted {
 		s.InvalidReasons = append(s.InvalidReasons, runs.ReasonInterrupted)
 	}
 	s.Valid = len(s.InvalidReasons) == 0
+}
+
+// interrupted reports whether the run was cut short by a signal.
+func (s *Summary) interrupted() bool {
+	for _, r := range s.InvalidReasons {
+		if r == runs.ReasonInterrupted {
+			return true
+		}
+	}
+	return false
 }
 
 // BehindSchedule reports whether sends started late enough to matter: lag

@@ -26,14 +26,14 @@ func TestSummaryJSONRoundTrip(t *testing.T) {
 	}
 	// The fixture pins the documented field names and their meaning.
 	want := Summary{
-		SchemaVersion: 1, TargetRate: 1000, AchievedRate: 999.8, Requests: 30000,
+		SchemaVersion: 1, TargetRate: 1000, AchievedRate: 999.8, SentRate: 999.9, Requests: 30000, Answered: 29997,
 		Errors:         runs.Errors{Total: 3, ByKind: map[string]int64{"connect_refused": 1, "http_503": 2}},
 		Latency:        runs.Latency{MeanUs: 182.3, P50Us: 150.1, P90Us: 210.5, P99Us: 480.2, P999Us: 1200.7, MaxUs: 5100},
 		ServiceTime:    runs.Latency{MeanUs: 140.2, P50Us: 120.3, P90Us: 180.4, P99Us: 300.5, P999Us: 900.6, MaxUs: 4000.7},
 		Connect:        runs.Connect{Count: 30000, P01Us: 12.1, P50Us: 35.2, P90Us: 41.3, P99Us: 90.4},
 		Lag:            runs.Lag{P50Us: 30.1, P99Us: 120.2, MaxUs: 900.3},
 		ClientCPUCores: 0.142, Valid: true,
-		DurationSeconds: 30, RequestsPerConn: 1, URLs: []string{"http://198.19.0.10/"},
+		DurationSeconds: 30, MeasuredSeconds: 30, RequestsPerConn: 1, URLs: []string{"http://198.19.0.10/"},
 		StartedAt:   time.Date(2026, 11, 22, 2, 0, 0, 0, time.UTC),
 		MaxInflight: 1000, PeakInflight: 6, Workers: 7,
 		Warmup: Warmup{Seconds: 2, Requests: 2000},

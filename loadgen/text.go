@@ -28,8 +28,18 @@ func (s *Summary) WriteText(w io.Writer) error {
 	default:
 		rpc = fmt.Sprintf("%d requests per connection", s.RequestsPerConn)
 	}
-	fmt.Fprintf(&b, "%gs at %g req/s @ %s, %s (warm-up %gs: %d requests, %d errors)\n",
-		s.DurationSeconds, s.TargetRate, target, rpc, s.Warmup.Seconds, s.Warmup.Requests, s.Warmup.Errors)
+	warmNotSent := ""
+	if s.Warmup.NotSent > 0 {
+		warmNotSent = fmt.Sprintf(", %d not sent", s.Warmup.NotSent)
+	}
+	fmt.Fprintf(&b, "%gs at %g req/s @ %s, %s (warm-up %gs: %d requests, %d errors%s)\n",
+		s.DurationSeconds, s.TargetRate, target, rpc, s.Warmup.Seconds, s.Warmup.Requests, s.Warmup.Errors, warmNotSent)
+	switch {
+	case s.interrupted():
+		fmt.Fprintf(&b, "INTERRUPTED after %.2fs of the %gs window: the figures cover the time run\n", s.MeasuredSeconds, s.DurationSeconds)
+	case s.Aborted:
+		fmt.Fprintf(&b, "ABORTED after %.2fs of the %gs window: the client fell behind its schedule (--abort-when-behind)\n", s.MeasuredSeconds, s.DurationSeconds)
+	}
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "\tmean\tp50\tp90\tp99\tp99.9\tmax\t\n")
 	lat := func(name string, l runs.Latency) {
@@ -45,11 +55,19 @@ func (s *Summary) WriteText(w io.Writer) error {
 		return err
 	}
 	perReq := 0.0
-	if s.AchievedRate > 0 {
-		perReq = s.ClientCPUCores / s.AchievedRate * 1e6
+	if s.SentRate > 0 {
+		perReq = s.ClientCPUCores / s.SentRate * 1e6
 	}
-	fmt.Fprintf(&b, "%d requests, %.1f req/s achieved (%.2f%% of target), %d errors%s\n",
-		s.Requests, s.AchievedRate, pct(s.AchievedRate, s.TargetRate), s.Errors.Total, kinds(s.Errors.ByKind))
+	fmt.Fprintf(&b, "%d requests sent (%.1f req/s), %d answered: %.1f req/s achieved (%.2f%% of target), %d errors%s\n",
+		s.Requests, s.SentRate, s.Answered, s.AchievedRate, pct(s.AchievedRate, s.TargetRate), s.Errors.Total, kinds(s.Errors.ByKind))
+	if s.NotSent > 0 {
+		end := "stopped at the window's end"
+		if s.Aborted || s.interrupted() {
+			end = "stopped early"
+		}
+		fmt.Fprintf(&b, "%d requests not sent: the client fell %.2fs behind its schedule and %s; %g req/s is beyond this client (lower --rate, or spread the load over more clients)\n",
+			s.NotSent, s.BehindSeconds, end, s.TargetRate)
+	}
 	fmt.Fprintf(&b, "client CPU %.3f cores (%.1f µs per request), peak %d in flight of %d\n",
 		s.ClientCPUCores, perReq, s.PeakInflight, s.MaxInflight)
 	if s.BehindSchedule() {

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/kpbench/kpbench/runs"
 	"github.com/kpbench/kpbench/scenarios"
@@ -75,10 +76,13 @@ func newDocument(d *Data, plots []Plot, findings []Finding) *document {
 			valid++
 		}
 	}
-	doc.p("Scenario %s on the %s provider, status %s: %d points measured, %d valid, %d invalid.",
-		orDash(r.Scenario.Metadata.Name), orDash(r.Provider.Name), orDash(r.Status), len(d.Points), valid, len(d.Points)-valid)
+	doc.p("Scenario %s on the %s provider, status %s: %s measured, %d valid, %d invalid.",
+		orDash(r.Scenario.Metadata.Name), orDash(r.Provider.Name), orDash(r.Status), count(len(d.Points), "point", "points"), valid, len(d.Points)-valid)
 	if r.Status != runs.StatusComplete {
 		doc.p("This run did not complete (status %s): the figures and findings cover only the points measured before it stopped.", orDash(r.Status))
+	}
+	if note := acceleratorNote(r.Environment); note != "" {
+		doc.p("%s", note)
 	}
 
 	doc.h(2, "Headline findings")
@@ -163,6 +167,26 @@ func newDocument(d *Data, plots []Plot, findings []Finding) *document {
 	return doc
 }
 
+// formatRules is the rules column: IPVS shows its virtual and real
+// servers, other modes their rule count.
+func formatRules(r runs.Rules) string {
+	if r.VirtualServers > 0 {
+		return fmt.Sprintf("%s virtual / %s real servers", formatCount(r.VirtualServers), formatCount(r.Total))
+	}
+	return formatCount(r.Total)
+}
+
+// acceleratorNote says how a VM client node's figures may be read.
+func acceleratorNote(e runs.Environment) string {
+	switch e.Accelerator {
+	case "tcg":
+		return fmt.Sprintf("The client node is a qemu VM under TCG (software emulation; guest kernel %s): every figure of this run is emulated. It is valid for function (which mode works, rule counts) and for comparisons within this run, not as the absolute cost of a real node; rerun with KVM for that.", e.Kernel)
+	case "kvm":
+		return fmt.Sprintf("The client node is a qemu VM under KVM (guest kernel %s): the node's CPU is the guest's, and the host's qemu CPU is in points.csv as vmHost.", e.Kernel)
+	}
+	return ""
+}
+
 func orDash(s string) string {
 	if s == "" {
 		return "—"
@@ -176,9 +200,14 @@ func environmentTable(r *runs.Run) table {
 		{"Run", r.ID},
 		{"Provider", strings.TrimSpace(r.Provider.Name + " " + r.Provider.Cluster)},
 		{"Kernel", e.Kernel},
+	}
+	if e.Accelerator != "" {
+		rows = append(rows, []string{"Client node", fmt.Sprintf("qemu VM under %s, guest kernel %s on host kernel %s", strings.ToUpper(e.Accelerator), e.Kernel, orDash(e.HostKernel))})
+	}
+	rows = append(rows, [][]string{
 		{"CPU", e.CPUModel},
 		{"Cores", fmt.Sprint(e.Cores)},
-	}
+	}...)
 	if e.MemoryBytes > 0 {
 		rows = append(rows, []string{"Memory", fmt.Sprintf("%.1f GiB", float64(e.MemoryBytes)/(1<<30))})
 	}
@@ -190,7 +219,7 @@ func environmentTable(r *runs.Run) table {
 		[]string{"kpbench", r.KpbenchVersion},
 	)
 	if r.Pinning != nil {
-		rows = append(rows, []string{"CPU pinning", fmt.Sprintf("client node on CPUs %s; everything else on %s", ints(r.Pinning.NodeCPUs), ints(r.Pinning.OtherCPUs))})
+		rows = append(rows, []string{"CPU pinning", fmt.Sprintf("client node on %s; everything else on %s", cpuList(r.Pinning.NodeCPUs), cpuList(r.Pinning.OtherCPUs))})
 	}
 	var keys []string
 	for k := range r.Provider.Details {
@@ -198,11 +227,18 @@ func environmentTable(r *runs.Run) table {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		rows = append(rows, []string{"Provider " + k, r.Provider.Details[k]})
+		rows = append(rows, []string{detailLabel(k), r.Provider.Details[k]})
 	}
 	rows = append(rows, []string{"Started", r.StartedAt.UTC().Format(time.RFC3339)})
 	if r.FinishedAt != nil {
-		rows = append(rows, []string{"Finished", fmt.Sprintf("%s (%s)", r.FinishedAt.UTC().Format(time.RFC3339), r.FinishedAt.Sub(r.StartedAt).Round(time.Second))})
+		since := fmt.Sprintf("%s after the start", r.FinishedAt.Sub(r.StartedAt).Round(time.Second))
+		if len(r.Resumes) == 0 {
+			since = r.FinishedAt.Sub(r.StartedAt).Round(time.Second).String()
+		}
+		rows = append(rows, []string{"Finished", fmt.Sprintf("%s (%s)", r.FinishedAt.UTC().Format(time.RFC3339), since)})
+	}
+	for _, res := range r.Resumes {
+		rows = append(rows, []string{"Resumed", fmt.Sprintf("%s, with %s already measured (kpbench %s)", res.At.UTC().Format(time.RFC3339), count(res.Measured, "point", "points"), orDash(res.KpbenchVersion))})
 	}
 	rows = append(rows, []string{"Status", r.Status})
 	if len(r.Command) > 0 {
@@ -212,6 +248,40 @@ func environmentTable(r *runs.Run) table {
 		rows[i][1] = orDash(rows[i][1])
 	}
 	return table{header: []string{"", ""}, rows: rows}
+}
+
+// count writes n with its noun: "1 point", "12 points".
+func count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+// cpuList names CPUs for a sentence: "CPU 1", "CPUs 0,2".
+func cpuList(xs []int) string {
+	if len(xs) == 1 {
+		return "CPU " + ints(xs)
+	}
+	return "CPUs " + ints(xs)
+}
+
+// detailLabel turns a provider detail's key (etcdVersion) into a row label
+// (etcd version).
+func detailLabel(k string) string {
+	var b strings.Builder
+	for i, r := range k {
+		if i > 0 && unicode.IsUpper(r) {
+			b.WriteByte(' ')
+			r = unicode.ToLower(r)
+		}
+		b.WriteRune(r)
+	}
+	label := b.String()
+	if label == "" || strings.HasPrefix(label, "etcd") {
+		return label // a name spelt in lower case
+	}
+	return strings.ToUpper(label[:1]) + label[1:]
 }
 
 func ints(xs []int) string {
@@ -370,7 +440,7 @@ func pointsTable(points []runs.Point) table {
 			fmt.Sprintf("%.1f", p.Latency.P999Us), fmt.Sprint(p.Errors.Total),
 			connect50, connect99,
 			fmt.Sprintf("%.3f", p.CPU.Node.Total), fmt.Sprintf("%.4f", p.CPU.Processes.KubeProxy),
-			formatCount(p.Rules.Total),
+			formatRules(p.Rules),
 			fmt.Sprintf("%.3f", p.Sync.LastDurationSeconds), ttp, valid,
 		})
 	}

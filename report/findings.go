@@ -247,7 +247,7 @@ func growthFinding(fm findingMetric, d Difference, m scenarios.Mode, lo, hi int,
 }
 
 // stepFindings states rule counts and sync durations at the largest step
-// each mode reached. They are kube-proxy's own state, not a sample, so they
+// each mode reached, over its valid points. They are kube-proxy's own state, not a sample, so they
 // are reported as measured.
 func stepFindings(d *Data) []Finding {
 	type last struct {
@@ -264,7 +264,7 @@ func stepFindings(d *Data) []Finding {
 		} else if g.Key.Services < l.services {
 			continue
 		}
-		for _, p := range g.Points {
+		for _, p := range g.Valid { // invalid points stay out of every finding
 			if p.Rules.Total > 0 {
 				l.rules = append(l.rules, float64(p.Rules.Total))
 			}

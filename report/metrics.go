@@ -203,7 +203,9 @@ func shortRPC(rpc int) string {
 	case 0:
 		return "persistent"
 	case 1:
-		return "no keepalive"
+		// The text's words, shortened: "no keepalive" read as another
+		// variant than "a new connection per request".
+		return "new conn per request"
 	default:
 		return fmt.Sprintf("%d req/conn", rpc)
 	}

@@ -521,6 +521,20 @@ func (logTicks) Ticks(min, max float64) []plot.Tick {
 			ticks = append(ticks, plot.Tick{Value: v, Label: label})
 		}
 	}
+	// A narrow range (all values within one decade, as sync times often
+	// are) can hold a single labelled tick, which gives the axis no scale:
+	// then label every tick.
+	labelled := 0
+	for _, t := range ticks {
+		if t.Label != "" {
+			labelled++
+		}
+	}
+	if labelled < 2 {
+		for i := range ticks {
+			ticks[i].Label = formatTick(ticks[i].Value)
+		}
+	}
 	return ticks
 }
 
@@ -657,14 +671,16 @@ func buildPlots(d *Data) ([]Plot, error) {
 		return nil, err
 	}
 
-	// (4) kube-proxy's programming cost: every point of a step (valid or
-	// not) saw the same rules, so all count.
+	// (4) kube-proxy's programming cost, over the step's valid points:
+	// an invalid point (kube-proxy restarted, another mode in effect) may
+	// have seen other rules, and the report promises invalid points stay
+	// out of every plot.
 	stepGroups := stepGroupsOf(d)
 	sync := &figure{title: "kube-proxy sync duration and time to programmed vs number of Services", services: services, cols: 2, panels: []panel{
 		{title: "last sync duration", ylabel: "seconds (log scale)", logY: true,
 			series: seriesBy(stepGroups, false, func(g *group) (Summary, bool) {
 				var vs []float64
-				for _, p := range g.Points {
+				for _, p := range g.Valid {
 					if p.Sync.LastDurationSeconds > 0 {
 						vs = append(vs, p.Sync.LastDurationSeconds)
 					}
@@ -674,7 +690,7 @@ func buildPlots(d *Data) ([]Plot, error) {
 		{title: "time to programmed", ylabel: "seconds (log scale)", logY: true,
 			series: seriesBy(stepGroups, false, func(g *group) (Summary, bool) {
 				var vs []float64
-				for _, p := range g.Points {
+				for _, p := range g.Valid {
 					if p.TimeToProgrammedSeconds > 0 {
 						vs = append(vs, p.TimeToProgrammedSeconds)
 					}
@@ -692,7 +708,7 @@ func buildPlots(d *Data) ([]Plot, error) {
 		ylabel: "rules (log scale)", logY: true,
 		series: seriesBy(stepGroups, false, func(g *group) (Summary, bool) {
 			var vs []float64
-			for _, p := range g.Points {
+			for _, p := range g.Valid {
 				if p.Rules.Total > 0 {
 					vs = append(vs, float64(p.Rules.Total))
 				}

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"bytes"
 	"slices"
 	"testing"
 
@@ -29,5 +30,52 @@ func TestFailedRequestsBesideTail(t *testing.T) {
 	j := slices.Index(pt.header, "p99")
 	if j < 0 || pt.header[j+1] != "p99.9" || pt.header[j+2] != "failed" || pt.rows[0][j+2] != "6" {
 		t.Errorf("points table header %q row %q", pt.header, pt.rows[0])
+	}
+}
+
+// TestInvalidPointsChangeNothing: whatever an invalid point recorded, no
+// finding and no plot may move (the report promises they are left out).
+func TestInvalidPointsChangeNothing(t *testing.T) {
+	base := load(t, "sweep")
+	bad := derive(t, base, nil, func(p *runs.Point) bool {
+		if !p.Valid {
+			p.Sync.LastDurationSeconds = 987.6
+			p.TimeToProgrammedSeconds = 654.3
+			p.Rules.Total = 3
+			p.Latency.MeanUs *= 50
+			p.CPU.Node.Total = 1.9
+		}
+		return true
+	})
+	invalid := 0
+	for _, p := range bad.Points {
+		if !p.Valid {
+			invalid++
+		}
+	}
+	if invalid == 0 {
+		t.Fatal("the fixture has no invalid point")
+	}
+	fa, fb := Findings(base), Findings(bad)
+	if len(fa) != len(fb) {
+		t.Fatalf("%d findings vs %d", len(fa), len(fb))
+	}
+	for i := range fa {
+		if fa[i].Text != fb[i].Text {
+			t.Errorf("an invalid point moved a finding:\n%s\n%s", fa[i].Text, fb[i].Text)
+		}
+	}
+	pa, err := buildPlots(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, err := buildPlots(bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range pa {
+		if !bytes.Equal(pa[i].SVG, pb[i].SVG) {
+			t.Errorf("an invalid point moved plot %s", pa[i].Name)
+		}
 	}
 }

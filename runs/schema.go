@@ -39,6 +39,9 @@ type Run struct {
 	// Command is the command line that started the run (credentials never
 	// appear in it: kubeconfig paths only).
 	Command []string `json:"command,omitempty"`
+	// Resumes are the times the run was continued (kpbench run --resume),
+	// oldest first: StartedAt and Command stay those of the first start.
+	Resumes []Resume `json:"resumes,omitempty"`
 }
 
 // Run statuses.
@@ -71,6 +74,13 @@ type Environment struct {
 	// IPTablesBackend is legacy or nft (what `iptables --version` says).
 	IPTablesBackend string `json:"iptablesBackend,omitempty"`
 	GoVersion       string `json:"goVersion,omitempty"`
+	// Accelerator is how a VM client node ran: kvm, or tcg (software
+	// emulation: its figures are valid for function and for comparisons
+	// within the run, not as absolute cost). Empty for other nodes; then
+	// Kernel is the node's kernel, else the guest's and HostKernel this
+	// machine's.
+	Accelerator string `json:"accelerator,omitempty"`
+	HostKernel  string `json:"hostKernel,omitempty"`
 }
 
 // Pinning records how CPUs were split between the client node and the rest.
@@ -266,6 +276,9 @@ type NodeCPU struct {
 type ProcessesCPU struct {
 	KubeProxy float64 `json:"kubeProxy"`
 	Client    float64 `json:"client"`
+	// VMHost is this machine's CPU for the qemu process of a VM client
+	// node (the node's own CPU is the guest's /proc/stat).
+	VMHost float64 `json:"vmHost,omitempty"`
 }
 
 // Conntrack is the client node's connection tracking table.
@@ -364,4 +377,18 @@ const (
 	ReasonKubeProxyDied  = "kube-proxy not running"
 	ReasonInterrupted    = "interrupted"
 	ReasonScheduleBehind = "schedule fell behind"
+	// ReasonNotSent: the run stopped at its duration with requests the
+	// schedule asked for never sent (the client could not keep the rate).
+	ReasonNotSent = "requests not sent"
+	// ReasonAborted: load --abort-when-behind ended the run early.
+	ReasonAborted = "aborted: the client fell behind its schedule"
 )
+
+// Resume is one continuation of a run.
+type Resume struct {
+	At             time.Time `json:"at"`
+	Command        []string  `json:"command"`
+	KpbenchVersion string    `json:"kpbenchVersion"`
+	// Measured is how many of the run's points were measured before it.
+	Measured int `json:"measured"`
+}

@@ -100,7 +100,8 @@ const (
 	// experiments did).
 	OrderModes Order = "modes"
 	// OrderSteps scales to each Service step once and measures every mode
-	// there before the next step, the modes taking turns going first: half
+	// there before the next step (repetition r of every mode before
+	// repetition r+1 of any), the modes taking turns going first: half
 	// the API work of OrderModes for two modes (a third for three), and the
 	// modes interleaved in time.
 	OrderSteps Order = "steps"

@@ -93,7 +93,7 @@ func Validate(s *Scenario) ErrorList {
 		p := fmt.Sprintf("spec.load.requestsPerConn[%d]", i)
 		switch {
 		case k < 0:
-			add(p, "must be 0 (persistent), 1 (no keepalive) or N > 1 requests per connection, got %d", k)
+			add(p, "must be 0 (persistent), 1 (a new connection per request) or N > 1 requests per connection, got %d", k)
 		case seenRPC[k]:
 			add(p, "variant %d listed twice", k)
 		}

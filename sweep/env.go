@@ -77,10 +77,16 @@ func memTotal(meminfo []byte) uint64 {
 // --version`. Go's version is this build's. What cannot be read stays
 // empty and is reported in the error.
 func NodeEnvironment(ctx context.Context, node clusters.ClientNode) (runs.Environment, error) {
+	return NodeEnvironmentWith(ctx, node, "kpbench", "cluster", "agent", "cat")
+}
+
+// NodeEnvironmentWith is NodeEnvironment reading the node's /proc files
+// with the command cat (e.g. plain "cat" on a node whose own tools run).
+func NodeEnvironmentWith(ctx context.Context, node clusters.ClientNode, cat ...string) (runs.Environment, error) {
 	env := runs.Environment{GoVersion: runtime.Version()}
 	read := func(name string) ([]byte, error) {
 		var out bytes.Buffer
-		err := node.Run(ctx, nil, &out, nil, "kpbench", "cluster", "agent", "cat", node.ProcRoot()+"/"+name)
+		err := node.Run(ctx, nil, &out, nil, append(cat, node.ProcRoot()+"/"+name)...)
 		return out.Bytes(), err
 	}
 	var errs []error

@@ -98,6 +98,9 @@ type Observation struct {
 	KubeProxy float64 // cores
 	Conntrack runs.Conntrack
 	Sync      runs.Sync
+	// HostProcess is the CPU, in cores, of the process on this machine
+	// that runs a VM client node (qemu); zero for other nodes.
+	HostProcess float64
 }
 
 // RuleCounter counts the dataplane's rules of a mode on the client node.

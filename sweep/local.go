@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -117,15 +118,30 @@ type NodeLoad struct {
 	Node clusters.ClientNode
 	// Bin is the kpbench executable as the node sees it.
 	Bin string
+	// Scratch, when set, is a directory at the same path on this machine
+	// and on the node, writable by both (a VM node's shared lab
+	// directory): the client writes its raw files there, and they are
+	// moved to the point's raw directory.
+	Scratch string
 }
 
 // Run implements LoadRunner.
 func (l *NodeLoad) Run(ctx context.Context, req LoadRequest) (*LoadResult, error) {
 	args := append([]string{l.Bin, "load", "--json", "-"}, loadArgs(req)...)
-	if req.RawDir != "" {
+	rawDir := req.RawDir
+	if rawDir != "" && l.Scratch != "" {
+		dir, err := os.MkdirTemp(l.Scratch, "load-")
+		if err != nil {
+			return nil, fmt.Errorf("load client scratch directory: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		defer moveFiles(dir, req.RawDir)
+		rawDir = dir
+	}
+	if rawDir != "" {
 		args = append(args,
-			"--timeline", filepath.Join(req.RawDir, "timeline.csv"),
-			"--histograms", filepath.Join(req.RawDir, "histograms.json"))
+			"--timeline", filepath.Join(rawDir, "timeline.csv"),
+			"--histograms", filepath.Join(rawDir, "histograms.json"))
 	}
 	args = append(args, req.URLs...)
 	var stdout, stderr bytes.Buffer
@@ -160,6 +176,16 @@ func loadResultOf(s *loadgen.Summary) *LoadResult {
 		Latency: s.Latency, ServiceTime: s.ServiceTime, Connect: s.Connect, Lag: s.Lag, Errors: s.Errors,
 		ClientCPUCores: s.ClientCPUCores, TargetConnects: s.TargetConnects, Valid: s.Valid, InvalidReasons: s.InvalidReasons,
 		WindowStart: start, WindowEnd: start.Add(time.Duration(s.DurationSeconds * float64(time.Second))),
+	}
+}
+
+// moveFiles copies the files of dir into dst (another filesystem, maybe).
+func moveFiles(dir, dst string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if b, err := os.ReadFile(filepath.Join(dir, e.Name())); err == nil {
+			_ = os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644)
+		}
 	}
 }
 

@@ -111,7 +111,7 @@ func (e *Engine) byMode(ctx context.Context, ps *pass, modes []scenarios.Mode) e
 			if stepDone(sc, mode, n, ps.done) {
 				continue
 			}
-			if err := e.step(ctx, ps, mode, n); err != nil {
+			if err := e.step(ctx, ps, mode, n, 0); err != nil {
 				return err
 			}
 		}
@@ -120,11 +120,16 @@ func (e *Engine) byMode(ctx context.Context, ps *pass, modes []scenarios.Mode) e
 }
 
 // byStep scales to each step once and measures every mode there before
-// the next step. The modes take turns going first (step i starts with mode
-// i mod len(modes)), so that neither the mode that sees the step's scaling
-// nor the machine's drift over the run favours one mode. Only the first
-// mode to enter the run scales down to the first step before its switch;
-// later switches happen at the step's Service count.
+// the next step. At a step the repetitions are interleaved across the
+// modes: repetition r of every mode before repetition r+1 of any, so that
+// a mode's repetitions are spread over the step's time instead of sharing
+// one block of it (and one kube-proxy start, one conntrack history). The
+// modes take turns going first, by step and by repetition (step i,
+// repetition r starts with mode i+r-1 mod the number of modes): with two
+// modes that is A B, B A, A B, ..., which balances the order and switches
+// once per repetition. Only the first mode to enter the run scales down to
+// the first step before its switch; later switches happen at the step's
+// Service count.
 func (e *Engine) byStep(ctx context.Context, ps *pass, modes []scenarios.Mode) error {
 	sc := &ps.run.Scenario
 	var (
@@ -133,24 +138,26 @@ func (e *Engine) byStep(ctx context.Context, ps *pass, modes []scenarios.Mode) e
 		failed  = map[scenarios.Mode]bool{}
 	)
 	for i, n := range sc.Spec.Services {
-		for j := range modes {
-			mode := modes[(i+j)%len(modes)]
-			if failed[mode] || stepDone(sc, mode, n, ps.done) {
-				continue
-			}
-			if mode != current {
-				if err := e.switchTo(ctx, ps, mode, !entered); err != nil {
-					if errors.Is(err, ErrInterrupted) {
-						return err
-					}
-					failed[mode] = true
-					current = "" // whatever runs now, the next mode switches
+		for rep := 1; rep <= sc.Spec.Repetitions; rep++ {
+			for j := range modes {
+				mode := modes[(i+rep-1+j)%len(modes)]
+				if failed[mode] || repDone(sc, mode, n, rep, ps.done) {
 					continue
 				}
-				current, entered = mode, true
-			}
-			if err := e.step(ctx, ps, mode, n); err != nil {
-				return err
+				if mode != current {
+					if err := e.switchTo(ctx, ps, mode, !entered); err != nil {
+						if errors.Is(err, ErrInterrupted) {
+							return err
+						}
+						failed[mode] = true
+						current = "" // whatever runs now, the next mode switches
+						continue
+					}
+					current, entered = mode, true
+				}
+				if err := e.step(ctx, ps, mode, n, rep); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -175,10 +182,11 @@ func (e *Engine) switchTo(ctx context.Context, ps *pass, mode scenarios.Mode, sh
 }
 
 // step brings the cluster to n Services under mode and measures the
-// step's missing points. The time to programmed goes on the step's first
+// step's missing points: of every repetition, or of repetition onlyRep
+// when it is not 0. The time to programmed goes on the step's first
 // point when this Scale wrote to the API (under the steps order, only the
 // mode that saw the step's scaling has one).
-func (e *Engine) step(ctx context.Context, ps *pass, mode scenarios.Mode, n int) error {
+func (e *Engine) step(ctx context.Context, ps *pass, mode scenarios.Mode, n, onlyRep int) error {
 	sc := &ps.run.Scenario
 	log := ps.log
 	log.Info("scaling", "mode", mode, "services", n)
@@ -208,7 +216,7 @@ func (e *Engine) step(ctx context.Context, ps *pass, mode scenarios.Mode, n int)
 	for _, rpc := range sc.Spec.Load.RequestsPerConn {
 		for rep := 1; rep <= sc.Spec.Repetitions; rep++ {
 			id := runs.PointID(mode, n, rpc, rep)
-			if ps.done[id] {
+			if ps.done[id] || (onlyRep != 0 && rep != onlyRep) {
 				continue
 			}
 			ps.count++
@@ -378,7 +386,7 @@ func (e *Engine) measure(ctx context.Context, ps *pass, mode scenarios.Mode, n, 
 		Latency: res.Latency, ServiceTime: res.ServiceTime, Connect: res.Connect, Lag: res.Lag, Errors: res.Errors,
 		CPU: runs.CPU{
 			Node:      obs.NodeCPU,
-			Processes: runs.ProcessesCPU{KubeProxy: obs.KubeProxy, Client: res.ClientCPUCores},
+			Processes: runs.ProcessesCPU{KubeProxy: obs.KubeProxy, Client: res.ClientCPUCores, VMHost: obs.HostProcess},
 		},
 		Conntrack:      obs.Conntrack,
 		Rules:          rules,
@@ -450,6 +458,15 @@ func stepDone(sc *scenarios.Scenario, mode scenarios.Mode, n int, done map[strin
 			if !done[runs.PointID(mode, n, rpc, rep)] {
 				return false
 			}
+		}
+	}
+	return true
+}
+
+func repDone(sc *scenarios.Scenario, mode scenarios.Mode, n, rep int, done map[string]bool) bool {
+	for _, rpc := range sc.Spec.Load.RequestsPerConn {
+		if !done[runs.PointID(mode, n, rpc, rep)] {
+			return false
 		}
 	}
 	return true

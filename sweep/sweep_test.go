@@ -460,3 +460,44 @@ func TestResumeAfterTornLine(t *testing.T) {
 		t.Errorf("%d distinct points, want 16", len(seen))
 	}
 }
+
+// TestStepOrderInterleavesRepetitions: at a step, repetition r of every
+// mode comes before repetition r+1 of any, the first mode alternating (A B,
+// B A, A B): one switch per repetition, and neither mode owns a block of
+// the step's time.
+func TestStepOrderInterleavesRepetitions(t *testing.T) {
+	e, run, dir, _, _, events := setup(t, "  modes: [iptables, nftables]\n  services: [1, 10]\n  order: steps\n  load:\n    duration: 1s\n    warmup: 0s\n    requestsPerConn: [1, 100]\n  repetitions: 3\n")
+	if err := e.Run(context.Background(), dir, run); err != nil {
+		t.Fatal(err)
+	}
+	pts, err := runs.ReadPoints(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, p := range pts {
+		ids = append(ids, p.ID)
+	}
+	want := []string{
+		"iptables-s00001-rpc1-r1", "iptables-s00001-rpc100-r1", "nftables-s00001-rpc1-r1", "nftables-s00001-rpc100-r1",
+		"nftables-s00001-rpc1-r2", "nftables-s00001-rpc100-r2", "iptables-s00001-rpc1-r2", "iptables-s00001-rpc100-r2",
+		"iptables-s00001-rpc1-r3", "iptables-s00001-rpc100-r3", "nftables-s00001-rpc1-r3", "nftables-s00001-rpc100-r3",
+		"nftables-s00010-rpc1-r1", "nftables-s00010-rpc100-r1", "iptables-s00010-rpc1-r1", "iptables-s00010-rpc100-r1",
+		"iptables-s00010-rpc1-r2", "iptables-s00010-rpc100-r2", "nftables-s00010-rpc1-r2", "nftables-s00010-rpc100-r2",
+		"nftables-s00010-rpc1-r3", "nftables-s00010-rpc100-r3", "iptables-s00010-rpc1-r3", "iptables-s00010-rpc100-r3",
+	}
+	if !reflect.DeepEqual(ids, want) {
+		t.Errorf("points in order\n%v\nwant\n%v", ids, want)
+	}
+	modes := 0
+	for _, ev := range scaleAndModeEvents(*events) {
+		if strings.HasPrefix(ev, "mode ") {
+			modes++
+		}
+	}
+	// Entering iptables, then one switch inside each repetition (3 per
+	// step): step 10 begins with nftables, which is already running.
+	if modes != 7 {
+		t.Errorf("%d mode switches, want 7: %v", modes, scaleAndModeEvents(*events))
+	}
+}

@@ -131,7 +131,14 @@ func (t *Target) Describe(ctx context.Context, run *runs.Run) error {
 		return err
 	}
 	var env runs.Environment
-	if _, ok := inCluster(p); ok {
+	vm, isVM := vmNode(ctx, p)
+	if isVM {
+		env, err = vmEnvironment(ctx, p.ClientNode(), vm, run)
+		if err != nil {
+			t.log.Warn("describing the node VM", "err", err)
+			run.Problems = append(run.Problems, "client node environment incomplete: "+err.Error())
+		}
+	} else if _, ok := inCluster(p); ok {
 		// The machine kpbench runs on is not the client node: the
 		// node's kernel, CPU and iptables come through the agent.
 		env, err = NodeEnvironment(ctx, p.ClientNode())
@@ -194,6 +201,13 @@ func (t *Target) Engine(ctx context.Context, sc *scenarios.Scenario, o EngineOpt
 		load = &ClusterLoad{Runner: runner, Clients: sc.Spec.Load.Clients, Merge: manifests.SummaryMergerFunc(loadgen.MergeSummaries)}
 		observer = &AgentObserver{Node: node, Bin: "kpbench", Interval: sc.Spec.Sampling.Interval.D(), NoKubeProxy: external}
 		probeOnly = external
+	} else if vm, ok := vmNode(ctx, p); ok {
+		// The guest runs this machine's kpbench (its root is shared).
+		load = &NodeLoad{Node: node, Bin: "kpbench", Scratch: vm.Scratch}
+		observer = &HostProcessObserver{
+			Observer: &AgentObserver{Node: node, Bin: "kpbench", Interval: sc.Spec.Sampling.Interval.D()},
+			PID:      vm.HostPID,
+		}
 	} else {
 		bin, err := os.Executable()
 		if err != nil {

@@ -220,7 +220,7 @@ func TestVerifyModeMismatchAndMissingRules(t *testing.T) {
 		{name: "kube-proxy in another mode", override: "iptables", mode: scenarios.ModeNFTables, want: `reports "iptables", want "nftables"`},
 		{name: "no nftables table", mode: scenarios.ModeNFTables, override: "nftables", rules: map[string]string{"nft": ""}, want: "No such file"},
 		{name: "no iptables chain", mode: scenarios.ModeIPTables, override: "iptables", rules: map[string]string{"iptables-save": "*nat\nCOMMIT\n"}, want: `shows no ":KUBE-SERVICES "`},
-		{name: "ipvs without kube-ipvs0", mode: scenarios.ModeIPVS, override: "ipvs", rules: map[string]string{"ip": ""}, want: "no kube-ipvs0 device"},
+		{name: "ipvs without kube-ipvs0", mode: scenarios.ModeIPVS, override: "ipvs", rules: map[string]string{"ip": ""}, want: "no kube-ipvs0 device with a Service address"},
 		{name: "ok", mode: scenarios.ModeIPVS, override: "ipvs"},
 	}
 	for _, tt := range tests {

@@ -115,7 +115,7 @@ func TestVerify(t *testing.T) {
 	ok := map[string]string{
 		"iptables-save": "*nat\n:KUBE-SERVICES - [0:0]\nCOMMIT\n",
 		"nft":           "table ip kube-proxy {\n\tchain services {\n\t}\n}\n",
-		"ip":            "5: kube-ipvs0: <BROADCAST,NOARP> mtu 1500\n",
+		"ip":            "5: kube-ipvs0: <BROADCAST,NOARP> mtu 1500 qdisc noop state DOWN\n    inet 198.19.0.1/32 scope global kube-ipvs0\n",
 	}
 	for _, tc := range []struct {
 		name     string
@@ -131,7 +131,10 @@ func TestVerify(t *testing.T) {
 		{name: "no chain yet", n: node{mode: "iptables", out: map[string]string{"iptables-save": "*nat\nCOMMIT\n"}}, mode: scenarios.ModeIPTables,
 			want: "no KUBE-SERVICES chain in the nat table yet", mismatch: true},
 		{name: "ipvs without kube-ipvs0", n: node{mode: "ipvs", out: ok, fails: map[string]bool{"ip": true}}, mode: scenarios.ModeIPVS,
-			want: "no kube-ipvs0 device yet", mismatch: true},
+			want: "no kube-ipvs0 device with a Service address yet", mismatch: true},
+		{name: "ipvs before the first sync", n: node{mode: "ipvs", out: map[string]string{"iptables-save": ok["iptables-save"],
+			"ip": "5: kube-ipvs0: <BROADCAST,NOARP> mtu 1500 qdisc noop state DOWN\n"}}, mode: scenarios.ModeIPVS,
+			want: "no kube-ipvs0 device with a Service address yet", mismatch: true},
 		{name: "no nftables table", n: node{mode: "nftables", out: ok, fails: map[string]bool{"nft": true}}, mode: scenarios.ModeNFTables,
 			want: "no services chain in nftables table ip kube-proxy yet", mismatch: true},
 		{name: "external has no rules", n: node{mode: "", out: ok}, mode: scenarios.ModeExternal, want: "want \"external\"", mismatch: true},

@@ -71,11 +71,16 @@ var modes = map[scenarios.Mode]Mode{
 	},
 	scenarios.ModeIPVS: {
 		Name:      scenarios.ModeIPVS,
-		Tools:     []string{"ip", "iptables", "iptables-save", "iptables-restore", "ipset"},
+		Tools:     []string{"ip", "iptables", "iptables-save", "iptables-restore", "ipset", "ipvsadm"},
 		NeedsIPVS: true,
 		Present: []Check{
 			{Args: []string{"iptables-save", "-t", "nat"}, Want: ":KUBE-SERVICES ", What: "KUBE-SERVICES chain in the nat table"},
-			{Args: []string{"ip", "link", "show", "kube-ipvs0"}, What: "kube-ipvs0 device"},
+			// kube-proxy binds every ClusterIP it programs as a virtual
+			// server to kube-ipvs0, and the kubernetes Service is always
+			// there: an address on the device means a synced kube-proxy.
+			// (ip is on every node; ipvsadm, which would list the virtual
+			// servers, is not.)
+			{Args: []string{"ip", "-4", "addr", "show", "dev", "kube-ipvs0"}, Want: " inet ", What: "kube-ipvs0 device with a Service address"},
 		},
 		List:  []string{"ipvsadm", "-Ln"},
 		Depth: Depth{Where: "IPVS virtual-server hash lookup"},
@@ -114,7 +119,7 @@ type Host struct {
 }
 
 // InstallHint says how to get the tools the modes need.
-const InstallHint = "install with hack/deps.sh or apt-get install iptables nftables ipset"
+const InstallHint = "install with hack/deps.sh or apt-get install iptables nftables ipset ipvsadm"
 
 // Unavailable says why the mode cannot run on h, or "" when it can.
 func (m Mode) Unavailable(h Host) string {

@@ -108,6 +108,11 @@ type Config struct {
 	Logger *slog.Logger
 	// BuildProgress, if set, receives the binary build's progress.
 	BuildProgress func(build.Progress)
+	// Node is the client node's kind: NodeNetns (default), a network
+	// namespace of this machine, or NodeVM, a qemu guest (see vmnode.go).
+	Node string
+	// VM configures a VM client node.
+	VM VMConfig
 }
 
 // DefaultStateDir is $XDG_STATE_HOME/kpbench/labs or
@@ -188,6 +193,7 @@ func (c Config) Validate() error {
 	if c.SyncTimeout < 0 {
 		errs = append(errs, fmt.Errorf("sync timeout %s is negative", c.SyncTimeout))
 	}
+	errs = append(errs, c.VM.validate(c.Node)...)
 	if len(errs) == 0 {
 		return nil
 	}

@@ -26,7 +26,9 @@ func (l *Lab) Describe(ctx context.Context) (cluster string, details map[string]
 	if err != nil {
 		return l.cfg.Name, nil
 	}
-	return st.Name, map[string]string{"etcdVersion": st.EtcdVersion, "backends": fmt.Sprint(len(st.Backends))}
+	details = map[string]string{"etcdVersion": st.EtcdVersion, "backends": fmt.Sprint(len(st.Backends))}
+	vmDetails(st, details)
+	return st.Name, details
 }
 
 // Pinning is the client node's CPUs and the CPUs everything else runs on;

@@ -361,19 +361,30 @@ func (l *Lab) up(ctx context.Context, mode scenarios.Mode, owned bool) (err erro
 		err = fmt.Errorf("%w\n(everything the lab made was removed, logs too; to keep them for debugging, use Config.Retain / lab up --retain)", err)
 	}()
 
-	steps := []struct {
+	type step struct {
 		name string
 		fn   func(context.Context, build.Binaries) error
-	}{
+	}
+	steps := []step{
 		{"network namespaces and bridge", l.stepNetwork},
 		{"credentials", l.stepCredentials},
+	}
+	if l.cfg.Node == NodeVM {
+		steps = append(steps, step{"node VM boot started", l.stepVMStart})
+	}
+	steps = append(steps, []step{
 		{"control plane", l.stepControlPlane},
 		{"backends", l.stepBackends},
+	}...)
+	if l.cfg.Node == NodeVM {
+		steps = append(steps, step{"node VM", l.stepVMReady})
+	}
+	steps = append(steps, []step{
 		{"node object", l.stepNode},
 		{"kube-proxy (" + string(mode) + ")", func(ctx context.Context, b build.Binaries) error { return l.startKubeProxy(ctx, mode) }},
 		{"backend reachability", l.stepCheckBackends},
 		{"versions", l.stepVersions},
-	}
+	}...)
 	for _, s := range steps {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("lab up interrupted: %w", err)
@@ -411,9 +422,9 @@ func ipCmd(ctx context.Context, args ...string) error {
 
 func (l *Lab) stepNetwork(ctx context.Context, _ build.Binaries) error {
 	type member struct{ short, ns, ip string }
-	members := []member{
-		{"cp", l.nsName("cp"), APIServerIP.String()},
-		{"node", l.nsName("node"), NodeIP.String()},
+	members := []member{{"cp", l.nsName("cp"), APIServerIP.String()}}
+	if l.cfg.Node != NodeVM { // a VM node's NIC is a tap device (stepVMStart)
+		members = append(members, member{"node", l.nsName("node"), NodeIP.String()})
 	}
 	for i := 0; i < l.cfg.Backends; i++ {
 		s := "b" + strconv.Itoa(i)
@@ -707,7 +718,7 @@ func (l *Lab) stepNode(ctx context.Context, _ build.Binaries) error {
 
 func (l *Lab) stepCheckBackends(ctx context.Context, _ build.Binaries) error {
 	st, _ := l.state()
-	c := netns.HTTPClient(netns.Path(l.nsName("node")), nil, 2*time.Second)
+	c := nodeHTTPClient(l.node(), 2*time.Second)
 	for i := range st.Backends {
 		p, _ := st.proc(backendComp(i))
 		url := "http://" + net.JoinHostPort(st.Backends[i], strconv.Itoa(BackendPort)) + "/"
@@ -869,5 +880,5 @@ func (l *Lab) Versions(ctx context.Context) (clusters.Versions, error) {
 	return clusters.Versions{Kubernetes: st.K8sVersion, KubeProxy: st.KubeProxyVer, IPTablesBackend: st.IPTablesBackend}, nil
 }
 
-// ClientNode is the client-node namespace.
-func (l *Lab) ClientNode() clusters.ClientNode { return &clientNode{l: l} }
+// ClientNode is the client node: the client-node namespace, or the VM.
+func (l *Lab) ClientNode() clusters.ClientNode { return l.node() }

@@ -3,7 +3,6 @@ package lab
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/kpbench/kpbench/clusters"
 	"github.com/kpbench/kpbench/clusters/kubeproxy"
-	"github.com/kpbench/kpbench/clusters/lab/netns"
 	"github.com/kpbench/kpbench/scenarios"
 )
 
@@ -30,8 +28,9 @@ func netipParse(s string) (netip.Addr, error) {
 
 // machine is what Capabilities looks at, so tests can fake it.
 type machine struct {
-	lookPath      func(string) (string, error)
-	proc, root    fs.FS // the kernel's /proc and the root filesystem, for IP_VS
+	lookPath func(string) (string, error)
+	// ipvs tells whether the node's kernel has IP_VS, and why not.
+	ipvs          func() (bool, string)
 	kernelRelease string
 	cpus          int
 }
@@ -47,13 +46,18 @@ func realMachine() machine {
 	if err != nil {
 		n = runtime.NumCPU()
 	}
-	return machine{lookPath: exec.LookPath, proc: os.DirFS("/proc"), root: os.DirFS("/"), kernelRelease: release, cpus: n}
+	ipvs := func() (bool, string) { return kubeproxy.IPVSAvailable("/proc", "/") }
+	return machine{lookPath: exec.LookPath, ipvs: ipvs, kernelRelease: release, cpus: n}
 }
 
 // Capabilities tells which kube-proxy modes can run on this machine and why
 // not; it looks at the kernel and the tools but changes nothing.
 func (l *Lab) Capabilities(ctx context.Context) (clusters.Capabilities, error) {
-	return capabilities(realMachine()), nil
+	m, err := l.machine()
+	if err != nil {
+		return clusters.Capabilities{}, err
+	}
+	return capabilities(m), nil
 }
 
 func capabilities(m machine) clusters.Capabilities {
@@ -65,7 +69,7 @@ func capabilities(m machine) clusters.Capabilities {
 	host := kubeproxy.Host{
 		LookPath:      m.lookPath,
 		KernelRelease: m.kernelRelease,
-		IPVS:          func() (bool, string) { return kubeproxy.IPVSAvailableFS(m.proc, m.root) },
+		IPVS:          m.ipvs,
 	}
 	for _, mode := range scenarios.Modes {
 		d, _ := kubeproxy.For(mode)
@@ -139,9 +143,12 @@ func (l *Lab) startKubeProxy(ctx context.Context, mode scenarios.Mode) error {
 	if err := os.WriteFile(l.kubeProxyConfigPath(), kpCfg, 0o600); err != nil {
 		return fmt.Errorf("writing kube-proxy configuration: %w", err)
 	}
+	args := []string{filepath.Join(st.BinDir, "kube-proxy"), "--config=" + l.kubeProxyConfigPath(), "--v=2"}
+	if isVM(st) {
+		return l.vmStartKubeProxy(ctx, mode, args)
+	}
 	p, err := l.start(startSpec{
-		name: CompKubeProxy, netns: l.nsName("node"), cpus: st.NodeCPUs,
-		args: []string{filepath.Join(st.BinDir, "kube-proxy"), "--config=" + l.kubeProxyConfigPath(), "--v=2"},
+		name: CompKubeProxy, netns: l.nsName("node"), cpus: st.NodeCPUs, args: args,
 	})
 	if err != nil {
 		return err
@@ -161,7 +168,7 @@ func (l *Lab) VerifyMode(ctx context.Context, mode scenarios.Mode) error {
 	if _, ok := kubeproxy.For(mode); !ok {
 		return fmt.Errorf("%w: unknown mode %q", ErrBadConfig, mode)
 	}
-	node := &clientNode{l: l}
+	node := l.node()
 	return kubeproxy.Verify(ctx, node.KubeProxyGet, kubeproxy.NodeRunner(node.Run), mode)
 }
 
@@ -205,6 +212,10 @@ func (l *Lab) setMode(ctx context.Context, mode scenarios.Mode) error {
 			return err
 		}
 	}
+	if err := l.vmStopKubeProxy(ctx, st); err != nil {
+		return err
+	}
+	node := l.node()
 	// Remove every mode's rules so the next mode starts from a clean node.
 	// kube-proxy --cleanup deletes iptables chains one at a time, which
 	// through iptables-nft takes many minutes at 10,000 Services. The node
@@ -212,7 +223,6 @@ func (l *Lab) setMode(ctx context.Context, mode scenarios.Mode) error {
 	// whole nf_tables ruleset (iptables-nft's tables included) at once;
 	// --cleanup then removes whatever is left (legacy iptables, IPVS, ipsets).
 	if _, err := exec.LookPath("nft"); err == nil {
-		node := &clientNode{l: l}
 		if err := node.Run(ctx, nil, nil, nil, "nft", "flush", "ruleset"); err != nil {
 			return fmt.Errorf("flushing the node's nftables ruleset before switching modes: %w", err)
 		}
@@ -223,12 +233,7 @@ func (l *Lab) setMode(ctx context.Context, mode scenarios.Mode) error {
 		return fmt.Errorf("opening cleanup log: %w", err)
 	}
 	fmt.Fprintf(logf, "==== %s kpbench: kube-proxy --cleanup before switching to %s\n", time.Now().UTC().Format(time.RFC3339), mode)
-	cmd := exec.CommandContext(ctx, filepath.Join(st.BinDir, "kube-proxy"), "--cleanup", "--config="+l.kubeProxyConfigPath())
-	cmd.Stdout, cmd.Stderr = logf, logf
-	err = netns.Start(cmd, netns.Path(l.nsName("node")), st.NodeCPUs)
-	if err == nil {
-		err = cmd.Wait()
-	}
+	err = node.Run(ctx, nil, logf, logf, filepath.Join(st.BinDir, "kube-proxy"), "--cleanup", "--config="+l.kubeProxyConfigPath())
 	logf.Close()
 	if err != nil {
 		return &ComponentError{Component: "kube-proxy --cleanup", Log: logPath, Tail: logTail(logPath, 25), Err: err}

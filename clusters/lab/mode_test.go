@@ -8,6 +8,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/kpbench/kpbench/clusters/kubeproxy"
 	"github.com/kpbench/kpbench/scenarios"
 )
 
@@ -25,8 +26,7 @@ func fakeMachine(missing []string, files []string, kernel string, cpus int) mach
 			}
 			return "/usr/sbin/" + name, nil
 		},
-		proc:          proc,
-		root:          fstest.MapFS{},
+		ipvs:          func() (bool, string) { return kubeproxy.IPVSAvailableFS(proc, fstest.MapFS{}) },
 		kernelRelease: kernel,
 		cpus:          cpus,
 	}

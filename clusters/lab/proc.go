@@ -208,11 +208,18 @@ func logTail(path string, n int) string {
 // waitFor polls check until it succeeds, p dies, or timeout/ctx ends. The
 // error of the last check is reported with p's log tail.
 func waitFor(ctx context.Context, p Proc, timeout time.Duration, what string, check func(context.Context) error) error {
+	return waitAlive(ctx, p.Name, p.Log, p.Alive, timeout, what, check)
+}
+
+// waitAlive is waitFor for a process whose liveness alive tells (one in
+// the node VM, say).
+func waitAlive(ctx context.Context, name, log string, alive func() bool, timeout time.Duration, what string, check func(context.Context) error) error {
+	p := Proc{Name: name, Log: log}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var last error
 	for {
-		if !p.Alive() {
+		if !alive() {
 			time.Sleep(50 * time.Millisecond) // let the log catch the exit message
 			err := fmt.Errorf("exited while waiting for %s", what)
 			if last != nil {

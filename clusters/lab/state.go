@@ -54,6 +54,11 @@ type State struct {
 
 	Kubeconfig   string `json:"kubeconfig"`
 	APIServerURL string `json:"apiServerURL,omitempty"`
+
+	// Node is the client node's kind (empty: netns); VM describes a VM
+	// client node.
+	Node string   `json:"node,omitempty"`
+	VM   *VMState `json:"vm,omitempty"`
 }
 
 // proc returns the recorded process named name.

@@ -33,6 +33,21 @@ type Status struct {
 	Namespaces       []NamespaceStatus `json:"namespaces"`
 	Components       []ComponentStatus `json:"components"`
 	UnavailableModes map[string]string `json:"unavailableModes,omitempty"`
+	// Node describes a VM client node (absent for a netns node).
+	Node *NodeVMStatus `json:"nodeVM,omitempty"`
+}
+
+// NodeVMStatus is a VM client node.
+type NodeVMStatus struct {
+	Accel         string  `json:"accel"`
+	AccelReason   string  `json:"accelReason,omitempty"`
+	Kernel        string  `json:"kernel"`
+	KernelRelease string  `json:"kernelRelease"`
+	Modules       string  `json:"modules"`
+	CPUs          int     `json:"cpus"`
+	MemoryMiB     int     `json:"memoryMiB"`
+	BootSeconds   float64 `json:"bootSeconds,omitempty"`
+	QEMU          string  `json:"qemu,omitempty"`
 }
 
 // NamespaceStatus is one of the lab's network namespaces.
@@ -79,7 +94,14 @@ func (l *Lab) Status(ctx context.Context) (Status, error) {
 		healthy = healthy && alive
 		s.Components = append(s.Components, ComponentStatus{Name: p.Name, PID: p.PID, Running: alive, Netns: p.Netns, CPUs: p.CPUs, Log: p.Log})
 	}
-	s.Healthy = healthy && len(st.Procs) > 0
+	vmComps, vmOK := l.vmComponents(ctx, st)
+	s.Components = append(s.Components, vmComps...)
+	s.Healthy = healthy && vmOK && len(st.Procs) > 0
+	if isVM(st) {
+		v := st.VM
+		s.Node = &NodeVMStatus{Accel: v.Accel, AccelReason: v.AccelReason, Kernel: v.Kernel.Path, KernelRelease: v.Kernel.Release,
+			Modules: v.Kernel.Modules, CPUs: v.CPUs, MemoryMiB: v.MemoryMiB, BootSeconds: v.BootSeconds, QEMU: v.QEMUVersion}
+	}
 	caps, _ := l.Capabilities(ctx)
 	for m, reason := range caps.Modes {
 		if reason != "" {
@@ -105,6 +127,13 @@ func (s Status) WriteText(w io.Writer) error {
 	fmt.Fprintf(tw, "kubeconfig\t%s\n", s.Kubeconfig)
 	fmt.Fprintf(tw, "apiserver\t%s (forwarded from the cp namespace)\n", orDash(s.APIServerURL))
 	fmt.Fprintf(tw, "node CPUs\t%s (everything else on %s)\n", orDash(cpuset.Format(s.NodeCPUs)), orDash(cpuset.Format(s.OtherCPUs)))
+	if v := s.Node; v != nil {
+		accel := v.Accel
+		if v.Accel == "tcg" {
+			accel = "tcg (software emulation: figures are emulated)"
+		}
+		fmt.Fprintf(tw, "node\tVM: kernel %s (%s), %d vCPU, %d MiB, %s, booted in %.1fs\n", v.KernelRelease, v.Kernel, v.CPUs, v.MemoryMiB, accel, v.BootSeconds)
+	}
 	fmt.Fprintf(tw, "backends\t%s\n", strings.Join(s.Backends, " "))
 	fmt.Fprintf(tw, "state\t%s\n", s.StateDir)
 	for m, r := range s.UnavailableModes {

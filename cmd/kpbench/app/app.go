@@ -91,6 +91,7 @@ a flag on the command line wins over the environment, which wins over the file.`
 		newSampleCmd(g),
 		newReportCmd(g),
 		newCompareCmd(g),
+		newCalibrateCmd(g),
 		newImageCmd(g),
 		newVersionCmd(g),
 	)

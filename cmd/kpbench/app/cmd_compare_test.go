@@ -229,3 +229,16 @@ func TestCompareReferenceRun(t *testing.T) {
 		t.Errorf("--allow-mismatch: exit %d\n%s", code, stdout)
 	}
 }
+
+func TestCalibrateCommand(t *testing.T) {
+	base := reportFixture("compare-base")
+	if code, stdout, stderr := runKpbench(t, "calibrate", base, base); code != 0 || !strings.Contains(stdout, "false alarms (comparisons that fail) at 10%: 0 of 2") {
+		t.Errorf("the same run twice: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if code, stdout, _ := runKpbench(t, "calibrate", base, reportFixture("compare-regressed")); code != 1 || !strings.Contains(stdout, "FALSE ALARM") {
+		t.Errorf("a regressed pair: exit %d\n%s", code, stdout)
+	}
+	if code, _, stderr := runKpbench(t, "calibrate", base); code != 2 || !strings.Contains(stderr, "want two or more results directories") {
+		t.Errorf("one run: exit %d\n%s", code, stderr)
+	}
+}

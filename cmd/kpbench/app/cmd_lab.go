@@ -61,6 +61,8 @@ network namespace. It needs root.
 		newLabExecCmd(g, f),
 		newLabKubeconfigCmd(g, f),
 		newLabForwardCmd(g),
+		newLabVMInitCmd(g),
+		newLabVMAgentCmd(g),
 	)
 	return cmd
 }
@@ -171,6 +173,7 @@ func newLabUpCmd(g *globals, f *labFlags) *cobra.Command {
 	var (
 		mode, nodeCPUs string
 		cfg            lab.Config
+		node           nodeFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -190,6 +193,7 @@ component's log tail.`,
 			}
 			base := f.config(g)
 			cfg.Name, cfg.StateDir, cfg.Logger = base.Name, base.StateDir, base.Logger
+			node.apply(&cfg)
 			if nodeCPUs != "" {
 				if cfg.NodeCPUs, err = cpuset.Parse(nodeCPUs); err != nil {
 					return &ExitError{Code: 2, Err: fmt.Errorf("--node-cpus: %w", err)}
@@ -221,6 +225,7 @@ component's log tail.`,
 	cmd.Flags().BoolVar(&cfg.Reuse, "reuse", false, "if the lab is already up, use it (switching its mode if needed)")
 	cmd.Flags().DurationVar(&cfg.ReadyTimeout, "ready-timeout", 90*time.Second, "how long each component may take to become healthy")
 	cmd.Flags().DurationVar(&cfg.SyncTimeout, "sync-timeout", 10*time.Minute, "how long kube-proxy may take to program its rules")
+	node.register(cmd.Flags(), "")
 	return cmd
 }
 
@@ -349,6 +354,7 @@ CMD so that its flags are not taken for kpbench's.`,
 				return labError(err)
 			}
 			err = l.ClientNode().Run(cmd.Context(), g.stdin, g.stdout, g.stderr, args...)
+			var vmExit interface{ ExitCode() int }
 			switch {
 			case errors.Is(err, exec.ErrNotFound):
 				return &ExitError{Code: ExitNotFound, Err: fmt.Errorf("lab exec: %s: command not found in the client node's PATH", args[0])}
@@ -356,6 +362,9 @@ CMD so that its flags are not taken for kpbench's.`,
 				return &ExitError{Code: ExitCannotRun, Err: fmt.Errorf("lab exec: %s: cannot run it: %w", args[0], err)}
 			}
 			var exitErr *exec.ExitError
+			if !errors.As(err, &exitErr) && errors.As(err, &vmExit) {
+				return &ExitError{Code: vmExit.ExitCode()} // a command in the node VM
+			}
 			if errors.As(err, &exitErr) {
 				// The command's own status, as a shell reports it: 128+N
 				// for a signal (e.g. SIGPIPE when piped into head).

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,6 +22,7 @@ func newLoadCmd(g *globals) *cobra.Command {
 		histogramsOut string
 		embed         bool
 		failOnInvalid bool
+		progress      string
 	)
 	cmd := &cobra.Command{
 		Use:   "load [flags] URL [URL...]",
@@ -33,9 +36,18 @@ With several URLs, each new connection picks one uniformly at random.
 --requests-per-conn 1 opens a new TCP connection per request, N closes each
 connection after N requests, 0 keeps connections open.
 
+The run ends at --warmup plus --duration, whatever the schedule still owes:
+requests it could not send by then are counted as not sent, and requests in
+flight get at most --timeout more. A rate the client cannot reach shows within
+a second: a warning on stderr (and, with --abort-when-behind, the end of the
+run). On a terminal a progress line shows every second (--progress).
+
+The achieved rate counts answered requests (errors excluded); the sent rate
+is shown beside it. Interrupted, the figures cover the time run.
+
 A run is invalid when the achieved rate is below 99% of the target, more than
-0.1% of requests fail, or a send had to wait because --max-inflight requests
-were in flight.
+0.1% of requests fail, a send had to wait because --max-inflight requests
+were in flight, requests were not sent, or it was interrupted or aborted.
 
 --embed-histograms adds the four HDR histograms (latency, service time,
 connect, lag; base64 HDR V2, ns, as --histograms writes them) to the JSON
@@ -59,7 +71,13 @@ clients exactly (loadgen.MergeSummaries), as in-cluster load clients do.`,
 				return &ExitError{Code: 2, Err: errors.New("--embed-histograms needs --json (the table has no room for histograms)")}
 			}
 			g.logger.Debug("load starting", "urls", len(cfg.URLs), "rate", cfg.Rate, "duration", cfg.Duration, "warmup", cfg.Warmup, "requestsPerConn", cfg.RequestsPerConn)
+			show, err := loadProgress(g, progress, cfg.AbortWhenBehind)
+			if err != nil {
+				return badInput(err)
+			}
+			cfg.Progress = show.report
 			res, err := loadgen.Run(cmd.Context(), cfg)
+			show.done()
 			if err != nil {
 				if errors.Is(err, loadgen.ErrInvalidConfig) {
 					return &ExitError{Code: 2, Err: err}
@@ -76,7 +94,7 @@ clients exactly (loadgen.MergeSummaries), as in-cluster load clients do.`,
 			}
 			if err := cmd.Context().Err(); err != nil {
 				// The partial results are written; the exit status says so.
-				return fmt.Errorf("load interrupted: %w", err)
+				return &ExitError{Code: ExitInterrupted, Err: fmt.Errorf("load interrupted after %.2fs of the %s window; the figures cover the time run", res.Summary.MeasuredSeconds, cfg.Duration)}
 			}
 			if failOnInvalid && !res.Summary.Valid {
 				return &ExitError{Code: 1}
@@ -98,6 +116,8 @@ clients exactly (loadgen.MergeSummaries), as in-cluster load clients do.`,
 	f.StringVar(&histogramsOut, "histograms", "", "write the HDR histograms (JSON of base64 HDR V2 encodings, ns) to FILE")
 	f.BoolVar(&embed, "embed-histograms", false, "also put the HDR histograms into the JSON summary (needs --json), so that summaries of several clients merge exactly")
 	f.BoolVar(&failOnInvalid, "fail-invalid", false, "exit with status 1 when the run is invalid")
+	f.BoolVar(&cfg.AbortWhenBehind, "abort-when-behind", false, "end the run (invalid) as soon as the client falls behind its schedule, rather than at --duration")
+	f.StringVar(&progress, "progress", "auto", "progress line every second on stderr: auto (on a terminal), line, or none")
 	return cmd
 }
 
@@ -123,8 +143,8 @@ func writeLoadOutputs(g *globals, res *loadgen.Result, jsonOut, timelineOut, his
 	if jsonOut != "" && res.Summary.BehindSchedule() {
 		g.logger.Warn("the schedule fell behind", "lagP99Us", res.Summary.Lag.P99Us, "lagMaxUs", res.Summary.Lag.MaxUs)
 	}
-	if !res.Summary.Valid {
-		g.logger.Warn("run is invalid", "reasons", res.Summary.InvalidReasons)
+	if jsonOut != "" && !res.Summary.Valid {
+		g.logger.Warn("run is invalid", "reasons", strings.Join(res.Summary.InvalidReasons, "; "))
 	}
 	return nil
 }
@@ -146,4 +166,65 @@ func writeTo(g *globals, path string, fn func(io.Writer) error) error {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil
+}
+
+// loadProgressView shows a load's progress: a line rewritten in place every
+// second on a terminal (as vegeta's -every and fortio's periodic lines
+// do), and one warning, in any case, once the client falls behind its
+// schedule.
+type loadProgressView struct {
+	report func(loadgen.Progress)
+	done   func()
+}
+
+func loadProgress(g *globals, mode string, aborting bool) (loadProgressView, error) {
+	line := false
+	switch mode {
+	case "auto":
+		line = isTerminal(g.stderr)
+	case "line":
+		line = true
+	case "none":
+	default:
+		return loadProgressView{}, fmt.Errorf("--progress must be auto, line or none, got %q", mode)
+	}
+	var (
+		mu      sync.Mutex
+		warned  bool
+		written bool
+	)
+	report := func(p loadgen.Progress) {
+		mu.Lock()
+		defer mu.Unlock()
+		if line {
+			phase := "window"
+			if p.Warmup {
+				phase = "warm-up"
+			}
+			fmt.Fprintf(g.stderr, "\r\033[K%s %s: %d sent of %d due, %d answered, %d failed, %s behind",
+				p.Elapsed.Round(time.Second), phase, p.Sent, p.Due, p.Answered, p.Failed, p.Behind.Round(time.Millisecond))
+			written = true
+		}
+		if p.IsBehind && !warned {
+			warned = true
+			if written {
+				fmt.Fprintln(g.stderr)
+				written = false
+			}
+			next := "the run will be invalid; lower --rate, or pass --abort-when-behind to stop early"
+			if aborting {
+				next = "stopping (--abort-when-behind)"
+			}
+			g.logger.Warn(fmt.Sprintf("the client cannot keep this rate: %s behind its schedule after %s (%d of %d requests sent); %s",
+				p.Behind.Round(time.Millisecond), p.Elapsed.Round(100*time.Millisecond), p.Sent, p.Due, next))
+		}
+	}
+	done := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if written {
+			fmt.Fprintln(g.stderr)
+		}
+	}
+	return loadProgressView{report: report, done: done}, nil
 }

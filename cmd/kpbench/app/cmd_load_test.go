@@ -172,3 +172,31 @@ func TestLoadCommandInterruptedWritesResultsAndFails(t *testing.T) {
 		t.Errorf("summary valid %v with %d requests, want invalid with some", s.Valid, s.Requests)
 	}
 }
+
+// TestLoadUnreachableRateReturnsOnTime is the user's view of the wall-time
+// bound: a rate no client reaches returns within a few seconds, invalid,
+// saying why and how far behind, with a warning on stderr.
+func TestLoadUnreachableRateReturnsOnTime(t *testing.T) {
+	if os.Getenv("KPBENCH_SKIP_INTEGRATION") == "1" {
+		t.Skip("KPBENCH_SKIP_INTEGRATION=1")
+	}
+	_, url := serveForTest(t)
+	var stdout, stderr bytes.Buffer
+	start := time.Now()
+	code := Run(context.Background(), nil, &stdout, &stderr, []string{"--log-format", "human", "load", "--rate", "1e7", "--duration", "1s", "--fail-invalid", url})
+	took := time.Since(start)
+	if took > 5*time.Second {
+		t.Errorf("load --rate 1e7 --duration 1s took %v", took)
+	}
+	if code != ExitFailed {
+		t.Errorf("exit %d with --fail-invalid, want 1", code)
+	}
+	for _, want := range []string{"requests not sent: the client fell", "INVALID: ", "requests not sent: "} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	if !strings.Contains(stderr.String(), "! warning: the client cannot keep this rate") {
+		t.Errorf("no early warning on stderr:\n%s", stderr.String())
+	}
+}

@@ -28,8 +28,10 @@ type runFlags struct {
 	// providerSet is true when --provider was given.
 	force, providerSet                    bool
 	labName, nodeCPUs, k8sVersion, binDir string
-	qps                                   float64
-	waitTimeout                           time.Duration
+	// node is the lab's client node (netns or a VM).
+	node        nodeFlags
+	qps         float64
+	waitTimeout time.Duration
 	// cluster configures the kind and existing providers.
 	cluster clusterFlags
 }
@@ -67,6 +69,7 @@ Ctrl-C stops the load, keeps every finished point, tears the lab down (unless
 	fl.StringVar(&f.nodeCPUs, "node-cpus", "", "lab: CPUs of the client node (default: the last CPU)")
 	fl.StringVar(&f.k8sVersion, "k8s-version", "", "lab: Kubernetes version of the binaries (default "+labDefaultVersion()+")")
 	fl.StringVar(&f.binDir, "bin-dir", "", "lab: use etcd, kube-apiserver and kube-proxy from this directory")
+	f.node.register(fl, "lab: ")
 	fl.Float64Var(&f.qps, "qps", 500, "API requests per second the scaler may make")
 	fl.DurationVar(&f.waitTimeout, "programmed-timeout", 10*time.Minute, "how long to wait for kube-proxy to program one Service step")
 	f.cluster.registerForRun(fl)
@@ -75,6 +78,9 @@ Ctrl-C stops the load, keeps every finished point, tears the lab down (unless
 
 func runScenario(ctx context.Context, g *globals, f *runFlags, argv []string) error {
 	bad := func(err error) error { return &ExitError{Code: 2, Err: err} }
+	if f.resume != "" && resumeIsDone(g, f.resume) {
+		return nil // nothing brought up, nothing written
+	}
 	if f.resume != "" {
 		if r, err := runs.ReadRun(f.resume); err == nil {
 			if err := resumeTrust(r, f, Version); err != nil {
@@ -120,7 +126,7 @@ func runScenario(ctx context.Context, g *globals, f *runFlags, argv []string) er
 		if err := resumeTrust(run, f, Version); err != nil { // records a forced resume in this run
 			return err
 		}
-		run.Problems = append(run.Problems, fmt.Sprintf("resumed at %s", time.Now().UTC().Format(time.RFC3339)))
+		recordResume(g, dir, run, argv)
 		run.FinishedAt = nil
 	} else {
 		ref := f.file
@@ -135,13 +141,15 @@ func runScenario(ctx context.Context, g *globals, f *runFlags, argv []string) er
 			return bad(err)
 		}
 		now := time.Now()
-		run = &runs.Run{ID: runs.NewID(now, s.Metadata.Name), Scenario: *s, StartedAt: now.UTC()}
+		run = &runs.Run{ID: runs.NewID(now, s.Metadata.Name), Scenario: *s, StartedAt: now.UTC(), Command: argv}
 		dir = filepath.Join(f.out, run.ID) // made once the cluster is up
 	}
 	run.Status = runs.StatusRunning
 	run.KpbenchVersion = Version
-	run.Command = argv
 	sc := &run.Scenario
+	if f.provider == "lab" {
+		announceLabReuse(ctx, g, f.labName, sc)
+	}
 
 	progress, progressDone := buildProgress(g)
 	prov, err := f.newProvider(g, sc, progress)
@@ -155,6 +163,9 @@ func runScenario(ctx context.Context, g *globals, f *runFlags, argv []string) er
 		return bad(err)
 	}
 	if err != nil {
+		if ctx.Err() != nil {
+			return &ExitError{Code: ExitInterrupted, Err: fmt.Errorf("interrupted while bringing the %s up; nothing measured", f.provider)}
+		}
 		return err
 	}
 	defer target.Teardown(ctx)
@@ -180,6 +191,15 @@ func runScenario(ctx context.Context, g *globals, f *runFlags, argv []string) er
 	engine, err := target.Engine(ctx, sc, sweep.EngineOptions{QPS: f.qps, WaitTimeout: f.waitTimeout, Log: g.logger})
 	if err != nil {
 		return err
+	}
+	// The point being measured, for the one line an interruption prints.
+	current := ""
+	prev := engine.Progress
+	engine.Progress = func(done, total int, id string) {
+		current = id
+		if prev != nil {
+			prev(done, total, id)
+		}
 	}
 	runErr := engine.Run(ctx, dir, run)
 	fin := time.Now().UTC()
@@ -208,7 +228,20 @@ func runScenario(ctx context.Context, g *globals, f *runFlags, argv []string) er
 	}
 	if runErr != nil {
 		if run.Status == runs.StatusInterrupted {
-			return &ExitError{Code: 130, Err: fmt.Errorf("%w; finished points are in %s (continue with --resume %s)", runErr, dir, dir)}
+			// One line: where it stopped, what is kept, how to go on. The
+			// error's chain (the load command line, its URLs, the signal)
+			// is for -v.
+			g.logger.Debug("interrupted", "err", runErr)
+			kept := 0
+			if points, err := runs.ReadPoints(dir); err == nil {
+				kept = len(points)
+			}
+			where := "setting up"
+			if current != "" {
+				where = current
+			}
+			return &ExitError{Code: ExitInterrupted, Err: fmt.Errorf("interrupted during %s; %d %s kept in %s; continue with: kpbench run --resume %s",
+				where, kept, plural(kept, "point", "points"), dir, dir)}
 		}
 		return fmt.Errorf("%w (finished points are in %s)", runErr, dir)
 	}
@@ -221,6 +254,7 @@ func (f *runFlags) newProvider(g *globals, sc *scenarios.Scenario, progress func
 	o := f.cluster.providerOptions(g, sc.Spec)
 	o.Keep = f.keep
 	o.Lab = lab.Config{Name: f.labName, K8sVersion: f.k8sVersion, BinDir: f.binDir, BuildProgress: progress}
+	f.node.apply(&o.Lab)
 	if f.nodeCPUs != "" {
 		cpus, err := cpuset.Parse(f.nodeCPUs)
 		if err != nil {

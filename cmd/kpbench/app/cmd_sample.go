@@ -204,7 +204,8 @@ func writeSampleRow(w io.Writer, s collector.Sample, procs []collector.Process) 
 
 func writeSampleSummary(w io.Writer, ser *collector.Series) {
 	sum := ser.Summary
-	fmt.Fprintf(w, "\nsummary: %d samples over %.3f s, CPUs %s, in cores\n", len(ser.Samples), sum.Seconds, cpuset.Format(sum.CPUs))
+	fmt.Fprintf(w, "\nsummary: %d %s over %.3f s, %s %s, in cores\n", len(ser.Samples), plural(len(ser.Samples), "sample", "samples"), sum.Seconds,
+		plural(len(sum.CPUs), "CPU", "CPUs"), cpuset.Format(sum.CPUs))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "\t"+strings.Join(coreColumns, "\t")+"\tmax total\t")
 	row := []string{"node mean"}
