@@ -2,7 +2,10 @@ package report
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/kpbench/kpbench/runs"
@@ -76,6 +79,36 @@ func TestInvalidPointsChangeNothing(t *testing.T) {
 	for i := range pa {
 		if !bytes.Equal(pa[i].SVG, pb[i].SVG) {
 			t.Errorf("an invalid point moved plot %s", pa[i].Name)
+		}
+	}
+}
+
+// TestReportLeadsWithSummary: the report opens with the summary table, and
+// the method's caveat is stated once, not in every finding.
+func TestReportLeadsWithSummary(t *testing.T) {
+	d := derive(t, load(t, "sweep"), nil, nil)
+	if _, err := Generate(d); err != nil {
+		t.Fatal(err)
+	}
+	md, err := os.ReadFile(filepath.Join(d.Dir, MarkdownFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(md)
+	sum, head, plots := strings.Index(text, "## Summary"), strings.Index(text, "## Headline findings"), strings.Index(text, "## Plots")
+	if sum < 0 || head < sum || plots < head {
+		t.Fatalf("sections out of order: summary %d, headline %d, plots %d", sum, head, plots)
+	}
+	if !strings.Contains(text[sum:head], "| connections | Services | metric | mode | mean | 95% CI | n | verdict |") ||
+		!strings.Contains(text[sum:head], "| a new connection per request | 10,000 | median connect time (µs) | nftables | 61.6 | 58.5 to 64.7 | 4 |") {
+		t.Errorf("summary table:\n%s", text[sum:head])
+	}
+	if n := strings.Count(text, "Holm's correction"); n != 1 {
+		t.Errorf("the method caveat appears %d times", n)
+	}
+	for _, w := range []string{"too few valid repetitions", "excludes zero, which points to a real difference", "needs at least"} {
+		if strings.Contains(text, w) {
+			t.Errorf("report repeats %q", w)
 		}
 	}
 }

@@ -36,15 +36,20 @@ type ClusterLoad struct {
 	StartMargin time.Duration
 }
 
-// Run implements LoadRunner. The clients' own summaries are kept under
-// RawDir as load-client-N.json, the merged one as load.json.
+// Run implements LoadRunner. req.Rate is the point's total: each of N
+// clients sends req.Rate/N, so that the merged summary's target and
+// achieved rates (the sums over the clients) are the point's. The
+// clients' own summaries are kept under RawDir as load-client-N.json, the
+// merged one as load.json.
 func (l *ClusterLoad) Run(ctx context.Context, req LoadRequest) (*LoadResult, error) {
 	clients := max(l.Clients, 1)
 	margin := l.StartMargin
 	if margin <= 0 {
 		margin = 2 * time.Minute
 	}
-	args := append(loadArgs(req), req.URLs...)
+	each := req
+	each.Rate = req.Rate / float64(clients)
+	args := append(loadArgs(each), req.URLs...)
 	results, err := l.Runner.RunLoad(ctx, clusters.LoadRequest{
 		ID: JobID(req.ID), Args: args, Clients: clients, Deadline: req.Duration + req.Timeout + margin,
 	})
