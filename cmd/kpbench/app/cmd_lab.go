@@ -20,6 +20,7 @@ import (
 	"github.com/kpbench/kpbench/clusters"
 	"github.com/kpbench/kpbench/clusters/lab"
 	"github.com/kpbench/kpbench/clusters/lab/build"
+	"github.com/kpbench/kpbench/internal/cpuset"
 	"github.com/kpbench/kpbench/scenarios"
 )
 
@@ -194,7 +195,7 @@ component's log tail.`,
 			cfg.Name, cfg.StateDir, cfg.Logger = base.Name, base.StateDir, base.Logger
 			node.apply(&cfg)
 			if nodeCPUs != "" {
-				if cfg.NodeCPUs, err = lab.ParseCPUList(nodeCPUs); err != nil {
+				if cfg.NodeCPUs, err = cpuset.Parse(nodeCPUs); err != nil {
 					return &ExitError{Code: 2, Err: fmt.Errorf("--node-cpus: %w", err)}
 				}
 			}
