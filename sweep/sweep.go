@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kpbench/kpbench/clusters"
+	"github.com/kpbench/kpbench/clusters/kubeproxy"
 	"github.com/kpbench/kpbench/collector"
 	"github.com/kpbench/kpbench/runs"
 	"github.com/kpbench/kpbench/scenarios"
@@ -434,12 +435,8 @@ func (e *Engine) health(ctx context.Context, mode scenarios.Mode, kpPID int) str
 	if kpPID != 0 && pid != kpPID {
 		return fmt.Sprintf("%s: restarted during the point (pid %d -> %d)", runs.ReasonKubeProxyDied, kpPID, pid)
 	}
-	body, err := node.KubeProxyGet(ctx, "/proxyMode")
-	if err != nil {
-		return fmt.Sprintf("%s: /proxyMode: %v", runs.ReasonModeMismatch, err)
-	}
-	if got := strings.TrimSpace(string(body)); got != string(mode) {
-		return fmt.Sprintf("%s: kube-proxy reports %q, want %q", runs.ReasonModeMismatch, got, mode)
+	if err := kubeproxy.CheckProxyMode(ctx, node.KubeProxyGet, mode); err != nil {
+		return fmt.Sprintf("%s: %v", runs.ReasonModeMismatch, err)
 	}
 	return ""
 }

@@ -300,19 +300,6 @@ func TestModeSwitchFailureSkipsOnlyThatMode(t *testing.T) {
 	}
 }
 
-func TestIPTablesBackend(t *testing.T) {
-	for in, want := range map[string]string{
-		"iptables v1.8.9 (nf_tables)\n": "nft",
-		"iptables v1.8.9 (legacy)\n":    "legacy",
-		"iptables v1.6.1\n":             "legacy",
-		"":                              "",
-	} {
-		if got := IPTablesBackend([]byte(in)); got != want {
-			t.Errorf("IPTablesBackend(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 const specSteps = "  modes: [iptables, ipvs, nftables]\n  services: [1, 10, 100]\n  order: steps\n  load:\n    duration: 1s\n    warmup: 0s\n    requestsPerConn: [1]\n  repetitions: 1\n"
 
 func scaleAndModeEvents(events []string) []string {
