@@ -85,10 +85,18 @@ func newDocument(d *Data, plots []Plot, findings []Finding) *document {
 		doc.p("%s", note)
 	}
 
-	doc.h(2, "Headline findings")
+	doc.h(2, "Summary")
 	if len(findings) == 0 {
 		doc.p("No valid points: nothing can be concluded from this run.")
 	}
+	if t, ok := headlineTable(findings); ok {
+		doc.p("Each mode at the largest Service count every mode reached: mean of the valid repetitions, its 95%% confidence interval, n, and the verdict against %s.", t.reference)
+		doc.table(t.table)
+	}
+	// The few sentences that matter: what the test establishes, the cost
+	// per rule, the dataplane's state. Everything else follows, briefly.
+	doc.h(2, "Headline findings")
+	var rest []string
 	for _, kind := range []struct{ kind, intro string }{
 		{FindingModes, "Between modes, at the largest Service count they all reached:"},
 		{FindingDepth, "Cost per rule walked (fitted over every valid point against the target's recorded depth; " + FitMethod + "):"},
@@ -97,8 +105,12 @@ func newDocument(d *Data, plots []Plot, findings []Finding) *document {
 	} {
 		var items []string
 		for _, f := range findings {
-			if f.Kind == kind.kind {
+			switch {
+			case f.Kind != kind.kind:
+			case f.Diff == nil || f.Significant:
 				items = append(items, f.Text)
+			default:
+				rest = append(rest, f.Text)
 			}
 		}
 		if len(items) > 0 {
@@ -106,7 +118,11 @@ func newDocument(d *Data, plots []Plot, findings []Finding) *document {
 			doc.list(items)
 		}
 	}
-	doc.p("Differences are means of valid repetitions with 95%% confidence intervals (Welch's t); significance is the Mann-Whitney U test at α=%.2f, benchstat's method. With few repetitions a real difference may not reach significance; it is then reported as not established, never as absent.", Alpha)
+	doc.p("%s", methodCaveat(findings))
+	if len(rest) > 0 {
+		doc.h(3, "Differences not established")
+		doc.list(rest)
+	}
 
 	doc.h(2, "Plots")
 	for _, pl := range plots {
@@ -130,6 +146,7 @@ func newDocument(d *Data, plots []Plot, findings []Finding) *document {
 
 	doc.h(2, "Methodology")
 	doc.p("%s", methodology(r))
+	doc.p("%s", resetStatement(d.Points))
 	doc.p("%s", depthMethodology(r.Scenario.Spec.Load.Targets))
 
 	doc.h(2, "Summary by condition")
@@ -341,6 +358,37 @@ func describeOrder(o scenarios.Order) string {
 	return "modes (each mode measured at every step before the next mode)"
 }
 
+// resetStatement says what is and is not reset between repetitions, so
+// that a reader can judge how independent they are.
+func resetStatement(points []runs.Point) string {
+	flushed := 0
+	var before []float64
+	for _, p := range points {
+		if p.Conntrack.FlushedBefore {
+			flushed++
+		}
+		before = append(before, float64(p.Conntrack.EntriesBefore))
+	}
+	var b strings.Builder
+	b.WriteString("Between repetitions: ")
+	switch {
+	case flushed == len(points) && flushed > 0:
+		b.WriteString("the client node's conntrack table is flushed before each point's warm-up (in the node's own network namespace or VM only)")
+	case flushed > 0:
+		fmt.Fprintf(&b, "the client node's conntrack table was flushed before %d of %d points", flushed, len(points))
+	default:
+		b.WriteString("the client node's conntrack table is not flushed (kpbench empties only the tables of nodes it owns, the lab's)")
+	}
+	if len(before) > 0 {
+		s := Summarize(before)
+		fmt.Fprintf(&b, "; every point records the entries at its start (here %s to %s)", formatCount(int(s.Min)), formatCount(int(s.Max)))
+	}
+	b.WriteString(". Not reset: kube-proxy (one process per mode, restarted only by a mode switch), its rules and their order — so the " +
+		"target's depth — within a Service step, the backends and their sockets, and the machine's caches. With order \"steps\" the " +
+		"repetitions of the modes are interleaved in time; with order \"modes\" each mode's repetitions run back to back.")
+	return b.String()
+}
+
 func methodology(r *runs.Run) string {
 	s := r.Scenario.Spec
 	return fmt.Sprintf("For each mode kube-proxy is switched and its mode verified (GET /proxyMode and rules of that kind present); "+
@@ -358,6 +406,81 @@ func methodology(r *runs.Run) string {
 		"connection fails in microseconds, a timeout at the timeout), so the failed requests are counted beside p99 and p99.9 in the "+
 		"tables instead of being folded into them.",
 		s.EndpointsPerService, s.Load.WarmupDuration(), s.Load.Rate, s.Load.Duration)
+}
+
+// methodCaveat states once how the findings were tested, and what "not
+// established" means, instead of repeating it in every bullet.
+func methodCaveat(findings []Finding) string {
+	tests, minN := 0, 0
+	for _, f := range findings {
+		if f.Diff != nil {
+			tests = f.Diff.Tests
+			if n := min(f.Diff.A.N, f.Diff.B.N); minN == 0 || n < minN {
+				minN = n
+			}
+		}
+	}
+	s := fmt.Sprintf("Method: differences are means of valid repetitions with 95%% confidence intervals (Welch's t); significance is the Mann-Whitney U test (benchstat's method) at α=%.2f after Holm's correction over the %d comparisons above, so that the chance of even one false claim among them stays at or below 5%%.", Alpha, tests)
+	if tests > 0 && minN > 0 && minN < RepetitionsFor(tests) {
+		s += fmt.Sprintf(" With %d valid repetitions per side, some comparisons cannot reach significance at all (that needs %d per side over %d comparisons); they are reported as not established, never as absent.", minN, RepetitionsFor(tests), tests)
+	}
+	return s
+}
+
+type headline struct {
+	table     table
+	reference scenarios.Mode
+}
+
+// headlineTable is the report's first table: for each connection variant
+// and metric, each mode at the largest common step, with its mean, 95% CI,
+// n and the verdict of its comparison with the first mode (the findings'
+// Holm-adjusted test).
+func headlineTable(findings []Finding) (headline, bool) {
+	t := table{header: []string{"connections", "Services", "metric", "mode", "mean", "95% CI", "n", "verdict"},
+		numeric: []bool{false, true, false, false, true, true, true, false}}
+	var ref scenarios.Mode
+	type rowKey struct {
+		variant, metric string
+		mode            scenarios.Mode
+	}
+	done := map[rowKey]bool{}
+	ci := func(s Summary, digits int) string {
+		if !s.HasCI {
+			return "—"
+		}
+		return fmt.Sprintf("%.*f to %.*f", digits, s.CILo, digits, s.CIHi)
+	}
+	for _, f := range findings {
+		b := f.between
+		if b == nil || f.Diff == nil {
+			continue
+		}
+		if ref == "" {
+			ref = b.high
+		}
+		if b.high != ref {
+			continue // modes compared with each other, not with the reference
+		}
+		d, fm := f.Diff, b.metric
+		if k := (rowKey{b.variant, fm.what, b.high}); !done[k] {
+			done[k] = true
+			t.rows = append(t.rows, []string{b.variant, formatCount(b.services), fm.what + " (" + fm.unit + ")", string(b.high),
+				fmt.Sprintf("%.*f", fm.digits, d.B.Mean), ci(d.B, fm.digits), fmt.Sprint(d.B.N), "reference"})
+		}
+		verdict := "no significant difference"
+		switch {
+		case d.Significant && d.Delta > 0:
+			verdict = fmt.Sprintf("lower than %s by %s (p(holm)=%s)", b.high, fm.format(d.Delta), formatP(d.PAdjusted))
+		case d.Significant:
+			verdict = fmt.Sprintf("higher than %s by %s (p(holm)=%s)", b.high, fm.format(-d.Delta), formatP(d.PAdjusted))
+		case d.Underpowered:
+			verdict = "not established (too few repetitions)"
+		}
+		t.rows = append(t.rows, []string{b.variant, formatCount(b.services), fm.what + " (" + fm.unit + ")", string(b.low),
+			fmt.Sprintf("%.*f", fm.digits, d.A.Mean), ci(d.A, fm.digits), fmt.Sprint(d.A.N), verdict})
+	}
+	return headline{table: t, reference: ref}, len(t.rows) > 0
 }
 
 func pm(s Summary, digits int) string {

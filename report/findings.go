@@ -20,6 +20,18 @@ type Finding struct {
 	Significant bool `json:"significant"`
 	// Diff is the comparison behind the statement, when there is one.
 	Diff *Difference `json:"diff,omitempty"`
+	// between says which modes a FindingModes finding compares, for the
+	// summary table.
+	between *modesAt
+}
+
+// modesAt is a comparison of two modes (high is the first in report
+// order, Diff is high minus low) at one step and connection variant.
+type modesAt struct {
+	metric    findingMetric
+	high, low scenarios.Mode
+	services  int
+	variant   string
 }
 
 // Finding kinds.
@@ -109,6 +121,16 @@ func Findings(d *Data) []Finding {
 	})
 	multiTargets := len(targets) > 1
 
+	// The tested findings are made in two passes: collect every
+	// comparison, adjust the p-values with Holm's method over all of
+	// them (about 30 findings at α=0.05 would otherwise show one or two
+	// "significant" differences by chance), then word each finding by
+	// its adjusted p.
+	type pending struct {
+		diff Difference
+		word func(Difference) Finding
+	}
+	var pend []pending
 	var out []Finding
 	for _, v := range vlist {
 		// Modes with valid points in this variant, and their steps.
@@ -148,8 +170,8 @@ func Findings(d *Data) []Finding {
 							if len(a) == 0 || len(b) == 0 {
 								continue
 							}
-							diff := Diff(a, b)
-							out = append(out, modeFinding(fm, diff, modes[i], modes[j], common, v.String(multiTargets)))
+							high, low, vs := modes[i], modes[j], v.String(multiTargets)
+							pend = append(pend, pending{Diff(a, b), func(d Difference) Finding { return modeFinding(fm, d, high, low, common, vs) }})
 						}
 					}
 				}
@@ -173,10 +195,19 @@ func Findings(d *Data) []Finding {
 				if len(a) == 0 || len(b) == 0 {
 					continue
 				}
-				diff := Diff(a, b)
-				out = append(out, growthFinding(fm, diff, m, lo, hi, v.String(multiTargets)))
+				vs := v.String(multiTargets)
+				pend = append(pend, pending{Diff(a, b), func(d Difference) Finding { return growthFinding(fm, d, m, lo, hi, vs) }})
 			}
 		}
+	}
+	ps := make([]float64, len(pend))
+	for k, pf := range pend {
+		ps[k] = pf.diff.P
+	}
+	for k, adj := range Holm(ps) {
+		d := pend[k].diff
+		d.correct(adj, len(pend))
+		out = append(out, pend[k].word(d))
 	}
 	out = append(out, stepFindings(d)...)
 	out = append(out, depthFindings(d)...)
@@ -196,7 +227,7 @@ func modeFinding(fm findingMetric, d Difference, high, low scenarios.Mode, servi
 	if !math.IsNaN(d.Rel) {
 		rel = fmt.Sprintf(", %+.0f%%", 100*d.Rel)
 	}
-	stats := fmt.Sprintf("p=%s, n=%d %s + %d %s", formatP(d.P), d.B.N, high, d.A.N, low)
+	stats := fmt.Sprintf("p(holm)=%s, n=%d %s + %d %s", formatP(d.PAdjusted), d.B.N, high, d.A.N, low)
 	values := fmt.Sprintf("%s with %s vs %s with %s", fm.format(d.B.Mean), high, fm.format(d.A.Mean), low)
 	var text string
 	switch {
@@ -215,7 +246,8 @@ func modeFinding(fm findingMetric, d Difference, high, low scenarios.Mode, servi
 			where, fm.what, high, low, values, signed(d.Delta, fm.digits), fm.unit, ci, stats)
 	}
 	dd := d
-	return Finding{Kind: FindingModes, Text: text, Significant: d.Significant, Diff: &dd}
+	return Finding{Kind: FindingModes, Text: text, Significant: d.Significant, Diff: &dd,
+		between: &modesAt{metric: fm, high: high, low: low, services: services, variant: variant}}
 }
 
 func servicesPhrase(n int) string {
@@ -230,7 +262,7 @@ func growthFinding(fm findingMetric, d Difference, m scenarios.Mode, lo, hi int,
 	if !math.IsNaN(d.Rel) {
 		rel = fmt.Sprintf(" (%+.0f%%)", 100*d.Rel)
 	}
-	stats := fmt.Sprintf("p=%s, n=%d at %s + %d at %s", formatP(d.P), d.A.N, formatCount(lo), d.B.N, formatCount(hi))
+	stats := fmt.Sprintf("p(holm)=%s, n=%d at %s + %d at %s", formatP(d.PAdjusted), d.A.N, formatCount(lo), d.B.N, formatCount(hi))
 	head := fmt.Sprintf("%s, %s: %s goes from %s at %s to %s at %s%s",
 		m, variant, fm.what, fm.format(d.A.Mean), servicesPhrase(lo), fm.format(d.B.Mean), servicesPhrase(hi), rel)
 	var text string
@@ -298,22 +330,16 @@ func stepFindings(d *Data) []Finding {
 	return []Finding{{Kind: FindingState, Text: "Dataplane size (medians over the step's points): " + strings.Join(parts, "; ") + "."}}
 }
 
-// underpoweredNote says why a difference is not established. Where the
-// confidence interval excludes zero it says so first, so that an interval
-// that clearly leans one way next to "not established" does not read as a
-// contradiction: the two answer different questions (Welch's t interval
-// for the means; the rank test, which with n per side can never reach p
-// below 2/C(2n, n)).
+// underpoweredNote says why a difference is not established, briefly:
+// the method caveat (how many repetitions the test needs after the
+// correction) is stated once, below the findings, not in every bullet.
+// A confidence interval that excludes zero is not offered as evidence
+// here: the test, after the correction, is what decides.
 func underpoweredNote(d Difference) string {
 	if d.A.N == 1 && d.B.N == 1 {
-		return "significance cannot be established with one repetition per side"
+		return "not established (one repetition per side)"
 	}
-	lean := ""
-	if d.HasCI && (d.CILo > 0 || d.CIHi < 0) {
-		lean = "the 95% CI excludes zero, which points to a real difference, but "
-	}
-	return fmt.Sprintf("%stoo few valid repetitions to establish significance (the Mann-Whitney test needs at least %d per side at α=%.2f; run more repetitions)",
-		lean, MinRepetitions(), Alpha)
+	return "not established"
 }
 
 func signed(v float64, digits int) string {

@@ -78,9 +78,13 @@ type Difference struct {
 	CILo  float64 `json:"ciLo"`
 	CIHi  float64 `json:"ciHi"`
 	HasCI bool    `json:"hasCI"`
-	// P is the Mann-Whitney U test's two-sided p-value.
-	P float64 `json:"p"`
-	// Significant is P < Alpha.
+	// P is the Mann-Whitney U test's two-sided p-value; PAdjusted is P
+	// after Holm's correction over the Tests comparisons made together
+	// (P and 1 for a comparison on its own).
+	P         float64 `json:"p"`
+	PAdjusted float64 `json:"pAdjusted"`
+	Tests     int     `json:"tests"`
+	// Significant is PAdjusted < Alpha.
 	Significant bool `json:"significant"`
 	// Underpowered means the sample sizes cannot reach P < Alpha however
 	// different the values are (Mann-Whitney with 3+3 values cannot go
@@ -90,7 +94,7 @@ type Difference struct {
 
 // Diff compares samples a and b.
 func Diff(a, b []float64) Difference {
-	d := Difference{A: Summarize(a), B: Summarize(b), P: 1}
+	d := Difference{A: Summarize(a), B: Summarize(b), P: 1, PAdjusted: 1, Tests: 1}
 	if d.A.N == 0 || d.B.N == 0 {
 		d.Underpowered = true
 		d.Delta, d.Rel = math.NaN(), math.NaN()
@@ -113,11 +117,17 @@ func Diff(a, b []float64) Difference {
 		}
 		d.HasCI = true
 	}
-	cmp := compareSamples(a, b)
-	d.P = cmp.P
-	d.Significant = cmp.P < Alpha
-	d.Underpowered = !d.Significant && minMannWhitneyP(d.A.N, d.B.N) >= Alpha
+	d.P = compareSamples(a, b).P
+	d.correct(d.P, 1)
 	return d
+}
+
+// correct sets the p-value adjusted over tests comparisons, and what
+// follows from it.
+func (d *Difference) correct(adjusted float64, tests int) {
+	d.PAdjusted, d.Tests = adjusted, tests
+	d.Significant = adjusted < Alpha
+	d.Underpowered = !d.Significant && float64(tests)*minMannWhitneyP(d.A.N, d.B.N) >= Alpha
 }
 
 // compareSamples runs benchstat's comparison (no distribution assumed:

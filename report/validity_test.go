@@ -2,7 +2,10 @@ package report
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/kpbench/kpbench/runs"
@@ -77,5 +80,52 @@ func TestInvalidPointsChangeNothing(t *testing.T) {
 		if !bytes.Equal(pa[i].SVG, pb[i].SVG) {
 			t.Errorf("an invalid point moved plot %s", pa[i].Name)
 		}
+	}
+}
+
+// TestReportLeadsWithSummary: the report opens with the summary table, and
+// the method's caveat is stated once, not in every finding.
+func TestReportLeadsWithSummary(t *testing.T) {
+	d := derive(t, load(t, "sweep"), nil, nil)
+	if _, err := Generate(d); err != nil {
+		t.Fatal(err)
+	}
+	md, err := os.ReadFile(filepath.Join(d.Dir, MarkdownFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(md)
+	sum, head, plots := strings.Index(text, "## Summary"), strings.Index(text, "## Headline findings"), strings.Index(text, "## Plots")
+	if sum < 0 || head < sum || plots < head {
+		t.Fatalf("sections out of order: summary %d, headline %d, plots %d", sum, head, plots)
+	}
+	if !strings.Contains(text[sum:head], "| connections | Services | metric | mode | mean | 95% CI | n | verdict |") ||
+		!strings.Contains(text[sum:head], "| a new connection per request | 10,000 | median connect time (µs) | nftables | 61.6 | 58.5 to 64.7 | 4 |") {
+		t.Errorf("summary table:\n%s", text[sum:head])
+	}
+	if n := strings.Count(text, "Holm's correction"); n != 1 {
+		t.Errorf("the method caveat appears %d times", n)
+	}
+	for _, w := range []string{"too few valid repetitions", "excludes zero, which points to a real difference", "needs at least"} {
+		if strings.Contains(text, w) {
+			t.Errorf("report repeats %q", w)
+		}
+	}
+}
+
+func TestResetStatement(t *testing.T) {
+	pts := []runs.Point{{Conntrack: runs.Conntrack{FlushedBefore: true, EntriesBefore: 2010}}, {Conntrack: runs.Conntrack{FlushedBefore: true, EntriesBefore: 1990}}}
+	s := resetStatement(pts)
+	for _, w := range []string{"conntrack table is flushed before each point's warm-up", "1,990 to 2,010", "Not reset: kube-proxy"} {
+		if !strings.Contains(s, w) {
+			t.Errorf("%q lacks %q", s, w)
+		}
+	}
+	pts[1].Conntrack.FlushedBefore = false
+	if s := resetStatement(pts); !strings.Contains(s, "flushed before 1 of 2 points") {
+		t.Error(s)
+	}
+	if s := resetStatement([]runs.Point{{}}); !strings.Contains(s, "is not flushed") {
+		t.Error(s)
 	}
 }

@@ -84,6 +84,16 @@ type Window interface {
 	End(ctx context.Context) (*Observation, error)
 }
 
+// ConntrackFlusher is implemented by client nodes whose connection
+// tracking table kpbench owns and may empty (the lab's: a network
+// namespace or VM it created). The engine flushes it before each point, so
+// that repetitions start alike instead of each inheriting the entries of
+// the ones before; kind and existing nodes are shared with the rest of the
+// cluster and are left alone.
+type ConntrackFlusher interface {
+	FlushConntrack(ctx context.Context) error
+}
+
 // Trimmer is implemented by windows that can narrow their CPU figures to
 // the load's own measured window, for observers that must open the window
 // well before the load starts (an in-cluster client pod being scheduled).

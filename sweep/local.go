@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kpbench/kpbench/clusters"
+	"github.com/kpbench/kpbench/clusters/kubeproxy"
 	"github.com/kpbench/kpbench/collector"
 	"github.com/kpbench/kpbench/loadgen"
 	"github.com/kpbench/kpbench/runs"
@@ -249,7 +250,7 @@ type NodeRules struct {
 
 // Count implements RuleCounter.
 func (r NodeRules) Count(ctx context.Context, mode scenarios.Mode) (runs.Rules, error) {
-	rc, err := collector.CountRules(ctx, mode, collector.NodeRunner(r.Node.Run))
+	rc, err := collector.CountRules(ctx, mode, kubeproxy.NodeRunner(r.Node.Run))
 	if err != nil {
 		return runs.Rules{}, err
 	}

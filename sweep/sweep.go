@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kpbench/kpbench/clusters"
+	"github.com/kpbench/kpbench/clusters/kubeproxy"
 	"github.com/kpbench/kpbench/collector"
 	"github.com/kpbench/kpbench/runs"
 	"github.com/kpbench/kpbench/scenarios"
@@ -305,6 +306,14 @@ func (e *Engine) measure(ctx context.Context, ps *pass, mode scenarios.Mode, n, 
 		}
 		return nil
 	}
+	flushed := false
+	if f, ok := e.Provider.ClientNode().(ConntrackFlusher); ok {
+		if err := f.FlushConntrack(ctx); err != nil {
+			e.problem(run, dir, ps.log, fmt.Sprintf("%s: %v", id, err))
+		} else {
+			flushed = true
+		}
+	}
 	urls, used, err := e.pick(ctx, tg)
 	if err != nil {
 		return nil, err
@@ -394,6 +403,7 @@ func (e *Engine) measure(ctx context.Context, ps *pass, mode scenarios.Mode, n, 
 		Valid:          res.Valid,
 		InvalidReasons: append([]string(nil), res.InvalidReasons...),
 	}
+	p.Conntrack.FlushedBefore = flushed
 	return p, nil
 }
 
@@ -425,12 +435,8 @@ func (e *Engine) health(ctx context.Context, mode scenarios.Mode, kpPID int) str
 	if kpPID != 0 && pid != kpPID {
 		return fmt.Sprintf("%s: restarted during the point (pid %d -> %d)", runs.ReasonKubeProxyDied, kpPID, pid)
 	}
-	body, err := node.KubeProxyGet(ctx, "/proxyMode")
-	if err != nil {
-		return fmt.Sprintf("%s: /proxyMode: %v", runs.ReasonModeMismatch, err)
-	}
-	if got := strings.TrimSpace(string(body)); got != string(mode) {
-		return fmt.Sprintf("%s: kube-proxy reports %q, want %q", runs.ReasonModeMismatch, got, mode)
+	if err := kubeproxy.CheckProxyMode(ctx, node.KubeProxyGet, mode); err != nil {
+		return fmt.Sprintf("%s: %v", runs.ReasonModeMismatch, err)
 	}
 	return ""
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -299,19 +300,6 @@ func TestModeSwitchFailureSkipsOnlyThatMode(t *testing.T) {
 	}
 }
 
-func TestIPTablesBackend(t *testing.T) {
-	for in, want := range map[string]string{
-		"iptables v1.8.9 (nf_tables)\n": "nft",
-		"iptables v1.8.9 (legacy)\n":    "legacy",
-		"iptables v1.6.1\n":             "legacy",
-		"":                              "",
-	} {
-		if got := IPTablesBackend([]byte(in)); got != want {
-			t.Errorf("IPTablesBackend(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 const specSteps = "  modes: [iptables, ipvs, nftables]\n  services: [1, 10, 100]\n  order: steps\n  load:\n    duration: 1s\n    warmup: 0s\n    requestsPerConn: [1]\n  repetitions: 1\n"
 
 func scaleAndModeEvents(events []string) []string {
@@ -512,5 +500,57 @@ func TestStepOrderInterleavesRepetitions(t *testing.T) {
 	// step): step 10 begins with nftables, which is already running.
 	if modes != 7 {
 		t.Errorf("%d mode switches, want 7: %v", modes, scaleAndModeEvents(*events))
+	}
+}
+
+// flushingCluster is a provider whose client node lets kpbench empty its
+// conntrack table (as the lab's does).
+type flushingCluster struct{ *fakeCluster }
+
+func (f flushingCluster) ClientNode() clusters.ClientNode { return f }
+func (f flushingCluster) FlushConntrack(context.Context) error {
+	*f.events = append(*f.events, "flush conntrack")
+	return nil
+}
+
+// TestConntrackFlushedBeforeEachPoint: on a node kpbench owns, every point
+// (every repetition) starts from an empty conntrack table, flushed before
+// its warm-up; elsewhere nothing is flushed and the points say so.
+func TestConntrackFlushedBeforeEachPoint(t *testing.T) {
+	const spec = "  modes: [iptables]\n  services: [1]\n  load:\n    duration: 1s\n    warmup: 1s\n    requestsPerConn: [1]\n  repetitions: 3\n"
+	e, run, dir, fc, _, events := setup(t, spec)
+	e.Provider = flushingCluster{fc}
+	if err := e.Run(context.Background(), dir, run); err != nil {
+		t.Fatal(err)
+	}
+	var seq []string
+	for _, ev := range *events {
+		if ev == "flush conntrack" || strings.HasPrefix(ev, "warmup") || strings.HasPrefix(ev, "load") {
+			seq = append(seq, ev)
+		}
+	}
+	one := []string{"flush conntrack", "warmup rpc=1", "load rpc=1"}
+	if want := append(append(append([]string{}, one...), one...), one...); !reflect.DeepEqual(seq, want) {
+		t.Errorf("events %v, want %v", seq, want)
+	}
+	pts, _ := runs.ReadPoints(dir)
+	for _, p := range pts {
+		if !p.Conntrack.FlushedBefore {
+			t.Errorf("point %s does not record the flush", p.ID)
+		}
+	}
+
+	e2, run2, dir2, _, _, events2 := setup(t, spec)
+	if err := e2.Run(context.Background(), dir2, run2); err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(*events2, "flush conntrack") {
+		t.Error("flushed a node kpbench does not own")
+	}
+	pts, _ = runs.ReadPoints(dir2)
+	for _, p := range pts {
+		if p.Conntrack.FlushedBefore {
+			t.Errorf("point %s claims a flush", p.ID)
+		}
 	}
 }

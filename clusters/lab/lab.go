@@ -45,6 +45,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kpbench/kpbench/clusters"
+	"github.com/kpbench/kpbench/clusters/kubeproxy"
 	"github.com/kpbench/kpbench/clusters/lab/build"
 	"github.com/kpbench/kpbench/clusters/lab/netns"
 	"github.com/kpbench/kpbench/scenarios"
@@ -58,8 +59,8 @@ var ErrNotRoot = errors.New("the lab needs root (network namespaces, iptables, n
 var ErrNotRunning = errors.New("not running")
 
 // ErrModeMismatch is wrapped by VerifyMode when kube-proxy runs another mode
-// or that mode's rules are missing.
-var ErrModeMismatch = errors.New("proxy mode mismatch")
+// or that mode's rules are missing (the same error as kubeproxy's).
+var ErrModeMismatch = kubeproxy.ErrModeMismatch
 
 // Component names, as recorded in state and shown by status.
 const (
@@ -760,19 +761,7 @@ func iptablesBackend(ctx context.Context) string {
 	if err != nil {
 		return ""
 	}
-	return parseIPTablesBackend(string(out))
-}
-
-func parseIPTablesBackend(version string) string {
-	switch {
-	case strings.Contains(version, "(nf_tables)"):
-		return "nft"
-	case strings.Contains(version, "(legacy)"):
-		return "legacy"
-	case strings.HasPrefix(version, "iptables v"):
-		return "legacy" // versions before 1.8 name no backend: legacy only
-	}
-	return ""
+	return kubeproxy.IPTablesBackend(out)
 }
 
 // Down stops every process the lab started (unless Config.Keep) (by PID, checking start times),
