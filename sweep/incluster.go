@@ -51,7 +51,7 @@ func (l *ClusterLoad) Run(ctx context.Context, req LoadRequest) (*LoadResult, er
 	each.Rate = req.Rate / float64(clients)
 	args := append(loadArgs(each), req.URLs...)
 	results, err := l.Runner.RunLoad(ctx, clusters.LoadRequest{
-		ID: JobID(req.ID), Args: args, Clients: clients, Deadline: req.Duration + req.Timeout + margin,
+		ID: JobID(req.ID), Args: args, Clients: clients, Deadline: req.Warmup + req.Duration + req.Timeout + margin,
 	})
 	if err != nil {
 		return nil, err
@@ -189,12 +189,8 @@ func (w *agentWindow) End(ctx context.Context) (*Observation, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !w.start.IsZero() && res.Series != nil {
-		sum, err := res.Series.Within(w.start, w.end)
-		if err != nil {
-			return nil, err
-		}
-		res.CPU = sum.CPU()
+	if err := trimToLoad(res, w.start, w.end); err != nil {
+		return nil, err
 	}
 	if w.raw != "" {
 		if err := res.WriteRaw(w.raw); err != nil {

@@ -33,10 +33,13 @@ type ScaleResult struct {
 
 // LoadRequest is one run of the load client.
 type LoadRequest struct {
-	// ID names the run: the point's id, with "-warmup" for its warm-up.
-	ID              string
-	URLs            []string
-	Rate            float64
+	// ID names the run: the point's id.
+	ID   string
+	URLs []string
+	Rate float64
+	// Warmup runs in the same load process before the measured window
+	// (excluded from every figure); Duration is the measured window.
+	Warmup          time.Duration
 	Duration        time.Duration
 	RequestsPerConn int
 	Timeout         time.Duration

@@ -161,7 +161,7 @@ func loadArgs(req LoadRequest) []string {
 	return []string{
 		"--rate", strconv.FormatFloat(req.Rate, 'f', -1, 64),
 		"--duration", req.Duration.String(),
-		"--warmup", "0s",
+		"--warmup", req.Warmup.String(),
 		"--requests-per-conn", strconv.Itoa(req.RequestsPerConn),
 		"--timeout", req.Timeout.String(),
 		"--max-inflight", strconv.Itoa(req.MaxInflight),
@@ -207,6 +207,29 @@ type NodeObserver struct {
 type nodeWindow struct {
 	m   *collector.PointMeasurement
 	raw string
+	// start and end are the load's measured window (Trim).
+	start, end time.Time
+}
+
+var _ Trimmer = (*nodeWindow)(nil)
+
+// Trim implements Trimmer: the window opens before the load process
+// starts (and its warm-up), and closes after it exits; the CPU figures
+// cover the load's measured window only.
+func (w *nodeWindow) Trim(start, end time.Time) { w.start, w.end = start, end }
+
+// trimToLoad narrows res's CPU figures to the samples inside [start, end]
+// when the load reported its window.
+func trimToLoad(res *collector.PointResult, start, end time.Time) error {
+	if start.IsZero() || res.Series == nil {
+		return nil
+	}
+	sum, err := res.Series.Within(start, end)
+	if err != nil {
+		return err
+	}
+	res.CPU = sum.CPU()
+	return nil
 }
 
 // Begin implements Observer.
@@ -233,6 +256,9 @@ func (o *NodeObserver) Begin(ctx context.Context, rawDir string) (Window, error)
 func (w *nodeWindow) End(ctx context.Context) (*Observation, error) {
 	res, err := w.m.Stop(ctx)
 	if err != nil {
+		return nil, err
+	}
+	if err := trimToLoad(res, w.start, w.end); err != nil {
 		return nil, err
 	}
 	if w.raw != "" {

@@ -293,19 +293,13 @@ func (e *Engine) measure(ctx context.Context, ps *pass, mode scenarios.Mode, n, 
 	if err := os.MkdirAll(raw, 0o755); err != nil {
 		return nil, err
 	}
-	req := LoadRequest{ID: id, Rate: l.Rate, RequestsPerConn: rpc, Timeout: l.Timeout.D(), MaxInflight: l.MaxInflight}
-	warm := func(urls []string) error {
-		w := l.WarmupDuration()
-		if w <= 0 {
-			return nil
-		}
-		wreq := req
-		wreq.URLs, wreq.Duration, wreq.ID = urls, w, id+"-warmup"
-		if _, err := e.Load.Run(ctx, wreq); err != nil {
-			return fmt.Errorf("warmup: %w", err)
-		}
-		return nil
-	}
+	// The warm-up runs inside the measured load process (its own
+	// --warmup), so that the measured client is warm too: its
+	// connections, its runtime, its page cache. The observer's window
+	// then opens before the warm-up and is trimmed to the load's own
+	// measured window (Trimmer).
+	req := LoadRequest{ID: id, Rate: l.Rate, RequestsPerConn: rpc, Timeout: l.Timeout.D(), MaxInflight: l.MaxInflight,
+		Warmup: l.WarmupDuration()}
 	flushed := false
 	if f, ok := e.Provider.ClientNode().(ConntrackFlusher); ok {
 		if err := f.FlushConntrack(ctx); err != nil {
@@ -318,12 +312,9 @@ func (e *Engine) measure(ctx context.Context, ps *pass, mode scenarios.Mode, n, 
 	if err != nil {
 		return nil, err
 	}
-	if err := warm(urls); err != nil {
-		return nil, err
-	}
-	// The depth right before the window. A placement by depth checks
-	// that no sync moved its target since it was picked, and picks (and
-	// warms up) again if one did.
+	// The depth right before the load. A placement by depth checks that
+	// no sync moved its target since it was picked, and picks again if
+	// one did; a sync during the load shows as a depth that changed.
 	var before *collector.ServiceChain
 	repicks := 0
 	if e.tracksDepth(mode) {
@@ -342,14 +333,8 @@ func (e *Engine) measure(ctx context.Context, ps *pass, mode scenarios.Mode, n, 
 			repicks++
 			ps.log.Info("kube-proxy synced since the target was picked: picking again", "id", id, "placement", tg.placement)
 			tg.chain = before
-			prev := urls[0]
 			if urls, used, err = e.pick(ctx, tg); err != nil {
 				return nil, err
-			}
-			if urls[0] != prev {
-				if err := warm(urls); err != nil {
-					return nil, err
-				}
 			}
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kpbench/kpbench/clusters"
+	"github.com/kpbench/kpbench/collector"
 	"github.com/kpbench/kpbench/runs"
 	"github.com/kpbench/kpbench/scenarios"
 )
@@ -101,8 +103,11 @@ type fakeLoad struct {
 
 func (l *fakeLoad) Run(ctx context.Context, req LoadRequest) (*LoadResult, error) {
 	if req.RawDir == "" {
-		*l.events = append(*l.events, fmt.Sprintf("warmup rpc=%d", req.RequestsPerConn))
+		*l.events = append(*l.events, "a load without its raw directory")
 		return &LoadResult{}, nil
+	}
+	if req.Warmup > 0 { // inside the measured process, before its window
+		*l.events = append(*l.events, fmt.Sprintf("warmup rpc=%d", req.RequestsPerConn))
 	}
 	l.runs++
 	*l.events = append(*l.events, fmt.Sprintf("load rpc=%d", req.RequestsPerConn))
@@ -552,5 +557,40 @@ func TestConntrackFlushedBeforeEachPoint(t *testing.T) {
 		if p.Conntrack.FlushedBefore {
 			t.Errorf("point %s claims a flush", p.ID)
 		}
+	}
+}
+
+// TestWarmupInsideTheMeasuredLoad: no separate warm-up process; the
+// measured `kpbench load` warms up itself (--warmup), and the node's CPU
+// is trimmed to the load's measured window, leaving the warm-up and the
+// process's start and exit out.
+func TestWarmupInsideTheMeasuredLoad(t *testing.T) {
+	e, run, dir, _, _, events := setup(t, spec2x2)
+	if err := e.Run(context.Background(), dir, run); err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(*events, "a load without its raw directory") {
+		t.Error("a separate warm-up process ran")
+	}
+	args := strings.Join(loadArgs(LoadRequest{Rate: 1000, Warmup: 2 * time.Second, Duration: 10 * time.Second}), " ")
+	if !strings.Contains(args, "--warmup 2s") || !strings.Contains(args, "--duration 10s") {
+		t.Errorf("load args %q", args)
+	}
+
+	// The lab's window: 1 s of start-up and warm-up at a full core, 2 s
+	// of measured load at 0.2, 1 s of exit at a full core.
+	t0 := time.Date(2026, 12, 4, 17, 0, 0, 0, time.UTC)
+	var samples []collector.Sample
+	for i, total := range []float64{1, 0.2, 0.2, 1} {
+		start := t0.Add(time.Duration(i) * time.Second)
+		samples = append(samples, collector.Sample{Start: start, End: start.Add(time.Second), Seconds: 1, Node: collector.Cores{Total: total}})
+	}
+	res := &collector.PointResult{Series: &collector.Series{IntervalSeconds: 1, Samples: samples}}
+	res.CPU.Node.Total = 0.6
+	if err := trimToLoad(res, t0.Add(time.Second), t0.Add(3*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(res.CPU.Node.Total-0.2) > 1e-9 {
+		t.Errorf("node CPU %.3f over the measured window, want 0.2", res.CPU.Node.Total)
 	}
 }
