@@ -183,6 +183,17 @@ func (l *Lab) VerifyMode(ctx context.Context, mode scenarios.Mode) error {
 		if countPrefixed(out.String(), "TCP", "UDP", "SCTP") == 0 {
 			return fmt.Errorf("no IPVS virtual servers in the node's /proc/net/ip_vs yet: %w", ErrModeMismatch)
 		}
+		// kube-proxy programs the virtual servers and binds their
+		// addresses first, and only then fills its ipsets (an `ipset
+		// add` per entry) and restores the iptables rules that
+		// masquerade clients on the node itself, whose source address
+		// is the ClusterIP. Until then their SYNs go unanswered (a first
+		// request took 15.6 s under TCG): the mode is in effect once the
+		// kubernetes Service is in KUBE-CLUSTER-IP.
+		entry := KubernetesIP.String() + ",tcp:443"
+		if err := node.Run(ctx, nil, nil, nil, "ipset", "test", "KUBE-CLUSTER-IP", entry); err != nil {
+			return fmt.Errorf("kube-proxy has not filled ipset KUBE-CLUSTER-IP yet (%s): %w: %w", entry, ErrModeMismatch, err)
+		}
 	}
 	return nil
 }
