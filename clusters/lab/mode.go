@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -169,7 +170,21 @@ func (l *Lab) VerifyMode(ctx context.Context, mode scenarios.Mode) error {
 		return fmt.Errorf("%w: unknown mode %q", ErrBadConfig, mode)
 	}
 	node := l.node()
-	return kubeproxy.Verify(ctx, node.KubeProxyGet, kubeproxy.NodeRunner(node.Run), mode)
+	if err := kubeproxy.Verify(ctx, node.KubeProxyGet, kubeproxy.NodeRunner(node.Run), mode); err != nil {
+		return err
+	}
+	if mode == scenarios.ModeIPVS {
+		// The lab's node has its own /proc: the virtual servers
+		// themselves, beyond the addresses kube-proxy bound for them.
+		var out strings.Builder
+		if err := node.Run(ctx, nil, &out, nil, "cat", "/proc/net/ip_vs"); err != nil {
+			return fmt.Errorf("reading the node's IPVS table: %w", err)
+		}
+		if countPrefixed(out.String(), "TCP", "UDP", "SCTP") == 0 {
+			return fmt.Errorf("no IPVS virtual servers in the node's /proc/net/ip_vs yet: %w", ErrModeMismatch)
+		}
+	}
+	return nil
 }
 
 // SetMode switches kube-proxy in place: stop it, run `kube-proxy --cleanup`
@@ -240,6 +255,9 @@ func (l *Lab) setMode(ctx context.Context, mode scenarios.Mode) error {
 	}
 	if err := l.startKubeProxy(ctx, mode); err != nil {
 		return err
+	}
+	if left := otherModeState(ctx, node, mode); len(left) > 0 {
+		return fmt.Errorf("lab %s: after switching to %s the client node still holds %s: %w", l.cfg.Name, mode, strings.Join(left, "; "), ErrLeftoverState)
 	}
 	l.cfg.Logger.Info("lab: kube-proxy switched", "mode", mode, "elapsed", time.Since(start).Round(time.Millisecond))
 	return nil
