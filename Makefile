@@ -11,7 +11,7 @@ OUT ?= results
 # Go test timeout for the whole suite (the first lab build takes minutes).
 TEST_TIMEOUT ?= 75m
 
-.PHONY: all deps build test unit bench perf lint verify clean
+.PHONY: all deps build test unit bench bench-vm perf lint verify clean
 
 all: build
 
@@ -36,6 +36,15 @@ unit:
 # The main job: run a scenario on the lab and write its report.
 bench: build
 	$(BIN) run --scenario $(SCENARIO) --provider $(PROVIDER) --out $(OUT)
+
+# All three modes, IPVS included, from a client node that is a qemu VM
+# with its own kernel (KVM where this machine has it, else software
+# emulation, labelled so in the report). VM_ARGS, e.g. --kernel PATH, go
+# to kpbench run.
+VM_SCENARIO ?= ipvs-vm-smoke
+VM_ARGS ?=
+bench-vm: build
+	$(BIN) run --scenario $(VM_SCENARIO) --provider lab --node vm $(VM_ARGS) --out $(OUT)
 
 # Benchmarks and the load generator's side-by-side comparison with fortio
 # and wrk on loopback (PERF_ARGS, e.g. --reps 1, go to hack/perf-loadgen; as

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -233,74 +232,4 @@ func (fs FS) Snapshot(cpus, pids []int) (Snapshot, error) {
 		s.Procs[pid] = p
 	}
 	return s, nil
-}
-
-// FormatCPUList writes CPUs in taskset's list syntax ("0-2,5").
-func FormatCPUList(cpus []int) string {
-	if len(cpus) == 0 {
-		return ""
-	}
-	s := append([]int(nil), cpus...)
-	sort.Ints(s)
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		j := i
-		for j+1 < len(s) && s[j+1] == s[j]+1 {
-			j++
-		}
-		if b.Len() > 0 {
-			b.WriteByte(',')
-		}
-		if j > i {
-			fmt.Fprintf(&b, "%d-%d", s[i], s[j])
-		} else {
-			fmt.Fprintf(&b, "%d", s[i])
-		}
-		i = j + 1
-	}
-	return b.String()
-}
-
-// ErrBadCPUList is wrapped by ParseCPUList for malformed input.
-var ErrBadCPUList = errors.New("bad CPU list")
-
-// ParseCPUList parses taskset's CPU list syntax: comma-separated CPU
-// numbers and inclusive ranges ("0-1,3"). The result is sorted and free of
-// duplicates. An empty string is an error (callers decide what "all" is).
-func ParseCPUList(s string) ([]int, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return nil, fmt.Errorf("%w: empty", ErrBadCPUList)
-	}
-	seen := map[int]bool{}
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		lo, hi, isRange := strings.Cut(part, "-")
-		a, err := strconv.Atoi(lo)
-		if err != nil || a < 0 {
-			return nil, fmt.Errorf("%w: %q: %q is not a CPU number", ErrBadCPUList, s, lo)
-		}
-		b := a
-		if isRange {
-			b, err = strconv.Atoi(hi)
-			if err != nil || b < 0 {
-				return nil, fmt.Errorf("%w: %q: %q is not a CPU number", ErrBadCPUList, s, hi)
-			}
-			if b < a {
-				return nil, fmt.Errorf("%w: %q: range %s is backwards", ErrBadCPUList, s, part)
-			}
-			if b-a > 1<<16 {
-				return nil, fmt.Errorf("%w: %q: range %s is too large", ErrBadCPUList, s, part)
-			}
-		}
-		for c := a; c <= b; c++ {
-			seen[c] = true
-		}
-	}
-	out := make([]int, 0, len(seen))
-	for c := range seen {
-		out = append(out, c)
-	}
-	sort.Ints(out)
-	return out, nil
 }

@@ -45,45 +45,6 @@ func fixtureSnapshots(t *testing.T) (Snapshot, Snapshot) {
 	return a, b
 }
 
-func TestParseCPUList(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		in   string
-		want []int
-		bad  bool
-	}{
-		{name: "single", in: "1", want: []int{1}},
-		{name: "range and single", in: "0-1,3", want: []int{0, 1, 3}},
-		{name: "unsorted with duplicates", in: "5,2-3,3", want: []int{2, 3, 5}},
-		{name: "spaces", in: " 0 , 2-3 ", want: []int{0, 2, 3}},
-		{name: "empty", in: "", bad: true},
-		{name: "backwards range", in: "3-1", bad: true},
-		{name: "negative", in: "-1", bad: true},
-		{name: "word", in: "all", bad: true},
-		{name: "trailing comma", in: "1,", bad: true},
-		{name: "open range", in: "1-", bad: true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := ParseCPUList(tc.in)
-			if tc.bad {
-				if !errors.Is(err, ErrBadCPUList) {
-					t.Fatalf("ParseCPUList(%q) = %v, %v; want ErrBadCPUList", tc.in, got, err)
-				}
-				return
-			}
-			if err != nil || !reflect.DeepEqual(got, tc.want) {
-				t.Fatalf("ParseCPUList(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
-			}
-			if back, _ := ParseCPUList(FormatCPUList(got)); !reflect.DeepEqual(back, got) {
-				t.Errorf("FormatCPUList round trip: %q -> %v", FormatCPUList(got), back)
-			}
-		})
-	}
-	if got := FormatCPUList([]int{3, 0, 1, 2, 7, 9, 10}); got != "0-3,7,9-10" {
-		t.Errorf("FormatCPUList = %q", got)
-	}
-}
-
 func TestCPUsFixtureInSeconds(t *testing.T) {
 	cpus, err := mustFS(t, "testdata/proc-t0").CPUs()
 	if err != nil {

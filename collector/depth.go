@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/kpbench/kpbench/clusters/kubeproxy"
 	"github.com/kpbench/kpbench/runs"
 	"github.com/kpbench/kpbench/scenarios"
 )
@@ -399,32 +400,26 @@ func nftServiceName(chain string) string {
 	return parts[0] + "/" + parts[1] + ":" + parts[3]
 }
 
-// ipvsLookup is what a new connection traverses in IPVS mode.
-const ipvsLookup = "IPVS virtual-server hash lookup"
-
-// depthCommands are the listings ReadServiceChain runs on the node.
-var depthCommands = map[scenarios.Mode][]string{
-	scenarios.ModeIPTables: {"iptables-save", "-t", "nat"},
-	scenarios.ModeNFTables: {"nft", "list", "table", "ip", "kube-proxy"},
-}
-
 // ReadServiceChain reads how the client node finds Services in mode,
 // through run (the node's own iptables-save or nft; IPVS needs no
 // reading: its lookup is a hash).
 func ReadServiceChain(ctx context.Context, mode scenarios.Mode, run Runner) (*ServiceChain, error) {
-	switch mode {
-	case scenarios.ModeIPVS:
-		return &ServiceChain{Mode: mode, Lookup: ipvsLookup, Fingerprint: "ipvs"}, nil
-	case scenarios.ModeIPTables, scenarios.ModeNFTables:
-	default:
+	m, ok := kubeproxy.For(mode)
+	switch {
+	case !ok:
 		return nil, fmt.Errorf("reading the target's depth: mode %q has no rules kpbench reads", mode)
+	case !m.Depth.Read:
+		// A lookup with nothing to read (IPVS's hash table): depth 0.
+		return &ServiceChain{Mode: mode, Lookup: m.Depth.Where, Fingerprint: string(mode)}, nil
 	}
-	out, err := run(ctx, depthCommands[mode]...)
+	out, err := run(ctx, m.List...)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s rules for the target's depth: %w", mode, err)
 	}
+	// A chain walked rule by rule is iptables-save's KUBE-SERVICES; a
+	// lookup that is read is nftables' service-ips map.
 	var c *ServiceChain
-	if mode == scenarios.ModeIPTables {
+	if m.Depth.Walk {
 		c, err = ParseKubeServices(bytes.NewReader(out))
 	} else {
 		c, err = ParseNFTServices(bytes.NewReader(out))

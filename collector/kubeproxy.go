@@ -16,20 +16,9 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/kpbench/kpbench/clusters/kubeproxy"
 	"github.com/kpbench/kpbench/runs"
 	"github.com/kpbench/kpbench/scenarios"
-)
-
-// kube-proxy's metric names (pkg/proxy/metrics).
-const (
-	MetricSyncProxyRules        = "kubeproxy_sync_proxy_rules_duration_seconds"
-	MetricSyncFullProxyRules    = "kubeproxy_sync_full_proxy_rules_duration_seconds"
-	MetricSyncPartialProxyRules = "kubeproxy_sync_partial_proxy_rules_duration_seconds"
-	MetricNetworkProgramming    = "kubeproxy_network_programming_duration_seconds"
-	MetricLastSyncTimestamp     = "kubeproxy_sync_proxy_rules_last_timestamp_seconds"
-	MetricServiceChangesPending = "kubeproxy_sync_proxy_rules_service_changes_pending"
-	MetricEndpointChangesPendng = "kubeproxy_sync_proxy_rules_endpoint_changes_pending"
-	MetricIPTablesTotal         = "kubeproxy_sync_proxy_rules_iptables_total"
 )
 
 var (
@@ -39,20 +28,11 @@ var (
 	// ErrBucketLayout is wrapped when two histograms have different bucket
 	// bounds and cannot be subtracted.
 	ErrBucketLayout = errors.New("histogram bucket layouts differ")
-	// ErrUnknownProxyMode is wrapped when /proxyMode answers something that
-	// is not a kube-proxy mode.
-	ErrUnknownProxyMode = errors.New("unknown proxy mode")
 )
 
-// FetchFunc fetches a path ("/metrics", "/proxyMode") from kube-proxy's
-// metrics port. clusters.ClientNode.KubeProxyGet is one (it reaches
-// kube-proxy inside the node's network namespace); HTTPFetch makes one
-// for a plain URL.
-type FetchFunc func(ctx context.Context, path string) ([]byte, error)
-
-// HTTPFetch returns a FetchFunc for kube-proxy's metrics server at base
+// HTTPFetch returns a kubeproxy.Fetch for kube-proxy's metrics server at base
 // (e.g. "http://127.0.0.1:10249"). A nil client means http.DefaultClient.
-func HTTPFetch(client *http.Client, base string) FetchFunc {
+func HTTPFetch(client *http.Client, base string) kubeproxy.Fetch {
 	if client == nil {
 		client = http.DefaultClient
 	}
@@ -201,7 +181,7 @@ type KubeProxyMetrics struct {
 	NetworkProgramming    *Histogram `json:"networkProgramming,omitempty"`
 
 	// LastSyncTimestamp is when rules were last synced successfully (Unix
-	// seconds; the latest over IP families; 0 when absent).
+	// seconds, by kubeproxy.LastSync's rule; 0 when absent).
 	LastSyncTimestamp      float64 `json:"lastSyncTimestamp"`
 	ServiceChangesPending  float64 `json:"serviceChangesPending"`
 	EndpointChangesPending float64 `json:"endpointChangesPending"`
@@ -236,7 +216,7 @@ func ParseKubeProxyMetrics(r io.Reader, family string) (*KubeProxyMetrics, error
 		for _, f := range fams {
 			kept := f.Metric[:0]
 			for _, mt := range f.Metric {
-				if fam, ok := label(mt, "ip_family"); !ok || fam == family {
+				if fam, ok := label(mt, kubeproxy.LabelIPFamily); !ok || fam == family {
 					kept = append(kept, mt)
 				}
 			}
@@ -256,23 +236,26 @@ func ParseKubeProxyMetrics(r io.Reader, family string) (*KubeProxyMetrics, error
 		return h, nil
 	}
 	for name, dst := range map[string]**Histogram{
-		MetricSyncProxyRules:        &m.SyncProxyRules,
-		MetricSyncFullProxyRules:    &m.SyncFullProxyRules,
-		MetricSyncPartialProxyRules: &m.SyncPartialProxyRules,
-		MetricNetworkProgramming:    &m.NetworkProgramming,
+		kubeproxy.MetricSyncProxyRules:        &m.SyncProxyRules,
+		kubeproxy.MetricSyncFullProxyRules:    &m.SyncFullProxyRules,
+		kubeproxy.MetricSyncPartialProxyRules: &m.SyncPartialProxyRules,
+		kubeproxy.MetricNetworkProgramming:    &m.NetworkProgramming,
 	} {
 		if *dst, err = hist(name); err != nil {
 			return nil, err
 		}
 	}
-	if f, ok := fams[MetricLastSyncTimestamp]; ok {
+	if f, ok := fams[kubeproxy.MetricLastSyncTimestamp]; ok {
+		var series []kubeproxy.Series
 		for _, mt := range f.GetMetric() {
-			m.LastSyncTimestamp = max(m.LastSyncTimestamp, value(mt))
+			fam, _ := label(mt, kubeproxy.LabelIPFamily)
+			series = append(series, kubeproxy.Series{IPFamily: fam, Value: value(mt)})
 		}
+		m.LastSyncTimestamp = kubeproxy.LastSync(series)
 	}
 	for name, dst := range map[string]*float64{
-		MetricServiceChangesPending: &m.ServiceChangesPending,
-		MetricEndpointChangesPendng: &m.EndpointChangesPending,
+		kubeproxy.MetricServiceChangesPending:  &m.ServiceChangesPending,
+		kubeproxy.MetricEndpointChangesPending: &m.EndpointChangesPending,
 	} {
 		if f, ok := fams[name]; ok {
 			for _, mt := range f.GetMetric() {
@@ -280,11 +263,11 @@ func ParseKubeProxyMetrics(r io.Reader, family string) (*KubeProxyMetrics, error
 			}
 		}
 	}
-	if f, ok := fams[MetricIPTablesTotal]; ok {
+	if f, ok := fams[kubeproxy.MetricIPTablesTotal]; ok {
 		m.IPTablesRules = map[string]float64{}
 		for _, mt := range f.GetMetric() {
 			table, _ := label(mt, "table")
-			if fam, ok := label(mt, "ip_family"); ok {
+			if fam, ok := label(mt, kubeproxy.LabelIPFamily); ok {
 				table = fam + "/" + table
 			}
 			m.IPTablesRules[table] += value(mt)
@@ -353,7 +336,9 @@ func mergeHistograms(f *dto.MetricFamily) (*Histogram, error) {
 
 // KubeProxyScraper reads kube-proxy's metrics port through Fetch.
 type KubeProxyScraper struct {
-	Fetch FetchFunc
+	// Fetch reaches kube-proxy's metrics port: clusters.ClientNode's
+	// KubeProxyGet (inside the node's network namespace), or HTTPFetch.
+	Fetch kubeproxy.Fetch
 	// IPFamily keeps only series of this ip_family ("IPv4", "IPv6");
 	// empty sums every family (see ParseKubeProxyMetrics).
 	IPFamily string
@@ -387,19 +372,7 @@ func (s KubeProxyScraper) ProxyMode(ctx context.Context) (scenarios.Mode, error)
 	if err != nil {
 		return "", fmt.Errorf("fetching kube-proxy /proxyMode: %w", err)
 	}
-	return ParseProxyMode(body)
-}
-
-// ParseProxyMode parses the body of kube-proxy's /proxyMode: the mode
-// name alone ("iptables", "ipvs", "nftables").
-func ParseProxyMode(body []byte) (scenarios.Mode, error) {
-	mode := scenarios.Mode(strings.TrimSpace(string(body)))
-	for _, m := range scenarios.Modes {
-		if mode == m {
-			return mode, nil
-		}
-	}
-	return "", fmt.Errorf("%w: /proxyMode answered %q", ErrUnknownProxyMode, bytes.TrimSpace(body[:min(len(body), 100)]))
+	return kubeproxy.ParseProxyMode(body)
 }
 
 // KubeProxyWindow is what kube-proxy did between two scrapes.
@@ -438,10 +411,10 @@ func KubeProxyDelta(before, after *KubeProxyMetrics) (KubeProxyWindow, error) {
 		b, a *Histogram
 		dst  *HistogramSummary
 	}{
-		{MetricSyncProxyRules, before.SyncProxyRules, after.SyncProxyRules, &w.Sync},
-		{MetricSyncFullProxyRules, before.SyncFullProxyRules, after.SyncFullProxyRules, &w.FullSync},
-		{MetricSyncPartialProxyRules, before.SyncPartialProxyRules, after.SyncPartialProxyRules, &w.PartialSync},
-		{MetricNetworkProgramming, before.NetworkProgramming, after.NetworkProgramming, &w.NetworkProgramming},
+		{kubeproxy.MetricSyncProxyRules, before.SyncProxyRules, after.SyncProxyRules, &w.Sync},
+		{kubeproxy.MetricSyncFullProxyRules, before.SyncFullProxyRules, after.SyncFullProxyRules, &w.FullSync},
+		{kubeproxy.MetricSyncPartialProxyRules, before.SyncPartialProxyRules, after.SyncPartialProxyRules, &w.PartialSync},
+		{kubeproxy.MetricNetworkProgramming, before.NetworkProgramming, after.NetworkProgramming, &w.NetworkProgramming},
 	} {
 		if x.a == nil {
 			continue

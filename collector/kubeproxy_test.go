@@ -127,7 +127,8 @@ kubeproxy_sync_proxy_rules_last_timestamp_seconds{ip_family="IPv6"} 200
 	if h.Count != 5 || !near(h.Sum, 0.7, 1e-12) || len(h.Buckets) != 2 || h.Buckets[0].Count != 4 || h.Buckets[1].Count != 5 {
 		t.Errorf("merged = %+v", h)
 	}
-	if m.LastSyncTimestamp != 200 || m.SyncFullProxyRules != nil {
+	// One rule for "last sync" (kubeproxy.LastSync): the IPv4 family's.
+	if m.LastSyncTimestamp != 100 || m.SyncFullProxyRules != nil {
 		t.Errorf("last sync %v, full %v", m.LastSyncTimestamp, m.SyncFullProxyRules)
 	}
 	if _, err := ParseKubeProxyMetrics(strings.NewReader("kubeproxy_x{ 1\n"), ""); err == nil {
@@ -175,29 +176,6 @@ func TestKubeProxyDeltaFixtures(t *testing.T) {
 	// Reversed: kube-proxy restarted between the scrapes.
 	if _, err := KubeProxyDelta(after, before); !errors.Is(err, ErrCounterReset) {
 		t.Errorf("reversed error = %v, want ErrCounterReset", err)
-	}
-}
-
-func TestParseProxyMode(t *testing.T) {
-	for _, tc := range []struct {
-		body string
-		want scenarios.Mode
-		bad  bool
-	}{
-		{body: "iptables", want: scenarios.ModeIPTables},
-		{body: "ipvs\n", want: scenarios.ModeIPVS},
-		{body: " nftables ", want: scenarios.ModeNFTables},
-		{body: "kernelspace", bad: true},
-		{body: "", bad: true},
-		{body: "<html>404 page not found</html>", bad: true},
-	} {
-		got, err := ParseProxyMode([]byte(tc.body))
-		if tc.bad != (err != nil) || got != tc.want {
-			t.Errorf("ParseProxyMode(%q) = %q, %v", tc.body, got, err)
-		}
-		if tc.bad && !errors.Is(err, ErrUnknownProxyMode) {
-			t.Errorf("ParseProxyMode(%q) error %v, want ErrUnknownProxyMode", tc.body, err)
-		}
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kpbench/kpbench/clusters/kubeproxy"
 	"github.com/kpbench/kpbench/runs"
 	"github.com/kpbench/kpbench/scenarios"
 )
@@ -126,7 +127,7 @@ func nsRun(t *testing.T, ns string, args ...string) string {
 
 // nsRunner runs commands inside network namespace ns.
 func nsRunner(ns string) Runner {
-	run := ExecRunner()
+	run := kubeproxy.ExecRunner()
 	return func(ctx context.Context, args ...string) ([]byte, error) {
 		return run(ctx, append([]string{"ip", "netns", "exec", ns}, args...)...)
 	}

@@ -7,10 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os/exec"
 	"regexp"
 	"strings"
 
+	"github.com/kpbench/kpbench/clusters/kubeproxy"
 	"github.com/kpbench/kpbench/runs"
 	"github.com/kpbench/kpbench/scenarios"
 )
@@ -19,36 +19,9 @@ import (
 // tool prints.
 var ErrParse = errors.New("unexpected output")
 
-// Runner runs a command on the client node and returns its stdout.
-type Runner func(ctx context.Context, args ...string) ([]byte, error)
-
-// ExecRunner runs commands on this machine.
-func ExecRunner() Runner {
-	return func(ctx context.Context, args ...string) ([]byte, error) {
-		if len(args) == 0 {
-			return nil, errors.New("no command")
-		}
-		var stdout, stderr bytes.Buffer
-		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		if err := cmd.Run(); err != nil {
-			return nil, fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(stderr.Bytes()))
-		}
-		return stdout.Bytes(), nil
-	}
-}
-
-// NodeRunner adapts a run function with the signature of
-// clusters.ClientNode.Run (pass the method value: NodeRunner(node.Run)).
-func NodeRunner(run func(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args ...string) error) Runner {
-	return func(ctx context.Context, args ...string) ([]byte, error) {
-		var stdout, stderr bytes.Buffer
-		if err := run(ctx, nil, &stdout, &stderr, args...); err != nil {
-			return nil, fmt.Errorf("%s on the client node: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(stderr.Bytes()))
-		}
-		return stdout.Bytes(), nil
-	}
-}
+// Runner runs a command on the client node (kubeproxy.ExecRunner,
+// kubeproxy.NodeRunner).
+type Runner = kubeproxy.Runner
 
 // newLineScanner scans lines of up to 16 MiB (iptables-save lines are
 // short, but nft prints a set's elements on one line per few elements and
@@ -445,23 +418,19 @@ type RuleCounts struct {
 	IPVS     *IPVSCounts     `json:"ipvs,omitempty"`
 }
 
-// The commands CountRules runs on the client node, by mode.
-var ruleCommands = map[scenarios.Mode][]string{
-	scenarios.ModeIPTables: {"iptables-save", "-t", "nat"},
-	scenarios.ModeNFTables: {"nft", "list", "table", "ip", "kube-proxy"},
-	scenarios.ModeIPVS:     {"ipvsadm", "-Ln"},
-}
-
-// RuleCommand is the command CountRules runs for mode.
+// RuleCommand is the command CountRules runs for mode: the mode's rule
+// listing (kubeproxy.Mode.List).
 func RuleCommand(mode scenarios.Mode) []string {
-	return append([]string(nil), ruleCommands[mode]...)
+	m, _ := kubeproxy.For(mode)
+	return m.List
 }
 
 // CountRules lists the dataplane's rules of mode through run and counts
 // them: iptables-save -t nat, nft list table ip kube-proxy, ipvsadm -Ln.
 func CountRules(ctx context.Context, mode scenarios.Mode, run Runner) (RuleCounts, error) {
-	args, ok := ruleCommands[mode]
-	if !ok {
+	m, ok := kubeproxy.For(mode)
+	args := m.List
+	if !ok || len(args) == 0 {
 		return RuleCounts{}, fmt.Errorf("counting rules: mode %q has no rule listing", mode)
 	}
 	out, err := run(ctx, args...)

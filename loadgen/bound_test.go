@@ -46,12 +46,9 @@ func TestRunStopsAtItsDuration(t *testing.T) {
 	if s.BehindSeconds < 0.5 || s.BehindSeconds > 1 {
 		t.Errorf("behind %.3fs, want most of the 1 s window", s.BehindSeconds)
 	}
-	var text strings.Builder
-	if err := s.WriteText(&text); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(text.String(), "requests not sent: the client fell") || !strings.Contains(text.String(), "; "+runs.ReasonNotSent+": ") {
-		t.Errorf("summary does not say how far behind the client fell:\n%s", text.String())
+	text := textOf(t, s)
+	if !strings.Contains(text, "requests not sent: the client fell") || !strings.Contains(text, "; "+runs.ReasonNotSent+": ") {
+		t.Errorf("summary does not say how far behind the client fell:\n%s", text)
 	}
 }
 
@@ -107,12 +104,9 @@ func TestRunInterruptedCountsTheTimeRun(t *testing.T) {
 	if !hasReason(s, runs.ReasonInterrupted) || hasReason(s, runs.ReasonRateShort) || s.NotSent != 0 {
 		t.Errorf("reasons %q, not sent %d; want interrupted only", s.InvalidReasons, s.NotSent)
 	}
-	var text strings.Builder
-	if err := s.WriteText(&text); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(text.String(), "INTERRUPTED after 2.0") || !strings.Contains(text.String(), "of the 10s window") {
-		t.Errorf("summary does not say it was interrupted:\n%s", text.String())
+	text := textOf(t, s)
+	if !strings.Contains(text, "INTERRUPTED after 2.0") || !strings.Contains(text, "of the 10s window") {
+		t.Errorf("summary does not say it was interrupted:\n%s", text)
 	}
 }
 
@@ -130,12 +124,9 @@ func TestRunAllRefusedAchievesNothing(t *testing.T) {
 	if s.AchievedRate != 0 || s.Answered != 0 || s.Requests != 100 || s.SentRate < 99 {
 		t.Errorf("achieved %.1f/s, answered %d, sent %d at %.1f/s; want 0 answered of 100 sent", s.AchievedRate, s.Answered, s.Requests, s.SentRate)
 	}
-	var text strings.Builder
-	if err := s.WriteText(&text); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(text.String(), "100 requests sent (100.0 req/s), 0 answered: 0.0 req/s achieved (0.00% of target)") {
-		t.Errorf("summary:\n%s", text.String())
+	text := textOf(t, s)
+	if !strings.Contains(text, "100 requests sent (100.0 req/s), 0 answered: 0.0 req/s achieved (0.00% of target)") {
+		t.Errorf("summary:\n%s", text)
 	}
 }
 
@@ -166,4 +157,14 @@ func TestRunWarnsAndAbortsWhenBehind(t *testing.T) {
 	if s.MeasuredSeconds > 3 {
 		t.Errorf("measured %.3fs; an aborted run's rates count the time it ran", s.MeasuredSeconds)
 	}
+}
+
+// textOf is s's table, as kpbench load prints it.
+func textOf(t *testing.T, s *Summary) string {
+	t.Helper()
+	var b strings.Builder
+	if err := s.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }

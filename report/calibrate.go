@@ -29,10 +29,13 @@ type CalibrationPair struct {
 	MaxRow      string  `json:"maxRow"`
 }
 
-// ThresholdRate is how many A/A comparisons fail at a threshold.
+// ThresholdRate is how many A/A comparisons fail at a threshold: in all,
+// and by a regression (the threshold's doing; a lost condition fails at
+// every threshold).
 type ThresholdRate struct {
-	Threshold float64 `json:"threshold"`
-	Failing   int     `json:"failing"`
+	Threshold  float64 `json:"threshold"`
+	Failing    int     `json:"failing"`
+	Regressing int     `json:"regressing"`
 }
 
 // Calibration is the false-alarm rate of compare's settings, measured on
@@ -83,6 +86,7 @@ func Calibrate(data []*Data, opts CompareOptions, candidates []float64) (*Calibr
 		c.Runs = append(c.Runs, d.Dir)
 	}
 	failing := make([]int, len(candidates))
+	regressing := make([]int, len(candidates))
 	maxTests := 0
 	for i, a := range data {
 		for j, b := range data {
@@ -129,11 +133,14 @@ func Calibrate(data []*Data, opts CompareOptions, candidates []float64) (*Calibr
 				if ct.Failed() {
 					failing[k]++
 				}
+				if ct.Regressions > 0 {
+					regressing[k]++
+				}
 			}
 		}
 	}
 	for k, th := range candidates {
-		c.ByThreshold = append(c.ByThreshold, ThresholdRate{Threshold: th, Failing: failing[k]})
+		c.ByThreshold = append(c.ByThreshold, ThresholdRate{Threshold: th, Failing: failing[k], Regressing: regressing[k]})
 		if math.IsNaN(c.RecommendedThreshold) && failing[k] == 0 && th >= c.MaxAbsDelta {
 			c.RecommendedThreshold = th
 		}
@@ -160,9 +167,12 @@ func (c *Calibration) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "\nrows tested: %d; p < %.2f before correction: %d (%s); after Holm's correction: %d (%s)\n",
 		c.RowsTested, Alpha, c.RowsRawSignificant, pctOf(c.RowsRawSignificant, c.RowsTested), c.RowsSignificant, pctOf(c.RowsSignificant, c.RowsTested))
 	fmt.Fprintf(&b, "false alarms (comparisons that fail) at %s: %d of %d\n", formatThreshold(c.Threshold), c.FalseAlarms, len(c.Pairs))
-	fmt.Fprintf(&b, "largest A/A change of medians: %.1f%% (%s)\n\nthreshold  failing comparisons\n", 100*c.MaxAbsDelta, c.MaxRow)
+	fmt.Fprintf(&b, "largest A/A change of medians: %.1f%% (%s)\n\nthreshold  failing comparisons  of them by a regression\n", 100*c.MaxAbsDelta, c.MaxRow)
 	for _, t := range c.ByThreshold {
-		fmt.Fprintf(&b, "%-9s  %d of %d\n", formatThreshold(t.Threshold), t.Failing, len(c.Pairs))
+		fmt.Fprintf(&b, "%-9s  %-19s  %d\n", formatThreshold(t.Threshold), fmt.Sprintf("%d of %d", t.Failing, len(c.Pairs)), t.Regressing)
+	}
+	if lost := c.lostPairs(); lost > 0 {
+		fmt.Fprintf(&b, "\n%d of %d comparisons lost valid points (invalid in one run, valid in the other): no threshold prevents that; the invalid points' reasons say what to fix on the machine\n", lost, len(c.Pairs))
 	}
 	if math.IsNaN(c.RecommendedThreshold) {
 		fmt.Fprintf(&b, "\nrecommended: no candidate threshold is free of false alarms; ")
@@ -192,4 +202,14 @@ func pctOf(n, of int) string {
 		return "—"
 	}
 	return fmt.Sprintf("%.1f%%", 100*float64(n)/float64(of))
+}
+
+func (c *Calibration) lostPairs() int {
+	n := 0
+	for _, p := range c.Pairs {
+		if p.Lost > 0 {
+			n++
+		}
+	}
+	return n
 }

@@ -61,7 +61,7 @@ func TestCalibrateSeesAlarms(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.FalseAlarms != 1 || c.ByThreshold[len(c.ByThreshold)-1].Failing != 0 {
+	if c.FalseAlarms != 1 || c.ByThreshold[len(c.ByThreshold)-1].Failing != 0 || c.ByThreshold[2].Regressing != 1 {
 		t.Errorf("false alarms %d, by threshold %+v", c.FalseAlarms, c.ByThreshold)
 	}
 	if _, err := Calibrate([]*Data{load(t, "compare-base")}, CompareOptions{Metrics: defaults}, nil); !errors.Is(err, ErrTooFewRuns) {

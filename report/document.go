@@ -146,6 +146,7 @@ func newDocument(d *Data, plots []Plot, findings []Finding) *document {
 
 	doc.h(2, "Methodology")
 	doc.p("%s", methodology(r))
+	doc.p("%s", resetStatement(d.Points))
 	doc.p("%s", depthMethodology(r.Scenario.Spec.Load.Targets))
 
 	doc.h(2, "Summary by condition")
@@ -357,6 +358,37 @@ func describeOrder(o scenarios.Order) string {
 	return "modes (each mode measured at every step before the next mode)"
 }
 
+// resetStatement says what is and is not reset between repetitions, so
+// that a reader can judge how independent they are.
+func resetStatement(points []runs.Point) string {
+	flushed := 0
+	var before []float64
+	for _, p := range points {
+		if p.Conntrack.FlushedBefore {
+			flushed++
+		}
+		before = append(before, float64(p.Conntrack.EntriesBefore))
+	}
+	var b strings.Builder
+	b.WriteString("Between repetitions: ")
+	switch {
+	case flushed == len(points) && flushed > 0:
+		b.WriteString("the client node's conntrack table is flushed before each point's warm-up (in the node's own network namespace or VM only)")
+	case flushed > 0:
+		fmt.Fprintf(&b, "the client node's conntrack table was flushed before %d of %d points", flushed, len(points))
+	default:
+		b.WriteString("the client node's conntrack table is not flushed (kpbench empties only the tables of nodes it owns, the lab's)")
+	}
+	if len(before) > 0 {
+		s := Summarize(before)
+		fmt.Fprintf(&b, "; every point records the entries at its start (here %s to %s)", formatCount(int(s.Min)), formatCount(int(s.Max)))
+	}
+	b.WriteString(". Not reset: kube-proxy (one process per mode, restarted only by a mode switch), its rules and their order — so the " +
+		"target's depth — within a Service step, the backends and their sockets, and the machine's caches. With order \"steps\" the " +
+		"repetitions of the modes are interleaved in time; with order \"modes\" each mode's repetitions run back to back.")
+	return b.String()
+}
+
 func methodology(r *runs.Run) string {
 	s := r.Scenario.Spec
 	return fmt.Sprintf("For each mode kube-proxy is switched and its mode verified (GET /proxyMode and rules of that kind present); "+
@@ -467,25 +499,15 @@ func summaryTable(d *Data) table {
 		numeric: []bool{false, false, true, true, true, true, true, true, true, true, true, true, true},
 	}
 	for _, g := range d.groups {
-		var connect []float64
-		for _, p := range g.Valid {
-			if p.Connect.Count > 0 {
-				connect = append(connect, p.Connect.P50Us)
-			}
-		}
 		n := fmt.Sprint(len(g.Valid))
 		if g.Invalid > 0 {
 			n += fmt.Sprintf(" (+%d invalid)", g.Invalid)
 		}
 		t.rows = append(t.rows, []string{
 			string(g.Key.Mode), string(g.Key.Targets), fmt.Sprint(g.Key.RequestsPerConn), formatCount(g.Key.Services), n, groupDepth(g),
-			pm(Summarize(g.valuesOf(func(p *runs.Point) float64 { return p.Latency.MeanUs })), 1),
-			pm(Summarize(g.valuesOf(func(p *runs.Point) float64 { return p.Latency.P99Us })), 1),
-			pm(Summarize(g.valuesOf(func(p *runs.Point) float64 { return p.Latency.P999Us })), 1),
+			g.summary("latency"), g.summary("latency-p99"), g.summary("latency-p999"),
 			failedShare(g.Valid),
-			pm(Summarize(connect), 1),
-			pm(Summarize(g.valuesOf(func(p *runs.Point) float64 { return p.CPU.Node.Total })), 3),
-			pm(Summarize(g.valuesOf(func(p *runs.Point) float64 { return p.CPU.Processes.KubeProxy })), 4),
+			g.summary("connect"), g.summary("cpu"), g.summary("kube-proxy-cpu"),
 		})
 	}
 	return t

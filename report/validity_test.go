@@ -112,3 +112,20 @@ func TestReportLeadsWithSummary(t *testing.T) {
 		}
 	}
 }
+
+func TestResetStatement(t *testing.T) {
+	pts := []runs.Point{{Conntrack: runs.Conntrack{FlushedBefore: true, EntriesBefore: 2010}}, {Conntrack: runs.Conntrack{FlushedBefore: true, EntriesBefore: 1990}}}
+	s := resetStatement(pts)
+	for _, w := range []string{"conntrack table is flushed before each point's warm-up", "1,990 to 2,010", "Not reset: kube-proxy"} {
+		if !strings.Contains(s, w) {
+			t.Errorf("%q lacks %q", s, w)
+		}
+	}
+	pts[1].Conntrack.FlushedBefore = false
+	if s := resetStatement(pts); !strings.Contains(s, "flushed before 1 of 2 points") {
+		t.Error(s)
+	}
+	if s := resetStatement([]runs.Point{{}}); !strings.Contains(s, "is not flushed") {
+		t.Error(s)
+	}
+}

@@ -283,6 +283,10 @@ type ProcessesCPU struct {
 
 // Conntrack is the client node's connection tracking table.
 type Conntrack struct {
+	// FlushedBefore is true when kpbench emptied the node's table before
+	// the point's warm-up (the lab's nodes, which kpbench owns); then
+	// EntriesBefore counts what the warm-up left.
+	FlushedBefore bool  `json:"flushedBefore,omitempty"`
 	EntriesBefore int64 `json:"entriesBefore"`
 	EntriesAfter  int64 `json:"entriesAfter"`
 	Max           int64 `json:"max,omitempty"`

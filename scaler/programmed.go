@@ -14,19 +14,12 @@ import (
 	"time"
 
 	"github.com/kpbench/kpbench/clusters"
+	"github.com/kpbench/kpbench/clusters/kubeproxy"
 )
 
 // ErrNotProgrammed is wrapped by Wait when its context ends before
 // kube-proxy has programmed the change.
 var ErrNotProgrammed = errors.New("kube-proxy has not programmed the change")
-
-// kube-proxy metric names Wait reads.
-const (
-	MetricServiceChangesPending  = "kubeproxy_sync_proxy_rules_service_changes_pending"
-	MetricEndpointChangesPending = "kubeproxy_sync_proxy_rules_endpoint_changes_pending"
-	MetricLastSyncTimestamp      = "kubeproxy_sync_proxy_rules_last_timestamp_seconds"
-	MetricSyncDuration           = "kubeproxy_sync_proxy_rules_duration_seconds"
-)
 
 // Node is where kube-proxy runs: Wait scrapes its metrics and probes a
 // Service from there. The lab's client node, a kind node or the local
@@ -60,9 +53,8 @@ func (s SyncState) Pending() float64 { return s.ServiceChangesPending + s.Endpoi
 // ParseSyncState reads the sync metrics from a kube-proxy /metrics body.
 // Before kube-proxy's first sync LastSync is zero.
 // Samples with labels (ip_family on newer kube-proxies) are summed for the
-// pending gauges and the histogram; the last-sync timestamp is the IPv4
-// family's when there is one (the synthetic slices are IPv4), else the
-// oldest, so a dual-stack proxy counts as synced only when both are.
+// pending gauges and the histogram; the last-sync timestamp follows
+// kubeproxy.LastSync.
 func ParseSyncState(metrics []byte) (SyncState, error) {
 	samples, err := parseText(metrics)
 	if err != nil {
@@ -71,21 +63,17 @@ func ParseSyncState(metrics []byte) (SyncState, error) {
 	var (
 		st         SyncState
 		seen       = map[string]bool{}
-		oldest     = math.Inf(1)
-		ipv4       = math.NaN()
-		count, sum = MetricSyncDuration + "_count", MetricSyncDuration + "_sum"
+		lastSync   []kubeproxy.Series
+		count, sum = kubeproxy.MetricSyncProxyRules + "_count", kubeproxy.MetricSyncProxyRules + "_sum"
 	)
 	for _, x := range samples {
 		switch x.name {
-		case MetricServiceChangesPending:
+		case kubeproxy.MetricServiceChangesPending:
 			st.ServiceChangesPending += x.value
-		case MetricEndpointChangesPending:
+		case kubeproxy.MetricEndpointChangesPending:
 			st.EndpointChangesPending += x.value
-		case MetricLastSyncTimestamp:
-			oldest = math.Min(oldest, x.value)
-			if x.labels["ip_family"] == "IPv4" {
-				ipv4 = x.value
-			}
+		case kubeproxy.MetricLastSyncTimestamp:
+			lastSync = append(lastSync, kubeproxy.Series{IPFamily: x.labels[kubeproxy.LabelIPFamily], Value: x.value})
 		case count:
 			st.Syncs += uint64(x.value)
 		case sum:
@@ -98,7 +86,7 @@ func ParseSyncState(metrics []byte) (SyncState, error) {
 	// Before its first sync kube-proxy exports no timestamp or histogram;
 	// the pending gauges are always there.
 	var missing []string
-	for _, name := range []string{MetricServiceChangesPending, MetricEndpointChangesPending} {
+	for _, name := range []string{kubeproxy.MetricServiceChangesPending, kubeproxy.MetricEndpointChangesPending} {
 		if !seen[name] {
 			missing = append(missing, name)
 		}
@@ -106,11 +94,7 @@ func ParseSyncState(metrics []byte) (SyncState, error) {
 	if len(missing) > 0 {
 		return SyncState{}, fmt.Errorf("parsing kube-proxy metrics: missing %v", missing)
 	}
-	ts := oldest
-	if !math.IsNaN(ipv4) {
-		ts = ipv4
-	}
-	if ts > 0 && !math.IsInf(ts, 0) {
+	if ts := kubeproxy.LastSync(lastSync); ts > 0 {
 		sec, frac := math.Modf(ts)
 		st.LastSync = time.Unix(int64(sec), int64(frac*1e9))
 	}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/kpbench/kpbench/clusters"
+	"github.com/kpbench/kpbench/clusters/kubeproxy"
 	"github.com/kpbench/kpbench/collector"
 	"github.com/kpbench/kpbench/runs"
 	"github.com/kpbench/kpbench/scenarios"
@@ -28,7 +29,7 @@ type NodeDepth struct {
 
 // Chain implements DepthReader.
 func (d NodeDepth) Chain(ctx context.Context, mode scenarios.Mode) (*collector.ServiceChain, error) {
-	return collector.ReadServiceChain(ctx, mode, collector.NodeRunner(d.Node.Run))
+	return collector.ReadServiceChain(ctx, mode, kubeproxy.NodeRunner(d.Node.Run))
 }
 
 // maxRepicks bounds how often a placement by depth picks again because

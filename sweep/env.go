@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kpbench/kpbench/clusters"
+	"github.com/kpbench/kpbench/clusters/kubeproxy"
 	"github.com/kpbench/kpbench/runs"
 )
 
@@ -42,22 +43,8 @@ func DetectEnvironment(ctx context.Context, procRoot string, iptablesVersion []b
 			iptablesVersion = out
 		}
 	}
-	env.IPTablesBackend = IPTablesBackend(iptablesVersion)
+	env.IPTablesBackend = kubeproxy.IPTablesBackend(iptablesVersion)
 	return env
-}
-
-// IPTablesBackend reads `iptables --version` output: "nft" for
-// "iptables v1.8.9 (nf_tables)", "legacy" for "(legacy)" or no suffix.
-func IPTablesBackend(versionOutput []byte) string {
-	s := string(versionOutput)
-	switch {
-	case strings.TrimSpace(s) == "":
-		return ""
-	case strings.Contains(s, "nf_tables"):
-		return "nft"
-	default:
-		return "legacy"
-	}
 }
 
 func cpuModel(cpuinfo []byte) string {
@@ -124,7 +111,7 @@ func NodeEnvironmentWith(ctx context.Context, node clusters.ClientNode, cat ...s
 	}
 	var out bytes.Buffer
 	if err := node.Run(ctx, nil, &out, nil, "iptables", "--version"); err == nil {
-		env.IPTablesBackend = IPTablesBackend(out.Bytes())
+		env.IPTablesBackend = kubeproxy.IPTablesBackend(out.Bytes())
 	}
 	return env, errors.Join(errs...)
 }

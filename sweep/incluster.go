@@ -15,6 +15,7 @@ import (
 	"github.com/kpbench/kpbench/clusters"
 	"github.com/kpbench/kpbench/clusters/manifests"
 	"github.com/kpbench/kpbench/collector"
+	"github.com/kpbench/kpbench/internal/cpuset"
 	"github.com/kpbench/kpbench/loadgen"
 )
 
@@ -35,17 +36,22 @@ type ClusterLoad struct {
 	StartMargin time.Duration
 }
 
-// Run implements LoadRunner. The clients' own summaries are kept under
-// RawDir as load-client-N.json, the merged one as load.json.
+// Run implements LoadRunner. req.Rate is the point's total: each of N
+// clients sends req.Rate/N, so that the merged summary's target and
+// achieved rates (the sums over the clients) are the point's. The
+// clients' own summaries are kept under RawDir as load-client-N.json, the
+// merged one as load.json.
 func (l *ClusterLoad) Run(ctx context.Context, req LoadRequest) (*LoadResult, error) {
 	clients := max(l.Clients, 1)
 	margin := l.StartMargin
 	if margin <= 0 {
 		margin = 2 * time.Minute
 	}
-	args := append(loadArgs(req), req.URLs...)
+	each := req
+	each.Rate = req.Rate / float64(clients)
+	args := append(loadArgs(each), req.URLs...)
 	results, err := l.Runner.RunLoad(ctx, clusters.LoadRequest{
-		ID: JobID(req.ID), Args: args, Clients: clients, Deadline: req.Duration + req.Timeout + margin,
+		ID: JobID(req.ID), Args: args, Clients: clients, Deadline: req.Warmup + req.Duration + req.Timeout + margin,
 	})
 	if err != nil {
 		return nil, err
@@ -60,18 +66,13 @@ func (l *ClusterLoad) Run(ctx context.Context, req LoadRequest) (*LoadResult, er
 			}
 		}
 	}
-	merged := results[0].Summary
-	if clients > 1 {
-		if l.Merge == nil {
-			return nil, fmt.Errorf("%d load clients but no merger", clients)
-		}
-		parts := make([]json.RawMessage, len(results))
-		for i, r := range results {
-			parts[i] = r.Summary
-		}
-		if merged, err = l.Merge.MergeSummaries(parts); err != nil {
-			return nil, fmt.Errorf("merging %d load clients: %w", clients, err)
-		}
+	parts := make([]json.RawMessage, len(results))
+	for i, r := range results {
+		parts[i] = r.Summary
+	}
+	merged, err := manifests.MergeLoad(l.Merge, parts)
+	if err != nil {
+		return nil, err
 	}
 	if req.RawDir != "" {
 		if err := writeJSON(filepath.Join(req.RawDir, "load.json"), merged); err != nil {
@@ -170,7 +171,7 @@ func (o *AgentObserver) Begin(ctx context.Context, rawDir string) (Window, error
 	}
 	args = append(args, "--interval", interval.String())
 	if cpus := o.Node.CPUs(); len(cpus) > 0 {
-		args = append(args, "--cpus", collector.FormatCPUList(cpus))
+		args = append(args, "--cpus", cpuset.Format(cpus))
 	}
 	p, err := collector.StartRemotePoint(ctx, o.Node.Run, args...)
 	if err != nil {
@@ -188,12 +189,8 @@ func (w *agentWindow) End(ctx context.Context) (*Observation, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !w.start.IsZero() && res.Series != nil {
-		sum, err := res.Series.Within(w.start, w.end)
-		if err != nil {
-			return nil, err
-		}
-		res.CPU = sum.CPU()
+	if err := trimToLoad(res, w.start, w.end); err != nil {
+		return nil, err
 	}
 	if w.raw != "" {
 		if err := res.WriteRaw(w.raw); err != nil {

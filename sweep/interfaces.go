@@ -33,10 +33,13 @@ type ScaleResult struct {
 
 // LoadRequest is one run of the load client.
 type LoadRequest struct {
-	// ID names the run: the point's id, with "-warmup" for its warm-up.
-	ID              string
-	URLs            []string
-	Rate            float64
+	// ID names the run: the point's id.
+	ID   string
+	URLs []string
+	Rate float64
+	// Warmup runs in the same load process before the measured window
+	// (excluded from every figure); Duration is the measured window.
+	Warmup          time.Duration
 	Duration        time.Duration
 	RequestsPerConn int
 	Timeout         time.Duration
@@ -82,6 +85,16 @@ type Observer interface {
 type Window interface {
 	// End stops observing and returns what the node spent.
 	End(ctx context.Context) (*Observation, error)
+}
+
+// ConntrackFlusher is implemented by client nodes whose connection
+// tracking table kpbench owns and may empty (the lab's: a network
+// namespace or VM it created). The engine flushes it before each point, so
+// that repetitions start alike instead of each inheriting the entries of
+// the ones before; kind and existing nodes are shared with the rest of the
+// cluster and are left alone.
+type ConntrackFlusher interface {
+	FlushConntrack(ctx context.Context) error
 }
 
 // Trimmer is implemented by windows that can narrow their CPU figures to

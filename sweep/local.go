@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kpbench/kpbench/clusters"
+	"github.com/kpbench/kpbench/clusters/kubeproxy"
 	"github.com/kpbench/kpbench/collector"
 	"github.com/kpbench/kpbench/loadgen"
 	"github.com/kpbench/kpbench/runs"
@@ -160,7 +161,7 @@ func loadArgs(req LoadRequest) []string {
 	return []string{
 		"--rate", strconv.FormatFloat(req.Rate, 'f', -1, 64),
 		"--duration", req.Duration.String(),
-		"--warmup", "0s",
+		"--warmup", req.Warmup.String(),
 		"--requests-per-conn", strconv.Itoa(req.RequestsPerConn),
 		"--timeout", req.Timeout.String(),
 		"--max-inflight", strconv.Itoa(req.MaxInflight),
@@ -206,6 +207,29 @@ type NodeObserver struct {
 type nodeWindow struct {
 	m   *collector.PointMeasurement
 	raw string
+	// start and end are the load's measured window (Trim).
+	start, end time.Time
+}
+
+var _ Trimmer = (*nodeWindow)(nil)
+
+// Trim implements Trimmer: the window opens before the load process
+// starts (and its warm-up), and closes after it exits; the CPU figures
+// cover the load's measured window only.
+func (w *nodeWindow) Trim(start, end time.Time) { w.start, w.end = start, end }
+
+// trimToLoad narrows res's CPU figures to the samples inside [start, end]
+// when the load reported its window.
+func trimToLoad(res *collector.PointResult, start, end time.Time) error {
+	if start.IsZero() || res.Series == nil {
+		return nil
+	}
+	sum, err := res.Series.Within(start, end)
+	if err != nil {
+		return err
+	}
+	res.CPU = sum.CPU()
+	return nil
 }
 
 // Begin implements Observer.
@@ -234,6 +258,9 @@ func (w *nodeWindow) End(ctx context.Context) (*Observation, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := trimToLoad(res, w.start, w.end); err != nil {
+		return nil, err
+	}
 	if w.raw != "" {
 		if err := res.WriteRaw(w.raw); err != nil {
 			return nil, err
@@ -249,7 +276,7 @@ type NodeRules struct {
 
 // Count implements RuleCounter.
 func (r NodeRules) Count(ctx context.Context, mode scenarios.Mode) (runs.Rules, error) {
-	rc, err := collector.CountRules(ctx, mode, collector.NodeRunner(r.Node.Run))
+	rc, err := collector.CountRules(ctx, mode, kubeproxy.NodeRunner(r.Node.Run))
 	if err != nil {
 		return runs.Rules{}, err
 	}

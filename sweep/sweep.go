@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kpbench/kpbench/clusters"
+	"github.com/kpbench/kpbench/clusters/kubeproxy"
 	"github.com/kpbench/kpbench/collector"
 	"github.com/kpbench/kpbench/runs"
 	"github.com/kpbench/kpbench/scenarios"
@@ -292,29 +293,28 @@ func (e *Engine) measure(ctx context.Context, ps *pass, mode scenarios.Mode, n, 
 	if err := os.MkdirAll(raw, 0o755); err != nil {
 		return nil, err
 	}
-	req := LoadRequest{ID: id, Rate: l.Rate, RequestsPerConn: rpc, Timeout: l.Timeout.D(), MaxInflight: l.MaxInflight}
-	warm := func(urls []string) error {
-		w := l.WarmupDuration()
-		if w <= 0 {
-			return nil
+	// The warm-up runs inside the measured load process (its own
+	// --warmup), so that the measured client is warm too: its
+	// connections, its runtime, its page cache. The observer's window
+	// then opens before the warm-up and is trimmed to the load's own
+	// measured window (Trimmer).
+	req := LoadRequest{ID: id, Rate: l.Rate, RequestsPerConn: rpc, Timeout: l.Timeout.D(), MaxInflight: l.MaxInflight,
+		Warmup: l.WarmupDuration()}
+	flushed := false
+	if f, ok := e.Provider.ClientNode().(ConntrackFlusher); ok {
+		if err := f.FlushConntrack(ctx); err != nil {
+			e.problem(run, dir, ps.log, fmt.Sprintf("%s: %v", id, err))
+		} else {
+			flushed = true
 		}
-		wreq := req
-		wreq.URLs, wreq.Duration, wreq.ID = urls, w, id+"-warmup"
-		if _, err := e.Load.Run(ctx, wreq); err != nil {
-			return fmt.Errorf("warmup: %w", err)
-		}
-		return nil
 	}
 	urls, used, err := e.pick(ctx, tg)
 	if err != nil {
 		return nil, err
 	}
-	if err := warm(urls); err != nil {
-		return nil, err
-	}
-	// The depth right before the window. A placement by depth checks
-	// that no sync moved its target since it was picked, and picks (and
-	// warms up) again if one did.
+	// The depth right before the load. A placement by depth checks that
+	// no sync moved its target since it was picked, and picks again if
+	// one did; a sync during the load shows as a depth that changed.
 	var before *collector.ServiceChain
 	repicks := 0
 	if e.tracksDepth(mode) {
@@ -333,14 +333,8 @@ func (e *Engine) measure(ctx context.Context, ps *pass, mode scenarios.Mode, n, 
 			repicks++
 			ps.log.Info("kube-proxy synced since the target was picked: picking again", "id", id, "placement", tg.placement)
 			tg.chain = before
-			prev := urls[0]
 			if urls, used, err = e.pick(ctx, tg); err != nil {
 				return nil, err
-			}
-			if urls[0] != prev {
-				if err := warm(urls); err != nil {
-					return nil, err
-				}
 			}
 		}
 	}
@@ -394,6 +388,7 @@ func (e *Engine) measure(ctx context.Context, ps *pass, mode scenarios.Mode, n, 
 		Valid:          res.Valid,
 		InvalidReasons: append([]string(nil), res.InvalidReasons...),
 	}
+	p.Conntrack.FlushedBefore = flushed
 	return p, nil
 }
 
@@ -425,12 +420,8 @@ func (e *Engine) health(ctx context.Context, mode scenarios.Mode, kpPID int) str
 	if kpPID != 0 && pid != kpPID {
 		return fmt.Sprintf("%s: restarted during the point (pid %d -> %d)", runs.ReasonKubeProxyDied, kpPID, pid)
 	}
-	body, err := node.KubeProxyGet(ctx, "/proxyMode")
-	if err != nil {
-		return fmt.Sprintf("%s: /proxyMode: %v", runs.ReasonModeMismatch, err)
-	}
-	if got := strings.TrimSpace(string(body)); got != string(mode) {
-		return fmt.Sprintf("%s: kube-proxy reports %q, want %q", runs.ReasonModeMismatch, got, mode)
+	if err := kubeproxy.CheckProxyMode(ctx, node.KubeProxyGet, mode); err != nil {
+		return fmt.Sprintf("%s: %v", runs.ReasonModeMismatch, err)
 	}
 	return ""
 }

@@ -5,15 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/kpbench/kpbench/clusters"
+	"github.com/kpbench/kpbench/collector"
 	"github.com/kpbench/kpbench/runs"
 	"github.com/kpbench/kpbench/scenarios"
 )
@@ -100,8 +103,11 @@ type fakeLoad struct {
 
 func (l *fakeLoad) Run(ctx context.Context, req LoadRequest) (*LoadResult, error) {
 	if req.RawDir == "" {
-		*l.events = append(*l.events, fmt.Sprintf("warmup rpc=%d", req.RequestsPerConn))
+		*l.events = append(*l.events, "a load without its raw directory")
 		return &LoadResult{}, nil
+	}
+	if req.Warmup > 0 { // inside the measured process, before its window
+		*l.events = append(*l.events, fmt.Sprintf("warmup rpc=%d", req.RequestsPerConn))
 	}
 	l.runs++
 	*l.events = append(*l.events, fmt.Sprintf("load rpc=%d", req.RequestsPerConn))
@@ -296,19 +302,6 @@ func TestModeSwitchFailureSkipsOnlyThatMode(t *testing.T) {
 	back, _ := runs.ReadRun(dir)
 	if len(back.SkippedModes) != 1 || back.SkippedModes[0].Mode != scenarios.ModeNFTables || !strings.Contains(back.SkippedModes[0].Reason, "did not start") {
 		t.Errorf("skipped %+v", back.SkippedModes)
-	}
-}
-
-func TestIPTablesBackend(t *testing.T) {
-	for in, want := range map[string]string{
-		"iptables v1.8.9 (nf_tables)\n": "nft",
-		"iptables v1.8.9 (legacy)\n":    "legacy",
-		"iptables v1.6.1\n":             "legacy",
-		"":                              "",
-	} {
-		if got := IPTablesBackend([]byte(in)); got != want {
-			t.Errorf("IPTablesBackend(%q) = %q, want %q", in, got, want)
-		}
 	}
 }
 
@@ -512,5 +505,92 @@ func TestStepOrderInterleavesRepetitions(t *testing.T) {
 	// step): step 10 begins with nftables, which is already running.
 	if modes != 7 {
 		t.Errorf("%d mode switches, want 7: %v", modes, scaleAndModeEvents(*events))
+	}
+}
+
+// flushingCluster is a provider whose client node lets kpbench empty its
+// conntrack table (as the lab's does).
+type flushingCluster struct{ *fakeCluster }
+
+func (f flushingCluster) ClientNode() clusters.ClientNode { return f }
+func (f flushingCluster) FlushConntrack(context.Context) error {
+	*f.events = append(*f.events, "flush conntrack")
+	return nil
+}
+
+// TestConntrackFlushedBeforeEachPoint: on a node kpbench owns, every point
+// (every repetition) starts from an empty conntrack table, flushed before
+// its warm-up; elsewhere nothing is flushed and the points say so.
+func TestConntrackFlushedBeforeEachPoint(t *testing.T) {
+	const spec = "  modes: [iptables]\n  services: [1]\n  load:\n    duration: 1s\n    warmup: 1s\n    requestsPerConn: [1]\n  repetitions: 3\n"
+	e, run, dir, fc, _, events := setup(t, spec)
+	e.Provider = flushingCluster{fc}
+	if err := e.Run(context.Background(), dir, run); err != nil {
+		t.Fatal(err)
+	}
+	var seq []string
+	for _, ev := range *events {
+		if ev == "flush conntrack" || strings.HasPrefix(ev, "warmup") || strings.HasPrefix(ev, "load") {
+			seq = append(seq, ev)
+		}
+	}
+	one := []string{"flush conntrack", "warmup rpc=1", "load rpc=1"}
+	if want := append(append(append([]string{}, one...), one...), one...); !reflect.DeepEqual(seq, want) {
+		t.Errorf("events %v, want %v", seq, want)
+	}
+	pts, _ := runs.ReadPoints(dir)
+	for _, p := range pts {
+		if !p.Conntrack.FlushedBefore {
+			t.Errorf("point %s does not record the flush", p.ID)
+		}
+	}
+
+	e2, run2, dir2, _, _, events2 := setup(t, spec)
+	if err := e2.Run(context.Background(), dir2, run2); err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(*events2, "flush conntrack") {
+		t.Error("flushed a node kpbench does not own")
+	}
+	pts, _ = runs.ReadPoints(dir2)
+	for _, p := range pts {
+		if p.Conntrack.FlushedBefore {
+			t.Errorf("point %s claims a flush", p.ID)
+		}
+	}
+}
+
+// TestWarmupInsideTheMeasuredLoad: no separate warm-up process; the
+// measured `kpbench load` warms up itself (--warmup), and the node's CPU
+// is trimmed to the load's measured window, leaving the warm-up and the
+// process's start and exit out.
+func TestWarmupInsideTheMeasuredLoad(t *testing.T) {
+	e, run, dir, _, _, events := setup(t, spec2x2)
+	if err := e.Run(context.Background(), dir, run); err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(*events, "a load without its raw directory") {
+		t.Error("a separate warm-up process ran")
+	}
+	args := strings.Join(loadArgs(LoadRequest{Rate: 1000, Warmup: 2 * time.Second, Duration: 10 * time.Second}), " ")
+	if !strings.Contains(args, "--warmup 2s") || !strings.Contains(args, "--duration 10s") {
+		t.Errorf("load args %q", args)
+	}
+
+	// The lab's window: 1 s of start-up and warm-up at a full core, 2 s
+	// of measured load at 0.2, 1 s of exit at a full core.
+	t0 := time.Date(2026, 12, 4, 17, 0, 0, 0, time.UTC)
+	var samples []collector.Sample
+	for i, total := range []float64{1, 0.2, 0.2, 1} {
+		start := t0.Add(time.Duration(i) * time.Second)
+		samples = append(samples, collector.Sample{Start: start, End: start.Add(time.Second), Seconds: 1, Node: collector.Cores{Total: total}})
+	}
+	res := &collector.PointResult{Series: &collector.Series{IntervalSeconds: 1, Samples: samples}}
+	res.CPU.Node.Total = 0.6
+	if err := trimToLoad(res, t0.Add(time.Second), t0.Add(3*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(res.CPU.Node.Total-0.2) > 1e-9 {
+		t.Errorf("node CPU %.3f over the measured window, want 0.2", res.CPU.Node.Total)
 	}
 }

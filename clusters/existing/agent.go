@@ -1,7 +1,6 @@
 package existing
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -129,45 +128,4 @@ func HostCommand(ctx context.Context, root string, args []string) (*exec.Cmd, er
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: root}
 	return cmd, nil
-}
-
-// IPVSAvailable tells whether the kernel of the node whose /proc is
-// procRoot and whose root filesystem is rootFS can run IPVS: the ip_vs
-// module is loaded or built in, or its module file exists for the running
-// kernel (kube-proxy loads it).
-func IPVSAvailable(procRoot, rootFS string) (ok bool, reason string) {
-	if _, err := os.Stat(filepath.Join(procRoot, "net", "ip_vs")); err == nil {
-		return true, ""
-	}
-	if f, err := os.Open(filepath.Join(procRoot, "modules")); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "ip_vs ") {
-				f.Close()
-				return true, ""
-			}
-		}
-		f.Close()
-	}
-	rel, err := os.ReadFile(filepath.Join(procRoot, "sys", "kernel", "osrelease"))
-	if err != nil {
-		return false, "cannot tell: " + err.Error()
-	}
-	release := strings.TrimSpace(string(rel))
-	dir := filepath.Join(rootFS, "lib", "modules", release)
-	found := false
-	_ = filepath.WalkDir(filepath.Join(dir, "kernel", "net", "netfilter", "ipvs"), func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasPrefix(d.Name(), "ip_vs.ko") {
-			found = true
-			return filepath.SkipAll
-		}
-		return nil
-	})
-	if found {
-		return true, ""
-	}
-	if b, err := os.ReadFile(filepath.Join(dir, "modules.builtin")); err == nil && strings.Contains(string(b), "/ip_vs.ko") {
-		return true, ""
-	}
-	return false, fmt.Sprintf("kernel %s has no IP_VS (/proc/net/ip_vs absent, ip_vs module neither loaded nor installed)", release)
 }

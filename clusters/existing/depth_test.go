@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kpbench/kpbench/clusters/kubeproxy"
 	"github.com/kpbench/kpbench/collector"
 	"github.com/kpbench/kpbench/scenarios"
 )
@@ -40,7 +41,7 @@ func TestAgentNodeReadsDepth(t *testing.T) {
 		return &ExitError{Cmd: cmd, Code: 127}
 	}}
 	n := NewAgentNode(f.cs, ex)
-	run := collector.NodeRunner(n.Run)
+	run := kubeproxy.NodeRunner(n.Run)
 	svc008 := collector.ServicePort{IP: netip.MustParseAddr("198.19.205.122"), Port: 80, Proto: "tcp"}
 
 	c, err := collector.ReadServiceChain(context.Background(), scenarios.ModeIPTables, run)

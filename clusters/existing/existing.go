@@ -15,7 +15,6 @@ package existing
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -24,8 +23,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -39,6 +36,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kpbench/kpbench/clusters"
+	"github.com/kpbench/kpbench/clusters/kubeproxy"
 	"github.com/kpbench/kpbench/clusters/manifests"
 	"github.com/kpbench/kpbench/scenarios"
 )
@@ -457,42 +455,8 @@ func (p *Provider) VerifyMode(ctx context.Context, mode scenarios.Mode) error {
 		}
 		return nil
 	}
-	body, err := p.agent.KubeProxyGet(ctx, "/proxyMode")
-	if err != nil {
-		return err
-	}
-	node := p.agent.NodeName(ctx)
-	if got := strings.TrimSpace(string(body)); got != string(mode) {
-		return fmt.Errorf("kube-proxy on node %s runs in mode %q, want %q", node, got, mode)
-	}
-	if err := CheckRules(ctx, p.agent, mode); err != nil {
-		return fmt.Errorf("node %s: %w", node, err)
-	}
-	return nil
-}
-
-// CheckRules checks that kube-proxy's rules of mode exist on the node.
-func CheckRules(ctx context.Context, node clusters.ClientNode, mode scenarios.Mode) error {
-	var (
-		args []string
-		want string
-	)
-	switch mode {
-	case scenarios.ModeIPTables:
-		args, want = []string{"iptables-save", "-t", "nat"}, ":KUBE-SERVICES"
-	case scenarios.ModeNFTables:
-		args, want = []string{"nft", "list", "table", "ip", "kube-proxy"}, "chain services"
-	case scenarios.ModeIPVS:
-		args, want = []string{"kpbench", "cluster", "agent", "cat", manifests.HostProcPath + "/net/ip_vs"}, "IP Virtual Server"
-	default:
-		return fmt.Errorf("no rule check for mode %s", mode)
-	}
-	var out bytes.Buffer
-	if err := node.Run(ctx, nil, &out, nil, args...); err != nil {
-		return fmt.Errorf("no %s rules: %w", mode, err)
-	}
-	if !strings.Contains(out.String(), want) {
-		return fmt.Errorf("no %s rules: %s shows no %q", mode, strings.Join(args, " "), want)
+	if err := kubeproxy.Verify(ctx, p.agent.KubeProxyGet, kubeproxy.NodeRunner(p.agent.Run), mode); err != nil {
+		return fmt.Errorf("kube-proxy on node %s: %w", p.agent.NodeName(ctx), err)
 	}
 	return nil
 }
@@ -561,8 +525,8 @@ func (p *Provider) Capabilities(ctx context.Context) (clusters.Capabilities, err
 		case !p.opts.Confirm:
 			reason = "switching kube-proxy's mode on an existing cluster needs --yes"
 		}
-		if reason == "" && m == scenarios.ModeNFTables && !atLeast(version, 1, 31) {
-			reason = fmt.Sprintf("nftables mode needs kube-proxy v1.31 or later (this one is %s)", version)
+		if d, ok := kubeproxy.For(m); reason == "" && ok {
+			reason = d.KubeProxyTooOld(version)
 		}
 		if reason == "" && m == scenarios.ModeIPVS {
 			reason = p.probeIPVS(ctx)
@@ -589,22 +553,6 @@ func (p *Provider) probeIPVS(ctx context.Context) string {
 		return "the client node's kernel has no IP_VS"
 	}
 	return ""
-}
-
-// atLeast reports whether a vMAJOR.MINOR... version is at least
-// major.minor; an unparsable version passes (the switch itself will tell).
-func atLeast(version string, major, minor int) bool {
-	v := strings.TrimPrefix(version, "v")
-	parts := strings.SplitN(v, ".", 3)
-	if len(parts) < 2 {
-		return true
-	}
-	ma, err1 := strconv.Atoi(parts[0])
-	mi, err2 := strconv.Atoi(strings.TrimLeftFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' }))
-	if err1 != nil || err2 != nil {
-		return true
-	}
-	return ma > major || (ma == major && mi >= minor)
 }
 
 // Describe gives run.json's provider details: the kubeconfig context
@@ -772,26 +720,6 @@ func (p *Provider) jobFailure(ctx context.Context, job, reason string) error {
 		}
 	}
 	return errors.New(msg)
-}
-
-// MergeLoad folds the summaries of RunLoad's clients into one with the
-// load generator's merger; one client's summary is returned as it is.
-func MergeLoad(results []clusters.LoadResult, m manifests.SummaryMerger) (json.RawMessage, error) {
-	if len(results) == 0 {
-		return nil, errors.New("no load results to merge")
-	}
-	if len(results) == 1 {
-		return results[0].Summary, nil
-	}
-	parts := make([]json.RawMessage, len(results))
-	for i, r := range results {
-		parts[i] = r.Summary
-	}
-	out, err := m.MergeSummaries(parts)
-	if err != nil {
-		return nil, fmt.Errorf("merging %d load clients: %w", len(results), err)
-	}
-	return out, nil
 }
 
 func parseAddr(s string) (netip.Addr, error) {

@@ -79,6 +79,7 @@ func newFakeCluster(t *testing.T, objs ...runtime.Object) *fakeCluster {
 			"iptables-save": "*nat\n:KUBE-SERVICES - [0:0]\nCOMMIT\n",
 			"nft":           "table ip kube-proxy {\n\tchain services {\n\t}\n}\n",
 			"cat":           "IP Virtual Server version 1.2.1 (size=4096)\n",
+			"ip":            "5: kube-ipvs0: <BROADCAST,NOARP> mtu 1500 qdisc noop state DOWN\n    inet 10.96.0.1/32 scope global kube-ipvs0\n",
 		},
 		workloadsReady: true,
 	}
@@ -197,6 +198,13 @@ func (f *fakeCluster) Exec(ctx context.Context, namespace, pod, container string
 			return &ExitError{Cmd: cmd, Code: 1}
 		}
 		fmt.Fprint(stdout, f.rules["nft"])
+		return nil
+	case strings.Contains(joined, "agent host -- ip -4 addr show dev kube-ipvs0"):
+		if f.rules["ip"] == "" {
+			fmt.Fprint(stderr, `Device "kube-ipvs0" does not exist.`)
+			return &ExitError{Cmd: cmd, Code: 1}
+		}
+		fmt.Fprint(stdout, f.rules["ip"])
 		return nil
 	case strings.Contains(joined, "agent cat"):
 		fmt.Fprint(stdout, f.rules["cat"])

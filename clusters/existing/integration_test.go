@@ -315,6 +315,9 @@ func (l *liveExecer) Exec(ctx context.Context, namespace, pod, container string,
 	case strings.Contains(joined, "nft list"):
 		_, err := io.WriteString(stdout, "table ip kube-proxy {\n\tchain services {\n\t}\n}\n")
 		return err
+	case strings.Contains(joined, "ip -4 addr show dev kube-ipvs0"):
+		_, err := io.WriteString(stdout, "5: kube-ipvs0: <BROADCAST,NOARP> mtu 1500 qdisc noop state DOWN\n    inet 10.96.0.1/32 scope global kube-ipvs0\n")
+		return err
 	case strings.Contains(joined, "net/ip_vs"):
 		_, err := io.WriteString(stdout, "IP Virtual Server version 1.2.1 (size=4096)\n")
 		return err

@@ -36,6 +36,7 @@ import (
 	"github.com/kpbench/kpbench/clusters"
 	"github.com/kpbench/kpbench/clusters/containerimage"
 	"github.com/kpbench/kpbench/clusters/existing"
+	"github.com/kpbench/kpbench/clusters/kubeproxy"
 	"github.com/kpbench/kpbench/clusters/manifests"
 	"github.com/kpbench/kpbench/scenarios"
 )
@@ -500,7 +501,7 @@ func (p *Provider) Capabilities(ctx context.Context) (clusters.Capabilities, err
 		},
 		CanSwitchMode: true,
 	}
-	if ok, reason := existing.IPVSAvailable("/proc", "/"); !ok {
+	if ok, reason := kubeproxy.IPVSAvailable("/proc", "/"); !ok {
 		caps.Modes[scenarios.ModeIPVS] = reason
 	}
 	return caps, nil

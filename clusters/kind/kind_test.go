@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kpbench/kpbench/clusters/existing"
+	"github.com/kpbench/kpbench/clusters/kubeproxy"
 	"github.com/kpbench/kpbench/clusters/manifests"
 	"github.com/kpbench/kpbench/scenarios"
 )
@@ -405,7 +406,7 @@ func TestCapabilities(t *testing.T) {
 		t.Error("external runnable on kind")
 	}
 	ok, why := caps.Runnable(scenarios.ModeIPVS)
-	hostOK, hostWhy := existing.IPVSAvailable("/proc", "/")
+	hostOK, hostWhy := kubeproxy.IPVSAvailable("/proc", "/")
 	if ok != hostOK || why != hostWhy {
 		t.Errorf("ipvs = %v %q, want this host's answer %v %q", ok, why, hostOK, hostWhy)
 	}

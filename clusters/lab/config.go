@@ -9,11 +9,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/kpbench/kpbench/clusters/lab/build"
+	"github.com/kpbench/kpbench/internal/cpuset"
 	"golang.org/x/sys/unix"
 )
 
@@ -213,51 +213,6 @@ func checkKpbenchBin(bin string) error {
 	return nil
 }
 
-// ParseCPUList parses a Linux CPU list such as "1", "0-2" or "0,2-3".
-func ParseCPUList(s string) ([]int, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return nil, fmt.Errorf("empty CPU list")
-	}
-	var cpus []int
-	for _, part := range strings.Split(s, ",") {
-		lo, hi, isRange := strings.Cut(strings.TrimSpace(part), "-")
-		a, err := strconv.Atoi(lo)
-		if err != nil || a < 0 {
-			return nil, fmt.Errorf("CPU list %q: bad CPU %q", s, lo)
-		}
-		b := a
-		if isRange {
-			if b, err = strconv.Atoi(hi); err != nil || b < a {
-				return nil, fmt.Errorf("CPU list %q: bad range %q", s, part)
-			}
-		}
-		for c := a; c <= b; c++ {
-			cpus = append(cpus, c)
-		}
-	}
-	slices.Sort(cpus)
-	return slices.Compact(cpus), nil
-}
-
-// FormatCPUList renders cpus the way taskset and /sys do ("0-2,5").
-func FormatCPUList(cpus []int) string {
-	var parts []string
-	for i := 0; i < len(cpus); {
-		j := i
-		for j+1 < len(cpus) && cpus[j+1] == cpus[j]+1 {
-			j++
-		}
-		if j == i {
-			parts = append(parts, strconv.Itoa(cpus[i]))
-		} else {
-			parts = append(parts, fmt.Sprintf("%d-%d", cpus[i], cpus[j]))
-		}
-		i = j + 1
-	}
-	return strings.Join(parts, ",")
-}
-
 // AllowedCPUs returns the CPUs this process may run on.
 func AllowedCPUs() ([]int, error) {
 	var set unix.CPUSet
@@ -279,7 +234,7 @@ func AllowedCPUs() ([]int, error) {
 func SplitCPUs(allowed, requested []int) (node, other []int, err error) {
 	if len(allowed) < 2 {
 		if len(requested) > 0 {
-			return nil, nil, fmt.Errorf("%w: node CPUs %s requested but only CPU %s is available", ErrBadConfig, FormatCPUList(requested), FormatCPUList(allowed))
+			return nil, nil, fmt.Errorf("%w: node CPUs %s requested but only CPU %s is available", ErrBadConfig, cpuset.Format(requested), cpuset.Format(allowed))
 		}
 		return nil, nil, nil
 	}
@@ -288,7 +243,7 @@ func SplitCPUs(allowed, requested []int) (node, other []int, err error) {
 	}
 	for _, c := range requested {
 		if !slices.Contains(allowed, c) {
-			return nil, nil, fmt.Errorf("%w: node CPU %d is not among the available CPUs %s", ErrBadConfig, c, FormatCPUList(allowed))
+			return nil, nil, fmt.Errorf("%w: node CPU %d is not among the available CPUs %s", ErrBadConfig, c, cpuset.Format(allowed))
 		}
 	}
 	for _, c := range allowed {
@@ -297,7 +252,7 @@ func SplitCPUs(allowed, requested []int) (node, other []int, err error) {
 		}
 	}
 	if len(other) == 0 {
-		return nil, nil, fmt.Errorf("%w: node CPUs %s leave no CPU for the control plane and backends", ErrBadConfig, FormatCPUList(requested))
+		return nil, nil, fmt.Errorf("%w: node CPUs %s leave no CPU for the control plane and backends", ErrBadConfig, cpuset.Format(requested))
 	}
 	return slices.Clone(requested), other, nil
 }

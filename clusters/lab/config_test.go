@@ -8,42 +8,6 @@ import (
 	"testing"
 )
 
-func TestParseAndFormatCPUList(t *testing.T) {
-	tests := []struct {
-		name, in string
-		want     []int
-		format   string
-		wantErr  bool
-	}{
-		{name: "single", in: "1", want: []int{1}, format: "1"},
-		{name: "range", in: "0-2", want: []int{0, 1, 2}, format: "0-2"},
-		{name: "mixed", in: "0,2-3,7", want: []int{0, 2, 3, 7}, format: "0,2-3,7"},
-		{name: "unsorted duplicates", in: "3,1,1-2", want: []int{1, 2, 3}, format: "1-3"},
-		{name: "spaces", in: " 1 , 3 ", want: []int{1, 3}, format: "1,3"},
-		{name: "empty", in: "", wantErr: true},
-		{name: "negative", in: "-1", wantErr: true},
-		{name: "backwards range", in: "3-1", wantErr: true},
-		{name: "word", in: "last", wantErr: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseCPUList(tt.in)
-			if tt.wantErr {
-				if err == nil {
-					t.Fatalf("ParseCPUList(%q) = %v, want an error", tt.in, got)
-				}
-				return
-			}
-			if err != nil || !slices.Equal(got, tt.want) {
-				t.Fatalf("ParseCPUList(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
-			}
-			if f := FormatCPUList(got); f != tt.format {
-				t.Errorf("FormatCPUList(%v) = %q, want %q", got, f, tt.format)
-			}
-		})
-	}
-}
-
 func TestSplitCPUs(t *testing.T) {
 	tests := []struct {
 		name             string

@@ -25,6 +25,7 @@ import (
 	"github.com/kpbench/kpbench/clusters/lab"
 	"github.com/kpbench/kpbench/clusters/lab/labtest"
 	"github.com/kpbench/kpbench/clusters/lab/netns"
+	"github.com/kpbench/kpbench/internal/cpuset"
 	"github.com/kpbench/kpbench/scenarios"
 )
 
@@ -185,7 +186,7 @@ func TestLabIptablesThenNftables(t *testing.T) {
 	if err := nodeH.Run(ctx, nil, &cpus, nil, "grep", "Cpus_allowed_list", "/proc/self/status"); err != nil {
 		t.Fatal(err)
 	}
-	if want := lab.FormatCPUList(nodeH.CPUs()); want != "" && !strings.HasSuffix(strings.TrimSpace(cpus.String()), "\t"+want) {
+	if want := cpuset.Format(nodeH.CPUs()); want != "" && !strings.HasSuffix(strings.TrimSpace(cpus.String()), "\t"+want) {
 		t.Errorf("a command run on the node has %q, want CPUs %s", strings.TrimSpace(cpus.String()), want)
 	}
 
@@ -279,9 +280,9 @@ func checkProcessPlacement(t *testing.T, pid int, nsName string, cpus []int) {
 	if len(cpus) == 0 {
 		return
 	}
-	line := "Cpus_allowed_list:\t" + lab.FormatCPUList(cpus) + "\n"
+	line := "Cpus_allowed_list:\t" + cpuset.Format(cpus) + "\n"
 	if !bytes.Contains(status, []byte(line)) {
-		t.Errorf("pid %d is not pinned to CPUs %s:\n%s", pid, lab.FormatCPUList(cpus), status)
+		t.Errorf("pid %d is not pinned to CPUs %s:\n%s", pid, cpuset.Format(cpus), status)
 	}
 }
 

@@ -1,7 +1,6 @@
 package lab
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/netip"
@@ -9,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kpbench/kpbench/clusters"
+	"github.com/kpbench/kpbench/clusters/kubeproxy"
 	"github.com/kpbench/kpbench/scenarios"
 )
 
@@ -30,8 +29,9 @@ func netipParse(s string) (netip.Addr, error) {
 
 // machine is what Capabilities looks at, so tests can fake it.
 type machine struct {
-	lookPath      func(string) (string, error)
-	exists        func(string) bool
+	lookPath func(string) (string, error)
+	// ipvs tells whether the node's kernel has IP_VS, and why not.
+	ipvs          func() (bool, string)
 	kernelRelease string
 	cpus          int
 }
@@ -47,7 +47,8 @@ func realMachine() machine {
 	if err != nil {
 		n = runtime.NumCPU()
 	}
-	return machine{lookPath: exec.LookPath, exists: fileExists, kernelRelease: release, cpus: n}
+	ipvs := func() (bool, string) { return kubeproxy.IPVSAvailable("/proc", "/") }
+	return machine{lookPath: exec.LookPath, ipvs: ipvs, kernelRelease: release, cpus: n}
 }
 
 // Capabilities tells which kube-proxy modes can run on this machine and why
@@ -61,54 +62,21 @@ func (l *Lab) Capabilities(ctx context.Context) (clusters.Capabilities, error) {
 }
 
 func capabilities(m machine) clusters.Capabilities {
-	missing := func(tools ...string) string {
-		var gone []string
-		for _, t := range tools {
-			if _, err := m.lookPath(t); err != nil {
-				gone = append(gone, t)
-			}
-		}
-		if len(gone) == 0 {
-			return ""
-		}
-		return "missing " + strings.Join(gone, ", ") + " (install with hack/deps.sh or apt-get install iptables nftables ipset ipvsadm)"
-	}
 	caps := clusters.Capabilities{
 		Modes:         map[scenarios.Mode]string{},
 		CanSwitchMode: true,
 		CPUPinning:    m.cpus > 1,
 	}
-	caps.Modes[scenarios.ModeIPTables] = missing("ip", "iptables", "iptables-save", "iptables-restore")
-
-	nft := missing("ip", "nft")
-	if nft == "" && !kernelAtLeast(m.kernelRelease, 5, 13) {
-		nft = fmt.Sprintf("kernel %s is older than 5.13, which kube-proxy's nftables mode needs", m.kernelRelease)
+	host := kubeproxy.Host{
+		LookPath:      m.lookPath,
+		KernelRelease: m.kernelRelease,
+		IPVS:          m.ipvs,
 	}
-	caps.Modes[scenarios.ModeNFTables] = nft
-
-	ipvs := ""
-	if !m.exists("/proc/net/ip_vs") {
-		ipvs = "kernel has no IP_VS support (/proc/net/ip_vs is absent; try `modprobe ip_vs`, or use a kernel built with CONFIG_IP_VS)"
-	} else {
-		ipvs = missing("ip", "iptables", "iptables-save", "iptables-restore", "ipset", "ipvsadm")
+	for _, mode := range scenarios.Modes {
+		d, _ := kubeproxy.For(mode)
+		caps.Modes[mode] = d.Unavailable(host)
 	}
-	caps.Modes[scenarios.ModeIPVS] = ipvs
 	return caps
-}
-
-// kernelAtLeast compares a release like "6.18.44-fc" with major.minor; an
-// unreadable release passes (the mode's own start would then tell).
-func kernelAtLeast(release string, major, minor int) bool {
-	parts := strings.SplitN(release, ".", 3)
-	if len(parts) < 2 {
-		return true
-	}
-	ma, err1 := strconv.Atoi(parts[0])
-	mi, err2 := strconv.Atoi(strings.TrimFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' }))
-	if err1 != nil || err2 != nil {
-		return true
-	}
-	return ma > major || (ma == major && mi >= minor)
 }
 
 // kubeProxyConfiguration is the part of kube-proxy's
@@ -195,65 +163,26 @@ func (l *Lab) startKubeProxy(ctx context.Context, mode scenarios.Mode) error {
 }
 
 // VerifyMode checks that kube-proxy answers GET /proxyMode with mode and
-// that rules of that kind exist in the client-node namespace.
+// that rules of that kind exist in the client-node namespace. A mismatch
+// wraps ErrModeMismatch.
 func (l *Lab) VerifyMode(ctx context.Context, mode scenarios.Mode) error {
-	node := l.node()
-	body, err := node.KubeProxyGet(ctx, "/proxyMode")
-	if err != nil {
-		return fmt.Errorf("asking kube-proxy its mode: %w", err)
-	}
-	if got := strings.TrimSpace(string(body)); got != string(mode) {
-		return fmt.Errorf("kube-proxy runs in %q mode, want %q: %w", got, mode, ErrModeMismatch)
-	}
-	return l.rulesPresent(ctx, node, mode)
-}
-
-// rulesPresent checks for the rules each mode programs: the KUBE-SERVICES
-// chain of the nat table (iptables, ipvs), the kube-ipvs0 dummy device
-// (ipvs) with IPVS virtual servers, or the "ip kube-proxy" nftables table
-// (nftables).
-func (l *Lab) rulesPresent(ctx context.Context, node clusters.ClientNode, mode scenarios.Mode) error {
-	run := func(args ...string) (string, error) {
-		var out, errOut bytes.Buffer
-		err := node.Run(ctx, nil, &out, &errOut, args...)
-		if err != nil {
-			return "", fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(errOut.String()))
-		}
-		return out.String(), nil
-	}
-	switch mode {
-	case scenarios.ModeIPTables, scenarios.ModeIPVS:
-		out, err := run("iptables-save", "-t", "nat")
-		if err != nil {
-			return err
-		}
-		if !strings.Contains(out, ":KUBE-SERVICES ") {
-			return fmt.Errorf("no KUBE-SERVICES chain in the nat table yet: %w", ErrModeMismatch)
-		}
-		if mode == scenarios.ModeIPVS {
-			if _, err := run("ip", "link", "show", "kube-ipvs0"); err != nil {
-				return fmt.Errorf("no kube-ipvs0 device yet: %w: %w", ErrModeMismatch, err)
-			}
-			// The kubernetes Service is always there: at least one
-			// virtual server once kube-proxy has synced.
-			out, err := run("ipvsadm", "-Ln")
-			if err != nil {
-				return err
-			}
-			if !strings.Contains(out, "\nTCP ") && !strings.Contains(out, "\nUDP ") {
-				return fmt.Errorf("no IPVS virtual servers yet: %w", ErrModeMismatch)
-			}
-		}
-	case scenarios.ModeNFTables:
-		out, err := run("nft", "list", "table", "ip", "kube-proxy")
-		if err != nil {
-			return fmt.Errorf("no nftables table ip kube-proxy yet: %w: %w", ErrModeMismatch, err)
-		}
-		if !strings.Contains(out, "chain services") {
-			return fmt.Errorf("table ip kube-proxy has no services chain yet: %w", ErrModeMismatch)
-		}
-	default:
+	if _, ok := kubeproxy.For(mode); !ok {
 		return fmt.Errorf("%w: unknown mode %q", ErrBadConfig, mode)
+	}
+	node := l.node()
+	if err := kubeproxy.Verify(ctx, node.KubeProxyGet, kubeproxy.NodeRunner(node.Run), mode); err != nil {
+		return err
+	}
+	if mode == scenarios.ModeIPVS {
+		// The lab's node has its own /proc: the virtual servers
+		// themselves, beyond the addresses kube-proxy bound for them.
+		var out strings.Builder
+		if err := node.Run(ctx, nil, &out, nil, "cat", "/proc/net/ip_vs"); err != nil {
+			return fmt.Errorf("reading the node's IPVS table: %w", err)
+		}
+		if countPrefixed(out.String(), "TCP", "UDP", "SCTP") == 0 {
+			return fmt.Errorf("no IPVS virtual servers in the node's /proc/net/ip_vs yet: %w", ErrModeMismatch)
+		}
 	}
 	return nil
 }
@@ -326,6 +255,9 @@ func (l *Lab) setMode(ctx context.Context, mode scenarios.Mode) error {
 	}
 	if err := l.startKubeProxy(ctx, mode); err != nil {
 		return err
+	}
+	if left := otherModeState(ctx, node, mode); len(left) > 0 {
+		return fmt.Errorf("lab %s: after switching to %s the client node still holds %s: %w", l.cfg.Name, mode, strings.Join(left, "; "), ErrLeftoverState)
 	}
 	l.cfg.Logger.Info("lab: kube-proxy switched", "mode", mode, "elapsed", time.Since(start).Round(time.Millisecond))
 	return nil

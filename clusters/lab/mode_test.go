@@ -4,13 +4,19 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"testing/fstest"
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/kpbench/kpbench/clusters/kubeproxy"
 	"github.com/kpbench/kpbench/scenarios"
 )
 
 func fakeMachine(missing []string, files []string, kernel string, cpus int) machine {
+	proc := fstest.MapFS{"sys/kernel/osrelease": {Data: []byte(kernel + "\n")}}
+	for _, f := range files {
+		proc[strings.TrimPrefix(f, "/proc/")] = &fstest.MapFile{Data: []byte("IP Virtual Server version 1.2.1\n")}
+	}
 	return machine{
 		lookPath: func(name string) (string, error) {
 			for _, m := range missing {
@@ -20,14 +26,7 @@ func fakeMachine(missing []string, files []string, kernel string, cpus int) mach
 			}
 			return "/usr/sbin/" + name, nil
 		},
-		exists: func(p string) bool {
-			for _, f := range files {
-				if f == p {
-					return true
-				}
-			}
-			return false
-		},
+		ipvs:          func() (bool, string) { return kubeproxy.IPVSAvailableFS(proc, fstest.MapFS{}) },
 		kernelRelease: kernel,
 		cpus:          cpus,
 	}
@@ -110,39 +109,6 @@ func TestCapabilities(t *testing.T) {
 				t.Error("the lab claims to run an external dataplane")
 			}
 		})
-	}
-}
-
-func TestKernelAtLeast(t *testing.T) {
-	tests := []struct {
-		release string
-		want    bool
-	}{
-		{"6.18.44-fc-v657", true},
-		{"5.13.0", true},
-		{"5.12.19", false},
-		{"4.19.0-26-amd64", false},
-		{"5.15.0-1051-azure", true},
-		{"weird", true},
-	}
-	for _, tt := range tests {
-		if got := kernelAtLeast(tt.release, 5, 13); got != tt.want {
-			t.Errorf("kernelAtLeast(%q, 5, 13) = %v, want %v", tt.release, got, tt.want)
-		}
-	}
-}
-
-func TestParseIPTablesBackend(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"iptables v1.8.9 (nf_tables)\n", "nft"},
-		{"iptables v1.8.7 (legacy)\n", "legacy"},
-		{"iptables v1.6.1\n", "legacy"},
-		{"bash: iptables: not found", ""},
-	}
-	for _, tt := range tests {
-		if got := parseIPTablesBackend(tt.in); got != tt.want {
-			t.Errorf("parseIPTablesBackend(%q) = %q, want %q", tt.in, got, tt.want)
-		}
 	}
 }
 

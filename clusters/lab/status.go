@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/kpbench/kpbench/clusters/lab/netns"
+	"github.com/kpbench/kpbench/internal/cpuset"
 	"github.com/kpbench/kpbench/scenarios"
 )
 
@@ -125,7 +126,7 @@ func (s Status) WriteText(w io.Writer) error {
 	fmt.Fprintf(tw, "versions\tkubernetes %s, kube-proxy %s, etcd %s, iptables backend %s\n", orDash(s.KubernetesVer), orDash(s.KubeProxyVer), orDash(s.EtcdVersion), orDash(s.IPTablesBackend))
 	fmt.Fprintf(tw, "kubeconfig\t%s\n", s.Kubeconfig)
 	fmt.Fprintf(tw, "apiserver\t%s (forwarded from the cp namespace)\n", orDash(s.APIServerURL))
-	fmt.Fprintf(tw, "node CPUs\t%s (everything else on %s)\n", orDash(FormatCPUList(s.NodeCPUs)), orDash(FormatCPUList(s.OtherCPUs)))
+	fmt.Fprintf(tw, "node CPUs\t%s (everything else on %s)\n", orDash(cpuset.Format(s.NodeCPUs)), orDash(cpuset.Format(s.OtherCPUs)))
 	if v := s.Node; v != nil {
 		accel := v.Accel
 		if v.Accel == "tcg" {
@@ -149,7 +150,7 @@ func (s Status) WriteText(w io.Writer) error {
 		if !c.Running {
 			state = "STOPPED"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", c.Name, c.PID, state, orDash(c.Netns), orDash(FormatCPUList(c.CPUs)), c.Log)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", c.Name, c.PID, state, orDash(c.Netns), orDash(cpuset.Format(c.CPUs)), c.Log)
 	}
 	return tw.Flush()
 }

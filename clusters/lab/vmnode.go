@@ -155,12 +155,11 @@ func vmMachine(k vm.Kernel, cpus int) machine {
 	m.kernelRelease = k.Release
 	m.cpus = cpus + 1
 	mods, err := vm.ReadModules(k.Modules)
-	exists := m.exists
-	m.exists = func(p string) bool {
-		if p == "/proc/net/ip_vs" {
-			return err == nil && mods.Has("ip_vs")
+	m.ipvs = func() (bool, string) {
+		if err == nil && mods.Has("ip_vs") {
+			return true, ""
 		}
-		return exists(p)
+		return false, fmt.Sprintf("guest kernel %s has no ip_vs module (in %s)", k.Release, k.Modules)
 	}
 	return m
 }

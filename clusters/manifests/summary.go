@@ -78,6 +78,24 @@ func (f SummaryMergerFunc) MergeSummaries(parts []json.RawMessage) (json.RawMess
 	return f(parts)
 }
 
+// MergeLoad folds the summaries of one window's load clients into one with
+// m; a single summary is returned as it is, and needs no merger.
+func MergeLoad(m SummaryMerger, parts []json.RawMessage) (json.RawMessage, error) {
+	switch {
+	case len(parts) == 0:
+		return nil, errors.New("no load results to merge")
+	case len(parts) == 1:
+		return parts[0], nil
+	case m == nil:
+		return nil, fmt.Errorf("%d load clients but no merger", len(parts))
+	}
+	out, err := m.MergeSummaries(parts)
+	if err != nil {
+		return nil, fmt.Errorf("merging %d load clients: %w", len(parts), err)
+	}
+	return out, nil
+}
+
 // MergeEncodedHistograms decodes HDR histograms written by
 // hdrhistogram-go's Encode (V2 compressed), adds them up and encodes the
 // sum the same way. Counts are added bucket by bucket, so percentiles of

@@ -20,6 +20,7 @@ import (
 
 	"github.com/kpbench/kpbench/clusters/lab"
 	"github.com/kpbench/kpbench/clusters/lab/build"
+	"github.com/kpbench/kpbench/clusters/lab/vm"
 	"github.com/kpbench/kpbench/scenarios"
 )
 
@@ -37,6 +38,26 @@ func SkipUnlessIntegration(t testing.TB) {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("lab integration test skipped: %s is not installed (run hack/deps.sh)", tool)
 		}
+	}
+}
+
+// SkipUnlessVM skips t unless a lab with a VM client node can run here:
+// what SkipUnlessIntegration asks, plus qemu, a guest kernel with its
+// modules and a static busybox (hack/deps.sh installs them).
+func SkipUnlessVM(t testing.TB) {
+	t.Helper()
+	SkipUnlessIntegration(t)
+	if _, err := vm.FindQEMU(); err != nil {
+		t.Skipf("VM node test skipped: %v", err)
+	}
+	if _, err := vm.DefaultKernel(); err != nil {
+		t.Skipf("VM node test skipped: %v", err)
+	}
+	if _, err := vm.FindBusybox(); err != nil {
+		t.Skipf("VM node test skipped: %v", err)
+	}
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		t.Skipf("VM node test skipped: no /dev/net/tun for the guest's tap device: %v", err)
 	}
 }
 

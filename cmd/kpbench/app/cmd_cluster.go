@@ -18,6 +18,7 @@ import (
 	"github.com/kpbench/kpbench/clusters"
 	"github.com/kpbench/kpbench/clusters/existing"
 	"github.com/kpbench/kpbench/clusters/kind"
+	"github.com/kpbench/kpbench/clusters/kubeproxy"
 	"github.com/kpbench/kpbench/clusters/manifests"
 	"github.com/kpbench/kpbench/clusters/providers"
 	"github.com/kpbench/kpbench/collector"
@@ -363,14 +364,14 @@ kube-proxy DaemonSet runs a replacement: its mode is "external".`,
 			}
 			fmt.Fprintf(g.stdout, "kube-proxy: %s\n", existing.ImageVersion(kp.Image))
 			node := p.ClientNode().(*existing.AgentNode)
-			body, err := node.KubeProxyGet(ctx, "/proxyMode")
+			got, err := kubeproxy.ReadProxyMode(ctx, node.KubeProxyGet)
 			switch {
 			case errors.Is(err, existing.ErrNoAgent):
 				fmt.Fprintln(g.stdout, "proxyMode: unknown (no kpbench agent running; kpbench run deploys it)")
 			case err != nil:
 				return err
 			default:
-				fmt.Fprintf(g.stdout, "proxyMode: %s (node %s)\n", strings.TrimSpace(string(body)), node.NodeName(ctx))
+				fmt.Fprintf(g.stdout, "proxyMode: %s (node %s)\n", got, node.NodeName(ctx))
 			}
 			return nil
 		},
@@ -593,7 +594,7 @@ func newClusterAgentCmd(g *globals) *cobra.Command {
 		Short: "Exit 0 when the node's kernel can run IPVS, else explain on stderr and exit 1",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if ok, reason := existing.IPVSAvailable(procRoot, rootFS); !ok {
+			if ok, reason := kubeproxy.IPVSAvailable(procRoot, rootFS); !ok {
 				fmt.Fprintln(g.stderr, reason)
 				return &ExitError{Code: 1}
 			}

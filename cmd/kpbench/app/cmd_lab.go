@@ -20,6 +20,7 @@ import (
 	"github.com/kpbench/kpbench/clusters"
 	"github.com/kpbench/kpbench/clusters/lab"
 	"github.com/kpbench/kpbench/clusters/lab/build"
+	"github.com/kpbench/kpbench/internal/cpuset"
 	"github.com/kpbench/kpbench/scenarios"
 )
 
@@ -194,7 +195,7 @@ component's log tail.`,
 			cfg.Name, cfg.StateDir, cfg.Logger = base.Name, base.StateDir, base.Logger
 			node.apply(&cfg)
 			if nodeCPUs != "" {
-				if cfg.NodeCPUs, err = lab.ParseCPUList(nodeCPUs); err != nil {
+				if cfg.NodeCPUs, err = cpuset.Parse(nodeCPUs); err != nil {
 					return &ExitError{Code: 2, Err: fmt.Errorf("--node-cpus: %w", err)}
 				}
 			}
@@ -352,29 +353,36 @@ CMD so that its flags are not taken for kpbench's.`,
 			if err != nil {
 				return labError(err)
 			}
-			err = l.ClientNode().Run(cmd.Context(), g.stdin, g.stdout, g.stderr, args...)
-			var vmExit interface{ ExitCode() int }
-			switch {
-			case errors.Is(err, exec.ErrNotFound):
-				return &ExitError{Code: ExitNotFound, Err: fmt.Errorf("lab exec: %s: command not found in the client node's PATH", args[0])}
-			case errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.ENOEXEC):
-				return &ExitError{Code: ExitCannotRun, Err: fmt.Errorf("lab exec: %s: cannot run it: %w", args[0], err)}
-			}
-			var exitErr *exec.ExitError
-			if !errors.As(err, &exitErr) && errors.As(err, &vmExit) {
-				return &ExitError{Code: vmExit.ExitCode()} // a command in the node VM
-			}
-			if errors.As(err, &exitErr) {
-				// The command's own status, as a shell reports it: 128+N
-				// for a signal (e.g. SIGPIPE when piped into head).
-				if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-					return &ExitError{Code: 128 + int(ws.Signal())}
-				}
-				return &ExitError{Code: exitErr.ExitCode()}
-			}
-			return err
+			return execStatus(args[0], l.ClientNode().Run(cmd.Context(), g.stdin, g.stdout, g.stderr, args...))
 		},
 	}
+}
+
+// execStatus turns what running name returned into lab exec's exit status,
+// as a shell reports it: the command's own status, 128+N when signal N
+// ended it (e.g. SIGPIPE when piped into head), 127 when it is not found,
+// 126 when it cannot be run.
+func execStatus(name string, err error) error {
+	var vmExit interface{ ExitCode() int }
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, exec.ErrNotFound):
+		return &ExitError{Code: ExitNotFound, Err: fmt.Errorf("lab exec: %s: command not found in the client node's PATH", name)}
+	case errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.ENOEXEC):
+		return &ExitError{Code: ExitCannotRun, Err: fmt.Errorf("lab exec: %s: cannot run it: %w", name, err)}
+	}
+	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) {
+		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return &ExitError{Code: 128 + int(ws.Signal())}
+		}
+		return &ExitError{Code: exitErr.ExitCode()}
+	}
+	if errors.As(err, &vmExit) {
+		return &ExitError{Code: vmExit.ExitCode()} // a command in the node VM
+	}
+	return err
 }
 
 func newLabKubeconfigCmd(g *globals, f *labFlags) *cobra.Command {

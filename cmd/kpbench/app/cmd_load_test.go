@@ -200,3 +200,33 @@ func TestLoadUnreachableRateReturnsOnTime(t *testing.T) {
 		t.Errorf("no early warning on stderr:\n%s", stderr.String())
 	}
 }
+
+func TestLoadProgressLineAndWarning(t *testing.T) {
+	var stderr bytes.Buffer
+	g := &globals{stderr: &stderr}
+	g.logger, _ = newLogger(&stderr, logHuman, 0)
+	v, err := loadProgress(g, "line", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.report(loadgen.Progress{Elapsed: time.Second, Warmup: true, Due: 1000, Sent: 1000, Answered: 998, Failed: 1})
+	v.report(loadgen.Progress{Elapsed: 2 * time.Second, Due: 20000, Sent: 5000, Answered: 4990, Behind: 1500 * time.Millisecond, IsBehind: true})
+	v.report(loadgen.Progress{Elapsed: 3 * time.Second, Due: 30000, Sent: 6000, Behind: 2500 * time.Millisecond, IsBehind: true})
+	v.done()
+	out := stderr.String()
+	for _, want := range []string{
+		"\r\033[K1s warm-up: 1000 sent of 1000 due, 998 answered, 1 failed, 0s behind",
+		"! warning: the client cannot keep this rate: 1.5s behind its schedule after 2s (5000 of 20000 requests sent)",
+		"3s window: 6000 sent of 30000 due",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stderr lacks %q:\n%q", want, out)
+		}
+	}
+	if strings.Count(out, "cannot keep this rate") != 1 {
+		t.Errorf("warned %d times, want once", strings.Count(out, "cannot keep this rate"))
+	}
+	if _, err := loadProgress(g, "bar", false); err == nil {
+		t.Error("--progress bar accepted")
+	}
+}

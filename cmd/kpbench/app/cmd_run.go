@@ -14,6 +14,7 @@ import (
 	"github.com/kpbench/kpbench/clusters/lab"
 	"github.com/kpbench/kpbench/clusters/lab/build"
 	"github.com/kpbench/kpbench/clusters/providers"
+	"github.com/kpbench/kpbench/internal/cpuset"
 	"github.com/kpbench/kpbench/report"
 	"github.com/kpbench/kpbench/runs"
 	"github.com/kpbench/kpbench/scenarios"
@@ -255,7 +256,7 @@ func (f *runFlags) newProvider(g *globals, sc *scenarios.Scenario, progress func
 	o.Lab = lab.Config{Name: f.labName, K8sVersion: f.k8sVersion, BinDir: f.binDir, BuildProgress: progress}
 	f.node.apply(&o.Lab)
 	if f.nodeCPUs != "" {
-		cpus, err := lab.ParseCPUList(f.nodeCPUs)
+		cpus, err := cpuset.Parse(f.nodeCPUs)
 		if err != nil {
 			return nil, &ExitError{Code: 2, Err: fmt.Errorf("--node-cpus: %w", err)}
 		}

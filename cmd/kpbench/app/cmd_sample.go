@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kpbench/kpbench/collector"
+	"github.com/kpbench/kpbench/internal/cpuset"
 	"github.com/kpbench/kpbench/runs"
 )
 
@@ -204,7 +205,7 @@ func writeSampleRow(w io.Writer, s collector.Sample, procs []collector.Process) 
 func writeSampleSummary(w io.Writer, ser *collector.Series) {
 	sum := ser.Summary
 	fmt.Fprintf(w, "\nsummary: %d %s over %.3f s, %s %s, in cores\n", len(ser.Samples), plural(len(ser.Samples), "sample", "samples"), sum.Seconds,
-		plural(len(sum.CPUs), "CPU", "CPUs"), collector.FormatCPUList(sum.CPUs))
+		plural(len(sum.CPUs), "CPU", "CPUs"), cpuset.Format(sum.CPUs))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "\t"+strings.Join(coreColumns, "\t")+"\tmax total\t")
 	row := []string{"node mean"}
@@ -232,7 +233,7 @@ func procFlags(procRoot, cpuList string) (collector.FS, []int, error) {
 	}
 	var cpus []int
 	if cpuList != "" {
-		if cpus, err = collector.ParseCPUList(cpuList); err != nil {
+		if cpus, err = cpuset.Parse(cpuList); err != nil {
 			return collector.FS{}, nil, &ExitError{Code: 2, Err: fmt.Errorf("--cpus: %w", err)}
 		}
 	}

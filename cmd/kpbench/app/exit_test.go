@@ -3,8 +3,9 @@ package app
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
-	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -160,20 +161,41 @@ func TestExitStatuses(t *testing.T) {
 	}
 }
 
-// TestLabExecNotFoundExits127 needs a lab to run in; it checks the mapping
-// of a command that cannot be found or run.
-func TestLabExecNotFoundExits127(t *testing.T) {
-	if os.Getenv("KPBENCH_LAB_EXEC_TEST") == "" {
-		t.Skip("needs a lab that is up (set KPBENCH_LAB_EXEC_TEST=1 with one up)")
+// TestLabExecStatus maps what running a real process returns to lab
+// exec's status, as a shell does: the command's own, 127 not found, 126
+// cannot run, 128+N for a signal. (lab exec starts the command the same
+// way, inside the node's namespace.)
+func TestLabExecStatus(t *testing.T) {
+	run := func(args ...string) error {
+		c := exec.Command(args[0], args[1:]...)
+		if err := c.Start(); err != nil {
+			return err
+		}
+		return c.Wait()
 	}
-	if code, _, stderr := runKpbench(t, "lab", "exec", "--", "nosuchcmd-kpbench"); code != ExitNotFound || !strings.Contains(stderr, "command not found") {
-		t.Errorf("lab exec -- nosuchcmd: exit %d, stderr %q; want 127", code, stderr)
+	code := func(err error) int {
+		var exit *ExitError
+		if errors.As(err, &exit) {
+			return exit.Code
+		}
+		if err == nil {
+			return 0
+		}
+		return -1
 	}
-	if code, _, _ := runKpbench(t, "lab", "exec", "--", "sh", "-c", "exit 7"); code != 7 {
-		t.Errorf("lab exec -- sh -c 'exit 7': exit %d, want 7", code)
-	}
-	if code, _, _ := runKpbench(t, "lab", "exec", "--", "/etc/hostname"); code != ExitCannotRun {
-		t.Errorf("lab exec -- /etc/hostname: exit %d, want 126", code)
+	for _, tt := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"true"}, 0},
+		{[]string{"sh", "-c", "exit 7"}, 7},
+		{[]string{"nosuchcmd-kpbench"}, ExitNotFound},
+		{[]string{"/etc/hostname"}, ExitCannotRun},
+		{[]string{"sh", "-c", "kill -TERM $$"}, 128 + 15},
+	} {
+		if got := code(execStatus(tt.args[0], run(tt.args...))); got != tt.want {
+			t.Errorf("lab exec -- %s: exit %d, want %d", strings.Join(tt.args, " "), got, tt.want)
+		}
 	}
 }
 

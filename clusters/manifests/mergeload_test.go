@@ -1,7 +1,8 @@
-package existing
+package manifests_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"math"
 	"strings"
 	"testing"
@@ -52,7 +53,7 @@ func TestMergeLoadWithTheLoadGeneratorsMerger(t *testing.T) {
 		results = append(results, clusters.LoadResult{Client: i, Summary: summary})
 	}
 
-	merged, err := MergeLoad(results, manifests.SummaryMergerFunc(loadgen.MergeSummaries))
+	merged, err := manifests.MergeLoad(manifests.SummaryMergerFunc(loadgen.MergeSummaries), summaries(results))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,8 +80,29 @@ func TestMergeLoadWithTheLoadGeneratorsMerger(t *testing.T) {
 		t.Fatal(err)
 	}
 	results[1].Summary = buf.Bytes()
-	_, err = MergeLoad(results, manifests.SummaryMergerFunc(loadgen.MergeSummaries))
+	_, err = manifests.MergeLoad(manifests.SummaryMergerFunc(loadgen.MergeSummaries), summaries(results))
 	if err == nil || !strings.Contains(err.Error(), "merging 2 load clients: client 1: summary has no histograms") {
 		t.Errorf("err = %v, want client 1's missing histograms", err)
+	}
+}
+
+func summaries(results []clusters.LoadResult) []json.RawMessage {
+	out := make([]json.RawMessage, len(results))
+	for i, r := range results {
+		out[i] = r.Summary
+	}
+	return out
+}
+
+func TestMergeLoadOfOneOrNone(t *testing.T) {
+	one := json.RawMessage(`{"requests":7}`)
+	if got, err := manifests.MergeLoad(nil, []json.RawMessage{one}); err != nil || string(got) != string(one) {
+		t.Errorf("one client: %s, %v; want it as it is, without a merger", got, err)
+	}
+	if _, err := manifests.MergeLoad(nil, nil); err == nil {
+		t.Error("no clients merged without error")
+	}
+	if _, err := manifests.MergeLoad(nil, []json.RawMessage{one, one}); err == nil || !strings.Contains(err.Error(), "no merger") {
+		t.Errorf("two clients without a merger: %v", err)
 	}
 }
