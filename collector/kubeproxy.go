@@ -366,13 +366,14 @@ func (s KubeProxyScraper) Scrape(ctx context.Context) (*KubeProxyMetrics, []byte
 	return m, body, nil
 }
 
-// ProxyMode asks kube-proxy which mode it runs (GET /proxyMode).
+// ProxyMode asks kube-proxy which mode it runs (GET /proxyMode), as a
+// mode kpbench knows.
 func (s KubeProxyScraper) ProxyMode(ctx context.Context) (scenarios.Mode, error) {
-	body, err := s.Fetch(ctx, "/proxyMode")
+	got, err := kubeproxy.ReadProxyMode(ctx, s.Fetch)
 	if err != nil {
-		return "", fmt.Errorf("fetching kube-proxy /proxyMode: %w", err)
+		return "", err
 	}
-	return kubeproxy.ParseProxyMode(body)
+	return kubeproxy.ParseProxyMode([]byte(got))
 }
 
 // KubeProxyWindow is what kube-proxy did between two scrapes.

@@ -245,6 +245,14 @@ func Compare(base, next *Data, opts CompareOptions) (*Comparison, error) {
 	}
 	c.ScenarioMismatches = scenarioMismatches(base, next)
 	c.EnvironmentDifferences = environmentDifferences(base.Run, next.Run)
+	for _, side := range []struct {
+		name string
+		d    *Data
+	}{{"base", base}, {"new", next}} {
+		if m := mixedPoints(side.d.Points); m != "" {
+			c.EnvironmentDifferences = append(c.EnvironmentDifferences, side.name+" "+m)
+		}
+	}
 	if len(c.ScenarioMismatches) > 0 && !opts.AllowMismatch {
 		return c, fmt.Errorf("%s vs %s: %w: %s (pass --allow-mismatch to compare anyway)",
 			base.Dir, next.Dir, ErrScenarioMismatch, strings.Join(c.ScenarioMismatches, "; "))
@@ -502,6 +510,32 @@ func environmentDifferences(b, n *runs.Run) []string {
 		out = append(out, fmt.Sprintf("kpbench: %s → %s", b.KpbenchVersion, n.KpbenchVersion))
 	}
 	return out
+}
+
+// mixedPoints says when a run's points were measured by more than one
+// kpbench version or in more than one environment (a resume forced past
+// the difference), "" otherwise.
+func mixedPoints(points []runs.Point) string {
+	versions, envs := map[string]bool{}, map[string]bool{}
+	for _, p := range points {
+		if p.KpbenchVersion != "" {
+			versions[p.KpbenchVersion] = true
+		}
+		if p.Environment != "" {
+			envs[p.Environment] = true
+		}
+	}
+	var parts []string
+	if len(versions) > 1 {
+		parts = append(parts, fmt.Sprintf("%d kpbench versions (%s)", len(versions), strings.Join(slices.Sorted(maps.Keys(versions)), ", ")))
+	}
+	if len(envs) > 1 {
+		parts = append(parts, fmt.Sprintf("%d environments (fingerprints %s)", len(envs), strings.Join(slices.Sorted(maps.Keys(envs)), ", ")))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "mixes points of " + strings.Join(parts, " and ") + " (a resume forced past the difference)"
 }
 
 func lookupMetric(name string) (Metric, bool) {

@@ -346,3 +346,22 @@ func TestSyncMetricOnlyMeasuredSyncs(t *testing.T) {
 		t.Fatalf("rows = %+v", c.Rows)
 	}
 }
+
+func TestCompareShowsMixedPoints(t *testing.T) {
+	base := load(t, "compare-base")
+	defaults, _ := LookupMetrics(DefaultMetrics)
+	mixed := derive(t, base, nil, func(p *runs.Point) bool {
+		p.KpbenchVersion, p.Environment = "v0.1.0", "aaaaaaaaaaaa"
+		if p.Repetition > 3 {
+			p.KpbenchVersion, p.Environment = "v0.2.0", "bbbbbbbbbbbb"
+		}
+		return true
+	})
+	c, err := Compare(base, mixed, CompareOptions{Metrics: defaults, Threshold: 0.1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := text(t, c); !strings.Contains(out, "environment differs: new mixes points of 2 kpbench versions (v0.1.0, v0.2.0) and 2 environments") {
+		t.Errorf("output:\n%s", out)
+	}
+}

@@ -142,19 +142,17 @@ type depthMetric struct {
 }
 
 var depthMetrics = []depthMetric{
-	{"connect p01", func(p *runs.Point) (float64, bool) { return p.Connect.P01Us * 1e3, p.Connect.Count > 0 }},
-	{"connect p50", func(p *runs.Point) (float64, bool) { return p.Connect.P50Us * 1e3, p.Connect.Count > 0 }},
-	{"CPU per new connection", cpuPerConnectionNs},
+	{"connect p01", inNs(metric("connect-p01"))},
+	{"connect p50", inNs(metric("connect"))},
+	{"CPU per new connection", metric("cpu-per-connection").Value},
 }
 
-// cpuPerConnectionNs is the client node's CPU per new connection: node
-// CPU (cores) over new connections per second, in nanoseconds.
-func cpuPerConnectionNs(p *runs.Point) (float64, bool) {
-	if p.Connect.Count == 0 || p.DurationSeconds <= 0 {
-		return 0, false
+// inNs reads a metric in µs as nanoseconds.
+func inNs(m Metric) func(p *runs.Point) (float64, bool) {
+	return func(p *runs.Point) (float64, bool) {
+		v, ok := m.Value(p)
+		return v * 1e3, ok
 	}
-	perSec := float64(p.Connect.Count) / p.DurationSeconds
-	return p.CPU.Node.Total / perSec * 1e9, true
 }
 
 // DepthFit is one mode's costs fitted against the rules a new connection

@@ -499,25 +499,15 @@ func summaryTable(d *Data) table {
 		numeric: []bool{false, false, true, true, true, true, true, true, true, true, true, true, true},
 	}
 	for _, g := range d.groups {
-		var connect []float64
-		for _, p := range g.Valid {
-			if p.Connect.Count > 0 {
-				connect = append(connect, p.Connect.P50Us)
-			}
-		}
 		n := fmt.Sprint(len(g.Valid))
 		if g.Invalid > 0 {
 			n += fmt.Sprintf(" (+%d invalid)", g.Invalid)
 		}
 		t.rows = append(t.rows, []string{
 			string(g.Key.Mode), string(g.Key.Targets), fmt.Sprint(g.Key.RequestsPerConn), formatCount(g.Key.Services), n, groupDepth(g),
-			pm(Summarize(g.valuesOf(func(p *runs.Point) float64 { return p.Latency.MeanUs })), 1),
-			pm(Summarize(g.valuesOf(func(p *runs.Point) float64 { return p.Latency.P99Us })), 1),
-			pm(Summarize(g.valuesOf(func(p *runs.Point) float64 { return p.Latency.P999Us })), 1),
+			g.summary("latency"), g.summary("latency-p99"), g.summary("latency-p999"),
 			failedShare(g.Valid),
-			pm(Summarize(connect), 1),
-			pm(Summarize(g.valuesOf(func(p *runs.Point) float64 { return p.CPU.Node.Total })), 3),
-			pm(Summarize(g.valuesOf(func(p *runs.Point) float64 { return p.CPU.Processes.KubeProxy })), 4),
+			g.summary("connect"), g.summary("cpu"), g.summary("kube-proxy-cpu"),
 		})
 	}
 	return t

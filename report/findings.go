@@ -53,13 +53,16 @@ type findingMetric struct {
 	value  func(p *runs.Point) (float64, bool)
 }
 
-var findingMetrics = []findingMetric{
-	{"client-node CPU", "cores", 3, func(p *runs.Point) (float64, bool) { return p.CPU.Node.Total, true }},
-	{"mean round-trip latency", "µs", 1, func(p *runs.Point) (float64, bool) { return p.Latency.MeanUs, true }},
-	{"median connect time", "µs", 1, func(p *runs.Point) (float64, bool) {
-		return p.Connect.P50Us, p.Connect.Count > 0
-	}},
-}
+// findingMetrics are FindingMetrics from the metric table, as the
+// findings word them.
+var findingMetrics = func() []findingMetric {
+	var out []findingMetric
+	for _, name := range FindingMetrics {
+		m := metric(name)
+		out = append(out, findingMetric{what: m.Finding, unit: m.Unit, digits: m.Digits, value: m.Value})
+	}
+	return out
+}()
 
 func (m findingMetric) of(g *group) []float64 {
 	if g == nil {

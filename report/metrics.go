@@ -8,16 +8,27 @@ import (
 	"github.com/kpbench/kpbench/runs"
 )
 
-// Metric is one number taken from every point, for comparisons.
+// Metric is one number taken from every point. Metrics is the one table
+// of them, as kube-burner's measurementFactoryMap is: compare and calibrate
+// (--metrics), the headline findings (Finding), the report's tables and its
+// plots read a point's numbers through it. The points CSV needs no entry:
+// it flattens every field of runs.Point. A new metric is its field in
+// runs.Point (filled by the collector or the load generator) plus one
+// entry here.
 type Metric struct {
 	// Name is how --metrics spells it.
 	Name string
 	// Description says what it is, Unit in what.
 	Description string
 	Unit        string
+	// Digits is how many decimals tables and findings show.
+	Digits int
 	// HigherIsWorse is true for costs (latency, CPU): a regression is an
 	// increase.
 	HigherIsWorse bool
+	// Finding, when set, is how the headline findings word the metric
+	// ("median connect time"); FindingMetrics says which ones they use.
+	Finding string
 	// Value returns the metric of p; ok is false when p does not measure it
 	// (no new connections, so no connect times).
 	Value func(p *runs.Point) (v float64, ok bool)
@@ -36,28 +47,62 @@ func whenConnects(f func(p *runs.Point) float64) func(p *runs.Point) (float64, b
 	}
 }
 
-// Metrics lists every metric compare knows, in display order.
+// Metrics lists every metric, in display order.
 var Metrics = []Metric{
-	{Name: "latency", Description: "mean round-trip latency", Unit: "µs", HigherIsWorse: true,
+	{Name: "latency", Description: "mean round-trip latency", Unit: "µs", Digits: 1, HigherIsWorse: true, Finding: "mean round-trip latency",
 		Value: always(func(p *runs.Point) float64 { return p.Latency.MeanUs })},
-	{Name: "latency-p50", Description: "median round-trip latency", Unit: "µs", HigherIsWorse: true,
+	{Name: "latency-p50", Description: "median round-trip latency", Unit: "µs", Digits: 1, HigherIsWorse: true,
 		Value: always(func(p *runs.Point) float64 { return p.Latency.P50Us })},
-	{Name: "latency-p99", Description: "p99 round-trip latency", Unit: "µs", HigherIsWorse: true,
+	{Name: "latency-p99", Description: "p99 round-trip latency", Unit: "µs", Digits: 1, HigherIsWorse: true,
 		Value: always(func(p *runs.Point) float64 { return p.Latency.P99Us })},
-	{Name: "cpu", Description: "client-node CPU", Unit: "cores", HigherIsWorse: true,
+	{Name: "latency-p999", Description: "p99.9 round-trip latency", Unit: "µs", Digits: 1, HigherIsWorse: true,
+		Value: always(func(p *runs.Point) float64 { return p.Latency.P999Us })},
+	{Name: "cpu", Description: "client-node CPU", Unit: "cores", Digits: 3, HigherIsWorse: true, Finding: "client-node CPU",
 		Value: always(func(p *runs.Point) float64 { return p.CPU.Node.Total })},
-	{Name: "kube-proxy-cpu", Description: "kube-proxy CPU", Unit: "cores", HigherIsWorse: true,
+	{Name: "kube-proxy-cpu", Description: "kube-proxy CPU", Unit: "cores", Digits: 4, HigherIsWorse: true,
 		Value: always(func(p *runs.Point) float64 { return p.CPU.Processes.KubeProxy })},
-	{Name: "connect", Description: "median TCP connect time", Unit: "µs", HigherIsWorse: true,
+	{Name: "connect-p01", Description: "p01 TCP connect time", Unit: "µs", Digits: 1, HigherIsWorse: true,
+		Value: whenConnects(func(p *runs.Point) float64 { return p.Connect.P01Us })},
+	{Name: "connect", Description: "median TCP connect time", Unit: "µs", Digits: 1, HigherIsWorse: true, Finding: "median connect time",
 		Value: whenConnects(func(p *runs.Point) float64 { return p.Connect.P50Us })},
-	{Name: "connect-p99", Description: "p99 TCP connect time", Unit: "µs", HigherIsWorse: true,
+	{Name: "connect-p90", Description: "p90 TCP connect time", Unit: "µs", Digits: 1, HigherIsWorse: true,
+		Value: whenConnects(func(p *runs.Point) float64 { return p.Connect.P90Us })},
+	{Name: "connect-p99", Description: "p99 TCP connect time", Unit: "µs", Digits: 1, HigherIsWorse: true,
 		Value: whenConnects(func(p *runs.Point) float64 { return p.Connect.P99Us })},
+	{Name: "cpu-per-connection", Description: "client-node CPU per new connection", Unit: "ns", Digits: 0, HigherIsWorse: true,
+		Value: cpuPerConnectionNs},
 	// Only the points that measured a programming sync carry one (the
 	// first point after a step was scaled, or a sync inside the window);
 	// the others record 0, which is "not measured", not "instant".
-	{Name: "sync", Description: "last kube-proxy sync duration", Unit: "s", HigherIsWorse: true,
+	{Name: "sync", Description: "last kube-proxy sync duration", Unit: "s", Digits: 3, HigherIsWorse: true,
 		Value: func(p *runs.Point) (float64, bool) { return p.Sync.LastDurationSeconds, p.Sync.LastDurationSeconds > 0 }},
+	{Name: "time-to-programmed", Description: "time from a step's last API write to its last Service answering", Unit: "s", Digits: 3, HigherIsWorse: true,
+		Value: func(p *runs.Point) (float64, bool) { return p.TimeToProgrammedSeconds, p.TimeToProgrammedSeconds > 0 }},
 }
+
+// cpuPerConnectionNs is the client node's CPU per new connection: node
+// CPU (cores) over new connections per second, in nanoseconds.
+func cpuPerConnectionNs(p *runs.Point) (float64, bool) {
+	if p.Connect.Count == 0 || p.DurationSeconds <= 0 {
+		return 0, false
+	}
+	perSec := float64(p.Connect.Count) / p.DurationSeconds
+	return p.CPU.Node.Total / perSec * 1e9, true
+}
+
+// metric returns the table's entry called name; kpbench's own code names
+// only entries that exist, so a miss is a programming error.
+func metric(name string) Metric {
+	m, ok := lookupMetric(name)
+	if !ok {
+		panic("report: no metric " + name)
+	}
+	return m
+}
+
+// FindingMetrics are the metrics the headline findings compare, in their
+// order; the growth findings use the first two.
+var FindingMetrics = []string{"cpu", "latency", "connect"}
 
 // DefaultMetrics are the metrics compare checks unless told otherwise.
 var DefaultMetrics = []string{"latency", "cpu", "connect"}
@@ -112,13 +157,11 @@ func (g *group) values(m Metric) []float64 {
 	return out
 }
 
-// valuesOf returns f over the group's valid points.
-func (g *group) valuesOf(f func(p *runs.Point) float64) []float64 {
-	out := make([]float64, 0, len(g.Valid))
-	for _, p := range g.Valid {
-		out = append(out, f(p))
-	}
-	return out
+// summary is the metric called name over the group's valid points, as a
+// table cell: mean ± CI at the metric's digits.
+func (g *group) summary(name string) string {
+	m := metric(name)
+	return pm(Summarize(g.values(m)), m.Digits)
 }
 
 // groupPoints groups points by condition, in report order: mode (the

@@ -615,15 +615,21 @@ func buildPlots(d *Data) ([]Plot, error) {
 		plots = append(plots, pl)
 		return nil
 	}
-	summaryOf := func(f func(p *runs.Point) float64) func(g *group) (Summary, bool) {
-		return func(g *group) (Summary, bool) { return Summarize(g.valuesOf(f)), len(g.Valid) > 0 }
+	// summaryOf summarizes a metric of the table over a group's valid
+	// points that measure it.
+	summaryOf := func(name string) func(g *group) (Summary, bool) {
+		m := metric(name)
+		return func(g *group) (Summary, bool) {
+			vs := g.values(m)
+			return Summarize(vs), len(vs) > 0
+		}
 	}
 	ciNote := "Points are means over valid repetitions; error bars are 95% confidence intervals of the mean (Student's t) where there are several."
 
 	// (1) The classic chart.
 	lat := &figure{title: "Mean round-trip latency vs number of Services", services: services, cols: 1, panels: []panel{{
 		ylabel: "mean latency (µs)",
-		series: seriesBy(d.groups, true, summaryOf(func(p *runs.Point) float64 { return p.Latency.MeanUs })),
+		series: seriesBy(d.groups, true, summaryOf("latency")),
 	}}}
 	if err := add("latency", lat.title, "Latency is measured from each request's intended send time (open loop, coordinated omission corrected). "+ciNote, lat); err != nil {
 		return nil, err
@@ -632,7 +638,7 @@ func buildPlots(d *Data) ([]Plot, error) {
 	// (2) Client-node CPU.
 	cpu := &figure{title: "Client-node CPU vs number of Services", services: services, cols: 1, panels: []panel{{
 		ylabel: "CPU (cores)",
-		series: seriesBy(d.groups, true, summaryOf(func(p *runs.Point) float64 { return p.CPU.Node.Total })),
+		series: seriesBy(d.groups, true, summaryOf("cpu")),
 	}}}
 	if err := add("cpu", cpu.title, "Busy time of the client node's CPUs from /proc/stat (user, system, irq, softirq, steal), in cores. "+ciNote, cpu); err != nil {
 		return nil, err
@@ -643,26 +649,12 @@ func buildPlots(d *Data) ([]Plot, error) {
 	connRPC, ok := connectVariant(d.groups)
 	connGroups := filterGroups(d.groups, func(g *group) bool { return g.Key.RequestsPerConn == connRPC })
 	conn := &figure{title: "TCP connect time (first packet) — " + describeRPC(connRPC), services: services, cols: 2}
-	for _, pc := range []struct {
-		name string
-		f    func(p *runs.Point) float64
-	}{
-		{"p01", func(p *runs.Point) float64 { return p.Connect.P01Us }},
-		{"p50", func(p *runs.Point) float64 { return p.Connect.P50Us }},
-		{"p90", func(p *runs.Point) float64 { return p.Connect.P90Us }},
-		{"p99", func(p *runs.Point) float64 { return p.Connect.P99Us }},
+	for _, pc := range []struct{ name, metric string }{
+		{"p01", "connect-p01"}, {"p50", "connect"}, {"p90", "connect-p90"}, {"p99", "connect-p99"},
 	} {
 		var ss []*series
 		if ok {
-			ss = seriesBy(connGroups, false, func(g *group) (Summary, bool) {
-				var vs []float64
-				for _, p := range g.Valid {
-					if p.Connect.Count > 0 {
-						vs = append(vs, pc.f(p))
-					}
-				}
-				return Summarize(vs), len(vs) > 0
-			})
+			ss = seriesBy(connGroups, false, summaryOf(pc.metric))
 		}
 		conn.panels = append(conn.panels, panel{title: pc.name + " connect time", ylabel: pc.name + " (µs)", series: ss})
 	}
@@ -678,25 +670,9 @@ func buildPlots(d *Data) ([]Plot, error) {
 	stepGroups := stepGroupsOf(d)
 	sync := &figure{title: "kube-proxy sync duration and time to programmed vs number of Services", services: services, cols: 2, panels: []panel{
 		{title: "last sync duration", ylabel: "seconds (log scale)", logY: true,
-			series: seriesBy(stepGroups, false, func(g *group) (Summary, bool) {
-				var vs []float64
-				for _, p := range g.Valid {
-					if p.Sync.LastDurationSeconds > 0 {
-						vs = append(vs, p.Sync.LastDurationSeconds)
-					}
-				}
-				return Summarize(vs), len(vs) > 0
-			})},
+			series: seriesBy(stepGroups, false, summaryOf("sync"))},
 		{title: "time to programmed", ylabel: "seconds (log scale)", logY: true,
-			series: seriesBy(stepGroups, false, func(g *group) (Summary, bool) {
-				var vs []float64
-				for _, p := range g.Valid {
-					if p.TimeToProgrammedSeconds > 0 {
-						vs = append(vs, p.TimeToProgrammedSeconds)
-					}
-				}
-				return Summarize(vs), len(vs) > 0
-			})},
+			series: seriesBy(stepGroups, false, summaryOf("time-to-programmed"))},
 	}}
 	if err := add("sync", "kube-proxy sync duration and time to programmed",
 		"Left: kube-proxy's last sync duration (its own metric) at each step. Right: time from the step's last API write until a connection to the last Service succeeds.", sync); err != nil {

@@ -189,13 +189,5 @@ func (w *agentWindow) End(ctx context.Context) (*Observation, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := trimToLoad(res, w.start, w.end); err != nil {
-		return nil, err
-	}
-	if w.raw != "" {
-		if err := res.WriteRaw(w.raw); err != nil {
-			return nil, err
-		}
-	}
-	return &Observation{NodeCPU: res.CPU.Node, KubeProxy: res.CPU.Processes.KubeProxy, Conntrack: res.Conntrack, Sync: res.Sync}, nil
+	return observation(res, w.start, w.end, w.raw)
 }

@@ -218,6 +218,23 @@ var _ Trimmer = (*nodeWindow)(nil)
 // cover the load's measured window only.
 func (w *nodeWindow) Trim(start, end time.Time) { w.start, w.end = start, end }
 
+// observation is what both windows (this node's and the agent's) make of
+// the collector's result: CPU figures trimmed to the load's measured window
+// [start, end] when the load reported it, raw data kept under raw, and the
+// point's observed numbers. A number the collector adds to PointResult
+// reaches the engine here.
+func observation(res *collector.PointResult, start, end time.Time, raw string) (*Observation, error) {
+	if err := trimToLoad(res, start, end); err != nil {
+		return nil, err
+	}
+	if raw != "" {
+		if err := res.WriteRaw(raw); err != nil {
+			return nil, err
+		}
+	}
+	return &Observation{NodeCPU: res.CPU.Node, KubeProxy: res.CPU.Processes.KubeProxy, Conntrack: res.Conntrack, Sync: res.Sync}, nil
+}
+
 // trimToLoad narrows res's CPU figures to the samples inside [start, end]
 // when the load reported its window.
 func trimToLoad(res *collector.PointResult, start, end time.Time) error {
@@ -258,15 +275,7 @@ func (w *nodeWindow) End(ctx context.Context) (*Observation, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := trimToLoad(res, w.start, w.end); err != nil {
-		return nil, err
-	}
-	if w.raw != "" {
-		if err := res.WriteRaw(w.raw); err != nil {
-			return nil, err
-		}
-	}
-	return &Observation{NodeCPU: res.CPU.Node, KubeProxy: res.CPU.Processes.KubeProxy, Conntrack: res.Conntrack, Sync: res.Sync}, nil
+	return observation(res, w.start, w.end, w.raw)
 }
 
 // NodeRules counts rules on the client node with the collector.

@@ -43,10 +43,11 @@ change fails at all at or below 5%. Detecting anything therefore needs more
 repetitions the more tests there are (the note says how many); with 3+3 the
 smallest possible p-value is 0.1 before any correction.
 
-Metrics: latency (mean round-trip), latency-p50, latency-p99, cpu (client-node
-cores), kube-proxy-cpu, connect (median connect time), connect-p99, sync
-(last kube-proxy sync duration, over the points that measured a programming
-sync only).
+Metrics: latency (mean round-trip), latency-p50, latency-p99, latency-p999,
+cpu (client-node cores), kube-proxy-cpu, connect-p01, connect (median connect
+time), connect-p90, connect-p99, cpu-per-connection (node CPU per new
+connection, ns), sync (last kube-proxy sync duration, over the points that
+measured a programming sync only), time-to-programmed.
 
 Exit status: 0 no failure, 1 a regression or a lost condition, 2 bad input
 (missing directory, unreadable JSON, unknown metric, bad threshold, no
