@@ -253,6 +253,13 @@ func (l *Lab) setMode(ctx context.Context, mode scenarios.Mode) error {
 			return fmt.Errorf("flushing the node's nftables ruleset before switching modes: %w", err)
 		}
 	}
+	// kube-proxy --cleanup leaves ipvs mode's IPv6 ipsets (KUBE-6-*)
+	// behind; the node's ipsets are all kube-proxy's and nothing
+	// references them once the ruleset is flushed. A kernel without
+	// ip_set has none: its error is left for the leftover check.
+	if _, err := exec.LookPath("ipset"); err == nil {
+		_ = node.Run(ctx, nil, nil, nil, "ipset", "destroy")
+	}
 	logPath := l.logPath("kube-proxy-cleanup")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
