@@ -96,6 +96,16 @@ func newDocument(d *Data, plots []Plot, findings []Finding) *document {
 	// The few sentences that matter: what the test establishes, the cost
 	// per rule, the dataplane's state. Everything else follows, briefly.
 	doc.h(2, "Headline findings")
+	var primary []string
+	for _, f := range findings {
+		if f.Primary {
+			primary = append(primary, f.Text)
+		}
+	}
+	if len(primary) > 0 {
+		doc.p("Primary comparison (%s; declared in the scenario before the run, and tested as a family of its own):", primaryWhat(findings))
+		doc.list(primary)
+	}
 	var rest []string
 	for _, kind := range []struct{ kind, intro string }{
 		{FindingModes, "Between modes, at the largest Service count they all reached:"},
@@ -106,7 +116,7 @@ func newDocument(d *Data, plots []Plot, findings []Finding) *document {
 		var items []string
 		for _, f := range findings {
 			switch {
-			case f.Kind != kind.kind:
+			case f.Kind != kind.kind || f.Primary:
 			case f.Diff == nil || f.Significant:
 				items = append(items, f.Text)
 			default:
@@ -413,20 +423,46 @@ func methodology(r *runs.Run, covers string) string {
 // methodCaveat states once how the findings were tested, and what "not
 // established" means, instead of repeating it in every bullet.
 func methodCaveat(findings []Finding) string {
-	tests, minN := 0, 0
+	tests, minN, primaryTests, primaryMinN := 0, 0, 0, 0
 	for _, f := range findings {
-		if f.Diff != nil {
-			tests = f.Diff.Tests
-			if n := min(f.Diff.A.N, f.Diff.B.N); minN == 0 || n < minN {
-				minN = n
+		if f.Diff == nil {
+			continue
+		}
+		n := min(f.Diff.A.N, f.Diff.B.N)
+		if f.Primary {
+			primaryTests = f.Diff.Tests
+			if primaryMinN == 0 || n < primaryMinN {
+				primaryMinN = n
 			}
+			continue
+		}
+		tests = f.Diff.Tests
+		if minN == 0 || n < minN {
+			minN = n
 		}
 	}
 	s := fmt.Sprintf("Method: differences are means of valid repetitions with 95%% confidence intervals (Welch's t); significance is the Mann-Whitney U test (benchstat's method) at α=%.2f after Holm's correction over the %d comparisons above, so that the chance of even one false claim among them stays at or below 5%%.", Alpha, tests)
+	if primaryTests > 0 {
+		s = fmt.Sprintf("Method: differences are means of valid repetitions with 95%% confidence intervals (Welch's t); significance is the Mann-Whitney U test (benchstat's method) at α=%.2f after Holm's correction within each family: the primary comparison's %d, and the other %d comparisons, so that the chance of even one false claim in either stays at or below 5%%.", Alpha, primaryTests, tests)
+		if primaryMinN > 0 && primaryMinN < RepetitionsFor(primaryTests) {
+			s += fmt.Sprintf(" The primary comparison has %d valid repetitions per side and needs %d to be able to reach significance.", primaryMinN, RepetitionsFor(primaryTests))
+		}
+	}
 	if tests > 0 && minN > 0 && minN < RepetitionsFor(tests) {
 		s += fmt.Sprintf(" With %d valid repetitions per side, some comparisons cannot reach significance at all (that needs %d per side over %d comparisons); they are reported as not established, never as absent.", minN, RepetitionsFor(tests), tests)
 	}
 	return s
+}
+
+// primaryWhat names the primary comparison's metric and variant, from
+// its findings ("median connect time, a new connection per request").
+func primaryWhat(findings []Finding) string {
+	for _, f := range findings {
+		if f.Primary && f.between != nil {
+			return f.between.metric.what + ", " + f.between.variant
+		}
+	}
+	return "declared in the scenario"
 }
 
 type headline struct {
