@@ -11,12 +11,16 @@ OUT ?= results
 # Go test timeout for the whole suite (the first lab build takes minutes).
 TEST_TIMEOUT ?= 75m
 
-.PHONY: all deps build test unit bench bench-vm perf lint verify clean
+.PHONY: all deps deps-vm build test unit bench bench-vm perf lint verify clean
 
 all: build
 
 deps:
 	@./hack/deps.sh
+
+# What the lab's VM client node needs as well (qemu, a guest kernel, ...).
+deps-vm:
+	@./hack/deps.sh --vm
 
 build: deps
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/kpbench
@@ -25,7 +29,7 @@ build: deps
 # on the real lab (they skip with a reason when they cannot run).
 # Packages run one at a time (-p 1): several bring up labs and measure CPU,
 # and each measures better on a machine the others are not loading.
-test: build
+test: build deps-vm
 	@if [ "$$(id -u)" = 0 ]; then $(BIN) lab binaries; fi
 	KPBENCH_BIN=$(CURDIR)/$(BIN) $(GO) test -p 1 -timeout $(TEST_TIMEOUT) -count=1 ./...
 
@@ -43,7 +47,7 @@ bench: build
 # to kpbench run.
 VM_SCENARIO ?= ipvs-vm-smoke
 VM_ARGS ?=
-bench-vm: build
+bench-vm: build deps-vm
 	$(BIN) run --scenario $(VM_SCENARIO) --provider lab --node vm $(VM_ARGS) --out $(OUT)
 
 # Benchmarks and the load generator's side-by-side comparison with fortio

@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
-# Installs what kpbench's build, tests and lab need on a Debian machine.
-# Idempotent and quick when everything is present. Needs root for packages;
-# as another user it only reports what is missing.
+# Installs what kpbench's build and lab need on a Debian machine; with --vm
+# also what the lab's VM client node needs (qemu, a distribution kernel with
+# IP_VS as modules, a static busybox, ipvsadm): `make test` and `make
+# bench-vm` ask for it, `make bench` does not. Idempotent and quick when
+# everything is present. Needs root for packages; as another user it only
+# reports what is missing.
 set -euo pipefail
+vm=
+case "${1:-}" in
+  --vm) vm=1 ;;
+  "") ;;
+  *) echo "usage: $0 [--vm]" >&2; exit 2 ;;
+esac
 
 # command -> Debian package
 declare -A want=(
@@ -13,10 +22,6 @@ declare -A want=(
   [conntrack]=conntrack
   # kube-proxy's ipvs mode needs ipset (and a kernel with IP_VS).
   [ipset]=ipset
-  # kpbench's IPVS checks and rule counts.
-  [ipvsadm]=ipvsadm
-  # The lab's VM client node (--node vm): qemu boots a guest kernel.
-  [qemu-system-x86_64]=qemu-system-x86
   [taskset]=util-linux
   [nsenter]=util-linux
   [pgrep]=procps
@@ -24,21 +29,29 @@ declare -A want=(
   [chromium]=chromium
   [git]=git
 )
+if [ -n "$vm" ]; then
+  # kpbench's IPVS checks and rule counts, run inside the guest.
+  want[ipvsadm]=ipvsadm
+  # The lab's VM client node (--node vm): qemu boots a guest kernel.
+  want[qemu-system-x86_64]=qemu-system-x86
+fi
 missing=()
 for cmd in "${!want[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${want[$cmd]}")
 done
-# The VM client node's guest: a static busybox for its initramfs and a
-# distribution kernel with its modules (IP_VS among them).
-bb=$(LC_ALL=C ldd /bin/busybox 2>&1 || true)
-if [ ! -x /bin/busybox ] || [[ "$bb" != *"not a dynamic"* ]]; then
-  missing+=(busybox-static)
+if [ -n "$vm" ]; then
+  # The VM client node's guest: a static busybox for its initramfs and a
+  # distribution kernel with its modules (IP_VS among them).
+  bb=$(LC_ALL=C ldd /bin/busybox 2>&1 || true)
+  if [ ! -x /bin/busybox ] || [[ "$bb" != *"not a dynamic"* ]]; then
+    missing+=(busybox-static)
+  fi
+  have_kernel=
+  for k in /boot/vmlinuz-*; do
+    [ -e "$k" ] && [ -e "/lib/modules/${k#/boot/vmlinuz-}/modules.dep" ] && have_kernel=1
+  done
+  [ -n "$have_kernel" ] || missing+=(linux-image-amd64)
 fi
-have_kernel=
-for k in /boot/vmlinuz-*; do
-  [ -e "$k" ] && [ -e "/lib/modules/${k#/boot/vmlinuz-}/modules.dep" ] && have_kernel=1
-done
-[ -n "$have_kernel" ] || missing+=(linux-image-amd64)
 # de-duplicate
 mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u | sed '/^$/d')
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -96,6 +96,16 @@ func newDocument(d *Data, plots []Plot, findings []Finding) *document {
 	// The few sentences that matter: what the test establishes, the cost
 	// per rule, the dataplane's state. Everything else follows, briefly.
 	doc.h(2, "Headline findings")
+	var primary []string
+	for _, f := range findings {
+		if f.Primary {
+			primary = append(primary, f.Text)
+		}
+	}
+	if len(primary) > 0 {
+		doc.p("Primary comparison (%s; declared in the scenario before the run, and tested as a family of its own):", primaryWhat(findings))
+		doc.list(primary)
+	}
 	var rest []string
 	for _, kind := range []struct{ kind, intro string }{
 		{FindingModes, "Between modes, at the largest Service count they all reached:"},
@@ -106,7 +116,7 @@ func newDocument(d *Data, plots []Plot, findings []Finding) *document {
 		var items []string
 		for _, f := range findings {
 			switch {
-			case f.Kind != kind.kind:
+			case f.Kind != kind.kind || f.Primary:
 			case f.Diff == nil || f.Significant:
 				items = append(items, f.Text)
 			default:
@@ -136,7 +146,7 @@ func newDocument(d *Data, plots []Plot, findings []Finding) *document {
 	}
 
 	doc.h(2, "Environment")
-	doc.table(environmentTable(r))
+	doc.table(environmentTable(r, d.Points))
 
 	doc.h(2, "Scenario")
 	if r.Scenario.Metadata.Description != "" {
@@ -145,7 +155,7 @@ func newDocument(d *Data, plots []Plot, findings []Finding) *document {
 	doc.table(scenarioTable(r))
 
 	doc.h(2, "Methodology")
-	doc.p("%s", methodology(r))
+	doc.p("%s", methodology(r, nodeCPUCovers(d.Points)))
 	doc.p("%s", resetStatement(d.Points))
 	doc.p("%s", depthMethodology(r.Scenario.Spec.Load.Targets))
 
@@ -211,7 +221,7 @@ func orDash(s string) string {
 	return s
 }
 
-func environmentTable(r *runs.Run) table {
+func environmentTable(r *runs.Run, points []runs.Point) table {
 	e := r.Environment
 	rows := [][]string{
 		{"Run", r.ID},
@@ -235,6 +245,7 @@ func environmentTable(r *runs.Run) table {
 		[]string{"Go", e.GoVersion},
 		[]string{"kpbench", r.KpbenchVersion},
 	)
+	rows = append(rows, []string{"Client-node CPU", nodeCPUCovers(points)})
 	if r.Pinning != nil {
 		rows = append(rows, []string{"CPU pinning", fmt.Sprintf("client node on %s; everything else on %s", cpuList(r.Pinning.NodeCPUs), cpuList(r.Pinning.OtherCPUs))})
 	}
@@ -389,7 +400,7 @@ func resetStatement(points []runs.Point) string {
 	return b.String()
 }
 
-func methodology(r *runs.Run) string {
+func methodology(r *runs.Run, covers string) string {
 	s := r.Scenario.Spec
 	return fmt.Sprintf("For each mode kube-proxy is switched and its mode verified (GET /proxyMode and rules of that kind present); "+
 		"for each Service step the synthetic Services (each with %d endpoints on the real backend pods) are created and kpbench waits until "+
@@ -397,34 +408,61 @@ func methodology(r *runs.Run) string {
 		"an open-loop client sends %g requests/s on a fixed schedule for %s: a slow response never delays the next send, and each "+
 		"latency is measured from the request's intended send time, so coordinated omission is corrected. Requests per connection 1 opens "+
 		"a new TCP connection (the dataplane's first-packet rules) per request; N reuses each connection for N requests; 0 keeps "+
-		"connections open. Client-node CPU is the busy time (user, nice, system, irq, softirq, steal) of the client node's pinned CPUs "+
-		"from /proc/stat over the window, in cores; process CPU comes from /proc/<pid>/stat. A point is invalid when the achieved rate "+
+		"connections open. Client-node CPU is the busy time, over the measured window and in cores, of %s (from /proc/stat: user, "+
+		"nice, system, irq, softirq, steal; from a cgroup: its usage, user and system, which leaves out softirq work the kernel "+
+		"charges to no process); process CPU comes from /proc/<pid>/stat. A point is invalid when the achieved rate "+
 		"falls below 99%% of the target, more than 0.1%% of requests fail, the client fell behind its schedule (a send more than 100 ms "+
 		"late, or the median send more than 1 ms late: the client's delay would be charged as latency), the client hit its in-flight "+
 		"bound, kube-proxy restarted, or the mode in effect is not the one asked for; invalid points are listed but left out of plots, "+
 		"findings and comparisons. Latency percentiles cover the requests that succeeded: a failed request has no latency (a refused "+
 		"connection fails in microseconds, a timeout at the timeout), so the failed requests are counted beside p99 and p99.9 in the "+
 		"tables instead of being folded into them.",
-		s.EndpointsPerService, s.Load.WarmupDuration(), s.Load.Rate, s.Load.Duration)
+		s.EndpointsPerService, s.Load.WarmupDuration(), s.Load.Rate, s.Load.Duration, covers)
 }
 
 // methodCaveat states once how the findings were tested, and what "not
 // established" means, instead of repeating it in every bullet.
 func methodCaveat(findings []Finding) string {
-	tests, minN := 0, 0
+	tests, minN, primaryTests, primaryMinN := 0, 0, 0, 0
 	for _, f := range findings {
-		if f.Diff != nil {
-			tests = f.Diff.Tests
-			if n := min(f.Diff.A.N, f.Diff.B.N); minN == 0 || n < minN {
-				minN = n
+		if f.Diff == nil {
+			continue
+		}
+		n := min(f.Diff.A.N, f.Diff.B.N)
+		if f.Primary {
+			primaryTests = f.Diff.Tests
+			if primaryMinN == 0 || n < primaryMinN {
+				primaryMinN = n
 			}
+			continue
+		}
+		tests = f.Diff.Tests
+		if minN == 0 || n < minN {
+			minN = n
 		}
 	}
 	s := fmt.Sprintf("Method: differences are means of valid repetitions with 95%% confidence intervals (Welch's t); significance is the Mann-Whitney U test (benchstat's method) at α=%.2f after Holm's correction over the %d comparisons above, so that the chance of even one false claim among them stays at or below 5%%.", Alpha, tests)
+	if primaryTests > 0 {
+		s = fmt.Sprintf("Method: differences are means of valid repetitions with 95%% confidence intervals (Welch's t); significance is the Mann-Whitney U test (benchstat's method) at α=%.2f after Holm's correction within each family: the primary comparison's %d, and the other %d comparisons, so that the chance of even one false claim in either stays at or below 5%%.", Alpha, primaryTests, tests)
+		if primaryMinN > 0 && primaryMinN < RepetitionsFor(primaryTests) {
+			s += fmt.Sprintf(" The primary comparison has %d valid repetitions per side and needs %d to be able to reach significance.", primaryMinN, RepetitionsFor(primaryTests))
+		}
+	}
 	if tests > 0 && minN > 0 && minN < RepetitionsFor(tests) {
 		s += fmt.Sprintf(" With %d valid repetitions per side, some comparisons cannot reach significance at all (that needs %d per side over %d comparisons); they are reported as not established, never as absent.", minN, RepetitionsFor(tests), tests)
 	}
 	return s
+}
+
+// primaryWhat names the primary comparison's metric and variant, from
+// its findings ("median connect time, a new connection per request").
+func primaryWhat(findings []Finding) string {
+	for _, f := range findings {
+		if f.Primary && f.between != nil {
+			return f.between.metric.what + ", " + f.between.variant
+		}
+	}
+	return "declared in the scenario"
 }
 
 type headline struct {

@@ -20,6 +20,9 @@ type Finding struct {
 	Significant bool `json:"significant"`
 	// Diff is the comparison behind the statement, when there is one.
 	Diff *Difference `json:"diff,omitempty"`
+	// Primary is true for the scenario's declared primary comparison
+	// (scenarios.Primary), tested as a family of its own.
+	Primary bool `json:"primary,omitempty"`
 	// between says which modes a FindingModes finding compares, for the
 	// summary table.
 	between *modesAt
@@ -47,6 +50,7 @@ const (
 )
 
 type findingMetric struct {
+	name   string // "cpu", as Metrics names it
 	what   string // "client-node CPU"
 	unit   string
 	digits int
@@ -59,7 +63,7 @@ var findingMetrics = func() []findingMetric {
 	var out []findingMetric
 	for _, name := range FindingMetrics {
 		m := metric(name)
-		out = append(out, findingMetric{what: m.Finding, unit: m.Unit, digits: m.Digits, value: m.Value})
+		out = append(out, findingMetric{name: m.Name, what: m.Finding, unit: m.Unit, digits: m.Digits, value: m.Value})
 	}
 	return out
 }()
@@ -128,10 +132,17 @@ func Findings(d *Data) []Finding {
 	// comparison, adjust the p-values with Holm's method over all of
 	// them (about 30 findings at α=0.05 would otherwise show one or two
 	// "significant" differences by chance), then word each finding by
-	// its adjusted p.
+	// its adjusted p. A primary comparison declared by the scenario is a
+	// family of its own: it was chosen before the data, so it does not
+	// pay for the others' multiplicity (and they do not pay for it).
 	type pending struct {
-		diff Difference
-		word func(Difference) Finding
+		diff    Difference
+		word    func(Difference) Finding
+		primary bool
+	}
+	var primary *scenarios.Primary
+	if d.Run != nil {
+		primary = d.Run.Scenario.Spec.Primary
 	}
 	var pend []pending
 	var out []Finding
@@ -174,7 +185,12 @@ func Findings(d *Data) []Finding {
 								continue
 							}
 							high, low, vs := modes[i], modes[j], v.String(multiTargets)
-							pend = append(pend, pending{Diff(a, b), func(d Difference) Finding { return modeFinding(fm, d, high, low, common, vs) }})
+							isPrimary := primary != nil && primary.Metric == fm.name && primary.RequestsPerConn == v.rpc
+							pend = append(pend, pending{Diff(a, b), func(d Difference) Finding {
+								f := modeFinding(fm, d, high, low, common, vs)
+								f.Primary = isPrimary
+								return f
+							}, isPrimary})
 						}
 					}
 				}
@@ -199,18 +215,23 @@ func Findings(d *Data) []Finding {
 					continue
 				}
 				vs := v.String(multiTargets)
-				pend = append(pend, pending{Diff(a, b), func(d Difference) Finding { return growthFinding(fm, d, m, lo, hi, vs) }})
+				pend = append(pend, pending{Diff(a, b), func(d Difference) Finding { return growthFinding(fm, d, m, lo, hi, vs) }, false})
 			}
 		}
 	}
-	ps := make([]float64, len(pend))
-	for k, pf := range pend {
-		ps[k] = pf.diff.P
-	}
-	for k, adj := range Holm(ps) {
-		d := pend[k].diff
-		d.correct(adj, len(pend))
-		out = append(out, pend[k].word(d))
+	for _, family := range []bool{true, false} {
+		var idx []int
+		var ps []float64
+		for k, pf := range pend {
+			if pf.primary == family {
+				idx, ps = append(idx, k), append(ps, pf.diff.P)
+			}
+		}
+		for i, adj := range Holm(ps) {
+			d := pend[idx[i]].diff
+			d.correct(adj, len(idx))
+			out = append(out, pend[idx[i]].word(d))
+		}
 	}
 	out = append(out, stepFindings(d)...)
 	out = append(out, depthFindings(d)...)

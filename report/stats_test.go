@@ -271,3 +271,56 @@ func reps7() []runs.Point {
 	}
 	return pts
 }
+
+// A primary comparison declared by the scenario is its own Holm family:
+// the 4+4 repetitions that cannot be significant among all the findings
+// (TestFindings, "largest step common to the modes") can be on their own.
+func TestFindingsPrimaryFamily(t *testing.T) {
+	pts := []runs.Point{
+		point("iptables", 1, 1, 1, 0.1), point("iptables", 1, 1, 2, 0.1), point("iptables", 1, 1, 3, 0.1), point("iptables", 1, 1, 4, 0.1),
+		point("iptables", 5000, 1, 1, 0.30), point("iptables", 5000, 1, 2, 0.31), point("iptables", 5000, 1, 3, 0.29), point("iptables", 5000, 1, 4, 0.30),
+		point("nftables", 1, 1, 1, 0.10), point("nftables", 1, 1, 2, 0.11), point("nftables", 1, 1, 3, 0.09), point("nftables", 1, 1, 4, 0.10),
+		point("nftables", 5000, 1, 1, 0.10), point("nftables", 5000, 1, 2, 0.11), point("nftables", 5000, 1, 3, 0.09), point("nftables", 5000, 1, 4, 0.10),
+	}
+	findings := func(primary *scenarios.Primary) []Finding {
+		run := &runs.Run{}
+		run.Scenario.Spec.Primary = primary
+		return Findings(&Data{Run: run, Points: pts, groups: groupPoints(pts)})
+	}
+	cpuModes := func(fs []Finding) *Finding {
+		for i, f := range fs {
+			if f.Kind == FindingModes && strings.Contains(f.Text, "client-node CPU") {
+				return &fs[i]
+			}
+		}
+		t.Fatal("no mode finding on client-node CPU")
+		return nil
+	}
+	without := cpuModes(findings(nil))
+	if without.Significant || without.Primary || without.Diff.Tests < 5 {
+		t.Errorf("undeclared: %+v", without)
+	}
+	with := findings(&scenarios.Primary{Metric: "cpu", RequestsPerConn: 1})
+	f := cpuModes(with)
+	if !f.Primary || !f.Significant || f.Diff.Tests != 1 || f.Diff.PAdjusted != f.Diff.P {
+		t.Errorf("declared primary: %+v", f)
+	}
+	if !strings.Contains(f.Text, "client-node CPU was 0.200 cores higher with iptables than with nftables") {
+		t.Errorf("primary finding: %s", f.Text)
+	}
+	for _, g := range with {
+		if g.Diff == nil || g.Primary {
+			continue
+		}
+		if g.Diff.Tests != without.Diff.Tests-1 {
+			t.Errorf("secondary family of %d tests, want %d: %s", g.Diff.Tests, without.Diff.Tests-1, g.Text)
+		}
+		if strings.Contains(g.Text, "client-node CPU") && g.Kind == FindingModes {
+			t.Errorf("primary counted twice: %s", g.Text)
+		}
+	}
+	// Another variant is not the primary.
+	if f := cpuModes(findings(&scenarios.Primary{Metric: "cpu", RequestsPerConn: 100})); f.Primary || f.Significant {
+		t.Errorf("primary of another variant applied: %+v", f)
+	}
+}

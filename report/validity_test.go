@@ -129,3 +129,32 @@ func TestResetStatement(t *testing.T) {
 		t.Error(s)
 	}
 }
+
+// TestReportStatesThePrimaryFirst: a declared primary comparison opens the
+// headline, apart from the other findings, and the method names both
+// families.
+func TestReportStatesThePrimaryFirst(t *testing.T) {
+	d := derive(t, load(t, "sweep"), func(r *runs.Run) {
+		r.Scenario.Spec.Primary = &scenarios.Primary{Metric: "connect", RequestsPerConn: 1}
+	}, nil)
+	if _, err := Generate(d); err != nil {
+		t.Fatal(err)
+	}
+	md, err := os.ReadFile(filepath.Join(d.Dir, MarkdownFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(md)
+	head := strings.Index(text, "## Headline findings")
+	prim := strings.Index(text, "Primary comparison (median connect time, a new connection per request; declared in the scenario before the run")
+	between := strings.Index(text, "Between modes, at the largest Service count")
+	if head < 0 || prim < head || (between >= 0 && between < prim) {
+		t.Fatalf("primary comparison not first in the headline (headline %d, primary %d, between %d):\n%s", head, prim, between, text[head:])
+	}
+	if n := strings.Count(text, "At 10,000 Services with a new connection per request, median connect time"); n != 1 {
+		t.Errorf("the primary finding appears %d times", n)
+	}
+	if !strings.Contains(text, "after Holm's correction within each family: the primary comparison's 1, and the other") {
+		t.Errorf("method caveat does not name the families:\n%s", text[head:])
+	}
+}

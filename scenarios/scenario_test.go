@@ -66,6 +66,8 @@ func TestParseErrors(t *testing.T) {
 		{"sampling longer than window", base("  services: [1]\n  load:\n    duration: 2s\n  sampling:\n    interval: 5s\n"), []string{"spec.sampling.interval"}},
 		{"wrong header", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: Bad_Name\nspec:\n  services: [1]\n", []string{"apiVersion", "kind", "metadata.name"}},
 		{"unknown top-level and misspelled", base("  services: [1]\n  Modes: [iptables]\nstatus: {}\n"), []string{"spec.Modes", "status"}},
+		{"bad primary", base("  services: [1]\n  modes: [iptables]\n  load:\n    requestsPerConn: [1, 100]\n  primary:\n    metric: p99\n    requestsPerConn: 0\n"),
+			[]string{"spec.primary", "spec.primary.metric", "spec.primary.requestsPerConn"}},
 		{"spec not an object", "apiVersion: kpbench.io/v1alpha1\nkind: Scenario\nmetadata:\n  name: t\nspec: [1]\n", []string{"spec", "spec.services"}},
 	}
 	for _, tc := range tests {

@@ -138,7 +138,31 @@ type Spec struct {
 	// OrderSteps.
 	Order    Order    `json:"order,omitempty"`
 	Sampling Sampling `json:"sampling"`
+	// Primary, when set, is the one comparison the scenario is run to
+	// make, declared before any point is measured.
+	Primary *Primary `json:"primary,omitempty"`
 }
+
+// Primary is a scenario's primary comparison: the modes compared on one
+// metric, in one connection variant, at the largest Service count they
+// all reach. The report tests it as a family of its own (Holm's
+// correction over its mode pairs only) and states it first; every other
+// finding is secondary, corrected over all of them. Declaring the
+// question before the run is what lets a small run answer it: with two
+// modes, 4 repetitions per side can reach p < 0.05, where the same
+// comparison among the report's 14 would need 6.
+type Primary struct {
+	// Metric is one of PrimaryMetrics.
+	Metric string `json:"metric"`
+	// RequestsPerConn is the connection variant, one of
+	// spec.load.requestsPerConn.
+	RequestsPerConn int `json:"requestsPerConn"`
+}
+
+// PrimaryMetrics are the metrics a primary comparison may name: the ones
+// the report's findings compare (report.FindingMetrics), as `kpbench
+// compare --metrics` spells them.
+var PrimaryMetrics = []string{"connect", "latency", "cpu"}
 
 // Load describes the client's traffic for every point.
 type Load struct {

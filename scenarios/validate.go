@@ -3,6 +3,8 @@ package scenarios
 import (
 	"fmt"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -115,6 +117,19 @@ func Validate(s *Scenario) ErrorList {
 	}
 	if sp.Repetitions < 1 {
 		add("spec.repetitions", "must be at least 1, got %d", sp.Repetitions)
+	}
+	if pr := sp.Primary; pr != nil {
+		if !slices.Contains(PrimaryMetrics, pr.Metric) {
+			add("spec.primary.metric", "must be one of %s (median connect time, mean round-trip latency, client-node CPU), got %q",
+				strings.Join(PrimaryMetrics, ", "), pr.Metric)
+		}
+		if !seenRPC[pr.RequestsPerConn] {
+			add("spec.primary.requestsPerConn", "must be one of the connection variants in spec.load.requestsPerConn (%v), got %d",
+				l.RequestsPerConn, pr.RequestsPerConn)
+		}
+		if len(sp.Modes) < 2 {
+			add("spec.primary", "compares modes, so spec.modes needs at least two, got %d", len(sp.Modes))
+		}
 	}
 	iv := sp.Sampling.Interval.D()
 	switch {
