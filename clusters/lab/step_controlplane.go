@@ -22,19 +22,23 @@ import (
 
 	"github.com/kpbench/kpbench/clusters/lab/build"
 	"github.com/kpbench/kpbench/clusters/lab/netns"
+	"github.com/kpbench/kpbench/clusters/lab/pki"
 )
 
-func (l *Lab) pki() pki { return pki{dir: filepath.Join(l.dir, "pki")} }
+func (l *Lab) pki() pki.Dir { return pki.Dir(filepath.Join(l.dir, "pki")) }
+
+// kubeconfigContext names the cluster and context of a lab's kubeconfigs.
+const kubeconfigContext = "kpbench-lab"
 
 func (l *Lab) kubeProxyKubeconfig() string { return filepath.Join(l.dir, "kube-proxy.kubeconfig") }
 
 func (l *Lab) stepCredentials(ctx context.Context, _ build.Binaries) error {
 	p := l.pki()
-	if err := p.generate(l.cfg.Name); err != nil {
+	if err := p.Generate(l.cfg.Name, APIServerIP.AsSlice(), KubernetesIP.AsSlice()); err != nil {
 		return err
 	}
 	server := "https://" + net.JoinHostPort(APIServerIP.String(), strconv.Itoa(APIServerPort))
-	return p.writeKubeconfig(l.kubeProxyKubeconfig(), server, "system:kube-proxy", kubeProxyCert, kubeProxyKey)
+	return p.WriteKubeconfig(l.kubeProxyKubeconfig(), server, kubeconfigContext, pki.KubeProxyUser, pki.KubeProxyCert, pki.KubeProxyKey)
 }
 
 // start starts a component and records it.
@@ -84,12 +88,12 @@ func (l *Lab) stepControlPlane(ctx context.Context, bins build.Binaries) error {
 			"--secure-port=" + strconv.Itoa(APIServerPort),
 			"--advertise-address=" + APIServerIP.String(),
 			"--service-cluster-ip-range=" + ServiceCIDR.String(),
-			"--tls-cert-file=" + p.path(apiserverCert),
-			"--tls-private-key-file=" + p.path(apiserverKey),
-			"--client-ca-file=" + p.path(caCert),
+			"--tls-cert-file=" + p.Path(pki.APIServerCert),
+			"--tls-private-key-file=" + p.Path(pki.APIServerKey),
+			"--client-ca-file=" + p.Path(pki.CACert),
 			"--service-account-issuer=https://kubernetes.default.svc",
-			"--service-account-key-file=" + p.path(serviceAcctPub),
-			"--service-account-signing-key-file=" + p.path(serviceAcctKey),
+			"--service-account-key-file=" + p.Path(pki.ServiceAcctPub),
+			"--service-account-signing-key-file=" + p.Path(pki.ServiceAcctKey),
 			"--authorization-mode=RBAC",
 			// Nothing admits or mutates Services in the lab: skip the
 			// plugins that would only add work to every write.
@@ -156,7 +160,7 @@ func (l *Lab) stepControlPlane(ctx context.Context, bins build.Binaries) error {
 	if err := l.update(func(s *State) { s.APIServerURL = server }); err != nil {
 		return err
 	}
-	if err := p.writeKubeconfig(l.KubeconfigPath(), server, "kpbench-admin", adminCert, adminKey); err != nil {
+	if err := p.WriteKubeconfig(l.KubeconfigPath(), server, kubeconfigContext, pki.AdminUser, pki.AdminCert, pki.AdminKey); err != nil {
 		return err
 	}
 	rootClient := netns.HTTPClient("", tlsCfg, 3*time.Second)
@@ -169,11 +173,11 @@ func (l *Lab) stepControlPlane(ctx context.Context, bins build.Binaries) error {
 // adminTLS is a TLS client configuration with the admin credentials.
 func (l *Lab) adminTLS() (*tls.Config, error) {
 	p := l.pki()
-	cert, err := tls.LoadX509KeyPair(p.path(adminCert), p.path(adminKey))
+	cert, err := tls.LoadX509KeyPair(p.Path(pki.AdminCert), p.Path(pki.AdminKey))
 	if err != nil {
 		return nil, fmt.Errorf("loading admin credentials: %w", err)
 	}
-	caPEM, err := os.ReadFile(p.path(caCert))
+	caPEM, err := os.ReadFile(p.Path(pki.CACert))
 	if err != nil {
 		return nil, fmt.Errorf("loading lab CA: %w", err)
 	}
