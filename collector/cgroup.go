@@ -109,7 +109,13 @@ func fields(b []byte) []field {
 // procRoot/<pid>/cgroup: the cpuacct hierarchy's path on cgroup v1 (also
 // on a hybrid host, where v2's unified hierarchy holds no CPU
 // controller), the unified path ("0::") on cgroup v2.
-func CgroupDirOf(procRoot, cgroupRoot string, pid int) (string, error) {
+//
+// With within set (a container's ID), the path is cut after its first
+// component that contains it: the container's own cgroup, not the child
+// its init process sits in. systemd as a container's PID 1 moves itself
+// into init.scope, podman runs the payload in libpod-ID.scope/container,
+// while the node's other processes (kubelet, pods) are in siblings.
+func CgroupDirOf(procRoot, cgroupRoot string, pid int, within string) (string, error) {
 	file := filepath.Join(procRoot, strconv.Itoa(pid), "cgroup")
 	b, err := os.ReadFile(file)
 	if err != nil {
@@ -124,8 +130,12 @@ func CgroupDirOf(procRoot, cgroupRoot string, pid int) (string, error) {
 		if len(parts) != 3 {
 			continue
 		}
+		path, err := cutAt(parts[2], within)
+		if err != nil {
+			return "", fmt.Errorf("process %d: %w", pid, err)
+		}
 		if parts[0] == "0" && parts[1] == "" {
-			unified, haveUnified = parts[2], true
+			unified, haveUnified = path, true
 			continue
 		}
 		for _, c := range strings.Split(parts[1], ",") {
@@ -135,16 +145,31 @@ func CgroupDirOf(procRoot, cgroupRoot string, pid int) (string, error) {
 			// The controller's mount: its own directory, or one
 			// shared with cpu under either name.
 			for _, mount := range []string{parts[1], "cpuacct", "cpu,cpuacct", "cpuacct,cpu"} {
-				dir := filepath.Join(cgroupRoot, mount, parts[2])
+				dir := filepath.Join(cgroupRoot, mount, path)
 				if _, err := os.Stat(filepath.Join(dir, "cpuacct.usage")); err == nil {
 					return dir, nil
 				}
 			}
-			return "", fmt.Errorf("process %d is in cpuacct cgroup %s, but no %s under %s has its cpuacct.usage", pid, parts[2], parts[2], cgroupRoot)
+			return "", fmt.Errorf("process %d is in cpuacct cgroup %s, but no %s under %s has its cpuacct.usage", pid, path, path, cgroupRoot)
 		}
 	}
 	if haveUnified {
 		return filepath.Join(cgroupRoot, unified), nil
 	}
 	return "", fmt.Errorf("%s names no cpuacct (cgroup v1) or unified (cgroup v2) hierarchy", file)
+}
+
+// cutAt cuts a cgroup path after its first component containing within
+// ("" leaves it whole).
+func cutAt(path, within string) (string, error) {
+	if within == "" {
+		return path, nil
+	}
+	parts := strings.Split(path, "/")
+	for i, c := range parts {
+		if strings.Contains(c, within) {
+			return strings.Join(parts[:i+1], "/"), nil
+		}
+	}
+	return "", fmt.Errorf("cgroup %s is not inside one named after %s", path, within)
 }
