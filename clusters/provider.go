@@ -210,3 +210,28 @@ type VMNodeInfo struct {
 	// guest, writable by both: the load client's raw files pass through it.
 	Scratch string
 }
+
+// ClientNodeLister is implemented by providers that may have several client
+// nodes (kind, existing): load clients run on any of them, so the node CPU
+// of a point is summed over all of them.
+type ClientNodeLister interface {
+	// ClientNodes returns every client node with its name, the one
+	// ClientNode measures (kube-proxy, conntrack, syncs) first.
+	ClientNodes(ctx context.Context) ([]NamedNode, error)
+}
+
+// NamedNode is a client node and its Kubernetes node name.
+type NamedNode struct {
+	Name string
+	Node ClientNode
+}
+
+// NodeCgrouper is implemented by providers whose client nodes are
+// containers on this machine (kind). /proc/stat inside a container is the
+// whole host's, so such a node's CPU is read from its container's cgroup
+// here instead.
+type NodeCgrouper interface {
+	// NodeCgroup returns the directory, on this machine, of the cgroup of
+	// the container that is node (cgroup v2 or v1's cpuacct hierarchy).
+	NodeCgroup(ctx context.Context, node string) (string, error)
+}

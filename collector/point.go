@@ -28,6 +28,12 @@ type PointConfig struct {
 	KubeProxy *KubeProxyScraper
 }
 
+// Span is a stretch of wall-clock time.
+type Span struct {
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+}
+
 // PointResult is what the collector contributes to a point.
 type PointResult struct {
 	CPU       runs.CPU       `json:"cpu"`
@@ -35,8 +41,12 @@ type PointResult struct {
 	// Sync is kube-proxy's syncs during the window (zero without a
 	// scraper). A run wanting the sync that programmed a Service step
 	// scrapes around the scale step with KubeProxyDelta instead.
-	Sync      runs.Sync        `json:"sync"`
-	Series    *Series          `json:"series"`
+	Sync   runs.Sync `json:"sync"`
+	Series *Series   `json:"series"`
+	// CPUWindow is the span CPU covers when it was narrowed to the load's
+	// measured window (the samples whose middle falls inside it); nil when
+	// CPU is the whole series.
+	CPUWindow *Span            `json:"cpuWindow,omitempty"`
 	KubeProxy *KubeProxyWindow `json:"kubeProxy,omitempty"`
 	// ConntrackBefore and ConntrackAfter are the raw readings (nil when
 	// conntrack could not be read).

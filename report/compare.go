@@ -245,6 +245,11 @@ func Compare(base, next *Data, opts CompareOptions) (*Comparison, error) {
 	}
 	c.ScenarioMismatches = scenarioMismatches(base, next)
 	c.EnvironmentDifferences = environmentDifferences(base.Run, next.Run)
+	if b, n := nodeCPUCovers(base.Points), nodeCPUCovers(next.Points); b != n {
+		// A kind run read from the node's cgroup against one read from
+		// the host's /proc/stat: the cpu rows compare different things.
+		c.EnvironmentDifferences = append(c.EnvironmentDifferences, fmt.Sprintf("client-node CPU covers: %s → %s", b, n))
+	}
 	for _, side := range []struct {
 		name string
 		d    *Data

@@ -110,6 +110,9 @@ func flatten(t reflect.Type, prefix string, leaf func(name string, index []int),
 }
 
 func formatCell(v reflect.Value) string {
+	if ns, ok := v.Interface().(runs.NodeShare); ok {
+		return ns.Node + "=" + strconv.FormatFloat(ns.Total, 'g', -1, 64)
+	}
 	if v.Type() == timeType {
 		t := v.Interface().(time.Time)
 		if t.IsZero() {

@@ -146,7 +146,7 @@ func newDocument(d *Data, plots []Plot, findings []Finding) *document {
 	}
 
 	doc.h(2, "Environment")
-	doc.table(environmentTable(r))
+	doc.table(environmentTable(r, d.Points))
 
 	doc.h(2, "Scenario")
 	if r.Scenario.Metadata.Description != "" {
@@ -155,7 +155,7 @@ func newDocument(d *Data, plots []Plot, findings []Finding) *document {
 	doc.table(scenarioTable(r))
 
 	doc.h(2, "Methodology")
-	doc.p("%s", methodology(r))
+	doc.p("%s", methodology(r, nodeCPUCovers(d.Points)))
 	doc.p("%s", resetStatement(d.Points))
 	doc.p("%s", depthMethodology(r.Scenario.Spec.Load.Targets))
 
@@ -221,7 +221,7 @@ func orDash(s string) string {
 	return s
 }
 
-func environmentTable(r *runs.Run) table {
+func environmentTable(r *runs.Run, points []runs.Point) table {
 	e := r.Environment
 	rows := [][]string{
 		{"Run", r.ID},
@@ -245,6 +245,7 @@ func environmentTable(r *runs.Run) table {
 		[]string{"Go", e.GoVersion},
 		[]string{"kpbench", r.KpbenchVersion},
 	)
+	rows = append(rows, []string{"Client-node CPU", nodeCPUCovers(points)})
 	if r.Pinning != nil {
 		rows = append(rows, []string{"CPU pinning", fmt.Sprintf("client node on %s; everything else on %s", cpuList(r.Pinning.NodeCPUs), cpuList(r.Pinning.OtherCPUs))})
 	}
@@ -399,7 +400,7 @@ func resetStatement(points []runs.Point) string {
 	return b.String()
 }
 
-func methodology(r *runs.Run) string {
+func methodology(r *runs.Run, covers string) string {
 	s := r.Scenario.Spec
 	return fmt.Sprintf("For each mode kube-proxy is switched and its mode verified (GET /proxyMode and rules of that kind present); "+
 		"for each Service step the synthetic Services (each with %d endpoints on the real backend pods) are created and kpbench waits until "+
@@ -407,15 +408,16 @@ func methodology(r *runs.Run) string {
 		"an open-loop client sends %g requests/s on a fixed schedule for %s: a slow response never delays the next send, and each "+
 		"latency is measured from the request's intended send time, so coordinated omission is corrected. Requests per connection 1 opens "+
 		"a new TCP connection (the dataplane's first-packet rules) per request; N reuses each connection for N requests; 0 keeps "+
-		"connections open. Client-node CPU is the busy time (user, nice, system, irq, softirq, steal) of the client node's pinned CPUs "+
-		"from /proc/stat over the window, in cores; process CPU comes from /proc/<pid>/stat. A point is invalid when the achieved rate "+
+		"connections open. Client-node CPU is the busy time, over the measured window and in cores, of %s (from /proc/stat: user, "+
+		"nice, system, irq, softirq, steal; from a cgroup: its usage, user and system, which leaves out softirq work the kernel "+
+		"charges to no process); process CPU comes from /proc/<pid>/stat. A point is invalid when the achieved rate "+
 		"falls below 99%% of the target, more than 0.1%% of requests fail, the client fell behind its schedule (a send more than 100 ms "+
 		"late, or the median send more than 1 ms late: the client's delay would be charged as latency), the client hit its in-flight "+
 		"bound, kube-proxy restarted, or the mode in effect is not the one asked for; invalid points are listed but left out of plots, "+
 		"findings and comparisons. Latency percentiles cover the requests that succeeded: a failed request has no latency (a refused "+
 		"connection fails in microseconds, a timeout at the timeout), so the failed requests are counted beside p99 and p99.9 in the "+
 		"tables instead of being folded into them.",
-		s.EndpointsPerService, s.Load.WarmupDuration(), s.Load.Rate, s.Load.Duration)
+		s.EndpointsPerService, s.Load.WarmupDuration(), s.Load.Rate, s.Load.Duration, covers)
 }
 
 // methodCaveat states once how the findings were tested, and what "not

@@ -640,7 +640,7 @@ func buildPlots(d *Data) ([]Plot, error) {
 		ylabel: "CPU (cores)",
 		series: seriesBy(d.groups, true, summaryOf("cpu")),
 	}}}
-	if err := add("cpu", cpu.title, "Busy time of the client node's CPUs from /proc/stat (user, system, irq, softirq, steal), in cores. "+ciNote, cpu); err != nil {
+	if err := add("cpu", cpu.title, "Busy time of "+nodeCPUCovers(d.Points)+", in cores. "+ciNote, cpu); err != nil {
 		return nil, err
 	}
 

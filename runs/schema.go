@@ -261,6 +261,11 @@ type CPU struct {
 
 // NodeCPU splits the client node's CPUs' busy time.
 type NodeCPU struct {
+	// Covers says what the figure is the busy time of, e.g. "CPUs 1 of
+	// the client node (/proc/stat)" or "the client node container's
+	// cgroup (kind-worker)"; figures that cover different things do not
+	// compare.
+	Covers  string  `json:"covers,omitempty"`
 	User    float64 `json:"user"`
 	Nice    float64 `json:"nice"`
 	System  float64 `json:"system"`
@@ -270,6 +275,16 @@ type NodeCPU struct {
 	Total   float64 `json:"total"`
 	// MaxTotal is the busiest sampling interval's total.
 	MaxTotal float64 `json:"maxTotal"`
+	// Nodes is the figure of each client node when it is summed over
+	// several (per node as in raw/<point>/node-cpu.json).
+	Nodes []NodeShare `json:"nodes,omitempty"`
+}
+
+// NodeShare is one client node's part of a node CPU figure summed over
+// several client nodes.
+type NodeShare struct {
+	Node  string  `json:"node"`
+	Total float64 `json:"total"`
 }
 
 // ProcessesCPU is the CPU of the client node's own processes.

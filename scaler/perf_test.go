@@ -148,12 +148,12 @@ func readCPU(t *testing.T, s *scaletest.APIServer) cpuWindow {
 		return (l["verb"] == "POST" || l["verb"] == "PATCH" || l["verb"] == "APPLY" || l["verb"] == "DELETE") &&
 			(l["resource"] == "services" || l["resource"] == "endpointslices")
 	}
-	api := mustParse(t, s.Metrics(t, s.URL+"/metrics", true))
+	api := mustParse(t, s.Metrics(t, s.URL+"/metrics"))
 	w.apiReq = histogram(api, "apiserver_request_duration_seconds", writes)
 	w.etcdReq = histogram(api, "etcd_request_duration_seconds", func(l map[string]string) bool {
 		return l["operation"] == "create" || l["operation"] == "delete" || l["operation"] == "update"
 	})
-	w.fsync = histogram(mustParse(t, s.Metrics(t, s.EtcdURL+"/metrics", false)), "etcd_disk_wal_fsync_duration_seconds", func(map[string]string) bool { return true })
+	w.fsync = histogram(mustParse(t, s.Metrics(t, s.EtcdURL+"/metrics")), "etcd_disk_wal_fsync_duration_seconds", func(map[string]string) bool { return true })
 	return w
 }
 

@@ -117,19 +117,8 @@ func hostCores(s []hostSample, start, end time.Time) (float64, error) {
 	if len(s) < 2 {
 		return 0, fmt.Errorf("host process CPU: %d samples", len(s))
 	}
-	a, b := s[0], s[len(s)-1]
-	if !start.IsZero() {
-		for _, x := range s {
-			if !x.at.After(start) {
-				a = x
-			}
-		}
-		for i := len(s) - 1; i >= 0; i-- {
-			if !s[i].at.Before(end) {
-				b = s[i]
-			}
-		}
-	}
+	i, j := bounding(len(s), func(i int) time.Time { return s[i].at }, start, end)
+	a, b := s[i], s[j]
 	secs := b.at.Sub(a.at).Seconds()
 	if secs <= 0 {
 		return 0, fmt.Errorf("host process CPU: empty window")

@@ -36,6 +36,10 @@ type ClusterLoad struct {
 	StartMargin time.Duration
 }
 
+// RawLoadJSON is the load client's summary in a point's raw directory
+// (merged over the clients when there are several).
+const RawLoadJSON = "load.json"
+
 // Run implements LoadRunner. req.Rate is the point's total: each of N
 // clients sends req.Rate/N, so that the merged summary's target and
 // achieved rates (the sums over the clients) are the point's. The
@@ -75,7 +79,7 @@ func (l *ClusterLoad) Run(ctx context.Context, req LoadRequest) (*LoadResult, er
 		return nil, err
 	}
 	if req.RawDir != "" {
-		if err := writeJSON(filepath.Join(req.RawDir, "load.json"), merged); err != nil {
+		if err := writeJSON(filepath.Join(req.RawDir, RawLoadJSON), merged); err != nil {
 			return nil, err
 		}
 	}
@@ -141,11 +145,15 @@ type AgentObserver struct {
 	// NoKubeProxy observes a node whose kube-proxy is replaced (mode
 	// external): node CPU and conntrack only.
 	NoKubeProxy bool
+	// Covers labels the node CPU figure when it is not the node's own
+	// /proc/stat (a node container's /proc/stat is the host's).
+	Covers string
 }
 
 type agentWindow struct {
 	p          *collector.RemotePoint
 	raw        string
+	covers     string
 	start, end time.Time
 }
 
@@ -177,7 +185,11 @@ func (o *AgentObserver) Begin(ctx context.Context, rawDir string) (Window, error
 	if err != nil {
 		return nil, err
 	}
-	return &agentWindow{p: p, raw: rawDir}, nil
+	covers := o.Covers
+	if covers == "" {
+		covers = procStatCovers(o.Node.CPUs())
+	}
+	return &agentWindow{p: p, raw: rawDir, covers: covers}, nil
 }
 
 // Trim implements Trimmer.
@@ -189,5 +201,5 @@ func (w *agentWindow) End(ctx context.Context) (*Observation, error) {
 	if err != nil {
 		return nil, err
 	}
-	return observation(res, w.start, w.end, w.raw)
+	return observation(res, w.start, w.end, w.raw, w.covers)
 }

@@ -148,9 +148,17 @@ func (l *NodeLoad) Run(ctx context.Context, req LoadRequest) (*LoadResult, error
 	if err := l.Node.Run(ctx, nil, &stdout, &stderr, args...); err != nil {
 		return nil, fmt.Errorf("kpbench load on the client node: %w: %s", err, tail(stderr.Bytes(), 800))
 	}
-	s, err := loadgen.ReadSummary(&stdout)
+	summary := stdout.Bytes()
+	s, err := loadgen.ReadSummary(bytes.NewReader(summary))
 	if err != nil {
 		return nil, fmt.Errorf("reading the load summary: %w (stderr: %s)", err, tail(stderr.Bytes(), 800))
+	}
+	if req.RawDir != "" {
+		// The client's own account (its start, warm-up, measured window)
+		// beside the node's samples, as the in-cluster path keeps it.
+		if err := writeJSON(filepath.Join(req.RawDir, RawLoadJSON), summary); err != nil {
+			return nil, fmt.Errorf("keeping the load summary: %w", err)
+		}
 	}
 	return loadResultOf(s), nil
 }
@@ -205,8 +213,9 @@ type NodeObserver struct {
 }
 
 type nodeWindow struct {
-	m   *collector.PointMeasurement
-	raw string
+	m      *collector.PointMeasurement
+	raw    string
+	covers string
 	// start and end are the load's measured window (Trim).
 	start, end time.Time
 }
@@ -220,13 +229,14 @@ func (w *nodeWindow) Trim(start, end time.Time) { w.start, w.end = start, end }
 
 // observation is what both windows (this node's and the agent's) make of
 // the collector's result: CPU figures trimmed to the load's measured window
-// [start, end] when the load reported it, raw data kept under raw, and the
-// point's observed numbers. A number the collector adds to PointResult
+// [start, end] when the load reported it and labelled with what they
+// cover, raw data kept under raw, and the point's observed numbers. A number the collector adds to PointResult
 // reaches the engine here.
-func observation(res *collector.PointResult, start, end time.Time, raw string) (*Observation, error) {
+func observation(res *collector.PointResult, start, end time.Time, raw, covers string) (*Observation, error) {
 	if err := trimToLoad(res, start, end); err != nil {
 		return nil, err
 	}
+	res.CPU.Node.Covers = covers
 	if raw != "" {
 		if err := res.WriteRaw(raw); err != nil {
 			return nil, err
@@ -246,6 +256,7 @@ func trimToLoad(res *collector.PointResult, start, end time.Time) error {
 		return err
 	}
 	res.CPU = sum.CPU()
+	res.CPUWindow = &collector.Span{Start: sum.Start, End: sum.End}
 	return nil
 }
 
@@ -266,7 +277,7 @@ func (o *NodeObserver) Begin(ctx context.Context, rawDir string) (Window, error)
 	if err != nil {
 		return nil, err
 	}
-	return &nodeWindow{m: m, raw: rawDir}, nil
+	return &nodeWindow{m: m, raw: rawDir, covers: procStatCovers(o.Node.CPUs())}, nil
 }
 
 // End implements Window.
@@ -275,7 +286,7 @@ func (w *nodeWindow) End(ctx context.Context) (*Observation, error) {
 	if err != nil {
 		return nil, err
 	}
-	return observation(res, w.start, w.end, w.raw)
+	return observation(res, w.start, w.end, w.raw, w.covers)
 }
 
 // NodeRules counts rules on the client node with the collector.

@@ -593,4 +593,7 @@ func TestWarmupInsideTheMeasuredLoad(t *testing.T) {
 	if math.Abs(res.CPU.Node.Total-0.2) > 1e-9 {
 		t.Errorf("node CPU %.3f over the measured window, want 0.2", res.CPU.Node.Total)
 	}
+	if w := res.CPUWindow; w == nil || !w.Start.Equal(t0.Add(time.Second)) || !w.End.Equal(t0.Add(3*time.Second)) {
+		t.Errorf("the raw result records the CPU window %+v, want the measured 1 s – 3 s", w)
+	}
 }

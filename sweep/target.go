@@ -199,7 +199,9 @@ func (t *Target) Engine(ctx context.Context, sc *scenarios.Scenario, o EngineOpt
 	if runner, ok := inCluster(p); ok {
 		external := len(sc.Spec.Modes) == 1 && sc.Spec.Modes[0] == scenarios.ModeExternal
 		load = &ClusterLoad{Runner: runner, Clients: sc.Spec.Load.Clients, Merge: manifests.SummaryMergerFunc(loadgen.MergeSummaries)}
-		observer = &AgentObserver{Node: node, Bin: "kpbench", Interval: sc.Spec.Sampling.Interval.D(), NoKubeProxy: external}
+		// The node CPU covers every client node (the clients run on any),
+		// each from its container's cgroup when it is one here (kind).
+		observer = clientNodesObserver(ctx, p, &AgentObserver{Node: node, Bin: "kpbench", Interval: sc.Spec.Sampling.Interval.D(), NoKubeProxy: external}, log)
 		probeOnly = external
 	} else if vm, ok := vmNode(ctx, p); ok {
 		// The guest runs this machine's kpbench (its root is shared).

@@ -192,3 +192,32 @@ func TestAgentNodeWithoutAgent(t *testing.T) {
 		t.Fatalf("err = %v, want ErrNoAgent", err)
 	}
 }
+
+// TestClientNodes: every client node with an agent, the measured one
+// first; commands to each go to its own agent pod.
+func TestClientNodes(t *testing.T) {
+	ctx := context.Background()
+	f := newFakeCluster(t)
+	f.addAgentPod("agent-c", "node-c")
+	f.addAgentPod("agent-a", "node-a")
+	f.addAgentPod("agent-b", "node-b")
+	ex := &scriptedExecer{fn: func([]string, io.Writer, io.Writer) error { return nil }}
+	n := NewAgentNode(f.cs, ex)
+	nodes, err := n.ClientNodes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, nn := range nodes {
+		names = append(names, nn.Name)
+		if err := nn.Node.Run(ctx, nil, io.Discard, nil, "true"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if strings.Join(names, ",") != "node-a,node-b,node-c" || nodes[0].Node != n {
+		t.Errorf("client nodes %v (first %p, want the measured %p)", names, nodes[0].Node, n)
+	}
+	if strings.Join(ex.pods, ",") != "agent-a,agent-b,agent-c" {
+		t.Errorf("commands went to %v", ex.pods)
+	}
+}

@@ -64,11 +64,23 @@ func (a *AgentNode) Pod(ctx context.Context) (pod, node string, err error) {
 	if a.pod != "" {
 		return a.pod, a.node, nil
 	}
-	pods, err := a.cs.CoreV1().Pods(manifests.Namespace).List(ctx, metav1.ListOptions{
+	ready, err := readyAgents(ctx, a.cs)
+	if err != nil {
+		return "", "", err
+	}
+	a.pod, a.node = ready[0].Name, ready[0].Spec.NodeName
+	return a.pod, a.node, nil
+}
+
+// readyAgents lists the ready agent pods, one per client node, by node
+// name: the first client node by name is the measured one, stable across
+// calls and runs.
+func readyAgents(ctx context.Context, cs kubernetes.Interface) ([]corev1.Pod, error) {
+	pods, err := cs.CoreV1().Pods(manifests.Namespace).List(ctx, metav1.ListOptions{
 		LabelSelector: manifests.ComponentSelector(manifests.ComponentAgent),
 	})
 	if err != nil {
-		return "", "", fmt.Errorf("listing agent pods: %w", err)
+		return nil, fmt.Errorf("listing agent pods: %w", err)
 	}
 	var ready []corev1.Pod
 	for _, p := range pods.Items {
@@ -77,13 +89,30 @@ func (a *AgentNode) Pod(ctx context.Context) (pod, node string, err error) {
 		}
 	}
 	if len(ready) == 0 {
-		return "", "", ErrNoAgent
+		return nil, ErrNoAgent
 	}
-	// The first client node by name is the measured one: stable across
-	// calls and runs.
 	sort.Slice(ready, func(i, j int) bool { return ready[i].Spec.NodeName < ready[j].Spec.NodeName })
-	a.pod, a.node = ready[0].Name, ready[0].Spec.NodeName
-	return a.pod, a.node, nil
+	return ready, nil
+}
+
+// ClientNodes returns every client node that runs an agent pod, the
+// measured one (a's) first.
+func (a *AgentNode) ClientNodes(ctx context.Context) ([]clusters.NamedNode, error) {
+	pod, node, err := a.Pod(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ready, err := readyAgents(ctx, a.cs)
+	if err != nil {
+		return nil, err
+	}
+	out := []clusters.NamedNode{{Name: node, Node: a}}
+	for _, p := range ready {
+		if p.Name != pod {
+			out = append(out, clusters.NamedNode{Name: p.Spec.NodeName, Node: &AgentNode{cs: a.cs, execer: a.execer, pod: p.Name, node: p.Spec.NodeName}})
+		}
+	}
+	return out, nil
 }
 
 // NodeName is the measured client node's name ("" before the agent runs).

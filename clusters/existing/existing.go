@@ -100,10 +100,11 @@ type Provider struct {
 }
 
 var (
-	_ clusters.Provider       = (*Provider)(nil)
-	_ clusters.LoadRunner     = (*Provider)(nil)
-	_ clusters.Describer      = (*Provider)(nil)
-	_ clusters.UserKubeconfig = (*Provider)(nil)
+	_ clusters.Provider         = (*Provider)(nil)
+	_ clusters.LoadRunner       = (*Provider)(nil)
+	_ clusters.Describer        = (*Provider)(nil)
+	_ clusters.UserKubeconfig   = (*Provider)(nil)
+	_ clusters.ClientNodeLister = (*Provider)(nil)
 )
 
 // New returns a provider for the cluster of opts.Kubeconfig. It reads the
@@ -210,6 +211,12 @@ func (p *Provider) Clientset() kubernetes.Interface { return p.cs }
 
 // ClientNode is the client node, reached through the agent pod.
 func (p *Provider) ClientNode() clusters.ClientNode { return p.agent }
+
+// ClientNodes implements clusters.ClientNodeLister: every client node with
+// a ready agent pod, the measured one first.
+func (p *Provider) ClientNodes(ctx context.Context) ([]clusters.NamedNode, error) {
+	return p.agent.ClientNodes(ctx)
+}
 
 // KubeProxy reads kube-proxy's DaemonSet and ConfigMap.
 func (p *Provider) KubeProxy(ctx context.Context) (KubeProxyState, error) {

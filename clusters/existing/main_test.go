@@ -6,7 +6,7 @@ import (
 
 	"k8s.io/client-go/rest"
 
-	"github.com/kpbench/kpbench/clusters/existing/apitest"
+	"github.com/kpbench/kpbench/clusters/lab/apitest"
 )
 
 func TestMain(m *testing.M) {

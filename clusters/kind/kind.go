@@ -203,6 +203,9 @@ type Options struct {
 	Version string
 	Logger  *slog.Logger
 
+	// HostRoot is where this machine's /proc and /sys/fs/cgroup are
+	// found (default /; tests).
+	HostRoot string
 	// API replaces the kind library (tests).
 	API ClusterAPI
 	// InCluster adjusts the existing-cluster options the provider uses

@@ -22,7 +22,9 @@
 // list); each step is a file: step_network.go, step_controlplane.go
 // (credentials, etcd, kube-apiserver, forwarder), step_backends.go,
 // vmnode.go (a VM client node), step_node.go, mode.go (kube-proxy's start
-// and mode switches), step_versions.go. teardown.go undoes them.
+// and mode switches), step_versions.go. teardown.go undoes them; pki/ makes
+// the credentials, which apitest/ shares for tests that need only an
+// apiserver.
 package lab
 
 import (

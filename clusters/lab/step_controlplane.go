@@ -9,9 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -22,19 +20,24 @@ import (
 
 	"github.com/kpbench/kpbench/clusters/lab/build"
 	"github.com/kpbench/kpbench/clusters/lab/netns"
+	"github.com/kpbench/kpbench/clusters/lab/pki"
+	"github.com/kpbench/kpbench/internal/httpget"
 )
 
-func (l *Lab) pki() pki { return pki{dir: filepath.Join(l.dir, "pki")} }
+func (l *Lab) pki() pki.Dir { return pki.Dir(filepath.Join(l.dir, "pki")) }
+
+// kubeconfigContext names the cluster and context of a lab's kubeconfigs.
+const kubeconfigContext = "kpbench-lab"
 
 func (l *Lab) kubeProxyKubeconfig() string { return filepath.Join(l.dir, "kube-proxy.kubeconfig") }
 
 func (l *Lab) stepCredentials(ctx context.Context, _ build.Binaries) error {
 	p := l.pki()
-	if err := p.generate(l.cfg.Name); err != nil {
+	if err := p.Generate(l.cfg.Name, APIServerIP.AsSlice(), KubernetesIP.AsSlice()); err != nil {
 		return err
 	}
 	server := "https://" + net.JoinHostPort(APIServerIP.String(), strconv.Itoa(APIServerPort))
-	return p.writeKubeconfig(l.kubeProxyKubeconfig(), server, "system:kube-proxy", kubeProxyCert, kubeProxyKey)
+	return p.WriteKubeconfig(l.kubeProxyKubeconfig(), server, kubeconfigContext, pki.KubeProxyUser, pki.KubeProxyCert, pki.KubeProxyKey)
 }
 
 // start starts a component and records it.
@@ -84,12 +87,12 @@ func (l *Lab) stepControlPlane(ctx context.Context, bins build.Binaries) error {
 			"--secure-port=" + strconv.Itoa(APIServerPort),
 			"--advertise-address=" + APIServerIP.String(),
 			"--service-cluster-ip-range=" + ServiceCIDR.String(),
-			"--tls-cert-file=" + p.path(apiserverCert),
-			"--tls-private-key-file=" + p.path(apiserverKey),
-			"--client-ca-file=" + p.path(caCert),
+			"--tls-cert-file=" + p.Path(pki.APIServerCert),
+			"--tls-private-key-file=" + p.Path(pki.APIServerKey),
+			"--client-ca-file=" + p.Path(pki.CACert),
 			"--service-account-issuer=https://kubernetes.default.svc",
-			"--service-account-key-file=" + p.path(serviceAcctPub),
-			"--service-account-signing-key-file=" + p.path(serviceAcctKey),
+			"--service-account-key-file=" + p.Path(pki.ServiceAcctPub),
+			"--service-account-signing-key-file=" + p.Path(pki.ServiceAcctKey),
 			"--authorization-mode=RBAC",
 			// Nothing admits or mutates Services in the lab: skip the
 			// plugins that would only add work to every write.
@@ -106,7 +109,7 @@ func (l *Lab) stepControlPlane(ctx context.Context, bins build.Binaries) error {
 	cpPath := netns.Path(cp)
 	etcdClient := netns.HTTPClient(cpPath, nil, 3*time.Second)
 	if err := waitFor(ctx, etcd, l.cfg.ReadyTimeout, "healthy", func(ctx context.Context) error {
-		body, err := get(ctx, etcdClient, etcdURL+"/health")
+		body, err := httpget.Get(ctx, etcdClient, etcdURL+"/health")
 		if err != nil {
 			return err
 		}
@@ -125,7 +128,7 @@ func (l *Lab) stepControlPlane(ctx context.Context, bins build.Binaries) error {
 	apiClient := netns.HTTPClient(cpPath, tlsCfg, 3*time.Second)
 	apiURL := "https://" + net.JoinHostPort(APIServerIP.String(), strconv.Itoa(APIServerPort))
 	if err := waitFor(ctx, apiserver, l.cfg.ReadyTimeout, "ready", func(ctx context.Context) error {
-		_, err := get(ctx, apiClient, apiURL+"/readyz")
+		_, err := httpget.Get(ctx, apiClient, apiURL+"/readyz")
 		return err
 	}); err != nil {
 		return err
@@ -156,12 +159,12 @@ func (l *Lab) stepControlPlane(ctx context.Context, bins build.Binaries) error {
 	if err := l.update(func(s *State) { s.APIServerURL = server }); err != nil {
 		return err
 	}
-	if err := p.writeKubeconfig(l.KubeconfigPath(), server, "kpbench-admin", adminCert, adminKey); err != nil {
+	if err := p.WriteKubeconfig(l.KubeconfigPath(), server, kubeconfigContext, pki.AdminUser, pki.AdminCert, pki.AdminKey); err != nil {
 		return err
 	}
 	rootClient := netns.HTTPClient("", tlsCfg, 3*time.Second)
 	return waitFor(ctx, fwd, 20*time.Second, "forwarding to the apiserver", func(ctx context.Context) error {
-		_, err := get(ctx, rootClient, server+"/readyz")
+		_, err := httpget.Get(ctx, rootClient, server+"/readyz")
 		return err
 	})
 }
@@ -169,38 +172,17 @@ func (l *Lab) stepControlPlane(ctx context.Context, bins build.Binaries) error {
 // adminTLS is a TLS client configuration with the admin credentials.
 func (l *Lab) adminTLS() (*tls.Config, error) {
 	p := l.pki()
-	cert, err := tls.LoadX509KeyPair(p.path(adminCert), p.path(adminKey))
+	cert, err := tls.LoadX509KeyPair(p.Path(pki.AdminCert), p.Path(pki.AdminKey))
 	if err != nil {
 		return nil, fmt.Errorf("loading admin credentials: %w", err)
 	}
-	caPEM, err := os.ReadFile(p.path(caCert))
+	caPEM, err := os.ReadFile(p.Path(pki.CACert))
 	if err != nil {
 		return nil, fmt.Errorf("loading lab CA: %w", err)
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(caPEM)
 	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
-}
-
-// get fetches url and fails unless the answer is 200.
-func get(ctx context.Context, c *http.Client, url string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return nil, fmt.Errorf("GET %s: reading body: %w", url, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return body, fmt.Errorf("GET %s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
-	}
-	return body, nil
 }
 
 func (l *Lab) clientset() (*kubernetes.Clientset, error) {

@@ -22,7 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/kpbench/kpbench/clusters/existing/apitest"
+	"github.com/kpbench/kpbench/clusters/lab/apitest"
 )
 
 // APIServer is apitest's server with what the scaler's tests use.
@@ -84,16 +84,12 @@ func CPUSeconds(t testing.TB, pid int) float64 {
 	return (ut + st) / 100
 }
 
-// Metrics fetches a Prometheus text endpoint: the apiserver's (with the
-// admin token) or etcd's.
-func (s *APIServer) Metrics(t testing.TB, url string, auth bool) []byte {
+// Metrics fetches a Prometheus text endpoint: the apiserver's (as the
+// admin, whose client certificate HTTPClient presents) or etcd's.
+func (s *APIServer) Metrics(t testing.TB, url string) []byte {
 	t.Helper()
 	hc := s.HTTPClient(10 * time.Second)
-	req, _ := http.NewRequest(http.MethodGet, url, nil)
-	if auth {
-		req.Header.Set("Authorization", "Bearer "+s.Config.BearerToken)
-	}
-	resp, err := hc.Do(req)
+	resp, err := hc.Get(url)
 	if err != nil {
 		t.Fatalf("scraping %s: %v", url, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
@@ -51,11 +52,7 @@ kpbench run --provider kind|existing does all of this itself.`,
 }
 
 func newClusterCreateCmd(g *globals) *cobra.Command {
-	var (
-		f      clusterFlags
-		mode   string
-		dryRun bool
-	)
+	var f clusterCreateFlags
 	cmd := &cobra.Command{
 		Use:   "create --provider kind --mode MODE [--workers N] [--clients N] [--name NAME] [--k8s-image IMAGE]",
 		Short: "Create a kind cluster for kpbench",
@@ -75,19 +72,19 @@ into ~/.kube/config); its path is printed.`,
 			if f.provider != "kind" {
 				return &ExitError{Code: 2, Err: fmt.Errorf("create makes kind clusters; an existing cluster needs none (use kpbench run --provider existing, or kpbench cluster mode)")}
 			}
-			m, err := parseMode(mode, false)
+			m, err := parseMode(f.mode, false)
 			if err != nil {
 				return err
 			}
-			if err := f.validate(); err != nil {
+			if err := badFlags(f.topology.validate()); err != nil {
 				return err
 			}
-			topo := kind.Topology{ClientNodes: f.clients, ServerNodes: f.workers, NodeImage: f.k8sImage}
+			topo := f.topology.topology()
 			cfg, err := kind.Config(m, topo)
 			if err != nil {
 				return &ExitError{Code: 2, Err: err}
 			}
-			if dryRun {
+			if f.dryRun {
 				b, err := kind.ConfigYAML(cfg)
 				if err != nil {
 					return err
@@ -96,7 +93,7 @@ into ~/.kube/config); its path is printed.`,
 				return err
 			}
 			p, err := kind.New(kind.Options{
-				Name: f.name, Topology: topo, ImageArchive: f.imageArchive, Retain: f.retain,
+				Name: f.name, Topology: topo, ImageArchive: f.topology.imageArchive, Retain: f.retain,
 				WaitForReady: f.waitReady, Version: Version, Logger: g.logger,
 			})
 			if err != nil {
@@ -116,14 +113,12 @@ into ~/.kube/config); its path is printed.`,
 			return nil
 		},
 	}
-	f.register(cmd.Flags(), "kind", "provider", "name", "workers", "clients", "k8s-image", "image-archive", "retain", "wait")
-	cmd.Flags().StringVar(&mode, "mode", string(scenarios.ModeIPTables), "kube-proxy mode: iptables, ipvs or nftables")
-	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the kind config and create nothing")
+	f.register(cmd.Flags())
 	return cmd
 }
 
 func newClusterDeleteCmd(g *globals) *cobra.Command {
-	var f clusterFlags
+	var f clusterDeleteFlags
 	cmd := &cobra.Command{
 		Use:   "delete [--name NAME]",
 		Short: "Delete a kind cluster made by kpbench cluster create",
@@ -140,12 +135,12 @@ func newClusterDeleteCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	f.register(cmd.Flags(), "kind", "name")
+	f.register(cmd.Flags())
 	return cmd
 }
 
 func newClusterModeCmd(g *globals) *cobra.Command {
-	var f clusterFlags
+	var f clusterModeFlags
 	cmd := &cobra.Command{
 		Use:   "mode [--provider existing|kind] [--kubeconfig FILE] [--context NAME]",
 		Short: "Show kube-proxy's mode",
@@ -156,12 +151,11 @@ kube-proxy DaemonSet runs a replacement: its mode is "external".`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			kc, err := f.kubeconfigFor(g)
+			kc, err := f.target.kubeconfig(g)
 			if err != nil {
 				return err
 			}
-			f.kubeconfig = kc
-			p, err := f.existing(g, 0)
+			p, err := existingProvider(g, existing.Options{Kubeconfig: kc, Context: f.target.cluster.context, ReadyTimeout: defaultWaitReady})
 			if err != nil {
 				return err
 			}
@@ -199,12 +193,12 @@ kube-proxy DaemonSet runs a replacement: its mode is "external".`,
 			return nil
 		},
 	}
-	f.register(cmd.Flags(), "existing", "provider", "name", "kubeconfig", "context")
+	f.register(cmd.Flags())
 	return cmd
 }
 
 func newClusterSetModeCmd(g *globals) *cobra.Command {
-	var f clusterFlags
+	var f clusterSetModeFlags
 	cmd := &cobra.Command{
 		Use:   "set-mode MODE --yes [--ipvs-scheduler NAME] [--provider existing|kind]",
 		Short: "Switch kube-proxy's mode (patch its ConfigMap, restart it)",
@@ -221,15 +215,17 @@ The change stays; kpbench run restores the original mode itself.`,
 			if err != nil {
 				return err
 			}
-			if !f.yes && f.provider == "existing" {
+			if !f.yes && f.target.provider == "existing" {
 				return &ExitError{Code: 2, Err: existing.ErrNotConfirmed}
 			}
-			kc, err := f.kubeconfigFor(g)
+			kc, err := f.target.kubeconfig(g)
 			if err != nil {
 				return err
 			}
-			f.kubeconfig, f.yes = kc, true
-			p, err := f.existing(g, 0)
+			p, err := existingProvider(g, existing.Options{
+				Kubeconfig: kc, Context: f.target.cluster.context, Confirm: true,
+				IPVSScheduler: f.ipvsScheduler, ReadyTimeout: f.waitReady,
+			})
 			if err != nil {
 				return err
 			}
@@ -271,12 +267,12 @@ The change stays; kpbench run restores the original mode itself.`,
 			return nil
 		},
 	}
-	f.register(cmd.Flags(), "existing", "provider", "name", "kubeconfig", "context", "yes", "ipvs-scheduler", "wait")
+	f.register(cmd.Flags())
 	return cmd
 }
 
 func newClusterCleanupCmd(g *globals) *cobra.Command {
-	var f clusterFlags
+	var f clusterCleanupFlags
 	cmd := &cobra.Command{
 		Use:   "cleanup [--kubeconfig FILE] [--context NAME]",
 		Short: "Restore kube-proxy's original mode and delete kpbench's namespace",
@@ -286,8 +282,7 @@ cache directory before the first change) and deletes the kpbench namespace.
 It is safe to run when there is nothing to undo.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f.keep = false
-			p, err := f.existing(g, 0)
+			p, err := existingProvider(g, existing.Options{Kubeconfig: f.cluster.kubeconfig, Context: f.cluster.context, ReadyTimeout: f.waitReady})
 			if err != nil {
 				return err
 			}
@@ -298,15 +293,12 @@ It is safe to run when there is nothing to undo.`,
 			return nil
 		},
 	}
-	f.register(cmd.Flags(), "existing", "kubeconfig", "context", "wait")
+	f.register(cmd.Flags())
 	return cmd
 }
 
 func newClusterManifestsCmd(g *globals) *cobra.Command {
-	var (
-		backends, clients int
-		image, clientNode string
-	)
+	var f clusterManifestsFlags
 	cmd := &cobra.Command{
 		Use:   "manifests [--backends N] [--clients N] [--image REF] [--client-node NAME]",
 		Short: "Print the Kubernetes objects kpbench deploys, as YAML",
@@ -316,18 +308,18 @@ window (with placeholder load arguments) — so it can be reviewed, or checked
 with 'kubectl apply --dry-run=server -f -'.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg := manifests.Config{Backends: backends, Image: image}
-			if clientNode != "" {
-				cfg.ClientSelector = map[string]string{corev1.LabelHostname: clientNode}
+			cfg := manifests.Config{Backends: f.backends, Image: f.image}
+			if f.clientNode != "" {
+				cfg.ClientSelector = map[string]string{corev1.LabelHostname: f.clientNode}
 				cfg.ServerSelector = map[string]string{}
-				cfg.AvoidNodes = []string{clientNode}
+				cfg.AvoidNodes = []string{f.clientNode}
 			}
 			objs, err := manifests.Workloads(cfg)
 			if err != nil {
 				return &ExitError{Code: 2, Err: err}
 			}
 			jobs, err := manifests.LoadJobs(cfg, manifests.LoadSpec{
-				RunID: "example", Clients: clients, Deadline: 30 * time.Second,
+				RunID: "example", Clients: f.clients, Deadline: 30 * time.Second,
 				Args: []string{"--rate", "1000", "--duration", "20s"},
 			})
 			if err != nil {
@@ -348,9 +340,21 @@ with 'kubectl apply --dry-run=server -f -'.`,
 			return nil
 		},
 	}
-	cmd.Flags().IntVar(&backends, "backends", 10, "backend replicas")
-	cmd.Flags().IntVar(&clients, "clients", 1, "load client Jobs")
-	cmd.Flags().StringVar(&image, "image", manifests.DefaultImage, "kpbench image")
-	cmd.Flags().StringVar(&clientNode, "client-node", "", "pin to this node instead of kpbench.io/role labels")
+	f.register(cmd.Flags())
 	return cmd
+}
+
+// clusterManifestsFlags are `kpbench cluster manifests`'s flags.
+type clusterManifestsFlags struct {
+	backends   int
+	clients    int
+	image      string
+	clientNode string
+}
+
+func (f *clusterManifestsFlags) register(fs *pflag.FlagSet) {
+	fs.IntVar(&f.backends, "backends", 10, "backend replicas")
+	fs.IntVar(&f.clients, "clients", 1, "load client Jobs")
+	fs.StringVar(&f.image, "image", manifests.DefaultImage, "kpbench image")
+	fs.StringVar(&f.clientNode, "client-node", "", "pin to this node instead of kpbench.io/role labels")
 }

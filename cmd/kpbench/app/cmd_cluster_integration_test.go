@@ -15,7 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kpbench/kpbench/clusters/existing"
-	"github.com/kpbench/kpbench/clusters/existing/apitest"
+	"github.com/kpbench/kpbench/clusters/lab/apitest"
 	"github.com/kpbench/kpbench/clusters/manifests"
 )
 

@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -167,18 +168,21 @@ func TestClusterManifests(t *testing.T) {
 	}
 }
 
-func TestClusterFlagsNewProvider(t *testing.T) {
+func TestRunClusterFlagsNewProvider(t *testing.T) {
 	g := &globals{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}
 	g.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	var f clusterFlags
+	f := runFlags{provider: "kind"}
 	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
-	f.register(fs, "kind")
+	f.cluster.register(fs)
 	if err := fs.Parse([]string{"--name", "kpbt-flags", "--workers", "3"}); err != nil {
 		t.Fatal(err)
 	}
-	spec := scenarios.Spec{Backends: 10}
-	spec.Load.Clients = 2
-	p, err := f.newProvider(g, spec)
+	if err := f.cluster.validate(f.provider); err != nil {
+		t.Fatal(err)
+	}
+	sc := &scenarios.Scenario{Spec: scenarios.Spec{Backends: 10}}
+	sc.Spec.Load.Clients = 2
+	p, err := f.newProvider(g, sc, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +193,19 @@ func TestClusterFlagsNewProvider(t *testing.T) {
 	if topo := kp.Topology(); topo.ClientNodes != 2 || topo.ServerNodes != 3 {
 		t.Errorf("topology %+v, want a client node per load client and 3 servers", topo)
 	}
-	if _, err := (&clusterFlags{provider: "lab", workers: 1, clients: 1}).newProvider(g, spec); err == nil {
+	if err := f.cluster.validate("lab"); err == nil {
 		t.Error("lab is not an in-cluster provider")
+	}
+	bad := runClusterFlags{pullPolicy: "Sometimes", image: ""}
+	bad.topology.imageArchive = "kpbench.tar"
+	err = bad.validate("existing")
+	for _, want := range []string{"--pull-policy", "--workers", "--clients", "--image-archive is for kind"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("validate: %v, want it to name %s", err, want)
+		}
+	}
+	var exit *ExitError
+	if !errors.As(err, &exit) || exit.Code != 2 {
+		t.Errorf("validate: %v, want exit status 2", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 	"golang.org/x/term"
@@ -22,10 +23,17 @@ import (
 	"github.com/kpbench/kpbench/scenarios"
 )
 
-// labFlags are the flags every lab subcommand shares.
+// labFlags are `kpbench lab`'s persistent flags, which every lab
+// subcommand inherits; each subcommand's own flags are in its own struct
+// type (labUpFlags, ...).
 type labFlags struct {
 	name     string
 	stateDir string
+}
+
+func (f *labFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.name, "name", lab.DefaultName, "lab name (lower-case letters and digits); labs of different names coexist")
+	fs.StringVar(&f.stateDir, "state-dir", "", "directory of lab state (default $XDG_STATE_HOME/kpbench/labs or ~/.local/state/kpbench/labs)")
 }
 
 func (f *labFlags) config(g *globals) lab.Config {
@@ -48,8 +56,7 @@ network namespace. It needs root.
   kpbench lab exec -- nft list table ip kube-proxy
   kpbench lab down`,
 	}
-	cmd.PersistentFlags().StringVar(&f.name, "name", lab.DefaultName, "lab name (lower-case letters and digits); labs of different names coexist")
-	cmd.PersistentFlags().StringVar(&f.stateDir, "state-dir", "", "directory of lab state (default $XDG_STATE_HOME/kpbench/labs or ~/.local/state/kpbench/labs)")
+	f.register(cmd.PersistentFlags())
 	cmd.AddCommand(
 		newLabBinariesCmd(g),
 		newLabUpCmd(g, f),
@@ -167,12 +174,31 @@ and the directory is printed on stdout.`,
 	return cmd
 }
 
+// labUpFlags are `kpbench lab up`'s flags: most fill the lab's Config
+// directly.
+type labUpFlags struct {
+	mode     string
+	nodeCPUs string
+	cfg      lab.Config
+	node     nodeFlags
+}
+
+func (f *labUpFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.mode, "mode", string(scenarios.ModeIPTables), "kube-proxy mode: iptables, nftables or ipvs")
+	fs.StringVar(&f.cfg.K8sVersion, "k8s-version", build.DefaultVersion, "Kubernetes version of the binaries to build and run")
+	fs.StringVar(&f.cfg.BinDir, "bin-dir", "", "directory holding etcd, kube-apiserver and kube-proxy to use instead of building them")
+	fs.StringVar(&f.cfg.CacheDir, "cache-dir", "", "cache root for built binaries (default the user cache dir + /kpbench)")
+	fs.IntVar(&f.cfg.Backends, "backends", lab.DefaultBackends, "number of backend pods")
+	fs.StringVar(&f.nodeCPUs, "node-cpus", "", "CPUs for the client node's processes, e.g. 1 or 2-3 (default the last CPU)")
+	fs.BoolVar(&f.cfg.Retain, "retain", false, "keep what a failed up made, for debugging (remove it with lab down)")
+	fs.BoolVar(&f.cfg.Reuse, "reuse", false, "if the lab is already up, use it (switching its mode if needed)")
+	fs.DurationVar(&f.cfg.ReadyTimeout, "ready-timeout", 90*time.Second, "how long each component may take to become healthy")
+	fs.DurationVar(&f.cfg.SyncTimeout, "sync-timeout", 10*time.Minute, "how long kube-proxy may take to program its rules")
+	f.node.register(fs, "")
+}
+
 func newLabUpCmd(g *globals, f *labFlags) *cobra.Command {
-	var (
-		mode, nodeCPUs string
-		cfg            lab.Config
-		node           nodeFlags
-	)
+	var up labUpFlags
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Create the lab and wait until every component is healthy",
@@ -185,15 +211,16 @@ On any failure or Ctrl-C it removes everything it made and shows the failing
 component's log tail.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, err := parseMode(mode, false)
+			m, err := parseMode(up.mode, false)
 			if err != nil {
 				return err
 			}
+			cfg := up.cfg
 			base := f.config(g)
 			cfg.Name, cfg.StateDir, cfg.Logger = base.Name, base.StateDir, base.Logger
-			node.apply(&cfg)
-			if nodeCPUs != "" {
-				if cfg.NodeCPUs, err = cpuset.Parse(nodeCPUs); err != nil {
+			up.node.apply(&cfg)
+			if up.nodeCPUs != "" {
+				if cfg.NodeCPUs, err = cpuset.Parse(up.nodeCPUs); err != nil {
 					return &ExitError{Code: 2, Err: fmt.Errorf("--node-cpus: %w", err)}
 				}
 			}
@@ -213,22 +240,21 @@ component's log tail.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&mode, "mode", string(scenarios.ModeIPTables), "kube-proxy mode: iptables, nftables or ipvs")
-	cmd.Flags().StringVar(&cfg.K8sVersion, "k8s-version", build.DefaultVersion, "Kubernetes version of the binaries to build and run")
-	cmd.Flags().StringVar(&cfg.BinDir, "bin-dir", "", "directory holding etcd, kube-apiserver and kube-proxy to use instead of building them")
-	cmd.Flags().StringVar(&cfg.CacheDir, "cache-dir", "", "cache root for built binaries (default the user cache dir + /kpbench)")
-	cmd.Flags().IntVar(&cfg.Backends, "backends", lab.DefaultBackends, "number of backend pods")
-	cmd.Flags().StringVar(&nodeCPUs, "node-cpus", "", "CPUs for the client node's processes, e.g. 1 or 2-3 (default the last CPU)")
-	cmd.Flags().BoolVar(&cfg.Retain, "retain", false, "keep what a failed up made, for debugging (remove it with lab down)")
-	cmd.Flags().BoolVar(&cfg.Reuse, "reuse", false, "if the lab is already up, use it (switching its mode if needed)")
-	cmd.Flags().DurationVar(&cfg.ReadyTimeout, "ready-timeout", 90*time.Second, "how long each component may take to become healthy")
-	cmd.Flags().DurationVar(&cfg.SyncTimeout, "sync-timeout", 10*time.Minute, "how long kube-proxy may take to program its rules")
-	node.register(cmd.Flags(), "")
+	up.register(cmd.Flags())
 	return cmd
 }
 
+// labDownFlags are `kpbench lab down`'s flags.
+type labDownFlags struct {
+	all bool
+}
+
+func (f *labDownFlags) register(fs *pflag.FlagSet) {
+	fs.BoolVar(&f.all, "all", false, "bring down every lab with state in --state-dir")
+}
+
 func newLabDownCmd(g *globals, f *labFlags) *cobra.Command {
-	var all bool
+	var down labDownFlags
 	cmd := &cobra.Command{
 		Use:   "down",
 		Short: "Stop every process of the lab and remove its namespaces and files",
@@ -238,7 +264,7 @@ safe to run twice and after a crash.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			names := []string{f.name}
-			if all {
+			if down.all {
 				var err error
 				if names, err = lab.List(f.stateDir); err != nil {
 					return err
@@ -261,12 +287,21 @@ safe to run twice and after a crash.`,
 			return errors.Join(errs...)
 		},
 	}
-	cmd.Flags().BoolVar(&all, "all", false, "bring down every lab with state in --state-dir")
+	down.register(cmd.Flags())
 	return cmd
 }
 
+// labModeFlags are `kpbench lab mode`'s flags.
+type labModeFlags struct {
+	syncTimeout time.Duration
+}
+
+func (f *labModeFlags) register(fs *pflag.FlagSet) {
+	fs.DurationVar(&f.syncTimeout, "sync-timeout", 10*time.Minute, "how long kube-proxy may take to program its rules in the new mode")
+}
+
 func newLabModeCmd(g *globals, f *labFlags) *cobra.Command {
-	var syncTimeout time.Duration
+	var mode labModeFlags
 	cmd := &cobra.Command{
 		Use:   "mode MODE",
 		Short: "Switch kube-proxy to another mode in place and verify it",
@@ -280,7 +315,7 @@ kube-proxy's /proxyMode and the presence of that mode's rules.`,
 				return err
 			}
 			cfg := f.config(g)
-			cfg.SyncTimeout = syncTimeout
+			cfg.SyncTimeout = mode.syncTimeout
 			l, err := lab.Open(cfg)
 			if err != nil {
 				return labError(err)
@@ -296,12 +331,21 @@ kube-proxy's /proxyMode and the presence of that mode's rules.`,
 			return nil
 		},
 	}
-	cmd.Flags().DurationVar(&syncTimeout, "sync-timeout", 10*time.Minute, "how long kube-proxy may take to program its rules in the new mode")
+	mode.register(cmd.Flags())
 	return cmd
 }
 
+// labStatusFlags are `kpbench lab status`'s flags.
+type labStatusFlags struct {
+	json bool
+}
+
+func (f *labStatusFlags) register(fs *pflag.FlagSet) {
+	fs.BoolVar(&f.json, "json", false, "print JSON")
+}
+
 func newLabStatusCmd(g *globals, f *labFlags) *cobra.Command {
-	var asJSON bool
+	var status labStatusFlags
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the lab's components, PIDs, mode, versions, kubeconfig, backends and CPUs",
@@ -315,7 +359,7 @@ func newLabStatusCmd(g *globals, f *labFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if asJSON {
+			if status.json {
 				enc := json.NewEncoder(g.stdout)
 				enc.SetIndent("", "  ")
 				return enc.Encode(s)
@@ -323,7 +367,7 @@ func newLabStatusCmd(g *globals, f *labFlags) *cobra.Command {
 			return s.WriteText(g.stdout)
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	status.register(cmd.Flags())
 	return cmd
 }
 

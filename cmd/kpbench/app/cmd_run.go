@@ -33,7 +33,7 @@ type runFlags struct {
 	qps         float64
 	waitTimeout time.Duration
 	// cluster configures the kind and existing providers.
-	cluster clusterFlags
+	cluster runClusterFlags
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -72,7 +72,7 @@ Ctrl-C stops the load, keeps every finished point, tears the lab down (unless
 	f.node.register(fl, "lab: ")
 	fl.Float64Var(&f.qps, "qps", 500, "API requests per second the scaler may make")
 	fl.DurationVar(&f.waitTimeout, "programmed-timeout", 10*time.Minute, "how long to wait for kube-proxy to program one Service step")
-	f.cluster.registerForRun(fl)
+	f.cluster.register(fl)
 	return cmd
 }
 
@@ -93,8 +93,7 @@ func runScenario(ctx context.Context, g *globals, f *runFlags, argv []string) er
 	}
 	switch f.provider {
 	case "kind", "existing":
-		f.cluster.provider, f.cluster.keep = f.provider, f.keep
-		if err := f.cluster.validate(); err != nil {
+		if err := f.cluster.validate(f.provider); err != nil {
 			return err
 		}
 		if f.provider == "existing" && !f.cluster.yes {
@@ -251,8 +250,7 @@ func runScenario(ctx context.Context, g *globals, f *runFlags, argv []string) er
 // newProvider builds the provider --provider names, for the scenario.
 // The lab reports its binary build to progress.
 func (f *runFlags) newProvider(g *globals, sc *scenarios.Scenario, progress func(build.Progress)) (clusters.Provider, error) {
-	o := f.cluster.providerOptions(g, sc.Spec)
-	o.Keep = f.keep
+	o := f.cluster.providerOptions(g, sc.Spec, f.keep)
 	o.Lab = lab.Config{Name: f.labName, K8sVersion: f.k8sVersion, BinDir: f.binDir, BuildProgress: progress}
 	f.node.apply(&o.Lab)
 	if f.nodeCPUs != "" {

@@ -1,23 +1,16 @@
 // Package apitest runs a real etcd and kube-apiserver on loopback for
 // kpbench's integration tests: the binaries the lab builds (cached per
-// Kubernetes version), per-run certificates made here, and a static admin
-// token in system:masters. Processes are killed by PID when the test ends,
-// and by the kernel if the test binary dies (Pdeathsig).
+// Kubernetes version) and per-run credentials made by the lab's own PKI
+// code (package pki), with the lab's admin client certificate in
+// system:masters. Processes are killed by PID when the test ends, and by
+// the kernel if the test binary dies (Pdeathsig).
 package apitest
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -30,10 +23,13 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
+
+	"github.com/kpbench/kpbench/clusters/lab/build"
+	"github.com/kpbench/kpbench/clusters/lab/pki"
 )
 
-// Version is the Kubernetes version whose binaries are used.
-const Version = "v1.36.3"
+// Version is the Kubernetes version whose binaries are used: the lab's.
+const Version = build.DefaultVersion
 
 // Options change how the apiserver runs; the zero value suits most tests.
 type Options struct {
@@ -50,6 +46,8 @@ type Server struct {
 	Config *rest.Config
 	// CAPEM is the apiserver's CA certificate.
 	CAPEM []byte
+	// PKI holds the credentials (the lab's layout: pki.AdminCert, ...).
+	PKI pki.Dir
 	// EtcdURL is etcd's client URL (plain HTTP on loopback).
 	EtcdURL string
 	// Etcd and APIServer are the two processes.
@@ -142,25 +140,9 @@ func (s *Server) Kubeconfig(path string) error {
 
 // KubeconfigWithContext writes a kubeconfig for the apiserver to path whose
 // cluster and context are named name (kpbench-lab-test makes kpbench treat
-// the apiserver as a lab's), in namespace default.
+// the apiserver as a lab's).
 func (s *Server) KubeconfigWithContext(path, name string) error {
-	kc := fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters:
-- name: %[1]s
-  cluster:
-    server: %[2]s
-    certificate-authority-data: %[3]s
-users:
-- name: admin
-  user:
-    token: %[4]s
-contexts:
-- name: %[1]s
-  context: {cluster: %[1]s, user: admin, namespace: default}
-current-context: %[1]s
-`, name, s.Config.Host, base64.StdEncoding.EncodeToString(s.CAPEM), adminToken)
-	return os.WriteFile(path, []byte(kc), 0o600)
+	return s.PKI.WriteKubeconfig(path, s.Config.Host, name, pki.AdminUser, pki.AdminCert, pki.AdminKey)
 }
 
 func freePort() (int, error) {
@@ -186,8 +168,8 @@ func startAPIServer(binDir string, o Options) (s *Server, err error) {
 			s.Stop()
 		}
 	}()
-	pki, err := writePKI(dir)
-	if err != nil {
+	s.PKI = pki.Dir(filepath.Join(dir, "pki"))
+	if err := s.PKI.Generate("apitest"); err != nil {
 		return s, err
 	}
 	clientPort, err := freePort()
@@ -227,31 +209,35 @@ func startAPIServer(binDir string, o Options) (s *Server, err error) {
 		"--advertise-address=127.0.0.1",
 		"--secure-port="+strconv.Itoa(apiPort),
 		"--service-cluster-ip-range="+o.ServiceCIDR,
-		"--tls-cert-file="+pki["serving.crt"],
-		"--tls-private-key-file="+pki["serving.key"],
-		"--token-auth-file="+pki["tokens.csv"],
+		"--tls-cert-file="+s.PKI.Path(pki.APIServerCert),
+		"--tls-private-key-file="+s.PKI.Path(pki.APIServerKey),
+		"--client-ca-file="+s.PKI.Path(pki.CACert),
 		"--service-account-issuer=https://kubernetes.default.svc",
-		"--service-account-key-file="+pki["sa.pub"],
-		"--service-account-signing-key-file="+pki["sa.key"],
+		"--service-account-key-file="+s.PKI.Path(pki.ServiceAcctPub),
+		"--service-account-signing-key-file="+s.PKI.Path(pki.ServiceAcctKey),
 		"--authorization-mode=RBAC",
 		// As kubeadm and kind do: the CPU agent is privileged.
 		"--allow-privileged=true",
 		// No controller-manager makes default ServiceAccounts here.
 		"--disable-admission-plugins=ServiceAccount",
-		"--cert-dir="+filepath.Join(dir, "pki"),
+		"--cert-dir="+filepath.Join(dir, "apiserver-certs"),
 		"--profiling=false",
 	); err != nil {
 		return s, err
 	}
-	caPEM, err := os.ReadFile(pki["ca.crt"])
+	read := func(name string) []byte {
+		b, rerr := os.ReadFile(s.PKI.Path(name))
+		err = errors.Join(err, rerr)
+		return b
+	}
+	s.CAPEM = read(pki.CACert)
+	cert, key := read(pki.AdminCert), read(pki.AdminKey)
 	if err != nil {
 		return s, err
 	}
-	s.CAPEM = caPEM
 	s.Config = &rest.Config{
 		Host:            "https://127.0.0.1:" + strconv.Itoa(apiPort),
-		BearerToken:     adminToken,
-		TLSClientConfig: rest.TLSClientConfig{CAData: caPEM},
+		TLSClientConfig: rest.TLSClientConfig{CAData: s.CAPEM, CertData: cert, KeyData: key},
 		QPS:             100, Burst: 200,
 	}
 	hc := s.HTTPClient(3 * time.Second)
@@ -263,9 +249,7 @@ func startAPIServer(binDir string, o Options) (s *Server, err error) {
 				return s, fmt.Errorf("%s exited: %s", p.Path, s.logTail())
 			}
 		}
-		req, _ := http.NewRequest(http.MethodGet, s.Config.Host+"/readyz", nil)
-		req.Header.Set("Authorization", "Bearer "+adminToken)
-		resp, err := hc.Do(req)
+		resp, err := hc.Get(s.Config.Host + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -279,11 +263,16 @@ func startAPIServer(binDir string, o Options) (s *Server, err error) {
 	return s, fmt.Errorf("kube-apiserver not ready after 90s (%v): %s", last, s.logTail())
 }
 
-// HTTPClient trusts the apiserver's CA (etcd's plain HTTP works too).
+// HTTPClient trusts the apiserver's CA and presents the admin's client
+// certificate (etcd's plain HTTP works too).
 func (s *Server) HTTPClient(timeout time.Duration) *http.Client {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(s.CAPEM)
-	return &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	tc := &tls.Config{RootCAs: pool}
+	if cert, err := tls.X509KeyPair(s.Config.CertData, s.Config.KeyData); err == nil {
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: tc}}
 }
 
 func (s *Server) start(bin, name string, args ...string) (*exec.Cmd, error) {
@@ -340,67 +329,4 @@ func (s *Server) Stop() {
 	if s.dir != "" {
 		_ = os.RemoveAll(s.dir)
 	}
-}
-
-const adminToken = "kpbench-integration-admin-token"
-
-// writePKI makes a CA, a serving certificate for 127.0.0.1, a service
-// account key pair and a token file whose admin is in system:masters.
-func writePKI(dir string) (map[string]string, error) {
-	paths := map[string]string{}
-	write := func(name string, data []byte) error {
-		p := filepath.Join(dir, name)
-		paths[name] = p
-		return os.WriteFile(p, data, 0o600)
-	}
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kpbench-test-ca"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return nil, err
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	srvTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "kube-apiserver"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
-	}
-	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, caCert, &srvKey.PublicKey, caKey)
-	if err != nil {
-		return nil, err
-	}
-	srvKeyDER, err := x509.MarshalECPrivateKey(srvKey)
-	if err != nil {
-		return nil, err
-	}
-	saKey, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return nil, err
-	}
-	saPub, err := x509.MarshalPKIXPublicKey(&saKey.PublicKey)
-	if err != nil {
-		return nil, err
-	}
-	return paths, errors.Join(
-		write("ca.crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})),
-		write("serving.crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srvDER})),
-		write("serving.key", pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: srvKeyDER})),
-		write("sa.key", pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(saKey)})),
-		write("sa.pub", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: saPub})),
-		write("tokens.csv", []byte(adminToken+",kpbench-admin,kpbench-admin-uid,\"system:masters\"\n")),
-	)
 }

@@ -1,8 +1,9 @@
-package lab
+package pki
 
 import (
 	"crypto/x509"
 	"encoding/pem"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -29,15 +30,15 @@ func readCert(t *testing.T, path string) *x509.Certificate {
 }
 
 func TestPKI(t *testing.T) {
-	p := pki{dir: filepath.Join(t.TempDir(), "pki")}
-	if err := p.generate("unit"); err != nil {
+	p := Dir(filepath.Join(t.TempDir(), "pki"))
+	if err := p.Generate("unit", net.ParseIP("198.18.0.2"), net.ParseIP("198.19.0.1")); err != nil {
 		t.Fatal(err)
 	}
-	ca := readCert(t, p.path(caCert))
+	ca := readCert(t, p.Path(CACert))
 	roots := x509.NewCertPool()
 	roots.AddCert(ca)
 
-	serving := readCert(t, p.path(apiserverCert))
+	serving := readCert(t, p.Path(APIServerCert))
 	for _, host := range []string{"127.0.0.1", "198.18.0.2", "198.19.0.1", "kubernetes.default.svc", "localhost"} {
 		if _, err := serving.Verify(x509.VerifyOptions{Roots: roots, DNSName: host, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
 			t.Errorf("serving certificate not valid for %s: %v", host, err)
@@ -48,11 +49,11 @@ func TestPKI(t *testing.T) {
 		cn     string
 		groups []string
 	}{
-		{adminCert, "kpbench-admin", []string{"system:masters"}},
-		{kubeProxyCert, "system:kube-proxy", nil},
+		{AdminCert, "kpbench-admin", []string{"system:masters"}},
+		{KubeProxyCert, "system:kube-proxy", nil},
 	}
 	for _, tt := range tests {
-		c := readCert(t, p.path(tt.file))
+		c := readCert(t, p.Path(tt.file))
 		if _, err := c.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
 			t.Errorf("%s does not verify as a client certificate: %v", tt.file, err)
 		}
@@ -60,8 +61,8 @@ func TestPKI(t *testing.T) {
 			t.Errorf("%s subject = %v, want CN %s groups %v", tt.file, c.Subject, tt.cn, tt.groups)
 		}
 	}
-	for _, f := range []string{caKey, apiserverKey, adminKey, kubeProxyKey, serviceAcctKey} {
-		st, err := os.Stat(p.path(f))
+	for _, f := range []string{CAKey, APIServerKey, AdminKey, KubeProxyKey, ServiceAcctKey} {
+		st, err := os.Stat(p.Path(f))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -71,7 +72,7 @@ func TestPKI(t *testing.T) {
 	}
 
 	kc := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := p.writeKubeconfig(kc, "https://127.0.0.1:4321", "kpbench-admin", adminCert, adminKey); err != nil {
+	if err := p.WriteKubeconfig(kc, "https://127.0.0.1:4321", "kpbench-lab", AdminUser, AdminCert, AdminKey); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", kc)

@@ -1,4 +1,10 @@
-package lab
+// Package pki makes the credentials of a kpbench lab, and of the loopback
+// apiserver tests start (clusters/lab/apitest): a CA, the apiserver's
+// serving certificate, client certificates for the admin (system:masters)
+// and kube-proxy (system:kube-proxy, bound to system:node-proxier by the
+// apiserver's default RBAC), the service-account signing key, and
+// kubeconfigs that embed them.
+package pki
 
 import (
 	"crypto"
@@ -19,28 +25,31 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
-// pki is a lab's credentials, generated per lab: a CA, the apiserver's
-// serving certificate, client certificates for the admin (system:masters)
-// and kube-proxy (system:kube-proxy, bound to system:node-proxier by the
-// apiserver's default RBAC), and the service-account signing key.
-type pki struct {
-	dir string
-}
+// Dir is a directory of credentials, generated once per lab (or test
+// apiserver).
+type Dir string
 
-func (p pki) path(name string) string { return filepath.Join(p.dir, name) }
+// Path is the path of one of the files below.
+func (d Dir) Path(name string) string { return filepath.Join(string(d), name) }
 
-// Files of a lab's pki directory.
+// Files of a pki directory.
 const (
-	caCert         = "ca.crt"
-	caKey          = "ca.key"
-	apiserverCert  = "apiserver.crt"
-	apiserverKey   = "apiserver.key"
-	adminCert      = "admin.crt"
-	adminKey       = "admin.key"
-	kubeProxyCert  = "kube-proxy.crt"
-	kubeProxyKey   = "kube-proxy.key"
-	serviceAcctKey = "sa.key"
-	serviceAcctPub = "sa.pub"
+	CACert         = "ca.crt"
+	CAKey          = "ca.key"
+	APIServerCert  = "apiserver.crt"
+	APIServerKey   = "apiserver.key"
+	AdminCert      = "admin.crt"
+	AdminKey       = "admin.key"
+	KubeProxyCert  = "kube-proxy.crt"
+	KubeProxyKey   = "kube-proxy.key"
+	ServiceAcctKey = "sa.key"
+	ServiceAcctPub = "sa.pub"
+)
+
+// AdminUser and KubeProxyUser are the client certificates' user names.
+const (
+	AdminUser     = "kpbench-admin"
+	KubeProxyUser = "system:kube-proxy"
 )
 
 type keyPair struct {
@@ -93,13 +102,16 @@ func sign(tmpl *x509.Certificate, ca *keyPair) (*keyPair, error) {
 	return &keyPair{cert: cert, certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), key: key, keyPEM: keyPEM}, nil
 }
 
-// generate writes a fresh set of credentials into p.dir.
-func (p pki) generate(labName string) error {
-	if err := os.MkdirAll(p.dir, 0o700); err != nil {
+// Generate writes a fresh set of credentials into d. The CA is named for
+// name; the serving certificate is valid for localhost, the kubernetes
+// Service's DNS names, 127.0.0.1 and ips (the apiserver's and the
+// kubernetes Service's addresses).
+func (d Dir) Generate(name string, ips ...net.IP) error {
+	if err := os.MkdirAll(string(d), 0o700); err != nil {
 		return fmt.Errorf("creating pki directory: %w", err)
 	}
 	ca, err := sign(&x509.Certificate{
-		Subject:               pkix.Name{CommonName: "kpbench-lab-" + labName + "-ca"},
+		Subject:               pkix.Name{CommonName: "kpbench-lab-" + name + "-ca"},
 		IsCA:                  true,
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageCRLSign,
@@ -112,7 +124,7 @@ func (p pki) generate(labName string) error {
 		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		DNSNames:    []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), APIServerIP.AsSlice(), KubernetesIP.AsSlice()},
+		IPAddresses: append([]net.IP{net.IPv4(127, 0, 0, 1)}, ips...),
 	}, ca)
 	if err != nil {
 		return err
@@ -124,11 +136,11 @@ func (p pki) generate(labName string) error {
 			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		}, ca)
 	}
-	admin, err := client("kpbench-admin", "system:masters")
+	admin, err := client(AdminUser, "system:masters")
 	if err != nil {
 		return err
 	}
-	proxy, err := client("system:kube-proxy")
+	proxy, err := client(KubeProxyUser)
 	if err != nil {
 		return err
 	}
@@ -141,27 +153,27 @@ func (p pki) generate(labName string) error {
 		return fmt.Errorf("encoding service-account public key: %w", err)
 	}
 	files := map[string][]byte{
-		caCert: ca.certPEM, caKey: ca.keyPEM,
-		apiserverCert: serving.certPEM, apiserverKey: serving.keyPEM,
-		adminCert: admin.certPEM, adminKey: admin.keyPEM,
-		kubeProxyCert: proxy.certPEM, kubeProxyKey: proxy.keyPEM,
-		serviceAcctKey: saPEM,
-		serviceAcctPub: pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: saPubDER}),
+		CACert: ca.certPEM, CAKey: ca.keyPEM,
+		APIServerCert: serving.certPEM, APIServerKey: serving.keyPEM,
+		AdminCert: admin.certPEM, AdminKey: admin.keyPEM,
+		KubeProxyCert: proxy.certPEM, KubeProxyKey: proxy.keyPEM,
+		ServiceAcctKey: saPEM,
+		ServiceAcctPub: pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: saPubDER}),
 	}
 	for name, data := range files {
-		if err := os.WriteFile(p.path(name), data, 0o600); err != nil {
+		if err := os.WriteFile(d.Path(name), data, 0o600); err != nil {
 			return fmt.Errorf("writing %s: %w", name, err)
 		}
 	}
 	return nil
 }
 
-// writeKubeconfig writes a kubeconfig for server authenticating with the
-// client certificate cert/key, embedding the credentials so the file stands
-// alone.
-func (p pki) writeKubeconfig(path, server, user, cert, key string) error {
-	read := func(name string) ([]byte, error) { return os.ReadFile(p.path(name)) }
-	ca, err := read(caCert)
+// WriteKubeconfig writes a kubeconfig for server authenticating as user
+// with the client certificate cert/key of d, embedding the credentials so
+// the file stands alone. Its cluster and context are named context.
+func (d Dir) WriteKubeconfig(path, server, context, user, cert, key string) error {
+	read := func(name string) ([]byte, error) { return os.ReadFile(d.Path(name)) }
+	ca, err := read(CACert)
 	if err != nil {
 		return fmt.Errorf("reading CA: %w", err)
 	}
@@ -173,12 +185,11 @@ func (p pki) writeKubeconfig(path, server, user, cert, key string) error {
 	if err != nil {
 		return fmt.Errorf("reading client key: %w", err)
 	}
-	const name = "kpbench-lab"
 	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters[name] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: ca}
+	cfg.Clusters[context] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: ca}
 	cfg.AuthInfos[user] = &clientcmdapi.AuthInfo{ClientCertificateData: crt, ClientKeyData: k}
-	cfg.Contexts[name] = &clientcmdapi.Context{Cluster: name, AuthInfo: user}
-	cfg.CurrentContext = name
+	cfg.Contexts[context] = &clientcmdapi.Context{Cluster: context, AuthInfo: user}
+	cfg.CurrentContext = context
 	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
 		return fmt.Errorf("writing kubeconfig %s: %w", path, err)
 	}

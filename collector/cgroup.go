@@ -1,0 +1,175 @@
+package collector
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// CgroupUsage is a cgroup's cumulative CPU time, in seconds: what the
+// processes of a container used, wherever they ran. It is how a client
+// node that is a container (kind) is measured: /proc/stat inside a
+// container is the whole host's.
+type CgroupUsage struct {
+	Total  float64 `json:"total"`
+	User   float64 `json:"user"`
+	System float64 `json:"system"`
+}
+
+// userHZ is the unit of cgroup v1's cpuacct.stat (USER_HZ, 100 on every
+// Linux architecture kpbench runs on).
+const userHZ = 100
+
+// ReadCgroupUsage reads the CPU time of the cgroup directory dir: cgroup
+// v2's cpu.stat (usage_usec, user_usec, system_usec), else cgroup v1's
+// cpuacct.usage (nanoseconds) with cpuacct.stat's user and system (in
+// USER_HZ ticks).
+func ReadCgroupUsage(dir string) (CgroupUsage, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "cpu.stat"))
+	if err == nil {
+		if u, ok := parseCPUStatV2(b); ok {
+			return u, nil
+		}
+		// A v1 cpu controller's cpu.stat (throttling counters only).
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return CgroupUsage{}, fmt.Errorf("reading cgroup CPU: %w", err)
+	}
+	b, err = os.ReadFile(filepath.Join(dir, "cpuacct.usage"))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return CgroupUsage{}, fmt.Errorf("no CPU accounting in cgroup %s: neither cpu.stat with usage_usec (cgroup v2) nor cpuacct.usage (cgroup v1)", dir)
+		}
+		return CgroupUsage{}, fmt.Errorf("reading cgroup CPU: %w", err)
+	}
+	ns, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return CgroupUsage{}, fmt.Errorf("%s: %w", filepath.Join(dir, "cpuacct.usage"), err)
+	}
+	u := CgroupUsage{Total: float64(ns) / 1e9}
+	if b, err := os.ReadFile(filepath.Join(dir, "cpuacct.stat")); err == nil {
+		for _, f := range fields(b) {
+			switch f.key {
+			case "user":
+				u.User = float64(f.val) / userHZ
+			case "system":
+				u.System = float64(f.val) / userHZ
+			}
+		}
+	}
+	return u, nil
+}
+
+// parseCPUStatV2 reads cgroup v2's cpu.stat; ok is false when it has no
+// usage_usec (a v1 cpu controller's file of the same name).
+func parseCPUStatV2(b []byte) (u CgroupUsage, ok bool) {
+	for _, f := range fields(b) {
+		switch f.key {
+		case "usage_usec":
+			u.Total, ok = float64(f.val)/1e6, true
+		case "user_usec":
+			u.User = float64(f.val) / 1e6
+		case "system_usec":
+			u.System = float64(f.val) / 1e6
+		}
+	}
+	return u, ok
+}
+
+type field struct {
+	key string
+	val uint64
+}
+
+// fields parses "key value" lines, skipping what does not parse.
+func fields(b []byte) []field {
+	var out []field
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), " ")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			continue
+		}
+		out = append(out, field{k, n})
+	}
+	return out
+}
+
+// CgroupDirOf returns the cgroup directory, under cgroupRoot (normally
+// /sys/fs/cgroup), that accounts the CPU of process pid, read from
+// procRoot/<pid>/cgroup: the cpuacct hierarchy's path on cgroup v1 (also
+// on a hybrid host, where v2's unified hierarchy holds no CPU
+// controller), the unified path ("0::") on cgroup v2.
+//
+// With within set (a container's ID), the path is cut after its first
+// component that contains it: the container's own cgroup, not the child
+// its init process sits in. systemd as a container's PID 1 moves itself
+// into init.scope, podman runs the payload in libpod-ID.scope/container,
+// while the node's other processes (kubelet, pods) are in siblings.
+func CgroupDirOf(procRoot, cgroupRoot string, pid int, within string) (string, error) {
+	file := filepath.Join(procRoot, strconv.Itoa(pid), "cgroup")
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("finding the cgroup of process %d: %w", pid, err)
+	}
+	var unified string
+	haveUnified := false
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		// hierarchy-ID:controller-list:path
+		parts := strings.SplitN(sc.Text(), ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		path, err := cutAt(parts[2], within)
+		if err != nil {
+			return "", fmt.Errorf("process %d: %w", pid, err)
+		}
+		if parts[0] == "0" && parts[1] == "" {
+			unified, haveUnified = path, true
+			continue
+		}
+		for _, c := range strings.Split(parts[1], ",") {
+			if c != "cpuacct" {
+				continue
+			}
+			// The controller's mount: its own directory, or one
+			// shared with cpu under either name.
+			for _, mount := range []string{parts[1], "cpuacct", "cpu,cpuacct", "cpuacct,cpu"} {
+				dir := filepath.Join(cgroupRoot, mount, path)
+				if _, err := os.Stat(filepath.Join(dir, "cpuacct.usage")); err == nil {
+					return dir, nil
+				}
+			}
+			return "", fmt.Errorf("process %d is in cpuacct cgroup %s, but no %s under %s has its cpuacct.usage", pid, path, path, cgroupRoot)
+		}
+	}
+	if haveUnified {
+		return filepath.Join(cgroupRoot, unified), nil
+	}
+	return "", fmt.Errorf("%s names no cpuacct (cgroup v1) or unified (cgroup v2) hierarchy", file)
+}
+
+// cutAt cuts a cgroup path after its first component containing within
+// ("" leaves it whole).
+func cutAt(path, within string) (string, error) {
+	if within == "" {
+		return path, nil
+	}
+	parts := strings.Split(path, "/")
+	for i, c := range parts {
+		if strings.Contains(c, within) {
+			return strings.Join(parts[:i+1], "/"), nil
+		}
+	}
+	return "", fmt.Errorf("cgroup %s is not inside one named after %s", path, within)
+}

@@ -1,0 +1,34 @@
+package sweep
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/kpbench/kpbench/loadgen"
+	"github.com/kpbench/kpbench/runs"
+)
+
+// TestStalledClientInvalidatesThePoint: the load client's own verdict
+// reaches the point. The summary is what `kpbench load` printed after a
+// 200 ms stall of its dispatcher in the middle of the window (loadgen's
+// TestRunClientStallInvalidates injects it); the point recorded from it is
+// invalid, with the client's reason.
+func TestStalledClientInvalidatesThePoint(t *testing.T) {
+	const reason = runs.ReasonScheduleBehind + ": a send started 199 ms late (bound 100ms: a longer gap is a client stall, not jitter)"
+	e, run, dir, _, _, _ := setup(t, "  modes: [iptables]\n  services: [1]\n  load:\n    duration: 1s\n    requestsPerConn: [1]\n  repetitions: 1\n")
+	t0 := time.Now()
+	e.Load = &NodeLoad{Bin: "kpbench", Node: &summaryNode{summary: loadgen.Summary{SchemaVersion: runs.SchemaVersion, StartedAt: t0,
+		DurationSeconds: 1, Requests: 1000, AchievedRate: 1000, Lag: runs.Lag{MaxUs: 199_000, P50Us: 80},
+		Valid: false, InvalidReasons: []string{reason}}}}
+	if err := e.Run(context.Background(), dir, run); err != nil {
+		t.Fatal(err)
+	}
+	pts, err := runs.ReadPoints(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pts) != 1 || pts[0].Valid || len(pts[0].InvalidReasons) != 1 || pts[0].InvalidReasons[0] != reason || pts[0].Lag.MaxUs != 199_000 {
+		t.Errorf("points %+v, want one invalid point with the client's reason", pts)
+	}
+}
