@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/kpbench/kpbench/clusters/kubeproxy"
+	"github.com/kpbench/kpbench/internal/httpget"
 	"github.com/kpbench/kpbench/runs"
 	"github.com/kpbench/kpbench/scenarios"
 )
@@ -38,23 +39,7 @@ func HTTPFetch(client *http.Client, base string) kubeproxy.Fetch {
 	}
 	base = strings.TrimRight(base, "/")
 	return func(ctx context.Context, path string) ([]byte, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
-		if err != nil {
-			return nil, err
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
-		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", req.URL, err)
-		}
-		if resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("GET %s: %s: %s", req.URL, resp.Status, bytes.TrimSpace(body[:min(len(body), 200)]))
-		}
-		return body, nil
+		return httpget.Get(ctx, client, base+path)
 	}
 }
 

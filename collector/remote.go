@@ -195,6 +195,10 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+// ErrNoSampleInWindow is Within's error when no sample falls inside the
+// window.
+var ErrNoSampleInWindow = errors.New("no CPU sample inside the load window")
+
 // Within summarizes the samples that fall inside [start, end] — those
 // whose midpoint lies in it — so that a window opened before the load
 // began (an in-cluster client pod still starting) reports the load's own
@@ -209,7 +213,7 @@ func (s *Series) Within(start, end time.Time) (Summary, error) {
 		}
 	}
 	if len(kept) == 0 {
-		return Summary{}, fmt.Errorf("no CPU sample inside the load window %s – %s (%d samples from %s to %s)",
+		return Summary{}, fmt.Errorf("%w %s – %s (%d samples from %s to %s)", ErrNoSampleInWindow,
 			start.UTC().Format(time.RFC3339Nano), end.UTC().Format(time.RFC3339Nano), len(s.Samples), s.Summary.Start.UTC().Format(time.RFC3339Nano), s.Summary.End.UTC().Format(time.RFC3339Nano))
 	}
 	sum := Summary{Start: kept[0].Start, End: kept[len(kept)-1].End, CPUs: s.CPUs}

@@ -401,6 +401,10 @@ const (
 	ReasonNotSent = "requests not sent"
 	// ReasonAborted: load --abort-when-behind ended the run early.
 	ReasonAborted = "aborted: the client fell behind its schedule"
+	// ReasonNoCPUSample: the node's CPU sampler took no sample inside the
+	// load's window (it was held up for longer than the window), so the
+	// point has no CPU figure of its own.
+	ReasonNoCPUSample = "no CPU sample in the load window"
 )
 
 // Resume is one continuation of a run.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/kpbench/kpbench/clusters"
 	"github.com/kpbench/kpbench/clusters/kubeproxy"
+	"github.com/kpbench/kpbench/internal/httpget"
 )
 
 // ErrNotProgrammed is wrapped by Wait when its context ends before
@@ -282,19 +282,7 @@ func (n LocalNode) Metrics(ctx context.Context) ([]byte, error) {
 	if c == nil {
 		c = &http.Client{Timeout: 5 * time.Second}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.MetricsURL+"/metrics", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", req.URL, resp.Status)
-	}
-	return io.ReadAll(resp.Body)
+	return httpget.Get(ctx, c, n.MetricsURL+"/metrics")
 }
 
 // Connect implements Node.

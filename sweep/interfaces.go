@@ -114,6 +114,9 @@ type Observation struct {
 	// HostProcess is the CPU, in cores, of the process on this machine
 	// that runs a VM client node (qemu); zero for other nodes.
 	HostProcess float64
+	// Invalid lists why the observation makes the point invalid (its
+	// figures are kept, but they do not cover the load's window).
+	Invalid []string
 }
 
 // RuleCounter counts the dataplane's rules of a mode on the client node.

@@ -3,6 +3,7 @@ package sweep
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -233,8 +234,17 @@ func (w *nodeWindow) Trim(start, end time.Time) { w.start, w.end = start, end }
 // cover, raw data kept under raw, and the point's observed numbers. A number the collector adds to PointResult
 // reaches the engine here.
 func observation(res *collector.PointResult, start, end time.Time, raw, covers string) (*Observation, error) {
+	var invalid []string
 	if err := trimToLoad(res, start, end); err != nil {
-		return nil, err
+		if !errors.Is(err, collector.ErrNoSampleInWindow) {
+			return nil, err
+		}
+		// A sampler held up for longer than the window (seen once at
+		// 10,000 Services, while kube-proxy resynced nftables): the
+		// point keeps the whole observation's figures, is invalid, and
+		// the run goes on.
+		invalid = append(invalid, fmt.Sprintf("%s: %v", runs.ReasonNoCPUSample, err))
+		covers += " (whole observation, not trimmed to the load's window)"
 	}
 	res.CPU.Node.Covers = covers
 	if raw != "" {
@@ -242,7 +252,7 @@ func observation(res *collector.PointResult, start, end time.Time, raw, covers s
 			return nil, err
 		}
 	}
-	return &Observation{NodeCPU: res.CPU.Node, KubeProxy: res.CPU.Processes.KubeProxy, Conntrack: res.Conntrack, Sync: res.Sync}, nil
+	return &Observation{NodeCPU: res.CPU.Node, KubeProxy: res.CPU.Processes.KubeProxy, Conntrack: res.Conntrack, Sync: res.Sync, Invalid: invalid}, nil
 }
 
 // trimToLoad narrows res's CPU figures to the samples inside [start, end]

@@ -45,7 +45,13 @@ func writeCPUStat(t *testing.T, dir string, usage, user, system time.Duration) {
 		t.Fatal(err)
 	}
 	body := fmt.Sprintf("usage_usec %d\nuser_usec %d\nsystem_usec %d\n", usage.Microseconds(), user.Microseconds(), system.Microseconds())
-	if err := os.WriteFile(filepath.Join(dir, "cpu.stat"), []byte(body), 0o644); err != nil {
+	// Atomically, as the kernel's cgroup files read: the observer samples
+	// the file while the test rewrites it, and must never see it empty.
+	tmp := filepath.Join(dir, ".cpu.stat.tmp")
+	if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, "cpu.stat")); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -385,8 +385,8 @@ func (e *Engine) measure(ctx context.Context, ps *pass, mode scenarios.Mode, n, 
 		Rules:          rules,
 		Sync:           obs.Sync,
 		Depth:          depth,
-		Valid:          res.Valid,
-		InvalidReasons: append([]string(nil), res.InvalidReasons...),
+		Valid:          res.Valid && len(obs.Invalid) == 0,
+		InvalidReasons: append(append([]string(nil), res.InvalidReasons...), obs.Invalid...),
 	}
 	p.Conntrack.FlushedBefore = flushed
 	return p, nil

@@ -493,19 +493,21 @@ func (p *Provider) Down(ctx context.Context) error {
 }
 
 // Capabilities: kind runs kube-proxy in every mode on this machine's
-// kernel, so IPVS depends on the host's ip_vs module.
+// kernel, so a mode that needs IPVS depends on the host's ip_vs module.
 func (p *Provider) Capabilities(ctx context.Context) (clusters.Capabilities, error) {
 	caps := clusters.Capabilities{
 		Modes: map[scenarios.Mode]string{
-			scenarios.ModeIPTables: "",
-			scenarios.ModeIPVS:     "",
-			scenarios.ModeNFTables: "",
 			scenarios.ModeExternal: "a kind cluster runs kube-proxy; external is for kube-proxy replacements on existing clusters",
 		},
 		CanSwitchMode: true,
 	}
-	if ok, reason := kubeproxy.IPVSAvailable("/proc", "/"); !ok {
-		caps.Modes[scenarios.ModeIPVS] = reason
+	for _, m := range scenarios.Modes {
+		caps.Modes[m] = ""
+		if d, _ := kubeproxy.For(m); d.NeedsIPVS {
+			if ok, reason := kubeproxy.IPVSAvailable("/proc", "/"); !ok {
+				caps.Modes[m] = reason
+			}
+		}
 	}
 	return caps, nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kpbench/kpbench/clusters/lab/netns"
+	"github.com/kpbench/kpbench/internal/httpget"
 )
 
 // clientNode is the lab's client node: the kpb-<name>-node namespace and
@@ -101,7 +102,7 @@ func (n *clientNode) KubeProxyGet(ctx context.Context, path string) ([]byte, err
 	}
 	c := netns.HTTPClient(netns.Path(n.l.nsName("node")), nil, 10*time.Second)
 	url := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(KubeProxyMetrics)) + path
-	body, err := get(ctx, c, url)
+	body, err := httpget.Get(ctx, c, url)
 	if err != nil {
 		var ne *net.OpError
 		if errors.As(err, &ne) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kpbench/kpbench/clusters/lab/build"
+	"github.com/kpbench/kpbench/internal/httpget"
 )
 
 func (l *Lab) stepBackends(ctx context.Context, _ build.Binaries) error {
@@ -33,7 +34,7 @@ func (l *Lab) stepCheckBackends(ctx context.Context, _ build.Binaries) error {
 		p, _ := st.proc(backendComp(i))
 		url := "http://" + net.JoinHostPort(st.Backends[i], strconv.Itoa(BackendPort)) + "/"
 		if err := waitFor(ctx, p, l.cfg.ReadyTimeout, "answering from the client node", func(ctx context.Context) error {
-			_, err := get(ctx, c, url)
+			_, err := httpget.Get(ctx, c, url)
 			return err
 		}); err != nil {
 			return err

@@ -9,9 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -23,6 +21,7 @@ import (
 	"github.com/kpbench/kpbench/clusters/lab/build"
 	"github.com/kpbench/kpbench/clusters/lab/netns"
 	"github.com/kpbench/kpbench/clusters/lab/pki"
+	"github.com/kpbench/kpbench/internal/httpget"
 )
 
 func (l *Lab) pki() pki.Dir { return pki.Dir(filepath.Join(l.dir, "pki")) }
@@ -110,7 +109,7 @@ func (l *Lab) stepControlPlane(ctx context.Context, bins build.Binaries) error {
 	cpPath := netns.Path(cp)
 	etcdClient := netns.HTTPClient(cpPath, nil, 3*time.Second)
 	if err := waitFor(ctx, etcd, l.cfg.ReadyTimeout, "healthy", func(ctx context.Context) error {
-		body, err := get(ctx, etcdClient, etcdURL+"/health")
+		body, err := httpget.Get(ctx, etcdClient, etcdURL+"/health")
 		if err != nil {
 			return err
 		}
@@ -129,7 +128,7 @@ func (l *Lab) stepControlPlane(ctx context.Context, bins build.Binaries) error {
 	apiClient := netns.HTTPClient(cpPath, tlsCfg, 3*time.Second)
 	apiURL := "https://" + net.JoinHostPort(APIServerIP.String(), strconv.Itoa(APIServerPort))
 	if err := waitFor(ctx, apiserver, l.cfg.ReadyTimeout, "ready", func(ctx context.Context) error {
-		_, err := get(ctx, apiClient, apiURL+"/readyz")
+		_, err := httpget.Get(ctx, apiClient, apiURL+"/readyz")
 		return err
 	}); err != nil {
 		return err
@@ -165,7 +164,7 @@ func (l *Lab) stepControlPlane(ctx context.Context, bins build.Binaries) error {
 	}
 	rootClient := netns.HTTPClient("", tlsCfg, 3*time.Second)
 	return waitFor(ctx, fwd, 20*time.Second, "forwarding to the apiserver", func(ctx context.Context) error {
-		_, err := get(ctx, rootClient, server+"/readyz")
+		_, err := httpget.Get(ctx, rootClient, server+"/readyz")
 		return err
 	})
 }
@@ -184,27 +183,6 @@ func (l *Lab) adminTLS() (*tls.Config, error) {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(caPEM)
 	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
-}
-
-// get fetches url and fails unless the answer is 200.
-func get(ctx context.Context, c *http.Client, url string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return nil, fmt.Errorf("GET %s: reading body: %w", url, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return body, fmt.Errorf("GET %s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
-	}
-	return body, nil
 }
 
 func (l *Lab) clientset() (*kubernetes.Clientset, error) {

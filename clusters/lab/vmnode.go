@@ -21,6 +21,7 @@ import (
 	"github.com/kpbench/kpbench/clusters/lab/build"
 	"github.com/kpbench/kpbench/clusters/lab/netns"
 	"github.com/kpbench/kpbench/clusters/lab/vm"
+	"github.com/kpbench/kpbench/internal/httpget"
 	"github.com/kpbench/kpbench/scenarios"
 )
 
@@ -443,7 +444,7 @@ func (n *vmNode) KubeProxyGet(ctx context.Context, path string) ([]byte, error) 
 		return nil, fmt.Errorf("kube-proxy path %q must start with /", path)
 	}
 	url := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(KubeProxyMetrics)) + path
-	body, err := get(ctx, nodeHTTPClient(n, 10*time.Second), url)
+	body, err := httpget.Get(ctx, nodeHTTPClient(n, 10*time.Second), url)
 	if err != nil {
 		var ne *net.OpError
 		if errors.As(err, &ne) || strings.Contains(err.Error(), "connection refused") {
