@@ -202,9 +202,9 @@ func TestCompareReferenceRun(t *testing.T) {
 		t.Fatalf("every iptables-10,000 point invalid: exit %d, want 1\n%s\n%s", code, stdout, stderr)
 	}
 	for _, w := range []string{
-		"LOST: iptables/services=10000/rpc=1/targets=one: lost 3 of 3 valid points: 3× " + runs.ReasonErrors,
-		"LOST: iptables/services=10000/rpc=100/targets=one: lost 3 of 3 valid points: 3× " + runs.ReasonErrors,
-		"2 condition(s) lost 6 valid point(s)",
+		"LOST: iptables/services=10000/rpc=1/targets=deepest: lost 6 of 6 valid points: 6× " + runs.ReasonErrors,
+		"LOST: iptables/services=10000/rpc=100/targets=deepest: lost 6 of 6 valid points: 6× " + runs.ReasonErrors,
+		"2 condition(s) lost 12 valid point(s)",
 	} {
 		if !strings.Contains(stdout, w) {
 			t.Errorf("stdout lacks %q:\n%s", w, stdout)
