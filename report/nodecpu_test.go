@@ -3,8 +3,6 @@ package report
 import (
 	"bytes"
 	"encoding/csv"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -21,14 +19,7 @@ func TestNodeCPUCoversLabelled(t *testing.T) {
 		p.CPU.Node.Covers = kind
 		return true
 	})
-	if _, err := Generate(d); err != nil {
-		t.Fatal(err)
-	}
-	md, err := os.ReadFile(filepath.Join(d.Dir, MarkdownFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := string(md)
+	doc := reportMarkdown(t, d)
 	for _, w := range []string{
 		"| Client-node CPU | " + kind + " |",
 		"Client-node CPU is the busy time, over the measured window and in cores, of " + kind,

@@ -87,14 +87,7 @@ func TestInvalidPointsChangeNothing(t *testing.T) {
 // the method's caveat is stated once, not in every finding.
 func TestReportLeadsWithSummary(t *testing.T) {
 	d := derive(t, load(t, "sweep"), nil, nil)
-	if _, err := Generate(d); err != nil {
-		t.Fatal(err)
-	}
-	md, err := os.ReadFile(filepath.Join(d.Dir, MarkdownFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := string(md)
+	text := reportMarkdown(t, d)
 	sum, head, plots := strings.Index(text, "## Summary"), strings.Index(text, "## Headline findings"), strings.Index(text, "## Plots")
 	if sum < 0 || head < sum || plots < head {
 		t.Fatalf("sections out of order: summary %d, headline %d, plots %d", sum, head, plots)
@@ -137,14 +130,7 @@ func TestReportStatesThePrimaryFirst(t *testing.T) {
 	d := derive(t, load(t, "sweep"), func(r *runs.Run) {
 		r.Scenario.Spec.Primary = &scenarios.Primary{Metric: "connect", RequestsPerConn: 1}
 	}, nil)
-	if _, err := Generate(d); err != nil {
-		t.Fatal(err)
-	}
-	md, err := os.ReadFile(filepath.Join(d.Dir, MarkdownFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := string(md)
+	text := reportMarkdown(t, d)
 	head := strings.Index(text, "## Headline findings")
 	prim := strings.Index(text, "Primary comparison (median connect time, a new connection per request; declared in the scenario before the run")
 	between := strings.Index(text, "Between modes, at the largest Service count")
@@ -157,4 +143,17 @@ func TestReportStatesThePrimaryFirst(t *testing.T) {
 	if !strings.Contains(text, "after Holm's correction within each family: the primary comparison's 1, and the other") {
 		t.Errorf("method caveat does not name the families:\n%s", text[head:])
 	}
+}
+
+// reportMarkdown generates d's report and returns its markdown.
+func reportMarkdown(t *testing.T, d *Data) string {
+	t.Helper()
+	if _, err := Generate(d); err != nil {
+		t.Fatal(err)
+	}
+	md, err := os.ReadFile(filepath.Join(d.Dir, MarkdownFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(md)
 }
