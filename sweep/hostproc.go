@@ -27,14 +27,11 @@ type hostSample struct {
 }
 
 type hostProcWindow struct {
-	Window
-	proc       procfs.Proc
-	stop       chan struct{}
-	done       chan struct{}
-	mu         sync.Mutex
-	samples    []hostSample
-	err        error
-	start, end time.Time
+	sideWindow
+	proc    procfs.Proc
+	mu      sync.Mutex
+	samples []hostSample
+	err     error
 }
 
 // Begin implements Observer.
@@ -43,7 +40,7 @@ func (o *HostProcessObserver) Begin(ctx context.Context, rawDir string) (Window,
 	if err != nil {
 		return nil, fmt.Errorf("host process %d: %w", o.PID, err)
 	}
-	w := &hostProcWindow{proc: p, stop: make(chan struct{}), done: make(chan struct{})}
+	w := &hostProcWindow{proc: p}
 	w.sample()
 	inner, err := o.Observer.Begin(ctx, rawDir)
 	if err != nil {
@@ -54,19 +51,7 @@ func (o *HostProcessObserver) Begin(ctx context.Context, rawDir string) (Window,
 	if every <= 0 {
 		every = 250 * time.Millisecond
 	}
-	go func() {
-		defer close(w.done)
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-w.stop:
-				return
-			case <-t.C:
-				w.sample()
-			}
-		}
-	}()
+	w.sampleEvery(every, w.sample)
 	return w, nil
 }
 
@@ -81,20 +66,9 @@ func (w *hostProcWindow) sample() {
 	w.samples = append(w.samples, hostSample{at: time.Now(), cpu: st.CPUTime()})
 }
 
-// Trim narrows the host process's window too, and the inner window's.
-func (w *hostProcWindow) Trim(start, end time.Time) {
-	w.start, w.end = start, end
-	if t, ok := w.Window.(Trimmer); ok {
-		t.Trim(start, end)
-	}
-}
-
 // End implements Window.
 func (w *hostProcWindow) End(ctx context.Context) (*Observation, error) {
-	obs, err := w.Window.End(ctx)
-	close(w.stop)
-	<-w.done
-	w.sample()
+	obs, err := w.finish(ctx, w.sample)
 	if err != nil {
 		return nil, err
 	}

@@ -110,15 +110,13 @@ type cgroupSample struct {
 }
 
 type cgroupWindow struct {
-	Window
-	nodes      []CgroupNode
-	every      time.Duration
-	raw        string
-	stop, done chan struct{}
-	mu         sync.Mutex
-	samples    []cgroupSample
-	err        error
-	start, end time.Time
+	sideWindow
+	nodes   []CgroupNode
+	every   time.Duration
+	raw     string
+	mu      sync.Mutex
+	samples []cgroupSample
+	err     error
 }
 
 // Begin implements Observer.
@@ -130,7 +128,7 @@ func (o *CgroupObserver) Begin(ctx context.Context, rawDir string) (Window, erro
 	if every <= 0 {
 		every = 250 * time.Millisecond
 	}
-	w := &cgroupWindow{nodes: o.Nodes, every: every, raw: rawDir, stop: make(chan struct{}), done: make(chan struct{})}
+	w := &cgroupWindow{nodes: o.Nodes, every: every, raw: rawDir}
 	w.sample()
 	if w.err != nil {
 		return nil, w.err
@@ -140,19 +138,7 @@ func (o *CgroupObserver) Begin(ctx context.Context, rawDir string) (Window, erro
 		return nil, err
 	}
 	w.Window = inner
-	go func() {
-		defer close(w.done)
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-w.stop:
-				return
-			case <-t.C:
-				w.sample()
-			}
-		}
-	}()
+	w.sampleEvery(every, w.sample)
 	return w, nil
 }
 
@@ -174,20 +160,9 @@ func (w *cgroupWindow) sample() {
 	w.samples = append(w.samples, s)
 }
 
-// Trim narrows the cgroups' window and the inner window's.
-func (w *cgroupWindow) Trim(start, end time.Time) {
-	w.start, w.end = start, end
-	if t, ok := w.Window.(Trimmer); ok {
-		t.Trim(start, end)
-	}
-}
-
 // End implements Window.
 func (w *cgroupWindow) End(ctx context.Context) (*Observation, error) {
-	obs, err := w.Window.End(ctx)
-	close(w.stop)
-	<-w.done
-	w.sample()
+	obs, err := w.finish(ctx, w.sample)
 	if err != nil {
 		return nil, err
 	}
