@@ -21,6 +21,7 @@ import (
 	"github.com/kpbench/kpbench/collector"
 	"github.com/kpbench/kpbench/loadgen"
 	"github.com/kpbench/kpbench/loadgen/loadgentest"
+	"github.com/kpbench/kpbench/runs"
 )
 
 func TestJobID(t *testing.T) {
@@ -162,8 +163,18 @@ func TestClusterLoadOneClient(t *testing.T) {
 	if got.Args[len(got.Args)-1] != url || !slices.Contains(got.Args, "--requests-per-conn") {
 		t.Errorf("args %q do not end with the URL or lack the connection variant", got.Args)
 	}
-	if res.Requests < 90 || res.Requests > 110 || !res.Valid || res.Connect.Count != res.Requests {
+	if res.Requests < 90 || res.Requests > 110 || res.Connect.Count != res.Requests {
 		t.Errorf("200 req/s for 0.5 s with a connection each: %+v", res)
+	}
+	// Valid, unless other load on this machine stalled the client: then
+	// the client's own reason must come through, and nothing else.
+	for _, r := range res.InvalidReasons {
+		if !strings.HasPrefix(r, runs.ReasonScheduleBehind) {
+			t.Errorf("invalid for another reason than the machine's load: %q", r)
+		}
+	}
+	if !res.Valid && len(res.InvalidReasons) == 0 {
+		t.Error("invalid without a reason")
 	}
 	// The window the client reports lies inside the call, and is the
 	// measured half second.
