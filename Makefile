@@ -11,7 +11,7 @@ OUT ?= results
 # Go test timeout for the whole suite (the first lab build takes minutes).
 TEST_TIMEOUT ?= 75m
 
-.PHONY: all deps deps-vm build test unit bench bench-vm perf lint verify clean
+.PHONY: all deps deps-vm deps-bpf generate build test unit bench bench-vm perf lint verify clean
 
 all: build
 
@@ -21,6 +21,15 @@ deps:
 # What the lab's VM client node needs as well (qemu, a guest kernel, ...).
 deps-vm:
 	@./hack/deps.sh --vm
+
+# What `make generate` needs (clang-16 for the kernel probe's BPF objects).
+deps-bpf:
+	@./hack/deps.sh --bpf
+
+# Regenerate the kernel probe's BPF objects (collector/firstpacket) from
+# their C source; the results are committed.
+generate: deps-bpf
+	$(GO) generate ./collector/firstpacket/
 
 build: deps
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/kpbench
@@ -59,7 +68,8 @@ perf: build
 	./hack/perf-loadgen.sh $(PERF_ARGS)
 
 lint: verify
-verify:
+verify: generate
+	@if ! git diff --quiet -- collector/firstpacket; then echo "the committed BPF objects differ from a fresh 'make generate':"; git diff --stat -- collector/firstpacket; exit 1; fi
 	@fmt=$$(gofmt -l . | grep -v '^results/' || true); if [ -n "$$fmt" ]; then echo "gofmt would change:"; echo "$$fmt"; exit 1; fi
 	$(GO) vet ./...
 	@cp go.mod /tmp/kpbench-go.mod.bak; cp go.sum /tmp/kpbench-go.sum.bak; \

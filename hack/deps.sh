@@ -3,14 +3,18 @@
 # also what the lab's VM client node needs (qemu, a distribution kernel with
 # IP_VS as modules, a static busybox, ipvsadm): `make test` and `make
 # bench-vm` ask for it, `make bench` does not. Idempotent and quick when
-# everything is present. Needs root for packages; as another user it only
-# reports what is missing.
+# everything is present. With --bpf, what `make generate` needs to rebuild
+# the kernel probe's BPF objects (clang-16: the generated objects are
+# committed, so `go build` needs no clang). Needs root for packages; as
+# another user it only reports what is missing.
 set -euo pipefail
 vm=
+bpf=
 case "${1:-}" in
   --vm) vm=1 ;;
+  --bpf) bpf=1 ;;
   "") ;;
-  *) echo "usage: $0 [--vm]" >&2; exit 2 ;;
+  *) echo "usage: $0 [--vm|--bpf]" >&2; exit 2 ;;
 esac
 
 # command -> Debian package
@@ -34,6 +38,11 @@ if [ -n "$vm" ]; then
   want[ipvsadm]=ipvsadm
   # The lab's VM client node (--node vm): qemu boots a guest kernel.
   want[qemu-system-x86_64]=qemu-system-x86
+fi
+if [ -n "$bpf" ]; then
+  # The one clang the committed objects were generated with: another
+  # version may emit other bytes, and `make verify` compares them.
+  want=([clang-16]=clang-16 [llvm-strip-16]=llvm-16)
 fi
 missing=()
 for cmd in "${!want[@]}"; do
