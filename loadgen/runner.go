@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -420,6 +421,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	}
 	s.setDistributions(res.Histograms)
 	s.Aborted = aborted
+	s.PID = os.Getpid()
 	s.judge(interrupted)
 	return res, nil
 }

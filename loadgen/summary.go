@@ -53,7 +53,10 @@ type Summary struct {
 	Lag runs.Lag `json:"lag"`
 	// ClientCPUCores is this process's CPU (user+system) over the window,
 	// in cores.
-	ClientCPUCores float64  `json:"clientCpuCores"`
+	ClientCPUCores float64 `json:"clientCpuCores"`
+	// PID is the load process's own, as its node sees it: the kernel
+	// probe keeps only this process's connections.
+	PID            int      `json:"pid,omitempty"`
 	Valid          bool     `json:"valid"`
 	InvalidReasons []string `json:"invalidReasons,omitempty"`
 

@@ -137,14 +137,17 @@ func quantileSorted(s []float64, q float64) float64 {
 // depthMetric is a cost fitted against the depth, in ns per rule.
 type depthMetric struct {
 	name string // "connect p50"
+	// optional metrics are left out of a fit when no point has them.
+	optional bool
 	// value returns the cost of p in nanoseconds.
 	value func(p *runs.Point) (float64, bool)
 }
 
 var depthMetrics = []depthMetric{
-	{"connect p01", inNs(metric("connect-p01"))},
-	{"connect p50", inNs(metric("connect"))},
-	{"CPU per new connection", metric("cpu-per-connection").Value},
+	{"kernel time to first packet p50", true, inNs(metric("first-packet"))},
+	{"connect p01", false, inNs(metric("connect-p01"))},
+	{"connect p50", false, inNs(metric("connect"))},
+	{"CPU per new connection", false, metric("cpu-per-connection").Value},
 }
 
 // inNs reads a metric in µs as nanoseconds.
@@ -246,6 +249,10 @@ func DepthFits(d *Data) []DepthFit {
 					ys = append(ys, y)
 				}
 			}
+			if len(xs) == 0 && dm.optional {
+				// Not measured in this run (no kernel probe).
+				continue
+			}
 			lf, ok := FitLine(xs, ys)
 			if !ok {
 				f.Flat = true
@@ -315,6 +322,13 @@ func (f DepthFit) Sentence() string {
 			f.Mode, strings.TrimSuffix(f.X, "s"), f.Points, variant)
 	}
 	var b strings.Builder
+	if kt, ok := f.fitOf("kernel time to first packet p50"); ok {
+		if f.X == "rules walked" {
+			fmt.Fprintf(&b, "%s: each rule ahead of the target adds %s to the kernel time to first packet (p50); ", f.Mode, nsPer(kt))
+		} else {
+			fmt.Fprintf(&b, "%s: each Service adds %s to the kernel time to first packet (p50); ", f.Mode, nsPer(kt))
+		}
+	}
 	if f.X == "rules walked" {
 		fmt.Fprintf(&b, "%s: each rule ahead of the target adds %s to connect p50, %s to connect p01 and %s of client-node CPU per new connection",
 			f.Mode, nsPer(p50), nsPer(p01), nsPer(cpu))

@@ -69,6 +69,14 @@ var Metrics = []Metric{
 		Value: whenConnects(func(p *runs.Point) float64 { return p.Connect.P90Us })},
 	{Name: "connect-p99", Description: "p99 TCP connect time", Unit: "µs", Digits: 1, HigherIsWorse: true,
 		Value: whenConnects(func(p *runs.Point) float64 { return p.Connect.P99Us })},
+	{Name: "first-packet", Description: "median kernel time to first packet", Unit: "µs", Digits: 2, HigherIsWorse: true, Finding: "median kernel time to first packet",
+		Value: whenFirstPacket(func(f *runs.FirstPacket) float64 { return f.P50Us })},
+	{Name: "first-packet-p01", Description: "p01 kernel time to first packet", Unit: "µs", Digits: 2, HigherIsWorse: true,
+		Value: whenFirstPacket(func(f *runs.FirstPacket) float64 { return f.P01Us })},
+	{Name: "first-packet-p99", Description: "p99 kernel time to first packet", Unit: "µs", Digits: 2, HigherIsWorse: true,
+		Value: whenFirstPacket(func(f *runs.FirstPacket) float64 { return f.P99Us })},
+	{Name: "first-packet-cores", Description: "kernel time to first packet × new connections per second (the SYN path's share of the node CPU)", Unit: "cores", Digits: 4, HigherIsWorse: true,
+		Value: firstPacketCores},
 	{Name: "cpu-per-connection", Description: "client-node CPU per new connection", Unit: "ns", Digits: 0, HigherIsWorse: true,
 		Value: cpuPerConnectionNs},
 	// Only the points that measured a programming sync carry one (the
@@ -78,6 +86,29 @@ var Metrics = []Metric{
 		Value: func(p *runs.Point) (float64, bool) { return p.Sync.LastDurationSeconds, p.Sync.LastDurationSeconds > 0 }},
 	{Name: "time-to-programmed", Description: "time from a step's last API write to its last Service answering", Unit: "s", Digits: 3, HigherIsWorse: true,
 		Value: func(p *runs.Point) (float64, bool) { return p.TimeToProgrammedSeconds, p.TimeToProgrammedSeconds > 0 }},
+}
+
+// whenFirstPacket reads a point's kernel time to first packet where the
+// probe timed its window.
+func whenFirstPacket(f func(fp *runs.FirstPacket) float64) func(p *runs.Point) (float64, bool) {
+	return func(p *runs.Point) (float64, bool) {
+		fp := p.FirstPacket
+		if fp == nil || fp.Unavailable != "" || fp.Connections == 0 {
+			return 0, false
+		}
+		return f(fp), true
+	}
+}
+
+// firstPacketCores is the CPU the connections' SYN path takes in the
+// kernel: the mean kernel time to first packet times the timed
+// connections per second, in cores.
+func firstPacketCores(p *runs.Point) (float64, bool) {
+	mean, ok := whenFirstPacket(func(fp *runs.FirstPacket) float64 { return fp.MeanUs })(p)
+	if !ok || p.DurationSeconds <= 0 {
+		return 0, false
+	}
+	return mean * 1e-6 * float64(p.FirstPacket.Connections) / p.DurationSeconds, true
 }
 
 // cpuPerConnectionNs is the client node's CPU per new connection: node

@@ -137,6 +137,10 @@ type Point struct {
 	// absent where it was not read (a kube-proxy replacement, runs of
 	// older kpbench versions).
 	Depth *Depth `json:"depth,omitempty"`
+	// FirstPacket is the kernel's own time for the client's new
+	// connections in the window; absent where no probe was asked for
+	// (keepalive points, runs of older kpbench versions).
+	FirstPacket *FirstPacket `json:"firstPacket,omitempty"`
 
 	Valid          bool     `json:"valid"`
 	InvalidReasons []string `json:"invalidReasons,omitempty"`
@@ -236,6 +240,27 @@ type Connect struct {
 	P50Us float64 `json:"p50Us"`
 	P90Us float64 `json:"p90Us"`
 	P99Us float64 `json:"p99Us"`
+}
+
+// FirstPacket is the time to first packet of the client's new connections,
+// timed in the kernel (collector/firstpacket): from connect(2) setting the
+// socket to SYN_SENT to its SYN reaching the egress device's queue. Span
+// says so in words. When the probe could not time the point, Unavailable
+// says why and the figures are zero.
+type FirstPacket struct {
+	Span        string `json:"span,omitempty"`
+	Unavailable string `json:"unavailable,omitempty"`
+	// Connections counts the client's connections timed in the window;
+	// ClientConnections those the client itself opened there (its
+	// Connect.Count), so that a probe that missed some shows it.
+	Connections       int64   `json:"connections"`
+	ClientConnections int64   `json:"clientConnections"`
+	P01Us             float64 `json:"p01Us"`
+	P10Us             float64 `json:"p10Us"`
+	P50Us             float64 `json:"p50Us"`
+	P90Us             float64 `json:"p90Us"`
+	P99Us             float64 `json:"p99Us"`
+	MeanUs            float64 `json:"meanUs"`
 }
 
 // Lag summarizes how far behind schedule sends started, in microseconds.

@@ -67,6 +67,8 @@ type LoadResult struct {
 	// WindowStart and WindowEnd bound the measured window as the client
 	// saw it (zero when unknown).
 	WindowStart, WindowEnd time.Time
+	// PID is the load process's, as its node sees it (0 when unknown).
+	PID int
 }
 
 // LoadRunner runs the load client on the client node.
@@ -114,6 +116,9 @@ type Observation struct {
 	// HostProcess is the CPU, in cores, of the process on this machine
 	// that runs a VM client node (qemu); zero for other nodes.
 	HostProcess float64
+	// FirstPacket is the kernel's time to first packet of the client's
+	// connections, where a probe observed the window.
+	FirstPacket *runs.FirstPacket
 	// Invalid lists why the observation makes the point invalid (its
 	// figures are kept, but they do not cover the load's window).
 	Invalid []string

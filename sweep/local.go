@@ -185,6 +185,7 @@ func loadResultOf(s *loadgen.Summary) *LoadResult {
 		Latency: s.Latency, ServiceTime: s.ServiceTime, Connect: s.Connect, Lag: s.Lag, Errors: s.Errors,
 		ClientCPUCores: s.ClientCPUCores, TargetConnects: s.TargetConnects, Valid: s.Valid, InvalidReasons: s.InvalidReasons,
 		WindowStart: start, WindowEnd: start.Add(time.Duration(s.DurationSeconds * float64(time.Second))),
+		PID: s.PID,
 	}
 }
 

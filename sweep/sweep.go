@@ -350,6 +350,9 @@ func (e *Engine) measure(ctx context.Context, ps *pass, mode scenarios.Mode, n, 
 	if t, ok := win.(Trimmer); ok && loadErr == nil && !res.WindowStart.IsZero() {
 		t.Trim(res.WindowStart, res.WindowEnd)
 	}
+	if t, ok := win.(LoadTrimmer); ok && loadErr == nil {
+		t.TrimToLoad(res)
+	}
 	obs, obsErr := win.End(context.WithoutCancel(ctx))
 	if loadErr != nil {
 		return nil, fmt.Errorf("load: %w", loadErr)
@@ -385,6 +388,7 @@ func (e *Engine) measure(ctx context.Context, ps *pass, mode scenarios.Mode, n, 
 		Rules:          rules,
 		Sync:           obs.Sync,
 		Depth:          depth,
+		FirstPacket:    obs.FirstPacket,
 		Valid:          res.Valid && len(obs.Invalid) == 0,
 		InvalidReasons: append(append([]string(nil), res.InvalidReasons...), obs.Invalid...),
 	}

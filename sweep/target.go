@@ -216,7 +216,10 @@ func (t *Target) Engine(ctx context.Context, sc *scenarios.Scenario, o EngineOpt
 			return nil, err
 		}
 		load = &NodeLoad{Node: node, Bin: bin}
-		observer = &NodeObserver{Node: node, Interval: sc.Spec.Sampling.Interval.D()}
+		observer = &FirstPacketObserver{
+			Observer: &NodeObserver{Node: node, Interval: sc.Spec.Sampling.Interval.D()},
+			Netns:    nodeNetns(node.ProcRoot(), node.KubeProxyPID),
+		}
 	}
 
 	eps, err := p.Backends(ctx)
