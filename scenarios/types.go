@@ -189,7 +189,15 @@ type Load struct {
 // Sampling configures the /proc samplers.
 type Sampling struct {
 	Interval Duration `json:"interval,omitempty"`
+	// FirstPacket times each new connection's kernel time to first packet
+	// with the eBPF probe (collector/firstpacket) where the client node's
+	// kernel is this machine's; default true. false measures without it
+	// (the probe's overhead is the difference).
+	FirstPacket *bool `json:"firstPacket,omitempty"`
 }
+
+// FirstPacketOn says whether the scenario asks for the kernel probe.
+func (s Sampling) FirstPacketOn() bool { return s.FirstPacket == nil || *s.FirstPacket }
 
 // Duration is a time.Duration written as a Go duration string ("30s").
 type Duration time.Duration

@@ -216,9 +216,9 @@ func (t *Target) Engine(ctx context.Context, sc *scenarios.Scenario, o EngineOpt
 			return nil, err
 		}
 		load = &NodeLoad{Node: node, Bin: bin}
-		observer = &FirstPacketObserver{
-			Observer: &NodeObserver{Node: node, Interval: sc.Spec.Sampling.Interval.D()},
-			Netns:    nodeNetns(node.ProcRoot(), node.KubeProxyPID),
+		observer = &NodeObserver{Node: node, Interval: sc.Spec.Sampling.Interval.D()}
+		if sc.Spec.Sampling.FirstPacketOn() {
+			observer = &FirstPacketObserver{Observer: observer, Netns: nodeNetns(node.ProcRoot(), node.KubeProxyPID)}
 		}
 	}
 
