@@ -322,23 +322,20 @@ func (f DepthFit) Sentence() string {
 			f.Mode, strings.TrimSuffix(f.X, "s"), f.Points, variant)
 	}
 	var b strings.Builder
+	kernel := ""
 	if kt, ok := f.fitOf("kernel time to first packet p50"); ok {
-		if f.X == "rules walked" {
-			fmt.Fprintf(&b, "%s: each rule ahead of the target adds %s to the kernel time to first packet (p50); ", f.Mode, nsPer(kt))
-		} else {
-			fmt.Fprintf(&b, "%s: each Service adds %s to the kernel time to first packet (p50); ", f.Mode, nsPer(kt))
-		}
+		kernel = nsPer(kt) + " to the kernel time to first packet (p50), "
 	}
 	if f.X == "rules walked" {
-		fmt.Fprintf(&b, "%s: each rule ahead of the target adds %s to connect p50, %s to connect p01 and %s of client-node CPU per new connection",
-			f.Mode, nsPer(p50), nsPer(p01), nsPer(cpu))
+		fmt.Fprintf(&b, "%s: each rule ahead of the target adds %s%s to connect p50, %s to connect p01 and %s of client-node CPU per new connection",
+			f.Mode, kernel, nsPer(p50), nsPer(p01), nsPer(cpu))
 		pe, plo, phi, _ := p50.Predict(f.MaxX)
 		ce, clo, chi, _ := cpu.Predict(f.MaxX)
 		fmt.Fprintf(&b, "; at the deepest position of the largest step (%s rules walked at %s Services) that predicts a connect p50 of %.1f µs (%.1f to %.1f) and %.1f µs (%.1f to %.1f) of CPU per new connection",
 			formatCount(int(f.MaxX)), formatCount(f.Services), pe/1e3, plo/1e3, phi/1e3, ce/1e3, clo/1e3, chi/1e3)
 	} else {
-		fmt.Fprintf(&b, "%s: 0 rules walked at every point (a lookup, not a walk); against the number of Services, each Service adds %s to connect p50, %s to connect p01 and %s of CPU per new connection",
-			f.Mode, nsPer(p50), nsPer(p01), nsPer(cpu))
+		fmt.Fprintf(&b, "%s: 0 rules walked at every point (a lookup, not a walk); against the number of Services, each Service adds %s%s to connect p50, %s to connect p01 and %s of CPU per new connection",
+			f.Mode, kernel, nsPer(p50), nsPer(p01), nsPer(cpu))
 	}
 	fmt.Fprintf(&b, " (%d valid points, %s", f.Points, variant)
 	if f.Left > 0 {

@@ -261,6 +261,12 @@ type FirstPacket struct {
 	P90Us             float64 `json:"p90Us"`
 	P99Us             float64 `json:"p99Us"`
 	MeanUs            float64 `json:"meanUs"`
+	// ProbeCores is the probe's own CPU over the observation (warm-up
+	// included), in cores: its BPF programs' run time from the kernel's
+	// BPF statistics; ProbeRunNs their mean run time per invocation. Zero
+	// where the statistics were off.
+	ProbeCores float64 `json:"probeCores,omitempty"`
+	ProbeRunNs float64 `json:"probeRunNs,omitempty"`
 }
 
 // Lag summarizes how far behind schedule sends started, in microseconds.

@@ -27,7 +27,10 @@ type FirstPacketObserver struct {
 
 type firstPacketWindow struct {
 	Window
-	probe       *firstpacket.Probe
+	probe *firstpacket.Probe
+	// cost0 and at0 are the probe's own CPU when the window opened.
+	cost0       firstpacket.Cost
+	at0         time.Time
 	unavailable string
 	load        *LoadResult
 }
@@ -55,7 +58,12 @@ func (o *FirstPacketObserver) Begin(ctx context.Context, rawDir string) (Window,
 	}
 	w.Window = inner
 	if w.probe != nil {
-		if err := w.probe.Discard(); err != nil {
+		err := w.probe.Discard()
+		if err == nil {
+			w.cost0, err = w.probe.Cost()
+			w.at0 = time.Now()
+		}
+		if err != nil {
 			w.unavailable = err.Error()
 			w.close()
 		}
@@ -108,7 +116,16 @@ func (w *firstPacketWindow) firstPacket() (runs.FirstPacket, error) {
 	if err != nil {
 		return runs.FirstPacket{}, err
 	}
-	return firstpacket.Summarize(ev, w.load.Connect.Count), nil
+	fp := firstpacket.Summarize(ev, w.load.Connect.Count)
+	cost, err := w.probe.Cost()
+	if err != nil {
+		return runs.FirstPacket{}, err
+	}
+	if d, n := cost.Runtime-w.cost0.Runtime, cost.Runs-w.cost0.Runs; n > 0 {
+		fp.ProbeCores = d.Seconds() / time.Since(w.at0).Seconds()
+		fp.ProbeRunNs = float64(d.Nanoseconds()) / float64(n)
+	}
+	return fp, nil
 }
 
 // nodeNetns is the network namespace of a local client node: kube-proxy's

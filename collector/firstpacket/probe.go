@@ -16,6 +16,7 @@ package firstpacket
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"time"
@@ -47,6 +48,10 @@ type Probe struct {
 	objs  firstpacketObjects
 	links []link.Link
 	rd    *ringbuf.Reader
+	// stats keeps the kernel's BPF run-time statistics on while the probe
+	// is open (nil where they could not be enabled), so that the probe's
+	// own CPU is measured, not assumed.
+	stats io.Closer
 	// events holds what was drained from the ring and not yet taken.
 	events []Event
 }
@@ -107,12 +112,19 @@ func Open(opts Options) (*Probe, error) {
 		p.Close()
 		return nil, fmt.Errorf("%w: ring buffer: %v", ErrUnavailable, err)
 	}
+	// Best effort: without statistics the probe still times connections,
+	// and Cost reports zero runs.
+	p.stats, _ = ebpf.EnableStats(unix.BPF_STATS_RUN_TIME)
 	return p, nil
 }
 
 // Close detaches and unloads the probe.
 func (p *Probe) Close() error {
 	var errs []error
+	if p.stats != nil {
+		errs = append(errs, p.stats.Close())
+		p.stats = nil
+	}
 	if p.rd != nil {
 		errs = append(errs, p.rd.Close())
 	}
@@ -191,6 +203,28 @@ func (p *Probe) Counters() (Counters, error) {
 		for _, v := range per {
 			*dst += v
 		}
+	}
+	return c, nil
+}
+
+// Cost is the probe's own CPU: the run time and run count of its two BPF
+// programs since it was opened, from the kernel's BPF statistics (zero
+// where they are off).
+type Cost struct {
+	Runtime time.Duration
+	Runs    uint64
+}
+
+// Cost reads the probe's own CPU so far.
+func (p *Probe) Cost() (Cost, error) {
+	var c Cost
+	for _, prog := range []*ebpf.Program{p.objs.SynSent, p.objs.SynQueued} {
+		st, err := prog.Stats()
+		if err != nil {
+			return c, fmt.Errorf("reading the probe's run time: %w", err)
+		}
+		c.Runtime += st.Runtime
+		c.Runs += st.RunCount
 	}
 	return c, nil
 }

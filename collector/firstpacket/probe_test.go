@@ -164,6 +164,16 @@ func TestProbeCountsOnlyTheClient(t *testing.T) {
 	if c.Timed < mine+150 || c.Lost != 0 || c.Unreadable != 0 {
 		t.Errorf("counters %+v", c)
 	}
+	cost, err := p.Cost()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The SYN_SENT program ran at least once per connection (both
+	// processes'); net_dev_queue once per packet.
+	if cost.Runs < 2*(mine+150) || cost.Runtime <= 0 {
+		t.Errorf("probe cost %+v: fewer runs than connections", cost)
+	}
+	t.Logf("probe's own cost: %d runs, %.0f ns per run", cost.Runs, float64(cost.Runtime)/float64(cost.Runs))
 }
 
 // TestProbeNamespaceFilter checks that connections from another network
