@@ -111,6 +111,10 @@ type Config struct {
 	// Node is the client node's kind: NodeNetns (default), a network
 	// namespace of this machine, or NodeVM, a qemu guest (see vmnode.go).
 	Node string
+	// IPTablesBackend is the iptables backend kube-proxy and the client
+	// node's tools use: IPTablesNFT, IPTablesLegacy, or empty for the
+	// host's default (netns client node only).
+	IPTablesBackend string
 	// VM configures a VM client node.
 	VM VMConfig
 }
@@ -192,6 +196,11 @@ func (c Config) Validate() error {
 	}
 	if c.SyncTimeout < 0 {
 		errs = append(errs, fmt.Errorf("sync timeout %s is negative", c.SyncTimeout))
+	}
+	if err := validIPTablesBackend(c.IPTablesBackend); err != nil {
+		errs = append(errs, err)
+	} else if c.IPTablesBackend != "" && c.Node == NodeVM {
+		errs = append(errs, fmt.Errorf("iptables backend %s: the VM node's guest uses its own iptables; choose a backend with the netns node", c.IPTablesBackend))
 	}
 	errs = append(errs, c.VM.validate(c.Node)...)
 	if len(errs) == 0 {

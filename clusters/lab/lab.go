@@ -277,6 +277,9 @@ func (l *Lab) up(ctx context.Context, mode scenarios.Mode, owned bool) (err erro
 			if !l.cfg.Reuse {
 				return fmt.Errorf("lab %s is up (kubeconfig %s); use it, or remove it with `kpbench lab down --name %s`: %w", l.cfg.Name, st.Kubeconfig, l.cfg.Name, ErrExists)
 			}
+			if b := l.cfg.IPTablesBackend; b != "" && b != st.IPTablesBackend {
+				return fmt.Errorf("%w: lab %s is up with the %s iptables backend, not %s; bring it down (kpbench lab down --name %s) or use another --lab-name", ErrBadConfig, l.cfg.Name, orDash(st.IPTablesBackend), b, l.cfg.Name)
+			}
 			l.mu.Lock()
 			l.st = st
 			l.mu.Unlock()
@@ -374,6 +377,9 @@ func (l *Lab) up(ctx context.Context, mode scenarios.Mode, owned bool) (err erro
 	}...)
 	if l.cfg.Node == NodeVM {
 		steps = append(steps, step{"node VM", l.stepVMReady})
+	}
+	if l.cfg.IPTablesBackend != "" {
+		steps = append(steps, step{"iptables backend " + l.cfg.IPTablesBackend, l.stepIPTables})
 	}
 	steps = append(steps, []step{
 		{"node object", l.stepNode},

@@ -149,7 +149,7 @@ func (l *Lab) startKubeProxy(ctx context.Context, mode scenarios.Mode) error {
 		return l.vmStartKubeProxy(ctx, mode, args)
 	}
 	p, err := l.start(startSpec{
-		name: CompKubeProxy, netns: l.nsName("node"), cpus: st.NodeCPUs, args: args,
+		name: CompKubeProxy, netns: l.nsName("node"), cpus: st.NodeCPUs, args: args, env: nodeEnv(st),
 	})
 	if err != nil {
 		return err

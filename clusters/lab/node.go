@@ -37,6 +37,7 @@ func (n *clientNode) Run(ctx context.Context, stdin io.Reader, stdout, stderr io
 	// A grandchild that outlives the command (e.g. one a timeout(1) could
 	// not kill) must not hold Wait on its inherited stdout/stderr forever.
 	cmd.WaitDelay = 5 * time.Second
+	cmd.Env = nodeEnv(st)
 	cmd.Stdin = stdin
 	cmd.Stdout = stdout
 	var captured bytes.Buffer

@@ -112,6 +112,8 @@ type startSpec struct {
 	log   string
 	// files are extra open files handed to the child as fd 3, 4, ...
 	files []*os.File
+	// env, when set, is the child's whole environment.
+	env []string
 }
 
 // startProc starts a detached process (own session, so a terminal's Ctrl-C
@@ -139,6 +141,7 @@ func startProc(spec startSpec) (Proc, error) {
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	cmd.ExtraFiles = spec.files
+	cmd.Env = spec.env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	nsPath := ""
 	if spec.netns != "" {

@@ -40,8 +40,11 @@ type State struct {
 	KubeProxyVer    string         `json:"kubeProxyVersion,omitempty"`
 	EtcdVersion     string         `json:"etcdVersion,omitempty"`
 	IPTablesBackend string         `json:"iptablesBackend,omitempty"`
-	BinDir          string         `json:"binDir"`
-	KpbenchBin      string         `json:"kpbenchBin"`
+	// IPTablesDir, when set, holds the iptables tools of the backend the
+	// lab was asked for, first on the client node's PATH (iptables.go).
+	IPTablesDir string `json:"iptablesDir,omitempty"`
+	BinDir      string `json:"binDir"`
+	KpbenchBin  string `json:"kpbenchBin"`
 
 	// Namespaces are recorded before they are created.
 	Namespaces []string `json:"namespaces"`

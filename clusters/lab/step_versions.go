@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"strings"
 
-	"github.com/kpbench/kpbench/clusters/kubeproxy"
 	"github.com/kpbench/kpbench/clusters/lab/build"
 )
 
@@ -27,20 +26,14 @@ func (l *Lab) stepVersions(ctx context.Context, bins build.Binaries) error {
 	if err != nil {
 		return fmt.Errorf("asking the apiserver its version: %w", err)
 	}
-	backend := iptablesBackend(ctx)
+	st, err := l.state()
+	if err != nil {
+		return err
+	}
+	backend := iptablesBackend(ctx, st)
 	return l.update(func(s *State) {
 		s.KubeProxyVer = kpVer
 		s.K8sVersion = info.GitVersion
 		s.IPTablesBackend = backend
 	})
-}
-
-// iptablesBackend is "nft" or "legacy", as `iptables --version` says, or ""
-// when iptables is missing.
-func iptablesBackend(ctx context.Context) string {
-	out, err := exec.CommandContext(ctx, "iptables", "--version").CombinedOutput()
-	if err != nil {
-		return ""
-	}
-	return kubeproxy.IPTablesBackend(out)
 }

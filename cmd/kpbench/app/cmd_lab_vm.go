@@ -13,12 +13,14 @@ import (
 
 // nodeFlags are the client-node options of `lab up` and `run`.
 type nodeFlags struct {
-	node string
-	vm   lab.VMConfig
+	node            string
+	iptablesBackend string
+	vm              lab.VMConfig
 }
 
 func (f *nodeFlags) register(fl *pflag.FlagSet, prefix string) {
 	fl.StringVar(&f.node, "node", lab.NodeNetns, prefix+"client node: netns (a network namespace of this machine) or vm (a qemu guest with its own kernel, e.g. for IPVS)")
+	fl.StringVar(&f.iptablesBackend, "iptables-backend", "", prefix+"iptables backend of kube-proxy and the client node's tools: nft or legacy (default: the host's iptables)")
 	fl.StringVar(&f.vm.Kernel, "kernel", "", prefix+"node VM: guest kernel bzImage (default the newest /boot/vmlinuz-* with modules, e.g. Debian's linux-image-amd64)")
 	fl.StringVar(&f.vm.Modules, "kernel-modules", "", prefix+"node VM: the kernel's modules directory (default /lib/modules/RELEASE)")
 	fl.StringVar(&f.vm.Initrd, "initrd", "", prefix+"node VM: initramfs to boot instead of the generated one (see docs/lab.md)")
@@ -27,7 +29,7 @@ func (f *nodeFlags) register(fl *pflag.FlagSet, prefix string) {
 }
 
 func (f *nodeFlags) apply(cfg *lab.Config) {
-	cfg.Node, cfg.VM = f.node, f.vm
+	cfg.Node, cfg.VM, cfg.IPTablesBackend = f.node, f.vm, f.iptablesBackend
 	if cfg.Node == lab.NodeNetns {
 		cfg.Node = ""
 	}
