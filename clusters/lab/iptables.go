@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 
 	"github.com/kpbench/kpbench/clusters/kubeproxy"
 	"github.com/kpbench/kpbench/clusters/lab/build"
@@ -75,14 +76,23 @@ func nodeEnv(st *State) []string {
 	return append(os.Environ(), "PATH="+st.IPTablesDir+string(os.PathListSeparator)+os.Getenv("PATH"))
 }
 
+// nodeTool is the program a client-node command runs: the lab's own
+// iptables tool when one of that name is in its iptables directory (exec
+// resolves a bare name on this process's PATH, not on the command's).
+func nodeTool(st *State, name string) string {
+	if st.IPTablesDir == "" || strings.ContainsRune(name, '/') {
+		return name
+	}
+	if p := filepath.Join(st.IPTablesDir, name); fileExists(p) {
+		return p
+	}
+	return name
+}
+
 // iptablesBackend is "nft" or "legacy", as `iptables --version` on the
 // client node's PATH says, or "" when iptables is missing.
 func iptablesBackend(ctx context.Context, st *State) string {
-	cmd := exec.CommandContext(ctx, "iptables", "--version")
-	if st.IPTablesDir != "" {
-		cmd = exec.CommandContext(ctx, filepath.Join(st.IPTablesDir, "iptables"), "--version")
-	}
-	out, err := cmd.CombinedOutput()
+	out, err := exec.CommandContext(ctx, nodeTool(st, "iptables"), "--version").CombinedOutput()
 	if err != nil {
 		return ""
 	}

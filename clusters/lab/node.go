@@ -33,7 +33,7 @@ func (n *clientNode) Run(ctx context.Context, stdin io.Reader, stdout, stderr io
 	if err != nil {
 		return err
 	}
-	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	cmd := exec.CommandContext(ctx, nodeTool(st, args[0]), args[1:]...)
 	// A grandchild that outlives the command (e.g. one a timeout(1) could
 	// not kill) must not hold Wait on its inherited stdout/stderr forever.
 	cmd.WaitDelay = 5 * time.Second
