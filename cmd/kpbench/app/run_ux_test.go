@@ -102,7 +102,7 @@ func TestResumeRecordsHistory(t *testing.T) {
 	if resumeIsDone(g, dir) {
 		t.Fatal("a run with 1 point measured is done")
 	}
-	recordResume(g, dir, run, []string{"kpbench", "run", "--resume", dir})
+	recordResume(g, &runs.Record{Dir: dir, Run: run}, []string{"kpbench", "run", "--resume", dir})
 	if want := "resuming " + dir + ": 1 of " + strconv.Itoa(total) + " points measured"; !strings.Contains(logs.String(), want) {
 		t.Errorf("log %q lacks %q", logs.String(), want)
 	}

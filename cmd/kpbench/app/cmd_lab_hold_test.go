@@ -1,0 +1,76 @@
+package app
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kpbench/kpbench/clusters/lab"
+	"github.com/kpbench/kpbench/sweep"
+)
+
+var _ sweep.Holder = (*lab.Lab)(nil)
+
+// TestLabHeldByARun: while a run holds the lab, commands that would change
+// it refuse and name the run, lab status says who holds it, and --force
+// goes ahead.
+func TestLabHeldByARun(t *testing.T) {
+	state := t.TempDir()
+	t.Setenv("XDG_STATE_HOME", state)
+	t.Setenv("KUBECONFIG", "")
+	labs := filepath.Join(state, "kpbench", "labs")
+	if err := os.MkdirAll(filepath.Join(labs, "kpbench"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// A lab's state as `lab up` leaves it (its processes are not needed).
+	if err := os.WriteFile(filepath.Join(labs, "kpbench", "state.json"), []byte(`{"schemaVersion":1,"name":"kpbench","phase":"up","k8sVersion":"v1.34.1","binDir":"","kpbenchBin":"","namespaces":[],"procs":[],"backends":[],"kubeconfig":"`+filepath.Join(labs, "kpbench", "kubeconfig")+`"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := lab.New(lab.Config{Name: "kpbench", StateDir: labs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const runID = "20261206-013000-quick"
+	release, err := l.Hold(context.Background(), runID, "results/"+runID)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	refusing := [][]string{
+		{"scale", "--services", "10"},
+		{"scale", "--services", "10", "--kubeconfig", filepath.Join(labs, "kpbench", "kubeconfig"), "--endpoint-ips", "198.18.0.10"},
+		{"lab", "mode", "nftables"},
+		{"lab", "exec", "--", "true"},
+		{"lab", "down"},
+	}
+	for _, args := range refusing {
+		code, _, stderr := runKpbench(t, args...)
+		if code != ExitFailed || !strings.Contains(stderr, "held by run "+runID) || !strings.Contains(stderr, "--force") {
+			t.Errorf("kpbench %v = %d, stderr %q; want exit 1 naming run %s and --force", args, code, stderr, runID)
+		}
+	}
+
+	code, stdout, stderr := runKpbench(t, "lab", "status")
+	if code != 0 || !strings.Contains(stdout, "held by") || !strings.Contains(stdout, "run "+runID) {
+		t.Errorf("lab status = %d\nstdout: %s\nstderr: %s\nwant it to say run %s holds the lab", code, stdout, stderr, runID)
+	}
+	code, stdout, _ = runKpbench(t, "lab", "status", "--json")
+	if code != 0 || !strings.Contains(stdout, `"runID": "`+runID+`"`) {
+		t.Errorf("lab status --json = %d: %s; want heldBy with run %s", code, stdout, runID)
+	}
+
+	// --force goes past the hold (and then fails for want of a real lab
+	// up: no apiserver), saying what it overrides.
+	code, _, stderr = runKpbench(t, "scale", "--services", "10", "--force")
+	if strings.Contains(stderr, "wait for the run to end") || !strings.Contains(stderr, "--force") {
+		t.Errorf("scale --force = %d, stderr %q; want the hold overridden with a warning", code, stderr)
+	}
+
+	release()
+	code, stdout, _ = runKpbench(t, "lab", "status")
+	if code != 0 || strings.Contains(stdout, "held by") {
+		t.Errorf("after the run released the lab, status = %d: %s", code, stdout)
+	}
+}
