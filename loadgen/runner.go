@@ -9,12 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-)
 
-// Defaults for Config fields left zero.
-const (
-	DefaultTimeout     = 5 * time.Second
-	DefaultMaxInflight = 1000
+	"github.com/kpbench/kpbench/scenarios"
 )
 
 // Config is one load run.
@@ -34,10 +30,10 @@ type Config struct {
 	// each connection after N requests, 0 keeps connections open.
 	RequestsPerConn int
 	// Timeout bounds each request: connect, send and the whole response
-	// (DefaultTimeout when zero).
+	// (scenarios.DefaultTimeout when zero).
 	Timeout time.Duration
 	// MaxInflight bounds the requests in flight at once
-	// (DefaultMaxInflight when zero). A send that finds the bound reached
+	// (scenarios.DefaultMaxInflight when zero). A send that finds the bound reached
 	// waits for a free worker, and the run is invalid.
 	MaxInflight int
 	// Seed makes the choice of targets repeatable; 0 seeds randomly.
@@ -121,10 +117,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	if cfg.Timeout == 0 {
-		cfg.Timeout = DefaultTimeout
+		cfg.Timeout = scenarios.DefaultTimeout
 	}
 	if cfg.MaxInflight == 0 {
-		cfg.MaxInflight = DefaultMaxInflight
+		cfg.MaxInflight = scenarios.DefaultMaxInflight
 	}
 	if cfg.idleReuse == 0 {
 		cfg.idleReuse = maxIdleReuse

@@ -572,8 +572,8 @@ func TestWarmupInsideTheMeasuredLoad(t *testing.T) {
 	if slices.Contains(*events, "a load without its raw directory") {
 		t.Error("a separate warm-up process ran")
 	}
-	args := strings.Join(loadArgs(LoadRequest{Rate: 1000, Warmup: 2 * time.Second, Duration: 10 * time.Second}), " ")
-	if !strings.Contains(args, "--warmup 2s") || !strings.Contains(args, "--duration 10s") {
+	args := strings.Join(LoadRequest{Rate: 1000, Warmup: 2 * time.Second, Duration: 10 * time.Second}.Load().Args(), " ")
+	if !strings.Contains(args, "--warmup=2s") || !strings.Contains(args, "--duration=10s") {
 		t.Errorf("load args %q", args)
 	}
 

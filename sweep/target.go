@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/kpbench/kpbench/clusters"
-	"github.com/kpbench/kpbench/clusters/manifests"
-	"github.com/kpbench/kpbench/loadgen"
 	"github.com/kpbench/kpbench/runs"
 	"github.com/kpbench/kpbench/scaler"
 	"github.com/kpbench/kpbench/scenarios"
@@ -202,7 +200,7 @@ func (t *Target) Engine(ctx context.Context, sc *scenarios.Scenario, o EngineOpt
 	)
 	if runner, ok := inCluster(p); ok {
 		external := len(sc.Spec.Modes) == 1 && sc.Spec.Modes[0] == scenarios.ModeExternal
-		load = &ClusterLoad{Runner: runner, Clients: sc.Spec.Load.Clients, Merge: manifests.SummaryMergerFunc(loadgen.MergeSummaries)}
+		load = &ClusterLoad{Runner: runner, Clients: sc.Spec.Load.Clients}
 		// The node CPU covers every client node (the clients run on any),
 		// each from its container's cgroup when it is one here (kind).
 		observer = clientNodesObserver(ctx, p, &AgentObserver{Node: node, Bin: "kpbench", Interval: sc.Spec.Sampling.Interval.D(), NoKubeProxy: external}, log)
