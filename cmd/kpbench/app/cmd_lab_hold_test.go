@@ -52,6 +52,16 @@ func TestLabHeldByARun(t *testing.T) {
 		}
 	}
 
+	// Another run on the same lab refuses before it changes anything.
+	out := t.TempDir()
+	code, _, stderr := runKpbench(t, "run", "--provider", "lab", "--out", out)
+	if code != ExitFailed || !strings.Contains(stderr, "held by run "+runID) || !strings.Contains(stderr, "--lab-name") {
+		t.Errorf("a second run = %d, stderr %q; want exit 1 naming run %s and --lab-name", code, stderr, runID)
+	}
+	if entries, _ := os.ReadDir(out); len(entries) != 0 {
+		t.Errorf("a refused run wrote %v", entries)
+	}
+
 	code, stdout, stderr := runKpbench(t, "lab", "status")
 	if code != 0 || !strings.Contains(stdout, "held by") || !strings.Contains(stdout, "run "+runID) {
 		t.Errorf("lab status = %d\nstdout: %s\nstderr: %s\nwant it to say run %s holds the lab", code, stdout, stderr, runID)

@@ -160,7 +160,12 @@ func runScenario(ctx context.Context, g *globals, f *runFlags, argv []string) er
 	runErr := sweep.Execute(ctx, rec, cfg)
 	var setupErr *sweep.SetupError
 	if errors.As(runErr, &setupErr) {
+		var held *lab.HeldError
 		switch {
+		case errors.As(runErr, &held):
+			h := held.Hold
+			return &ExitError{Code: ExitFailed, Err: fmt.Errorf("lab %s is held by run %s (kpbench pid %d, results in %s): wait for that run to end or stop it, or run on a lab of its own (--lab-name)",
+				held.Lab, h.RunID, h.Process.PID, orNone(h.RunDir))}
 		case errors.Is(runErr, sweep.ErrCannotRun):
 			return bad(setupErr.Err)
 		case ctx.Err() != nil:
