@@ -80,6 +80,16 @@ func ReadHoldFile(path string) (*Hold, error) {
 	return &h, nil
 }
 
+// ProcOf returns the running process pid as a hold or state file records
+// it (with its start time).
+func ProcOf(pid int) (Proc, error) {
+	_, start, err := procStat("/proc", pid)
+	if err != nil {
+		return Proc{}, err
+	}
+	return Proc{PID: pid, StartTime: start}, nil
+}
+
 // HeldBy returns the run that holds the lab, nil when none does.
 func (l *Lab) HeldBy() (*Hold, error) {
 	return ReadHoldFile(holdPath(l.cfg.StateDir, l.cfg.Name))

@@ -1,11 +1,13 @@
 package app
 
 import (
-	"context"
+	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kpbench/kpbench/clusters/lab"
 	"github.com/kpbench/kpbench/sweep"
@@ -28,13 +30,23 @@ func TestLabHeldByARun(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(labs, "kpbench", "state.json"), []byte(`{"schemaVersion":1,"name":"kpbench","phase":"up","k8sVersion":"v1.34.1","binDir":"","kpbenchBin":"","namespaces":[],"procs":[],"backends":[],"kubeconfig":"`+filepath.Join(labs, "kpbench", "kubeconfig")+`"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	l, err := lab.New(lab.Config{Name: "kpbench", StateDir: labs})
+	// The run that holds it is another kpbench process (here a stand-in
+	// that lives as long as the test wants).
+	runner := exec.Command("sleep", "300")
+	if err := runner.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = runner.Process.Kill(); _ = runner.Wait() })
+	proc, err := lab.ProcOf(runner.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
 	}
 	const runID = "20261206-013000-quick"
-	release, err := l.Hold(context.Background(), runID, "results/"+runID)
+	hold, err := json.Marshal(lab.Hold{RunID: runID, RunDir: "results/" + runID, Since: time.Now(), Process: proc})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(labs, "kpbench.hold.json"), hold, 0o600); err != nil {
 		t.Fatal(err)
 	}
 
@@ -78,9 +90,14 @@ func TestLabHeldByARun(t *testing.T) {
 		t.Errorf("scale --force = %d, stderr %q; want the hold overridden with a warning", code, stderr)
 	}
 
-	release()
+	// The holding process is gone (killed): its hold counts as none.
+	_ = runner.Process.Kill()
+	_ = runner.Wait()
 	code, stdout, _ = runKpbench(t, "lab", "status")
 	if code != 0 || strings.Contains(stdout, "held by") {
-		t.Errorf("after the run released the lab, status = %d: %s", code, stdout)
+		t.Errorf("after the holding run died, status = %d: %s", code, stdout)
+	}
+	if code, _, stderr := runKpbench(t, "lab", "mode", "nftables"); strings.Contains(stderr, "held by") {
+		t.Errorf("lab mode after the holding run died = %d: %s", code, stderr)
 	}
 }

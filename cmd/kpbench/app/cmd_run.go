@@ -78,9 +78,6 @@ Ctrl-C stops the load, keeps every finished point, tears the lab down (unless
 
 func runScenario(ctx context.Context, g *globals, f *runFlags, argv []string) error {
 	bad := func(err error) error { return &ExitError{Code: 2, Err: err} }
-	if f.resume != "" && resumeIsDone(g, f.resume) {
-		return nil // nothing brought up, nothing written
-	}
 	// The run's record: read once when resuming (its provider is the
 	// default of --provider), made once the flags are checked otherwise.
 	var rec *runs.Record
@@ -90,6 +87,9 @@ func runScenario(ctx context.Context, g *globals, f *runFlags, argv []string) er
 			return bad(fmt.Errorf("cannot resume %s: %w", f.resume, err))
 		}
 		rec = r
+		if resumeIsDone(g, rec) {
+			return nil // nothing brought up, nothing written
+		}
 		if err := resumeTrust(rec.Run, f, Version); err != nil { // records a forced resume in this run
 			return err
 		}

@@ -46,15 +46,12 @@ func resumeProgress(dir string, run *runs.Run) (measured, total int, err error) 
 	return measured, total, nil
 }
 
-// resumeIsDone says, before anything is brought up, whether the run in dir
+// resumeIsDone says, before anything is brought up, whether the run of rec
 // has every point it plans: then resuming has nothing to do and changes
-// nothing. An unreadable directory is left to the caller's own checks.
-func resumeIsDone(g *globals, dir string) bool {
-	run, err := runs.ReadRun(dir)
-	if err != nil {
-		return false
-	}
-	measured, total, err := resumeProgress(dir, run)
+// nothing.
+func resumeIsDone(g *globals, rec *runs.Record) bool {
+	dir := rec.Dir
+	measured, total, err := resumeProgress(dir, rec.Run)
 	if err != nil || total == 0 || measured < total {
 		return false
 	}

@@ -99,7 +99,7 @@ func TestResumeRecordsHistory(t *testing.T) {
 	var logs bytes.Buffer
 	g := &globals{stdout: io.Discard, stderr: &logs}
 	g.logger, _ = newLogger(&logs, logHuman, 0)
-	if resumeIsDone(g, dir) {
+	if resumeIsDone(g, &runs.Record{Dir: dir, Run: run}) {
 		t.Fatal("a run with 1 point measured is done")
 	}
 	recordResume(g, &runs.Record{Dir: dir, Run: run}, []string{"kpbench", "run", "--resume", dir})
