@@ -169,8 +169,12 @@ func TestEngineRunsLoadWhereTheProviderSays(t *testing.T) {
 	if _, ok := e.Load.(*NodeLoad); !ok {
 		t.Errorf("local provider: load %T, want *NodeLoad", e.Load)
 	}
-	if _, ok := e.Observer.(*NodeObserver); !ok {
-		t.Errorf("local provider: observer %T, want *NodeObserver", e.Observer)
+	// The node's observer, with the kernel probe around it (the
+	// scenario does not turn it off).
+	if fp, ok := e.Observer.(*FirstPacketObserver); !ok {
+		t.Errorf("local provider: observer %T, want *FirstPacketObserver", e.Observer)
+	} else if _, ok := fp.Observer.(*NodeObserver); !ok {
+		t.Errorf("local provider: observer inside the probe %T, want *NodeObserver", fp.Observer)
 	}
 	e, err = inCl.Engine(context.Background(), sc, EngineOptions{QPS: 10})
 	if err != nil {
