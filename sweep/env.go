@@ -128,3 +128,20 @@ func processors(cpuinfo []byte) int {
 	}
 	return n
 }
+
+// vmEnvironment describes a VM client node for run.json: the guest's
+// kernel, CPUs and memory (read in the guest with c.Cat), the
+// accelerator, and this machine's kernel and CPU. Under TCG run.json's
+// problems say that the figures are emulated.
+func vmEnvironment(ctx context.Context, node clusters.ClientNode, c clusters.Client, run *runs.Run) (runs.Environment, error) {
+	vm := c.VM
+	host := DetectEnvironment(ctx, "/proc", nil)
+	env, err := NodeEnvironmentWith(ctx, node, c.Cat...)
+	env.HostKernel = host.Kernel
+	env.Accelerator = vm.Accelerator
+	if vm.Accelerator == "tcg" {
+		env.CPUModel = host.CPUModel + " (host; the guest's emulated CPU: " + env.CPUModel + ")"
+		run.Problems = append(run.Problems, "the client node is a VM under TCG (software emulation: "+vm.AccelReason+"): its figures are emulated, valid for function and for comparisons within this run, not as absolute cost")
+	}
+	return env, err
+}

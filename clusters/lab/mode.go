@@ -63,9 +63,7 @@ func (l *Lab) Capabilities(ctx context.Context) (clusters.Capabilities, error) {
 
 func capabilities(m machine) clusters.Capabilities {
 	caps := clusters.Capabilities{
-		Modes:         map[scenarios.Mode]string{},
-		CanSwitchMode: true,
-		CPUPinning:    m.cpus > 1,
+		Modes: map[scenarios.Mode]string{},
 	}
 	host := kubeproxy.Host{
 		LookPath:      m.lookPath,
