@@ -125,7 +125,7 @@ func TestEngineOnANewKindOfClientNode(t *testing.T) {
 	// fakes; the load and the observer are the ones Target chose.
 	e.Scaler, e.Rules, e.Depth = &fakeScaler{events: events}, fakeRules{}, nil
 	dir := t.TempDir()
-	if err := e.Run(ctx, dir, run); err != nil {
+	if err := e.Run(ctx, &runs.Record{Dir: dir, Run: run}); err != nil {
 		t.Fatal(err)
 	}
 	pts, err := runs.ReadPoints(dir)

@@ -10,9 +10,7 @@ import (
 	"time"
 
 	"github.com/kpbench/kpbench/clusters"
-	"github.com/kpbench/kpbench/clusters/manifests"
 	"github.com/kpbench/kpbench/collector"
-	"github.com/kpbench/kpbench/loadgen"
 	"github.com/kpbench/kpbench/runs"
 	"github.com/kpbench/kpbench/scaler"
 	"github.com/kpbench/kpbench/scenarios"
@@ -35,6 +33,10 @@ type Target struct {
 	// Note, when set, goes into run.json's problems (e.g. modes replaced
 	// by external on a cluster without kube-proxy).
 	Note string
+	// Modes, when set, replace the scenario's modes for this cluster
+	// ([external] on a cluster whose kube-proxy is replaced); Execute
+	// records them in run.json.
+	Modes []scenarios.Mode
 	// owned is false for a cluster that was up before the run: it is used
 	// as it is and left up.
 	owned bool
@@ -42,9 +44,9 @@ type Target struct {
 }
 
 // Prepare brings p up for sc, or attaches to its cluster when p's
-// Features say it outlives a run (Running) and it is up. The scenario's modes become
-// [external] when the cluster has no kube-proxy but a replacement (Note
-// says so). Errors wrapping ErrCannotRun mean the scenario does not fit
+// Features say it outlives a run (Running) and it is up. It leaves sc as
+// it is: when the cluster has no kube-proxy but a replacement, Modes is
+// [external] and Note says so. Errors wrapping ErrCannotRun mean the scenario does not fit
 // the cluster.
 func Prepare(ctx context.Context, p clusters.Provider, sc *scenarios.Scenario, log *slog.Logger) (*Target, error) {
 	if log == nil {
@@ -80,7 +82,7 @@ func Prepare(ctx context.Context, p clusters.Provider, sc *scenarios.Scenario, l
 		}
 		t.Note = fmt.Sprintf("kube-proxy is replaced on this cluster: measured as mode external instead of the scenario's modes %v", sc.Spec.Modes)
 		log.Warn(t.Note)
-		sc.Spec.Modes = []scenarios.Mode{scenarios.ModeExternal}
+		t.Modes = []scenarios.Mode{scenarios.ModeExternal}
 		first = scenarios.ModeExternal
 	}
 	log.Info("bringing the cluster up", "provider", p.Name(), "mode", first)
@@ -192,7 +194,7 @@ func (t *Target) Engine(ctx context.Context, sc *scenarios.Scenario, o EngineOpt
 	var load LoadRunner
 	switch {
 	case f.Client.Load != nil:
-		load = &ClusterLoad{Runner: f.Client.Load, Clients: sc.Spec.Load.Clients, Merge: manifests.SummaryMergerFunc(loadgen.MergeSummaries)}
+		load = &ClusterLoad{Runner: f.Client.Load, Clients: sc.Spec.Load.Clients}
 	case f.Client.Bin != "":
 		nl := &NodeLoad{Node: node, Bin: f.Client.Bin}
 		if f.Client.VM != nil {
