@@ -318,7 +318,7 @@ func TestNodeEnvironmentReadsTheNodeThroughTheAgent(t *testing.T) {
 		"/host/proc/cpuinfo":              "processor\t: 0\nmodel name\t: AMD EPYC 7B13\n\nprocessor\t: 1\nmodel name\t: AMD EPYC 7B13\n\nprocessor\t: 2\nmodel name\t: AMD EPYC 7B13\n",
 		"/host/proc/meminfo":              "MemTotal:       16384000 kB\nMemFree: 1 kB\n",
 	}}
-	env, err := NodeEnvironment(context.Background(), n)
+	env, err := NodeEnvironmentWith(context.Background(), n, "kpbench", "cluster", "agent", "cat")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,7 +328,7 @@ func TestNodeEnvironmentReadsTheNodeThroughTheAgent(t *testing.T) {
 	}
 	// A file the agent cannot read is reported, the rest still filled.
 	delete(n.files, "/host/proc/meminfo")
-	env, err = NodeEnvironment(context.Background(), n)
+	env, err = NodeEnvironmentWith(context.Background(), n, "kpbench", "cluster", "agent", "cat")
 	if err == nil || !strings.Contains(err.Error(), "meminfo") || env.Kernel == "" {
 		t.Errorf("missing meminfo: %+v, %v", env, err)
 	}

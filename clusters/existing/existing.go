@@ -198,10 +198,6 @@ func (p *Provider) Name() string { return "existing" }
 // KubeconfigPath is the kubeconfig in use.
 func (p *Provider) KubeconfigPath() string { return p.kubeconfig }
 
-// UserKubeconfig is the kubeconfig and context as the user named them, for
-// other clients of the same cluster (the scaler).
-func (p *Provider) UserKubeconfig() (path, context string) { return p.opts.Kubeconfig, p.opts.Context }
-
 // Clientset is the client the provider uses.
 func (p *Provider) Clientset() kubernetes.Interface { return p.cs }
 
