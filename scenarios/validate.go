@@ -131,6 +131,18 @@ func Validate(s *Scenario) ErrorList {
 			add("spec.primary", "compares modes, so spec.modes needs at least two, got %d", len(sp.Modes))
 		}
 	}
+	if g := sp.Gate; g != nil {
+		for i, m := range g.Metrics {
+			if !slices.Contains(GateMetrics, m) {
+				add(fmt.Sprintf("spec.gate.metrics[%d]", i), "must be one of %s, got %q", strings.Join(GateMetrics, ", "), m)
+			}
+		}
+		for i, n := range g.Services {
+			if !slices.Contains(sp.Services, n) {
+				add(fmt.Sprintf("spec.gate.services[%d]", i), "must be one of the steps in spec.services (%v), got %d", sp.Services, n)
+			}
+		}
+	}
 	iv := sp.Sampling.Interval.D()
 	switch {
 	case iv < 10*time.Millisecond:
