@@ -331,7 +331,7 @@ func Compare(base, next *Data, opts CompareOptions) (*Comparison, error) {
 		c.Metrics = append(c.Metrics, m.Name)
 	}
 	c.ScenarioMismatches = scenarioMismatches(base, next)
-	c.EnvironmentDifferences = environmentDifferences(base.Run, next.Run)
+	c.EnvironmentDifferences = environmentDifferences(base, next)
 	if len(c.ScenarioMismatches) > 0 && !opts.AllowMismatch {
 		return c, fmt.Errorf("%s vs %s: %w: %s (pass --allow-mismatch to compare anyway)",
 			base.Dir, next.Dir, ErrScenarioMismatch, strings.Join(c.ScenarioMismatches, "; "))

@@ -387,7 +387,7 @@ func TestCompareShowsMixedPoints(t *testing.T) {
 		}
 		return true
 	})
-	// Two builds inside one run are a build mismatch of their own.
+	// Builds that measured the points differ: a mismatch.
 	if _, err := Compare(base, mixed, CompareOptions{Metrics: defaults, Threshold: 0.1}); !errors.Is(err, ErrScenarioMismatch) {
 		t.Fatalf("err = %v, want a mismatch", err)
 	}
@@ -395,7 +395,8 @@ func TestCompareShowsMixedPoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out := text(t, c); !strings.Contains(out, "SCENARIO MISMATCH: new mixes points of 2 kpbench versions (v0.1.0, v0.2.0) and 2 environments") {
+	if out := text(t, c); !strings.Contains(out, "SCENARIO MISMATCH: points' kpbench builds: base , new v0.1.0,v0.2.0") ||
+		!strings.Contains(out, "environment differs: new mixes points of 2 kpbench versions (v0.1.0, v0.2.0) and 2 environments") {
 		t.Errorf("output:\n%s", out)
 	}
 }

@@ -106,14 +106,7 @@ func scenarioMismatches(base, next *Data) []string {
 	add("pinning", pinningString(base.Run.Pinning), pinningString(next.Run.Pinning))
 	add("client-node CPU covers", nodeCPUCovers(base.Points), nodeCPUCovers(next.Points))
 	add("kpbench build", base.Run.KpbenchVersion, next.Run.KpbenchVersion)
-	for _, side := range []struct {
-		name string
-		d    *Data
-	}{{"base", base}, {"new", next}} {
-		if m := mixedPoints(side.d.Points); m != "" {
-			out = append(out, side.name+" "+m)
-		}
-	}
+	add("points' kpbench builds", pointBuilds(base.Points), pointBuilds(next.Points))
 	pointSet := func(d *Data, f func(p *runs.Point) string) string {
 		set := map[string]bool{}
 		for i := range d.Points {
@@ -138,15 +131,36 @@ func scenarioMismatches(base, next *Data) []string {
 }
 
 // environmentDifferences lists how the machines and software differ (the
-// provider and the kpbench build are scenario mismatches).
-func environmentDifferences(b, n *runs.Run) []string {
+// provider and the kpbench build are scenario mismatches), and a run whose
+// points mix builds or environments.
+func environmentDifferences(base, next *Data) []string {
 	var out []string
+	b, n := base.Run, next.Run
 	for _, d := range runs.EnvironmentDifferences(b.Provider.Name, b.Environment, n.Provider.Name, n.Environment) {
 		if !strings.HasPrefix(d, "provider:") {
 			out = append(out, d)
 		}
 	}
+	for _, side := range []struct {
+		name string
+		d    *Data
+	}{{"base", base}, {"new", next}} {
+		if m := mixedPoints(side.d.Points); m != "" {
+			out = append(out, side.name+" "+m)
+		}
+	}
 	return out
+}
+
+// pointBuilds lists the kpbench versions that measured points.
+func pointBuilds(points []runs.Point) string {
+	set := map[string]bool{}
+	for _, p := range points {
+		if p.KpbenchVersion != "" {
+			set[p.KpbenchVersion] = true
+		}
+	}
+	return strings.Join(slices.Sorted(maps.Keys(set)), ",")
 }
 
 // orderOf is a run's order; runs that recorded none measured by mode.
