@@ -18,10 +18,11 @@ import (
 // repetition is its own block, shared by every row measured in it; two
 // runs have independent blocks and a run-level effect of their own.
 //
-// Counts are chosen so that the tolerance is at least 3.5 binomial
-// standard errors from the nominal rate: a correct procedure fails by
-// chance less than once in 2,000 seeds, and every test is seeded, so a
-// failure is reproducible.
+// Every simulation is seeded, so a failure is reproducible. The gate's
+// bounds are the requirements themselves (at most 5% false fails, at least
+// 97% of doubled rows caught), checked on 400 comparisons each (a 5% rate's
+// standard error is 1.1 points); the power check allows 3.5 binomial
+// standard errors of its 2,000 simulations.
 
 // simDesign is one run's shape for the simulations.
 type simDesign struct {
