@@ -203,6 +203,10 @@ type Primary struct {
 	// RequestsPerConn is the connection variant, one of
 	// spec.load.requestsPerConn.
 	RequestsPerConn int `json:"requestsPerConn"`
+	// Services, when set, fixes the step of the comparison (one of
+	// spec.services): a step some mode did not reach leaves the primary
+	// "not tested", never moved to another step.
+	Services int `json:"services,omitempty"`
 }
 
 // PrimaryMetrics are the metrics a primary comparison may name: the ones
