@@ -11,8 +11,8 @@ import (
 
 // MergeSummaries folds the JSON summaries of load clients that ran one
 // window at the same time into one summary, as if a single client had sent
-// every request. It has the signature of manifests.SummaryMerger's method
-// (use manifests.SummaryMergerFunc(loadgen.MergeSummaries)).
+// every request. It is the one merge of load summaries: the engine's
+// in-cluster load (sweep.ClusterLoad) folds its clients with it.
 //
 // Every part is decoded with ReadSummary. With more than one part each must
 // embed its histograms (`kpbench load --embed-histograms`), carry the same

@@ -401,23 +401,3 @@ func (s *Summary) BehindSchedule() bool {
 
 // schemaVersion is written in every loadgen document.
 const schemaVersion = runs.SchemaVersion
-
-// FillPoint copies what the load run measured into a point of
-// points.jsonl: rate, requests, window, latency, service time, connect,
-// lag, errors and the client's CPU. Validity combines: the point stays
-// invalid for its own reasons and gains the run's.
-func (s *Summary) FillPoint(p *runs.Point) {
-	p.Rate = runs.Rate{Target: s.TargetRate, Achieved: s.AchievedRate}
-	p.Requests = s.Requests
-	p.DurationSeconds = s.DurationSeconds
-	p.StartedAt = s.StartedAt
-	p.RequestsPerConn = s.RequestsPerConn
-	p.Latency = s.Latency
-	p.ServiceTime = s.ServiceTime
-	p.Connect = s.Connect
-	p.Lag = s.Lag
-	p.Errors = s.Errors
-	p.CPU.Processes.Client = s.ClientCPUCores
-	p.InvalidReasons = append(p.InvalidReasons, s.InvalidReasons...)
-	p.Valid = len(p.InvalidReasons) == 0
-}

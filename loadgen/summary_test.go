@@ -240,25 +240,3 @@ func TestCoarseHistogram(t *testing.T) {
 		t.Errorf("p50 %.1f µs, p99 %.1f µs, want about 50 and 99", got[0].P50Us, got[0].P99Us)
 	}
 }
-
-func TestFillPoint(t *testing.T) {
-	s := Summary{TargetRate: 1000, AchievedRate: 985, Requests: 9850, DurationSeconds: 10, RequestsPerConn: 1,
-		Latency: runs.Latency{P50Us: 150}, ServiceTime: runs.Latency{P50Us: 120}, Connect: runs.Connect{Count: 9850, P50Us: 40},
-		Lag: runs.Lag{P99Us: 80}, Errors: runs.Errors{Total: 2, ByKind: map[string]int64{"reset": 2}}, ClientCPUCores: 0.2}
-	s.judge(false)
-	p := runs.Point{Mode: "iptables", Services: 1000, Valid: true, InvalidReasons: []string{runs.ReasonModeMismatch}}
-	s.FillPoint(&p)
-	if p.Rate.Target != 1000 || p.Rate.Achieved != 985 || p.Requests != 9850 || p.DurationSeconds != 10 || p.RequestsPerConn != 1 {
-		t.Errorf("rate/requests/window not copied: %+v", p)
-	}
-	if p.Latency.P50Us != 150 || p.ServiceTime.P50Us != 120 || p.Connect.Count != 9850 || p.Lag.P99Us != 80 || p.Errors.ByKind["reset"] != 2 {
-		t.Errorf("distributions not copied: %+v", p)
-	}
-	if p.CPU.Processes.Client != 0.2 || p.Mode != "iptables" || p.Services != 1000 {
-		t.Errorf("client CPU or the point's own fields wrong: %+v", p)
-	}
-	if p.Valid || len(p.InvalidReasons) != 2 || p.InvalidReasons[0] != runs.ReasonModeMismatch ||
-		!strings.HasPrefix(p.InvalidReasons[1], runs.ReasonRateShort) {
-		t.Errorf("validity %v %q, want the point's reason then the run's", p.Valid, p.InvalidReasons)
-	}
-}

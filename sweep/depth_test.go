@@ -124,7 +124,7 @@ func TestPlacementsPickByDepthAndRecordIt(t *testing.T) {
 		t.Run(tc.placement, func(t *testing.T) {
 			d := &scriptedDepth{script: []string{chain}}
 			e, run, dir, ul := depthSetup(t, fmt.Sprintf(depthSpec, tc.placement, 1), d)
-			if err := e.Run(context.Background(), dir, run); err != nil {
+			if err := e.Run(context.Background(), &runs.Record{Dir: dir, Run: run}); err != nil {
 				t.Fatal(err)
 			}
 			pts, _ := runs.ReadPoints(dir)
@@ -159,7 +159,7 @@ func TestDepthChangedDuringWindowKeepsBoth(t *testing.T) {
 	// Read for the pick, before the window, then a sync reorders the chain.
 	d := &scriptedDepth{script: []string{kubeServices(1, 2, 3, 4, 5), kubeServices(1, 2, 3, 4, 5), kubeServices(5, 4, 3, 2, 1)}}
 	e, run, dir, ul := depthSetup(t, fmt.Sprintf(depthSpec, "deepest", 2), d)
-	if err := e.Run(context.Background(), dir, run); err != nil {
+	if err := e.Run(context.Background(), &runs.Record{Dir: dir, Run: run}); err != nil {
 		t.Fatal(err)
 	}
 	pts, _ := runs.ReadPoints(dir)
@@ -185,7 +185,7 @@ func TestPlacementPicksAgainAfterSyncBeforeWindow(t *testing.T) {
 	// inside the measured process) the new pick only.
 	d := &scriptedDepth{script: []string{kubeServices(1, 2, 3, 4, 5), kubeServices(2, 3, 4, 5, 1), kubeServices(2, 3, 4, 5, 1)}}
 	e, run, dir, ul := depthSetup(t, fmt.Sprintf(depthSpec, "deepest", 1), d)
-	if err := e.Run(context.Background(), dir, run); err != nil {
+	if err := e.Run(context.Background(), &runs.Record{Dir: dir, Run: run}); err != nil {
 		t.Fatal(err)
 	}
 	pts, _ := runs.ReadPoints(dir)
@@ -205,7 +205,7 @@ func TestRandomTargetsDepthWeightedByConnections(t *testing.T) {
 	e, run, dir, ul := depthSetup(t, fmt.Sprintf(depthSpec, "random", 1), d)
 	// Connections: svc1 ×6 (depth 1), svc2 ×0, svc5 ×2 (depth 5), others 1.
 	ul.connects = func(urls []string) []int64 { return []int64{6, 0, 1, 1, 2} }
-	if err := e.Run(context.Background(), dir, run); err != nil {
+	if err := e.Run(context.Background(), &runs.Record{Dir: dir, Run: run}); err != nil {
 		t.Fatal(err)
 	}
 	pts, _ := runs.ReadPoints(dir)
@@ -221,7 +221,7 @@ func TestRandomTargetsDepthWeightedByConnections(t *testing.T) {
 func TestDepthZeroModesPickTheFirstService(t *testing.T) {
 	d := &scriptedDepth{script: []string{kubeServices(1, 2, 3, 4, 5)}}
 	e, run, dir, ul := depthSetup(t, "  modes: [nftables]\n  services: [5]\n  load:\n    duration: 1s\n    warmup: 0s\n    requestsPerConn: [1]\n    targets: deepest\n", d)
-	if err := e.Run(context.Background(), dir, run); err != nil {
+	if err := e.Run(context.Background(), &runs.Record{Dir: dir, Run: run}); err != nil {
 		t.Fatal(err)
 	}
 	pts, _ := runs.ReadPoints(dir)

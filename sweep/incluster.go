@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/kpbench/kpbench/clusters"
-	"github.com/kpbench/kpbench/clusters/manifests"
 	"github.com/kpbench/kpbench/collector"
 	"github.com/kpbench/kpbench/internal/cpuset"
 	"github.com/kpbench/kpbench/loadgen"
@@ -24,13 +23,11 @@ import (
 // node is observed by the CPU agent pod.
 
 // ClusterLoad runs the load client as in-cluster Jobs (clusters.LoadRunner)
-// and merges the clients' summaries into one.
+// and merges the clients' summaries into one (loadgen.MergeSummaries).
 type ClusterLoad struct {
 	Runner clusters.LoadRunner
 	// Clients is the number of load clients (scenario spec.load.clients).
 	Clients int
-	// Merge folds several clients' summaries into one (loadgen's merger).
-	Merge manifests.SummaryMerger
 	// StartMargin is added to each client's deadline for the pod to be
 	// scheduled and started (default 2 minutes).
 	StartMargin time.Duration
@@ -51,9 +48,9 @@ func (l *ClusterLoad) Run(ctx context.Context, req LoadRequest) (*LoadResult, er
 	if margin <= 0 {
 		margin = 2 * time.Minute
 	}
-	each := req
+	each := req.Load()
 	each.Rate = req.Rate / float64(clients)
-	args := append(loadArgs(each), req.URLs...)
+	args := each.Args()
 	results, err := l.Runner.RunLoad(ctx, clusters.LoadRequest{
 		ID: JobID(req.ID), Args: args, Clients: clients, Deadline: req.Warmup + req.Duration + req.Timeout + margin,
 	})
@@ -70,13 +67,17 @@ func (l *ClusterLoad) Run(ctx context.Context, req LoadRequest) (*LoadResult, er
 			}
 		}
 	}
-	parts := make([]json.RawMessage, len(results))
-	for i, r := range results {
-		parts[i] = r.Summary
-	}
-	merged, err := manifests.MergeLoad(l.Merge, parts)
-	if err != nil {
-		return nil, err
+	// One client's summary is the point's as it is; several are merged
+	// by loadgen, which owns the format.
+	merged := results[0].Summary
+	if clients > 1 {
+		parts := make([]json.RawMessage, len(results))
+		for i, r := range results {
+			parts[i] = r.Summary
+		}
+		if merged, err = loadgen.MergeSummaries(parts); err != nil {
+			return nil, fmt.Errorf("merging %d load clients: %w", clients, err)
+		}
 	}
 	if req.RawDir != "" {
 		if err := writeJSON(filepath.Join(req.RawDir, RawLoadJSON), merged); err != nil {
@@ -89,18 +90,11 @@ func (l *ClusterLoad) Run(ctx context.Context, req LoadRequest) (*LoadResult, er
 	}
 	res := loadResultOf(s)
 	if clients > 1 {
-		// The merger judges the merged numbers as one client's; a point
+		// The merge judges the merged numbers as one client's; a point
 		// is valid only if every client held its own rate too (a client
-		// that fell behind was queueing on its machine).
-		for _, r := range results {
-			cs, err := loadgen.ReadSummary(bytes.NewReader(r.Summary))
-			if err != nil {
-				return nil, fmt.Errorf("load client %d: %w", r.Client, err)
-			}
-			for _, why := range cs.InvalidReasons {
-				res.InvalidReasons = append(res.InvalidReasons, fmt.Sprintf("client %d: %s", r.Client, why))
-			}
-		}
+		// that fell behind was queueing on its machine). Each client's
+		// reasons are in the merge, as "client N: reason".
+		res.InvalidReasons = append(res.InvalidReasons, s.ClientInvalidReasons...)
 		res.Valid = len(res.InvalidReasons) == 0
 	}
 	return res, nil

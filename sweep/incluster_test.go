@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/kpbench/kpbench/clusters"
-	"github.com/kpbench/kpbench/clusters/manifests"
 	"github.com/kpbench/kpbench/collector"
 	"github.com/kpbench/kpbench/loadgen"
 	"github.com/kpbench/kpbench/loadgen/loadgentest"
@@ -71,7 +70,7 @@ func (j *jobRunner) RunLoad(ctx context.Context, req clusters.LoadRequest) ([]cl
 	if j.fail != nil {
 		return nil, j.fail
 	}
-	cfg, err := parseLoadArgs(req.Args)
+	cfg, err := loadgen.ParseArgs(req.Args)
 	if err != nil {
 		return nil, err
 	}
@@ -106,44 +105,6 @@ func (j *jobRunner) RunLoad(ctx context.Context, req clusters.LoadRequest) ([]cl
 	return out, errors.Join(errs...)
 }
 
-// parseLoadArgs reads back the flags loadArgs writes.
-func parseLoadArgs(args []string) (loadgen.Config, error) {
-	var cfg loadgen.Config
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if !strings.HasPrefix(a, "--") {
-			cfg.URLs = append(cfg.URLs, a)
-			continue
-		}
-		if i+1 >= len(args) {
-			return cfg, errors.New("flag without value: " + a)
-		}
-		v := args[i+1]
-		i++
-		var err error
-		switch a {
-		case "--rate":
-			cfg.Rate, err = strconv.ParseFloat(v, 64)
-		case "--duration":
-			cfg.Duration, err = time.ParseDuration(v)
-		case "--warmup":
-			cfg.Warmup, err = time.ParseDuration(v)
-		case "--requests-per-conn":
-			cfg.RequestsPerConn, err = strconv.Atoi(v)
-		case "--timeout":
-			cfg.Timeout, err = time.ParseDuration(v)
-		case "--max-inflight":
-			cfg.MaxInflight, err = strconv.Atoi(v)
-		default:
-			err = errors.New("unknown flag " + a)
-		}
-		if err != nil {
-			return cfg, err
-		}
-	}
-	return cfg, nil
-}
-
 func TestClusterLoadOneClient(t *testing.T) {
 	url := serveLoopback(t)
 	runner := &jobRunner{}
@@ -160,7 +121,7 @@ func TestClusterLoadOneClient(t *testing.T) {
 	if got.ID != "iptables-s00001-rpc1-r1" || got.Clients != 1 || got.Deadline != req.Duration+req.Timeout+time.Minute {
 		t.Errorf("load request = %+v", got)
 	}
-	if got.Args[len(got.Args)-1] != url || !slices.Contains(got.Args, "--requests-per-conn") {
+	if got.Args[len(got.Args)-1] != url || !slices.Contains(got.Args, "--requests-per-conn=1") {
 		t.Errorf("args %q do not end with the URL or lack the connection variant", got.Args)
 	}
 	if res.Requests < 90 || res.Requests > 110 || res.Connect.Count != res.Requests {
@@ -197,9 +158,8 @@ func TestClusterLoadMergesClients(t *testing.T) {
 	url := serveLoopback(t)
 	req := LoadRequest{ID: "nftables-s00010-rpc0-r2", URLs: []string{url}, Rate: 600, Duration: 500 * time.Millisecond,
 		RequestsPerConn: 0, Timeout: time.Second, MaxInflight: 100, RawDir: t.TempDir()}
-	merge := manifests.SummaryMergerFunc(loadgen.MergeSummaries)
 	runner := &jobRunner{}
-	res, err := (&ClusterLoad{Runner: runner, Clients: 3, Merge: merge}).Run(context.Background(), req)
+	res, err := (&ClusterLoad{Runner: runner, Clients: 3}).Run(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +215,7 @@ func TestClusterLoadMergesClients(t *testing.T) {
 			s.Valid, s.InvalidReasons = false, []string{"achieved rate below 99% of target: 190.0 of 200 req/s"}
 		}
 	}}
-	res, err = (&ClusterLoad{Runner: runner, Clients: 3, Merge: merge}).Run(context.Background(), req)
+	res, err = (&ClusterLoad{Runner: runner, Clients: 3}).Run(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,9 +231,14 @@ func TestClusterLoadErrors(t *testing.T) {
 	if _, err := (&ClusterLoad{Runner: &jobRunner{fail: boom}}).Run(context.Background(), req); !errors.Is(err, boom) {
 		t.Errorf("runner failure: %v", err)
 	}
-	// Two clients need a merger.
-	if _, err := (&ClusterLoad{Runner: &jobRunner{}, Clients: 2}).Run(context.Background(), req); err == nil || !strings.Contains(err.Error(), "no merger") {
-		t.Errorf("two clients without a merger: %v", err)
+	// Two clients merge exactly only with their histograms.
+	bare := &jobRunner{mangle: func(i int, s *loadgen.Summary) {
+		if i == 1 {
+			s.Histograms = nil
+		}
+	}}
+	if _, err := (&ClusterLoad{Runner: bare, Clients: 2}).Run(context.Background(), req); err == nil || !strings.Contains(err.Error(), "client 1") || !strings.Contains(err.Error(), "--embed-histograms") {
+		t.Errorf("a client without histograms: %v", err)
 	}
 }
 

@@ -128,7 +128,7 @@ type NodeLoad struct {
 
 // Run implements LoadRunner.
 func (l *NodeLoad) Run(ctx context.Context, req LoadRequest) (*LoadResult, error) {
-	args := append([]string{l.Bin, "load", "--json", "-"}, loadArgs(req)...)
+	args := []string{l.Bin, "load", "--json", "-"}
 	rawDir := req.RawDir
 	if rawDir != "" && l.Scratch != "" {
 		dir, err := os.MkdirTemp(l.Scratch, "load-")
@@ -144,7 +144,7 @@ func (l *NodeLoad) Run(ctx context.Context, req LoadRequest) (*LoadResult, error
 			"--timeline", filepath.Join(rawDir, "timeline.csv"),
 			"--histograms", filepath.Join(rawDir, "histograms.json"))
 	}
-	args = append(args, req.URLs...)
+	args = append(args, req.Load().Args()...)
 	var stdout, stderr bytes.Buffer
 	if err := l.Node.Run(ctx, nil, &stdout, &stderr, args...); err != nil {
 		return nil, fmt.Errorf("kpbench load on the client node: %w: %s", err, tail(stderr.Bytes(), 800))
@@ -164,17 +164,11 @@ func (l *NodeLoad) Run(ctx context.Context, req LoadRequest) (*LoadResult, error
 	return loadResultOf(s), nil
 }
 
-// loadArgs are the `kpbench load` flags of a request (after --json -),
-// without its URLs.
-func loadArgs(req LoadRequest) []string {
-	return []string{
-		"--rate", strconv.FormatFloat(req.Rate, 'f', -1, 64),
-		"--duration", req.Duration.String(),
-		"--warmup", req.Warmup.String(),
-		"--requests-per-conn", strconv.Itoa(req.RequestsPerConn),
-		"--timeout", req.Timeout.String(),
-		"--max-inflight", strconv.Itoa(req.MaxInflight),
-	}
+// Load is the load run the request asks for: what `kpbench load` runs,
+// on the client node or in each client pod.
+func (req LoadRequest) Load() loadgen.Config {
+	return loadgen.Config{URLs: req.URLs, Rate: req.Rate, Duration: req.Duration, Warmup: req.Warmup,
+		RequestsPerConn: req.RequestsPerConn, Timeout: req.Timeout, MaxInflight: req.MaxInflight}
 }
 
 // loadResultOf maps a load summary onto the engine's LoadResult.

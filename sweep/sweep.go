@@ -39,10 +39,12 @@ type Engine struct {
 // finished point is on disk.
 var ErrInterrupted = errors.New("run interrupted")
 
-// Run measures every point of run.Scenario not yet in dir/points.jsonl,
-// keeping run.json up to date. It returns ErrInterrupted (wrapped) when ctx
-// is cancelled. The provider must be up.
-func (e *Engine) Run(ctx context.Context, dir string, run *runs.Run) error {
+// Run measures every point of the record's scenario not yet in its
+// directory's points.jsonl, keeping run.json up to date through rec. It
+// returns ErrInterrupted (wrapped) when ctx is cancelled. The provider
+// must be up.
+func (e *Engine) Run(ctx context.Context, rec *runs.Record) error {
+	dir, run := rec.Dir, rec.Run
 	if e.Now == nil {
 		e.Now = time.Now
 	}
@@ -70,10 +72,10 @@ func (e *Engine) Run(ctx context.Context, dir string, run *runs.Run) error {
 		}
 		modes = append(modes, m)
 	}
-	if err := runs.WriteRun(dir, run); err != nil {
+	if err := rec.Save(); err != nil {
 		return err
 	}
-	ps := &pass{dir: dir, run: run, log: log, done: done,
+	ps := &pass{rec: rec, dir: dir, run: run, log: log, done: done,
 		total: len(modes) * sc.PointsPerMode(), count: len(done)}
 	if sc.Spec.Order == scenarios.OrderSteps {
 		return e.byStep(ctx, ps, modes)
@@ -83,6 +85,7 @@ func (e *Engine) Run(ctx context.Context, dir string, run *runs.Run) error {
 
 // pass is one Run's progress.
 type pass struct {
+	rec          *runs.Record
 	dir          string
 	run          *runs.Run
 	log          *slog.Logger
@@ -174,7 +177,7 @@ func (e *Engine) switchTo(ctx context.Context, ps *pass, mode scenarios.Mode, sh
 		}
 		// The mode could not be set: record why and go on with the next.
 		ps.run.SkippedModes = append(ps.run.SkippedModes, runs.SkippedMode{Mode: mode, Reason: err.Error()})
-		e.problem(ps.run, ps.dir, ps.log, fmt.Sprintf("mode %s: %v", mode, err))
+		e.problem(ps, fmt.Sprintf("mode %s: %v", mode, err))
 		return err
 	}
 	ps.kpPID, _ = e.Provider.ClientNode().KubeProxyPID(ctx)
@@ -201,7 +204,7 @@ func (e *Engine) step(ctx context.Context, ps *pass, mode scenarios.Mode, n, onl
 	var rules runs.Rules
 	if mode != scenarios.ModeExternal { // a replacement's rules are its own business
 		if rules, err = e.Rules.Count(ctx, mode); err != nil {
-			e.problem(ps.run, ps.dir, log, fmt.Sprintf("counting %s rules at %d services: %v", mode, n, err))
+			e.problem(ps, fmt.Sprintf("counting %s rules at %d services: %v", mode, n, err))
 		}
 	}
 	urls, err := e.Scaler.TargetURLs(ctx, sc.Spec.Load.Targets)
@@ -242,7 +245,7 @@ func (e *Engine) step(ctx context.Context, ps *pass, mode scenarios.Mode, n, onl
 			if reason := e.health(ctx, mode, ps.kpPID); reason != "" {
 				p.Valid = false
 				p.InvalidReasons = append(p.InvalidReasons, reason)
-				e.problem(ps.run, ps.dir, log, fmt.Sprintf("after %s: %s", id, reason))
+				e.problem(ps, fmt.Sprintf("after %s: %s", id, reason))
 			}
 			p.KpbenchVersion = ps.run.KpbenchVersion
 			p.Environment = runs.Fingerprint(ps.run.Provider.Name, ps.run.Environment)
@@ -303,7 +306,7 @@ func (e *Engine) measure(ctx context.Context, ps *pass, mode scenarios.Mode, n, 
 	flushed := false
 	if f, ok := e.Provider.ClientNode().(ConntrackFlusher); ok {
 		if err := f.FlushConntrack(ctx); err != nil {
-			e.problem(run, dir, ps.log, fmt.Sprintf("%s: %v", id, err))
+			e.problem(ps, fmt.Sprintf("%s: %v", id, err))
 		} else {
 			flushed = true
 		}
@@ -323,7 +326,7 @@ func (e *Engine) measure(ctx context.Context, ps *pass, mode scenarios.Mode, n, 
 				if tg.placement.ByDepth() {
 					return nil, fmt.Errorf("reading the depth before the window: %w", err)
 				}
-				e.problem(run, dir, ps.log, fmt.Sprintf("%s: no depth recorded: %v", id, err))
+				e.problem(ps, fmt.Sprintf("%s: no depth recorded: %v", id, err))
 				before = nil
 				break
 			}
@@ -365,7 +368,7 @@ func (e *Engine) measure(ctx context.Context, ps *pass, mode scenarios.Mode, n, 
 			tg.chain = after
 		}
 		if err != nil {
-			e.problem(run, dir, ps.log, fmt.Sprintf("%s: no depth recorded: %v", id, err))
+			e.problem(ps, fmt.Sprintf("%s: no depth recorded: %v", id, err))
 		} else if depth.Changed {
 			ps.log.Warn("kube-proxy reordered the chain during the window: the point keeps both depths", "id", id,
 				"before", depth.Before.Mean, "after", depth.After.Mean)
@@ -426,11 +429,10 @@ func (e *Engine) health(ctx context.Context, mode scenarios.Mode, kpPID int) str
 	return ""
 }
 
-func (e *Engine) problem(run *runs.Run, dir string, log *slog.Logger, msg string) {
-	log.Error(msg)
-	run.Problems = append(run.Problems, msg)
-	if err := runs.WriteRun(dir, run); err != nil {
-		log.Error("writing run.json", "err", err)
+func (e *Engine) problem(ps *pass, msg string) {
+	ps.log.Error(msg)
+	if err := ps.rec.Problem(msg); err != nil {
+		ps.log.Error("writing run.json", "err", err)
 	}
 }
 

@@ -153,7 +153,7 @@ const spec2x2 = "  modes: [iptables, ipvs, nftables]\n  services: [1, 10]\n  loa
 
 func TestRunMeasuresEveryPointAndSkipsIPVS(t *testing.T) {
 	e, run, dir, fc, _, events := setup(t, spec2x2)
-	if err := e.Run(context.Background(), dir, run); err != nil {
+	if err := e.Run(context.Background(), &runs.Record{Dir: dir, Run: run}); err != nil {
 		t.Fatal(err)
 	}
 	pts, err := runs.ReadPoints(dir)
@@ -219,7 +219,7 @@ func TestInterruptKeepsFinishedPointsAndResumeCompletes(t *testing.T) {
 		}
 		return nil
 	}
-	err := e.Run(ctx, dir, run)
+	err := e.Run(ctx, &runs.Record{Dir: dir, Run: run})
 	if !errors.Is(err, ErrInterrupted) {
 		t.Fatalf("err = %v, want ErrInterrupted", err)
 	}
@@ -229,7 +229,7 @@ func TestInterruptKeepsFinishedPointsAndResumeCompletes(t *testing.T) {
 	}
 
 	e2, _, _, _, fl2, _ := setup(t, spec2x2)
-	if err := e2.Run(context.Background(), dir, run); err != nil {
+	if err := e2.Run(context.Background(), &runs.Record{Dir: dir, Run: run}); err != nil {
 		t.Fatal(err)
 	}
 	if fl2.runs != 14 {
@@ -258,7 +258,7 @@ func TestKubeProxyDeathInvalidatesAndRecovers(t *testing.T) {
 		}
 		return nil
 	}
-	if err := e.Run(context.Background(), dir, run); err != nil {
+	if err := e.Run(context.Background(), &runs.Record{Dir: dir, Run: run}); err != nil {
 		t.Fatal(err)
 	}
 	pts, _ := runs.ReadPoints(dir)
@@ -280,7 +280,7 @@ func TestKubeProxyDeathInvalidatesAndRecovers(t *testing.T) {
 func TestModeMismatchInvalidates(t *testing.T) {
 	e, run, dir, fc, fl, _ := setup(t, "  modes: [nftables]\n  services: [1]\n  load:\n    duration: 1s\n    requestsPerConn: [1]\n")
 	fl.onRun = func(context.Context, int) error { fc.mode = scenarios.ModeIPTables; return nil }
-	if err := e.Run(context.Background(), dir, run); err != nil {
+	if err := e.Run(context.Background(), &runs.Record{Dir: dir, Run: run}); err != nil {
 		t.Fatal(err)
 	}
 	pts, _ := runs.ReadPoints(dir)
@@ -292,7 +292,7 @@ func TestModeMismatchInvalidates(t *testing.T) {
 func TestModeSwitchFailureSkipsOnlyThatMode(t *testing.T) {
 	e, run, dir, fc, _, _ := setup(t, "  modes: [iptables, nftables]\n  services: [1]\n  load:\n    duration: 1s\n    requestsPerConn: [1]\n")
 	fc.failMode = scenarios.ModeNFTables
-	if err := e.Run(context.Background(), dir, run); err != nil {
+	if err := e.Run(context.Background(), &runs.Record{Dir: dir, Run: run}); err != nil {
 		t.Fatal(err)
 	}
 	pts, _ := runs.ReadPoints(dir)
@@ -319,7 +319,7 @@ func scaleAndModeEvents(events []string) []string {
 
 func TestStepOrderScalesEachStepOnceAndRotatesModes(t *testing.T) {
 	e, run, dir, _, _, events := setup(t, specSteps)
-	if err := e.Run(context.Background(), dir, run); err != nil {
+	if err := e.Run(context.Background(), &runs.Record{Dir: dir, Run: run}); err != nil {
 		t.Fatal(err)
 	}
 	// Step 1: iptables then nftables; step 10: nftables (already running)
@@ -369,12 +369,12 @@ func TestStepOrderResumes(t *testing.T) {
 		}
 		return nil
 	}
-	if err := e.Run(ctx, dir, run); !errors.Is(err, ErrInterrupted) {
+	if err := e.Run(ctx, &runs.Record{Dir: dir, Run: run}); !errors.Is(err, ErrInterrupted) {
 		t.Fatalf("err = %v, want ErrInterrupted", err)
 	}
 	e2, _, _, fc2, fl2, events2 := setup(t, specSteps)
 	fc2.mode = scenarios.ModeNFTables // as the interrupted run left it
-	if err := e2.Run(context.Background(), dir, run); err != nil {
+	if err := e2.Run(context.Background(), &runs.Record{Dir: dir, Run: run}); err != nil {
 		t.Fatal(err)
 	}
 	if fl2.runs != 3 {
@@ -394,7 +394,7 @@ func TestStepOrderResumes(t *testing.T) {
 func TestStepOrderGoesOnWhenAModeCannotBeSet(t *testing.T) {
 	e, run, dir, fc, _, events := setup(t, specSteps)
 	fc.failMode = scenarios.ModeNFTables
-	if err := e.Run(context.Background(), dir, run); err != nil {
+	if err := e.Run(context.Background(), &runs.Record{Dir: dir, Run: run}); err != nil {
 		t.Fatal(err)
 	}
 	pts, _ := runs.ReadPoints(dir)
@@ -434,7 +434,7 @@ func TestResumeAfterTornLine(t *testing.T) {
 		}
 		return nil
 	}
-	if err := e.Run(ctx, dir, run); !errors.Is(err, ErrInterrupted) {
+	if err := e.Run(ctx, &runs.Record{Dir: dir, Run: run}); !errors.Is(err, ErrInterrupted) {
 		t.Fatalf("err = %v", err)
 	}
 	f, err := os.OpenFile(filepath.Join(dir, runs.PointsFile), os.O_WRONLY|os.O_APPEND, 0)
@@ -445,7 +445,7 @@ func TestResumeAfterTornLine(t *testing.T) {
 	f.Close()
 
 	e2, _, _, _, _, _ := setup(t, spec2x2)
-	if err := e2.Run(context.Background(), dir, run); err != nil {
+	if err := e2.Run(context.Background(), &runs.Record{Dir: dir, Run: run}); err != nil {
 		t.Fatal(err)
 	}
 	pts, err := runs.ReadPoints(dir)
@@ -473,7 +473,7 @@ func TestResumeAfterTornLine(t *testing.T) {
 // the step's time.
 func TestStepOrderInterleavesRepetitions(t *testing.T) {
 	e, run, dir, _, _, events := setup(t, "  modes: [iptables, nftables]\n  services: [1, 10]\n  order: steps\n  load:\n    duration: 1s\n    warmup: 0s\n    requestsPerConn: [1, 100]\n  repetitions: 3\n")
-	if err := e.Run(context.Background(), dir, run); err != nil {
+	if err := e.Run(context.Background(), &runs.Record{Dir: dir, Run: run}); err != nil {
 		t.Fatal(err)
 	}
 	pts, err := runs.ReadPoints(dir)
@@ -525,7 +525,7 @@ func TestConntrackFlushedBeforeEachPoint(t *testing.T) {
 	const spec = "  modes: [iptables]\n  services: [1]\n  load:\n    duration: 1s\n    warmup: 1s\n    requestsPerConn: [1]\n  repetitions: 3\n"
 	e, run, dir, fc, _, events := setup(t, spec)
 	e.Provider = flushingCluster{fc}
-	if err := e.Run(context.Background(), dir, run); err != nil {
+	if err := e.Run(context.Background(), &runs.Record{Dir: dir, Run: run}); err != nil {
 		t.Fatal(err)
 	}
 	var seq []string
@@ -546,7 +546,7 @@ func TestConntrackFlushedBeforeEachPoint(t *testing.T) {
 	}
 
 	e2, run2, dir2, _, _, events2 := setup(t, spec)
-	if err := e2.Run(context.Background(), dir2, run2); err != nil {
+	if err := e2.Run(context.Background(), &runs.Record{Dir: dir2, Run: run2}); err != nil {
 		t.Fatal(err)
 	}
 	if slices.Contains(*events2, "flush conntrack") {
@@ -566,14 +566,14 @@ func TestConntrackFlushedBeforeEachPoint(t *testing.T) {
 // process's start and exit out.
 func TestWarmupInsideTheMeasuredLoad(t *testing.T) {
 	e, run, dir, _, _, events := setup(t, spec2x2)
-	if err := e.Run(context.Background(), dir, run); err != nil {
+	if err := e.Run(context.Background(), &runs.Record{Dir: dir, Run: run}); err != nil {
 		t.Fatal(err)
 	}
 	if slices.Contains(*events, "a load without its raw directory") {
 		t.Error("a separate warm-up process ran")
 	}
-	args := strings.Join(loadArgs(LoadRequest{Rate: 1000, Warmup: 2 * time.Second, Duration: 10 * time.Second}), " ")
-	if !strings.Contains(args, "--warmup 2s") || !strings.Contains(args, "--duration 10s") {
+	args := strings.Join(LoadRequest{Rate: 1000, Warmup: 2 * time.Second, Duration: 10 * time.Second}.Load().Args(), " ")
+	if !strings.Contains(args, "--warmup=2s") || !strings.Contains(args, "--duration=10s") {
 		t.Errorf("load args %q", args)
 	}
 

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/kpbench/kpbench/clusters"
-	"github.com/kpbench/kpbench/clusters/manifests"
-	"github.com/kpbench/kpbench/loadgen"
 	"github.com/kpbench/kpbench/runs"
 	"github.com/kpbench/kpbench/scaler"
 	"github.com/kpbench/kpbench/scenarios"
@@ -34,6 +32,10 @@ type Target struct {
 	// Note, when set, goes into run.json's problems (e.g. modes replaced
 	// by external on a cluster without kube-proxy).
 	Note string
+	// Modes, when set, replace the scenario's modes for this cluster
+	// ([external] on a cluster whose kube-proxy is replaced); Execute
+	// records them in run.json.
+	Modes []scenarios.Mode
 	// owned is false for a cluster that was up before the run: it is used
 	// as it is and left up.
 	owned bool
@@ -49,9 +51,9 @@ func inCluster(p clusters.Provider) (clusters.LoadRunner, bool) {
 }
 
 // Prepare brings p up for sc, or attaches to its cluster when p is a
-// clusters.Reuser that is already up. The scenario's modes become
-// [external] when the cluster has no kube-proxy but a replacement (Note
-// says so). Errors wrapping ErrCannotRun mean the scenario does not fit
+// clusters.Reuser that is already up. It leaves sc as it is: when the
+// cluster has no kube-proxy but a replacement, Modes is [external] and
+// Note says so. Errors wrapping ErrCannotRun mean the scenario does not fit
 // the cluster.
 func Prepare(ctx context.Context, p clusters.Provider, sc *scenarios.Scenario, log *slog.Logger) (*Target, error) {
 	if log == nil {
@@ -86,7 +88,7 @@ func Prepare(ctx context.Context, p clusters.Provider, sc *scenarios.Scenario, l
 		}
 		t.Note = fmt.Sprintf("kube-proxy is replaced on this cluster: measured as mode external instead of the scenario's modes %v", sc.Spec.Modes)
 		log.Warn(t.Note)
-		sc.Spec.Modes = []scenarios.Mode{scenarios.ModeExternal}
+		t.Modes = []scenarios.Mode{scenarios.ModeExternal}
 		first = scenarios.ModeExternal
 	}
 	log.Info("bringing the cluster up", "provider", p.Name(), "mode", first)
@@ -198,7 +200,7 @@ func (t *Target) Engine(ctx context.Context, sc *scenarios.Scenario, o EngineOpt
 	)
 	if runner, ok := inCluster(p); ok {
 		external := len(sc.Spec.Modes) == 1 && sc.Spec.Modes[0] == scenarios.ModeExternal
-		load = &ClusterLoad{Runner: runner, Clients: sc.Spec.Load.Clients, Merge: manifests.SummaryMergerFunc(loadgen.MergeSummaries)}
+		load = &ClusterLoad{Runner: runner, Clients: sc.Spec.Load.Clients}
 		// The node CPU covers every client node (the clients run on any),
 		// each from its container's cgroup when it is one here (kind).
 		observer = clientNodesObserver(ctx, p, &AgentObserver{Node: node, Bin: "kpbench", Interval: sc.Spec.Sampling.Interval.D(), NoKubeProxy: external}, log)

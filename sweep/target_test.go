@@ -105,8 +105,8 @@ func TestPrepareFallsBackToExternalWithANote(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(sc.Spec.Modes, []scenarios.Mode{scenarios.ModeExternal}) || !strings.Contains(tg.Note, "external") {
-		t.Errorf("modes %v, note %q", sc.Spec.Modes, tg.Note)
+	if !reflect.DeepEqual(tg.Modes, []scenarios.Mode{scenarios.ModeExternal}) || !strings.Contains(tg.Note, "external") || len(sc.Spec.Modes) != 1 || sc.Spec.Modes[0] == scenarios.ModeExternal {
+		t.Errorf("target modes %v, scenario modes %v, note %q", tg.Modes, sc.Spec.Modes, tg.Note)
 	}
 	if !reflect.DeepEqual(p.ups, []scenarios.Mode{scenarios.ModeExternal}) {
 		t.Errorf("Up calls %v", p.ups)

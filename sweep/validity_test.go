@@ -23,7 +23,7 @@ func TestStalledClientInvalidatesThePoint(t *testing.T) {
 	e.Load = &NodeLoad{Bin: "kpbench", Node: &summaryNode{summary: loadgen.Summary{SchemaVersion: runs.SchemaVersion, StartedAt: t0,
 		DurationSeconds: 1, Requests: 1000, AchievedRate: 1000, Lag: runs.Lag{MaxUs: 199_000, P50Us: 80},
 		Valid: false, InvalidReasons: []string{reason}}}}
-	if err := e.Run(context.Background(), dir, run); err != nil {
+	if err := e.Run(context.Background(), &runs.Record{Dir: dir, Run: run}); err != nil {
 		t.Fatal(err)
 	}
 	pts, err := runs.ReadPoints(dir)
@@ -65,7 +65,7 @@ func TestNoCPUSampleInWindowInvalidatesThePoint(t *testing.T) {
 	// second is not; both are recorded and the run completes.
 	e, run, dir, _, _, _ := setup(t, "  modes: [iptables]\n  services: [1]\n  load:\n    duration: 1s\n    requestsPerConn: [1]\n  repetitions: 2\n")
 	e.Observer = &invalidOnce{reason: obs.Invalid[0]}
-	if err := e.Run(context.Background(), dir, run); err != nil {
+	if err := e.Run(context.Background(), &runs.Record{Dir: dir, Run: run}); err != nil {
 		t.Fatal(err)
 	}
 	pts, err := runs.ReadPoints(dir)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/kpbench/kpbench/clusters/lab/netns"
 	"github.com/kpbench/kpbench/internal/cpuset"
@@ -35,6 +36,8 @@ type Status struct {
 	UnavailableModes map[string]string `json:"unavailableModes,omitempty"`
 	// Node describes a VM client node (absent for a netns node).
 	Node *NodeVMStatus `json:"nodeVM,omitempty"`
+	// HeldBy is the run that holds the lab (absent when none does).
+	HeldBy *Hold `json:"heldBy,omitempty"`
 }
 
 // NodeVMStatus is a VM client node.
@@ -102,6 +105,9 @@ func (l *Lab) Status(ctx context.Context) (Status, error) {
 		s.Node = &NodeVMStatus{Accel: v.Accel, AccelReason: v.AccelReason, Kernel: v.Kernel.Path, KernelRelease: v.Kernel.Release,
 			Modules: v.Kernel.Modules, CPUs: v.CPUs, MemoryMiB: v.MemoryMiB, BootSeconds: v.BootSeconds, QEMU: v.QEMUVersion}
 	}
+	if s.HeldBy, err = l.HeldBy(); err != nil {
+		return Status{}, err
+	}
 	caps, _ := l.Capabilities(ctx)
 	for m, reason := range caps.Modes {
 		if reason != "" {
@@ -136,6 +142,10 @@ func (s Status) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(tw, "backends\t%s\n", strings.Join(s.Backends, " "))
 	fmt.Fprintf(tw, "state\t%s\n", s.StateDir)
+	if h := s.HeldBy; h != nil {
+		fmt.Fprintf(tw, "held by\trun %s (kpbench pid %d, since %s%s): commands that change the lab refuse without --force\n",
+			h.RunID, h.Process.PID, h.Since.Local().Format(time.DateTime), withPrefix(", results in ", h.RunDir))
+	}
 	for m, r := range s.UnavailableModes {
 		fmt.Fprintf(tw, "mode %s\tunavailable: %s\n", m, r)
 	}
@@ -153,6 +163,14 @@ func (s Status) WriteText(w io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", c.Name, c.PID, state, orDash(c.Netns), orDash(cpuset.Format(c.CPUs)), c.Log)
 	}
 	return tw.Flush()
+}
+
+// withPrefix returns p+s, or "" when s is empty.
+func withPrefix(p, s string) string {
+	if s == "" {
+		return ""
+	}
+	return p + s
 }
 
 func orDash(s string) string {

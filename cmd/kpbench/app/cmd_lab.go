@@ -72,6 +72,26 @@ network namespace. It needs root.
 	return cmd
 }
 
+// labFree refuses to go on when a run holds lab l, naming the run; with
+// force it warns and goes on.
+func labFree(g *globals, l *lab.Lab, force bool) error {
+	return holdVerdict(g, l.CheckFree(), force)
+}
+
+// holdVerdict turns what a hold check returned into the command's error:
+// a *lab.HeldError fails the command (exit 1) unless force.
+func holdVerdict(g *globals, err error, force bool) error {
+	var held *lab.HeldError
+	if !errors.As(err, &held) {
+		return err
+	}
+	if force {
+		g.logger.Warn(fmt.Sprintf("lab %s is held by run %s; changing it anyway (--force): that run's points from now on may not measure what they say", held.Lab, held.Hold.RunID))
+		return nil
+	}
+	return &ExitError{Code: ExitFailed, Err: err}
+}
+
 // labError maps lab errors to exit statuses: bad input is 2.
 func labError(err error) error {
 	if errors.Is(err, lab.ErrBadConfig) || errors.Is(err, build.ErrBadVersion) || errors.Is(err, build.ErrMissingBinary) || errors.Is(err, lab.ErrNotFound) {
@@ -246,11 +266,12 @@ component's log tail.`,
 
 // labDownFlags are `kpbench lab down`'s flags.
 type labDownFlags struct {
-	all bool
+	all, force bool
 }
 
 func (f *labDownFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.all, "all", false, "bring down every lab with state in --state-dir")
+	fs.BoolVar(&f.force, "force", false, "bring the lab down even while a run holds it")
 }
 
 func newLabDownCmd(g *globals, f *labFlags) *cobra.Command {
@@ -278,6 +299,10 @@ safe to run twice and after a crash.`,
 				if err != nil {
 					return labError(err)
 				}
+				if err := labFree(g, l, down.force); err != nil {
+					errs = append(errs, err)
+					continue
+				}
 				if err := l.Down(cmd.Context()); err != nil {
 					errs = append(errs, err)
 					continue
@@ -294,10 +319,12 @@ safe to run twice and after a crash.`,
 // labModeFlags are `kpbench lab mode`'s flags.
 type labModeFlags struct {
 	syncTimeout time.Duration
+	force       bool
 }
 
 func (f *labModeFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.syncTimeout, "sync-timeout", 10*time.Minute, "how long kube-proxy may take to program its rules in the new mode")
+	fs.BoolVar(&f.force, "force", false, "switch even while a run holds the lab")
 }
 
 func newLabModeCmd(g *globals, f *labFlags) *cobra.Command {
@@ -319,6 +346,9 @@ kube-proxy's /proxyMode and the presence of that mode's rules.`,
 			l, err := lab.Open(cfg)
 			if err != nil {
 				return labError(err)
+			}
+			if err := labFree(g, l, mode.force); err != nil {
+				return err
 			}
 			start := time.Now()
 			if err := l.SetMode(cmd.Context(), m); err != nil {
@@ -371,8 +401,18 @@ func newLabStatusCmd(g *globals, f *labFlags) *cobra.Command {
 	return cmd
 }
 
+// labExecFlags are `kpbench lab exec`'s flags.
+type labExecFlags struct {
+	force bool
+}
+
+func (f *labExecFlags) register(fs *pflag.FlagSet) {
+	fs.BoolVar(&f.force, "force", false, "run even while a run holds the lab (the command runs on the CPUs the run measures)")
+}
+
 func newLabExecCmd(g *globals, f *labFlags) *cobra.Command {
-	return &cobra.Command{
+	var ex labExecFlags
+	cmd := &cobra.Command{
 		Use:   "exec -- CMD [ARG...]",
 		Short: "Run a command in the client-node namespace, pinned to the node CPUs",
 		Example: `  kpbench lab exec -- iptables-save -t nat
@@ -382,7 +422,10 @@ func newLabExecCmd(g *globals, f *labFlags) *cobra.Command {
 node's CPUs, with this terminal's standard input and output. Its exit status
 is the command's own (128+N when a signal N ended it); 127 when CMD is not
 found and 126 when it cannot be run, as shells report them. Put -- before
-CMD so that its flags are not taken for kpbench's.`,
+CMD so that its flags are not taken for kpbench's.
+
+While a run holds the lab, exec refuses (the command would run on the node
+CPUs the run measures, and may change the node) unless --force.`,
 		Annotations: map[string]string{annotationRunsCommand: "true"},
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
@@ -395,9 +438,14 @@ CMD so that its flags are not taken for kpbench's.`,
 			if err != nil {
 				return labError(err)
 			}
+			if err := labFree(g, l, ex.force); err != nil {
+				return err
+			}
 			return execStatus(args[0], l.ClientNode().Run(cmd.Context(), g.stdin, g.stdout, g.stderr, args...))
 		},
 	}
+	ex.register(cmd.Flags())
+	return cmd
 }
 
 // execStatus turns what running name returned into lab exec's exit status,
@@ -436,6 +484,9 @@ func newLabKubeconfigCmd(g *globals, f *labFlags) *cobra.Command {
 			l, err := lab.Open(f.config(g))
 			if err != nil {
 				return labError(err)
+			}
+			if h, err := l.HeldBy(); err == nil && h != nil {
+				g.logger.Warn(fmt.Sprintf("lab %s is held by run %s (kpbench pid %d): changing its cluster changes that run's points", l.LabName(), h.RunID, h.Process.PID))
 			}
 			_, err = fmt.Fprintln(g.stdout, l.KubeconfigPath())
 			return err

@@ -103,20 +103,12 @@ clients exactly (loadgen.MergeSummaries), as in-cluster load clients do.`,
 		},
 	}
 	f := cmd.Flags()
-	f.Float64Var(&cfg.Rate, "rate", 1000, "target rate in requests per second")
-	f.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured window")
-	f.DurationVar(&cfg.Warmup, "warmup", time.Second, "warm-up at the same rate before the window, excluded from the figures")
-	f.IntVar(&cfg.RequestsPerConn, "requests-per-conn", 0, "requests per TCP connection: 1 = a new connection per request, N = close after N, 0 = persistent")
-	f.DurationVar(&cfg.Timeout, "timeout", loadgen.DefaultTimeout, "bound on each request (connect, send, response)")
-	f.IntVar(&cfg.MaxInflight, "max-inflight", loadgen.DefaultMaxInflight, "bound on requests in flight; hitting it makes the run invalid")
-	f.Uint64Var(&cfg.Seed, "seed", 0, "seed for the choice of URLs (0: random)")
-	f.DurationVar(&cfg.Tick, "tick", 0, "send in batches: wake once per tick and send at once every request due before the next tick (fewer wake-ups, so less client CPU at high rates, for burstier arrivals; lag and latency count from the batch's start); 0 = every request at its own due time")
+	loadgen.BindFlags(f, &cfg)
 	f.StringVar(&jsonOut, "json", "", "write the JSON summary to FILE ('-' for stdout) instead of the table")
 	f.StringVar(&timelineOut, "timeline", "", "write the per-second timeline CSV to FILE")
 	f.StringVar(&histogramsOut, "histograms", "", "write the HDR histograms (JSON of base64 HDR V2 encodings, ns) to FILE")
 	f.BoolVar(&embed, "embed-histograms", false, "also put the HDR histograms into the JSON summary (needs --json), so that summaries of several clients merge exactly")
 	f.BoolVar(&failOnInvalid, "fail-invalid", false, "exit with status 1 when the run is invalid")
-	f.BoolVar(&cfg.AbortWhenBehind, "abort-when-behind", false, "end the run (invalid) as soon as the client falls behind its schedule, rather than at --duration")
 	f.StringVar(&progress, "progress", "auto", "progress line every second on stderr: auto (on a terminal), line, or none")
 	return cmd
 }

@@ -78,14 +78,20 @@ Ctrl-C stops the load, keeps every finished point, tears the lab down (unless
 
 func runScenario(ctx context.Context, g *globals, f *runFlags, argv []string) error {
 	bad := func(err error) error { return &ExitError{Code: 2, Err: err} }
-	if f.resume != "" && resumeIsDone(g, f.resume) {
-		return nil // nothing brought up, nothing written
-	}
+	// The run's record: read once when resuming (its provider is the
+	// default of --provider), made once the flags are checked otherwise.
+	var rec *runs.Record
 	if f.resume != "" {
-		if r, err := runs.ReadRun(f.resume); err == nil {
-			if err := resumeTrust(r, f, Version); err != nil {
-				return err
-			}
+		r, err := runs.OpenRecord(f.resume)
+		if err != nil {
+			return bad(fmt.Errorf("cannot resume %s: %w", f.resume, err))
+		}
+		rec = r
+		if resumeIsDone(g, rec) {
+			return nil // nothing brought up, nothing written
+		}
+		if err := resumeTrust(rec.Run, f, Version); err != nil { // records a forced resume in this run
+			return err
 		}
 	}
 	if !providers.Known(f.provider) {
@@ -107,26 +113,13 @@ func runScenario(ctx context.Context, g *globals, f *runFlags, argv []string) er
 		return bad(errors.New("--resume continues the scenario recorded in the run; do not give -f or --scenario with it"))
 	}
 
-	// The run directory and its record.
 	var (
-		dir          string
-		run          *runs.Run
 		prevProvider string
 		prevEnv      runs.Environment
 	)
-	if f.resume != "" {
-		dir = f.resume
-		r, err := runs.ReadRun(dir)
-		if err != nil {
-			return bad(fmt.Errorf("cannot resume %s: %w", dir, err))
-		}
-		run = r
-		prevProvider, prevEnv = r.Provider.Name, r.Environment
-		if err := resumeTrust(run, f, Version); err != nil { // records a forced resume in this run
-			return err
-		}
-		recordResume(g, dir, run, argv)
-		run.FinishedAt = nil
+	if rec != nil {
+		prevProvider, prevEnv = rec.Run.Provider.Name, rec.Run.Environment
+		recordResume(g, rec, argv)
 	} else {
 		ref := f.file
 		if ref == "" {
@@ -139,13 +132,9 @@ func runScenario(ctx context.Context, g *globals, f *runFlags, argv []string) er
 		if err != nil {
 			return bad(err)
 		}
-		now := time.Now()
-		run = &runs.Run{ID: runs.NewID(now, s.Metadata.Name), Scenario: *s, StartedAt: now.UTC(), Command: argv}
-		dir = filepath.Join(f.out, run.ID) // made once the cluster is up
+		rec = runs.NewRecord(f.out, *s, argv, Version, time.Now()) // its directory is made once the cluster is up
 	}
-	run.Status = runs.StatusRunning
-	run.KpbenchVersion = Version
-	sc := &run.Scenario
+	sc := &rec.Run.Scenario
 	if f.provider == "lab" {
 		announceLabReuse(ctx, g, f.labName, sc)
 	}
@@ -156,65 +145,35 @@ func runScenario(ctx context.Context, g *globals, f *runFlags, argv []string) er
 		progressDone()
 		return err
 	}
-	target, err := sweep.Prepare(ctx, prov, sc, g.logger)
-	progressDone()
-	if errors.Is(err, sweep.ErrCannotRun) {
-		return bad(err)
-	}
-	if err != nil {
-		if ctx.Err() != nil {
-			return &ExitError{Code: ExitInterrupted, Err: fmt.Errorf("interrupted while bringing the %s up; nothing measured", f.provider)}
-		}
-		return err
-	}
-	defer target.Teardown(ctx)
-	if target.Note != "" {
-		run.Problems = append(run.Problems, target.Note)
-	}
-	if err := target.Describe(ctx, run); err != nil {
-		return err
-	}
-	if f.resume != "" {
-		if err := resumeEnvironment(run, prevProvider, prevEnv, f.force); err != nil {
-			return err
-		}
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	if err := runs.WriteRun(dir, run); err != nil {
-		return err
-	}
-	g.logger.Info("run", "dir", dir, "scenario", sc.Metadata.Name, "provider", f.provider)
-
-	engine, err := target.Engine(ctx, sc, sweep.EngineOptions{QPS: f.qps, WaitTimeout: f.waitTimeout, Log: g.logger})
-	if err != nil {
-		return err
-	}
 	// The point being measured, for the one line an interruption prints.
 	current := ""
-	prev := engine.Progress
-	engine.Progress = func(done, total int, id string) {
-		current = id
-		if prev != nil {
-			prev(done, total, id)
+	cfg := sweep.RunConfig{
+		Provider: prov,
+		Engine:   sweep.EngineOptions{QPS: f.qps, WaitTimeout: f.waitTimeout, Log: g.logger},
+		Log:      g.logger,
+		Prepared: progressDone,
+		Progress: func(_, _ int, id string) { current = id },
+	}
+	if f.resume != "" {
+		cfg.Described = func(run *runs.Run) error { return resumeEnvironment(run, prevProvider, prevEnv, f.force) }
+	}
+	runErr := sweep.Execute(ctx, rec, cfg)
+	var setupErr *sweep.SetupError
+	if errors.As(runErr, &setupErr) {
+		var held *lab.HeldError
+		switch {
+		case errors.As(runErr, &held):
+			h := held.Hold
+			return &ExitError{Code: ExitFailed, Err: fmt.Errorf("lab %s is held by run %s (kpbench pid %d, results in %s): wait for that run to end or stop it, or run on a lab of its own (--lab-name)",
+				held.Lab, h.RunID, h.Process.PID, orNone(h.RunDir))}
+		case errors.Is(runErr, sweep.ErrCannotRun):
+			return bad(setupErr.Err)
+		case ctx.Err() != nil:
+			return &ExitError{Code: ExitInterrupted, Err: fmt.Errorf("interrupted while bringing the %s up; nothing measured", f.provider)}
 		}
+		return setupErr.Err
 	}
-	runErr := engine.Run(ctx, dir, run)
-	fin := time.Now().UTC()
-	run.FinishedAt = &fin
-	switch {
-	case runErr == nil:
-		run.Status = runs.StatusComplete
-	case errors.Is(runErr, sweep.ErrInterrupted) || ctx.Err() != nil:
-		run.Status = runs.StatusInterrupted
-	default:
-		run.Status = runs.StatusFailed
-		run.Problems = append(run.Problems, runErr.Error())
-	}
-	if err := runs.WriteRun(dir, run); err != nil {
-		return err
-	}
+	dir := rec.Dir
 	// The report covers whatever was measured, also after an interruption.
 	if d, err := report.Load(dir); err == nil {
 		if _, err := report.Generate(d); err != nil {
@@ -226,7 +185,7 @@ func runScenario(ctx context.Context, g *globals, f *runFlags, argv []string) er
 		g.logger.Error("report", "err", err)
 	}
 	if runErr != nil {
-		if run.Status == runs.StatusInterrupted {
+		if rec.Run.Status == runs.StatusInterrupted {
 			// One line: where it stopped, what is kept, how to go on. The
 			// error's chain (the load command line, its URLs, the signal)
 			// is for -v.

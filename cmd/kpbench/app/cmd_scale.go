@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -41,6 +42,7 @@ type scaleFlags struct {
 	output              string
 	progress            string
 	labName             string
+	force               bool
 }
 
 func newScaleCmd(g *globals) *cobra.Command {
@@ -89,6 +91,7 @@ the time from the last write to that point and kube-proxy's sync duration.`,
 	fl.DurationVar(&f.waitTimeout, "wait-timeout", 10*time.Minute, "give up waiting for kube-proxy after this long")
 	fl.StringVar(&f.kubeProxyMetrics, "kube-proxy-metrics", "", "kube-proxy's metrics URL for --wait when kpbench runs on the node, e.g. http://127.0.0.1:10249 (default: the lab's client node)")
 	fl.BoolVar(&f.yes, "yes", false, "allow scaling on a cluster that is not a kpbench lab")
+	fl.BoolVar(&f.force, "force", false, "scale even while a run holds the lab")
 	fl.StringVar(&f.labName, "lab-name", "kpbench", "the lab whose kubeconfig, backends and client node are the defaults when it is up and no --kubeconfig is given")
 	fl.StringVarP(&f.output, "output", "o", "text", "summary format: text or json")
 	fl.StringVar(&f.progress, "progress", "auto", "progress display: auto (a bar on a terminal, log lines otherwise), bar, log or none")
@@ -146,6 +149,9 @@ func runScale(ctx context.Context, g *globals, cmd *cobra.Command, f scaleFlags)
 	)
 	if f.kubeconfig == "" && os.Getenv("KUBECONFIG") == "" {
 		if l, err := lab.Open(lab.Config{Name: f.labName}); err == nil {
+			if err := labFree(g, l, f.force); err != nil {
+				return err
+			}
 			if st, err := l.Status(ctx); err == nil && st.Healthy {
 				f.kubeconfig = l.KubeconfigPath()
 				labNode, labUp = l.ClientNode(), true
@@ -165,6 +171,21 @@ func runScale(ctx context.Context, g *globals, cmd *cobra.Command, f scaleFlags)
 					f.endpointsPerService = len(ips) // a smaller lab: every backend once
 				}
 				g.logger.Info("using the lab", "name", f.labName, "backends", len(ips))
+			}
+		}
+	}
+	if !labUp {
+		// A lab's kubeconfig given by path: its hold is beside its
+		// directory.
+		kc := f.kubeconfig
+		if kc == "" {
+			kc = os.Getenv("KUBECONFIG")
+		}
+		if kc != "" && !strings.Contains(kc, string(os.PathListSeparator)) {
+			if h, err := lab.ReadHoldFile(lab.HoldFileOf(filepath.Dir(kc))); err == nil && h != nil {
+				if err := holdVerdict(g, &lab.HeldError{Lab: filepath.Base(filepath.Dir(kc)), Hold: *h}, f.force); err != nil {
+					return err
+				}
 			}
 		}
 	}

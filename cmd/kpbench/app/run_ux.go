@@ -46,15 +46,12 @@ func resumeProgress(dir string, run *runs.Run) (measured, total int, err error) 
 	return measured, total, nil
 }
 
-// resumeIsDone says, before anything is brought up, whether the run in dir
+// resumeIsDone says, before anything is brought up, whether the run of rec
 // has every point it plans: then resuming has nothing to do and changes
-// nothing. An unreadable directory is left to the caller's own checks.
-func resumeIsDone(g *globals, dir string) bool {
-	run, err := runs.ReadRun(dir)
-	if err != nil {
-		return false
-	}
-	measured, total, err := resumeProgress(dir, run)
+// nothing.
+func resumeIsDone(g *globals, rec *runs.Record) bool {
+	dir := rec.Dir
+	measured, total, err := resumeProgress(dir, rec.Run)
 	if err != nil || total == 0 || measured < total {
 		return false
 	}
@@ -64,13 +61,13 @@ func resumeIsDone(g *globals, dir string) bool {
 
 // recordResume adds this resume to the run's history, keeping the command
 // and start time of the run as it was first started.
-func recordResume(g *globals, dir string, run *runs.Run, argv []string) {
-	measured, total, err := resumeProgress(dir, run)
+func recordResume(g *globals, rec *runs.Record, argv []string) {
+	measured, total, err := resumeProgress(rec.Dir, rec.Run)
 	if err != nil {
-		g.logger.Warn("counting the measured points", "dir", dir, "err", err)
+		g.logger.Warn("counting the measured points", "dir", rec.Dir, "err", err)
 	}
-	g.logger.Info(fmt.Sprintf("resuming %s: %d of %d %s measured", dir, measured, total, plural(total, "point", "points")))
-	run.Resumes = append(run.Resumes, runs.Resume{At: time.Now().UTC(), Command: argv, KpbenchVersion: Version, Measured: measured})
+	g.logger.Info(fmt.Sprintf("resuming %s: %d of %d %s measured", rec.Dir, measured, total, plural(total, "point", "points")))
+	rec.Resume(argv, Version, measured, time.Now())
 }
 
 // announceLabReuse says what a run will do to a lab that is already up

@@ -99,10 +99,10 @@ func TestResumeRecordsHistory(t *testing.T) {
 	var logs bytes.Buffer
 	g := &globals{stdout: io.Discard, stderr: &logs}
 	g.logger, _ = newLogger(&logs, logHuman, 0)
-	if resumeIsDone(g, dir) {
+	if resumeIsDone(g, &runs.Record{Dir: dir, Run: run}) {
 		t.Fatal("a run with 1 point measured is done")
 	}
-	recordResume(g, dir, run, []string{"kpbench", "run", "--resume", dir})
+	recordResume(g, &runs.Record{Dir: dir, Run: run}, []string{"kpbench", "run", "--resume", dir})
 	if want := "resuming " + dir + ": 1 of " + strconv.Itoa(total) + " points measured"; !strings.Contains(logs.String(), want) {
 		t.Errorf("log %q lacks %q", logs.String(), want)
 	}
