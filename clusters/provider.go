@@ -1,6 +1,7 @@
 // Package clusters defines how kpbench gets a cluster to measure: the
-// Provider interface every provider (lab, kind, existing) implements, and
-// the capability flags a caller asks about instead of guessing.
+// Provider interface every provider (lab, kind, existing) implements, the
+// modes it can run (Capabilities) and its shape in one record (Features)
+// that a caller reads instead of guessing.
 package clusters
 
 import (
@@ -64,6 +65,12 @@ type Provider interface {
 
 	// Versions reports the Kubernetes and kube-proxy versions in use.
 	Versions(ctx context.Context) (Versions, error)
+
+	// Features is the provider's shape: where its client node is, how it
+	// is measured, what else the provider offers. It may read the
+	// provider's state (whether the lab's node is a VM) but changes
+	// nothing.
+	Features(ctx context.Context) Features
 }
 
 // Endpoint is one backend pod's address.
@@ -72,17 +79,13 @@ type Endpoint struct {
 	Port uint16
 }
 
-// Capabilities are the facts about an environment a caller can ask for.
+// Capabilities are the modes an environment can run. Every provider
+// judges a mode from its whole descriptor (kubeproxy.For: tools, kernel,
+// IP_VS, kube-proxy version) against what it can see of the client node.
 type Capabilities struct {
 	// Modes maps every kube-proxy mode to the reason it cannot run here;
 	// an empty reason means the mode can run.
 	Modes map[scenarios.Mode]string
-	// CanSwitchMode is false where kube-proxy is replaced by something
-	// else (mode "external") or the user did not allow switching.
-	CanSwitchMode bool
-	// CPUPinning is true when the client node's processes run on CPUs of
-	// their own, so node CPU is exactly the node's.
-	CPUPinning bool
 }
 
 // Runnable reports whether mode can run, and why not.
@@ -125,16 +128,6 @@ type ClientNode interface {
 	KubeProxyGet(ctx context.Context, path string) ([]byte, error)
 }
 
-// LoadRunner is implemented by providers whose load clients run inside the
-// cluster (kind, existing) instead of on this machine: each request runs
-// `kpbench load --json - --embed-histograms ARGS` as Clients Jobs pinned to
-// client nodes and returns every client's JSON summary, read from its pod
-// log. A caller that finds a Provider implementing it runs load this way
-// rather than through ClientNode().Run.
-type LoadRunner interface {
-	RunLoad(ctx context.Context, req LoadRequest) ([]LoadResult, error)
-}
-
 // LoadRequest is one load window run by in-cluster clients.
 type LoadRequest struct {
 	// ID names the window (a DNS label of at most 40 characters, e.g. the
@@ -157,46 +150,92 @@ type LoadResult struct {
 	Summary json.RawMessage
 }
 
-// What a provider may offer beyond Provider. The engine (package sweep)
-// asks for each with a type assertion, so a new provider implements only
-// what applies to it.
-
-// Reuser is implemented by providers whose cluster outlives the command
-// that made it (the lab): when it is already up and healthy, a run
-// measures it as it is and leaves it up.
-type Reuser interface {
-	Running(ctx context.Context) bool
+// Features is a provider's shape, in one record: where its client node is
+// and how kpbench reaches and measures it, and what the provider can do
+// besides Provider's methods. The engine reads it in one place
+// (sweep/target.go) and knows no provider by name or type; a provider
+// fills only what applies to it, and a zero field means "not offered".
+type Features struct {
+	// Client is where the client node is and how it is reached.
+	Client Client
+	// SwitchModes is false where kpbench may not change kube-proxy's mode
+	// (an existing cluster without --yes; a replaced kube-proxy).
+	SwitchModes bool
+	// Pinning, when set, gives the client node's CPUs and the CPUs
+	// everything else runs on (the lab): run.json records them.
+	Pinning func(ctx context.Context) (nodeCPUs, otherCPUs []int, err error)
+	// Running, when set, reports whether the cluster, which outlives the
+	// command that made it (the lab), is up and healthy: a run then
+	// measures it as it is and leaves it up.
+	Running func(ctx context.Context) bool
+	// Describe, when set, gives more for run.json than Versions: the
+	// cluster's name ("" when kpbench did not name it) and facts such as
+	// images, node counts or the etcd version. Never credentials.
+	Describe func(ctx context.Context) (cluster string, details map[string]string)
+	// UserKubeconfig, when set, is how the user reaches the cluster
+	// (existing): API clients use it instead of KubeconfigPath.
+	UserKubeconfig *KubeconfigRef
 }
 
-// Describer is implemented by providers with more to record in run.json
-// than Versions: the cluster's name ("" when kpbench did not name it) and
-// facts such as images, node counts or the etcd version. Never
-// credentials.
-type Describer interface {
-	Describe(ctx context.Context) (cluster string, details map[string]string)
+// ClientWhere names where a client node is, for logs and tests; what
+// kpbench does with the node follows from Client's other fields, never
+// from this name.
+type ClientWhere string
+
+// The client nodes of today's providers.
+const (
+	// ClientNetns: a network namespace of this machine (the lab).
+	ClientNetns ClientWhere = "netns"
+	// ClientVM: a virtual machine on this machine (the lab's --node vm).
+	ClientVM ClientWhere = "vm"
+	// ClientPod: a cluster node reached through the agent pod (kind,
+	// existing).
+	ClientPod ClientWhere = "pod"
+)
+
+// Client says where the client node is and how kpbench runs the load
+// client, observes the node and describes it there.
+type Client struct {
+	Where ClientWhere
+	// Bin is kpbench as the node runs it through ClientNode.Run, for the
+	// load client and the point agent (`kpbench cluster agent point`).
+	// Empty means the node shares this machine's executable and /proc:
+	// the load client is this executable and the node is observed in
+	// this process, from ClientNode.ProcRoot.
+	Bin string
+	// Cat prints a file of the node's /proc (its path appended), for
+	// run.json's environment; nil when Bin is empty (read here).
+	Cat []string
+	// Load, when set, runs load clients as Jobs inside the cluster
+	// instead of through ClientNode.Run.
+	Load LoadRunner
+	// Nodes, when set, lists every client node, the measured one first:
+	// load clients run on any of them, so a point's node CPU is summed
+	// over all of them.
+	Nodes func(ctx context.Context) ([]NamedNode, error)
+	// NodeCgroup, when set, says that the client nodes are containers on
+	// this machine (kind), whose /proc/stat is the whole host's: their
+	// CPU is read from the container's cgroup here instead. It returns
+	// the directory, on this machine, of the cgroup of the container that
+	// is node (cgroup v2 or v1's cpuacct hierarchy).
+	NodeCgroup func(ctx context.Context, node string) (string, error)
+	// VM, when set, describes a VM client node on this machine: the
+	// hypervisor process's CPU is measured beside the guest's.
+	VM *VMNodeInfo
 }
 
-// Pinner is implemented by providers whose client node runs on CPUs of its
-// own (the lab): run.json records the node's CPUs and the others.
-type Pinner interface {
-	Pinning(ctx context.Context) (nodeCPUs, otherCPUs []int, err error)
+// LoadRunner runs load clients inside the cluster (kind, existing): each
+// request runs `kpbench load --json - --embed-histograms ARGS` as Clients
+// Jobs pinned to client nodes and returns every client's JSON summary,
+// read from its pod log.
+type LoadRunner interface {
+	RunLoad(ctx context.Context, req LoadRequest) ([]LoadResult, error)
 }
 
-// UserKubeconfig is implemented by providers that reach a cluster through
-// the user's kubeconfig (existing): the path as the user gave it ("" =
-// kubectl's loading rules) and the context ("" = current). Other
-// providers' clients use KubeconfigPath.
-type UserKubeconfig interface {
-	UserKubeconfig() (path, context string)
-}
-
-// VMNode is implemented by providers whose client node may be a virtual
-// machine on this one (the lab with --node vm). Its load client and point
-// agent run in the guest through ClientNode().Run; the node's CPU is the
-// guest's /proc/stat and the hypervisor process's CPU is measured beside it.
-type VMNode interface {
-	// VMNode describes the VM; ok is false when the node is not one.
-	VMNode(ctx context.Context) (info VMNodeInfo, ok bool)
+// KubeconfigRef is a kubeconfig as the user named it: the path ("" =
+// kubectl's loading rules) and the context ("" = current).
+type KubeconfigRef struct {
+	Path, Context string
 }
 
 // VMNodeInfo describes a VM client node.
@@ -211,27 +250,8 @@ type VMNodeInfo struct {
 	Scratch string
 }
 
-// ClientNodeLister is implemented by providers that may have several client
-// nodes (kind, existing): load clients run on any of them, so the node CPU
-// of a point is summed over all of them.
-type ClientNodeLister interface {
-	// ClientNodes returns every client node with its name, the one
-	// ClientNode measures (kube-proxy, conntrack, syncs) first.
-	ClientNodes(ctx context.Context) ([]NamedNode, error)
-}
-
 // NamedNode is a client node and its Kubernetes node name.
 type NamedNode struct {
 	Name string
 	Node ClientNode
-}
-
-// NodeCgrouper is implemented by providers whose client nodes are
-// containers on this machine (kind). /proc/stat inside a container is the
-// whole host's, so such a node's CPU is read from its container's cgroup
-// here instead.
-type NodeCgrouper interface {
-	// NodeCgroup returns the directory, on this machine, of the cgroup of
-	// the container that is node (cgroup v2 or v1's cpuacct hierarchy).
-	NodeCgroup(ctx context.Context, node string) (string, error)
 }

@@ -148,7 +148,7 @@ func TestSummarize(t *testing.T) {
 	mid.CPUs[0] = a.CPUs[0].Add(CPUTimes{User: 0.2, Guest: 0.2, System: 0.4, IRQ: 0.01, SoftIRQ: 0.09, Idle: 0.28, IOWait: 0.02})
 	mid.CPUs[1] = a.CPUs[1].Add(CPUTimes{User: 0.3, Nice: 0.04, System: 0.1, SoftIRQ: 0.04, Steal: 0.02, Idle: 0.5})
 	mid.Procs[4242] = a.Procs[4242]
-	procs := []Process{{Name: ProcessKubeProxy, PID: 4242}, {Name: ProcessClient, PID: 4343}}
+	procs := []Process{{Name: ProcessKubeProxy, PID: 4242}, {Name: "client", PID: 4343}}
 	s1 := Delta(a, mid, nil, procs)
 	s2 := Delta(mid, b, nil, procs)
 	sum := Summarize(a, b, []Sample{s1, s2}, nil, procs, time.Second)

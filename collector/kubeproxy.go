@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net/http"
 	"sort"
-	"strings"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
@@ -17,7 +15,6 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/kpbench/kpbench/clusters/kubeproxy"
-	"github.com/kpbench/kpbench/internal/httpget"
 	"github.com/kpbench/kpbench/runs"
 	"github.com/kpbench/kpbench/scenarios"
 )
@@ -30,18 +27,6 @@ var (
 	// bounds and cannot be subtracted.
 	ErrBucketLayout = errors.New("histogram bucket layouts differ")
 )
-
-// HTTPFetch returns a kubeproxy.Fetch for kube-proxy's metrics server at base
-// (e.g. "http://127.0.0.1:10249"). A nil client means http.DefaultClient.
-func HTTPFetch(client *http.Client, base string) kubeproxy.Fetch {
-	if client == nil {
-		client = http.DefaultClient
-	}
-	base = strings.TrimRight(base, "/")
-	return func(ctx context.Context, path string) ([]byte, error) {
-		return httpget.Get(ctx, client, base+path)
-	}
-}
 
 // Bucket is one cumulative histogram bucket: how many observations were
 // ≤ UpperBound.
@@ -154,8 +139,8 @@ func (h Histogram) Summary() HistogramSummary {
 }
 
 // KubeProxyMetrics is one scrape of kube-proxy's /metrics, reduced to the
-// families kpbench reads. Histograms with several series (kube-proxy
-// labels them by ip_family) are summed across series; a family kube-proxy
+// families kpbench reads, of the series kubeproxy.Counts keeps. Histograms
+// with several series are summed across them; a family kube-proxy
 // does not export in its mode (IPVS has no full/partial split) is nil.
 type KubeProxyMetrics struct {
 	Time time.Time `json:"time"`
@@ -175,6 +160,9 @@ type KubeProxyMetrics struct {
 	// labels the family (v1.36: "IPv4/nat"). It counts the rules in
 	// kube-proxy's KUBE-* chains.
 	IPTablesRules map[string]float64 `json:"iptablesRules,omitempty"`
+	// MissingPending names the pending-changes gauges the scrape lacked
+	// (kube-proxy always exports both; a body without them is not its).
+	MissingPending []string `json:"-"`
 }
 
 // LastSync is LastSyncTimestamp as a time (zero when absent).
@@ -186,27 +174,25 @@ func (m *KubeProxyMetrics) LastSync() time.Time {
 	return time.Unix(int64(sec), int64(frac*1e9))
 }
 
-// ParseKubeProxyMetrics parses Prometheus text exposition format. With
-// family set ("IPv4" or "IPv6"), series labelled with another ip_family
-// are left out: a dual-stack kube-proxy syncs each family separately, and
-// an IPv4 benchmark wants the IPv4 syncs only. Series without the label
-// are always kept. An empty family sums every series.
-func ParseKubeProxyMetrics(r io.Reader, family string) (*KubeProxyMetrics, error) {
+// ParseKubeProxyMetrics parses kube-proxy's /metrics (Prometheus text
+// exposition format). It is kpbench's one reader of those metrics: the
+// collector's sync figures and the scaler's "programmed" both come from
+// it. Series of a family kubeproxy.Counts leaves out (a dual-stack
+// kube-proxy's IPv6 proxier) are dropped before anything is summed.
+func ParseKubeProxyMetrics(r io.Reader) (*KubeProxyMetrics, error) {
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := p.TextToMetricFamilies(r)
 	if err != nil {
 		return nil, fmt.Errorf("parsing kube-proxy metrics: %w", err)
 	}
-	if family != "" {
-		for _, f := range fams {
-			kept := f.Metric[:0]
-			for _, mt := range f.Metric {
-				if fam, ok := label(mt, kubeproxy.LabelIPFamily); !ok || fam == family {
-					kept = append(kept, mt)
-				}
+	for _, f := range fams {
+		kept := f.Metric[:0]
+		for _, mt := range f.Metric {
+			if kubeproxy.Counts(label(mt, kubeproxy.LabelIPFamily)) {
+				kept = append(kept, mt)
 			}
-			f.Metric = kept
 		}
+		f.Metric = kept
 	}
 	m := &KubeProxyMetrics{}
 	hist := func(name string) (*Histogram, error) {
@@ -242,7 +228,9 @@ func ParseKubeProxyMetrics(r io.Reader, family string) (*KubeProxyMetrics, error
 		kubeproxy.MetricServiceChangesPending:  &m.ServiceChangesPending,
 		kubeproxy.MetricEndpointChangesPending: &m.EndpointChangesPending,
 	} {
-		if f, ok := fams[name]; ok {
+		if f, ok := fams[name]; !ok {
+			m.MissingPending = append(m.MissingPending, name)
+		} else {
 			for _, mt := range f.GetMetric() {
 				*dst += value(mt)
 			}
@@ -322,11 +310,9 @@ func mergeHistograms(f *dto.MetricFamily) (*Histogram, error) {
 // KubeProxyScraper reads kube-proxy's metrics port through Fetch.
 type KubeProxyScraper struct {
 	// Fetch reaches kube-proxy's metrics port: clusters.ClientNode's
-	// KubeProxyGet (inside the node's network namespace), or HTTPFetch.
+	// KubeProxyGet (inside the node's network namespace), or the agent's
+	// GET of the loopback metrics server.
 	Fetch kubeproxy.Fetch
-	// IPFamily keeps only series of this ip_family ("IPv4", "IPv6");
-	// empty sums every family (see ParseKubeProxyMetrics).
-	IPFamily string
 	// Now is the clock for scrape times; time.Now when nil.
 	Now func() time.Time
 }
@@ -343,7 +329,7 @@ func (s KubeProxyScraper) Scrape(ctx context.Context) (*KubeProxyMetrics, []byte
 	if err != nil {
 		return nil, nil, fmt.Errorf("fetching kube-proxy /metrics: %w", err)
 	}
-	m, err := ParseKubeProxyMetrics(bytes.NewReader(body), s.IPFamily)
+	m, err := ParseKubeProxyMetrics(bytes.NewReader(body))
 	if err != nil {
 		return nil, body, err
 	}

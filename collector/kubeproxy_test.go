@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kpbench/kpbench/clusters/kubeproxy"
+	"github.com/kpbench/kpbench/internal/httpget"
 	"github.com/kpbench/kpbench/scenarios"
 )
 
@@ -21,7 +23,7 @@ func readMetricsFixture(t *testing.T, name string) *KubeProxyMetrics {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	m, err := ParseKubeProxyMetrics(f, "")
+	m, err := ParseKubeProxyMetrics(f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,8 +106,9 @@ func TestParseKubeProxyMetricsFixture(t *testing.T) {
 	}
 }
 
-func TestParseKubeProxyMetricsLabelsMerged(t *testing.T) {
-	// Dual-stack kube-proxy exports one series per IP family.
+func TestParseKubeProxyMetricsIPv4Family(t *testing.T) {
+	// Dual-stack kube-proxy exports one series per IP family; the IPv4
+	// one counts (kubeproxy.Counts).
 	text := `# TYPE kubeproxy_sync_proxy_rules_duration_seconds histogram
 kubeproxy_sync_proxy_rules_duration_seconds_bucket{ip_family="IPv4",le="0.1"} 1
 kubeproxy_sync_proxy_rules_duration_seconds_bucket{ip_family="IPv4",le="+Inf"} 2
@@ -119,19 +122,19 @@ kubeproxy_sync_proxy_rules_duration_seconds_count{ip_family="IPv6"} 3
 kubeproxy_sync_proxy_rules_last_timestamp_seconds{ip_family="IPv4"} 100
 kubeproxy_sync_proxy_rules_last_timestamp_seconds{ip_family="IPv6"} 200
 `
-	m, err := ParseKubeProxyMetrics(strings.NewReader(text), "")
+	m, err := ParseKubeProxyMetrics(strings.NewReader(text))
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := m.SyncProxyRules
-	if h.Count != 5 || !near(h.Sum, 0.7, 1e-12) || len(h.Buckets) != 2 || h.Buckets[0].Count != 4 || h.Buckets[1].Count != 5 {
-		t.Errorf("merged = %+v", h)
+	if h.Count != 2 || !near(h.Sum, 0.55, 1e-12) || len(h.Buckets) != 2 || h.Buckets[0].Count != 1 || h.Buckets[1].Count != 2 {
+		t.Errorf("IPv4 syncs = %+v", h)
 	}
 	// One rule for "last sync" (kubeproxy.LastSync): the IPv4 family's.
 	if m.LastSyncTimestamp != 100 || m.SyncFullProxyRules != nil {
 		t.Errorf("last sync %v, full %v", m.LastSyncTimestamp, m.SyncFullProxyRules)
 	}
-	if _, err := ParseKubeProxyMetrics(strings.NewReader("kubeproxy_x{ 1\n"), ""); err == nil {
+	if _, err := ParseKubeProxyMetrics(strings.NewReader("kubeproxy_x{ 1\n")); err == nil {
 		t.Error("malformed text parsed without error")
 	}
 }
@@ -197,7 +200,7 @@ func TestKubeProxyScraperHTTP(t *testing.T) {
 	}))
 	defer srv.Close()
 	at := time.Unix(5000, 0)
-	s := KubeProxyScraper{Fetch: HTTPFetch(srv.Client(), srv.URL+"/"), Now: func() time.Time { return at }}
+	s := KubeProxyScraper{Fetch: fetchFrom(srv.Client(), srv.URL), Now: func() time.Time { return at }}
 	m, raw, err := s.Scrape(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -209,8 +212,15 @@ func TestKubeProxyScraperHTTP(t *testing.T) {
 	if err != nil || mode != scenarios.ModeNFTables {
 		t.Errorf("ProxyMode = %q, %v", mode, err)
 	}
-	bad := KubeProxyScraper{Fetch: HTTPFetch(srv.Client(), srv.URL+"/nothing")}
+	bad := KubeProxyScraper{Fetch: fetchFrom(srv.Client(), srv.URL+"/nothing")}
 	if _, _, err := bad.Scrape(context.Background()); err == nil || !strings.Contains(err.Error(), "404") {
 		t.Errorf("scrape of a 404 = %v", err)
+	}
+}
+
+// fetchFrom reaches a metrics server at base over HTTP, as the agent does.
+func fetchFrom(client *http.Client, base string) kubeproxy.Fetch {
+	return func(ctx context.Context, path string) ([]byte, error) {
+		return httpget.Get(ctx, client, base+path)
 	}
 }

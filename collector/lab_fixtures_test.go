@@ -42,7 +42,7 @@ func TestLabIPTablesSave(t *testing.T) {
 
 	// kube-proxy's own count of its IPv4 nat rules, scraped at the same
 	// time, is the rules in its KUBE-* chains.
-	m, err := ParseKubeProxyMetrics(openLab(t, "kube-proxy-metrics-iptables-20svc.txt"), "")
+	m, err := ParseKubeProxyMetrics(openLab(t, "kube-proxy-metrics-iptables-20svc.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,15 +110,17 @@ func TestLabKubeProxyMetrics(t *testing.T) {
 		iptablesNAT, iptablesNAT6 float64
 		lastSync                  float64
 	}{
-		{file: "kube-proxy-metrics-iptables-20svc.txt", syncs: 4, full: 2, partial: ptr(uint64(2)), sum: 0.34117773 + 0.177957193,
-			iptablesNAT: 650, iptablesNAT6: 5, lastSync: 1.7953144200723975e+09},
-		// Dual-stack: the last sync is the IPv4 family's (kubeproxy.LastSync),
-		// not the IPv6 one that ended 0.25 s later.
-		{file: "kube-proxy-metrics-nftables-20svc.txt", syncs: 2, full: 2, sum: 0.103355159 + 0.247922845,
+		// Dual-stack: only the IPv4 family's series count
+		// (kubeproxy.Counts); the IPv6 syncs and rules are left out.
+		{file: "kube-proxy-metrics-iptables-20svc.txt", syncs: 3, full: 1, partial: ptr(uint64(2)), sum: 0.34117773,
+			iptablesNAT: 650, lastSync: 1.7953144200723975e+09},
+		// The last sync is the IPv4 family's, not the IPv6 one that
+		// ended 0.25 s later.
+		{file: "kube-proxy-metrics-nftables-20svc.txt", syncs: 1, full: 1, sum: 0.103355159,
 			lastSync: 1.7953144280128105e+09},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
-			m, err := ParseKubeProxyMetrics(openLab(t, tc.file), "")
+			m, err := ParseKubeProxyMetrics(openLab(t, tc.file))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -155,7 +157,7 @@ func TestLabKubeProxyMetrics(t *testing.T) {
 func TestLabKubeProxyMetricsIPv4Only(t *testing.T) {
 	// The lab is dual-stack; its Services are IPv4. Keeping the IPv4
 	// series leaves out the IPv6 syncs of an empty table.
-	m, err := ParseKubeProxyMetrics(openLab(t, "kube-proxy-metrics-iptables-20svc.txt"), "IPv4")
+	m, err := ParseKubeProxyMetrics(openLab(t, "kube-proxy-metrics-iptables-20svc.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +173,7 @@ func TestLabKubeProxyMetricsIPv4Only(t *testing.T) {
 	if m.LastSyncTimestamp != 1.7953144200723975e+09 {
 		t.Errorf("IPv4 last sync = %v", m.LastSyncTimestamp)
 	}
-	m, err = ParseKubeProxyMetrics(openLab(t, "kube-proxy-metrics-nftables-20svc.txt"), "IPv4")
+	m, err = ParseKubeProxyMetrics(openLab(t, "kube-proxy-metrics-nftables-20svc.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,8 +16,8 @@ import (
 type PointConfig struct {
 	// CPUs are the client node's CPUs (empty: all).
 	CPUs []int
-	// KubeProxyPID and ClientPID are sampled per process when non-zero.
-	KubeProxyPID, ClientPID int
+	// KubeProxyPID is sampled as a process when non-zero.
+	KubeProxyPID int
 	// NetnsPID is a process inside the client node's network namespace
 	// (kube-proxy's PID will do); its /proc/PID/net gives the node's
 	// conntrack table. 0 reads the collector's own namespace.
@@ -26,12 +26,6 @@ type PointConfig struct {
 	Interval time.Duration
 	// KubeProxy, when set, is scraped at Start and Stop.
 	KubeProxy *KubeProxyScraper
-}
-
-// Span is a stretch of wall-clock time.
-type Span struct {
-	Start time.Time `json:"start"`
-	End   time.Time `json:"end"`
 }
 
 // PointResult is what the collector contributes to a point.
@@ -44,7 +38,7 @@ type PointResult struct {
 	Sync   runs.Sync `json:"sync"`
 	Series *Series   `json:"series"`
 	// CPUWindow is the span CPU covers when it was narrowed to the load's
-	// measured window (the samples whose middle falls inside it); nil when
+	// measured window (the samples InWindow keeps); nil when
 	// CPU is the whole series.
 	CPUWindow *Span            `json:"cpuWindow,omitempty"`
 	KubeProxy *KubeProxyWindow `json:"kubeProxy,omitempty"`
@@ -83,9 +77,6 @@ func (fs FS) StartPoint(ctx context.Context, cfg PointConfig) (*PointMeasurement
 	var procs []Process
 	if cfg.KubeProxyPID > 0 {
 		procs = append(procs, Process{Name: ProcessKubeProxy, PID: cfg.KubeProxyPID})
-	}
-	if cfg.ClientPID > 0 {
-		procs = append(procs, Process{Name: ProcessClient, PID: cfg.ClientPID})
 	}
 	s, err := fs.NewSampler(SamplerConfig{CPUs: cfg.CPUs, Processes: procs, Interval: cfg.Interval})
 	if err != nil {

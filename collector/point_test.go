@@ -39,7 +39,7 @@ func TestPointMeasurement(t *testing.T) {
 	}
 	w0 := time.Now()
 	m, err := fs.StartPoint(context.Background(), PointConfig{
-		KubeProxyPID: self, ClientPID: self, Interval: 100 * time.Millisecond, KubeProxy: kp,
+		KubeProxyPID: self, Interval: 100 * time.Millisecond, KubeProxy: kp,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -68,14 +68,14 @@ func TestPointMeasurement(t *testing.T) {
 	if n := len(r.Series.Samples); n < 2 {
 		t.Errorf("%d samples over 350 ms at 100 ms", n)
 	}
-	// Both names are this process, which spun for the window; its CPU
+	// "kube-proxy" is this process, which spun for the window; its CPU
 	// clock read around Start and Stop is the reference. /proc/PID/stat
 	// rounds to 10 ms ticks: two of them over the 350 ms window are 0.06.
-	if p := r.CPU.Processes; p.KubeProxy != p.Client || !near(p.Client, ref, 0.1*ref+0.06) {
+	if p := r.CPU.Processes; p.Client != 0 || !near(p.KubeProxy, ref, 0.1*ref+0.06) {
 		t.Errorf("processes = %+v; this process's CPU clock says %.3f cores", p, ref)
 	}
-	if r.CPU.Node.Total < r.CPU.Processes.Client-0.05 {
-		t.Errorf("node %.3f cores < the process's %.3f", r.CPU.Node.Total, r.CPU.Processes.Client)
+	if r.CPU.Node.Total < r.CPU.Processes.KubeProxy-0.05 {
+		t.Errorf("node %.3f cores < the process's %.3f", r.CPU.Node.Total, r.CPU.Processes.KubeProxy)
 	}
 	if r.Sync.FullSyncs != 1 || r.Sync.PartialSyncs != 3 || r.KubeProxy == nil || r.KubeProxy.Sync.Count != 4 {
 		t.Errorf("sync = %+v", r.Sync)

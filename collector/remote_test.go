@@ -162,7 +162,7 @@ func TestSeriesWithin(t *testing.T) {
 		})
 	}
 	s.Summary = Summary{Start: sec(0), End: sec(10)}
-	sum, err := s.Within(sec(3), sec(8))
+	sum, err := s.Within(Span{sec(3), sec(8)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,12 +174,12 @@ func TestSeriesWithin(t *testing.T) {
 	}
 	// A window that starts mid-sample keeps the samples whose middle is
 	// inside: [2.6, 8.4] keeps 3..7 plus none of the idle edges.
-	sum, _ = s.Within(sec(2).Add(600*time.Millisecond), sec(8).Add(400*time.Millisecond))
+	sum, _ = s.Within(Span{sec(2).Add(600 * time.Millisecond), sec(8).Add(400 * time.Millisecond)})
 	if !near(sum.Mean.Total, 0.5, 1e-9) {
 		t.Errorf("mid-sample window: mean %.3f, want 0.5", sum.Mean.Total)
 	}
 	// The whole series is the plain mean.
-	sum, _ = s.Within(sec(0), sec(10))
+	sum, _ = s.Within(Span{sec(0), sec(10)})
 	if !near(sum.Mean.Total, (0.1*5+0.5*5)/10, 1e-9) || sum.MaxTotal != 0.5 {
 		t.Errorf("whole: %+v", sum)
 	}
@@ -188,7 +188,7 @@ func TestSeriesWithin(t *testing.T) {
 	// to its Total keeping their split.
 	s.Samples[4].Node = Cores{Total: 0.5, Idle: 0.5}
 	s.Samples[6].Node = Cores{Total: 0.5, Idle: 0.5}
-	sum, _ = s.Within(sec(3), sec(8))
+	sum, _ = s.Within(Span{sec(3), sec(8)})
 	if m := sum.Mean; !near(m.Total, 0.5, 1e-9) || !near(m.User, 0.3, 1e-9) || !near(m.System, 0.2, 1e-9) {
 		t.Errorf("window with column-less samples: %+v, want total 0.5 split 0.3/0.2", m)
 	}
@@ -196,11 +196,11 @@ func TestSeriesWithin(t *testing.T) {
 	for i := 5; i < 10; i++ {
 		s.Samples[i].Processes = nil
 	}
-	sum, _ = s.Within(sec(3), sec(8))
+	sum, _ = s.Within(Span{sec(3), sec(8)})
 	if !sum.Processes[0].Exited {
 		t.Errorf("kube-proxy missing from 3 of 5 samples is not marked exited")
 	}
-	if _, err := s.Within(sec(20), sec(30)); err == nil {
+	if _, err := s.Within(Span{sec(20), sec(30)}); err == nil {
 		t.Error("a window after every sample gives no error")
 	}
 	// Round trip through JSON keeps what Within needs.
@@ -209,7 +209,7 @@ func TestSeriesWithin(t *testing.T) {
 	if err := json.Unmarshal(b, &back); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := back.Within(sec(0), sec(10)); !near(got.Mean.Total, 0.3, 1e-9) {
+	if got, _ := back.Within(Span{sec(0), sec(10)}); !near(got.Mean.Total, 0.3, 1e-9) {
 		t.Errorf("after JSON: %+v", got)
 	}
 }

@@ -477,37 +477,3 @@ func (rc RuleCounts) RunsRules() runs.Rules {
 	}
 	return runs.Rules{}
 }
-
-// ErrIPVSUnavailable is wrapped when /proc has no net/ip_vs: the kernel
-// has no IP_VS (or the module is not loaded).
-var ErrIPVSUnavailable = errors.New("IPVS not available (no net/ip_vs)")
-
-// IPVS counts IPVS virtual services and real servers from
-// /proc/PID/net/ip_vs, the table of the network namespace of process pid
-// (pid 0: the reader's own). The proc file lists a virtual service only
-// with its real servers, so virtual services without any are not
-// counted; ipvsadm -Ln (CountRules) sees those too.
-func (fs FS) IPVS(pid int) (IPVSCounts, error) {
-	nfs, err := fs.netFS(pid)
-	if err != nil {
-		return IPVSCounts{}, err
-	}
-	st, err := nfs.IPVSBackendStatus()
-	if err != nil {
-		if isNotExist(err) {
-			return IPVSCounts{}, fmt.Errorf("%s: %w", fs.netPath(pid, "ip_vs"), ErrIPVSUnavailable)
-		}
-		return IPVSCounts{}, fmt.Errorf("reading %s: %w", fs.netPath(pid, "ip_vs"), err)
-	}
-	virt := map[string]bool{}
-	var c IPVSCounts
-	for _, b := range st {
-		key := fmt.Sprintf("%s/%s/%d/%s", b.Proto, b.LocalAddress, b.LocalPort, b.LocalMark)
-		virt[key] = true
-		if b.RemoteAddress != nil {
-			c.RealServers++
-		}
-	}
-	c.VirtualServices = len(virt)
-	return c, nil
-}

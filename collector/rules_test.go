@@ -246,25 +246,6 @@ FWM  4097 rr
 	}
 }
 
-func TestIPVSFromProc(t *testing.T) {
-	fs := mustFS(t, "testdata/proc-t0")
-	c, err := fs.IPVS(4242)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// 3 services with real servers (1 + 10 + 10); the UDP service without
-	// any is invisible in /proc/net/ip_vs's backend rows.
-	if c != (IPVSCounts{VirtualServices: 3, RealServers: 21}) {
-		t.Errorf("IPVS(4242) = %+v", c)
-	}
-	if _, err := fs.IPVS(0); !errors.Is(err, ErrIPVSUnavailable) {
-		t.Errorf("IPVS(0) on a tree without net/ip_vs = %v, want ErrIPVSUnavailable", err)
-	}
-	if _, err := fs.IPVS(9999); !errors.Is(err, ErrNoSuchProcess) {
-		t.Errorf("IPVS(9999) = %v, want ErrNoSuchProcess", err)
-	}
-}
-
 func TestCountRules(t *testing.T) {
 	outputs := map[string]string{
 		"iptables-save -t nat":         readRulesFixture(t, "iptables-save-seed001.txt"),

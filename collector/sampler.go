@@ -14,12 +14,10 @@ import (
 	"github.com/kpbench/kpbench/runs"
 )
 
-// Names under which a run's sampler tracks the client node's processes;
-// Summary.ProcessesCPU picks them out.
-const (
-	ProcessKubeProxy = "kube-proxy"
-	ProcessClient    = "client"
-)
+// ProcessKubeProxy is the name under which a point's sampler tracks
+// kube-proxy; Summary.ProcessesCPU picks it out. (The load client's CPU
+// is its own account, in the load summary.)
+const ProcessKubeProxy = "kube-proxy"
 
 // Cores is CPU use over an interval in cores: CPU-seconds per wall-clock
 // second, split like /proc/stat. Total is the busy time: the wall time the
@@ -61,8 +59,8 @@ func coresOf(d CPUTimes, busy, wall float64) Cores {
 
 // Process names a process to sample.
 type Process struct {
-	// Name labels the process in results (ProcessKubeProxy, ProcessClient,
-	// or anything else).
+	// Name labels the process in results (ProcessKubeProxy or anything
+	// else).
 	Name string `json:"name"`
 	PID  int    `json:"pid"`
 }
@@ -229,16 +227,13 @@ func (s Summary) NodeCPU() runs.NodeCPU {
 	}
 }
 
-// ProcessesCPU maps the processes named ProcessKubeProxy and ProcessClient
-// onto the results schema (0 for one that was not sampled).
+// ProcessesCPU maps the process named ProcessKubeProxy onto the results
+// schema (0 when it was not sampled).
 func (s Summary) ProcessesCPU() runs.ProcessesCPU {
 	var out runs.ProcessesCPU
 	for _, p := range s.Processes {
-		switch p.Name {
-		case ProcessKubeProxy:
+		if p.Name == ProcessKubeProxy {
 			out.KubeProxy += p.Mean.Total
-		case ProcessClient:
-			out.Client += p.Mean.Total
 		}
 	}
 	return out
@@ -343,7 +338,7 @@ type Sampler struct {
 	samples  []Sample
 	problems []string
 	cancel   context.CancelFunc
-	done     chan struct{}
+	done     <-chan struct{}
 	stopped  bool
 }
 
@@ -388,23 +383,8 @@ func (s *Sampler) Start(ctx context.Context) error {
 	}
 	s.first, s.prev = snap, snap
 	ctx, s.cancel = context.WithCancel(ctx)
-	s.done = make(chan struct{})
-	go s.loop(ctx)
+	s.done = everyTick(ctx, s.cfg.Interval, s.take)
 	return nil
-}
-
-func (s *Sampler) loop(ctx context.Context) {
-	defer close(s.done)
-	t := time.NewTicker(s.cfg.Interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.take()
-		}
-	}
 }
 
 // take reads once and appends the sample since the previous reading.

@@ -87,7 +87,7 @@ func Calibrate(data []*Data, opts CompareOptions, candidates []float64) (*Calibr
 	}
 	failing := make([]int, len(candidates))
 	regressing := make([]int, len(candidates))
-	maxTests := 0
+	maxGate := 0
 	for i, a := range data {
 		for j, b := range data {
 			if i == j {
@@ -97,7 +97,7 @@ func Calibrate(data []*Data, opts CompareOptions, candidates []float64) (*Calibr
 			if err != nil {
 				return nil, fmt.Errorf("A/A comparison %s vs %s: %w", a.Dir, b.Dir, err)
 			}
-			p := CalibrationPair{Base: a.Dir, New: b.Dir, Tests: cmp.Tests, Regressions: cmp.Regressions, Lost: len(cmp.Lost), Failed: cmp.Failed()}
+			p := CalibrationPair{Base: a.Dir, New: b.Dir, Tests: cmp.GateTests + cmp.Tests, Regressions: cmp.Regressions, Lost: len(cmp.Lost), Failed: cmp.Failed()}
 			for _, r := range cmp.Rows {
 				if !r.tested {
 					continue
@@ -116,7 +116,7 @@ func Calibrate(data []*Data, opts CompareOptions, candidates []float64) (*Calibr
 			c.RowsTested += p.Tests
 			c.RowsRawSignificant += p.RawSignificant
 			c.RowsSignificant += p.Significant
-			maxTests = max(maxTests, p.Tests)
+			maxGate = max(maxGate, cmp.GateTests)
 			if p.Failed {
 				c.FalseAlarms++
 			}
@@ -145,7 +145,7 @@ func Calibrate(data []*Data, opts CompareOptions, candidates []float64) (*Calibr
 			c.RecommendedThreshold = th
 		}
 	}
-	c.RecommendedRepetitions = RepetitionsFor(maxTests)
+	c.RecommendedRepetitions = gateRepetitionsFor(maxGate)
 	return c, nil
 }
 
@@ -179,7 +179,7 @@ func (c *Calibration) WriteText(w io.Writer) error {
 	} else {
 		fmt.Fprintf(&b, "\nrecommended: threshold %s (the smallest with no false alarm, above the largest A/A change); ", formatThreshold(c.RecommendedThreshold))
 	}
-	fmt.Fprintf(&b, "%d repetitions per side (the fewest with which a change can reach p < %.2f after Holm's correction over these comparisons' tests)\n",
+	fmt.Fprintf(&b, "%d repetitions per side (the fewest with which a gated row can reach p < %.2f after Holm's correction over the gated rows)\n",
 		c.RecommendedRepetitions, Alpha)
 	_, err := io.WriteString(w, b.String())
 	return err

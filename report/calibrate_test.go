@@ -40,10 +40,10 @@ func TestCalibrateAA(t *testing.T) {
 	if len(c.Pairs) != 6 || c.FalseAlarms != 0 {
 		t.Fatalf("pairs %d, false alarms %d\n%s", len(c.Pairs), c.FalseAlarms, b.String())
 	}
-	if c.RowsTested != 6*12 || c.RowsSignificant > c.RowsRawSignificant {
+	if c.RowsTested != 6*8 || c.RowsSignificant > c.RowsRawSignificant {
 		t.Errorf("rows %d, raw %d, holm %d", c.RowsTested, c.RowsRawSignificant, c.RowsSignificant)
 	}
-	if c.RecommendedRepetitions != 6 || c.RecommendedThreshold > 0.10 || c.RecommendedThreshold < c.MaxAbsDelta {
+	if c.RecommendedRepetitions != 5 || c.RecommendedThreshold > 0.10 || c.RecommendedThreshold < c.MaxAbsDelta {
 		t.Errorf("recommended %v threshold, %d repetitions (max A/A change %.3f)\n%s", c.RecommendedThreshold, c.RecommendedRepetitions, c.MaxAbsDelta, b.String())
 	}
 	for _, w := range []string{"A/A calibration: 3 runs", "false alarms (comparisons that fail) at 10%: 0 of 6", "recommended: threshold"} {

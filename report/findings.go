@@ -185,7 +185,8 @@ func Findings(d *Data) []Finding {
 								continue
 							}
 							high, low, vs := modes[i], modes[j], v.String(multiTargets)
-							isPrimary := primary != nil && primary.Metric == fm.name && primary.RequestsPerConn == v.rpc
+							isPrimary := primary != nil && primary.Metric == fm.name && primary.RequestsPerConn == v.rpc &&
+								(primary.Services == 0 || primary.Services == common)
 							pend = append(pend, pending{Diff(a, b), func(d Difference) Finding {
 								f := modeFinding(fm, d, high, low, common, vs)
 								f.Primary = isPrimary
@@ -218,6 +219,17 @@ func Findings(d *Data) []Finding {
 				pend = append(pend, pending{Diff(a, b), func(d Difference) Finding { return growthFinding(fm, d, m, lo, hi, vs) }, false})
 			}
 		}
+	}
+	primaryMade := false
+	for _, pf := range pend {
+		primaryMade = primaryMade || pf.primary
+	}
+	if primary != nil && primary.Services != 0 && !primaryMade {
+		// The declared step is the question; another step would be a
+		// different one.
+		out = append(out, Finding{Kind: FindingModes, Primary: true,
+			Text: fmt.Sprintf("Primary comparison not tested: not every mode has valid points at %d Services (%s, %d requests per connection).",
+				primary.Services, primary.Metric, primary.RequestsPerConn)})
 	}
 	for _, family := range []bool{true, false} {
 		var idx []int

@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"encoding/csv"
+	"errors"
 	"strings"
 	"testing"
 
@@ -44,12 +45,18 @@ func TestNodeCPUCoversLabelled(t *testing.T) {
 		return true
 	})
 	defaults, _ := LookupMetrics(DefaultMetrics)
-	c, err := Compare(base, next, CompareOptions{Metrics: defaults, Threshold: 0.1})
+	// The cpu rows would compare different things: a mismatch (exit 2)
+	// unless allowed, and then printed at the top.
+	if _, err := Compare(base, next, CompareOptions{Metrics: defaults, Threshold: 0.1}); !errors.Is(err, ErrScenarioMismatch) ||
+		!strings.Contains(err.Error(), "client-node CPU covers: base "+legacyCovers+", new "+kind) {
+		t.Fatalf("err = %v, want a mismatch of what node CPU covers", err)
+	}
+	c, err := Compare(base, next, CompareOptions{Metrics: defaults, Threshold: 0.1, AllowMismatch: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := text(t, c)
-	if top := out[:strings.Index(out, "latency:")]; !strings.Contains(top, "environment differs: client-node CPU covers: "+legacyCovers+" → "+kind) {
+	if top := out[:strings.Index(out, "latency:")]; !strings.Contains(top, "SCENARIO MISMATCH: client-node CPU covers: base "+legacyCovers+", new "+kind) {
 		t.Errorf("compare's top lacks the change of what node CPU covers:\n%s", top)
 	}
 }

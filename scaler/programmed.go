@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -13,7 +12,7 @@ import (
 	"time"
 
 	"github.com/kpbench/kpbench/clusters"
-	"github.com/kpbench/kpbench/clusters/kubeproxy"
+	"github.com/kpbench/kpbench/collector"
 	"github.com/kpbench/kpbench/internal/httpget"
 )
 
@@ -50,53 +49,23 @@ type SyncState struct {
 // Pending is the number of changes kube-proxy has not programmed yet.
 func (s SyncState) Pending() float64 { return s.ServiceChangesPending + s.EndpointChangesPending }
 
-// ParseSyncState reads the sync metrics from a kube-proxy /metrics body.
-// Before kube-proxy's first sync LastSync is zero.
-// Samples with labels (ip_family on newer kube-proxies) are summed for the
-// pending gauges and the histogram; the last-sync timestamp follows
-// kubeproxy.LastSync.
+// ParseSyncState reads the sync metrics from a kube-proxy /metrics body
+// with the collector's parser (collector.ParseKubeProxyMetrics), so that
+// "programmed" and a point's syncs count the same series. Before
+// kube-proxy's first sync LastSync is zero.
 func ParseSyncState(metrics []byte) (SyncState, error) {
-	samples, err := parseText(metrics)
+	m, err := collector.ParseKubeProxyMetrics(bytes.NewReader(metrics))
 	if err != nil {
-		return SyncState{}, fmt.Errorf("parsing kube-proxy metrics: %w", err)
-	}
-	var (
-		st         SyncState
-		seen       = map[string]bool{}
-		lastSync   []kubeproxy.Series
-		count, sum = kubeproxy.MetricSyncProxyRules + "_count", kubeproxy.MetricSyncProxyRules + "_sum"
-	)
-	for _, x := range samples {
-		switch x.name {
-		case kubeproxy.MetricServiceChangesPending:
-			st.ServiceChangesPending += x.value
-		case kubeproxy.MetricEndpointChangesPending:
-			st.EndpointChangesPending += x.value
-		case kubeproxy.MetricLastSyncTimestamp:
-			lastSync = append(lastSync, kubeproxy.Series{IPFamily: x.labels[kubeproxy.LabelIPFamily], Value: x.value})
-		case count:
-			st.Syncs += uint64(x.value)
-		case sum:
-			st.SyncSeconds += x.value
-		default:
-			continue
-		}
-		seen[x.name] = true
+		return SyncState{}, err
 	}
 	// Before its first sync kube-proxy exports no timestamp or histogram;
 	// the pending gauges are always there.
-	var missing []string
-	for _, name := range []string{kubeproxy.MetricServiceChangesPending, kubeproxy.MetricEndpointChangesPending} {
-		if !seen[name] {
-			missing = append(missing, name)
-		}
+	if len(m.MissingPending) > 0 {
+		return SyncState{}, fmt.Errorf("parsing kube-proxy metrics: missing %v", m.MissingPending)
 	}
-	if len(missing) > 0 {
-		return SyncState{}, fmt.Errorf("parsing kube-proxy metrics: missing %v", missing)
-	}
-	if ts := kubeproxy.LastSync(lastSync); ts > 0 {
-		sec, frac := math.Modf(ts)
-		st.LastSync = time.Unix(int64(sec), int64(frac*1e9))
+	st := SyncState{ServiceChangesPending: m.ServiceChangesPending, EndpointChangesPending: m.EndpointChangesPending, LastSync: m.LastSync()}
+	if h := m.SyncProxyRules; h != nil {
+		st.Syncs, st.SyncSeconds = h.Count, h.Sum
 	}
 	return st, nil
 }

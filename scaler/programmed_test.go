@@ -98,6 +98,7 @@ func metricsText(st SyncState) []byte {
 kubeproxy_sync_proxy_rules_service_changes_pending %g
 kubeproxy_sync_proxy_rules_endpoint_changes_pending %g
 kubeproxy_sync_proxy_rules_last_timestamp_seconds{ip_family="IPv4"} %.9f
+# TYPE kubeproxy_sync_proxy_rules_duration_seconds histogram
 kubeproxy_sync_proxy_rules_duration_seconds_bucket{le="+Inf"} %d
 kubeproxy_sync_proxy_rules_duration_seconds_sum %g
 kubeproxy_sync_proxy_rules_duration_seconds_count %d

@@ -67,7 +67,11 @@ func TestParseErrors(t *testing.T) {
 		{"wrong header", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: Bad_Name\nspec:\n  services: [1]\n", []string{"apiVersion", "kind", "metadata.name"}},
 		{"unknown top-level and misspelled", base("  services: [1]\n  Modes: [iptables]\nstatus: {}\n"), []string{"spec.Modes", "status"}},
 		{"bad primary", base("  services: [1]\n  modes: [iptables]\n  load:\n    requestsPerConn: [1, 100]\n  primary:\n    metric: p99\n    requestsPerConn: 0\n"),
-			[]string{"spec.primary", "spec.primary.metric", "spec.primary.requestsPerConn"}},
+			[]string{"spec.primary", "spec.primary", "spec.primary.metric", "spec.primary.requestsPerConn"}},
+		{"primary at a step not measured", base("  services: [1, 1000]\n  modes: [iptables, nftables]\n  order: steps\n  load:\n    requestsPerConn: [1]\n  primary:\n    metric: connect\n    requestsPerConn: 1\n    services: 3000\n"),
+			[]string{"spec.primary.services"}},
+		{"gate outside the scenario", base("  services: [1, 1000]\n  gate:\n    metrics: [latency]\n    services: [5]\n"),
+			[]string{"spec.gate.metrics[0]", "spec.gate.services[0]"}},
 		{"spec not an object", "apiVersion: kpbench.io/v1alpha1\nkind: Scenario\nmetadata:\n  name: t\nspec: [1]\n", []string{"spec", "spec.services"}},
 	}
 	for _, tc := range tests {

@@ -7,6 +7,7 @@ package scenarios
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -141,6 +142,51 @@ type Spec struct {
 	// Primary, when set, is the one comparison the scenario is run to
 	// make, declared before any point is measured.
 	Primary *Primary `json:"primary,omitempty"`
+	// Gate, when set, names the rows `kpbench compare` gates on; unset,
+	// the gate is DefaultGateMetrics at the largest Service step.
+	Gate *Gate `json:"gate,omitempty"`
+}
+
+// Gate declares the rows a comparison between two runs of the scenario
+// fails on. Every other row is reported as descriptive. A small gate keeps
+// Holm's correction small, so that the repetitions a nightly job can
+// afford can still detect a regression of the gated rows.
+type Gate struct {
+	// Metrics are the gated metrics, from GateMetrics; empty means
+	// DefaultGateMetrics.
+	Metrics []string `json:"metrics,omitempty"`
+	// Services are the gated Service steps, from spec.services; empty
+	// means the largest. Every mode and connection variant is gated there.
+	Services []int `json:"services,omitempty"`
+}
+
+// GateMetrics are the metrics a gate may name: costs whose per-point
+// value is a robust statistic. The mean round-trip latency is left out:
+// one slow request moves it, so it stays in the tables only.
+var GateMetrics = []string{"connect", "cpu", "latency-p50", "latency-p99", "connect-p99", "kube-proxy-cpu"}
+
+// DefaultGateMetrics are the gated metrics of a scenario without
+// spec.gate: median connect time and client-node CPU.
+var DefaultGateMetrics = []string{"connect", "cpu"}
+
+// GatedMetrics returns the gate's metrics, the defaults when unset.
+func (s *Spec) GatedMetrics() []string {
+	if s.Gate == nil || len(s.Gate.Metrics) == 0 {
+		return DefaultGateMetrics
+	}
+	return s.Gate.Metrics
+}
+
+// GatedServices returns the gate's Service steps: the largest step when
+// unset.
+func (s *Spec) GatedServices() []int {
+	if s.Gate != nil && len(s.Gate.Services) > 0 {
+		return s.Gate.Services
+	}
+	if len(s.Services) == 0 {
+		return nil
+	}
+	return []int{slices.Max(s.Services)}
 }
 
 // Primary is a scenario's primary comparison: the modes compared on one
@@ -157,6 +203,10 @@ type Primary struct {
 	// RequestsPerConn is the connection variant, one of
 	// spec.load.requestsPerConn.
 	RequestsPerConn int `json:"requestsPerConn"`
+	// Services, when set, fixes the step of the comparison (one of
+	// spec.services): a step some mode did not reach leaves the primary
+	// "not tested", never moved to another step.
+	Services int `json:"services,omitempty"`
 }
 
 // PrimaryMetrics are the metrics a primary comparison may name: the ones

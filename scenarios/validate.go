@@ -130,6 +130,28 @@ func Validate(s *Scenario) ErrorList {
 		if len(sp.Modes) < 2 {
 			add("spec.primary", "compares modes, so spec.modes needs at least two, got %d", len(sp.Modes))
 		}
+		if pr.Services != 0 && !slices.Contains(sp.Services, pr.Services) {
+			add("spec.primary.services", "must be one of the steps in spec.services (%v), got %d", sp.Services, pr.Services)
+		}
+		// Under order: modes each mode's repetitions share one block of
+		// time, and a test between modes treats them as independent: at
+		// the reference's block effect its false-positive rate is 11-21%.
+		if sp.Order != OrderSteps {
+			add("spec.primary", "needs spec.order %q, where the modes take turns in every repetition; under %q each mode's repetitions share one block of time and the comparison's false-positive rate is well above 5%%, got %q",
+				OrderSteps, OrderModes, sp.Order)
+		}
+	}
+	if g := sp.Gate; g != nil {
+		for i, m := range g.Metrics {
+			if !slices.Contains(GateMetrics, m) {
+				add(fmt.Sprintf("spec.gate.metrics[%d]", i), "must be one of %s, got %q", strings.Join(GateMetrics, ", "), m)
+			}
+		}
+		for i, n := range g.Services {
+			if !slices.Contains(sp.Services, n) {
+				add(fmt.Sprintf("spec.gate.services[%d]", i), "must be one of the steps in spec.services (%v), got %d", sp.Services, n)
+			}
+		}
 	}
 	iv := sp.Sampling.Interval.D()
 	switch {

@@ -12,6 +12,7 @@ import (
 	"github.com/kpbench/kpbench/clusters/lab"
 	"github.com/kpbench/kpbench/clusters/lab/labtest"
 	"github.com/kpbench/kpbench/collector"
+	"github.com/kpbench/kpbench/runs"
 	"github.com/kpbench/kpbench/scenarios"
 	"github.com/kpbench/kpbench/sweep"
 )
@@ -32,8 +33,8 @@ func TestAgentObserverMatchesNodeObserverOnTheLab(t *testing.T) {
 		t.Fatal(err)
 	}
 	bin := labtest.KpbenchBin(t)
-	agent := &sweep.AgentObserver{Node: node, Bin: bin, Interval: 250 * time.Millisecond}
-	local := &sweep.NodeObserver{Node: node, Interval: 250 * time.Millisecond}
+	agent := &collector.AgentObserver{Node: node, Bin: bin, Interval: 250 * time.Millisecond}
+	local := &collector.NodeObserver{Node: node, Interval: 250 * time.Millisecond}
 	load := &sweep.NodeLoad{Node: node, Bin: bin}
 
 	// The agent's window opens first, as it does in a cluster where the
@@ -56,25 +57,23 @@ func TestAgentObserverMatchesNodeObserverOnTheLab(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lo, err := lw.End(ctx)
-	if err != nil {
+	lo, ao := &runs.Point{}, &runs.Point{}
+	if err := lw.End(ctx, collector.Load{}, lo); err != nil {
 		t.Fatal(err)
 	}
-	aw.(sweep.Trimmer).Trim(res.WindowStart, res.WindowEnd)
-	ao, err := aw.End(ctx)
-	if err != nil {
+	if err := aw.End(ctx, collector.Load{Span: collector.Span{Start: res.WindowStart, End: res.WindowEnd}}, ao); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("node CPU: agent (trimmed) %.3f, in-process %.3f cores; kube-proxy %.4f / %.4f; client %.3f",
-		ao.NodeCPU.Total, lo.NodeCPU.Total, ao.KubeProxy, lo.KubeProxy, res.ClientCPUCores)
-	if lo.NodeCPU.Total < 0.1 {
-		t.Fatalf("the load did not make the node busy (%.3f cores); nothing to compare", lo.NodeCPU.Total)
+		ao.CPU.Node.Total, lo.CPU.Node.Total, ao.CPU.Processes.KubeProxy, lo.CPU.Processes.KubeProxy, res.ClientCPUCores)
+	if lo.CPU.Node.Total < 0.1 {
+		t.Fatalf("the load did not make the node busy (%.3f cores); nothing to compare", lo.CPU.Node.Total)
 	}
 	// The in-process window also holds the load's start-up (the process
 	// starting, resolving, dialling): within 10% of each other, plus the
 	// agent's own sampling.
-	if d := math.Abs(ao.NodeCPU.Total - lo.NodeCPU.Total); d > 0.1*lo.NodeCPU.Total+0.02 {
-		t.Errorf("agent %.3f vs in-process %.3f cores differ by %.3f", ao.NodeCPU.Total, lo.NodeCPU.Total, d)
+	if d := math.Abs(ao.CPU.Node.Total - lo.CPU.Node.Total); d > 0.1*lo.CPU.Node.Total+0.02 {
+		t.Errorf("agent %.3f vs in-process %.3f cores differ by %.3f", ao.CPU.Node.Total, lo.CPU.Node.Total, d)
 		t.Logf("load window %s – %s", res.WindowStart.UTC().Format(time.RFC3339Nano), res.WindowEnd.UTC().Format(time.RFC3339Nano))
 		for name, dir := range map[string]string{"agent": araw, "in-process": lraw} {
 			b, _ := os.ReadFile(filepath.Join(dir, collector.RawCPUCSV))
@@ -83,8 +82,8 @@ func TestAgentObserverMatchesNodeObserverOnTheLab(t *testing.T) {
 	}
 	// kube-proxy was found and followed (idle between syncs: tiny but
 	// read from the same process).
-	if ao.KubeProxy < 0 || ao.KubeProxy > 0.2 {
-		t.Errorf("kube-proxy %.4f cores through the agent", ao.KubeProxy)
+	if ao.CPU.Processes.KubeProxy < 0 || ao.CPU.Processes.KubeProxy > 0.2 {
+		t.Errorf("kube-proxy %.4f cores through the agent", ao.CPU.Processes.KubeProxy)
 	}
 	if ao.Conntrack.Max == 0 {
 		t.Errorf("no conntrack table size through the agent: %+v", ao.Conntrack)

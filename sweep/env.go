@@ -70,18 +70,12 @@ func memTotal(meminfo []byte) uint64 {
 	return 0
 }
 
-// NodeEnvironment describes a client node that is not this machine (an
-// in-cluster node reached through the CPU agent): kernel, CPU model,
-// cores and memory from the node's /proc as the agent reads it (`kpbench
-// cluster agent cat`), the iptables backend from the node's own `iptables
-// --version`. Go's version is this build's. What cannot be read stays
-// empty and is reported in the error.
-func NodeEnvironment(ctx context.Context, node clusters.ClientNode) (runs.Environment, error) {
-	return NodeEnvironmentWith(ctx, node, "kpbench", "cluster", "agent", "cat")
-}
-
-// NodeEnvironmentWith is NodeEnvironment reading the node's /proc files
-// with the command cat (e.g. plain "cat" on a node whose own tools run).
+// NodeEnvironmentWith describes a client node that is not this machine:
+// kernel, CPU model, cores and memory from the node's /proc read with the
+// command cat (Features.Client.Cat: `kpbench cluster agent cat` through
+// the agent pod, plain "cat" on a node whose own tools run), the iptables
+// backend from the node's own `iptables --version`. Go's version is this
+// build's. What cannot be read stays empty and is reported in the error.
 func NodeEnvironmentWith(ctx context.Context, node clusters.ClientNode, cat ...string) (runs.Environment, error) {
 	env := runs.Environment{GoVersion: runtime.Version()}
 	read := func(name string) ([]byte, error) {
@@ -127,4 +121,21 @@ func processors(cpuinfo []byte) int {
 		}
 	}
 	return n
+}
+
+// vmEnvironment describes a VM client node for run.json: the guest's
+// kernel, CPUs and memory (read in the guest with c.Cat), the
+// accelerator, and this machine's kernel and CPU. Under TCG run.json's
+// problems say that the figures are emulated.
+func vmEnvironment(ctx context.Context, node clusters.ClientNode, c clusters.Client, run *runs.Run) (runs.Environment, error) {
+	vm := c.VM
+	host := DetectEnvironment(ctx, "/proc", nil)
+	env, err := NodeEnvironmentWith(ctx, node, c.Cat...)
+	env.HostKernel = host.Kernel
+	env.Accelerator = vm.Accelerator
+	if vm.Accelerator == "tcg" {
+		env.CPUModel = host.CPUModel + " (host; the guest's emulated CPU: " + env.CPUModel + ")"
+		run.Problems = append(run.Problems, "the client node is a VM under TCG (software emulation: "+vm.AccelReason+"): its figures are emulated, valid for function and for comparisons within this run, not as absolute cost")
+	}
+	return env, err
 }

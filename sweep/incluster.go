@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/kpbench/kpbench/clusters"
-	"github.com/kpbench/kpbench/collector"
-	"github.com/kpbench/kpbench/internal/cpuset"
 	"github.com/kpbench/kpbench/loadgen"
 )
 
@@ -124,76 +122,4 @@ func JobID(id string) string {
 		s = "load"
 	}
 	return s
-}
-
-// AgentObserver observes the client node by running `kpbench cluster agent
-// point` on it (through ClientNode.Run: on kind and existing clusters an
-// exec into the CPU agent pod, which shares the node's PID and network
-// namespaces). The window opens before the load client's pod starts, so
-// it is trimmed to the window the client reports.
-type AgentObserver struct {
-	Node clusters.ClientNode
-	// Bin is kpbench as the node runs it ("kpbench" in the agent pod).
-	Bin      string
-	Interval time.Duration
-	// NoKubeProxy observes a node whose kube-proxy is replaced (mode
-	// external): node CPU and conntrack only.
-	NoKubeProxy bool
-	// Covers labels the node CPU figure when it is not the node's own
-	// /proc/stat (a node container's /proc/stat is the host's).
-	Covers string
-}
-
-type agentWindow struct {
-	p          *collector.RemotePoint
-	raw        string
-	covers     string
-	start, end time.Time
-}
-
-// Begin implements Observer.
-func (o *AgentObserver) Begin(ctx context.Context, rawDir string) (Window, error) {
-	bin := o.Bin
-	if bin == "" {
-		bin = "kpbench"
-	}
-	interval := o.Interval
-	if interval <= 0 {
-		interval = time.Second
-	}
-	args := []string{bin, "cluster", "agent", "point", "--proc", o.Node.ProcRoot()}
-	if o.NoKubeProxy {
-		args = append(args, "--no-kube-proxy")
-	} else {
-		kp, err := o.Node.KubeProxyPID(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("finding kube-proxy: %w", err)
-		}
-		args = append(args, "--kube-proxy-pid", strconv.Itoa(kp))
-	}
-	args = append(args, "--interval", interval.String())
-	if cpus := o.Node.CPUs(); len(cpus) > 0 {
-		args = append(args, "--cpus", cpuset.Format(cpus))
-	}
-	p, err := collector.StartRemotePoint(ctx, o.Node.Run, args...)
-	if err != nil {
-		return nil, err
-	}
-	covers := o.Covers
-	if covers == "" {
-		covers = procStatCovers(o.Node.CPUs())
-	}
-	return &agentWindow{p: p, raw: rawDir, covers: covers}, nil
-}
-
-// Trim implements Trimmer.
-func (w *agentWindow) Trim(start, end time.Time) { w.start, w.end = start, end }
-
-// End implements Window.
-func (w *agentWindow) End(ctx context.Context) (*Observation, error) {
-	res, err := w.p.Stop(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return observation(res, w.start, w.end, w.raw, w.covers)
 }

@@ -287,50 +287,6 @@ func spin(t *testing.T, cpu time.Duration) {
 	}
 }
 
-func TestAgentObserverTrimsToTheLoadWindow(t *testing.T) {
-	node := &fakeAgentNode{}
-	o := &AgentObserver{Node: node, Interval: 50 * time.Millisecond}
-	measure := func(trim bool) float64 {
-		t.Helper()
-		raw := t.TempDir()
-		w, err := o.Begin(context.Background(), raw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// The "pod start": idle; then the load: busy; then idle again,
-		// at least as long as the busy part took.
-		time.Sleep(400 * time.Millisecond)
-		start := time.Now()
-		spin(t, 300*time.Millisecond)
-		end := time.Now()
-		time.Sleep(max(400*time.Millisecond, end.Sub(start)))
-		if trim {
-			w.(Trimmer).Trim(start, end)
-		}
-		obs, err := w.End(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := os.Stat(filepath.Join(raw, collector.RawCollectorJSON)); err != nil {
-			t.Errorf("raw collector data: %v", err)
-		}
-		return obs.KubeProxy
-	}
-	whole, trimmed := measure(false), measure(true)
-	want := []string{"kpbench", "cluster", "agent", "point", "--proc", "/host/proc", "--kube-proxy-pid", strconv.Itoa(os.Getpid()), "--interval", "50ms"}
-	if !slices.Equal(node.args, want) {
-		t.Errorf("agent command %q, want %q", node.args, want)
-	}
-	// The same CPU time either way, over the busy part only when trimmed,
-	// and over at least twice as long when not (idle ≥ busy after it, and
-	// 400 ms before): trimmed, the figure is at least twice as high, less
-	// a sampling interval's slack at each end (compare ratios, not
-	// absolutes: the spin shares the machine with whatever else runs).
-	if trimmed < 1.5*whole {
-		t.Errorf("kube-proxy (this process) %.3f cores trimmed vs %.3f over the whole window; want ≥ 1.5×", trimmed, whole)
-	}
-}
-
 // catNode answers the agent's cat of the node's /proc and iptables --version.
 type catNode struct {
 	fakeAgentNode
@@ -362,7 +318,7 @@ func TestNodeEnvironmentReadsTheNodeThroughTheAgent(t *testing.T) {
 		"/host/proc/cpuinfo":              "processor\t: 0\nmodel name\t: AMD EPYC 7B13\n\nprocessor\t: 1\nmodel name\t: AMD EPYC 7B13\n\nprocessor\t: 2\nmodel name\t: AMD EPYC 7B13\n",
 		"/host/proc/meminfo":              "MemTotal:       16384000 kB\nMemFree: 1 kB\n",
 	}}
-	env, err := NodeEnvironment(context.Background(), n)
+	env, err := NodeEnvironmentWith(context.Background(), n, "kpbench", "cluster", "agent", "cat")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,7 +328,7 @@ func TestNodeEnvironmentReadsTheNodeThroughTheAgent(t *testing.T) {
 	}
 	// A file the agent cannot read is reported, the rest still filled.
 	delete(n.files, "/host/proc/meminfo")
-	env, err = NodeEnvironment(context.Background(), n)
+	env, err = NodeEnvironmentWith(context.Background(), n, "kpbench", "cluster", "agent", "cat")
 	if err == nil || !strings.Contains(err.Error(), "meminfo") || env.Kernel == "" {
 		t.Errorf("missing meminfo: %+v, %v", env, err)
 	}

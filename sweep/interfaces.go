@@ -76,19 +76,6 @@ type LoadRunner interface {
 	Run(ctx context.Context, req LoadRequest) (*LoadResult, error)
 }
 
-// Observer watches the client node over a measured window.
-type Observer interface {
-	// Begin starts observing: CPU sampling, conntrack and kube-proxy
-	// metrics before. rawDir receives raw samples.
-	Begin(ctx context.Context, rawDir string) (Window, error)
-}
-
-// Window is an observation in progress.
-type Window interface {
-	// End stops observing and returns what the node spent.
-	End(ctx context.Context) (*Observation, error)
-}
-
 // ConntrackFlusher is implemented by client nodes whose connection
 // tracking table kpbench owns and may empty (the lab's: a network
 // namespace or VM it created). The engine flushes it before each point, so
@@ -97,31 +84,6 @@ type Window interface {
 // cluster and are left alone.
 type ConntrackFlusher interface {
 	FlushConntrack(ctx context.Context) error
-}
-
-// Trimmer is implemented by windows that can narrow their CPU figures to
-// the load's own measured window, for observers that must open the window
-// well before the load starts (an in-cluster client pod being scheduled).
-// The engine calls Trim before End when the load reported its window.
-type Trimmer interface {
-	Trim(start, end time.Time)
-}
-
-// Observation is what the node spent over a window.
-type Observation struct {
-	NodeCPU   runs.NodeCPU
-	KubeProxy float64 // cores
-	Conntrack runs.Conntrack
-	Sync      runs.Sync
-	// HostProcess is the CPU, in cores, of the process on this machine
-	// that runs a VM client node (qemu); zero for other nodes.
-	HostProcess float64
-	// FirstPacket is the kernel's time to first packet of the client's
-	// connections, where a probe observed the window.
-	FirstPacket *runs.FirstPacket
-	// Invalid lists why the observation makes the point invalid (its
-	// figures are kept, but they do not cover the load's window).
-	Invalid []string
 }
 
 // RuleCounter counts the dataplane's rules of a mode on the client node.

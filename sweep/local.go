@@ -3,7 +3,6 @@ package sweep
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -199,99 +198,6 @@ func tail(b []byte, n int) string {
 		b = b[len(b)-n:]
 	}
 	return string(b)
-}
-
-// NodeObserver samples the client node's CPUs, kube-proxy's CPU,
-// conntrack and kube-proxy's metrics over a window with the collector.
-type NodeObserver struct {
-	Node     clusters.ClientNode
-	Interval time.Duration
-}
-
-type nodeWindow struct {
-	m      *collector.PointMeasurement
-	raw    string
-	covers string
-	// start and end are the load's measured window (Trim).
-	start, end time.Time
-}
-
-var _ Trimmer = (*nodeWindow)(nil)
-
-// Trim implements Trimmer: the window opens before the load process
-// starts (and its warm-up), and closes after it exits; the CPU figures
-// cover the load's measured window only.
-func (w *nodeWindow) Trim(start, end time.Time) { w.start, w.end = start, end }
-
-// observation is what both windows (this node's and the agent's) make of
-// the collector's result: CPU figures trimmed to the load's measured window
-// [start, end] when the load reported it and labelled with what they
-// cover, raw data kept under raw, and the point's observed numbers. A number the collector adds to PointResult
-// reaches the engine here.
-func observation(res *collector.PointResult, start, end time.Time, raw, covers string) (*Observation, error) {
-	var invalid []string
-	if err := trimToLoad(res, start, end); err != nil {
-		if !errors.Is(err, collector.ErrNoSampleInWindow) {
-			return nil, err
-		}
-		// A sampler held up for longer than the window (seen once at
-		// 10,000 Services, while kube-proxy resynced nftables): the
-		// point keeps the whole observation's figures, is invalid, and
-		// the run goes on.
-		invalid = append(invalid, fmt.Sprintf("%s: %v", runs.ReasonNoCPUSample, err))
-		covers += " (whole observation, not trimmed to the load's window)"
-	}
-	res.CPU.Node.Covers = covers
-	if raw != "" {
-		if err := res.WriteRaw(raw); err != nil {
-			return nil, err
-		}
-	}
-	return &Observation{NodeCPU: res.CPU.Node, KubeProxy: res.CPU.Processes.KubeProxy, Conntrack: res.Conntrack, Sync: res.Sync, Invalid: invalid}, nil
-}
-
-// trimToLoad narrows res's CPU figures to the samples inside [start, end]
-// when the load reported its window.
-func trimToLoad(res *collector.PointResult, start, end time.Time) error {
-	if start.IsZero() || res.Series == nil {
-		return nil
-	}
-	sum, err := res.Series.Within(start, end)
-	if err != nil {
-		return err
-	}
-	res.CPU = sum.CPU()
-	res.CPUWindow = &collector.Span{Start: sum.Start, End: sum.End}
-	return nil
-}
-
-// Begin implements Observer.
-func (o *NodeObserver) Begin(ctx context.Context, rawDir string) (Window, error) {
-	fs, err := collector.NewFS(o.Node.ProcRoot())
-	if err != nil {
-		return nil, err
-	}
-	kp, err := o.Node.KubeProxyPID(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("finding kube-proxy: %w", err)
-	}
-	m, err := fs.StartPoint(ctx, collector.PointConfig{
-		CPUs: o.Node.CPUs(), KubeProxyPID: kp, NetnsPID: kp, Interval: o.Interval,
-		KubeProxy: &collector.KubeProxyScraper{Fetch: o.Node.KubeProxyGet, IPFamily: "IPv4"},
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &nodeWindow{m: m, raw: rawDir, covers: procStatCovers(o.Node.CPUs())}, nil
-}
-
-// End implements Window.
-func (w *nodeWindow) End(ctx context.Context) (*Observation, error) {
-	res, err := w.m.Stop(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return observation(res, w.start, w.end, w.raw, w.covers)
 }
 
 // NodeRules counts rules on the client node with the collector.

@@ -22,7 +22,9 @@ type Engine struct {
 	Provider clusters.Provider
 	Scaler   Scaler
 	Load     LoadRunner
-	Observer Observer
+	// Observer measures the client node over each point (package
+	// collector); it fills the point's groups it owns.
+	Observer collector.Observer
 	Rules    RuleCounter
 	// Depth reads the target's depth on the client node before and
 	// after every window, and places targets by depth; nil records no
@@ -173,7 +175,7 @@ func (e *Engine) byStep(ctx context.Context, ps *pass, modes []scenarios.Mode) e
 func (e *Engine) switchTo(ctx context.Context, ps *pass, mode scenarios.Mode, shrink bool) error {
 	if err := e.enterMode(ctx, ps.run, mode, shrink); err != nil {
 		if ctx.Err() != nil {
-			return fmt.Errorf("%w: %v", ErrInterrupted, err)
+			return fmt.Errorf("%w: %w", ErrInterrupted, err)
 		}
 		// The mode could not be set: record why and go on with the next.
 		ps.run.SkippedModes = append(ps.run.SkippedModes, runs.SkippedMode{Mode: mode, Reason: err.Error()})
@@ -196,7 +198,7 @@ func (e *Engine) step(ctx context.Context, ps *pass, mode scenarios.Mode, n, onl
 	sres, err := e.Scaler.Scale(ctx, n)
 	if err != nil {
 		if ctx.Err() != nil {
-			return fmt.Errorf("%w: %v", ErrInterrupted, err)
+			return fmt.Errorf("%w: %w", ErrInterrupted, err)
 		}
 		return fmt.Errorf("scaling to %d services in %s mode: %w", n, mode, err)
 	}
@@ -229,7 +231,7 @@ func (e *Engine) step(ctx context.Context, ps *pass, mode scenarios.Mode, n, onl
 			p, err := e.measure(ctx, ps, mode, n, rpc, rep, tg, rules)
 			if err != nil {
 				if ctx.Err() != nil {
-					return fmt.Errorf("%w during %s: %v", ErrInterrupted, id, err)
+					return fmt.Errorf("%w during %s: %w", ErrInterrupted, id, err)
 				}
 				return fmt.Errorf("measuring %s: %w", id, err)
 			}
@@ -299,8 +301,8 @@ func (e *Engine) measure(ctx context.Context, ps *pass, mode scenarios.Mode, n, 
 	// The warm-up runs inside the measured load process (its own
 	// --warmup), so that the measured client is warm too: its
 	// connections, its runtime, its page cache. The observer's window
-	// then opens before the warm-up and is trimmed to the load's own
-	// measured window (Trimmer).
+	// then opens before the warm-up, and its figures cover the load's own
+	// measured window (collector.InWindow).
 	req := LoadRequest{ID: id, Rate: l.Rate, RequestsPerConn: rpc, Timeout: l.Timeout.D(), MaxInflight: l.MaxInflight,
 		Warmup: l.WarmupDuration()}
 	flushed := false
@@ -350,13 +352,15 @@ func (e *Engine) measure(ctx context.Context, ps *pass, mode scenarios.Mode, n, 
 	}
 	start := e.Now()
 	res, loadErr := e.Load.Run(ctx, req)
-	if t, ok := win.(Trimmer); ok && loadErr == nil && !res.WindowStart.IsZero() {
-		t.Trim(res.WindowStart, res.WindowEnd)
+	var load collector.Load
+	if loadErr == nil {
+		load = collector.Load{Span: collector.Span{Start: res.WindowStart, End: res.WindowEnd}, PID: res.PID, Connections: res.Connect.Count}
 	}
-	if t, ok := win.(LoadTrimmer); ok && loadErr == nil {
-		t.TrimToLoad(res)
-	}
-	obs, obsErr := win.End(context.WithoutCancel(ctx))
+	// The observer fills its groups (CPU, conntrack, syncs, ...) and
+	// says when they do not cover the load's window; the load's own
+	// figures follow.
+	p := &runs.Point{Valid: true}
+	obsErr := win.End(context.WithoutCancel(ctx), load, p)
 	if loadErr != nil {
 		return nil, fmt.Errorf("load: %w", loadErr)
 	}
@@ -377,24 +381,16 @@ func (e *Engine) measure(ctx context.Context, ps *pass, mode scenarios.Mode, n, 
 				"before", depth.Before.Mean, "after", depth.After.Mean)
 		}
 	}
-	p := &runs.Point{
-		ID: id, Mode: mode, Services: n, EndpointsPerService: sc.Spec.EndpointsPerService,
-		RequestsPerConn: rpc, Targets: l.Targets, Repetition: rep,
-		Rate:      runs.Rate{Target: l.Rate, Achieved: res.AchievedRate},
-		StartedAt: start.UTC(), DurationSeconds: req.Duration.Seconds(), Requests: res.Requests,
-		Latency: res.Latency, ServiceTime: res.ServiceTime, Connect: res.Connect, Lag: res.Lag, Errors: res.Errors,
-		CPU: runs.CPU{
-			Node:      obs.NodeCPU,
-			Processes: runs.ProcessesCPU{KubeProxy: obs.KubeProxy, Client: res.ClientCPUCores, VMHost: obs.HostProcess},
-		},
-		Conntrack:      obs.Conntrack,
-		Rules:          rules,
-		Sync:           obs.Sync,
-		Depth:          depth,
-		FirstPacket:    obs.FirstPacket,
-		Valid:          res.Valid && len(obs.Invalid) == 0,
-		InvalidReasons: append(append([]string(nil), res.InvalidReasons...), obs.Invalid...),
-	}
+	p.ID, p.Mode, p.Services, p.EndpointsPerService = id, mode, n, sc.Spec.EndpointsPerService
+	p.RequestsPerConn, p.Targets, p.Repetition = rpc, l.Targets, rep
+	p.Rate = runs.Rate{Target: l.Rate, Achieved: res.AchievedRate}
+	p.StartedAt, p.DurationSeconds, p.Requests = start.UTC(), req.Duration.Seconds(), res.Requests
+	p.Latency, p.ServiceTime, p.Connect, p.Lag, p.Errors = res.Latency, res.ServiceTime, res.Connect, res.Lag, res.Errors
+	p.CPU.Processes.Client = res.ClientCPUCores
+	p.Rules = rules
+	p.Depth = depth
+	p.Valid = res.Valid && p.Valid
+	p.InvalidReasons = append(append([]string(nil), res.InvalidReasons...), p.InvalidReasons...)
 	p.Conntrack.FlushedBefore = flushed
 	return p, nil
 }

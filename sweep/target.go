@@ -10,15 +10,16 @@ import (
 	"time"
 
 	"github.com/kpbench/kpbench/clusters"
+	"github.com/kpbench/kpbench/collector"
 	"github.com/kpbench/kpbench/runs"
 	"github.com/kpbench/kpbench/scaler"
 	"github.com/kpbench/kpbench/scenarios"
 )
 
 // This file turns any clusters.Provider into a cluster a run can measure
-// and into the engine's interfaces. It asks the provider what it offers
-// (clusters.LoadRunner, Reuser, Describer, Pinner, UserKubeconfig) instead
-// of knowing providers by name, so a new provider needs no change here.
+// and into the engine's interfaces. It reads the provider's shape from one
+// record, clusters.Features, instead of knowing providers by name or type,
+// so a new provider, or a new kind of client node, needs no change here.
 
 // ErrCannotRun is wrapped when the cluster cannot run the scenario: none of
 // its modes, or fewer backends than it needs. It is the user's choice of
@@ -42,33 +43,26 @@ type Target struct {
 	log   *slog.Logger
 }
 
-// inCluster reports whether p runs its load clients inside the cluster
-// (kind, existing): then its client node is not this machine, is observed
-// by the agent pod, and is described through it.
-func inCluster(p clusters.Provider) (clusters.LoadRunner, bool) {
-	r, ok := p.(clusters.LoadRunner)
-	return r, ok
-}
-
-// Prepare brings p up for sc, or attaches to its cluster when p is a
-// clusters.Reuser that is already up. It leaves sc as it is: when the
-// cluster has no kube-proxy but a replacement, Modes is [external] and
-// Note says so. Errors wrapping ErrCannotRun mean the scenario does not fit
+// Prepare brings p up for sc, or attaches to its cluster when p's
+// Features say it outlives a run (Running) and it is up. It leaves sc as
+// it is: when the cluster has no kube-proxy but a replacement, Modes is
+// [external] and Note says so. Errors wrapping ErrCannotRun mean the scenario does not fit
 // the cluster.
 func Prepare(ctx context.Context, p clusters.Provider, sc *scenarios.Scenario, log *slog.Logger) (*Target, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	t := &Target{Provider: p, log: log}
-	if r, ok := p.(clusters.Reuser); ok && r.Running(ctx) {
+	f := p.Features(ctx)
+	if f.Running != nil && f.Running(ctx) {
 		eps, err := p.Backends(ctx)
 		if err != nil {
 			return nil, err
 		}
 		if len(eps) < sc.Spec.EndpointsPerService {
 			cluster := p.Name()
-			if d, ok := p.(clusters.Describer); ok {
-				cluster, _ = d.Describe(ctx)
+			if f.Describe != nil {
+				cluster, _ = f.Describe(ctx)
 			}
 			return nil, fmt.Errorf("%w: %s %s is up with %d backends; the scenario needs %d (bring it down or use another name)", ErrCannotRun, p.Name(), cluster, len(eps), sc.Spec.EndpointsPerService)
 		}
@@ -132,23 +126,24 @@ func (t *Target) Describe(ctx context.Context, run *runs.Run) error {
 	if err != nil {
 		return err
 	}
+	f := p.Features(ctx)
 	var env runs.Environment
-	vm, isVM := vmNode(ctx, p)
-	if isVM {
-		env, err = vmEnvironment(ctx, p.ClientNode(), vm, run)
+	switch {
+	case f.Client.VM != nil:
+		env, err = vmEnvironment(ctx, p.ClientNode(), f.Client, run)
 		if err != nil {
 			t.log.Warn("describing the node VM", "err", err)
 			run.Problems = append(run.Problems, "client node environment incomplete: "+err.Error())
 		}
-	} else if _, ok := inCluster(p); ok {
+	case f.Client.Cat != nil:
 		// The machine kpbench runs on is not the client node: the
-		// node's kernel, CPU and iptables come through the agent.
-		env, err = NodeEnvironment(ctx, p.ClientNode())
+		// node's kernel, CPU and iptables come through it.
+		env, err = NodeEnvironmentWith(ctx, p.ClientNode(), f.Client.Cat...)
 		if err != nil {
 			t.log.Warn("describing the client node", "err", err)
 			run.Problems = append(run.Problems, "client node environment incomplete: "+err.Error())
 		}
-	} else {
+	default:
 		env = DetectEnvironment(ctx, "/proc", nil)
 	}
 	env.KubernetesVersion, env.KubeProxyVersion = v.Kubernetes, v.KubeProxy
@@ -157,11 +152,11 @@ func (t *Target) Describe(ctx context.Context, run *runs.Run) error {
 	}
 	run.Environment = env
 	run.Provider = runs.Provider{Name: p.Name()}
-	if d, ok := p.(clusters.Describer); ok {
-		run.Provider.Cluster, run.Provider.Details = d.Describe(ctx)
+	if f.Describe != nil {
+		run.Provider.Cluster, run.Provider.Details = f.Describe(ctx)
 	}
-	if pin, ok := p.(clusters.Pinner); ok {
-		node, others, err := pin.Pinning(ctx)
+	if f.Pinning != nil {
+		node, others, err := f.Pinning(ctx)
 		if err != nil {
 			return err
 		}
@@ -181,11 +176,12 @@ type EngineOptions struct {
 	Log         *slog.Logger
 }
 
-// Engine assembles the engine for the target: the scaler against the
-// provider's API server and backends; rules and health through its client
-// node; load and observation on the client node itself (a local node: this
-// executable runs `kpbench load` there and /proc is read directly) or in
-// the cluster (load Jobs and the agent pod).
+// Engine assembles the engine for the target from the provider's
+// Features: the scaler against the provider's API server and backends;
+// rules and health through its client node; the load as in-cluster Jobs
+// (Client.Load) or `kpbench load` run on the node (Client.Bin, or this
+// executable on a node that shares this machine); the observer from the
+// collector (collector.ForClient).
 func (t *Target) Engine(ctx context.Context, sc *scenarios.Scenario, o EngineOptions) (*Engine, error) {
 	p := t.Provider
 	log := o.Log
@@ -193,36 +189,27 @@ func (t *Target) Engine(ctx context.Context, sc *scenarios.Scenario, o EngineOpt
 		log = slog.New(slog.DiscardHandler)
 	}
 	node := p.ClientNode()
-	var (
-		load      LoadRunner
-		observer  Observer
-		probeOnly bool
-	)
-	if runner, ok := inCluster(p); ok {
-		external := len(sc.Spec.Modes) == 1 && sc.Spec.Modes[0] == scenarios.ModeExternal
-		load = &ClusterLoad{Runner: runner, Clients: sc.Spec.Load.Clients}
-		// The node CPU covers every client node (the clients run on any),
-		// each from its container's cgroup when it is one here (kind).
-		observer = clientNodesObserver(ctx, p, &AgentObserver{Node: node, Bin: "kpbench", Interval: sc.Spec.Sampling.Interval.D(), NoKubeProxy: external}, log)
-		probeOnly = external
-	} else if vm, ok := vmNode(ctx, p); ok {
-		// The guest runs this machine's kpbench (its root is shared).
-		load = &NodeLoad{Node: node, Bin: "kpbench", Scratch: vm.Scratch}
-		observer = &HostProcessObserver{
-			Observer: &AgentObserver{Node: node, Bin: "kpbench", Interval: sc.Spec.Sampling.Interval.D()},
-			PID:      vm.HostPID,
+	f := p.Features(ctx)
+	external := len(sc.Spec.Modes) == 1 && sc.Spec.Modes[0] == scenarios.ModeExternal
+	var load LoadRunner
+	switch {
+	case f.Client.Load != nil:
+		load = &ClusterLoad{Runner: f.Client.Load, Clients: sc.Spec.Load.Clients}
+	case f.Client.Bin != "":
+		nl := &NodeLoad{Node: node, Bin: f.Client.Bin}
+		if f.Client.VM != nil {
+			nl.Scratch = f.Client.VM.Scratch
 		}
-	} else {
+		load = nl
+	default:
 		bin, err := os.Executable()
 		if err != nil {
 			return nil, err
 		}
 		load = &NodeLoad{Node: node, Bin: bin}
-		observer = &NodeObserver{Node: node, Interval: sc.Spec.Sampling.Interval.D()}
-		if sc.Spec.Sampling.FirstPacketOn() {
-			observer = &FirstPacketObserver{Observer: observer, Netns: nodeNetns(node.ProcRoot(), node.KubeProxyPID)}
-		}
 	}
+	observer := collector.ForClient(ctx, collector.Setup{Client: f.Client, Node: node,
+		Interval: sc.Spec.Sampling.Interval.D(), NoKubeProxy: external, FirstPacket: sc.Spec.Sampling.FirstPacketOn(), Log: log})
 
 	eps, err := p.Backends(ctx)
 	if err != nil {
@@ -233,8 +220,8 @@ func (t *Target) Engine(ctx context.Context, sc *scenarios.Scenario, o EngineOpt
 		ips[i] = e.Addr
 	}
 	copts := scaler.ClientOptions{Kubeconfig: p.KubeconfigPath()}
-	if u, ok := p.(clusters.UserKubeconfig); ok {
-		copts.Kubeconfig, copts.Context = u.UserKubeconfig()
+	if u := f.UserKubeconfig; u != nil {
+		copts.Kubeconfig, copts.Context = u.Path, u.Context
 	}
 	copts.QPS, copts.Burst = float32(o.QPS), int(o.QPS)
 	client, _, err := scaler.NewClient(copts)
@@ -252,7 +239,7 @@ func (t *Target) Engine(ctx context.Context, sc *scenarios.Scenario, o EngineOpt
 	}
 	return &Engine{
 		Provider: p,
-		Scaler:   &ServiceScaler{Scaler: s, Client: client, Node: node, WaitTimeout: o.WaitTimeout, ProbeOnly: probeOnly},
+		Scaler:   &ServiceScaler{Scaler: s, Client: client, Node: node, WaitTimeout: o.WaitTimeout, ProbeOnly: external},
 		Load:     load,
 		Observer: observer,
 		Rules:    NodeRules{Node: node},

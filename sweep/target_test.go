@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/kpbench/kpbench/clusters"
+	"github.com/kpbench/kpbench/collector"
 	"github.com/kpbench/kpbench/runs"
 	"github.com/kpbench/kpbench/scenarios"
 )
@@ -34,7 +35,7 @@ func (p *targetProvider) Up(_ context.Context, m scenarios.Mode) error {
 }
 func (p *targetProvider) Down(context.Context) error { p.downs++; return nil }
 func (p *targetProvider) Capabilities(context.Context) (clusters.Capabilities, error) {
-	return clusters.Capabilities{Modes: p.modes, CanSwitchMode: true}, nil
+	return clusters.Capabilities{Modes: p.modes}, nil
 }
 func (p *targetProvider) Backends(context.Context) ([]clusters.Endpoint, error) {
 	eps := make([]clusters.Endpoint, p.backends)
@@ -55,12 +56,18 @@ func (r *reusable) Describe(context.Context) (string, map[string]string) {
 	return "lab1", map[string]string{"etcdVersion": "3.6.5"}
 }
 func (r *reusable) Pinning(context.Context) ([]int, []int, error) { return []int{1}, []int{0}, nil }
+func (r *reusable) Features(context.Context) clusters.Features {
+	return clusters.Features{Running: r.Running, Describe: r.Describe, Pinning: r.Pinning, SwitchModes: true}
+}
 
 // remote is a kind/existing-like provider: load runs in the cluster.
 type remote struct{ targetProvider }
 
 func (r *remote) RunLoad(context.Context, clusters.LoadRequest) ([]clusters.LoadResult, error) {
 	return nil, errors.New("not in this test")
+}
+func (r *remote) Features(context.Context) clusters.Features {
+	return clusters.Features{Client: clusters.Client{Where: clusters.ClientPod, Bin: "kpbench", Load: r}}
 }
 
 func scenarioWith(modes ...scenarios.Mode) *scenarios.Scenario {
@@ -169,12 +176,8 @@ func TestEngineRunsLoadWhereTheProviderSays(t *testing.T) {
 	if _, ok := e.Load.(*NodeLoad); !ok {
 		t.Errorf("local provider: load %T, want *NodeLoad", e.Load)
 	}
-	// The node's observer, with the kernel probe around it (the
-	// scenario does not turn it off).
-	if fp, ok := e.Observer.(*FirstPacketObserver); !ok {
-		t.Errorf("local provider: observer %T, want *FirstPacketObserver", e.Observer)
-	} else if _, ok := fp.Observer.(*NodeObserver); !ok {
-		t.Errorf("local provider: observer inside the probe %T, want *NodeObserver", fp.Observer)
+	if !observes[*collector.NodeObserver](e.Observer) || !observes[*collector.FirstPacketObserver](e.Observer) {
+		t.Errorf("local provider: observer %#v, want the node's and the kernel probe's", e.Observer)
 	}
 	e, err = inCl.Engine(context.Background(), sc, EngineOptions{QPS: 10})
 	if err != nil {
@@ -183,7 +186,32 @@ func TestEngineRunsLoadWhereTheProviderSays(t *testing.T) {
 	if l, ok := e.Load.(*ClusterLoad); !ok || l.Runner == nil {
 		t.Errorf("in-cluster provider: load %T, want *ClusterLoad", e.Load)
 	}
-	if _, ok := e.Observer.(*AgentObserver); !ok {
-		t.Errorf("in-cluster provider: observer %T, want *AgentObserver", e.Observer)
+	if !observes[*collector.AgentObserver](e.Observer) {
+		t.Errorf("in-cluster provider: observer %#v, want the agent's", e.Observer)
 	}
+	// The probe cannot time a pod's connections: its observer records why.
+	if !observes[*collector.FirstPacketObserver](e.Observer) {
+		t.Errorf("in-cluster provider: observer %#v, want the kernel probe's (saying why it cannot run)", e.Observer)
+	}
+	sc.Spec.Sampling.FirstPacket = new(bool)
+	if e, err = local.Engine(context.Background(), sc, EngineOptions{QPS: 10}); err != nil {
+		t.Fatal(err)
+	}
+	if observes[*collector.FirstPacketObserver](e.Observer) {
+		t.Error("spec.sampling.firstPacket: false, and the kernel probe observes anyway")
+	}
+}
+
+// observes reports whether o is, or holds, an observer of type T.
+func observes[T collector.Observer](o collector.Observer) bool {
+	if all, ok := o.(collector.Observers); ok {
+		for _, x := range all {
+			if observes[T](x) {
+				return true
+			}
+		}
+		return false
+	}
+	_, ok := o.(T)
+	return ok
 }

@@ -2,7 +2,6 @@ package sweep
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
@@ -40,31 +39,12 @@ func TestStalledClientInvalidatesThePoint(t *testing.T) {
 // keeps the whole observation's figures, is invalid with the reason, and
 // the run goes on (it used to end the run).
 func TestNoCPUSampleInWindowInvalidatesThePoint(t *testing.T) {
-	t0 := time.Date(2026, 12, 4, 20, 8, 52, 0, time.UTC)
-	sample := func(from, to time.Duration, total float64) collector.Sample {
-		return collector.Sample{Start: t0.Add(from), End: t0.Add(to), Seconds: (to - from).Seconds(), Node: collector.Cores{Total: total}}
-	}
-	// One sample from before the window to after it, its midpoint past
-	// the window's end; one after.
-	ser := &collector.Series{CPUs: []int{1}, IntervalSeconds: 1,
-		Samples: []collector.Sample{sample(time.Second, 24*time.Second, 0.2), sample(24*time.Second, 25*time.Second, 0.3)}}
-	ser.Summary = collector.Summary{Start: t0.Add(time.Second), End: t0.Add(25 * time.Second), Mean: collector.Cores{Total: 0.21}}
-	res := &collector.PointResult{Series: ser, CPU: ser.Summary.CPU()}
-	obs, err := observation(res, t0.Add(2*time.Second), t0.Add(12*time.Second), "", "CPUs 1")
-	if err != nil {
-		t.Fatalf("observation: %v", err)
-	}
-	if len(obs.Invalid) != 1 || !strings.HasPrefix(obs.Invalid[0], runs.ReasonNoCPUSample+": no CPU sample inside the load window") {
-		t.Errorf("invalid reasons %q", obs.Invalid)
-	}
-	if obs.NodeCPU.Total != 0.21 || !strings.Contains(obs.NodeCPU.Covers, "not trimmed") {
-		t.Errorf("node CPU %+v, want the whole observation's 0.21, labelled untrimmed", obs.NodeCPU)
-	}
-
+	// The observer's side: collector's TestNoCPUSampleInWindowKeepsTheWhole.
+	reason := runs.ReasonNoCPUSample + ": no CPU sample inside the load window"
 	// Through the engine: the first point's observation is invalid, the
 	// second is not; both are recorded and the run completes.
 	e, run, dir, _, _, _ := setup(t, "  modes: [iptables]\n  services: [1]\n  load:\n    duration: 1s\n    requestsPerConn: [1]\n  repetitions: 2\n")
-	e.Observer = &invalidOnce{reason: obs.Invalid[0]}
+	e.Observer = &invalidOnce{reason: reason}
 	if err := e.Run(context.Background(), &runs.Record{Dir: dir, Run: run}); err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +52,7 @@ func TestNoCPUSampleInWindowInvalidatesThePoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(pts) != 2 || pts[0].Valid || len(pts[0].InvalidReasons) != 1 || pts[0].InvalidReasons[0] != obs.Invalid[0] || !pts[1].Valid {
+	if len(pts) != 2 || pts[0].Valid || len(pts[0].InvalidReasons) != 1 || pts[0].InvalidReasons[0] != reason || !pts[1].Valid {
 		t.Errorf("points %+v, want the first invalid with the sampler's reason and the second valid", pts)
 	}
 }
@@ -83,15 +63,20 @@ type invalidOnce struct {
 	n      int
 }
 
-func (o *invalidOnce) Begin(context.Context, string) (Window, error) {
+func (o *invalidOnce) Begin(context.Context, string) (collector.Window, error) {
 	o.n++
-	var inv []string
-	if o.n == 1 {
-		inv = []string{o.reason}
-	}
-	return staticWindow{&Observation{NodeCPU: runs.NodeCPU{Total: 0.3}, Invalid: inv}}, nil
+	return staticWindow{invalid: o.n == 1, reason: o.reason}, nil
 }
 
-type staticWindow struct{ obs *Observation }
+type staticWindow struct {
+	invalid bool
+	reason  string
+}
 
-func (w staticWindow) End(context.Context) (*Observation, error) { return w.obs, nil }
+func (w staticWindow) End(_ context.Context, _ collector.Load, p *runs.Point) error {
+	p.CPU.Node.Total = 0.3
+	if w.invalid {
+		collector.Invalidate(p, w.reason)
+	}
+	return nil
+}

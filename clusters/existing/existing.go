@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -98,11 +99,8 @@ type Provider struct {
 }
 
 var (
-	_ clusters.Provider         = (*Provider)(nil)
-	_ clusters.LoadRunner       = (*Provider)(nil)
-	_ clusters.Describer        = (*Provider)(nil)
-	_ clusters.UserKubeconfig   = (*Provider)(nil)
-	_ clusters.ClientNodeLister = (*Provider)(nil)
+	_ clusters.Provider   = (*Provider)(nil)
+	_ clusters.LoadRunner = (*Provider)(nil)
 )
 
 // New returns a provider for the cluster of opts.Kubeconfig. It reads the
@@ -200,17 +198,13 @@ func (p *Provider) Name() string { return "existing" }
 // KubeconfigPath is the kubeconfig in use.
 func (p *Provider) KubeconfigPath() string { return p.kubeconfig }
 
-// UserKubeconfig is the kubeconfig and context as the user named them, for
-// other clients of the same cluster (the scaler).
-func (p *Provider) UserKubeconfig() (path, context string) { return p.opts.Kubeconfig, p.opts.Context }
-
 // Clientset is the client the provider uses.
 func (p *Provider) Clientset() kubernetes.Interface { return p.cs }
 
 // ClientNode is the client node, reached through the agent pod.
 func (p *Provider) ClientNode() clusters.ClientNode { return p.agent }
 
-// ClientNodes implements clusters.ClientNodeLister: every client node with
+// ClientNodes lists every client node with
 // a ready agent pod, the measured one first.
 func (p *Provider) ClientNodes(ctx context.Context) ([]clusters.NamedNode, error) {
 	return p.agent.ClientNodes(ctx)
@@ -519,7 +513,6 @@ func (p *Provider) Capabilities(ctx context.Context) (clusters.Capabilities, err
 		return caps, nil
 	}
 	caps.Modes[scenarios.ModeExternal] = fmt.Sprintf("kube-proxy runs here (mode %s); external is for kube-proxy replacements", kp.Mode)
-	caps.CanSwitchMode = p.opts.Confirm && !kp.ConfigMapMissing
 	version := ImageVersion(kp.Image)
 	for _, m := range scenarios.Modes {
 		reason := ""
@@ -531,14 +524,31 @@ func (p *Provider) Capabilities(ctx context.Context) (clusters.Capabilities, err
 			reason = "switching kube-proxy's mode on an existing cluster needs --yes"
 		}
 		if d, ok := kubeproxy.For(m); reason == "" && ok {
-			reason = d.KubeProxyTooOld(version)
-		}
-		if reason == "" && m == scenarios.ModeIPVS {
-			reason = p.probeIPVS(ctx)
+			if reason = d.KubeProxyTooOld(version); reason == "" {
+				reason = d.Unavailable(p.nodeHost(ctx))
+			}
 		}
 		caps.Modes[m] = reason
 	}
 	return caps, nil
+}
+
+// nodeHost is what a mode's descriptor judges on the client node, asked
+// through the agent: its kernel release and whether it has IP_VS. Without
+// an agent yet neither is known, and nothing is ruled out. The node's
+// tools are its kube-proxy image's, not looked up.
+func (p *Provider) nodeHost(ctx context.Context) kubeproxy.Host {
+	h := kubeproxy.Host{IPVS: func() (bool, string) {
+		reason := p.probeIPVS(ctx)
+		return reason == "", reason
+	}}
+	if _, _, err := p.agent.Pod(ctx); err == nil {
+		var out bytes.Buffer
+		if err := p.agent.Run(ctx, nil, &out, nil, append(AgentCat, manifests.HostProcPath+"/sys/kernel/osrelease")...); err == nil {
+			h.KernelRelease = strings.TrimSpace(out.String())
+		}
+	}
+	return h
 }
 
 // probeIPVS asks the agent whether the client node's kernel has IP_VS;

@@ -171,7 +171,7 @@ func TestExternalMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ok, _ := caps.Runnable(scenarios.ModeExternal); !ok || caps.CanSwitchMode {
+	if ok, _ := caps.Runnable(scenarios.ModeExternal); !ok || p.Features(ctx).SwitchModes {
 		t.Errorf("caps = %+v, want external runnable and no switching", caps)
 	}
 	for _, m := range scenarios.Modes {
@@ -349,8 +349,8 @@ func TestCapabilities(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if caps.CanSwitchMode != tt.wantSwitch {
-				t.Errorf("CanSwitchMode = %v", caps.CanSwitchMode)
+			if got := p.Features(context.Background()).SwitchModes; got != tt.wantSwitch {
+				t.Errorf("Features().SwitchModes = %v", got)
 			}
 			for m, want := range tt.want {
 				got, ok := caps.Modes[m]

@@ -11,16 +11,23 @@ import (
 	"strings"
 
 	"github.com/kpbench/kpbench/clusters"
-	"github.com/kpbench/kpbench/collector"
+	"github.com/kpbench/kpbench/clusters/existing"
+	"github.com/kpbench/kpbench/internal/cgroup"
 )
 
-var (
-	_ clusters.NodeCgrouper     = (*Provider)(nil)
-	_ clusters.ClientNodeLister = (*Provider)(nil)
-)
+// Features implements clusters.Provider: kind's client nodes are
+// containers on this machine, reached through the agent pod, whose CPU is
+// read from their cgroups here; load clients run as Jobs on any of them.
+func (p *Provider) Features(context.Context) clusters.Features {
+	return clusters.Features{
+		Client: clusters.Client{Where: clusters.ClientPod, Bin: "kpbench", Cat: existing.AgentCat, Load: p,
+			Nodes: p.ClientNodes, NodeCgroup: p.NodeCgroup},
+		SwitchModes: true,
+		Describe:    p.Describe,
+	}
+}
 
-// ClientNodes implements clusters.ClientNodeLister: the client workers,
-// the measured one first.
+// ClientNodes lists the client workers, the measured one first.
 func (p *Provider) ClientNodes(ctx context.Context) ([]clusters.NamedNode, error) {
 	inner, err := p.in()
 	if err != nil {
@@ -29,7 +36,8 @@ func (p *Provider) ClientNodes(ctx context.Context) ([]clusters.NamedNode, error
 	return inner.ClientNodes(ctx)
 }
 
-// NodeCgroup implements clusters.NodeCgrouper. A kind node is a container
+// NodeCgroup finds a client node container's cgroup on this machine
+// (clusters.Client.NodeCgroup). A kind node is a container
 // named as the node: its main process's PID and its ID (`docker inspect`,
 // or the runtime kind uses) give its cgroup, the one named after the ID
 // on the path in /proc/PID/cgroup (the node's systemd sits in a child,
@@ -56,11 +64,11 @@ func (p *Provider) NodeCgroup(ctx context.Context, node string) (string, error) 
 	if root == "" {
 		root = "/"
 	}
-	dir, err := collector.CgroupDirOf(filepath.Join(root, "proc"), filepath.Join(root, "sys", "fs", "cgroup"), pid, f[1])
+	dir, err := cgroup.DirOf(filepath.Join(root, "proc"), filepath.Join(root, "sys", "fs", "cgroup"), pid, f[1])
 	if err != nil {
 		return "", fmt.Errorf("node %s (container PID %d): %w", node, pid, err)
 	}
-	if _, err := collector.ReadCgroupUsage(dir); err != nil {
+	if _, err := cgroup.ReadUsage(dir); err != nil {
 		return "", fmt.Errorf("node %s: %w", node, err)
 	}
 	return dir, nil

@@ -225,7 +225,6 @@ type Provider struct {
 var (
 	_ clusters.Provider   = (*Provider)(nil)
 	_ clusters.LoadRunner = (*Provider)(nil)
-	_ clusters.Describer  = (*Provider)(nil)
 )
 
 // New returns a kind provider; it creates nothing yet.
@@ -493,23 +492,33 @@ func (p *Provider) Down(ctx context.Context) error {
 }
 
 // Capabilities: kind runs kube-proxy in every mode on this machine's
-// kernel, so a mode that needs IPVS depends on the host's ip_vs module.
+// kernel, so each mode's descriptor is judged against this kernel (its
+// release, its ip_vs module); the tools are the node image's.
 func (p *Provider) Capabilities(ctx context.Context) (clusters.Capabilities, error) {
 	caps := clusters.Capabilities{
 		Modes: map[scenarios.Mode]string{
 			scenarios.ModeExternal: "a kind cluster runs kube-proxy; external is for kube-proxy replacements on existing clusters",
 		},
-		CanSwitchMode: true,
+	}
+	host := kubeproxy.Host{
+		KernelRelease: hostKernelRelease(),
+		IPVS:          func() (bool, string) { return kubeproxy.IPVSAvailable("/proc", "/") },
 	}
 	for _, m := range scenarios.Modes {
-		caps.Modes[m] = ""
-		if d, _ := kubeproxy.For(m); d.NeedsIPVS {
-			if ok, reason := kubeproxy.IPVSAvailable("/proc", "/"); !ok {
-				caps.Modes[m] = reason
-			}
-		}
+		d, _ := kubeproxy.For(m)
+		caps.Modes[m] = d.Unavailable(host)
 	}
 	return caps, nil
+}
+
+// hostKernelRelease is this machine's kernel release, the kernel kind's
+// nodes run on ("" when unknown: nothing is ruled out for it).
+func hostKernelRelease() string {
+	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // SetMode switches kube-proxy's mode through its ConfigMap (kind's

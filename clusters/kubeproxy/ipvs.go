@@ -58,3 +58,20 @@ func IPVSAvailableFS(proc, root fs.FS) (ok bool, reason string) {
 	return false, fmt.Sprintf("kernel %s has no IP_VS (/proc/net/ip_vs absent, ip_vs module neither loaded nor installed; "+
 		"try `modprobe ip_vs`, or use a kernel built with CONFIG_IP_VS)", release)
 }
+
+// IPVSVirtualServers counts the virtual servers in the text of
+// /proc/net/ip_vs: the lines of a TCP, UDP or SCTP address, or of a
+// firewall mark (FWM). It is kpbench's one reader of that table (ipvsadm
+// -Ln, which the collector counts, also lists virtual servers without
+// real servers).
+func IPVSVirtualServers(procNetIPVS string) int {
+	n := 0
+	for _, line := range strings.Split(procNetIPVS, "\n") {
+		for _, p := range []string{"TCP ", "UDP ", "SCTP ", "FWM "} {
+			if strings.HasPrefix(line, p) {
+				n++
+			}
+		}
+	}
+	return n
+}

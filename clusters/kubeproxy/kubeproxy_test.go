@@ -218,3 +218,14 @@ func TestEveryModeIsDescribed(t *testing.T) {
 		t.Error("For hands out the table's own slices")
 	}
 }
+
+func TestIPVSVirtualServers(t *testing.T) {
+	table := "IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port Forward Weight ActiveConn InActConn\n" +
+		"TCP  0A600001:01BB rr\n  -> AC120003:1A0A      Masq    1      0          0\nUDP  0A60000A:0035 rr\nSCTP 0A600002:0050 rr\nFWM  00000001 rr\n"
+	if n := IPVSVirtualServers(table); n != 4 {
+		t.Errorf("IPVSVirtualServers = %d, want 4 (TCP, UDP, SCTP, FWM)", n)
+	}
+	if n := IPVSVirtualServers("IP Virtual Server version 1.2.1 (size=4096)\n"); n != 0 {
+		t.Errorf("empty table: %d", n)
+	}
+}

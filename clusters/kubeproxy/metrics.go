@@ -18,6 +18,17 @@ const (
 // ("IPv4", "IPv6").
 const LabelIPFamily = "ip_family"
 
+// Family is the IP family kpbench measures: its synthetic Services, and
+// so its load, are IPv4.
+const Family = "IPv4"
+
+// Counts is the one rule for a dual-stack kube-proxy, whose IPv4 and IPv6
+// proxiers sync separately and label their series with ip_family: a
+// series counts when it is unlabelled (single-stack) or of Family. Summing
+// both families would count each change's syncs twice and let the IPv6
+// proxier's sync stand for the IPv4 rules the load goes through.
+func Counts(family string, labelled bool) bool { return !labelled || family == Family }
+
 // Series is one series of a kube-proxy gauge: its ip_family label ("" when
 // unlabelled) and value.
 type Series struct {

@@ -7,11 +7,25 @@ import (
 	"github.com/kpbench/kpbench/clusters"
 )
 
-var (
-	_ clusters.Reuser    = (*Lab)(nil)
-	_ clusters.Describer = (*Lab)(nil)
-	_ clusters.Pinner    = (*Lab)(nil)
-)
+// Features implements clusters.Provider: the lab's client node is a
+// network namespace of this machine, or a VM on it (--node vm), pinned to
+// CPUs of its own; the lab outlives the command that made it, so a run
+// reuses one that is up.
+func (l *Lab) Features(ctx context.Context) clusters.Features {
+	f := clusters.Features{
+		Client:      clusters.Client{Where: clusters.ClientNetns},
+		SwitchModes: true,
+		Pinning:     l.Pinning,
+		Running:     l.Running,
+		Describe:    l.Describe,
+	}
+	if vm, ok := l.VMNode(ctx); ok {
+		// The guest runs this machine's kpbench (its root is shared)
+		// and its own tools.
+		f.Client = clusters.Client{Where: clusters.ClientVM, Bin: "kpbench", Cat: []string{"cat"}, VM: &vm}
+	}
+	return f
+}
 
 // Running reports whether the lab is up and every component runs: a run
 // then measures it as it is and leaves it up.

@@ -63,9 +63,7 @@ func (l *Lab) Capabilities(ctx context.Context) (clusters.Capabilities, error) {
 
 func capabilities(m machine) clusters.Capabilities {
 	caps := clusters.Capabilities{
-		Modes:         map[scenarios.Mode]string{},
-		CanSwitchMode: true,
-		CPUPinning:    m.cpus > 1,
+		Modes: map[scenarios.Mode]string{},
 	}
 	host := kubeproxy.Host{
 		LookPath:      m.lookPath,
@@ -180,7 +178,7 @@ func (l *Lab) VerifyMode(ctx context.Context, mode scenarios.Mode) error {
 		if err := node.Run(ctx, nil, &out, nil, "cat", "/proc/net/ip_vs"); err != nil {
 			return fmt.Errorf("reading the node's IPVS table: %w", err)
 		}
-		if countPrefixed(out.String(), "TCP", "UDP", "SCTP") == 0 {
+		if kubeproxy.IPVSVirtualServers(out.String()) == 0 {
 			return fmt.Errorf("no IPVS virtual servers in the node's /proc/net/ip_vs yet: %w", ErrModeMismatch)
 		}
 		// kube-proxy programs the virtual servers and binds their

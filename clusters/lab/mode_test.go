@@ -38,27 +38,23 @@ func TestCapabilities(t *testing.T) {
 		m       machine
 		runs    []scenarios.Mode
 		refused map[scenarios.Mode]string // mode -> text the reason must hold
-		pinning bool
 	}{
 		{
 			name:    "this kind of machine: no IP_VS",
 			m:       fakeMachine(nil, nil, "6.18.44-fc-v657", 2),
 			runs:    []scenarios.Mode{scenarios.ModeIPTables, scenarios.ModeNFTables},
 			refused: map[scenarios.Mode]string{scenarios.ModeIPVS: "IP_VS"},
-			pinning: true,
 		},
 		{
-			name:    "ipvs kernel and tools",
-			m:       fakeMachine(nil, []string{"/proc/net/ip_vs"}, "6.1.0", 4),
-			runs:    []scenarios.Mode{scenarios.ModeIPTables, scenarios.ModeNFTables, scenarios.ModeIPVS},
-			pinning: true,
+			name: "ipvs kernel and tools",
+			m:    fakeMachine(nil, []string{"/proc/net/ip_vs"}, "6.1.0", 4),
+			runs: []scenarios.Mode{scenarios.ModeIPTables, scenarios.ModeNFTables, scenarios.ModeIPVS},
 		},
 		{
 			name:    "ipvs kernel without ipset",
 			m:       fakeMachine([]string{"ipset"}, []string{"/proc/net/ip_vs"}, "6.1.0", 2),
 			runs:    []scenarios.Mode{scenarios.ModeIPTables, scenarios.ModeNFTables},
 			refused: map[scenarios.Mode]string{scenarios.ModeIPVS: "ipset"},
-			pinning: true,
 		},
 		{
 			name: "no nft, old kernel, one CPU",
@@ -76,7 +72,6 @@ func TestCapabilities(t *testing.T) {
 			refused: map[scenarios.Mode]string{
 				scenarios.ModeNFTables: "5.13",
 			},
-			pinning: true,
 		},
 		{
 			name: "no iptables",
@@ -85,7 +80,6 @@ func TestCapabilities(t *testing.T) {
 			refused: map[scenarios.Mode]string{
 				scenarios.ModeIPTables: "iptables-restore",
 			},
-			pinning: true,
 		},
 	}
 	for _, tt := range tests {
@@ -101,9 +95,6 @@ func TestCapabilities(t *testing.T) {
 				if ok || !strings.Contains(reason, want) {
 					t.Errorf("Runnable(%s) = %v, %q; want refused mentioning %q", m, ok, reason, want)
 				}
-			}
-			if caps.CPUPinning != tt.pinning || !caps.CanSwitchMode {
-				t.Errorf("pinning %v switch %v", caps.CPUPinning, caps.CanSwitchMode)
 			}
 			if ok, _ := caps.Runnable(scenarios.ModeExternal); ok {
 				t.Error("the lab claims to run an external dataplane")

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/kpbench/kpbench/clusters"
+	"github.com/kpbench/kpbench/clusters/kubeproxy"
 	"github.com/kpbench/kpbench/scenarios"
 )
 
@@ -39,7 +40,7 @@ func otherModeState(ctx context.Context, node clusters.ClientNode, mode scenario
 			}
 		}
 		if s, ok := out("cat", "/proc/net/ip_vs"); ok {
-			if n := countPrefixed(s, "TCP", "UDP", "SCTP", "FWM"); n > 0 {
+			if n := kubeproxy.IPVSVirtualServers(s); n > 0 {
 				left = append(left, fmt.Sprintf("%d IPVS virtual servers", n))
 			}
 		}
@@ -81,16 +82,4 @@ func prefixed(s, prefix string) []string {
 		}
 	}
 	return out
-}
-
-func countPrefixed(s string, prefixes ...string) int {
-	n := 0
-	for _, line := range strings.Split(s, "\n") {
-		for _, p := range prefixes {
-			if strings.HasPrefix(line, p+" ") {
-				n++
-			}
-		}
-	}
-	return n
 }

@@ -10,8 +10,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/kpbench/kpbench/internal/flock"
 	"github.com/kpbench/kpbench/scenarios"
-	"golang.org/x/sys/unix"
 )
 
 // stateSchema is the version of state.json this build writes and reads.
@@ -132,27 +132,14 @@ func lock(ctx context.Context, stateDir, name string) (func(), error) {
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating state directory: %w", err)
 	}
-	path := filepath.Join(stateDir, name+".lock")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	unlock, err := flock.Lock(ctx, filepath.Join(stateDir, name+".lock"), 0o600, 100*time.Millisecond, nil)
+	if errors.Is(err, flock.ErrWait) {
+		return nil, fmt.Errorf("waiting for lab %s's lock (another kpbench works on it): %w", name, ctx.Err())
+	}
 	if err != nil {
-		return nil, fmt.Errorf("opening lab lock: %w", err)
+		return nil, fmt.Errorf("lab %s: %w", name, err)
 	}
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return func() { _ = unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("locking lab %s: %w", name, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("waiting for lab %s's lock (another kpbench works on it): %w", name, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	return unlock, nil
 }
 
 // List returns the names of the labs with state under stateDir (default

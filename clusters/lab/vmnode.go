@@ -514,9 +514,8 @@ func (l *Lab) vmComponents(ctx context.Context, st *State) (comps []ComponentSta
 	return []ComponentStatus{{Name: CompKubeProxy, PID: st.VM.KubeProxy.PID, Running: ok, Netns: "node VM", Log: l.logPath(CompKubeProxy)}}, ok
 }
 
-var _ clusters.VMNode = (*Lab)(nil)
-
-// VMNode describes the lab's VM client node.
+// VMNode describes the lab's VM client node; ok is false when the node is
+// not one.
 func (l *Lab) VMNode(ctx context.Context) (clusters.VMNodeInfo, bool) {
 	st, err := l.state()
 	if err != nil || !isVM(st) {

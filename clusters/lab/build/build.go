@@ -24,7 +24,7 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/kpbench/kpbench/internal/flock"
 )
 
 // DefaultVersion is the Kubernetes version the lab runs unless told otherwise.
@@ -230,31 +230,9 @@ func Ensure(ctx context.Context, opts Options) (Binaries, error) {
 
 // lockFile takes an exclusive flock on path, waiting until ctx is done.
 func lockFile(ctx context.Context, path string, logger *slog.Logger) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("opening lock %s: %w", path, err)
-	}
-	logged := false
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return func() { _ = unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("locking %s: %w", path, err)
-		}
-		if !logged {
-			logger.Info("waiting for another kpbench process building the same version", "lock", path)
-			logged = true
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("waiting for lock %s: %w", path, ctx.Err())
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
+	return flock.Lock(ctx, path, 0o644, 500*time.Millisecond, func() {
+		logger.Info("waiting for another kpbench process building the same version", "lock", path)
+	})
 }
 
 // goMod is the part of `go mod edit -json` output the build reads.

@@ -123,10 +123,10 @@ func newClusterAgentCmd(g *globals) *cobra.Command {
 // agent pod (and what the lab's in-cluster path tests run in its node).
 func newAgentPointCmd(g *globals) *cobra.Command {
 	var (
-		procRoot, cpuList, metricsURL, family string
-		kpPID, netnsPID                       int
-		noKubeProxy                           bool
-		interval, maxDuration                 time.Duration
+		procRoot, cpuList, metricsURL string
+		kpPID, netnsPID               int
+		noKubeProxy                   bool
+		interval, maxDuration         time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "point [--proc DIR] [--cpus LIST] [--kube-proxy-pid N] [--interval 1s]",
@@ -157,7 +157,7 @@ which must be on loopback.`,
 			cfg := collector.PointConfig{CPUs: cpus, KubeProxyPID: kpPID, NetnsPID: netnsPID, Interval: interval}
 			if metricsURL != "" {
 				base := strings.TrimRight(metricsURL, "/")
-				cfg.KubeProxy = &collector.KubeProxyScraper{IPFamily: family, Fetch: func(ctx context.Context, path string) ([]byte, error) {
+				cfg.KubeProxy = &collector.KubeProxyScraper{Fetch: func(ctx context.Context, path string) ([]byte, error) {
 					var b bytes.Buffer
 					err := existing.AgentGet(ctx, base+path, &b)
 					return b.Bytes(), err
@@ -173,7 +173,6 @@ which must be on loopback.`,
 	f.BoolVar(&noKubeProxy, "no-kube-proxy", false, "the node has no kube-proxy (a replacement, mode external): node CPU and conntrack only")
 	f.IntVar(&netnsPID, "netns-pid", 0, "a process in the node's network namespace, for conntrack (default: kube-proxy)")
 	f.StringVar(&metricsURL, "metrics-url", existing.KubeProxyMetricsURL, "kube-proxy's metrics server (loopback only; empty: do not scrape)")
-	f.StringVar(&family, "ip-family", "IPv4", "keep kube-proxy series of this ip_family")
 	f.DurationVar(&interval, "interval", time.Second, "CPU sampling interval")
 	f.DurationVar(&maxDuration, "max-duration", time.Hour, "end the window after this long even if stdin stays open")
 	return cmd

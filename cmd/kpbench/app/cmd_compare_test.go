@@ -30,14 +30,14 @@ func TestCompareCommand(t *testing.T) {
 		wantStderr []string
 	}{
 		{"regression exits 1", []string{"compare", base, reportFixture("compare-regressed")}, 1,
-			[]string{"REGRESSION", "iptables/services=10000/rpc=1/targets=one", "3 significant regression(s) beyond 10%"},
-			[]string{"kpbench: 3 significant regression(s) beyond 10%"}},
+			[]string{"REGRESSION", "iptables/services=10000/rpc=1/targets=one", "2 significant regression(s) beyond 10%"},
+			[]string{"kpbench: FAIL: 2 significant regression(s) beyond 10%"}},
 		{"noise within threshold exits 0", []string{"compare", base, reportFixture("compare-noise")}, 0,
-			[]string{"within threshold", "no significant regression beyond the threshold"}, nil},
-		{"tighter threshold catches the small shift", []string{"compare", "--threshold", "2%", base, reportFixture("compare-noise")}, 1,
+			[]string{"pass", "PASS: no gated row shown to be worse beyond the threshold"}, nil},
+		{"tighter threshold catches the small shift", []string{"compare", "--threshold", "1%", base, reportFixture("compare-noise")}, 1,
 			[]string{"REGRESSION"}, nil},
-		{"one metric only", []string{"compare", "--metrics", "sync", base, reportFixture("compare-regressed")}, 0,
-			[]string{"sync: last kube-proxy sync duration (s)"}, nil},
+		{"one metric shown, the gated rows compared all the same", []string{"compare", "--metrics", "sync", base, reportFixture("compare-regressed")}, 1,
+			[]string{"sync: last kube-proxy sync duration (s)", "connect: median TCP connect time", "REGRESSION"}, nil},
 		{"markdown", []string{"compare", "--format", "markdown", base, reportFixture("compare-regressed")}, 1,
 			[]string{"## kpbench compare", "| condition | base | new |", "**REGRESSION**"}, nil},
 		{"missing directory", []string{"compare", base, "/nonexistent/run"}, 2,
@@ -56,10 +56,12 @@ func TestCompareCommand(t *testing.T) {
 			nil, []string{`--format "xml": want text, markdown or json`}},
 		{"one argument", []string{"compare", base}, 2,
 			nil, []string{"want two results directories, BASE and NEW, got 1 argument(s)"}},
-		{"conditions in one run only are listed, a lost point fails", []string{"compare", base, reportFixture("sweep")}, 1,
+		{"different repetitions exit 2", []string{"compare", base, reportFixture("sweep")}, 2,
+			nil, []string{"spec.repetitions: base 6, new 4"}},
+		{"conditions in one run only are listed, a point the runner lost is inconclusive", []string{"compare", "--allow-mismatch", base, reportFixture("sweep")}, 2,
 			[]string{"only in new: iptables/services=100/rpc=1/targets=one",
-				"LOST: iptables/services=10000/rpc=1/targets=one: lost 1 of 4 valid points: 1× achieved rate below 99% of target"},
-			[]string{"kpbench: 1 condition(s) lost 1 valid point(s)"}},
+				"LOST: iptables/services=10000/rpc=1/targets=one: lost 1 of 4 valid points (runner): 1× achieved rate below 99% of target"},
+			[]string{"kpbench: INCONCLUSIVE: 1 condition(s) lost 1 valid point(s) to the runner"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -94,18 +96,18 @@ func TestCompareCommandJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &c); err != nil {
 		t.Fatalf("stdout is not JSON: %v\n%s", err, stdout)
 	}
-	if c.Threshold != 0.15 || c.Regressions != 3 || strings.Join(c.Metrics, ",") != "latency,cpu,connect" {
+	if c.Threshold != 0.15 || c.Regressions != 2 || strings.Join(c.Metrics, ",") != "latency,cpu,connect" {
 		t.Errorf("JSON = %+v", c)
 	}
 }
 
 func TestCompareThresholdFromEnvironment(t *testing.T) {
-	t.Setenv("KPBENCH_THRESHOLD", "2%")
+	t.Setenv("KPBENCH_THRESHOLD", "1%")
 	var out, errb bytes.Buffer
 	code := Run(context.Background(), strings.NewReader(""), &out, &errb,
 		[]string{"compare", reportFixture("compare-base"), reportFixture("compare-noise")})
 	if code != 1 {
-		t.Fatalf("exit %d with KPBENCH_THRESHOLD=2%%, want 1\n%s%s", code, out.String(), errb.String())
+		t.Fatalf("exit %d with KPBENCH_THRESHOLD=1%%, want 1\n%s%s", code, out.String(), errb.String())
 	}
 }
 
@@ -202,8 +204,8 @@ func TestCompareReferenceRun(t *testing.T) {
 		t.Fatalf("every iptables-10,000 point invalid: exit %d, want 1\n%s\n%s", code, stdout, stderr)
 	}
 	for _, w := range []string{
-		"LOST: iptables/services=10000/rpc=1/targets=deepest: lost 6 of 6 valid points: 6× " + runs.ReasonErrors,
-		"LOST: iptables/services=10000/rpc=100/targets=deepest: lost 6 of 6 valid points: 6× " + runs.ReasonErrors,
+		"LOST: iptables/services=10000/rpc=1/targets=deepest: lost 6 of 6 valid points (dataplane): 6× " + runs.ReasonErrors,
+		"LOST: iptables/services=10000/rpc=100/targets=deepest: lost 6 of 6 valid points (dataplane): 6× " + runs.ReasonErrors,
 		"2 condition(s) lost 12 valid point(s)",
 	} {
 		if !strings.Contains(stdout, w) {

@@ -1,4 +1,7 @@
-package collector
+// Package cgroup reads a cgroup's CPU time and finds the cgroup of a
+// process, for client nodes that are containers on this machine (kind):
+// the provider finds the container's cgroup, the collector samples it.
+package cgroup
 
 import (
 	"bufio"
@@ -12,11 +15,11 @@ import (
 	"strings"
 )
 
-// CgroupUsage is a cgroup's cumulative CPU time, in seconds: what the
+// Usage is a cgroup's cumulative CPU time, in seconds: what the
 // processes of a container used, wherever they ran. It is how a client
 // node that is a container (kind) is measured: /proc/stat inside a
 // container is the whole host's.
-type CgroupUsage struct {
+type Usage struct {
 	Total  float64 `json:"total"`
 	User   float64 `json:"user"`
 	System float64 `json:"system"`
@@ -26,11 +29,11 @@ type CgroupUsage struct {
 // Linux architecture kpbench runs on).
 const userHZ = 100
 
-// ReadCgroupUsage reads the CPU time of the cgroup directory dir: cgroup
+// ReadUsage reads the CPU time of the cgroup directory dir: cgroup
 // v2's cpu.stat (usage_usec, user_usec, system_usec), else cgroup v1's
 // cpuacct.usage (nanoseconds) with cpuacct.stat's user and system (in
 // USER_HZ ticks).
-func ReadCgroupUsage(dir string) (CgroupUsage, error) {
+func ReadUsage(dir string) (Usage, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "cpu.stat"))
 	if err == nil {
 		if u, ok := parseCPUStatV2(b); ok {
@@ -38,20 +41,20 @@ func ReadCgroupUsage(dir string) (CgroupUsage, error) {
 		}
 		// A v1 cpu controller's cpu.stat (throttling counters only).
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return CgroupUsage{}, fmt.Errorf("reading cgroup CPU: %w", err)
+		return Usage{}, fmt.Errorf("reading cgroup CPU: %w", err)
 	}
 	b, err = os.ReadFile(filepath.Join(dir, "cpuacct.usage"))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return CgroupUsage{}, fmt.Errorf("no CPU accounting in cgroup %s: neither cpu.stat with usage_usec (cgroup v2) nor cpuacct.usage (cgroup v1)", dir)
+			return Usage{}, fmt.Errorf("no CPU accounting in cgroup %s: neither cpu.stat with usage_usec (cgroup v2) nor cpuacct.usage (cgroup v1)", dir)
 		}
-		return CgroupUsage{}, fmt.Errorf("reading cgroup CPU: %w", err)
+		return Usage{}, fmt.Errorf("reading cgroup CPU: %w", err)
 	}
 	ns, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
 	if err != nil {
-		return CgroupUsage{}, fmt.Errorf("%s: %w", filepath.Join(dir, "cpuacct.usage"), err)
+		return Usage{}, fmt.Errorf("%s: %w", filepath.Join(dir, "cpuacct.usage"), err)
 	}
-	u := CgroupUsage{Total: float64(ns) / 1e9}
+	u := Usage{Total: float64(ns) / 1e9}
 	if b, err := os.ReadFile(filepath.Join(dir, "cpuacct.stat")); err == nil {
 		for _, f := range fields(b) {
 			switch f.key {
@@ -67,7 +70,7 @@ func ReadCgroupUsage(dir string) (CgroupUsage, error) {
 
 // parseCPUStatV2 reads cgroup v2's cpu.stat; ok is false when it has no
 // usage_usec (a v1 cpu controller's file of the same name).
-func parseCPUStatV2(b []byte) (u CgroupUsage, ok bool) {
+func parseCPUStatV2(b []byte) (u Usage, ok bool) {
 	for _, f := range fields(b) {
 		switch f.key {
 		case "usage_usec":
@@ -104,7 +107,7 @@ func fields(b []byte) []field {
 	return out
 }
 
-// CgroupDirOf returns the cgroup directory, under cgroupRoot (normally
+// DirOf returns the cgroup directory, under cgroupRoot (normally
 // /sys/fs/cgroup), that accounts the CPU of process pid, read from
 // procRoot/<pid>/cgroup: the cpuacct hierarchy's path on cgroup v1 (also
 // on a hybrid host, where v2's unified hierarchy holds no CPU
@@ -115,7 +118,7 @@ func fields(b []byte) []field {
 // its init process sits in. systemd as a container's PID 1 moves itself
 // into init.scope, podman runs the payload in libpod-ID.scope/container,
 // while the node's other processes (kubelet, pods) are in siblings.
-func CgroupDirOf(procRoot, cgroupRoot string, pid int, within string) (string, error) {
+func DirOf(procRoot, cgroupRoot string, pid int, within string) (string, error) {
 	file := filepath.Join(procRoot, strconv.Itoa(pid), "cgroup")
 	b, err := os.ReadFile(file)
 	if err != nil {

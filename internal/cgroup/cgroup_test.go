@@ -1,6 +1,7 @@
-package collector
+package cgroup
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,17 +30,17 @@ func TestCgroupV2(t *testing.T) {
 	})
 	// The container's init sits in init.scope; kubelet and the pods in
 	// siblings: the container's own cgroup is the one named after it.
-	dir, err := CgroupDirOf(filepath.Join(root, "proc"), filepath.Join(root, "sys/fs/cgroup"), 4242, "0123abcd")
+	dir, err := DirOf(filepath.Join(root, "proc"), filepath.Join(root, "sys/fs/cgroup"), 4242, "0123abcd")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := filepath.Join(root, "sys/fs/cgroup/system.slice/docker-0123abcd.scope"); dir != want {
 		t.Errorf("cgroup dir %s, want %s", dir, want)
 	}
-	if dir, _ := CgroupDirOf(filepath.Join(root, "proc"), filepath.Join(root, "sys/fs/cgroup"), 4242, ""); dir != filepath.Join(root, "sys/fs/cgroup/system.slice/docker-0123abcd.scope/init.scope") {
+	if dir, _ := DirOf(filepath.Join(root, "proc"), filepath.Join(root, "sys/fs/cgroup"), 4242, ""); dir != filepath.Join(root, "sys/fs/cgroup/system.slice/docker-0123abcd.scope/init.scope") {
 		t.Errorf("the process's own cgroup: %s", dir)
 	}
-	u, err := ReadCgroupUsage(dir)
+	u, err := ReadUsage(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,14 +60,14 @@ func TestCgroupV1(t *testing.T) {
 		"sys/fs/cgroup/cpu,cpuacct/docker/feed/cpuacct.stat":  "user 200\nsystem 110\n",
 		"sys/fs/cgroup/cpu,cpuacct/docker/feed/cpu.stat":      "nr_periods 0\nnr_throttled 0\nthrottled_time 0\n",
 	})
-	dir, err := CgroupDirOf(filepath.Join(root, "proc"), filepath.Join(root, "sys/fs/cgroup"), 77, "feed")
+	dir, err := DirOf(filepath.Join(root, "proc"), filepath.Join(root, "sys/fs/cgroup"), 77, "feed")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := filepath.Join(root, "sys/fs/cgroup/cpu,cpuacct/docker/feed"); dir != want {
 		t.Errorf("cgroup dir %s, want %s (the cpuacct hierarchy, not the unified one)", dir, want)
 	}
-	u, err := ReadCgroupUsage(dir)
+	u, err := ReadUsage(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,14 +85,15 @@ func TestCgroupErrors(t *testing.T) {
 	})
 	procs, cg := filepath.Join(root, "proc"), filepath.Join(root, "cg")
 	for pid, want := range map[int]string{5: "has its cpuacct.usage", 6: "names no cpuacct", 7: "finding the cgroup of process 7"} {
-		if _, err := CgroupDirOf(procs, cg, pid, ""); err == nil || !strings.Contains(err.Error(), want) {
+		if _, err := DirOf(procs, cg, pid, ""); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("pid %d: %v, want %q", pid, err, want)
 		}
 	}
-	if _, err := CgroupDirOf(procs, cg, 5, "0123abcd"); err == nil || !strings.Contains(err.Error(), "not inside one named after 0123abcd") {
+	if _, err := DirOf(procs, cg, 5, "0123abcd"); err == nil || !strings.Contains(err.Error(), "not inside one named after 0123abcd") {
 		t.Errorf("a process outside the container's cgroup: %v", err)
 	}
-	if _, err := ReadCgroupUsage(filepath.Join(cg, "empty")); err == nil || !strings.Contains(err.Error(), "no CPU accounting") {
+	if _, err := ReadUsage(filepath.Join(cg, "empty")); err == nil || !strings.Contains(err.Error(), "no CPU accounting") {
 		t.Errorf("a cgroup without CPU accounting: %v", err)
 	}
 }
+func near(a, b, tol float64) bool { return math.Abs(a-b) <= tol }
