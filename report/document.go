@@ -327,6 +327,11 @@ func summaryTable(d *Data) table {
 		header:  []string{"mode", "targets", "req/conn", "Services", "n", "rules walked", "latency mean µs", "latency p99 µs", "latency p99.9 µs", "failed requests", "connect p50 µs", "node CPU cores", "kube-proxy CPU cores"},
 		numeric: []bool{false, false, true, true, true, true, true, true, true, true, true, true, true},
 	}
+	kernel := timesFirstPacket(d)
+	if kernel {
+		t.header = append(t.header, "kernel first packet p50 µs", "kernel first packet p99 µs")
+		t.numeric = append(t.numeric, true, true)
+	}
 	for _, g := range d.groups {
 		n := fmt.Sprint(len(g.Valid))
 		if g.Invalid > 0 {
@@ -338,8 +343,24 @@ func summaryTable(d *Data) table {
 			failedShare(g.Valid),
 			g.summary("connect"), g.summary("cpu"), g.summary("kube-proxy-cpu"),
 		})
+		if kernel {
+			t.rows[len(t.rows)-1] = append(t.rows[len(t.rows)-1], g.summary("first-packet"), g.summary("first-packet-p99"))
+		}
 	}
 	return t
+}
+
+// timesFirstPacket reports whether any point of d has the kernel's time
+// to first packet (runs of older kpbench versions have none).
+func timesFirstPacket(d *Data) bool {
+	for _, g := range d.groups {
+		for _, p := range g.Points {
+			if _, ok := metric("first-packet").Value(p); ok {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // failedShare is the failed requests of points, with their share of all
