@@ -175,6 +175,11 @@ type Features struct {
 	// UserKubeconfig, when set, is how the user reaches the cluster
 	// (existing): API clients use it instead of KubeconfigPath.
 	UserKubeconfig *KubeconfigRef
+	// Hold, when set, holds the cluster for a run (the lab): other kpbench
+	// commands that would change it refuse while the hold lasts. It fails
+	// when another run holds the cluster; release ends the hold. A hold
+	// whose process has exited counts as none.
+	Hold func(ctx context.Context, runID, runDir string) (release func(), err error)
 }
 
 // ClientWhere names where a client node is, for logs and tests; what
@@ -222,6 +227,12 @@ type Client struct {
 	// VM, when set, describes a VM client node on this machine: the
 	// hypervisor process's CPU is measured beside the guest's.
 	VM *VMNodeInfo
+	// FlushConntrack, when set, empties the client node's connection
+	// tracking table: a node kpbench owns (the lab's), which the engine
+	// flushes before each point so that repetitions start alike. kind and
+	// existing nodes are shared with the rest of the cluster and are left
+	// alone.
+	FlushConntrack func(ctx context.Context) error
 }
 
 // LoadRunner runs load clients inside the cluster (kind, existing): each

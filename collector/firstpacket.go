@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/kpbench/kpbench/clusters"
 	"github.com/kpbench/kpbench/collector/firstpacket"
 	"github.com/kpbench/kpbench/runs"
 )
@@ -36,7 +35,9 @@ func firstPacketFor(_ context.Context, s Setup) Observer {
 	if !s.FirstPacket {
 		return nil
 	}
-	if s.Client.Where != clusters.ClientNetns {
+	if s.Client.Bin != "" {
+		// The node runs its own kpbench (a VM's guest, a pod): its
+		// kernel is not this one.
 		return &FirstPacketObserver{Unavailable: fmt.Sprintf("the client node (%s) does not run on this machine's kernel, the only one kpbench loads the probe into", s.Client.Where)}
 	}
 	node := s.Node

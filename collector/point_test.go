@@ -74,7 +74,8 @@ func TestPointMeasurement(t *testing.T) {
 	if p := r.CPU.Processes; p.Client != 0 || !near(p.KubeProxy, ref, 0.1*ref+0.06) {
 		t.Errorf("processes = %+v; this process's CPU clock says %.3f cores", p, ref)
 	}
-	if r.CPU.Node.Total < r.CPU.Processes.KubeProxy-0.05 {
+	// Both counters round to ticks: 0.06 each over the window.
+	if r.CPU.Node.Total < r.CPU.Processes.KubeProxy-0.12 {
 		t.Errorf("node %.3f cores < the process's %.3f", r.CPU.Node.Total, r.CPU.Processes.KubeProxy)
 	}
 	if r.Sync.FullSyncs != 1 || r.Sync.PartialSyncs != 3 || r.KubeProxy == nil || r.KubeProxy.Sync.Count != 4 {

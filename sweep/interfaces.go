@@ -76,16 +76,6 @@ type LoadRunner interface {
 	Run(ctx context.Context, req LoadRequest) (*LoadResult, error)
 }
 
-// ConntrackFlusher is implemented by client nodes whose connection
-// tracking table kpbench owns and may empty (the lab's: a network
-// namespace or VM it created). The engine flushes it before each point, so
-// that repetitions start alike instead of each inheriting the entries of
-// the ones before; kind and existing nodes are shared with the rest of the
-// cluster and are left alone.
-type ConntrackFlusher interface {
-	FlushConntrack(ctx context.Context) error
-}
-
 // RuleCounter counts the dataplane's rules of a mode on the client node.
 type RuleCounter interface {
 	Count(ctx context.Context, mode scenarios.Mode) (runs.Rules, error)

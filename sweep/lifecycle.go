@@ -15,15 +15,6 @@ import (
 // describe it, measure, record the outcome, take it down. run.json is
 // written through the run's runs.Record only.
 
-// Holder is implemented by providers whose cluster a run holds while it
-// measures it (the lab): other kpbench commands that would change the
-// cluster refuse while the hold lasts. Hold fails when another run holds
-// the cluster; release ends the hold. A hold whose process has exited
-// counts as none.
-type Holder interface {
-	Hold(ctx context.Context, runID, runDir string) (release func(), err error)
-}
-
 // RunConfig is what Execute needs besides the run's record.
 type RunConfig struct {
 	Provider clusters.Provider
@@ -52,7 +43,7 @@ func (e *SetupError) Error() string { return e.Err.Error() }
 func (e *SetupError) Unwrap() error { return e.Err }
 
 // Execute runs rec's scenario on cfg.Provider: it holds the cluster for
-// the run (a Holder), brings it up or attaches to it (Prepare), records
+// the run (Features.Hold), brings it up or attaches to it (Prepare), records
 // the cluster in run.json (Describe), measures every point not yet
 // measured (Engine.Run), records the outcome (Record.Finish), and takes the
 // cluster down (Teardown) and releases the hold, also when ctx was
@@ -77,8 +68,8 @@ func Execute(ctx context.Context, rec *runs.Record, cfg RunConfig) error {
 	setup := func(err error) error { return &SetupError{Err: err} }
 	p := cfg.Provider
 	run := rec.Run
-	if h, ok := p.(Holder); ok {
-		release, err := h.Hold(ctx, run.ID, rec.Dir)
+	if hold := p.Features(ctx).Hold; hold != nil {
+		release, err := hold(ctx, run.ID, rec.Dir)
 		if err != nil {
 			return setup(err)
 		}

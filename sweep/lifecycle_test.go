@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kpbench/kpbench/clusters"
 	"github.com/kpbench/kpbench/runs"
 	"github.com/kpbench/kpbench/scenarios"
 )
@@ -18,6 +19,12 @@ type holding struct {
 	holdErr  error
 	holders  []string
 	released int
+}
+
+func (h *holding) Features(ctx context.Context) clusters.Features {
+	f := h.targetProvider.Features(ctx)
+	f.Hold = h.Hold
+	return f
 }
 
 func (h *holding) Hold(_ context.Context, runID, _ string) (func(), error) {

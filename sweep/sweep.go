@@ -306,8 +306,8 @@ func (e *Engine) measure(ctx context.Context, ps *pass, mode scenarios.Mode, n, 
 	req := LoadRequest{ID: id, Rate: l.Rate, RequestsPerConn: rpc, Timeout: l.Timeout.D(), MaxInflight: l.MaxInflight,
 		Warmup: l.WarmupDuration()}
 	flushed := false
-	if f, ok := e.Provider.ClientNode().(ConntrackFlusher); ok {
-		if err := f.FlushConntrack(ctx); err != nil {
+	if flush := e.Provider.Features(ctx).Client.FlushConntrack; flush != nil {
+		if err := flush(ctx); err != nil {
 			e.problem(ps, fmt.Sprintf("%s: %v", id, err))
 		} else {
 			flushed = true

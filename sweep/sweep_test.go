@@ -517,10 +517,13 @@ func TestStepOrderInterleavesRepetitions(t *testing.T) {
 // conntrack table (as the lab's does).
 type flushingCluster struct{ *fakeCluster }
 
-func (f flushingCluster) ClientNode() clusters.ClientNode { return f }
-func (f flushingCluster) FlushConntrack(context.Context) error {
-	*f.events = append(*f.events, "flush conntrack")
-	return nil
+func (f flushingCluster) Features(ctx context.Context) clusters.Features {
+	feat := f.fakeCluster.Features(ctx)
+	feat.Client.FlushConntrack = func(context.Context) error {
+		*f.events = append(*f.events, "flush conntrack")
+		return nil
+	}
+	return feat
 }
 
 // TestConntrackFlushedBeforeEachPoint: on a node kpbench owns, every point

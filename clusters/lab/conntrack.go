@@ -6,6 +6,11 @@ import (
 	"io"
 )
 
+// FlushConntrack empties the client node's connection tracking table
+// (clusters.Client.FlushConntrack), whether the node is a namespace or a
+// VM; see the node's own FlushConntrack.
+func (l *Lab) FlushConntrack(ctx context.Context) error { return flushConntrack(ctx, l.node()) }
+
 // FlushConntrack empties the client node's connection tracking table,
 // between repetitions, so that each starts from the same state (a
 // repetition would otherwise inherit the thousands of TIME_WAIT entries

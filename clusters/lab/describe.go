@@ -18,12 +18,14 @@ func (l *Lab) Features(ctx context.Context) clusters.Features {
 		Pinning:     l.Pinning,
 		Running:     l.Running,
 		Describe:    l.Describe,
+		Hold:        l.Hold,
 	}
 	if vm, ok := l.VMNode(ctx); ok {
 		// The guest runs this machine's kpbench (its root is shared)
 		// and its own tools.
 		f.Client = clusters.Client{Where: clusters.ClientVM, Bin: "kpbench", Cat: []string{"cat"}, VM: &vm}
 	}
+	f.Client.FlushConntrack = l.FlushConntrack
 	return f
 }
 

@@ -96,3 +96,28 @@ func TestHoldFileOf(t *testing.T) {
 		t.Errorf("HoldFileOf = %q, want %q", got, want)
 	}
 }
+
+// The lab declares its hold and its conntrack flush in its Features, where
+// a run finds them.
+func TestFeaturesHoldTheLab(t *testing.T) {
+	ctx := context.Background()
+	l, err := New(Config{Name: "feat", StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := l.Features(ctx)
+	if f.Hold == nil || f.Client.FlushConntrack == nil {
+		t.Fatalf("features %+v: no Hold or no FlushConntrack", f)
+	}
+	release, err := f.Hold(ctx, "run-f", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, err := l.HeldBy(); err != nil || h == nil || h.RunID != "run-f" {
+		t.Errorf("held by %+v (%v), want run-f", h, err)
+	}
+	release()
+	if h, _ := l.HeldBy(); h != nil {
+		t.Errorf("still held by %+v after release", h)
+	}
+}

@@ -10,10 +10,7 @@ import (
 	"time"
 
 	"github.com/kpbench/kpbench/clusters/lab"
-	"github.com/kpbench/kpbench/sweep"
 )
-
-var _ sweep.Holder = (*lab.Lab)(nil)
 
 // TestLabHeldByARun: while a run holds the lab, commands that would change
 // it refuse and name the run, lab status says who holds it, and --force

@@ -183,10 +183,10 @@ func TestLoadUnreachableRateReturnsOnTime(t *testing.T) {
 	_, url := serveForTest(t)
 	var stdout, stderr bytes.Buffer
 	start := time.Now()
-	code := Run(context.Background(), nil, &stdout, &stderr, []string{"--log-format", "human", "load", "--rate", "1e7", "--duration", "1s", "--fail-invalid", url})
+	code := Run(context.Background(), nil, &stdout, &stderr, []string{"--log-format", "human", "load", "--rate", "1e7", "--warmup", "1s", "--duration", "1s", "--fail-invalid", url})
 	took := time.Since(start)
 	if took > 5*time.Second {
-		t.Errorf("load --rate 1e7 --duration 1s took %v", took)
+		t.Errorf("load --rate 1e7 --warmup 1s --duration 1s took %v", took)
 	}
 	if code != ExitFailed {
 		t.Errorf("exit %d with --fail-invalid, want 1", code)
