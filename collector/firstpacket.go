@@ -109,7 +109,8 @@ func (w *firstPacketWindow) firstPacket(load Load) (runs.FirstPacket, error) {
 	case load.PID == 0:
 		return runs.FirstPacket{}, errors.New("the load did not report its process")
 	}
-	ev, err := w.probe.Take(load.PID, load.Start, load.End)
+	// A connection is an instant: the one window rule, applied to it.
+	ev, err := w.probe.Take(load.PID, func(t time.Time) bool { return InWindow(Span{t, t}, load.Span) })
 	if err != nil {
 		return runs.FirstPacket{}, err
 	}

@@ -170,26 +170,21 @@ func (p *Probe) Discard() error {
 	return nil
 }
 
-// Take returns the connections of process tgid whose SYN_SENT fell inside
-// [start, end] (Within), and forgets every connection timed so far.
-func (p *Probe) Take(tgid int, start, end time.Time) ([]Event, error) {
+// Take returns the connections of process tgid whose SYN_SENT time inside
+// says is inside the window (the caller's window rule: collector.InWindow
+// for kpbench's points), and forgets every connection timed so far.
+func (p *Probe) Take(tgid int, inside func(time.Time) bool) ([]Event, error) {
 	if err := p.drain(); err != nil {
 		return nil, err
 	}
 	var out []Event
 	for _, e := range p.events {
-		if e.TGID == tgid && Within(e.Start, start, end) {
+		if e.TGID == tgid && inside(e.Start) {
 			out = append(out, e)
 		}
 	}
 	p.events = p.events[:0]
 	return out, nil
-}
-
-// Within is the window rule for instantaneous events: t is inside when
-// start ≤ t < end.
-func Within(t, start, end time.Time) bool {
-	return !t.Before(start) && t.Before(end)
 }
 
 // Counters reads the probe's totals.
