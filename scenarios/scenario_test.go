@@ -202,3 +202,12 @@ func TestResolve(t *testing.T) {
 		t.Errorf("Resolve(missing) = %v, want an error listing the catalog", err)
 	}
 }
+
+// TestGateOnTheKernelTime: a gate may name the kernel time to first
+// packet (its median and p99), a per-window robust statistic.
+func TestGateOnTheKernelTime(t *testing.T) {
+	doc := "apiVersion: kpbench.io/v1alpha1\nkind: Scenario\nmetadata:\n  name: t\nspec:\n  services: [1, 1000]\n  gate:\n    metrics: [first-packet, first-packet-p99, connect]\n"
+	if _, err := Parse([]byte(doc)); err != nil {
+		t.Fatalf("a gate on the kernel time: %v", err)
+	}
+}
