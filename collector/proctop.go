@@ -21,7 +21,7 @@ import (
 // CPU, and TopProcesses ranks them.
 
 // TopN is how many processes (or groups) a point's ProcessTop lists.
-const TopN = 8
+const TopN = runs.TopProcessesPerPoint
 
 // ProcessInfo is one process a ProcessSeries saw use CPU.
 type ProcessInfo struct {
@@ -63,8 +63,8 @@ type ProcessSeries struct {
 	Samples   []ProcessSample `json:"samples"`
 	// Scans is how many scans were taken, ScanSeconds their summed
 	// wall time: the sampler's own cost.
-	Scans       int     `json:"scans"`
-	ScanSeconds float64 `json:"scanSeconds"`
+	Scans       int      `json:"scans"`
+	ScanSeconds float64  `json:"scanSeconds"`
 	Problems    []string `json:"problems,omitempty"`
 }
 

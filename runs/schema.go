@@ -330,6 +330,10 @@ type ProcessesCPU struct {
 	Top *ProcessTop `json:"top,omitempty"`
 }
 
+// TopProcessesPerPoint is how many processes (or groups) a point's
+// ProcessTop lists by name.
+const TopProcessesPerPoint = 8
+
 // ProcessTop is the client node's CPU per process over the measured
 // window (/proc/PID/stat utime+stime deltas, per thread group), the
 // busiest first, the rest summed as Other. When it could not be measured
