@@ -192,9 +192,10 @@ func (doc *document) cpuAttribution(d *Data) {
 		t.rows = append(t.rows, row)
 	}
 	doc.table(t)
-	doc.p("\"User\" includes nice time. \"Processes counted\" sums every process's utime+stime (/proc/PID/stat) over the same window; \"not attributed\" is the node total less that sum: " +
-		"interrupt and softirq work the kernel charges to no process (with IRQ time accounting, the default of distribution kernels, softirq that runs on return from an interrupt is not added to the interrupted task), " +
-		"processes that exited between two scans, and CPU that processes also allowed elsewhere spent on other CPUs is in the sum though not in the node's.")
+	doc.p("\"User\" includes nice time. \"Processes counted\" sums every listed process's utime+stime (/proc/PID/stat) over the same window, and \"not attributed\" is the node total less that sum. " +
+		"Interrupt and softirq work is charged to the task it interrupted, so when it interrupts an idle CPU it belongs to the idle task, which /proc does not list; " +
+		"a kernel built with CONFIG_IRQ_TIME_ACCOUNTING charges none of it to any task, except what ksoftirqd runs. " +
+		"The rest of \"not attributed\" is processes that exited between two scans; processes also allowed on other CPUs lower it, since their time there is in the sum but not in the node's.")
 	doc.processTable(ms, multi)
 }
 
@@ -208,13 +209,23 @@ func diffCellIf(b, a Summary, digits int) string {
 // processTable lists the busiest processes of every mode, with each
 // mode's difference from the first.
 func (doc *document) processTable(ms []modeCPU, multi bool) {
-	var with []modeCPU
-	var why []string
+	var (
+		with []modeCPU
+		why  []string
+		per  []string
+	)
 	for _, m := range ms {
-		if m.procN > 0 {
+		switch {
+		case m.procN == 0:
+			if m.why != "" {
+				why = append(why, m.label(multi)+": "+m.why)
+			}
+		case m.procN < len(m.g.Valid):
+			why = append(why, fmt.Sprintf("%s: %d of %d repetitions have none (%s)", m.label(multi), len(m.g.Valid)-m.procN, len(m.g.Valid), m.why))
+			fallthrough
+		default:
 			with = append(with, m)
-		} else if m.why != "" {
-			why = append(why, m.label(multi)+": "+m.why)
+			per = append(per, fmt.Sprintf("%s %d", m.label(multi), m.procN))
 		}
 	}
 	if len(with) == 0 {
@@ -271,10 +282,10 @@ func (doc *document) processTable(ms []modeCPU, multi bool) {
 		}
 		t.rows = append(t.rows, row)
 	}
-	doc.p("The busiest processes of the client node in these points, in cores (mean over the %s with a process list; a process outside a repetition's %d busiest counts as 0 there, its CPU in \"other processes\"). Counted: %s.",
-		count(with[0].procN, "repetition", "repetitions"), runs.TopProcessesPerPoint, with[0].covers)
+	doc.p("The busiest processes of the client node in these points, in cores: the mean over the repetitions with a process list (%s); a process outside a repetition's %d busiest counts as 0 there, its CPU in \"other processes\". A role names the process kpbench started as such. Counted: %s.",
+		strings.Join(per, ", "), runs.TopProcessesPerPoint, with[0].covers)
 	doc.table(t)
 	if len(why) > 0 {
-		doc.p("No per-process CPU for %s.", strings.Join(why, "; "))
+		doc.p("Missing process lists: %s.", strings.Join(why, "; "))
 	}
 }
