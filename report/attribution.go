@@ -34,6 +34,9 @@ type modeCPU struct {
 	procN                 int
 	covers                string
 	why                   string // why no point has a process list
+	// cgroup: the node CPU is a container's cgroup, which has no irq,
+	// softirq or steal split.
+	cgroup bool
 }
 
 // attributionGroups picks, per mode and targets, the group of the
@@ -86,6 +89,7 @@ func modeCPUOf(g *group) modeCPU {
 	var total, user, system, softirq, irq, rest, counted, unattr []float64
 	for _, p := range g.Valid {
 		n := p.CPU.Node
+		m.cgroup = m.cgroup || strings.Contains(n.Covers, "cgroup")
 		total = append(total, n.Total)
 		user = append(user, n.User+n.Nice)
 		system = append(system, n.System)
@@ -174,6 +178,9 @@ func (doc *document) cpuAttribution(d *Data) {
 	t.numeric = append(t.numeric, true, true)
 	for _, m := range ms {
 		row := []string{m.label(multi), fmt.Sprint(m.total.N), pm(m.total, 3), pm(m.user, 3), pm(m.system, 3), pm(m.softirq, 3), pm(m.irq, 3), pm(m.rest, 3)}
+		if m.cgroup {
+			row[5], row[6], row[7] = "–", "–", "–"
+		}
 		if walk {
 			row = append(row, pm(m.walk, 4))
 		}
@@ -185,6 +192,9 @@ func (doc *document) cpuAttribution(d *Data) {
 		row := []string{m.label(multi) + " − " + a.label(multi), "",
 			diffCell(m.total.Mean-a.total.Mean, 3), diffCell(m.user.Mean-a.user.Mean, 3), diffCell(m.system.Mean-a.system.Mean, 3),
 			diffCell(m.softirq.Mean-a.softirq.Mean, 3), diffCell(m.irq.Mean-a.irq.Mean, 3), diffCell(m.rest.Mean-a.rest.Mean, 3)}
+		if m.cgroup || a.cgroup {
+			row[5], row[6], row[7] = "–", "–", "–"
+		}
 		if walk {
 			row = append(row, diffCellIf(m.walk, a.walk, 4))
 		}
@@ -192,6 +202,12 @@ func (doc *document) cpuAttribution(d *Data) {
 		t.rows = append(t.rows, row)
 	}
 	doc.table(t)
+	for _, m := range ms {
+		if m.cgroup {
+			doc.p("A container's cgroup counts user and system time only: its irq, softirq and steal are shown as –.")
+			break
+		}
+	}
 	doc.p("\"User\" includes nice time. \"Processes counted\" sums every listed process's utime+stime (/proc/PID/stat) over the same window, and \"not attributed\" is the node total less that sum. " +
 		"Interrupt and softirq work is charged to the task it interrupted, so when it interrupts an idle CPU it belongs to the idle task, which /proc does not list; " +
 		"a kernel built with CONFIG_IRQ_TIME_ACCOUNTING charges none of it to any task, except what ksoftirqd runs. " +

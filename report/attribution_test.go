@@ -1,6 +1,8 @@
 package report
 
 import (
+	"bytes"
+	"encoding/csv"
 	"math"
 	"slices"
 	"strings"
@@ -210,5 +212,51 @@ func TestDataplanePlot(t *testing.T) {
 	}
 	if _, ok := names(attributionFixture(true, false))["dataplane-cpu"]; ok {
 		t.Error("a SYN path plot without the probe")
+	}
+}
+
+// TestCPUAttributionCgroup: a kind node's CPU is its container's cgroup,
+// which has no softirq or irq column; the section says so rather than
+// showing zeros.
+func TestCPUAttributionCgroup(t *testing.T) {
+	d := attributionFixture(true, false)
+	for i := range d.Points {
+		d.Points[i].CPU.Node.Covers = "the client node container's cgroup (kind-worker)"
+	}
+	tabs, paras := sectionTables(t, d)
+	if got := cell(t, tabs[0], "iptables", "softirq"); got != "–" {
+		t.Errorf("softirq of a cgroup %q, want –", got)
+	}
+	if got := cell(t, tabs[0], "nftables − iptables", "user"); got != "-0.020" {
+		t.Errorf("user difference %q", got)
+	}
+	if !strings.Contains(strings.Join(paras, "\n"), "cgroup counts user and system time only") {
+		t.Error("no note on the cgroup's split")
+	}
+}
+
+// TestPointsCSVProcesses: points.csv flattens the process list to
+// name=cores cells, roles named.
+func TestPointsCSVProcesses(t *testing.T) {
+	p := runs.Point{ID: "x"}
+	p.CPU.Processes.Top = &runs.ProcessTop{Covers: "c", Total: 0.3, Other: 0.05, OtherCount: 3, Processes: []runs.ProcessShare{
+		{Name: "kpbench", PID: 7, Role: "load client", Cores: 0.2},
+		{Name: "ksoftirqd/1", PID: 24, KernelThread: true, Cores: 0.05},
+	}}
+	b, err := PointsCSV([]runs.Point{p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for i, h := range rows[0] {
+		got[h] = rows[1][i]
+	}
+	if got["cpu.processes.top.processes"] != "load client (kpbench)=0.2; ksoftirqd/1=0.05" || got["cpu.processes.top.total"] != "0.3" ||
+		got["cpu.processes.top.otherCount"] != "3" {
+		t.Errorf("processes %q, total %q, other count %q", got["cpu.processes.top.processes"], got["cpu.processes.top.total"], got["cpu.processes.top.otherCount"])
 	}
 }
