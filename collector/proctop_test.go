@@ -447,3 +447,38 @@ func BenchmarkProcessScan(b *testing.B) {
 	b.ReportMetric(float64(cpu()-c0)/float64(b.N), "cpu-ns/op")
 	b.ReportMetric(float64(len(out)), "processes")
 }
+
+// TestAgentObserverSendsProcesses: the in-cluster agent's result carries
+// the process series through its JSON, and the caller narrows it to the
+// load's window and names the load client.
+func TestAgentObserverSendsProcesses(t *testing.T) {
+	o := &AgentObserver{Node: &fakeAgentNode{}, Interval: 50 * time.Millisecond}
+	w, err := o.Begin(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	spin(t, 200*time.Millisecond)
+	end := time.Now()
+	time.Sleep(100 * time.Millisecond)
+	p := &runs.Point{}
+	if err := w.End(context.Background(), Load{Span: Span{start, end}, PID: os.Getpid()}, p); err != nil {
+		t.Fatal(err)
+	}
+	top := p.CPU.Processes.Top
+	if top == nil || top.Unavailable != "" {
+		t.Fatalf("no process list through the agent: %+v", top)
+	}
+	if !strings.Contains(top.Covers, "every process of the client node's PID namespace") {
+		t.Errorf("covers %q", top.Covers)
+	}
+	for _, sh := range top.Processes {
+		if sh.PID == os.Getpid() {
+			if sh.Role != "load client" || sh.Cores <= 0 {
+				t.Errorf("this process listed as %+v", sh)
+			}
+			return
+		}
+	}
+	t.Errorf("this process (spinning) is not in the list: %+v", top.Processes)
+}
