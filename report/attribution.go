@@ -19,6 +19,9 @@ import (
 // attributionTopN is how many processes the section lists.
 const attributionTopN = 8
 
+// childrenSuffix labels the CPU of the children a process reaped.
+const childrenSuffix = ": its reaped children"
+
 // modeCPU is one group's CPU, averaged over its valid points.
 type modeCPU struct {
 	g *group
@@ -115,6 +118,9 @@ func modeCPUOf(g *group) modeCPU {
 			l := processLabel(sh)
 			m.procs[l] += sh.Cores
 			m.kthr[l] = sh.KernelThread
+			if sh.Children > 0 {
+				m.procs[l+childrenSuffix] += sh.Children
+			}
 		}
 		m.procs["(other processes)"] += top.Other
 	}
@@ -158,7 +164,7 @@ func (doc *document) cpuAttribution(d *Data) {
 	multi := len(targets) > 1
 	key := gs[0].Key
 	doc.h(2, "Where the client node's CPU goes")
-	doc.p("At %s Services with %s: the client node's CPU (%s) split as /proc/stat splits it, "+
+	doc.p("At %s Services with %s: the busy time of %s, split as /proc/stat splits it; "+
 		"means over valid repetitions ± half the 95%% CI; rows \"B − A\" are differences of means. "+
 		"\"SYN path\" is the kernel time to first packet × new connections per second: the CPU the SYN's trip from SYN_SENT to the device queue takes "+
 		"(routing and netfilter's LOCAL_OUT and POST_ROUTING hooks, where the Service lookup runs). It is spent in connect(2), in the load client's own context, "+
@@ -298,7 +304,7 @@ func (doc *document) processTable(ms []modeCPU, multi bool) {
 		}
 		t.rows = append(t.rows, row)
 	}
-	doc.p("The busiest processes of the client node in these points, in cores: the mean over the repetitions with a process list (%s); a process outside a repetition's %d busiest counts as 0 there, its CPU in \"other processes\". A role names the process kpbench started as such. Counted: %s.",
+	doc.p("The busiest processes of the client node in these points, in cores: the mean over the repetitions with a process list (%s); a process outside a repetition's %d busiest counts as 0 there, its CPU in \"other processes\". A role names the process kpbench started as such; \"its reaped children\" is the CPU of the children a process waited for in the window (cutime+cstime: kube-proxy's iptables-restore and ipset runs, too short-lived for a scan to see), which is not in \"processes counted\". Counted: %s.",
 		strings.Join(per, ", "), runs.TopProcessesPerPoint, with[0].covers)
 	doc.table(t)
 	if len(why) > 0 {

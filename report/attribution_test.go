@@ -38,7 +38,7 @@ func attributionFixture(withTop, withProbe bool) *Data {
 					top.Processes = []runs.ProcessShare{
 						{Name: "kpbench", PID: 100 + r, Role: "load client", Cores: 0.22},
 						{Name: "ksoftirqd/1", PID: 24, KernelThread: true, Cores: 0.03},
-						{Name: "kube-proxy", PID: 50, Role: "kube-proxy", Cores: 0.01},
+						{Name: "kube-proxy", PID: 50, Role: "kube-proxy", Cores: 0.01, Children: 0.004},
 						{Name: "kworker/1:*", Count: 2, KernelThread: true, Cores: 0.005},
 					}
 					fp.MeanUs, fp.P50Us = 40, 38
@@ -142,7 +142,7 @@ func TestCPUAttributionSection(t *testing.T) {
 	for _, r := range procs.rows {
 		rows = append(rows, r[0])
 	}
-	want := []string{"load client (kpbench)", "ksoftirqd/1", "kube-proxy (kube-proxy)", "kworker/1:*", "(other processes)"}
+	want := []string{"load client (kpbench)", "ksoftirqd/1", "kube-proxy (kube-proxy)", "kworker/1:*", "kube-proxy (kube-proxy): its reaped children", "(other processes)"}
 	if !slices.Equal(rows, want) {
 		t.Errorf("process rows %v, want %v", rows, want)
 	}
@@ -154,6 +154,8 @@ func TestCPUAttributionSection(t *testing.T) {
 		{"kworker/1:*", "nftables", "0.000"},
 		{"kworker/1:*", "nftables − iptables", "-0.005"},
 		{"kube-proxy (kube-proxy)", "nftables − iptables", "-0.002"},
+		{"kube-proxy (kube-proxy): its reaped children", "iptables", "0.004"},
+		{"kube-proxy (kube-proxy): its reaped children", "nftables", "0.000"},
 	} {
 		if got := cell(t, procs, c.row, c.col); got != c.want {
 			t.Errorf("%s / %s = %q, want %q", c.row, c.col, got, c.want)
