@@ -219,6 +219,9 @@ func (doc *document) cpuAttribution(d *Data) {
 		"a kernel built with CONFIG_IRQ_TIME_ACCOUNTING charges none of it to any task, except what ksoftirqd runs. " +
 		"The rest of \"not attributed\" is processes that exited between two scans; processes also allowed on other CPUs lower it, since their time there is in the sum but not in the node's.")
 	doc.processTable(ms, multi)
+	if walk {
+		doc.synPathTable(d, key.RequestsPerConn)
+	}
 }
 
 func diffCellIf(b, a Summary, digits int) string {
@@ -310,4 +313,41 @@ func (doc *document) processTable(ms []modeCPU, multi bool) {
 	if len(why) > 0 {
 		doc.p("Missing process lists: %s.", strings.Join(why, "; "))
 	}
+}
+
+// synPathTable is the SYN path's CPU at every step of the connection
+// variant the section shows, beside the node CPU of the same points.
+func (doc *document) synPathTable(d *Data, rpc int) {
+	t := table{header: []string{"mode", "targets", "Services", "n", "kernel mean µs", "new connections/s", "SYN path cores", "node CPU cores", "share of node CPU"},
+		numeric: []bool{false, false, true, true, true, true, true, true, true}}
+	for _, g := range d.groups {
+		if g.Key.RequestsPerConn != rpc {
+			continue
+		}
+		var mean, rate, cores, node []float64
+		for _, p := range g.Valid {
+			c, ok := firstPacketCores(p)
+			if !ok {
+				continue
+			}
+			mean = append(mean, p.FirstPacket.MeanUs)
+			rate = append(rate, float64(p.FirstPacket.Connections)/p.DurationSeconds)
+			cores = append(cores, c)
+			node = append(node, p.CPU.Node.Total)
+		}
+		if len(cores) == 0 {
+			continue
+		}
+		share := "–"
+		if n := Summarize(node).Mean; n > 0 {
+			share = fmt.Sprintf("%.1f%%", 100*Summarize(cores).Mean/n)
+		}
+		t.rows = append(t.rows, []string{string(g.Key.Mode), string(g.Key.Targets), formatCount(g.Key.Services), fmt.Sprint(len(cores)),
+			pm(Summarize(mean), 2), fmt.Sprintf("%.0f", Summarize(rate).Mean), pm(Summarize(cores), 4), pm(Summarize(node), 3), share})
+	}
+	if len(t.rows) == 0 {
+		return
+	}
+	doc.p("The SYN path's CPU at every Service step (%s): the mean kernel time to first packet × the timed new connections per second, over the valid points the probe timed, beside their node CPU.", describeRPC(rpc))
+	doc.table(t)
 }

@@ -110,8 +110,24 @@ func cell(t *testing.T, tab table, row, col string) string {
 
 func TestCPUAttributionSection(t *testing.T) {
 	tabs, paras := sectionTables(t, attributionFixture(true, true))
-	if len(tabs) != 2 {
-		t.Fatalf("%d tables, want the split and the processes", len(tabs))
+	if len(tabs) != 3 {
+		t.Fatalf("%d tables, want the split, the processes and the SYN path per step", len(tabs))
+	}
+	// Per step: 40 µs × 1,000 connections/s at iptables' 1,000 Services.
+	steps := tabs[2]
+	if len(steps.rows) != 4 {
+		t.Fatalf("%d step rows, want 2 modes × 2 steps", len(steps.rows))
+	}
+	for _, r := range steps.rows {
+		want := []string{"0.0120", "1.25", "1.0%"} // 0.012 of 1.25 cores
+		if r[0] == "iptables" && r[2] == "1,000" {
+			want = []string{"0.0400", "0.301", "13.3%"}
+		} else if r[2] == "1,000" {
+			want = []string{"0.0120", "0.251", "4.8%"}
+		}
+		if !strings.HasPrefix(r[6], want[0]) || !strings.HasPrefix(r[7], want[1]) || r[8] != want[2] || r[5] != "1000" {
+			t.Errorf("step row %v, want SYN path %s, node %s, share %s at 1000 connections/s", r, want[0], want[1], want[2])
+		}
 	}
 	if !strings.Contains(paras[0], "At 1,000 Services with a new connection per request") {
 		t.Errorf("intro %q", paras[0])
