@@ -26,6 +26,9 @@ type PointConfig struct {
 	Interval time.Duration
 	// KubeProxy, when set, is scraped at Start and Stop.
 	KubeProxy *KubeProxyScraper
+	// NoProcesses leaves out the per-process attribution
+	// (PointResult.Processes), whose scans are the collector's own CPU.
+	NoProcesses bool
 }
 
 // PointResult is what the collector contributes to a point.
@@ -108,11 +111,13 @@ func (fs FS) StartPoint(ctx context.Context, cfg PointConfig) (*PointMeasurement
 		return nil, err
 	}
 	// Per-process attribution is never essential.
-	ps := NewProcessSampler(fs.root, cfg.CPUs, cfg.Interval)
-	if err := ps.Start(ctx); err != nil {
-		m.problem("per-process CPU: %v", err)
-	} else {
-		m.procs = ps
+	if !cfg.NoProcesses {
+		ps := NewProcessSampler(fs.root, cfg.CPUs, cfg.Interval)
+		if err := ps.Start(ctx); err != nil {
+			m.problem("per-process CPU: %v", err)
+		} else {
+			m.procs = ps
+		}
 	}
 	return m, nil
 }

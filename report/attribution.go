@@ -33,6 +33,7 @@ type modeCPU struct {
 	// process list; procN counts those points.
 	procs                 map[string]float64
 	kthr                  map[string]bool
+	shared                map[string]bool
 	counted, unattributed Summary
 	procN                 int
 	covers                string
@@ -88,7 +89,7 @@ func processLabel(p runs.ProcessShare) string {
 }
 
 func modeCPUOf(g *group) modeCPU {
-	m := modeCPU{g: g, procs: map[string]float64{}, kthr: map[string]bool{}}
+	m := modeCPU{g: g, procs: map[string]float64{}, kthr: map[string]bool{}, shared: map[string]bool{}}
 	var total, user, system, softirq, irq, rest, counted, unattr []float64
 	for _, p := range g.Valid {
 		n := p.CPU.Node
@@ -118,6 +119,7 @@ func modeCPUOf(g *group) modeCPU {
 			l := processLabel(sh)
 			m.procs[l] += sh.Cores
 			m.kthr[l] = sh.KernelThread
+			m.shared[l] = m.shared[l] || sh.Shared
 			if sh.Children > 0 {
 				m.procs[l+childrenSuffix] += sh.Children
 			}
@@ -282,7 +284,7 @@ func (doc *document) processTable(ms []modeCPU, multi bool) {
 		labels = labels[:attributionTopN]
 	}
 	labels = append(labels, "(other processes)")
-	t := table{header: []string{"process", "kernel thread"}, numeric: []bool{false, false}}
+	t := table{header: []string{"process", "notes"}, numeric: []bool{false, false}}
 	for _, m := range with {
 		t.header = append(t.header, m.label(multi))
 		t.numeric = append(t.numeric, true)
@@ -292,13 +294,19 @@ func (doc *document) processTable(ms []modeCPU, multi bool) {
 		t.numeric = append(t.numeric, true)
 	}
 	for _, l := range labels {
-		kt := ""
+		var kthr, shared bool
 		for _, m := range with {
-			if m.kthr[l] {
-				kt = "yes"
-			}
+			kthr = kthr || m.kthr[l]
+			shared = shared || m.shared[l]
 		}
-		row := []string{l, kt}
+		var notes []string
+		if kthr {
+			notes = append(notes, "kernel thread")
+		}
+		if shared {
+			notes = append(notes, "also allowed on other CPUs")
+		}
+		row := []string{l, strings.Join(notes, "; ")}
 		for _, m := range with {
 			row = append(row, fmt.Sprintf("%.3f", m.procs[l]))
 		}

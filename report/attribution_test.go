@@ -39,7 +39,7 @@ func attributionFixture(withTop, withProbe bool) *Data {
 						{Name: "kpbench", PID: 100 + r, Role: "load client", Cores: 0.22},
 						{Name: "ksoftirqd/1", PID: 24, KernelThread: true, Cores: 0.03},
 						{Name: "kube-proxy", PID: 50, Role: "kube-proxy", Cores: 0.01, Children: 0.004},
-						{Name: "kworker/1:*", Count: 2, KernelThread: true, Cores: 0.005},
+						{Name: "kworker/1:*", Count: 2, KernelThread: true, Shared: true, Cores: 0.005},
 					}
 					fp.MeanUs, fp.P50Us = 40, 38
 				}
@@ -165,7 +165,9 @@ func TestCPUAttributionSection(t *testing.T) {
 	for _, c := range []struct{ row, col, want string }{
 		{"load client (kpbench)", "iptables", "0.220"},
 		{"load client (kpbench)", "nftables", "0.200"},
-		{"ksoftirqd/1", "kernel thread", "yes"},
+		{"ksoftirqd/1", "notes", "kernel thread"},
+		{"kworker/1:*", "notes", "kernel thread; also allowed on other CPUs"},
+		{"load client (kpbench)", "notes", ""},
 		{"ksoftirqd/1", "nftables − iptables", "-0.020"},
 		{"kworker/1:*", "nftables", "0.000"},
 		{"kworker/1:*", "nftables − iptables", "-0.005"},
