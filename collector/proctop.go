@@ -107,6 +107,7 @@ func NewProcessSampler(root string, cpus []int, every time.Duration) *ProcessSam
 func (s *ProcessSampler) Start(ctx context.Context) error {
 	s.take()
 	if s.err != nil {
+		s.sc.close()
 		return s.err
 	}
 	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
@@ -123,6 +124,7 @@ func (s *ProcessSampler) Stop() *ProcessSeries {
 	s.take()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.sc.close()
 	ser := s.ser
 	ser.Covers = s.covers()
 	if s.err != nil {

@@ -428,6 +428,7 @@ func childCPU(t *testing.T, pid int) float64 {
 // the per-process sampler's work per tick.
 func BenchmarkProcessScan(b *testing.B) {
 	sc := newProcScanner("/proc")
+	defer sc.close()
 	out := map[procKey]procStat{}
 	cpu := func() time.Duration {
 		var ru syscall.Rusage
@@ -481,4 +482,32 @@ func TestAgentObserverSendsProcesses(t *testing.T) {
 		}
 	}
 	t.Errorf("this process (spinning) is not in the list: %+v", top.Processes)
+}
+
+// TestProcessSamplerClosesItsFiles: the stat files kept open between
+// scans are closed when the sampler stops.
+func TestProcessSamplerClosesItsFiles(t *testing.T) {
+	fds := func() int {
+		es, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skip(err)
+		}
+		return len(es)
+	}
+	before := fds()
+	s := NewProcessSampler("/proc", nil, 20*time.Millisecond)
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if during := fds(); during < before+10 {
+		t.Errorf("%d files open while sampling, %d before: the stat files are not kept", during, before)
+	}
+	ser := s.Stop()
+	if ser.Scans < 2 {
+		t.Errorf("%d scans", ser.Scans)
+	}
+	if after := fds(); after > before {
+		t.Errorf("%d files open after Stop, %d before", after, before)
+	}
 }
