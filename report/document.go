@@ -142,6 +142,8 @@ func newDocument(d *Data, plots []Plot, findings []Finding) *document {
 		doc.p("%s", pl.Caption)
 	}
 
+	doc.cpuAttribution(d)
+
 	doc.h(2, "Environment")
 	doc.table(environmentTable(r, d.Points))
 
