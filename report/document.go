@@ -87,7 +87,7 @@ func newDocument(d *Data, plots []Plot, findings []Finding) *document {
 		doc.p("No valid points: nothing can be concluded from this run.")
 	}
 	if t, ok := headlineTable(findings); ok {
-		doc.p("Each mode at the largest Service count every mode reached: mean of the valid repetitions, its 95%% confidence interval, n, and the verdict against %s.", t.reference)
+		doc.p("Each mode at the largest Service count every mode reached: mean of the valid repetitions, its 95%% confidence interval, n, and the verdict against %s.%s", t.reference, blockNote(r))
 		doc.table(t.table)
 	}
 	// The few sentences that matter: what the test establishes, the cost
@@ -158,7 +158,7 @@ func newDocument(d *Data, plots []Plot, findings []Finding) *document {
 	doc.p("%s", depthMethodology(r.Scenario.Spec.Load.Targets))
 
 	doc.h(2, "Summary by condition")
-	doc.p("Means over valid repetitions ± half the 95%% confidence interval (Student's t; none with one repetition).")
+	doc.p("Means over valid repetitions ± half the 95%% confidence interval (Student's t; none with one repetition).%s", blockNote(r))
 	doc.table(summaryTable(d))
 
 	doc.h(2, "Invalid points and skipped modes")
@@ -190,6 +190,15 @@ func newDocument(d *Data, plots []Plot, findings []Finding) *document {
 
 	doc.p("Written by kpbench %s from run.json and points.jsonl; redraw with `kpbench report %s`.", orDash(r.KpbenchVersion), d.Dir)
 	return doc
+}
+
+// blockNote says, under order: modes, what a condition's interval
+// describes: its repetitions shared one block of time.
+func blockNote(r *runs.Run) string {
+	if orderOf(r.Scenario.Spec.Order) == scenarios.OrderSteps {
+		return ""
+	}
+	return " Under order: modes a condition's repetitions shared one block of time: its interval describes their spread within that block, not how another block would differ."
 }
 
 func methodology(r *runs.Run, covers string) string {
