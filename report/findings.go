@@ -241,12 +241,19 @@ func Findings(d *Data) []Finding {
 	for _, pf := range pend {
 		primaryMade = primaryMade || pf.primary
 	}
-	if primary != nil && primary.Services != 0 && !primaryMade {
-		// The declared step is the question; another step would be a
-		// different one.
+	if primary != nil && !primaryMade {
+		// The declared step and placement are the question; another
+		// would be a different one.
+		where := "at the largest Service count they all reached"
+		if primary.Services != 0 {
+			where = fmt.Sprintf("at %d Services", primary.Services)
+		}
+		if primaryTargets != "" {
+			where += ", targets " + string(primaryTargets)
+		}
 		out = append(out, Finding{Kind: FindingModes, Primary: true,
-			Text: fmt.Sprintf("Primary comparison not tested: not every mode has valid points at %d Services (%s, %d requests per connection).",
-				primary.Services, primary.Metric, primary.RequestsPerConn)})
+			Text: fmt.Sprintf("Primary comparison not tested: not every mode has valid points %s (%s, %d requests per connection).",
+				where, primary.Metric, primary.RequestsPerConn)})
 	}
 	for _, family := range []bool{true, false} {
 		var idx []int

@@ -148,6 +148,19 @@ func TestPrimaryDirection(t *testing.T) {
 	if s.Significant || !strings.Contains(s.Text, "targets shallowest") {
 		t.Errorf("shallowest, where the modes are equal: %s", s.Text)
 	}
+	// A placement the run did not measure: not tested, never another.
+	run := &runs.Run{}
+	run.Scenario.Spec.Order = scenarios.OrderSteps
+	run.Scenario.Spec.Primary = &scenarios.Primary{Metric: "cpu", RequestsPerConn: 1, Targets: scenarios.TargetsMedian}
+	var texts []string
+	for _, f := range Findings(&Data{Run: run, Points: pts, groups: groupPoints(pts)}) {
+		if f.Primary {
+			texts = append(texts, f.Text)
+		}
+	}
+	if len(texts) != 1 || !strings.HasPrefix(texts[0], "Primary comparison not tested") || !strings.Contains(texts[0], "targets median") {
+		t.Errorf("primary at an unmeasured placement: %q", texts)
+	}
 }
 
 // TestPerConnection: CPU per new connection with the keepalive baseline
