@@ -74,14 +74,31 @@ func placementRank(t scenarios.Targets) int {
 	return len(scenarios.AllTargets)
 }
 
-// StepContrasts computes, for the connection variant that opens the most
-// connections, each mode's within-step contrasts. Modes whose points sit
-// at one placement per step are left out (DepthFits covers them).
+// StepContrasts computes, for each connection variant that opens new
+// connections (most connections first), each mode's within-step
+// contrasts. Modes whose points sit at one placement per step are left
+// out (DepthFits covers them).
 func StepContrasts(d *Data) []StepContrast {
-	rpc, ok := connectVariant(d.groups)
-	if !ok {
-		return nil
+	seen := map[int]bool{}
+	var rpcs []int
+	for _, g := range d.groups {
+		for _, p := range g.Valid {
+			if p.RequestsPerConn != 0 && p.Connect.Count > 0 && !seen[p.RequestsPerConn] {
+				seen[p.RequestsPerConn] = true
+				rpcs = append(rpcs, p.RequestsPerConn)
+			}
+		}
 	}
+	sort.Slice(rpcs, func(i, j int) bool { return rpcLess(rpcs[i], rpcs[j]) })
+	var out []StepContrast
+	for _, rpc := range rpcs {
+		out = append(out, stepContrastsAt(d, rpc)...)
+	}
+	return out
+}
+
+// stepContrastsAt is StepContrasts for one connection variant.
+func stepContrastsAt(d *Data, rpc int) []StepContrast {
 	order := scenarios.OrderModes
 	if d.Run != nil {
 		order = orderOf(d.Run.Scenario.Spec.Order)

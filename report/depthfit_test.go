@@ -295,3 +295,24 @@ func TestCompareNotesDepthDifference(t *testing.T) {
 		t.Errorf("depth notes %q, want one for iptables at 5,000 deepest", notes)
 	}
 }
+
+// TestStepContrastsPerVariant: every connection variant that opens new
+// connections gets its own contrasts.
+func TestStepContrastsPerVariant(t *testing.T) {
+	d := depthData(t)
+	n := len(d.Points)
+	for i := range n {
+		p := d.Points[i]
+		p.RequestsPerConn = 100
+		p.Connect.Count /= 100
+		d.Points = append(d.Points, p)
+	}
+	d.groups = groupPoints(d.Points)
+	cs := StepContrasts(d)
+	if len(cs) != 4 || cs[0].RequestsPerConn != 1 || cs[2].RequestsPerConn != 100 || cs[2].Mode != "iptables" {
+		t.Fatalf("contrasts per variant: %+v", cs)
+	}
+	if e, ok := cs[2].estimateOf("connect p50"); !ok || e.Lo > 14 || e.Hi < 14 {
+		t.Errorf("100 requests per connection: %+v", e)
+	}
+}
