@@ -153,15 +153,6 @@ func (d *Difference) describe() {
 	d.CILo, d.CIHi = math.NaN(), math.NaN()
 }
 
-// compareSamples runs benchstat's comparison (no distribution assumed:
-// Mann-Whitney U) on copies of a and b.
-func compareSamples(a, b []float64) benchmath.Comparison {
-	th := &benchmath.Thresholds{CompareAlpha: Alpha}
-	sa := benchmath.NewSample(append([]float64(nil), a...), th)
-	sb := benchmath.NewSample(append([]float64(nil), b...), th)
-	return benchmath.AssumeNothing.Compare(sa, sb)
-}
-
 // medianSummary is benchstat's summary: the median with a distribution-free
 // confidence interval (infinite bounds when there are too few values).
 func medianSummary(values []float64) benchmath.Summary {
