@@ -70,6 +70,8 @@ func TestParseErrors(t *testing.T) {
 			[]string{"spec.primary", "spec.primary", "spec.primary.metric", "spec.primary.requestsPerConn"}},
 		{"primary at a step not measured", base("  services: [1, 1000]\n  modes: [iptables, nftables]\n  order: steps\n  load:\n    requestsPerConn: [1]\n  primary:\n    metric: connect\n    requestsPerConn: 1\n    services: 3000\n"),
 			[]string{"spec.primary.services"}},
+		{"primary direction and placement", base("  services: [1, 1000]\n  modes: [iptables, nftables]\n  order: steps\n  load:\n    requestsPerConn: [1]\n  primary:\n    metric: connect\n    requestsPerConn: 1\n    direction: up\n    targets: all\n"),
+			[]string{"spec.primary.direction", "spec.primary.targets"}},
 		{"gate outside the scenario", base("  services: [1, 1000]\n  gate:\n    metrics: [latency]\n    services: [5]\n"),
 			[]string{"spec.gate.metrics[0]", "spec.gate.services[0]"}},
 		{"spec not an object", "apiVersion: kpbench.io/v1alpha1\nkind: Scenario\nmetadata:\n  name: t\nspec: [1]\n", []string{"spec", "spec.services"}},

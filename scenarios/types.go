@@ -207,7 +207,25 @@ type Primary struct {
 	// spec.services): a step some mode did not reach leaves the primary
 	// "not tested", never moved to another step.
 	Services int `json:"services,omitempty"`
+	// Direction is the question asked of the first mode of each pair (in
+	// report order: iptables, ipvs, nftables) minus the second:
+	// DirectionTwoSided (default, also ""), DirectionGreater (the first
+	// is higher) or DirectionLess (the first is lower).
+	Direction Direction `json:"direction,omitempty"`
+	// Targets, when set, is the placement whose points the comparison
+	// uses (default: the run's first placement).
+	Targets Targets `json:"targets,omitempty"`
 }
+
+// Direction is the alternative hypothesis of a primary comparison.
+type Direction string
+
+// Directions of a primary comparison.
+const (
+	DirectionTwoSided Direction = "two-sided"
+	DirectionGreater  Direction = "greater"
+	DirectionLess     Direction = "less"
+)
 
 // PrimaryMetrics are the metrics a primary comparison may name: the ones
 // the report's findings compare (report.FindingMetrics), as `kpbench

@@ -130,6 +130,15 @@ func Validate(s *Scenario) ErrorList {
 		if len(sp.Modes) < 2 {
 			add("spec.primary", "compares modes, so spec.modes needs at least two, got %d", len(sp.Modes))
 		}
+		switch pr.Direction {
+		case "", DirectionTwoSided, DirectionGreater, DirectionLess:
+		default:
+			add("spec.primary.direction", "must be %q, %q or %q (the first mode of each pair, in report order, minus the second), got %q",
+				DirectionTwoSided, DirectionGreater, DirectionLess, pr.Direction)
+		}
+		if pr.Targets != "" && !slices.Contains(AllTargets, pr.Targets) {
+			add("spec.primary.targets", "must be one of %v, got %q", AllTargets, pr.Targets)
+		}
 		if pr.Services != 0 && !slices.Contains(sp.Services, pr.Services) {
 			add("spec.primary.services", "must be one of the steps in spec.services (%v), got %d", sp.Services, pr.Services)
 		}
