@@ -373,8 +373,12 @@ func (s *Summary) judge(interrupted bool) {
 	}
 	bound := SendLagBound(time.Duration(s.DurationSeconds * float64(time.Second)))
 	if s.Lag.MaxUs > float64(bound.Microseconds()) {
-		s.InvalidReasons = append(s.InvalidReasons, fmt.Sprintf("%s: a send started %.1f ms late (bound %v, %.1f%% of the %gs window: the client stalled, and its stall counts as latency)",
-			runs.ReasonScheduleBehind, s.Lag.MaxUs/1000, bound, 100*bound.Seconds()/max(s.DurationSeconds, 1e-9), s.DurationSeconds))
+		of := ""
+		if s.DurationSeconds > 0 {
+			of = fmt.Sprintf(", %.1f%% of the %gs window", 100*bound.Seconds()/s.DurationSeconds, s.DurationSeconds)
+		}
+		s.InvalidReasons = append(s.InvalidReasons, fmt.Sprintf("%s: a send started %.1f ms late (bound %v%s: the client stalled, and its stall counts as latency)",
+			runs.ReasonScheduleBehind, s.Lag.MaxUs/1000, bound, of))
 	}
 	if medUs := float64(MaxMedianLag.Microseconds()); s.Lag.P50Us > medUs {
 		s.InvalidReasons = append(s.InvalidReasons, fmt.Sprintf("%s: the median send started %.1f ms late (bound %v: the client could not keep its schedule)",

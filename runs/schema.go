@@ -362,7 +362,7 @@ type NodeCPU struct {
 	// twice the sampling interval, intersected with the window, over the
 	// window. Below 0.9 the point is invalid (ReasonCPUCoverage); 0 in
 	// runs of older kpbench versions.
-	Coverage float64 `json:"coverage"`
+	Coverage float64 `json:"coverage,omitempty"`
 	// Nodes is the figure of each client node when it is summed over
 	// several (per node as in raw/<point>/node-cpu.json).
 	Nodes []NodeShare `json:"nodes,omitempty"`

@@ -74,10 +74,12 @@ func saturation(n runs.NodeCPU) []string {
 
 // coverageReason says when p's CPU samples cover too little of the window
 // (runs.MinCPUCoverage). A point whose observer found no sample inside the
-// window already says so (runs.ReasonNoCPUSample).
+// window already says so (runs.ReasonNoCPUSample); one whose figure has
+// no ceiling was not measured by the collector that records coverage
+// with it (an observer of another kind), and is not judged.
 func coverageReason(p *runs.Point) string {
 	c := p.CPU.Node.Coverage
-	if c >= runs.MinCPUCoverage {
+	if c >= runs.MinCPUCoverage || p.CPU.Node.CPUs <= 0 {
 		return ""
 	}
 	for _, r := range p.InvalidReasons {
