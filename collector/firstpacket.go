@@ -115,6 +115,10 @@ func (w *firstPacketWindow) firstPacket(load Load) (runs.FirstPacket, error) {
 		return runs.FirstPacket{}, err
 	}
 	fp := firstpacket.Summarize(ev, load.Connections)
+	// A probe that timed another share of the connections than the
+	// client's own leaves its figures out of the report; the point's
+	// other measures stand.
+	fp.Incomplete = runs.FirstPacketIncomplete(&fp)
 	cost, err := w.probe.Cost()
 	if err != nil {
 		return runs.FirstPacket{}, err

@@ -188,7 +188,8 @@ type Lost struct {
 	Planned int      `json:"planned"`
 	Reasons []string `json:"reasons"`
 	// Cause is CauseDataplane when any lost point names a dataplane
-	// reason, else CauseRunner.
+	// reason, else CauseSync when any names a sync or reorder inside the
+	// window, else CauseRunner.
 	Cause string `json:"cause"`
 }
 

@@ -41,9 +41,7 @@ func lostReasons(run *runs.Run, k runs.Key, pts []*runs.Point, planned int) ([]s
 			reasons = []string{"invalid"}
 		}
 		for _, r := range reasons {
-			if reasonCause(r) == CauseDataplane {
-				cause = CauseDataplane
-			}
+			cause = worseCause(cause, reasonCause(r))
 			r = reasonKind(r)
 			if counts[r] == 0 {
 				order = append(order, r)

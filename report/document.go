@@ -214,9 +214,11 @@ func methodology(r *runs.Run, covers string) string {
 		"connections open. Client-node CPU is the busy time, over the measured window and in cores, of %s (from /proc/stat: user, "+
 		"nice, system, irq, softirq, steal; from a cgroup: its usage, user and system, which leaves out softirq work the kernel "+
 		"charges to no process); process CPU comes from /proc/<pid>/stat. A point is invalid when the achieved rate "+
-		"falls below 99%% of the target, more than 0.1%% of requests fail, the client fell behind its schedule (a send more than 100 ms "+
-		"late, or the median send more than 1 ms late: the client's delay would be charged as latency), the client hit its in-flight "+
-		"bound, kube-proxy restarted, or the mode in effect is not the one asked for; invalid points are listed but left out of plots, "+
+		"falls below 99%% of the target, more than 0.1%% of requests fail, the client fell behind its schedule (a send later than 0.4%% "+
+		"of the window, at least 20 ms, or the median send more than 1 ms late: the client's delay would be charged as latency), the "+
+		"client hit its in-flight bound, a client-node CPU sampling interval reached 0.98 of its CPUs, the CPU samples covered less "+
+		"than 90%% of the window, kube-proxy synced or reordered the chain inside the window, kube-proxy restarted, or the mode in "+
+		"effect is not the one asked for; invalid points are listed but left out of plots, "+
 		"findings and comparisons. Latency percentiles cover the requests that succeeded: a failed request has no latency (a refused "+
 		"connection fails in microseconds, a timeout at the timeout), so the failed requests are counted beside p99 and p99.9 in the "+
 		"tables instead of being folded into them.",

@@ -92,11 +92,12 @@ var Metrics = []Metric{
 }
 
 // whenFirstPacket reads a point's kernel time to first packet where the
-// probe timed its window.
+// probe timed its window and the client's connections within 1%
+// (runs.FirstPacket.Usable: a point marked incomplete has none).
 func whenFirstPacket(f func(fp *runs.FirstPacket) float64) func(p *runs.Point) (float64, bool) {
 	return func(p *runs.Point) (float64, bool) {
 		fp := p.FirstPacket
-		if fp == nil || fp.Unavailable != "" || fp.Connections == 0 {
+		if !fp.Usable() {
 			return 0, false
 		}
 		return f(fp), true

@@ -54,3 +54,40 @@ func TestMetricTable(t *testing.T) {
 		t.Error("a point without a programming sync measured sync")
 	}
 }
+
+// TestFirstPacketMetricsNeedTheClientsConnections: the kernel time to
+// first packet counts only where the probe timed the client's connections
+// within 1%; a point marked incomplete, or one recorded before the mark
+// whose counts differ, measures none of the first-packet metrics, and
+// keeps its other measures.
+func TestFirstPacketMetricsNeedTheClientsConnections(t *testing.T) {
+	names := []string{"first-packet", "first-packet-p01", "first-packet-p99", "first-packet-cores"}
+	point := func(timed, client int64, incomplete string) *runs.Point {
+		p := &runs.Point{DurationSeconds: 5, Connect: runs.Connect{Count: client, P50Us: 40}}
+		p.CPU.Node.Total = 0.3
+		p.FirstPacket = &runs.FirstPacket{Connections: timed, ClientConnections: client, P01Us: 9, P50Us: 11, P99Us: 30, MeanUs: 12, Incomplete: incomplete}
+		return p
+	}
+	for _, c := range []struct {
+		name string
+		p    *runs.Point
+		ok   bool
+	}{
+		{"every connection", point(5000, 5000, ""), true},
+		{"99% of them", point(4950, 5000, ""), true},
+		{"marked incomplete", point(4000, 5000, "timed 4000 of the client's 5000 connections (80.0%, below 99%)"), false},
+		{"98.9%, recorded before the mark", point(4945, 5000, ""), false},
+		{"101.1%, recorded before the mark", point(5055, 5000, ""), false},
+	} {
+		for _, n := range names {
+			if _, ok := metric(n).Value(c.p); ok != c.ok {
+				t.Errorf("%s: %s measured %v, want %v", c.name, n, ok, c.ok)
+			}
+		}
+		for _, n := range []string{"connect", "cpu"} {
+			if _, ok := metric(n).Value(c.p); !ok {
+				t.Errorf("%s: %s not measured", c.name, n)
+			}
+		}
+	}
+}

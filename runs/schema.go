@@ -267,6 +267,51 @@ type FirstPacket struct {
 	// where the statistics were off.
 	ProbeCores float64 `json:"probeCores,omitempty"`
 	ProbeRunNs float64 `json:"probeRunNs,omitempty"`
+	// Incomplete says why the figures above must not be used although
+	// the probe ran: it timed a share of the client's connections outside
+	// 99–101% (FirstPacketIncomplete). The point's other measures stand.
+	Incomplete string `json:"incomplete,omitempty"`
+}
+
+// MinFirstPacketCoverage and MaxFirstPacketCoverage bound the share of
+// the client's connections the probe must time for a point's kernel time
+// to first packet to count: the probe and the client count the same
+// connections in the same window, and on the lab they agree within 0.1%.
+const (
+	MinFirstPacketCoverage = 0.99
+	MaxFirstPacketCoverage = 1.01
+)
+
+// FirstPacketIncomplete says why f's figures do not describe the
+// client's connections ("" when they do, or when the probe did not time
+// the point at all: Unavailable says that).
+func FirstPacketIncomplete(f *FirstPacket) string {
+	if f == nil || f.Unavailable != "" {
+		return ""
+	}
+	if f.ClientConnections <= 0 {
+		if f.Connections > 0 {
+			return fmt.Sprintf("timed %d connections, the client reported none", f.Connections)
+		}
+		return ""
+	}
+	c := float64(f.Connections) / float64(f.ClientConnections)
+	switch {
+	case c < MinFirstPacketCoverage:
+		return fmt.Sprintf("timed %d of the client's %d connections (%.1f%%, below %.0f%%)", f.Connections, f.ClientConnections, 100*c, 100*MinFirstPacketCoverage)
+	case c > MaxFirstPacketCoverage:
+		return fmt.Sprintf("timed %d connections, the client opened %d (%.1f%%, above %.0f%%)", f.Connections, f.ClientConnections, 100*c, 100*MaxFirstPacketCoverage)
+	}
+	return ""
+}
+
+// Usable reports whether f's figures are the kernel time to first packet
+// of the point's connections: the probe timed the window, timed some
+// connections, and timed the client's within 1% (checked here as well as
+// by Incomplete, so that points recorded before the mark are judged
+// alike).
+func (f *FirstPacket) Usable() bool {
+	return f != nil && f.Unavailable == "" && f.Incomplete == "" && f.Connections > 0 && FirstPacketIncomplete(f) == ""
 }
 
 // Lag summarizes how far behind schedule sends started, in microseconds.
@@ -306,6 +351,18 @@ type NodeCPU struct {
 	Total   float64 `json:"total"`
 	// MaxTotal is the busiest sampling interval's total.
 	MaxTotal float64 `json:"maxTotal"`
+	// CPUs is the figure's ceiling in cores: how many CPUs it covers
+	// (the pinned CPUs, all of the node's, a VM guest's vCPUs, a
+	// cgroup's quota or cpuset). MaxTotal at 0.98 of it or more makes the
+	// point invalid (ReasonCPUSaturated); 0 where unknown (runs of older
+	// kpbench versions).
+	CPUs float64 `json:"cpus,omitempty"`
+	// Coverage is the share of the load's window covered by CPU samples
+	// that resolve it: the union of the sampling intervals no longer than
+	// twice the sampling interval, intersected with the window, over the
+	// window. Below 0.9 the point is invalid (ReasonCPUCoverage); 0 in
+	// runs of older kpbench versions.
+	Coverage float64 `json:"coverage,omitempty"`
 	// Nodes is the figure of each client node when it is summed over
 	// several (per node as in raw/<point>/node-cpu.json).
 	Nodes []NodeShare `json:"nodes,omitempty"`
@@ -316,6 +373,11 @@ type NodeCPU struct {
 type NodeShare struct {
 	Node  string  `json:"node"`
 	Total float64 `json:"total"`
+	// MaxTotal, CPUs and Coverage are the node's own (see NodeCPU): each
+	// node's saturation and coverage are judged on their own.
+	MaxTotal float64 `json:"maxTotal,omitempty"`
+	CPUs     float64 `json:"cpus,omitempty"`
+	Coverage float64 `json:"coverage,omitempty"`
 }
 
 // ProcessesCPU is the CPU of the client node's own processes.
@@ -491,6 +553,31 @@ const (
 	// load's window (it was held up for longer than the window), so the
 	// point has no CPU figure of its own.
 	ReasonNoCPUSample = "no CPU sample in the load window"
+	// ReasonCPUSaturated: a client-node CPU sampling interval inside the
+	// window reached MaxCPUShare of the CPUs its figure covers: the load
+	// client, kube-proxy and the kernel queued for CPU, and the point
+	// measures that queue (the runner's fault).
+	ReasonCPUSaturated = "client-node CPU saturated"
+	// ReasonCPUCoverage: the CPU samples that resolve the window cover
+	// less than MinCPUCoverage of it (NodeCPU.Coverage; the runner's).
+	ReasonCPUCoverage = "CPU samples cover less than 90% of the window"
+	// ReasonSynced: kube-proxy ran a sync (full or partial) inside the
+	// window, so the window measured rules being rewritten, not the
+	// step's rules (the dataplane's doing, not a regression).
+	ReasonSynced = "kube-proxy synced during the window"
+	// ReasonReordered: the target's depth differed before and after the
+	// window (kube-proxy rewrote the chain in another order).
+	ReasonReordered = "the chain was reordered during the window"
+)
+
+// Validity bounds of the client node's CPU figure.
+const (
+	// MaxCPUShare: a sampling interval at or above this share of the
+	// figure's CPUs is saturated.
+	MaxCPUShare = 0.98
+	// MinCPUCoverage: the share of the window the CPU samples must
+	// cover.
+	MinCPUCoverage = 0.90
 )
 
 // Resume is one continuation of a run.

@@ -392,6 +392,7 @@ func (e *Engine) measure(ctx context.Context, ps *pass, mode scenarios.Mode, n, 
 	p.Valid = res.Valid && p.Valid
 	p.InvalidReasons = append(append([]string(nil), res.InvalidReasons...), p.InvalidReasons...)
 	p.Conntrack.FlushedBefore = flushed
+	judgeWindow(p) // validity.go
 	return p, nil
 }
 
