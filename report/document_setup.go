@@ -167,7 +167,7 @@ func scenarioTable(r *runs.Run) table {
 		{"Measured window", s.Load.Duration.String()},
 		{"Warm-up", s.Load.WarmupDuration().String()},
 		{"Requests per connection", strings.Join(rpcs, ", ")},
-		{"Targets", string(s.Load.Targets)},
+		{"Targets", s.Load.Targets.String()},
 		{"Request timeout", s.Load.Timeout.String()},
 		{"Max in flight", fmt.Sprint(s.Load.MaxInflight)},
 		{"Repetitions", fmt.Sprint(s.Repetitions)},
