@@ -53,7 +53,10 @@ func NewDesign(sp *scenarios.Spec, drawn int64) *Design {
 // ordered as its spec.order says, not at random).
 func DesignOf(sp *scenarios.Spec) *Design {
 	d := &Design{Order: sp.Order, Placements: append([]scenarios.Targets(nil), sp.Load.Targets...), Unit: UnitRepetition}
-	if sp.Order == scenarios.OrderModes {
+	if d.Order == "" {
+		d.Order = scenarios.OrderModes // runs written before spec.order existed ran mode by mode
+	}
+	if d.Order == scenarios.OrderModes {
 		d.Unit = UnitModeBlock
 	}
 	return d

@@ -61,7 +61,7 @@ func plan(seed int64, sc *scenarios.Scenario, modes []scenarios.Mode) []plannedP
 				Sequence: len(out) + 1, ID: runs.SpecPointID(sp, mode, n, c.rpc, c.placement, rep)})
 		}
 	}
-	if sp.Order == scenarios.OrderModes {
+	if byModes(sp) {
 		for _, mode := range modes {
 			for _, n := range sp.Services {
 				for rep := 1; rep <= sp.Repetitions; rep++ {
@@ -79,6 +79,12 @@ func plan(seed int64, sc *scenarios.Scenario, modes []scenarios.Mode) []plannedP
 		}
 	}
 	return out
+}
+
+// byModes says whether sp runs one mode at a time: order modes, or no
+// order at all (a run.json written before spec.order existed).
+func byModes(sp *scenarios.Spec) bool {
+	return sp.Order == scenarios.OrderModes || sp.Order == ""
 }
 
 // perm returns a random permutation of 0..n-1 (Fisher-Yates).

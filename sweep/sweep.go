@@ -148,7 +148,7 @@ func (e *Engine) walk(ctx context.Context, ps *pass, pl []plannedPoint, runnable
 			continue
 		}
 		if pp.Mode != current {
-			shrink := !entered || sc.Spec.Order == scenarios.OrderModes
+			shrink := !entered || byModes(&sc.Spec)
 			if err := e.switchTo(ctx, ps, pp.Mode, shrink); err != nil {
 				if errors.Is(err, ErrInterrupted) {
 					return err
