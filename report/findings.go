@@ -141,8 +141,9 @@ func Findings(d *Data) []Finding {
 		primary bool
 	}
 	var primary *scenarios.Primary
+	var primaryTargets scenarios.Targets // the primary's placement ("" when the spec names none)
 	if d.Run != nil {
-		primary = d.Run.Scenario.Spec.Primary
+		primary, primaryTargets = d.Run.Scenario.Spec.Primary, d.Run.Scenario.Spec.PrimaryTargets()
 	}
 	var pend []pending
 	var out []Finding
@@ -186,7 +187,8 @@ func Findings(d *Data) []Finding {
 							}
 							high, low, vs := modes[i], modes[j], v.String(multiTargets)
 							isPrimary := primary != nil && primary.Metric == fm.name && primary.RequestsPerConn == v.rpc &&
-								(primary.Services == 0 || primary.Services == common)
+								(primary.Services == 0 || primary.Services == common) &&
+								(primaryTargets == "" || v.targets == primaryTargets)
 							pend = append(pend, pending{Diff(a, b), func(d Difference) Finding {
 								f := modeFinding(fm, d, high, low, common, vs)
 								f.Primary = isPrimary

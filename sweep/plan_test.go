@@ -198,6 +198,8 @@ func TestRunFollowsThePlanAndSwitchesOnlyWhenNeeded(t *testing.T) {
 	for seed := int64(1); seed <= 6; seed++ {
 		e, run, dir, fc, _, events := setup(t, specDesign)
 		run.Scenario.Spec.Seed = &seed
+		var progress []string
+		e.Progress = func(done, total int, id string) { progress = append(progress, fmt.Sprintf("%d/%d %s", done, total, id)) }
 		if err := e.Run(context.Background(), &runs.Record{Dir: dir, Run: run}); err != nil {
 			t.Fatal(err)
 		}
@@ -214,6 +216,11 @@ func TestRunFollowsThePlanAndSwitchesOnlyWhenNeeded(t *testing.T) {
 		pts, _ := runs.ReadPoints(dir)
 		if len(pts) != len(want) || len(pts) != 2*2*2*2*3 {
 			t.Fatalf("%d points, want %d", len(pts), len(want))
+		}
+		// Progress counts every placement: 48 points in the two modes
+		// the fake can run.
+		if len(progress) != len(want) || progress[len(progress)-1] != fmt.Sprintf("%d/%d %s", len(want), len(want), want[len(want)-1].ID) {
+			t.Errorf("seed %d: progress %v", seed, progress)
 		}
 		for i, p := range pts {
 			pp := want[i]
