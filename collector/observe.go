@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/kpbench/kpbench/clusters"
@@ -179,4 +180,30 @@ func (r *PointResult) narrow(load Span) error {
 	r.CPU = sum.CPU()
 	r.CPUWindow = &Span{Start: sum.Start, End: sum.End}
 	return nil
+}
+
+// processTop is the node's CPU per process over load, the processes
+// kpbench knows named by their role.
+func (r *PointResult) processTop(load Load) *runs.ProcessTop {
+	roles := map[int]string{}
+	if r.Series != nil {
+		for _, pr := range r.Series.Processes {
+			if pr.Name == ProcessKubeProxy {
+				roles[pr.PID] = ProcessKubeProxy
+			}
+		}
+	}
+	if load.PID > 0 {
+		roles[load.PID] = "load client"
+	}
+	if r.Processes == nil {
+		why := "the client node's collector reported no per-process CPU"
+		for _, pr := range r.Problems {
+			if strings.HasPrefix(pr, "per-process CPU") {
+				why = pr
+			}
+		}
+		return &runs.ProcessTop{Unavailable: why}
+	}
+	return ProcessTopOf(r.Processes, load.Span, roles)
 }

@@ -367,6 +367,9 @@ func TestWarmupLeftOutOfTheCPU(t *testing.T) {
 // in this process on /proc, with this process as kube-proxy.
 type fakeAgentNode struct {
 	args []string
+	// noProcesses: the agent scans no processes, whose CPU would be
+	// this process's, that is "kube-proxy"'s.
+	noProcesses bool
 }
 
 func (f *fakeAgentNode) Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args ...string) error {
@@ -382,7 +385,7 @@ func (f *fakeAgentNode) Run(ctx context.Context, stdin io.Reader, stdout, stderr
 	if i := slices.Index(args, "--interval"); i > 0 {
 		interval, _ = time.ParseDuration(args[i+1])
 	}
-	return ServeRemotePoint(ctx, fs, PointConfig{KubeProxyPID: os.Getpid(), Interval: interval}, stdin, stdout, time.Minute)
+	return ServeRemotePoint(ctx, fs, PointConfig{KubeProxyPID: os.Getpid(), Interval: interval, NoProcesses: f.noProcesses}, stdin, stdout, time.Minute)
 }
 func (f *fakeAgentNode) CPUs() []int                               { return nil }
 func (f *fakeAgentNode) ProcRoot() string                          { return "/host/proc" }
@@ -407,7 +410,7 @@ func spin(t *testing.T, cpu time.Duration) {
 }
 
 func TestAgentObserverCoversTheLoadWindow(t *testing.T) {
-	node := &fakeAgentNode{}
+	node := &fakeAgentNode{noProcesses: true}
 	o := &AgentObserver{Node: node, Interval: 50 * time.Millisecond}
 	measure := func(trim bool) float64 {
 		t.Helper()

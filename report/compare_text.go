@@ -11,6 +11,9 @@ import (
 )
 
 func lookupMetric(name string) (Metric, bool) {
+	if to, ok := metricAliases[name]; ok {
+		name = to
+	}
 	for _, m := range Metrics {
 		if m.Name == name {
 			return m, true

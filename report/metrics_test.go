@@ -33,14 +33,19 @@ func TestMetricTable(t *testing.T) {
 	}
 	var p runs.Point
 	p.Latency.MeanUs, p.Connect.P01Us, p.CPU.Node.Total, p.DurationSeconds = 80, 30, 0.5, 10
-	for _, name := range []string{"connect-p01", "connect", "connect-p90", "connect-p99", "cpu-per-connection"} {
+	for _, name := range []string{"connect-p01", "connect", "connect-p90", "connect-p99", "cpu-per-request"} {
 		if _, ok := metric(name).Value(&p); ok {
 			t.Errorf("%s measured on a point without new connections", name)
 		}
 	}
 	p.Connect.Count = 5000 // 500 new connections/s
-	if v, ok := metric("cpu-per-connection").Value(&p); !ok || v != 1e6 {
-		t.Errorf("cpu-per-connection = %v, %v; want 0.5 cores / 500 per s = 1 ms", v, ok)
+	p.Requests = 50000     // 5,000 requests/s
+	if v, ok := metric("cpu-per-request").Value(&p); !ok || v != 1e5 {
+		t.Errorf("cpu-per-request = %v, %v; want 0.5 cores / 5,000 per s = 100 µs", v, ok)
+	}
+	// The former name still resolves, to the honest metric.
+	if ms, err := LookupMetrics([]string{"cpu-per-connection"}); err != nil || ms[0].Name != "cpu-per-request" {
+		t.Errorf("cpu-per-connection alias: %v, %v", ms, err)
 	}
 	if v, ok := metric("connect-p01").Value(&p); !ok || v != 30 {
 		t.Errorf("connect-p01 = %v, %v", v, ok)

@@ -414,6 +414,61 @@ type ProcessesCPU struct {
 	// VMHost is this machine's CPU for the qemu process of a VM client
 	// node (the node's own CPU is the guest's /proc/stat).
 	VMHost float64 `json:"vmHost,omitempty"`
+	// Top attributes the client node's CPU to its processes, kernel
+	// threads included; absent in runs of older kpbench versions.
+	Top *ProcessTop `json:"top,omitempty"`
+}
+
+// TopProcessesPerPoint is how many processes (or groups) a point's
+// ProcessTop lists by name.
+const TopProcessesPerPoint = 8
+
+// ProcessTop is the client node's CPU per process over the measured
+// window (/proc/PID/stat utime+stime deltas, per thread group), the
+// busiest first, the rest summed as Other. When it could not be measured
+// Unavailable says why and the figures are zero.
+type ProcessTop struct {
+	// Covers says which processes the figures are of (those allowed on
+	// the node's CPUs, every process of the node's PID namespace, ...).
+	Covers      string `json:"covers,omitempty"`
+	Unavailable string `json:"unavailable,omitempty"`
+	// Processes are the busiest processes (or groups: the kworkers of
+	// one pool), in descending CPU.
+	Processes []ProcessShare `json:"processes,omitempty"`
+	// Other is the rest: OtherCount processes.
+	Other      float64 `json:"other"`
+	OtherCount int     `json:"otherCount"`
+	// Total sums every process counted, Processes and Other.
+	Total float64 `json:"total"`
+}
+
+// ProcessShare is one process's (or group's) CPU over the window, in
+// cores.
+type ProcessShare struct {
+	// Name is the command name (comm), or a group's pattern
+	// ("kworker/1:*").
+	Name string `json:"name"`
+	// PID is 0 for a group; Count is the number of processes in it.
+	PID   int `json:"pid,omitempty"`
+	Count int `json:"count,omitempty"`
+	// Role is what kpbench knows the process as: kube-proxy, load client.
+	Role         string  `json:"role,omitempty"`
+	KernelThread bool    `json:"kernelThread,omitempty"`
+	User         float64 `json:"user"`
+	System       float64 `json:"system"`
+	Cores        float64 `json:"cores"`
+	// Children is the CPU of the children it reaped in the window
+	// (cutime+cstime), such as kube-proxy's iptables-restore: not part
+	// of Cores nor of ProcessTop.Total (a child that lived across a scan
+	// is counted as a process of its own as well).
+	Children float64 `json:"children,omitempty"`
+	// Shared marks a process that may also run on CPUs that are not the
+	// node's: part of its CPU may have been spent there.
+	Shared bool `json:"shared,omitempty"`
+	// Started and Exited mark a process that began or ended inside the
+	// window; an exited process's CPU after its last scan is missing.
+	Started bool `json:"started,omitempty"`
+	Exited  bool `json:"exited,omitempty"`
 }
 
 // Conntrack is the client node's connection tracking table.

@@ -79,6 +79,8 @@ func TestParseErrors(t *testing.T) {
 		{"bad seed", base("  services: [1]\n  seed: soon\n"), []string{"spec.seed"}},
 		{"primary at a step not measured", base("  services: [1, 1000]\n  modes: [iptables, nftables]\n  order: steps\n  load:\n    requestsPerConn: [1]\n  primary:\n    metric: connect\n    requestsPerConn: 1\n    services: 3000\n"),
 			[]string{"spec.primary.services"}},
+		{"primary direction and placement", base("  services: [1, 1000]\n  modes: [iptables, nftables]\n  order: steps\n  load:\n    requestsPerConn: [1]\n  primary:\n    metric: connect\n    requestsPerConn: 1\n    direction: up\n    targets: all\n"),
+			[]string{"spec.primary.direction", "spec.primary.targets"}},
 		{"gate outside the scenario", base("  services: [1, 1000]\n  gate:\n    metrics: [latency]\n    services: [5]\n"),
 			[]string{"spec.gate.metrics[0]", "spec.gate.services[0]"}},
 		{"spec not an object", "apiVersion: kpbench.io/v1alpha1\nkind: Scenario\nmetadata:\n  name: t\nspec: [1]\n", []string{"spec", "spec.services"}},
@@ -305,5 +307,14 @@ func TestPlacementListErrorsNameEveryProblem(t *testing.T) {
 		if frag, ok := want[e.Path]; !ok || !strings.Contains(e.Message, frag) {
 			t.Errorf("%s: %q, want it to contain %q", e.Path, e.Message, frag)
 		}
+	}
+}
+
+// TestGateOnTheKernelTime: a gate may name the kernel time to first
+// packet (its median and p99), a per-window robust statistic.
+func TestGateOnTheKernelTime(t *testing.T) {
+	doc := "apiVersion: kpbench.io/v1alpha1\nkind: Scenario\nmetadata:\n  name: t\nspec:\n  services: [1, 1000]\n  gate:\n    metrics: [first-packet, first-packet-p99, connect]\n"
+	if _, err := Parse([]byte(doc)); err != nil {
+		t.Fatalf("a gate on the kernel time: %v", err)
 	}
 }

@@ -221,7 +221,7 @@ type Gate struct {
 // GateMetrics are the metrics a gate may name: costs whose per-point
 // value is a robust statistic. The mean round-trip latency is left out:
 // one slow request moves it, so it stays in the tables only.
-var GateMetrics = []string{"connect", "cpu", "latency-p50", "latency-p99", "connect-p99", "kube-proxy-cpu"}
+var GateMetrics = []string{"connect", "cpu", "latency-p50", "latency-p99", "connect-p99", "kube-proxy-cpu", "first-packet", "first-packet-p99"}
 
 // DefaultGateMetrics are the gated metrics of a scenario without
 // spec.gate: median connect time and client-node CPU.
@@ -265,6 +265,11 @@ type Primary struct {
 	// spec.services): a step some mode did not reach leaves the primary
 	// "not tested", never moved to another step.
 	Services int `json:"services,omitempty"`
+	// Direction is the question asked of the first mode of each pair (in
+	// report order: iptables, ipvs, nftables) minus the second:
+	// DirectionTwoSided (default, also ""), DirectionGreater (the first
+	// is higher) or DirectionLess (the first is lower).
+	Direction Direction `json:"direction,omitempty"`
 	// Targets is the placement the modes are compared on, one of
 	// spec.load.targets; default the first.
 	Targets Targets `json:"targets,omitempty"`
@@ -282,6 +287,16 @@ func (s *Spec) PrimaryTargets() Targets {
 	}
 	return s.Load.Targets.First()
 }
+
+// Direction is the alternative hypothesis of a primary comparison.
+type Direction string
+
+// Directions of a primary comparison.
+const (
+	DirectionTwoSided Direction = "two-sided"
+	DirectionGreater  Direction = "greater"
+	DirectionLess     Direction = "less"
+)
 
 // PrimaryMetrics are the metrics a primary comparison may name: the ones
 // the report's findings compare (report.FindingMetrics), as `kpbench

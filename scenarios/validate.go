@@ -126,6 +126,12 @@ func Validate(s *Scenario) ErrorList {
 		if len(sp.Modes) < 2 {
 			add("spec.primary", "compares modes, so spec.modes needs at least two, got %d", len(sp.Modes))
 		}
+		switch pr.Direction {
+		case "", DirectionTwoSided, DirectionGreater, DirectionLess:
+		default:
+			add("spec.primary.direction", "must be %q, %q or %q (the first mode of each pair, in report order, minus the second), got %q",
+				DirectionTwoSided, DirectionGreater, DirectionLess, pr.Direction)
+		}
 		if pr.Targets != "" && !slices.Contains(l.Targets, pr.Targets) {
 			add("spec.primary.targets", "must be one of the placements in spec.load.targets (%s), got %q", l.Targets, pr.Targets)
 		}

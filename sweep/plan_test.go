@@ -199,7 +199,9 @@ func TestRunFollowsThePlanAndSwitchesOnlyWhenNeeded(t *testing.T) {
 		e, run, dir, fc, _, events := setup(t, specDesign)
 		run.Scenario.Spec.Seed = &seed
 		var progress []string
-		e.Progress = func(done, total int, id string) { progress = append(progress, fmt.Sprintf("%d/%d %s", done, total, id)) }
+		e.Progress = func(done, total int, id string) {
+			progress = append(progress, fmt.Sprintf("%d/%d %s", done, total, id))
+		}
 		if err := e.Run(context.Background(), &runs.Record{Dir: dir, Run: run}); err != nil {
 			t.Fatal(err)
 		}
