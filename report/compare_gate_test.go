@@ -244,7 +244,7 @@ func TestCompareScenarioMismatch(t *testing.T) {
 		"spec.endpointsPerService": func(r *runs.Run) { r.Scenario.Spec.EndpointsPerService = 100 },
 		"spec.backends":            func(r *runs.Run) { r.Scenario.Spec.Backends = 3 },
 		"spec.load.clients":        func(r *runs.Run) { r.Scenario.Spec.Load.Clients = 3 },
-		"spec.load.targets":        func(r *runs.Run) { r.Scenario.Spec.Load.Targets = scenarios.TargetsRandom },
+		"spec.load.targets":        func(r *runs.Run) { r.Scenario.Spec.Load.Targets = scenarios.Placements{scenarios.TargetsRandom} },
 		// How the points were measured: each of these moved numbers with
 		// no change of the dataplane, and a comparison across them exited
 		// 0 (a kind run against a lab run, +50% CPU, passed).
@@ -408,7 +408,7 @@ func TestSyncMetricOnlyMeasuredSyncs(t *testing.T) {
 				Repetition: i + 1, Valid: true, Sync: runs.Sync{LastDurationSeconds: s}})
 		}
 		run := &runs.Run{Scenario: scenarios.Scenario{Spec: scenarios.Spec{Modes: []scenarios.Mode{scenarios.ModeIPTables},
-			Services: []int{1000}, Repetitions: len(secs), Load: scenarios.Load{RequestsPerConn: []int{1}, Targets: scenarios.TargetsOne}}}}
+			Services: []int{1000}, Repetitions: len(secs), Load: scenarios.Load{RequestsPerConn: []int{1}, Targets: scenarios.Placements{scenarios.TargetsOne}}}}}
 		return &Data{Run: run, Points: pts, groups: groupPoints(pts)}
 	}
 	// Only the first repetition measured the step's programming sync: 2 s

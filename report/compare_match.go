@@ -15,7 +15,7 @@ import (
 // does not measure k.
 func plannedReps(run *runs.Run, k runs.Key) int {
 	sp := run.Scenario.Spec
-	if sp.Load.Targets != k.Targets || !slices.Contains(sp.Modes, k.Mode) ||
+	if !slices.Contains(sp.Load.Targets, k.Targets) || !slices.Contains(sp.Modes, k.Mode) ||
 		!slices.Contains(sp.Services, k.Services) || !slices.Contains(sp.Load.RequestsPerConn, k.RequestsPerConn) {
 		return 0
 	}

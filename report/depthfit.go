@@ -451,9 +451,21 @@ func groupDepth(g *group) string {
 	return s
 }
 
-// depthMethodology says how the depth was read and what the placement
+// depthMethodology says how the depth was read and what the placements
 // did.
-func depthMethodology(t scenarios.Targets) string {
+func depthMethodology(ts scenarios.Placements) string {
+	var placements []string
+	for _, t := range ts {
+		placements = append(placements, placementMethod(t))
+	}
+	if len(ts) > 1 {
+		placements = append(placements, fmt.Sprintf("The placements (%s) took turns, in a random order, within every repetition of every step and mode.", ts))
+	}
+	return "The target's depth is the number of rules a new connection walks up to and including its Service's rule: in iptables mode the 1-based index of the Service's ClusterIP rule in nat KUBE-SERVICES, which kube-proxy writes in random order at every sync; 0 in nftables mode (a verdict-map lookup) and IPVS mode (a hash lookup). It is read on the client node right before and right after every window; a point whose chain was reordered in between keeps both readings and stays out of the cost-per-rule fit. " + strings.Join(placements, " ")
+}
+
+// placementMethod says what one placement did.
+func placementMethod(t scenarios.Targets) string {
 	var placement string
 	switch t {
 	case scenarios.TargetsDeepest, scenarios.TargetsShallowest, scenarios.TargetsMedian:
@@ -464,7 +476,7 @@ func depthMethodology(t scenarios.Targets) string {
 	default:
 		placement = "Targets one: every connection went to the first-created Service, whose depth kube-proxy draws at random at every sync (recorded, not chosen): curves against the number of Services then follow a random depth."
 	}
-	return "The target's depth is the number of rules a new connection walks up to and including its Service's rule: in iptables mode the 1-based index of the Service's ClusterIP rule in nat KUBE-SERVICES, which kube-proxy writes in random order at every sync; 0 in nftables mode (a verdict-map lookup) and IPVS mode (a hash lookup). It is read on the client node right before and right after every window; a point whose chain was reordered in between keeps both readings and stays out of the cost-per-rule fit. " + placement
+	return placement
 }
 
 // depthNotes says where the two runs' targets sat at different depths: a

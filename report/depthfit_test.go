@@ -123,7 +123,7 @@ func depthData(t *testing.T) *Data {
 	pts = append(pts, bad)
 	run := &runs.Run{ID: "depth", Status: runs.StatusComplete, Scenario: scenarios.Scenario{Metadata: scenarios.Metadata{Name: "depth"},
 		Spec: scenarios.Spec{Modes: []scenarios.Mode{"iptables", "nftables"}, Services: []int{1, 2000, 5000},
-			Load: scenarios.Load{Rate: 1000, RequestsPerConn: []int{1}, Targets: scenarios.TargetsDeepest}, Repetitions: 3}}}
+			Load: scenarios.Load{Rate: 1000, RequestsPerConn: []int{1}, Targets: scenarios.Placements{scenarios.TargetsDeepest}}, Repetitions: 3}}}
 	return &Data{Dir: t.TempDir(), Run: run, Points: pts, groups: groupPoints(pts)}
 }
 

@@ -148,10 +148,7 @@ func Findings(d *Data) []Finding {
 	blocked := false
 	if d.Run != nil {
 		primary = d.Run.Scenario.Spec.Primary
-		primaryTargets = firstTargets(d.Run.Scenario.Spec)
-		if primary != nil && primary.Targets != "" {
-			primaryTargets = primary.Targets
-		}
+		primaryTargets = d.Run.Scenario.Spec.PrimaryTargets()
 		// Under order: modes each mode, and each of its steps, ran in one
 		// block of time: its repetitions are not independent units, and
 		// nothing between modes or steps can be tested.
@@ -344,11 +341,6 @@ func shiftCI(d Difference, fm findingMetric) string {
 func confidencePct(c float64) string {
 	s := fmt.Sprintf("%.1f", 100*c)
 	return strings.TrimSuffix(s, ".0") + "%"
-}
-
-// firstTargets is the run's first placement: the primary's default.
-func firstTargets(sp scenarios.Spec) scenarios.Targets {
-	return sp.Load.Targets
 }
 
 func servicesPhrase(n int) string {

@@ -115,7 +115,7 @@ func TestPrimaryDirection(t *testing.T) {
 	primary := func(dir scenarios.Direction, tg scenarios.Targets) *Finding {
 		run := &runs.Run{}
 		run.Scenario.Spec.Order = scenarios.OrderSteps
-		run.Scenario.Spec.Load.Targets = scenarios.TargetsDeepest
+		run.Scenario.Spec.Load.Targets = scenarios.Placements{scenarios.TargetsDeepest}
 		run.Scenario.Spec.Primary = &scenarios.Primary{Metric: "cpu", RequestsPerConn: 1, Direction: dir, Targets: tg}
 		var found *Finding
 		for _, f := range Findings(&Data{Run: run, Points: pts, groups: groupPoints(pts)}) {
