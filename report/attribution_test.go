@@ -199,7 +199,7 @@ func TestCPUAttributionWithoutProcessesOrProbe(t *testing.T) {
 }
 
 func TestFirstPacketCores(t *testing.T) {
-	p := &runs.Point{DurationSeconds: 10, FirstPacket: &runs.FirstPacket{Connections: 10000, MeanUs: 40}}
+	p := &runs.Point{DurationSeconds: 10, FirstPacket: &runs.FirstPacket{Connections: 10000, ClientConnections: 10000, MeanUs: 40}}
 	// 40 µs × 1,000 connections per second.
 	if v, ok := firstPacketCores(p); !ok || math.Abs(v-0.04) > 1e-12 {
 		t.Errorf("firstPacketCores = %v, %v; want 0.04", v, ok)
