@@ -171,7 +171,7 @@ func orderOf(o scenarios.Order) scenarios.Order {
 
 // gateString is a spec's gate as its defaults resolve it.
 func gateString(sp scenarios.Spec) string {
-	return fmt.Sprintf("%v at %v", sp.GatedMetrics(), sp.GatedServices())
+	return fmt.Sprintf("%v at %v %v", sp.GatedMetrics(), sp.GatedServices(), sp.GatedTargets())
 }
 
 func pinningString(p *runs.Pinning) string {

@@ -216,6 +216,11 @@ type Gate struct {
 	// Services are the gated Service steps, from spec.services; empty
 	// means the largest. Every mode and connection variant is gated there.
 	Services []int `json:"services,omitempty"`
+	// Targets are the gated placements, from spec.load.targets; empty
+	// means the first placement of the list (the one a scenario measures
+	// its cost at; the others exist for the within-step depth contrast),
+	// so that placements do not multiply the gated rows.
+	Targets []Targets `json:"targets,omitempty"`
 }
 
 // GateMetrics are the metrics a gate may name: costs whose per-point
@@ -245,6 +250,18 @@ func (s *Spec) GatedServices() []int {
 		return nil
 	}
 	return []int{slices.Max(s.Services)}
+}
+
+// GatedTargets returns the gate's placements: the first of
+// spec.load.targets when unset (none when the scenario names none).
+func (s *Spec) GatedTargets() []Targets {
+	if s.Gate != nil && len(s.Gate.Targets) > 0 {
+		return s.Gate.Targets
+	}
+	if len(s.Load.Targets) == 0 {
+		return nil
+	}
+	return []Targets{s.Load.Targets.First()}
 }
 
 // Primary is a scenario's primary comparison: the modes compared on one

@@ -157,6 +157,11 @@ func Validate(s *Scenario) ErrorList {
 				add(fmt.Sprintf("spec.gate.services[%d]", i), "must be one of the steps in spec.services (%v), got %d", sp.Services, n)
 			}
 		}
+		for i, t := range g.Targets {
+			if !slices.Contains(sp.Load.Targets, t) {
+				add(fmt.Sprintf("spec.gate.targets[%d]", i), "must be one of the placements in spec.load.targets (%s), got %q", sp.Load.Targets, t)
+			}
+		}
 	}
 	iv := sp.Sampling.Interval.D()
 	switch {
