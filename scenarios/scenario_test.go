@@ -192,7 +192,8 @@ func TestCatalog(t *testing.T) {
 		t.Errorf("quick: services %v, %d repetitions, %d points per mode, primary %+v", q.Spec.Services, q.Spec.Repetitions, q.PointsPerMode(), q.Spec.Primary)
 	}
 	aa, _, _ := FromCatalog("aa")
-	if !reflect.DeepEqual(aa.Spec.Modes, []Mode{ModeIPTables, ModeNFTables}) || aa.Spec.Repetitions != 4 || aa.PointsPerMode() != 8 {
+	if !reflect.DeepEqual(aa.Spec.Modes, []Mode{ModeIPTables}) || aa.Spec.Repetitions != 6 || aa.PointsPerMode() != 12 ||
+		len(aa.Spec.GatedTargets()) != 1 || len(aa.Spec.GatedMetrics()) != 2 {
 		t.Errorf("aa: modes %v, %d repetitions, %d points per mode", aa.Spec.Modes, aa.Spec.Repetitions, aa.PointsPerMode())
 	}
 	nft, _, _ := FromCatalog("nftables-2025")
