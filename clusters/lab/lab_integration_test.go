@@ -154,6 +154,18 @@ func TestLabIptablesThenNftables(t *testing.T) {
 	if len(eps) != 3 {
 		t.Fatalf("backends = %v, want 3", eps)
 	}
+	// The backends keep no TIME_WAIT (a port reused through another
+	// Service must not meet an old tuple); the client node keeps its
+	// kernel's default.
+	for ns, want := range map[string]string{"b0": "0", "b2": "0"} {
+		out, err := exec.CommandContext(ctx, "ip", "netns", "exec", "kpb-"+name+"-"+ns, "sysctl", "-n", "net.ipv4.tcp_max_tw_buckets").Output()
+		if err != nil || strings.TrimSpace(string(out)) != want {
+			t.Errorf("%s: tcp_max_tw_buckets = %q (%v), want %s", ns, out, err, want)
+		}
+	}
+	if out, err := exec.CommandContext(ctx, "ip", "netns", "exec", "kpb-"+name+"-node", "sysctl", "-n", "net.ipv4.tcp_max_tw_buckets").Output(); err != nil || strings.TrimSpace(string(out)) == "0" {
+		t.Errorf("the client node's tcp_max_tw_buckets = %q (%v): the node's TCP must stay the kernel's", out, err)
+	}
 	clusterIP := createService(ctx, t, cs, "kpbench-it", "echo", eps)
 	if !lab.ServiceCIDR.Contains(mustAddr(t, clusterIP)) {
 		t.Errorf("ClusterIP %s is outside %s", clusterIP, lab.ServiceCIDR)
