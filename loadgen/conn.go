@@ -24,8 +24,9 @@ type arriver interface {
 type dialer interface {
 	// prepare readies a resolved target for dialing.
 	prepare(t *Target) error
-	// dial connects to t before deadline. It returns the handshake's
-	// duration: from just before connect(2) to the socket being connected.
+	// dial connects to t before deadline and returns the connection with
+	// its deadline set to deadline. It returns the handshake's duration:
+	// from just before connect(2) to the socket being connected.
 	dial(t *Target, deadline time.Time) (conn, time.Duration, error)
 	// close releases what the dialer holds once every connection is closed.
 	close()

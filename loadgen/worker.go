@@ -145,7 +145,8 @@ func (w *worker) do(intended int64, measured bool) {
 		// than count the server's close as an error.
 		w.drop()
 	}
-	if w.conn == nil {
+	fresh := w.conn == nil
+	if fresh {
 		w.target = &r.targets[0]
 		if len(r.targets) > 1 {
 			i := w.rng.IntN(len(r.targets))
@@ -169,7 +170,8 @@ func (w *worker) do(intended int64, measured bool) {
 	if last {
 		req = w.target.reqClose
 	}
-	if err := w.conn.SetDeadline(deadline); err != nil {
+	// A new connection has this request's deadline from its dial.
+	if err := w.setDeadline(fresh, deadline); err != nil {
 		w.drop()
 		w.finish(&smp, measured, intended, start, r.now(), 0, err)
 		return
@@ -194,6 +196,13 @@ func (w *worker) do(intended int64, measured bool) {
 		}
 		w.drop()
 	}
+}
+
+func (w *worker) setDeadline(fresh bool, deadline time.Time) error {
+	if fresh {
+		return nil
+	}
+	return w.conn.SetDeadline(deadline)
 }
 
 func (w *worker) drop() {
