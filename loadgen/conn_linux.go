@@ -30,13 +30,11 @@ import (
 // system calls that a benchmark does not need.
 //
 // Two calls per connection cannot be raw: os.NewFile's fcntl and
-// os.File.Close's close. rawDialer batches them (sockets are made 64 at a
-// time, and closed 64 at a time, when the oldest has waited 40 ms, or with
-// the next batch of new sockets), so that the monitor thread is woken once
-// per batch, not per connection: each wake-up is a futex call and a
-// context switch or two on the client's CPU. A socket waiting to be closed
-// has received the server's FIN and has nothing more to report, so it
-// costs the poller nothing.
+// os.File.Close's close. rawDialer batches them (sockets are made sixteen
+// at a time, and closed sixteen at a time or when the oldest has waited
+// 10 ms), so that the monitor thread is woken once per batch, not per
+// connection. A socket waiting to be closed has received the server's FIN
+// and has nothing more to report, so it costs the poller nothing.
 type rawDialer struct {
 	mu     sync.Mutex
 	spare  map[int][]*os.File // unconnected sockets by address family
@@ -45,9 +43,9 @@ type rawDialer struct {
 }
 
 const (
-	socketBatch = 64
-	closeBatch  = 64
-	closeDelay  = 40 * time.Millisecond
+	socketBatch = 16
+	closeBatch  = 16
+	closeDelay  = 10 * time.Millisecond
 )
 
 func newDialer() dialer { return &rawDialer{spare: map[int][]*os.File{}} }
@@ -61,14 +59,7 @@ func (d *rawDialer) socket(family int) (*os.File, error) {
 		d.mu.Unlock()
 		return f, nil
 	}
-	// The closes waiting in their batch go now, in the same wake-up of
-	// the monitor thread as the new sockets' fcntl calls.
-	toShut := d.toShut
-	d.toShut = nil
 	d.mu.Unlock()
-	for _, f := range toShut {
-		f.Close()
-	}
 	batch := make([]*os.File, 0, socketBatch)
 	var err error
 	for range socketBatch {
