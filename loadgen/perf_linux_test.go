@@ -138,3 +138,59 @@ func TestSleeperWakesAtTheInstant(t *testing.T) {
 		t.Fatal("a timer armed in the past did not end the wait")
 	}
 }
+
+// TestDeferredAnswerIsReadAtTheDispatchersWake: a deferred answer does not
+// wake its worker; the dispatcher's wake-up lets it be read, and its
+// latency is still the answer's arrival (the kernel's timestamp), not the
+// later read.
+func TestDeferredAnswerIsReadAtTheDispatchersWake(t *testing.T) {
+	skipIntegration(t)
+	_, url := startServer(t, ServerConfig{BodyBytes: DefaultBodyBytes})
+	tgt, err := ParseTarget(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newDialer()
+	if err := d.prepare(&tgt); err != nil {
+		t.Fatal(err)
+	}
+	defer d.close()
+	r := &runner{
+		cfg:      Config{Timeout: 5 * time.Second, MaxInflight: 2, idleReuse: maxIdleReuse},
+		targets:  []Target{tgt},
+		dialer:   d,
+		t0:       time.Now(),
+		timeline: newTimeline(0, time.Hour),
+		hist:     newHistograms(),
+		deferOn:  true,
+	}
+	w := r.startWorker()
+	close(w.jobs)
+	r.wg.Wait()
+	w.do(r.now(), false) // connects; deferring is closed
+	if w.conn == nil {
+		t.Fatal("no connection after the first request")
+	}
+	r.deferOpen = true
+	done := make(chan struct{})
+	go func() { w.do(r.now(), true); close(done) }()
+	const hold = 50 * time.Millisecond
+	select {
+	case <-done:
+		t.Fatal("the deferred answer woke its worker")
+	case <-time.After(hold):
+	}
+	r.wakeDeferred(true)
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the dispatcher's wake-up did not let the worker read its answer")
+	}
+	if w.nsamples != 1 || w.errors != 0 {
+		t.Fatalf("%d samples, %d errors (%v); want 1 answered request", w.nsamples, w.errors, w.byKind)
+	}
+	if lat := time.Duration(w.samples[0].latency); lat <= 0 || lat >= hold {
+		t.Errorf("latency %v: want the answer's arrival, well under the %v it waited to be read", lat, hold)
+	}
+	w.conn.Close()
+}
