@@ -14,6 +14,12 @@ type conn interface {
 	Close() error
 }
 
+// deferrable is a conn whose reader need not be woken when its answer
+// arrives (see runner.deferAnswer): its socket's receive mark can be raised.
+type deferrable interface {
+	socketFD() uintptr
+}
+
 // arriver is a conn that knows when the data of its last read reached the
 // host (the kernel's receive timestamp), as opposed to when it was read.
 type arriver interface {
@@ -24,8 +30,9 @@ type arriver interface {
 type dialer interface {
 	// prepare readies a resolved target for dialing.
 	prepare(t *Target) error
-	// dial connects to t before deadline. It returns the handshake's
-	// duration: from just before connect(2) to the socket being connected.
+	// dial connects to t before deadline and returns the connection with
+	// its deadline set to deadline. It returns the handshake's duration:
+	// from just before connect(2) to the socket being connected.
 	dial(t *Target, deadline time.Time) (conn, time.Duration, error)
 	// close releases what the dialer holds once every connection is closed.
 	close()

@@ -30,5 +30,13 @@ func (netDialer) dial(t *Target, deadline time.Time) (conn, time.Duration, error
 	if err != nil {
 		return nil, 0, err
 	}
-	return c, time.Since(start), nil
+	took := time.Since(start)
+	if err := c.SetDeadline(deadline); err != nil {
+		c.Close()
+		return nil, 0, err
+	}
+	return c, took, nil
 }
+
+// setRcvLowat is not used: no conn here is deferrable.
+func setRcvLowat(uintptr, int32) {}

@@ -33,6 +33,11 @@ type sleeper struct {
 	base   int64
 	readFn func(fd uintptr) bool
 	buf    [8]byte
+	// its is the expiry to arm; armed says the wait in progress has armed
+	// it, armErr why arming failed.
+	its    unix.ItimerSpec
+	armed  bool
+	armErr syscall.Errno
 }
 
 func newSleeper(origin time.Time) (*sleeper, error) {
@@ -57,7 +62,19 @@ func newSleeper(origin time.Time) (*sleeper, error) {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
 	s := &sleeper{f: f, rc: rc, fd: uintptr(fd), timer: t, base: base}
+	// The timer is armed from inside the poller's read, after the poller
+	// has been readied for the wait: the read that would follow arming at
+	// once always finds the timer pending (EAGAIN), so it is skipped, and
+	// an expiry after arming is never missed (the poller is edge-triggered
+	// and watches from before the arming).
 	s.readFn = func(fd uintptr) bool {
+		if !s.armed {
+			s.armed = true
+			_, _, errno := unix.RawSyscall6(unix.SYS_TIMERFD_SETTIME, fd, unix.TFD_TIMER_ABSTIME,
+				uintptr(unsafe.Pointer(&s.its)), 0, 0, 0)
+			s.armErr = errno
+			return errno != 0
+		}
 		_, errno := rawCall(unix.SYS_READ, fd, s.buf[:])
 		return errno != unix.EAGAIN
 	}
@@ -83,15 +100,13 @@ func (s *sleeper) sleepUntil(ctx context.Context, origin time.Time, at time.Dura
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	its := unix.ItimerSpec{Value: unix.NsecToTimespec(s.base + int64(at))}
-	_, _, errno := unix.RawSyscall6(unix.SYS_TIMERFD_SETTIME, s.fd, unix.TFD_TIMER_ABSTIME,
-		uintptr(unsafe.Pointer(&its)), 0, 0, 0)
-	if errno != 0 {
-		time.Sleep(at - time.Since(origin))
-		return ctx.Err()
-	}
+	s.its = unix.ItimerSpec{Value: unix.NsecToTimespec(s.base + int64(at))}
+	s.armed, s.armErr = false, 0
 	if err := s.rc.Read(s.readFn); err != nil {
 		return fmt.Errorf("waiting for timerfd: %w", err)
+	}
+	if s.armErr != 0 {
+		time.Sleep(at - time.Since(origin))
 	}
 	return ctx.Err()
 }

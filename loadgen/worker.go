@@ -22,6 +22,9 @@ func (r *runner) send(ctx context.Context, intended int64, measured bool) bool {
 			w = r.startWorker()
 		} else {
 			r.boundHits++
+			// Waiting for a worker: deferred answers must wake theirs.
+			r.wakeDeferred(false)
+			defer r.wakeDeferred(true)
 			for w == nil {
 				select {
 				case <-r.freed:
@@ -145,7 +148,8 @@ func (w *worker) do(intended int64, measured bool) {
 		// than count the server's close as an error.
 		w.drop()
 	}
-	if w.conn == nil {
+	fresh := w.conn == nil
+	if fresh {
 		w.target = &r.targets[0]
 		if len(r.targets) > 1 {
 			i := w.rng.IntN(len(r.targets))
@@ -169,10 +173,16 @@ func (w *worker) do(intended int64, measured bool) {
 	if last {
 		req = w.target.reqClose
 	}
-	if err := w.conn.SetDeadline(deadline); err != nil {
+	// A new connection has this request's deadline from its dial.
+	if err := w.setDeadline(fresh, deadline); err != nil {
 		w.drop()
 		w.finish(&smp, measured, intended, start, r.now(), 0, err)
 		return
+	}
+	// The answer that ends a connection comes with the server's close,
+	// which wakes its reader whatever the mark: not deferred.
+	if d, ok := w.conn.(deferrable); ok && !last {
+		r.deferAnswer(d.socketFD())
 	}
 	resp, err := roundTrip(w.conn, req, w.buf)
 	done := r.now()
@@ -194,6 +204,13 @@ func (w *worker) do(intended int64, measured bool) {
 		}
 		w.drop()
 	}
+}
+
+func (w *worker) setDeadline(fresh bool, deadline time.Time) error {
+	if fresh {
+		return nil
+	}
+	return w.conn.SetDeadline(deadline)
 }
 
 func (w *worker) drop() {

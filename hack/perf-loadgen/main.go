@@ -36,6 +36,10 @@ type options struct {
 	reps                 int
 	maxRates             string
 	rt                   int
+	rates                string
+	cpuOnly              bool
+	baseline             string
+	pauseFile            string
 	tmp                  string
 }
 
@@ -49,6 +53,10 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 3*time.Second, "length of each measurement")
 	flag.IntVar(&o.reps, "reps", 3, "repetitions of each CPU measurement (the median is shown)")
 	flag.IntVar(&o.rt, "rt", 0, "run the server and the fixed-rate clients with SCHED_FIFO at this priority (chrt), so that other load on a shared machine disturbs them less; the closed-loop maximum always runs at normal priority")
+	flag.StringVar(&o.rates, "rates", "1000,2000,10000", "fixed rates for the CPU-per-request table")
+	flag.BoolVar(&o.cpuOnly, "cpu-only", false, "measure only the CPU-per-request table (no one-core maximum, no p50 table)")
+	flag.StringVar(&o.baseline, "baseline", "", "another kpbench binary (e.g. an older build) measured in the same rounds, for a before/after ratio against the same fortio runs")
+	flag.StringVar(&o.pauseFile, "pause-file", "", "before each round wait while this file exists, and measure a round again if the file appeared during it (another job announces a measurement of its own)")
 	flag.StringVar(&o.maxRates, "max-rates", "5000,10000,15000,20000,25000,30000,40000,50000", "rates tried for the one-core maximum, ascending")
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -87,26 +95,50 @@ func run(o options) error {
 	defer func() { fmt.Printf("load average at the end: %s\n", loadavg()) }()
 
 	// (a) CPU per request at fixed rates.
+	rates, err := parseRates(o.rates)
+	if err != nil {
+		return fmt.Errorf("--rates: %w", err)
+	}
 	fmt.Println("Client CPU per request (µs, whole process incl. startup; lower is better)")
 	fmt.Println()
 	fmt.Println("| rate/s | requests per conn | kpbench µs/req | kpbench --tick 1ms µs/req | fortio µs/req | kpbench/fortio | --tick 1ms/fortio | wakes/req: kpbench, --tick 1ms, fortio | achieved: kpbench, --tick 1ms, fortio | kpbench lag p99 |")
 	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---|---|---:|")
 	var p50k, p50t, p50f []clientRun // persistent connections, by rate
-	for _, rate := range []float64{1000, 10000} {
+	var ratioRows []string
+	for _, rate := range rates {
 		for _, k := range []int{1, 0} {
-			var ks, fs, ts []clientRun
-			for rep := range o.reps {
+			var ks, fs, ts, bs []clientRun
+			for rep := 0; rep < o.reps; {
+				waitPause(o)
 				// Alternate the order so that drift in the machine's load
 				// does not favour one client.
-				if rep%2 == 0 {
-					ks = append(ks, kpbenchRun(o, true, url, rate, k, o.duration))
-					fs = append(fs, fortioRun(o, true, url, rate, k, o.duration))
-					ts = append(ts, kpbenchRun(o, true, url, rate, k, o.duration, "--tick", "1ms"))
-				} else {
-					ts = append(ts, kpbenchRun(o, true, url, rate, k, o.duration, "--tick", "1ms"))
-					fs = append(fs, fortioRun(o, true, url, rate, k, o.duration))
-					ks = append(ks, kpbenchRun(o, true, url, rate, k, o.duration))
+				runs := []func() clientRun{
+					func() clientRun { return kpbenchRun(o, o.kpbench, true, url, rate, k, o.duration) },
+					func() clientRun { return fortioRun(o, true, url, rate, k, o.duration) },
+					func() clientRun { return kpbenchRun(o, o.kpbench, true, url, rate, k, o.duration, "--tick", "1ms") },
 				}
+				if o.baseline != "" {
+					runs = append(runs, func() clientRun { return kpbenchRun(o, o.baseline, true, url, rate, k, o.duration) })
+				}
+				got := make([]clientRun, len(runs))
+				disturbed := false
+				for i := range runs {
+					j := i
+					if rep%2 == 1 {
+						j = len(runs) - 1 - i
+					}
+					got[j] = runs[j]()
+					disturbed = disturbed || paused(o)
+				}
+				if disturbed {
+					fmt.Fprintf(os.Stderr, "perf-loadgen: %s appeared during a round; measuring it again\n", o.pauseFile)
+					continue
+				}
+				ks, fs, ts = append(ks, got[0]), append(fs, got[1]), append(ts, got[2])
+				if o.baseline != "" {
+					bs = append(bs, got[3])
+				}
+				rep++
 			}
 			km, fm, tm := median(ks), median(fs), median(ts)
 			if km.err != nil || fm.err != nil || tm.err != nil {
@@ -117,12 +149,33 @@ func run(o options) error {
 				km.cpuPerReq(), tm.cpuPerReq(), fm.cpuPerReq(), km.cpuPerReq()/fm.cpuPerReq(), tm.cpuPerReq()/fm.cpuPerReq(),
 				km.wakesPerReq(), tm.wakesPerReq(), fm.wakesPerReq(),
 				100*km.achieved/rate, 100*tm.achieved/rate, 100*fm.achieved/rate, us(km.lagP99))
+			row := fmt.Sprintf("| %.0f | %d | %s | %s |", rate, k, ratios(ks, fs), ratios(ts, fs))
+			if o.baseline != "" {
+				row += " " + ratios(bs, fs) + " |"
+			}
+			ratioRows = append(ratioRows, row)
 			if k == 0 {
 				p50k, p50t, p50f = append(p50k, km), append(p50t, tm), append(p50f, fm)
 			}
 		}
 	}
 	fmt.Println()
+	fmt.Println("CPU per request as a ratio to fortio's in the same round: median (lowest–highest) over the rounds")
+	fmt.Println()
+	if o.baseline != "" {
+		fmt.Println("| rate/s | requests per conn | kpbench/fortio | --tick 1ms/fortio | baseline/fortio |")
+		fmt.Println("|---:|---:|---|---|---|")
+	} else {
+		fmt.Println("| rate/s | requests per conn | kpbench/fortio | --tick 1ms/fortio |")
+		fmt.Println("|---:|---:|---|---|")
+	}
+	for _, row := range ratioRows {
+		fmt.Println(row)
+	}
+	fmt.Println()
+	if o.cpuOnly {
+		return nil
+	}
 
 	// (b) the highest rate one core sustains, at normal priority: at full
 	// speed a real-time server or client would starve the machine's other
@@ -140,10 +193,10 @@ func run(o options) error {
 			return fmt.Errorf("--max-rates: %w", err)
 		}
 		sustained := func(r clientRun) bool { return r.err == nil && r.achieved >= 0.99*rate }
-		r := kpbenchRun(o, false, url, rate, 0, 2*time.Second)
+		r := kpbenchRun(o, o.kpbench, false, url, rate, 0, 2*time.Second)
 		if !sustained(r) {
 			// One retry: a shared machine stalls now and then.
-			if r = kpbenchRun(o, false, url, rate, 0, 2*time.Second); !sustained(r) {
+			if r = kpbenchRun(o, o.kpbench, false, url, rate, 0, 2*time.Second); !sustained(r) {
 				break
 			}
 		}
@@ -165,15 +218,20 @@ func run(o options) error {
 	w1 := wrkRun(o, url, 1, o.duration)
 	fmt.Println("p50 latency, persistent connections (µs)")
 	fmt.Println()
-	fmt.Println("| client | 1,000 req/s | 10,000 req/s | note |")
-	fmt.Println("|---|---:|---:|---|")
-	if len(p50k) == 2 {
-		fmt.Printf("| kpbench load | %.1f | %.1f | from the intended send time |\n", p50k[0].p50, p50k[1].p50)
-		fmt.Printf("| kpbench load, service time | %.1f | %.1f | from the actual send |\n", p50k[0].serviceP50, p50k[1].serviceP50)
-		fmt.Printf("| kpbench load --tick 1ms | %.1f | %.1f | from the batch's start (bursts of 1 and 10) |\n", p50t[0].p50, p50t[1].p50)
-		fmt.Printf("| fortio | %.1f | %.1f | 10 µs histogram resolution, from the actual send |\n", p50f[0].p50, p50f[1].p50)
+	head, sep := "| client |", "|---|"
+	for _, rate := range rates {
+		head += fmt.Sprintf(" %s req/s |", thousands(rate))
+		sep += "---:|"
 	}
-	fmt.Printf("| wrk | %.1f | | closed loop, 1 connection (%.0f req/s, never idle) |\n", w1.p50, w1.achieved)
+	fmt.Println(head + " note |")
+	fmt.Println(sep + "---|")
+	if len(p50k) == len(rates) {
+		p50Row("kpbench load", p50k, func(r clientRun) float64 { return r.p50 }, "from the intended send time")
+		p50Row("kpbench load, service time", p50k, func(r clientRun) float64 { return r.serviceP50 }, "from the actual send")
+		p50Row("kpbench load --tick 1ms", p50t, func(r clientRun) float64 { return r.p50 }, "from the batch's start (bursts of rate × 1 ms)")
+		p50Row("fortio", p50f, func(r clientRun) float64 { return r.p50 }, "10 µs histogram resolution, from the actual send")
+	}
+	fmt.Printf("| wrk | %.1f |%s closed loop, 1 connection (%.0f req/s, never idle) |\n", w1.p50, strings.Repeat(" |", len(rates)-1), w1.achieved)
 	fmt.Println()
 	return nil
 }
@@ -224,6 +282,69 @@ func median(rs []clientRun) clientRun {
 	}
 	sort.Slice(ok, func(i, j int) bool { return ok[i].cpuPerReq() < ok[j].cpuPerReq() })
 	return ok[len(ok)/2]
+}
+
+// ratios returns the median and the range of a[i]/b[i], the CPU per
+// request of two clients measured in the same round.
+func ratios(a, b []clientRun) string {
+	var rs []float64
+	for i := range min(len(a), len(b)) {
+		if a[i].err == nil && b[i].err == nil && b[i].cpuPerReq() > 0 {
+			rs = append(rs, a[i].cpuPerReq()/b[i].cpuPerReq())
+		}
+	}
+	if len(rs) == 0 {
+		return "no valid round"
+	}
+	sort.Float64s(rs)
+	m := rs[len(rs)/2]
+	if len(rs)%2 == 0 {
+		m = (rs[len(rs)/2-1] + rs[len(rs)/2]) / 2
+	}
+	return fmt.Sprintf("%.2f (%.2f–%.2f)", m, rs[0], rs[len(rs)-1])
+}
+
+func parseRates(s string) ([]float64, error) {
+	var rates []float64
+	for _, f := range strings.Split(s, ",") {
+		rate, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || !(rate > 0) {
+			return nil, fmt.Errorf("rate %q is not a positive number", f)
+		}
+		rates = append(rates, rate)
+	}
+	return rates, nil
+}
+
+func thousands(v float64) string {
+	s := strconv.FormatFloat(v, 'f', 0, 64)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+func p50Row(name string, rs []clientRun, v func(clientRun) float64, note string) {
+	row := "| " + name + " |"
+	for _, r := range rs {
+		row += fmt.Sprintf(" %.1f |", v(r))
+	}
+	fmt.Println(row + " " + note + " |")
+}
+
+// waitPause waits while o.pauseFile exists.
+func waitPause(o options) {
+	for paused(o) {
+		time.Sleep(5 * time.Second)
+	}
+}
+
+func paused(o options) bool {
+	if o.pauseFile == "" {
+		return false
+	}
+	_, err := os.Stat(o.pauseFile)
+	return err == nil
 }
 
 func loadavg() string {
@@ -280,8 +401,8 @@ func lastLine(s string) string {
 	return s
 }
 
-func kpbenchRun(o options, rt bool, url string, rate float64, k int, d time.Duration, extra ...string) clientRun {
-	args := []string{o.kpbench, "load", "--rate", fmt.Sprint(rate), "--duration", d.String(),
+func kpbenchRun(o options, bin string, rt bool, url string, rate float64, k int, d time.Duration, extra ...string) clientRun {
+	args := []string{bin, "load", "--rate", fmt.Sprint(rate), "--duration", d.String(),
 		"--warmup", "0s", "--requests-per-conn", strconv.Itoa(k), "--json", "-"}
 	args = append(append(args, extra...), url)
 	out, cpu, err := execute(o, rt, d+30*time.Second, args...)
