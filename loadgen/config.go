@@ -46,8 +46,6 @@ type Config struct {
 	// the client cannot reach fails fast. The run is then invalid.
 	AbortWhenBehind bool
 
-	// noDefer turns deferred answers off (tests, benchmarks).
-	noDefer bool
 	// idleReuse overrides maxIdleReuse (tests).
 	idleReuse time.Duration
 	// stallAt and stallFor stop the dispatcher once, for stallFor, when

@@ -14,12 +14,6 @@ type conn interface {
 	Close() error
 }
 
-// deferrable is a conn whose reader need not be woken when its answer
-// arrives (see runner.deferAnswer): its socket's receive mark can be raised.
-type deferrable interface {
-	socketFD() uintptr
-}
-
 // arriver is a conn that knows when the data of its last read reached the
 // host (the kernel's receive timestamp), as opposed to when it was read.
 type arriver interface {

@@ -195,7 +195,6 @@ func (d *rawDialer) dial(t *Target, deadline time.Time) (conn, time.Duration, er
 	werr := rc.Write(func(fd uintptr) bool {
 		if !started {
 			started = true
-			c.fd = fd
 			start = time.Now()
 			cerr = rawConnect(fd, rs.raw, rs.rawLen)
 			if cerr != unix.EINPROGRESS {
@@ -250,7 +249,6 @@ type rawConn struct {
 	f  *os.File
 	rc syscall.RawConn
 	d  *rawDialer
-	fd uintptr // the socket, for setRcvLowat
 
 	// Bound once, so that each call does not allocate a closure.
 	readFn, writeFn func(fd uintptr) bool
@@ -393,17 +391,4 @@ func opErr(op string, err error) error {
 		err = net.ErrClosed
 	}
 	return &net.OpError{Op: op, Net: "tcp", Err: err}
-}
-
-// socketFD implements deferrable.
-func (c *rawConn) socketFD() uintptr { return c.fd }
-
-// setRcvLowat sets the socket's SO_RCVLOWAT: how many bytes must be queued
-// before the socket reads as readable to the poller (errors and the peer's
-// close always do). Setting it wakes a waiting reader at once when that
-// much is already queued. A read that does not wait returns what is
-// queued whatever the mark.
-func setRcvLowat(fd uintptr, v int32) {
-	unix.RawSyscall6(unix.SYS_SETSOCKOPT, fd, unix.SOL_SOCKET, unix.SO_RCVLOWAT,
-		uintptr(unsafe.Pointer(&v)), 4, 0)
 }

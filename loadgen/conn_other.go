@@ -37,6 +37,3 @@ func (netDialer) dial(t *Target, deadline time.Time) (conn, time.Duration, error
 	}
 	return c, took, nil
 }
-
-// setRcvLowat is not used: no conn here is deferrable.
-func setRcvLowat(uintptr, int32) {}

@@ -114,14 +114,8 @@ type runner struct {
 	idle    []*worker
 	waiting bool
 	freed   chan struct{}
-	// Deferred answers (defer.go): deferOn is fixed for the run; under
-	// idleMu, deferOpen says whether workers may defer now and deferred
-	// holds their sockets until the dispatcher's next wake-up.
-	deferOn                 bool
-	deferOpen               bool
-	deferred, deferredSpare []uintptr
-	dialer                  dialer
-	wg                      sync.WaitGroup
+	dialer  dialer
+	wg      sync.WaitGroup
 	// stop is closed when the run's wall time is up (warm-up plus
 	// duration) or when it is aborted: a dispatcher waiting for a free
 	// worker gives up.
@@ -159,9 +153,6 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	for range min(2, r.cfg.MaxInflight) {
 		r.idle = append(r.idle, r.startWorker())
 	}
-	wakeEvery := max(r.pacer.Interval(), r.cfg.Tick)
-	r.deferOn = !r.cfg.noDefer && wakeEvery <= deferMaxInterval && wakeEvery <= r.cfg.Timeout/10
-	r.deferOpen = r.deferOn
 
 	total := int64(r.cfg.Warmup + r.cfg.Duration)
 	// Requests the schedule still owes at the end may go out late for a
@@ -239,9 +230,6 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 			}
 			break
 		}
-		// Awake anyway: the answers that came in since the last send are
-		// read now, after this send so as not to delay it (see defer.go).
-		r.wakeDeferred(true)
 		hits++
 		r.sent.Store(int64(hits))
 		if measured {
@@ -250,8 +238,6 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		}
 	}
 	stoppedAt := r.now()
-	// No more sends: the answers still out wake their workers as they come.
-	r.wakeDeferred(false)
 	// The window lasts until its scheduled end, or later if sends ran late.
 	if !stoppedEarly && r.sleep(sendCtx, total) != nil {
 		stoppedEarly = true

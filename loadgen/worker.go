@@ -22,9 +22,6 @@ func (r *runner) send(ctx context.Context, intended int64, measured bool) bool {
 			w = r.startWorker()
 		} else {
 			r.boundHits++
-			// Waiting for a worker: deferred answers must wake theirs.
-			r.wakeDeferred(false)
-			defer r.wakeDeferred(true)
 			for w == nil {
 				select {
 				case <-r.freed:
@@ -178,11 +175,6 @@ func (w *worker) do(intended int64, measured bool) {
 		w.drop()
 		w.finish(&smp, measured, intended, start, r.now(), 0, err)
 		return
-	}
-	// The answer that ends a connection comes with the server's close,
-	// which wakes its reader whatever the mark: not deferred.
-	if d, ok := w.conn.(deferrable); ok && !last {
-		r.deferAnswer(d.socketFD())
 	}
 	resp, err := roundTrip(w.conn, req, w.buf)
 	done := r.now()
