@@ -267,6 +267,11 @@ type FirstPacket struct {
 	// where the statistics were off.
 	ProbeCores float64 `json:"probeCores,omitempty"`
 	ProbeRunNs float64 `json:"probeRunNs,omitempty"`
+	// Emulated says the spans were timed in a guest kernel under software
+	// emulation (a VM client node under qemu's TCG): its times are the
+	// emulator's, good for comparing modes and steps within the run, not
+	// as a real node's.
+	Emulated bool `json:"emulated,omitempty"`
 }
 
 // Lag summarizes how far behind schedule sends started, in microseconds.
