@@ -11,7 +11,7 @@ OUT ?= results
 # Go test timeout for the whole suite (the first lab build takes minutes).
 TEST_TIMEOUT ?= 75m
 
-.PHONY: all deps deps-vm deps-bpf generate build test unit bench bench-vm perf lint verify clean
+.PHONY: all deps deps-vm deps-test deps-bpf generate build test unit bench bench-vm perf lint verify clean
 
 all: build
 
@@ -23,6 +23,10 @@ deps-vm:
 	@./hack/deps.sh --vm
 
 # What `make generate` needs (clang-16 for the kernel probe's BPF objects).
+# What `make test` needs besides: the VM node's packages and chromium.
+deps-test:
+	@./hack/deps.sh --vm --test
+
 deps-bpf:
 	@./hack/deps.sh --bpf
 
@@ -38,7 +42,7 @@ build: deps
 # on the real lab (they skip with a reason when they cannot run).
 # Packages run one at a time (-p 1): several bring up labs and measure CPU,
 # and each measures better on a machine the others are not loading.
-test: build deps-vm
+test: build deps-test
 	@if [ "$$(id -u)" = 0 ]; then $(BIN) lab binaries; fi
 	KPBENCH_BIN=$(CURDIR)/$(BIN) $(GO) test -p 1 -timeout $(TEST_TIMEOUT) -count=1 ./...
 

@@ -118,6 +118,10 @@ func (w *firstPacketWindow) firstPacket(load Load) (runs.FirstPacket, error) {
 		return runs.FirstPacket{}, err
 	}
 	fp := firstpacket.Summarize(ev, load.Connections)
+	// A probe that timed another share of the connections than the
+	// client's own leaves its figures out of the report; the point's
+	// other measures stand.
+	fp.Incomplete = runs.FirstPacketIncomplete(&fp)
 	cost, err := w.probe.Cost()
 	if err != nil {
 		return runs.FirstPacket{}, err
@@ -162,6 +166,10 @@ func (w loadFirstPacketWindow) End(_ context.Context, load Load, p *runs.Point) 
 		fp.Unavailable = "the load reported no measured window"
 	case load.FirstPacket != nil:
 		fp = *load.FirstPacket
+		if fp.Incomplete == "" {
+			// Judged here too: the figure crossed from another kpbench.
+			fp.Incomplete = runs.FirstPacketIncomplete(&fp)
+		}
 	}
 	fp.Emulated = w.emulated
 	p.FirstPacket = &fp

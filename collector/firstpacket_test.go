@@ -127,6 +127,8 @@ func TestLoadFirstPacketOnTheNode(t *testing.T) {
 		"no window":    {Load{}, 0, "no measured window", true},
 		"guest's reason": {Load{Span: window, FirstPacket: &runs.FirstPacket{Unavailable: "kernel probe unavailable: loading: no BTF"}},
 			0, "no BTF", true},
+		"incomplete": {Load{Span: window, PID: 7, Connections: 100, FirstPacket: &runs.FirstPacket{Connections: 90, ClientConnections: 100, P50Us: 50}},
+			50, "", true},
 	} {
 		t.Run(name, func(t *testing.T) {
 			w, err := o.Begin(context.Background(), "")
@@ -144,8 +146,11 @@ func TestLoadFirstPacketOnTheNode(t *testing.T) {
 			if (c.reason == "") != (fp.Unavailable == "") || !strings.Contains(fp.Unavailable, c.reason) {
 				t.Errorf("reason %q, want one with %q", fp.Unavailable, c.reason)
 			}
-			if c.reason == "" && (fp.Connections != 100 || fp.P99Us != 230.25) {
+			if name == "timed" && (fp.Connections != 100 || fp.P99Us != 230.25 || fp.Incomplete != "" || !fp.Usable()) {
 				t.Errorf("figure %+v, want the load's", fp)
+			}
+			if name == "incomplete" && (fp.Incomplete == "" || fp.Usable()) {
+				t.Errorf("90 of 100 connections timed, and the figure is usable: %+v", fp)
 			}
 		})
 	}

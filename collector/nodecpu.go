@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -31,6 +32,8 @@ type nodeFigure struct {
 	User     float64 `json:"user"`
 	System   float64 `json:"system"`
 	MaxTotal float64 `json:"maxTotal"`
+	CPUs     float64 `json:"cpus,omitempty"`
+	Coverage float64 `json:"coverage,omitempty"`
 }
 
 // nodeCPUDoc is raw/<point>/node-cpu.json.
@@ -62,7 +65,7 @@ func shares(figs []nodeFigure) []runs.NodeShare {
 	}
 	out := make([]runs.NodeShare, len(figs))
 	for i, f := range figs {
-		out[i] = runs.NodeShare{Node: f.Node, Total: f.Total}
+		out[i] = runs.NodeShare{Node: f.Node, Total: f.Total, MaxTotal: f.MaxTotal, CPUs: f.CPUs, Coverage: f.Coverage}
 	}
 	return out
 }
@@ -96,6 +99,18 @@ type cgroupWindow struct {
 	nodes []CgroupNode
 	c     *counterSampler
 	raw   string
+	// ceilings are the nodes' CPU ceilings (cgroup.CPULimit).
+	ceilings []float64
+}
+
+// ceiling is the ceiling of the nodes' summed figure: they share this
+// machine's CPUs, so the sum of their limits, at most the machine's.
+func (w *cgroupWindow) ceiling() float64 {
+	var sum float64
+	for _, c := range w.ceilings {
+		sum += c
+	}
+	return min(sum, float64(runtime.NumCPU()))
 }
 
 // Begin implements Observer.
@@ -119,7 +134,11 @@ func (o *CgroupObserver) Begin(ctx context.Context, rawDir string) (Window, erro
 	if err := c.Start(ctx); err != nil {
 		return nil, err
 	}
-	return &cgroupWindow{nodes: nodes, c: c, raw: rawDir}, nil
+	w := &cgroupWindow{nodes: nodes, c: c, raw: rawDir}
+	for _, n := range nodes {
+		w.ceilings = append(w.ceilings, cgroup.CPULimit(n.Dir, runtime.NumCPU()))
+	}
+	return w, nil
 }
 
 // End implements Window.
@@ -135,6 +154,11 @@ func (w *cgroupWindow) End(_ context.Context, load Load, p *runs.Point) error {
 	}
 	if err != nil {
 		return err
+	}
+	cpu.Coverage = Coverage(readingSpans(rs), load.Span, w.c.every)
+	cpu.CPUs = w.ceiling()
+	for i := range cpu.Nodes {
+		cpu.Nodes[i].Coverage, cpu.Nodes[i].CPUs = cpu.Coverage, w.ceilings[i]
 	}
 	if err := writeNodeCPU(w.raw, doc); err != nil {
 		return err
@@ -242,7 +266,15 @@ func (w *multiWindow) End(ctx context.Context, load Load, p *runs.Point) error {
 			continue
 		}
 		n := q.CPU.Node
-		figs = append(figs, nodeFigure{Node: w.names[i], Total: n.Total, User: n.User, System: n.System, MaxTotal: n.MaxTotal})
+		if i > 0 {
+			// Another node's figure that could not cover the window
+			// spoils the sum: its reasons go on the point.
+			for _, r := range q.InvalidReasons {
+				Invalidate(p, fmt.Sprintf("%s (client node %s)", r, w.names[i]))
+			}
+		}
+		figs = append(figs, nodeFigure{Node: w.names[i], Total: n.Total, User: n.User, System: n.System, MaxTotal: n.MaxTotal,
+			CPUs: n.CPUs, Coverage: n.Coverage})
 		cpu.User += n.User
 		cpu.Nice += n.Nice
 		cpu.System += n.System
@@ -253,6 +285,10 @@ func (w *multiWindow) End(ctx context.Context, load Load, p *runs.Point) error {
 		// The nodes' busiest intervals need not coincide: their sum
 		// bounds the busiest interval of the sum from above.
 		cpu.MaxTotal += n.MaxTotal
+		cpu.CPUs += n.CPUs
+		if i == 0 || n.Coverage < cpu.Coverage {
+			cpu.Coverage = n.Coverage
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err

@@ -51,7 +51,11 @@ func (w *nodeWindow) End(ctx context.Context, load Load, p *runs.Point) error {
 	if err != nil {
 		return err
 	}
-	return res.fill(load.Span, w.raw, w.covers, p)
+	if err := res.fill(load.Span, w.raw, w.covers, p); err != nil {
+		return err
+	}
+	p.CPU.Processes.Top = res.processTop(load)
+	return nil
 }
 
 // AgentObserver observes the client node by running `kpbench cluster agent
@@ -119,5 +123,9 @@ func (w *agentWindow) End(ctx context.Context, load Load, p *runs.Point) error {
 	if err != nil {
 		return err
 	}
-	return res.fill(load.Span, w.raw, w.covers, p)
+	if err := res.fill(load.Span, w.raw, w.covers, p); err != nil {
+		return err
+	}
+	p.CPU.Processes.Top = res.processTop(load)
+	return nil
 }

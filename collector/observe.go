@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/kpbench/kpbench/clusters"
@@ -154,6 +155,13 @@ func (r *PointResult) fill(load Span, raw, covers string, p *runs.Point) error {
 		covers += " (whole observation, not trimmed to the load's window)"
 	}
 	r.CPU.Node.Covers = covers
+	if r.Series != nil {
+		// The ceiling is the CPUs the figure sums (/proc/stat lines: the
+		// pinned ones, or all of the node's; in a VM, the guest's vCPUs).
+		r.CPU.Node.CPUs = float64(len(r.Series.CPUs))
+		every := time.Duration(r.Series.IntervalSeconds * float64(time.Second))
+		r.CPU.Node.Coverage = Coverage(r.Series.spans(), load, every)
+	}
 	if raw != "" {
 		if err := r.WriteRaw(raw); err != nil {
 			return err
@@ -162,8 +170,34 @@ func (r *PointResult) fill(load Span, raw, covers string, p *runs.Point) error {
 	p.CPU.Node = r.CPU.Node
 	p.CPU.Processes.KubeProxy = r.CPU.Processes.KubeProxy
 	p.Conntrack = r.Conntrack
-	p.Sync = r.Sync
+	p.Sync = r.syncsWithin(load)
 	return nil
+}
+
+// syncsWithin is kube-proxy's syncs narrowed to the load's window where
+// its metrics say when they ran: they are counted from before the load's
+// warm-up to after its end, and kube-proxy stamps the end of its last
+// successful sync. When that stamp precedes the window, every sync
+// counted ran before it (in the warm-up); when the one sync counted
+// started after the window ended, it ran after. Otherwise they count as
+// inside: a sync the window may have seen is not left out.
+func (r *PointResult) syncsWithin(load Span) runs.Sync {
+	s := r.Sync
+	if load.IsZero() || r.KubeProxy == nil || r.KubeProxy.LastSyncTimestamp <= 0 || s.FullSyncs+s.PartialSyncs == 0 {
+		return s
+	}
+	last := unixSeconds(r.KubeProxy.LastSyncTimestamp)
+	began := last.Add(-time.Duration(r.KubeProxy.LastSyncSeconds * float64(time.Second)))
+	if last.Before(load.Start) || (s.FullSyncs+s.PartialSyncs == 1 && began.After(load.End)) {
+		s.FullSyncs, s.FullSyncMeanSeconds, s.PartialSyncs, s.PartialMeanSeconds = 0, 0, 0, 0
+	}
+	return s
+}
+
+// unixSeconds converts a Unix time in seconds to a time.
+func unixSeconds(sec float64) time.Time {
+	whole := int64(sec)
+	return time.Unix(whole, int64((sec-float64(whole))*1e9))
 }
 
 // narrow narrows r's CPU figures to the samples inside load when the load
@@ -179,4 +213,30 @@ func (r *PointResult) narrow(load Span) error {
 	r.CPU = sum.CPU()
 	r.CPUWindow = &Span{Start: sum.Start, End: sum.End}
 	return nil
+}
+
+// processTop is the node's CPU per process over load, the processes
+// kpbench knows named by their role.
+func (r *PointResult) processTop(load Load) *runs.ProcessTop {
+	roles := map[int]string{}
+	if r.Series != nil {
+		for _, pr := range r.Series.Processes {
+			if pr.Name == ProcessKubeProxy {
+				roles[pr.PID] = ProcessKubeProxy
+			}
+		}
+	}
+	if load.PID > 0 {
+		roles[load.PID] = "load client"
+	}
+	if r.Processes == nil {
+		why := "the client node's collector reported no per-process CPU"
+		for _, pr := range r.Problems {
+			if strings.HasPrefix(pr, "per-process CPU") {
+				why = pr
+			}
+		}
+		return &runs.ProcessTop{Unavailable: why}
+	}
+	return ProcessTopOf(r.Processes, load.Span, roles)
 }

@@ -235,8 +235,8 @@ func TestCgroupObserverReplacesTheHostFigure(t *testing.T) {
 // their sum, each node's kept in raw, the others observed into
 // raw/node-<name>/.
 func TestMultiNodeObserverSums(t *testing.T) {
-	a := &hostObserver{cpu: runs.NodeCPU{User: 0.2, System: 0.1, Total: 0.3, MaxTotal: 0.4}}
-	b := &hostObserver{cpu: runs.NodeCPU{User: 0.1, SoftIRQ: 0.1, Total: 0.2, MaxTotal: 0.25}}
+	a := &hostObserver{cpu: runs.NodeCPU{User: 0.2, System: 0.1, Total: 0.3, MaxTotal: 0.4, CPUs: 1, Coverage: 0.95}}
+	b := &hostObserver{cpu: runs.NodeCPU{User: 0.1, SoftIRQ: 0.1, Total: 0.2, MaxTotal: 0.25, CPUs: 2, Coverage: 1}}
 	o := &MultiNodeObserver{Nodes: []NamedObserver{{"node-a", a}, {"node-b", b}}}
 	raw := t.TempDir()
 	w, err := o.Begin(context.Background(), raw)
@@ -252,8 +252,15 @@ func TestMultiNodeObserverSums(t *testing.T) {
 	if !eq(n.Total, 0.5) || !eq(n.User, 0.3) || !eq(n.SoftIRQ, 0.1) || !eq(n.MaxTotal, 0.65) {
 		t.Errorf("summed node CPU %+v, want 0.5 cores", n)
 	}
-	if len(n.Nodes) != 2 || n.Nodes[0] != (runs.NodeShare{Node: "node-a", Total: 0.3}) || n.Nodes[1] != (runs.NodeShare{Node: "node-b", Total: 0.2}) {
+	// Each node keeps its own busiest interval, ceiling and coverage (its
+	// saturation is judged on its own); the sum's ceiling is the sum, its
+	// coverage the least.
+	if len(n.Nodes) != 2 || n.Nodes[0] != (runs.NodeShare{Node: "node-a", Total: 0.3, MaxTotal: 0.4, CPUs: 1, Coverage: 0.95}) ||
+		n.Nodes[1] != (runs.NodeShare{Node: "node-b", Total: 0.2, MaxTotal: 0.25, CPUs: 2, Coverage: 1}) {
 		t.Errorf("per node %+v", n.Nodes)
+	}
+	if n.CPUs != 3 || n.Coverage != 0.95 {
+		t.Errorf("summed ceiling %g, coverage %g; want 3 and 0.95", n.CPUs, n.Coverage)
 	}
 	if n.Covers != "all CPUs of the 2 client nodes (/proc/stat), summed (node-a, node-b)" {
 		t.Errorf("covers %q", n.Covers)
@@ -367,6 +374,9 @@ func TestWarmupLeftOutOfTheCPU(t *testing.T) {
 // in this process on /proc, with this process as kube-proxy.
 type fakeAgentNode struct {
 	args []string
+	// noProcesses: the agent scans no processes, whose CPU would be
+	// this process's, that is "kube-proxy"'s.
+	noProcesses bool
 }
 
 func (f *fakeAgentNode) Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args ...string) error {
@@ -382,7 +392,7 @@ func (f *fakeAgentNode) Run(ctx context.Context, stdin io.Reader, stdout, stderr
 	if i := slices.Index(args, "--interval"); i > 0 {
 		interval, _ = time.ParseDuration(args[i+1])
 	}
-	return ServeRemotePoint(ctx, fs, PointConfig{KubeProxyPID: os.Getpid(), Interval: interval}, stdin, stdout, time.Minute)
+	return ServeRemotePoint(ctx, fs, PointConfig{KubeProxyPID: os.Getpid(), Interval: interval, NoProcesses: f.noProcesses}, stdin, stdout, time.Minute)
 }
 func (f *fakeAgentNode) CPUs() []int                               { return nil }
 func (f *fakeAgentNode) ProcRoot() string                          { return "/host/proc" }
@@ -407,7 +417,7 @@ func spin(t *testing.T, cpu time.Duration) {
 }
 
 func TestAgentObserverCoversTheLoadWindow(t *testing.T) {
-	node := &fakeAgentNode{}
+	node := &fakeAgentNode{noProcesses: true}
 	o := &AgentObserver{Node: node, Interval: 50 * time.Millisecond}
 	measure := func(trim bool) float64 {
 		t.Helper()

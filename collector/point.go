@@ -26,6 +26,9 @@ type PointConfig struct {
 	Interval time.Duration
 	// KubeProxy, when set, is scraped at Start and Stop.
 	KubeProxy *KubeProxyScraper
+	// NoProcesses leaves out the per-process attribution
+	// (PointResult.Processes), whose scans are the collector's own CPU.
+	NoProcesses bool
 }
 
 // PointResult is what the collector contributes to a point.
@@ -37,6 +40,9 @@ type PointResult struct {
 	// scrapes around the scale step with KubeProxyDelta instead.
 	Sync   runs.Sync `json:"sync"`
 	Series *Series   `json:"series"`
+	// Processes is the node's CPU per process, per sample (nil where
+	// it could not be sampled: Problems says why).
+	Processes *ProcessSeries `json:"processes,omitempty"`
 	// CPUWindow is the span CPU covers when it was narrowed to the load's
 	// measured window (the samples InWindow keeps); nil when
 	// CPU is the whole series.
@@ -61,6 +67,7 @@ type PointMeasurement struct {
 	fs      FS
 	cfg     PointConfig
 	sampler *Sampler
+	procs   *ProcessSampler
 
 	ctBefore      *ConntrackStats
 	snBefore      *SoftnetStats
@@ -103,6 +110,15 @@ func (fs FS) StartPoint(ctx context.Context, cfg PointConfig) (*PointMeasurement
 	if err := s.Start(ctx); err != nil {
 		return nil, err
 	}
+	// Per-process attribution is never essential.
+	if !cfg.NoProcesses {
+		ps := NewProcessSampler(fs.root, cfg.CPUs, cfg.Interval)
+		if err := ps.Start(ctx); err != nil {
+			m.problem("per-process CPU: %v", err)
+		} else {
+			m.procs = ps
+		}
+	}
 	return m, nil
 }
 
@@ -113,10 +129,14 @@ func (m *PointMeasurement) problem(format string, args ...any) {
 // Stop ends the window and gathers the result.
 func (m *PointMeasurement) Stop(ctx context.Context) (*PointResult, error) {
 	ser, err := m.sampler.Stop()
+	var procs *ProcessSeries
+	if m.procs != nil {
+		procs = m.procs.Stop()
+	}
 	if err != nil {
 		return nil, err
 	}
-	r := &PointResult{Series: ser, CPU: ser.Summary.CPU(), MetricsBefore: m.metricsBefore}
+	r := &PointResult{Series: ser, CPU: ser.Summary.CPU(), MetricsBefore: m.metricsBefore, Processes: procs}
 	for _, p := range ser.Problems {
 		m.problem("cpu: %s", p)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/kpbench/kpbench/runs"
@@ -176,3 +177,71 @@ func (c Cores) addScaled(o Cores, f float64) Cores {
 
 // scaled returns c*f.
 func (c Cores) scaled(f float64) Cores { return Cores{}.addScaled(c, f) }
+
+// Coverage is the share of the load's window that the samples resolve:
+// the union of the sampling intervals no longer than twice every (a
+// longer one means the sampler was held up, and what it measured cannot
+// be placed inside or outside the window), intersected with the window,
+// divided by the window's length. A zero load is covered (the figure is
+// the whole observation's). InWindow decides which samples make a figure;
+// Coverage says whether they describe the window at all: a single long
+// sample whose midpoint falls inside used to be the whole figure.
+func Coverage(samples []Span, load Span, every time.Duration) float64 {
+	if load.IsZero() {
+		return 1
+	}
+	win := load.End.Sub(load.Start)
+	if win <= 0 {
+		return 0
+	}
+	var iv []Span
+	for _, s := range samples {
+		d := s.End.Sub(s.Start)
+		if d <= 0 || (every > 0 && d > 2*every) {
+			continue
+		}
+		a, b := s.Start, s.End
+		if a.Before(load.Start) {
+			a = load.Start
+		}
+		if b.After(load.End) {
+			b = load.End
+		}
+		if b.After(a) {
+			iv = append(iv, Span{a, b})
+		}
+	}
+	sort.Slice(iv, func(i, j int) bool { return iv[i].Start.Before(iv[j].Start) })
+	var covered time.Duration
+	var end time.Time
+	for _, s := range iv {
+		if s.Start.Before(end) {
+			if s.End.After(end) {
+				covered += s.End.Sub(end)
+				end = s.End
+			}
+			continue
+		}
+		covered += s.End.Sub(s.Start)
+		end = s.End
+	}
+	return float64(covered) / float64(win)
+}
+
+// spans lists the series' sampling intervals.
+func (s *Series) spans() []Span {
+	out := make([]Span, len(s.Samples))
+	for i, smp := range s.Samples {
+		out[i] = Span{smp.Start, smp.End}
+	}
+	return out
+}
+
+// readingSpans lists the intervals between consecutive readings.
+func readingSpans(rs []reading) []Span {
+	var out []Span
+	for i := 0; i+1 < len(rs); i++ {
+		out = append(out, Span{rs[i].at, rs[i+1].at})
+	}
+	return out
+}

@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
-# Installs what kpbench's build and lab need on a Debian machine; with --vm
-# also what the lab's VM client node needs (qemu, a distribution kernel with
-# IP_VS as modules, a static busybox, ipvsadm): `make test` and `make
-# bench-vm` ask for it, `make bench` does not. Idempotent and quick when
-# everything is present. With --bpf, what `make generate` needs to rebuild
-# the kernel probe's BPF objects (clang-16: the generated objects are
+# Installs what kpbench's build and lab need on a Debian machine (what
+# `make bench` needs, and nothing more, so that a fresh machine measures
+# sooner). With --vm also what the lab's VM client node needs (qemu, a
+# distribution kernel with IP_VS as modules, a static busybox, ipvsadm):
+# `make test` and `make bench-vm` ask for it. With --test what only the tests
+# need (chromium, for the report's browser tests). Idempotent and quick when
+# everything is present. With --bpf, only what `make generate` needs to
+# rebuild the kernel probe's BPF objects (clang-16: the generated objects are
 # committed, so `go build` needs no clang). Needs root for packages; as
 # another user it only reports what is missing.
 set -euo pipefail
 vm=
 bpf=
-case "${1:-}" in
-  --vm) vm=1 ;;
-  --bpf) bpf=1 ;;
-  "") ;;
-  *) echo "usage: $0 [--vm|--bpf]" >&2; exit 2 ;;
-esac
+tests=
+for arg in "$@"; do
+  case "$arg" in
+    --vm) vm=1 ;;
+    --test) tests=1 ;;
+    --bpf) bpf=1 ;;
+    *) echo "usage: $0 [--vm] [--test] | --bpf" >&2; exit 2 ;;
+  esac
+done
 
 # command -> Debian package
 declare -A want=(
@@ -29,10 +34,13 @@ declare -A want=(
   [taskset]=util-linux
   [nsenter]=util-linux
   [pgrep]=procps
-  [wrk]=wrk
-  [chromium]=chromium
   [git]=git
 )
+if [ -n "$tests" ]; then
+  # The report's browser tests render report.html (make perf installs wrk
+  # itself, in hack/perf-loadgen.sh).
+  want[chromium]=chromium
+fi
 if [ -n "$vm" ]; then
   # kpbench's IPVS checks and rule counts, run inside the guest.
   want[ipvsadm]=ipvsadm

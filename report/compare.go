@@ -188,7 +188,8 @@ type Lost struct {
 	Planned int      `json:"planned"`
 	Reasons []string `json:"reasons"`
 	// Cause is CauseDataplane when any lost point names a dataplane
-	// reason, else CauseRunner.
+	// reason, else CauseSync when any names a sync or reorder inside the
+	// window, else CauseRunner.
 	Cause string `json:"cause"`
 }
 
@@ -317,8 +318,11 @@ func Compare(base, next *Data, opts CompareOptions) (*Comparison, error) {
 	c := &Comparison{Base: base.Dir, New: next.Dir, BaseRun: base.Run.ID, NewRun: next.Run.ID,
 		Threshold: opts.Threshold, Alpha: Alpha, Correction: "holm"}
 	bspec := &base.Run.Scenario.Spec
-	gatedMetrics, gatedServices := bspec.GatedMetrics(), bspec.GatedServices()
+	gatedMetrics, gatedServices, gatedTargets := bspec.GatedMetrics(), bspec.GatedServices(), bspec.GatedTargets()
 	c.Gate = fmt.Sprintf("%s at %v Services, every mode and connection variant", strings.Join(gatedMetrics, ", "), gatedServices)
+	if len(bspec.Load.Targets) > 1 {
+		c.Gate += fmt.Sprintf(", placement %v", gatedTargets)
+	}
 	metrics := append([]Metric(nil), opts.Metrics...)
 	for _, name := range gatedMetrics {
 		if !slices.ContainsFunc(metrics, func(m Metric) bool { return m.Name == name }) {
@@ -406,7 +410,8 @@ func Compare(base, next *Data, opts CompareOptions) (*Comparison, error) {
 			row := CompareRow{key: k, Condition: k.String(), Metric: m.Name, Unit: m.Unit, Base: newStat(bv), New: newStat(nv),
 				P: 1, PAdjusted: 1, Delta: math.NaN(), Change: ShiftCI{Est: math.NaN(), Lo: math.Inf(-1), Hi: math.Inf(1)}}
 			switch {
-			case slices.Contains(gatedMetrics, m.Name) && slices.Contains(gatedServices, k.Services):
+			case slices.Contains(gatedMetrics, m.Name) && slices.Contains(gatedServices, k.Services) &&
+				(len(gatedTargets) == 0 || slices.Contains(gatedTargets, k.Targets)):
 				row.Family = FamilyGate
 			case m.Name != "latency":
 				row.Family = FamilyDescriptive

@@ -12,16 +12,29 @@ import (
 const (
 	CauseDataplane = "dataplane"
 	CauseRunner    = "runner"
+	// CauseSync: kube-proxy rewrote its rules inside the window (a sync,
+	// a chain reorder). That is the dataplane's doing but not a cost per
+	// connection: when it falls inside a window is the timing of
+	// kube-proxy's sync period against the schedule's. It makes the
+	// comparison inconclusive, like the runner's causes, and is named
+	// apart; a kube-proxy that syncs far more often shows as a rise in
+	// the share of invalid points, which fails.
+	CauseSync = "kube-proxy sync"
 )
 
 // runnerReasons are the invalid reasons that say the measuring side could
-// not do its job; any other reason (request errors, kube-proxy not
+// not do its job; syncReasons those of kube-proxy rewriting its rules
+// inside the window. Any other reason (request errors, kube-proxy not
 // running, the wrong mode, or one this build does not know) is held
 // against the dataplane.
-var runnerReasons = []string{
-	runs.ReasonScheduleBehind, runs.ReasonNoCPUSample, runs.ReasonInflightBound,
-	runs.ReasonNotSent, runs.ReasonAborted, runs.ReasonRateShort, runs.ReasonInterrupted,
-}
+var (
+	runnerReasons = []string{
+		runs.ReasonScheduleBehind, runs.ReasonNoCPUSample, runs.ReasonInflightBound,
+		runs.ReasonNotSent, runs.ReasonAborted, runs.ReasonRateShort, runs.ReasonInterrupted,
+		runs.ReasonCPUSaturated, runs.ReasonCPUCoverage,
+	}
+	syncReasons = []string{runs.ReasonSynced, runs.ReasonReordered}
+)
 
 // reasonCause says who lost a point with invalid reason r.
 func reasonCause(r string) string {
@@ -30,7 +43,23 @@ func reasonCause(r string) string {
 			return CauseRunner
 		}
 	}
+	for _, rr := range syncReasons {
+		if strings.HasPrefix(r, rr) {
+			return CauseSync
+		}
+	}
 	return CauseDataplane
+}
+
+// worseCause is the cause a condition's loss is put down to when its
+// points name a and b: the dataplane's over any, a sync's over the
+// runner's.
+func worseCause(a, b string) string {
+	rank := map[string]int{CauseRunner: 0, CauseSync: 1, CauseDataplane: 2}
+	if rank[b] > rank[a] {
+		return b
+	}
+	return a
 }
 
 // testGate tests the gated rows: each the one-sided threshold test, the

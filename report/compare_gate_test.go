@@ -114,6 +114,58 @@ func TestCompareLostPointsFail(t *testing.T) {
 			}
 		})
 	}
+	// The window's own validity rules: a saturated client node, CPU
+	// samples that cover too little of the window and a stall are the
+	// runner's; a sync or a chain reorder inside the window is
+	// kube-proxy's doing but no cost per connection: named apart, and
+	// inconclusive too.
+	for _, c := range []struct{ reason, cause string }{
+		{runs.ReasonCPUSaturated + ": a sampling interval reached 1.00 of 1 CPU (bound 0.98)", CauseRunner},
+		{runs.ReasonCPUCoverage + ": 85.0%", CauseRunner},
+		{runs.ReasonScheduleBehind + ": a send started 31.0 ms late (bound 20ms, 0.4% of the 5s window: x)", CauseRunner},
+		{runs.ReasonSynced + ": 1 full, 0 partial", CauseSync},
+		{runs.ReasonReordered + ": depth 2001→1", CauseSync},
+	} {
+		t.Run("lost to "+reasonKind(c.reason), func(t *testing.T) {
+			next := derive(t, base, nil, func(p *runs.Point) bool {
+				if p.Mode == scenarios.ModeIPTables && p.Services == 10000 && p.Repetition > 4 {
+					p.Valid = false
+					p.InvalidReasons = []string{c.reason}
+				}
+				return true
+			})
+			cmp, err := Compare(base, next, CompareOptions{Metrics: defaults, Threshold: 0.1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cmp.Failed() || cmp.ExitCode() != ExitInconclusive || len(cmp.Lost) != 1 || cmp.Lost[0].Cause != c.cause {
+				t.Fatalf("lost = %+v, exit %d\n%s", cmp.Lost, cmp.ExitCode(), text(t, cmp))
+			}
+			out := text(t, cmp)
+			for _, w := range []string{"lost 2 of 6 valid points (" + c.cause + "): 2× " + reasonKind(c.reason),
+				"1 condition(s) lost 2 valid point(s) to the " + c.cause} {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+	t.Run("a sync and a dataplane fault: the dataplane's fails", func(t *testing.T) {
+		next := derive(t, base, nil, func(p *runs.Point) bool {
+			if p.Mode == scenarios.ModeIPTables && p.Services == 10000 && p.Repetition > 4 {
+				p.Valid = false
+				p.InvalidReasons = []string{runs.ReasonSynced + ": 0 full, 1 partial", runs.ReasonErrors + ": 40 of 30000 requests failed"}
+			}
+			return true
+		})
+		cmp, err := Compare(base, next, CompareOptions{Metrics: defaults, Threshold: 0.1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cmp.ExitCode() != ExitFail || cmp.Lost[0].Cause != CauseDataplane {
+			t.Fatalf("lost = %+v, exit %d", cmp.Lost, cmp.ExitCode())
+		}
+	})
 	t.Run("kube-proxy not running and a runner fault: the dataplane's fails", func(t *testing.T) {
 		next := derive(t, base, nil, func(p *runs.Point) bool {
 			if p.Mode == scenarios.ModeIPTables && p.Services == 10000 && p.Repetition > 4 {
@@ -192,7 +244,7 @@ func TestCompareScenarioMismatch(t *testing.T) {
 		"spec.endpointsPerService": func(r *runs.Run) { r.Scenario.Spec.EndpointsPerService = 100 },
 		"spec.backends":            func(r *runs.Run) { r.Scenario.Spec.Backends = 3 },
 		"spec.load.clients":        func(r *runs.Run) { r.Scenario.Spec.Load.Clients = 3 },
-		"spec.load.targets":        func(r *runs.Run) { r.Scenario.Spec.Load.Targets = scenarios.TargetsRandom },
+		"spec.load.targets":        func(r *runs.Run) { r.Scenario.Spec.Load.Targets = scenarios.Placements{scenarios.TargetsRandom} },
 		// How the points were measured: each of these moved numbers with
 		// no change of the dataplane, and a comparison across them exited
 		// 0 (a kind run against a lab run, +50% CPU, passed).
@@ -356,7 +408,7 @@ func TestSyncMetricOnlyMeasuredSyncs(t *testing.T) {
 				Repetition: i + 1, Valid: true, Sync: runs.Sync{LastDurationSeconds: s}})
 		}
 		run := &runs.Run{Scenario: scenarios.Scenario{Spec: scenarios.Spec{Modes: []scenarios.Mode{scenarios.ModeIPTables},
-			Services: []int{1000}, Repetitions: len(secs), Load: scenarios.Load{RequestsPerConn: []int{1}, Targets: scenarios.TargetsOne}}}}
+			Services: []int{1000}, Repetitions: len(secs), Load: scenarios.Load{RequestsPerConn: []int{1}, Targets: scenarios.Placements{scenarios.TargetsOne}}}}}
 		return &Data{Run: run, Points: pts, groups: groupPoints(pts)}
 	}
 	// Only the first repetition measured the step's programming sync: 2 s

@@ -15,7 +15,7 @@ import (
 // does not measure k.
 func plannedReps(run *runs.Run, k runs.Key) int {
 	sp := run.Scenario.Spec
-	if sp.Load.Targets != k.Targets || !slices.Contains(sp.Modes, k.Mode) ||
+	if !slices.Contains(sp.Load.Targets, k.Targets) || !slices.Contains(sp.Modes, k.Mode) ||
 		!slices.Contains(sp.Services, k.Services) || !slices.Contains(sp.Load.RequestsPerConn, k.RequestsPerConn) {
 		return 0
 	}
@@ -41,9 +41,7 @@ func lostReasons(run *runs.Run, k runs.Key, pts []*runs.Point, planned int) ([]s
 			reasons = []string{"invalid"}
 		}
 		for _, r := range reasons {
-			if reasonCause(r) == CauseDataplane {
-				cause = CauseDataplane
-			}
+			cause = worseCause(cause, reasonCause(r))
 			r = reasonKind(r)
 			if counts[r] == 0 {
 				order = append(order, r)
@@ -173,7 +171,7 @@ func orderOf(o scenarios.Order) scenarios.Order {
 
 // gateString is a spec's gate as its defaults resolve it.
 func gateString(sp scenarios.Spec) string {
-	return fmt.Sprintf("%v at %v", sp.GatedMetrics(), sp.GatedServices())
+	return fmt.Sprintf("%v at %v %v", sp.GatedMetrics(), sp.GatedServices(), sp.GatedTargets())
 }
 
 func pinningString(p *runs.Pinning) string {

@@ -11,6 +11,9 @@ import (
 )
 
 func lookupMetric(name string) (Metric, bool) {
+	if to, ok := metricAliases[name]; ok {
+		name = to
+	}
 	for _, m := range Metrics {
 		if m.Name == name {
 			return m, true
@@ -104,7 +107,7 @@ func (r CompareRow) nString() string {
 
 // method says how verdicts are reached, in one line.
 func (c *Comparison) method() string {
-	return fmt.Sprintf("gate: %s (%d rows). A gated row regresses when the one-sided exact Mann-Whitney test over repetitions rejects new/base ≤ 1+%s at α=%.2f after Holm's correction over the gated rows; its interval is the one-sided Hodges–Lehmann bound at the level its verdict used; a gated row whose repetitions cannot reach that level is INCONCLUSIVE (exit 2). Other rows are descriptive (two-sided, Holm over their %d tests; mean latency not tested). Lost points fail (exit 1) when the dataplane lost them, are inconclusive (exit 2) when the runner did",
+	return fmt.Sprintf("gate: %s (%d rows). A gated row regresses when the one-sided exact Mann-Whitney test over repetitions rejects new/base ≤ 1+%s at α=%.2f after Holm's correction over the gated rows; its interval is the one-sided Hodges–Lehmann bound at the level its verdict used; a gated row whose repetitions cannot reach that level is INCONCLUSIVE (exit 2). Other rows are descriptive (two-sided, Holm over their %d tests; mean latency not tested). Lost points fail (exit 1) when the dataplane lost them, are inconclusive (exit 2) when the runner or a kube-proxy sync inside the window did",
 		c.Gate, c.GateTests, formatThreshold(c.Threshold), c.Alpha, c.Tests)
 }
 
@@ -136,7 +139,7 @@ func (c *Comparison) Summary() string {
 	if c.Regressions > 0 {
 		parts = append(parts, fmt.Sprintf("%d significant regression(s) beyond %s", c.Regressions, formatThreshold(c.Threshold)))
 	}
-	for _, cause := range []string{CauseDataplane, CauseRunner} {
+	for _, cause := range []string{CauseDataplane, CauseSync, CauseRunner} {
 		conds, lost := 0, 0
 		for _, l := range c.Lost {
 			if l.Cause == cause {

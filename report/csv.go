@@ -113,6 +113,9 @@ func formatCell(v reflect.Value) string {
 	if ns, ok := v.Interface().(runs.NodeShare); ok {
 		return ns.Node + "=" + strconv.FormatFloat(ns.Total, 'g', -1, 64)
 	}
+	if ps, ok := v.Interface().(runs.ProcessShare); ok {
+		return processLabel(ps) + "=" + strconv.FormatFloat(ps.Cores, 'g', -1, 64)
+	}
 	if v.Type() == timeType {
 		t := v.Interface().(time.Time)
 		if t.IsZero() {

@@ -20,7 +20,7 @@ import (
 // Services do not.
 
 // FitMethod says how slopes are estimated.
-const FitMethod = "Theil–Sen (median of pairwise slopes) with a 95% percentile bootstrap CI over points (2,000 resamples, fixed seed)"
+const FitMethod = "within a step where targets were placed at two depths: the deep−shallow contrasts at the same step and repetition, weighted by Δrules², with a Student-t 95% CI over the independent unit; across steps otherwise: Theil–Sen (median of pairwise slopes) with a 95% percentile bootstrap CI over whole Service steps (2,000 resamples, fixed seed)"
 
 // bootstrapResamples is the number of bootstrap resamples of a fit.
 const bootstrapResamples = 2000
@@ -77,20 +77,43 @@ func median(v []float64) float64 {
 // percentile bootstrap over the points. The seed is fixed so that a
 // report redrawn from the same points says the same thing. ok is false
 // when x does not vary.
-func FitLine(xs, ys []float64) (LineFit, bool) {
+func FitLine(xs, ys []float64) (LineFit, bool) { return FitLineBlocks(xs, ys, nil) }
+
+// FitLineBlocks is FitLine with a bootstrap that resamples whole blocks:
+// points with the same block label are drawn together (nil: every point
+// its own block). Points that share a block of time share its effect, so
+// resampling them one by one would understate the spread.
+func FitLineBlocks(xs, ys []float64, blocks []int) (LineFit, bool) {
 	f := LineFit{N: len(xs)}
 	s, b, ok := TheilSen(xs, ys)
 	if !ok {
 		return f, false
 	}
 	f.Slope, f.Intercept = s, b
+	var members [][]int
+	at := map[int]int{}
+	for i := range xs {
+		lbl := i
+		if blocks != nil {
+			lbl = blocks[i]
+		}
+		k, seen := at[lbl]
+		if !seen {
+			k = len(members)
+			at[lbl] = k
+			members = append(members, nil)
+		}
+		members[k] = append(members[k], i)
+	}
 	rng := rand.New(rand.NewPCG(1, 2))
-	bx, by := make([]float64, len(xs)), make([]float64, len(xs))
+	var bx, by []float64
 	var slopes []float64
 	for range bootstrapResamples {
-		for i := range xs {
-			k := rng.IntN(len(xs))
-			bx[i], by[i] = xs[k], ys[k]
+		bx, by = bx[:0], by[:0]
+		for range members {
+			for _, k := range members[rng.IntN(len(members))] {
+				bx, by = append(bx, xs[k]), append(by, ys[k])
+			}
 		}
 		if s, b, ok := TheilSen(bx, by); ok {
 			slopes = append(slopes, s)
@@ -145,10 +168,15 @@ type depthMetric struct {
 
 var depthMetrics = []depthMetric{
 	{"kernel time to first packet p50", true, inNs(metric("first-packet"))},
+	{"kernel time to first packet p01", true, inNs(metric("first-packet-p01"))},
 	{"connect p01", false, inNs(metric("connect-p01"))},
 	{"connect p50", false, inNs(metric("connect"))},
-	{"CPU per new connection", false, metric("cpu-per-connection").Value},
+	{cpuPerRequestName, false, metric("cpu-per-request").Value},
 }
+
+// cpuPerRequestName is how the depth fits name client-node CPU per
+// request.
+const cpuPerRequestName = "client-node CPU per request"
 
 // inNs reads a metric in µs as nanoseconds.
 func inNs(m Metric) func(p *runs.Point) (float64, bool) {
@@ -174,10 +202,13 @@ type DepthFit struct {
 	Left   int `json:"left"`
 	// MaxX is the deepest position at the largest step: the chain's
 	// length there (minus the nodeports rule), or the largest step.
-	MaxX     float64   `json:"maxX"`
-	Services int       `json:"services"`
-	Metrics  []string  `json:"metrics"`
-	Fits     []LineFit `json:"fits"`
+	MaxX     float64 `json:"maxX"`
+	Services int     `json:"services"`
+	// Steps is how many Service steps the points cover: the bootstrap's
+	// unit.
+	Steps   int       `json:"steps"`
+	Metrics []string  `json:"metrics"`
+	Fits    []LineFit `json:"fits"`
 	// Flat is set when no fit was possible because x did not vary; Fits
 	// then hold only N.
 	Flat bool `json:"flat"`
@@ -225,10 +256,13 @@ func DepthFits(d *Data) []DepthFit {
 		}
 		xOf := func(p *runs.Point) float64 { w, _ := p.RulesWalked(); return w }
 		var maxDepth float64
+		stepSet := map[int]bool{}
 		for _, p := range pts {
+			stepSet[p.Services] = true
 			maxDepth = math.Max(maxDepth, xOf(p))
 			f.Services = max(f.Services, p.Services)
 		}
+		f.Steps = len(stepSet)
 		if maxDepth == 0 {
 			// A lookup, not a walk: fit against the table's size instead.
 			f.X = "Services"
@@ -243,17 +277,21 @@ func DepthFits(d *Data) []DepthFit {
 		}
 		for _, dm := range depthMetrics {
 			var xs, ys []float64
+			var blocks []int
 			for _, p := range pts {
 				if y, ok := dm.value(p); ok {
 					xs = append(xs, xOf(p))
 					ys = append(ys, y)
+					// A step's points share its block of time (order:
+					// modes) and its Service count: resampled together.
+					blocks = append(blocks, p.Services)
 				}
 			}
 			if len(xs) == 0 && dm.optional {
 				// Not measured in this run (no kernel probe).
 				continue
 			}
-			lf, ok := FitLine(xs, ys)
+			lf, ok := FitLineBlocks(xs, ys, blocks)
 			if !ok {
 				f.Flat = true
 			}
@@ -316,7 +354,7 @@ func (f DepthFit) Sentence() string {
 	}
 	p01, ok1 := f.fitOf("connect p01")
 	p50, ok2 := f.fitOf("connect p50")
-	cpu, ok3 := f.fitOf("CPU per new connection")
+	cpu, ok3 := f.fitOf(cpuPerRequestName)
 	if !ok1 || !ok2 || !ok3 {
 		return fmt.Sprintf("%s: every point sat at one %s (%d points, %s), so no slope can be fitted; place targets at different depths (deepest and shallowest) or measure several steps.",
 			f.Mode, strings.TrimSuffix(f.X, "s"), f.Points, variant)
@@ -327,17 +365,17 @@ func (f DepthFit) Sentence() string {
 		kernel = nsPer(kt) + " to the kernel time to first packet (p50), "
 	}
 	if f.X == "rules walked" {
-		fmt.Fprintf(&b, "%s: each rule ahead of the target adds %s%s to connect p50, %s to connect p01 and %s of client-node CPU per new connection",
+		fmt.Fprintf(&b, "%s, across steps: each rule ahead of the target adds %s%s to connect p50, %s to connect p01 and %s of client-node CPU per request",
 			f.Mode, kernel, nsPer(p50), nsPer(p01), nsPer(cpu))
 		pe, plo, phi, _ := p50.Predict(f.MaxX)
 		ce, clo, chi, _ := cpu.Predict(f.MaxX)
-		fmt.Fprintf(&b, "; at the deepest position of the largest step (%s rules walked at %s Services) that predicts a connect p50 of %.1f µs (%.1f to %.1f) and %.1f µs (%.1f to %.1f) of CPU per new connection",
+		fmt.Fprintf(&b, "; at the deepest position of the largest step (%s rules walked at %s Services) that predicts a connect p50 of %.1f µs (%.1f to %.1f) and %.1f µs (%.1f to %.1f) of client-node CPU per request",
 			formatCount(int(f.MaxX)), formatCount(f.Services), pe/1e3, plo/1e3, phi/1e3, ce/1e3, clo/1e3, chi/1e3)
 	} else {
-		fmt.Fprintf(&b, "%s: 0 rules walked at every point (a lookup, not a walk); against the number of Services, each Service adds %s%s to connect p50, %s to connect p01 and %s of CPU per new connection",
+		fmt.Fprintf(&b, "%s: 0 rules walked at every point (a lookup, not a walk); against the number of Services, each Service adds %s%s to connect p50, %s to connect p01 and %s of client-node CPU per request",
 			f.Mode, kernel, nsPer(p50), nsPer(p01), nsPer(cpu))
 	}
-	fmt.Fprintf(&b, " (%d valid points, %s", f.Points, variant)
+	fmt.Fprintf(&b, " (descriptive (confounded with the Service count and time): one placement per step, so the slope is fitted across steps, which also differ in Service count and in when they ran; CI over %d whole Service steps; %d valid points, %s", f.Steps, f.Points, variant)
 	if f.Left > 0 {
 		fmt.Fprintf(&b, "; %d left out: the chain was reordered during their window", f.Left)
 	}
@@ -345,13 +383,22 @@ func (f DepthFit) Sentence() string {
 	return b.String()
 }
 
-// depthFindings turns the fits into headline findings.
+// depthFindings turns the fits into headline findings: a mode's
+// within-step contrasts where its targets were placed at two depths, the
+// across-step fit otherwise. Both are descriptive (their sentences say
+// so): 95% intervals outside any tested family.
 func depthFindings(d *Data) []Finding {
 	var out []Finding
+	within := map[scenarios.Mode]bool{}
+	for _, c := range StepContrasts(d) {
+		within[c.Mode] = true
+		out = append(out, Finding{Kind: FindingDepth, Text: c.Sentence()})
+	}
 	for _, f := range DepthFits(d) {
-		p50, ok := f.fitOf("connect p50")
-		out = append(out, Finding{Kind: FindingDepth, Text: f.Sentence(),
-			Significant: ok && p50.HasCI && (p50.SlopeLo > 0 || p50.SlopeHi < 0)})
+		if within[f.Mode] {
+			continue
+		}
+		out = append(out, Finding{Kind: FindingDepth, Text: f.Sentence()})
 	}
 	return out
 }
@@ -404,9 +451,21 @@ func groupDepth(g *group) string {
 	return s
 }
 
-// depthMethodology says how the depth was read and what the placement
+// depthMethodology says how the depth was read and what the placements
 // did.
-func depthMethodology(t scenarios.Targets) string {
+func depthMethodology(ts scenarios.Placements) string {
+	var placements []string
+	for _, t := range ts {
+		placements = append(placements, placementMethod(t))
+	}
+	if len(ts) > 1 {
+		placements = append(placements, fmt.Sprintf("The placements (%s) took turns, in a random order, within every repetition of every step and mode.", ts))
+	}
+	return "The target's depth is the number of rules a new connection walks up to and including its Service's rule: in iptables mode the 1-based index of the Service's ClusterIP rule in nat KUBE-SERVICES, which kube-proxy writes in random order at every sync; 0 in nftables mode (a verdict-map lookup) and IPVS mode (a hash lookup). It is read on the client node right before and right after every window; a point whose chain was reordered in between keeps both readings and stays out of the cost-per-rule fit. " + strings.Join(placements, " ")
+}
+
+// placementMethod says what one placement did.
+func placementMethod(t scenarios.Targets) string {
 	var placement string
 	switch t {
 	case scenarios.TargetsDeepest, scenarios.TargetsShallowest, scenarios.TargetsMedian:
@@ -417,7 +476,7 @@ func depthMethodology(t scenarios.Targets) string {
 	default:
 		placement = "Targets one: every connection went to the first-created Service, whose depth kube-proxy draws at random at every sync (recorded, not chosen): curves against the number of Services then follow a random depth."
 	}
-	return "The target's depth is the number of rules a new connection walks up to and including its Service's rule: in iptables mode the 1-based index of the Service's ClusterIP rule in nat KUBE-SERVICES, which kube-proxy writes in random order at every sync; 0 in nftables mode (a verdict-map lookup) and IPVS mode (a hash lookup). It is read on the client node right before and right after every window; a point whose chain was reordered in between keeps both readings and stays out of the cost-per-rule fit. " + placement
+	return placement
 }
 
 // depthNotes says where the two runs' targets sat at different depths: a

@@ -19,7 +19,7 @@ import (
 // line. Modes that walk no rules sit at 0 with their median drawn across.
 func depthPlot(fits []DepthFit) (Plot, error) {
 	pl := Plot{Name: "depth", Title: "Connect time vs rules walked to the target",
-		Caption: "Each marker is one valid point at the depth it recorded (rules a new connection walks up to its Service's rule); lines are the Theil–Sen fits of the headline. Modes that look Services up in a map or hash walk 0 rules: their points sit at 0, and the dashed line is their median."}
+		Caption: "Each marker is one valid point at the depth it recorded (rules a new connection walks up to its Service's rule); lines are the across-step Theil–Sen fits (descriptive: confounded with the Service count and time); where targets were placed at two depths in each step, the headline's cost per rule is the within-step estimate instead. Modes that look Services up in a map or hash walk 0 rules: their points sit at 0, and the dashed line is their median."}
 	var maxX float64
 	has := false
 	for _, f := range fits {

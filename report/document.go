@@ -87,7 +87,7 @@ func newDocument(d *Data, plots []Plot, findings []Finding) *document {
 		doc.p("No valid points: nothing can be concluded from this run.")
 	}
 	if t, ok := headlineTable(findings); ok {
-		doc.p("Each mode at the largest Service count every mode reached: mean of the valid repetitions, its 95%% confidence interval, n, and the verdict against %s.", t.reference)
+		doc.p("Each mode at the largest Service count every mode reached: mean of the valid repetitions, its 95%% confidence interval, n, and the verdict against %s.%s", t.reference, blockNote(r))
 		doc.table(t.table)
 	}
 	// The few sentences that matter: what the test establishes, the cost
@@ -106,7 +106,8 @@ func newDocument(d *Data, plots []Plot, findings []Finding) *document {
 	var rest []string
 	for _, kind := range []struct{ kind, intro string }{
 		{FindingModes, "Between modes, at the largest Service count they all reached:"},
-		{FindingDepth, "Cost per rule walked (fitted over every valid point against the target's recorded depth; " + FitMethod + "):"},
+		{FindingDepth, "Cost per rule walked, against the target's recorded depth (" + FitMethod + "):"},
+		{FindingPerConnection, "CPU per new connection, keepalive baseline subtracted (client-node CPU per request includes the client's own work and every request's; this subtracts the same requests over kept-alive connections):"},
 		{FindingGrowth, "Within each mode, from the smallest to the largest Service count:"},
 		{FindingState, "Dataplane state:"},
 	} {
@@ -114,7 +115,7 @@ func newDocument(d *Data, plots []Plot, findings []Finding) *document {
 		for _, f := range findings {
 			switch {
 			case f.Kind != kind.kind || f.Primary:
-			case f.Diff == nil || f.Significant:
+			case f.Diff == nil || f.Significant || f.Diff.Descriptive:
 				items = append(items, f.Text)
 			default:
 				rest = append(rest, f.Text)
@@ -142,6 +143,8 @@ func newDocument(d *Data, plots []Plot, findings []Finding) *document {
 		doc.p("%s", pl.Caption)
 	}
 
+	doc.cpuAttribution(d)
+
 	doc.h(2, "Environment")
 	doc.table(environmentTable(r, d.Points))
 
@@ -157,7 +160,7 @@ func newDocument(d *Data, plots []Plot, findings []Finding) *document {
 	doc.p("%s", depthMethodology(r.Scenario.Spec.Load.Targets))
 
 	doc.h(2, "Summary by condition")
-	doc.p("Means over valid repetitions ± half the 95%% confidence interval (Student's t; none with one repetition).")
+	doc.p("Means over valid repetitions ± half the 95%% confidence interval (Student's t; none with one repetition).%s", blockNote(r))
 	doc.table(summaryTable(d))
 
 	doc.h(2, "Invalid points and skipped modes")
@@ -191,6 +194,15 @@ func newDocument(d *Data, plots []Plot, findings []Finding) *document {
 	return doc
 }
 
+// blockNote says, under order: modes, what a condition's interval
+// describes: its repetitions shared one block of time.
+func blockNote(r *runs.Run) string {
+	if orderOf(r.Scenario.Spec.Order) == scenarios.OrderSteps {
+		return ""
+	}
+	return " Under order: modes a condition's repetitions shared one block of time: its interval describes their spread within that block, not how another block would differ."
+}
+
 func methodology(r *runs.Run, covers string) string {
 	s := r.Scenario.Spec
 	return fmt.Sprintf("For each mode kube-proxy is switched and its mode verified (GET /proxyMode and rules of that kind present); "+
@@ -202,9 +214,11 @@ func methodology(r *runs.Run, covers string) string {
 		"connections open. Client-node CPU is the busy time, over the measured window and in cores, of %s (from /proc/stat: user, "+
 		"nice, system, irq, softirq, steal; from a cgroup: its usage, user and system, which leaves out softirq work the kernel "+
 		"charges to no process); process CPU comes from /proc/<pid>/stat. A point is invalid when the achieved rate "+
-		"falls below 99%% of the target, more than 0.1%% of requests fail, the client fell behind its schedule (a send more than 100 ms "+
-		"late, or the median send more than 1 ms late: the client's delay would be charged as latency), the client hit its in-flight "+
-		"bound, kube-proxy restarted, or the mode in effect is not the one asked for; invalid points are listed but left out of plots, "+
+		"falls below 99%% of the target, more than 0.1%% of requests fail, the client fell behind its schedule (a send later than 0.4%% "+
+		"of the window, at least 20 ms, or the median send more than 1 ms late: the client's delay would be charged as latency), the "+
+		"client hit its in-flight bound, a client-node CPU sampling interval reached 0.98 of its CPUs, the CPU samples covered less "+
+		"than 90%% of the window, kube-proxy synced or reordered the chain inside the window, kube-proxy restarted, or the mode in "+
+		"effect is not the one asked for; invalid points are listed but left out of plots, "+
 		"findings and comparisons. Latency percentiles cover the requests that succeeded: a failed request has no latency (a refused "+
 		"connection fails in microseconds, a timeout at the timeout), so the failed requests are counted beside p99 and p99.9 in the "+
 		"tables instead of being folded into them.",
@@ -214,9 +228,12 @@ func methodology(r *runs.Run, covers string) string {
 // methodCaveat states once how the findings were tested, and what "not
 // established" means, instead of repeating it in every bullet.
 func methodCaveat(findings []Finding) string {
-	tests, minN, primaryTests, primaryMinN := 0, 0, 0, 0
+	tests, minN, primaryTests, primaryMinN, described := 0, 0, 0, 0, 0
 	for _, f := range findings {
-		if f.Diff == nil {
+		if f.Diff != nil && f.Diff.Descriptive {
+			described++
+		}
+		if f.Diff == nil || f.Diff.Descriptive {
 			continue
 		}
 		n := min(f.Diff.A.N, f.Diff.B.N)
@@ -232,9 +249,14 @@ func methodCaveat(findings []Finding) string {
 			minN = n
 		}
 	}
-	s := fmt.Sprintf("Method: differences are means of valid repetitions with 95%% confidence intervals (Welch's t); significance is the Mann-Whitney U test (benchstat's method) at α=%.2f after Holm's correction over the %d comparisons above, so that the chance of even one false claim among them stays at or below 5%%.", Alpha, tests)
+	const unit = "one value per condition per block (under order: steps each repetition is a block)"
+	const interval = "the interval beside each verdict is the Hodges–Lehmann shift's, drawn at the row's adjusted level (so it excludes zero exactly when the verdict is significant)"
+	s := fmt.Sprintf("Method: differences are means of valid repetitions, %s; significance is the exact Mann-Whitney U test at α=%.2f after Holm's correction over the %d comparisons above, so that the chance of even one false claim among them stays at or below 5%%; %s.", unit, Alpha, tests, interval)
+	if described > 0 && tests == 0 && primaryTests == 0 {
+		return fmt.Sprintf("Method: this run measured under order: modes, where each mode, and each of its steps, ran in one block of time: its repetitions are not independent units of a comparison between modes or steps, so the %d differences above are descriptive (means and n) and not tested. Under order: steps every repetition is a block in which each mode and step takes a turn, and the same differences are tested.", described)
+	}
 	if primaryTests > 0 {
-		s = fmt.Sprintf("Method: differences are means of valid repetitions with 95%% confidence intervals (Welch's t); significance is the Mann-Whitney U test (benchstat's method) at α=%.2f after Holm's correction within each family: the primary comparison's %d, and the other %d comparisons, so that the chance of even one false claim in either stays at or below 5%%.", Alpha, primaryTests, tests)
+		s = fmt.Sprintf("Method: differences are means of valid repetitions, %s; significance is the exact Mann-Whitney U test at α=%.2f after Holm's correction within each family: the primary comparison's %d, and the other %d comparisons, so that the chance of even one false claim in either stays at or below 5%%; %s.", unit, Alpha, primaryTests, tests, interval)
 		if primaryMinN > 0 && primaryMinN < RepetitionsFor(primaryTests) {
 			s += fmt.Sprintf(" The primary comparison has %d valid repetitions per side and needs %d to be able to reach significance.", primaryMinN, RepetitionsFor(primaryTests))
 		}
@@ -297,19 +319,32 @@ func headlineTable(findings []Finding) (headline, bool) {
 			t.rows = append(t.rows, []string{b.variant, formatCount(b.services), fm.what + " (" + fm.unit + ")", string(b.high),
 				fmt.Sprintf("%.*f", fm.digits, d.B.Mean), ci(d.B, fm.digits), fmt.Sprint(d.B.N), "reference"})
 		}
-		verdict := "no significant difference"
-		switch {
-		case d.Significant && d.Delta > 0:
-			verdict = fmt.Sprintf("lower than %s by %s (p(holm)=%s)", b.high, fm.format(d.Delta), formatP(d.PAdjusted))
-		case d.Significant:
-			verdict = fmt.Sprintf("higher than %s by %s (p(holm)=%s)", b.high, fm.format(-d.Delta), formatP(d.PAdjusted))
-		case d.Underpowered:
-			verdict = "not established (too few repetitions)"
-		}
 		t.rows = append(t.rows, []string{b.variant, formatCount(b.services), fm.what + " (" + fm.unit + ")", string(b.low),
-			fmt.Sprintf("%.*f", fm.digits, d.A.Mean), ci(d.A, fm.digits), fmt.Sprint(d.A.N), verdict})
+			fmt.Sprintf("%.*f", fm.digits, d.A.Mean), ci(d.A, fm.digits), fmt.Sprint(d.A.N), headlineVerdict(d, b)})
 	}
 	return headline{table: t, reference: ref}, len(t.rows) > 0
+}
+
+// headlineVerdict is a summary row's verdict with the interval that
+// inverts its test at the level Holm's correction used: the shift of the
+// reference mode over this one, so the two cannot disagree.
+func headlineVerdict(d *Difference, b *modesAt) string {
+	fm := b.metric
+	ci := strings.TrimSuffix(shiftCI(*d, fm), "; ")
+	if ci != "" {
+		ci += "; "
+	}
+	switch {
+	case d.Descriptive:
+		return "not tested: each mode ran in one block of time (order: modes)"
+	case d.Significant && d.Delta > 0:
+		return fmt.Sprintf("lower than %s by %s (%sp(holm)=%s)", b.high, fm.format(d.Delta), ci, formatP(d.PAdjusted))
+	case d.Significant:
+		return fmt.Sprintf("higher than %s by %s (%sp(holm)=%s)", b.high, fm.format(-d.Delta), ci, formatP(d.PAdjusted))
+	case d.Underpowered:
+		return "not established (too few repetitions)"
+	}
+	return fmt.Sprintf("no significant difference (%sp(holm)=%s)", ci, formatP(d.PAdjusted))
 }
 
 func pm(s Summary, digits int) string {

@@ -167,11 +167,11 @@ func scenarioTable(r *runs.Run) table {
 		{"Measured window", s.Load.Duration.String()},
 		{"Warm-up", s.Load.WarmupDuration().String()},
 		{"Requests per connection", strings.Join(rpcs, ", ")},
-		{"Targets", string(s.Load.Targets)},
+		{"Targets", s.Load.Targets.String()},
 		{"Request timeout", s.Load.Timeout.String()},
 		{"Max in flight", fmt.Sprint(s.Load.MaxInflight)},
 		{"Repetitions", fmt.Sprint(s.Repetitions)},
-		{"Order", describeOrder(s.Order)},
+		{"Order", describeOrder(r)},
 		{"CPU sampling interval", s.Sampling.Interval.String()},
 	}
 	for i := range rows {
@@ -180,13 +180,24 @@ func scenarioTable(r *runs.Run) table {
 	return table{header: []string{"", ""}, rows: rows}
 }
 
-// describeOrder says how a run visited its points; runs written before
-// the field existed ran mode by mode.
-func describeOrder(o scenarios.Order) string {
-	if o == scenarios.OrderSteps {
-		return "steps (each step scaled once, every mode measured at it, the modes taking turns going first)"
+// describeOrder says how a run visited its points and what its
+// independent unit is; runs written before the order field existed ran
+// mode by mode, and runs written before designs were recorded ran order
+// steps in a fixed rotation.
+func describeOrder(r *runs.Run) string {
+	d := r.DesignOrImplied()
+	if d.Order == scenarios.OrderSteps {
+		if r.Design == nil {
+			return "steps (each step scaled once, every mode measured at it, the modes taking turns going first)"
+		}
+		return fmt.Sprintf("steps (each repetition a block: the steps in a random order, at each step the modes in a random order, "+
+			"and the connection variants and placements in a random order; seed %d); independent unit: the %s", d.Seed, d.Unit)
 	}
-	return "modes (each mode measured at every step before the next mode)"
+	unit := ""
+	if r.Design != nil {
+		unit = fmt.Sprintf("; seed %d", d.Seed)
+	}
+	return fmt.Sprintf("modes (each mode measured at every step before the next mode%s); independent unit: the %s", unit, d.Unit)
 }
 
 // resetStatement says what is and is not reset between repetitions, so

@@ -47,6 +47,9 @@ const (
 	FindingState = "state"
 	// FindingDepth states each mode's cost per rule walked (DepthFits).
 	FindingDepth = "depth"
+	// FindingPerConnection states each mode's CPU per new connection,
+	// keepalive baseline subtracted (PerConnections).
+	FindingPerConnection = "per-connection"
 )
 
 type findingMetric struct {
@@ -141,8 +144,15 @@ func Findings(d *Data) []Finding {
 		primary bool
 	}
 	var primary *scenarios.Primary
+	var primaryTargets scenarios.Targets
+	blocked := false
 	if d.Run != nil {
 		primary = d.Run.Scenario.Spec.Primary
+		primaryTargets = d.Run.Scenario.Spec.PrimaryTargets()
+		// Under order: modes each mode, and each of its steps, ran in one
+		// block of time: its repetitions are not independent units, and
+		// nothing between modes or steps can be tested.
+		blocked = orderOf(d.Run.Scenario.Spec.Order) != scenarios.OrderSteps
 	}
 	var pend []pending
 	var out []Finding
@@ -186,8 +196,12 @@ func Findings(d *Data) []Finding {
 							}
 							high, low, vs := modes[i], modes[j], v.String(multiTargets)
 							isPrimary := primary != nil && primary.Metric == fm.name && primary.RequestsPerConn == v.rpc &&
-								(primary.Services == 0 || primary.Services == common)
-							pend = append(pend, pending{Diff(a, b), func(d Difference) Finding {
+								(primary.Services == 0 || primary.Services == common) && (primaryTargets == "" || v.targets == primaryTargets)
+							dir := scenarios.DirectionTwoSided
+							if isPrimary && primary.Direction != "" {
+								dir = primary.Direction
+							}
+							pend = append(pend, pending{DiffDir(a, b, dir), func(d Difference) Finding {
 								f := modeFinding(fm, d, high, low, common, vs)
 								f.Primary = isPrimary
 								return f
@@ -224,30 +238,45 @@ func Findings(d *Data) []Finding {
 	for _, pf := range pend {
 		primaryMade = primaryMade || pf.primary
 	}
-	if primary != nil && primary.Services != 0 && !primaryMade {
-		// The declared step is the question; another step would be a
-		// different one.
+	if primary != nil && !primaryMade {
+		// The declared step and placement are the question; another
+		// would be a different one.
+		where := "at the largest Service count they all reached"
+		if primary.Services != 0 {
+			where = fmt.Sprintf("at %d Services", primary.Services)
+		}
+		if primaryTargets != "" {
+			where += ", targets " + string(primaryTargets)
+		}
 		out = append(out, Finding{Kind: FindingModes, Primary: true,
-			Text: fmt.Sprintf("Primary comparison not tested: not every mode has valid points at %d Services (%s, %d requests per connection).",
-				primary.Services, primary.Metric, primary.RequestsPerConn)})
+			Text: fmt.Sprintf("Primary comparison not tested: not every mode has valid points %s (%s, %d requests per connection).",
+				where, primary.Metric, primary.RequestsPerConn)})
 	}
 	for _, family := range []bool{true, false} {
 		var idx []int
 		var ps []float64
 		for k, pf := range pend {
 			if pf.primary == family {
+				if blocked {
+					d := pf.diff
+					d.describe()
+					out = append(out, pf.word(d))
+					continue
+				}
 				idx, ps = append(idx, k), append(ps, pf.diff.P)
 			}
 		}
+		reject, level := stepDownLevels(ps, Alpha)
 		for i, adj := range Holm(ps) {
 			d := pend[idx[i]].diff
-			d.correct(adj, len(idx))
+			d.correct(adj, len(idx), reject[i], level[i])
 			out = append(out, pend[idx[i]].word(d))
 		}
 	}
 	out = append(out, stepFindings(d)...)
 	out = append(out, depthFindings(d)...)
-	rank := map[string]int{FindingModes: 0, FindingDepth: 1, FindingGrowth: 2, FindingState: 3}
+	out = append(out, perConnectionFindings(d)...)
+	rank := map[string]int{FindingModes: 0, FindingDepth: 1, FindingPerConnection: 2, FindingGrowth: 3, FindingState: 4}
 	sort.SliceStable(out, func(i, j int) bool { return rank[out[i].Kind] < rank[out[j].Kind] })
 	return out
 }
@@ -255,18 +284,24 @@ func Findings(d *Data) []Finding {
 func modeFinding(fm findingMetric, d Difference, high, low scenarios.Mode, services int, variant string) Finding {
 	// d is high minus low (b minus a).
 	where := fmt.Sprintf("At %s with %s", servicesPhrase(services), variant)
-	ci := ""
-	if d.HasCI {
-		ci = fmt.Sprintf("95%% CI %s to %s %s; ", signed(d.CILo, fm.digits), signed(d.CIHi, fm.digits), fm.unit)
-	}
+	ci := shiftCI(d, fm)
 	rel := ""
 	if !math.IsNaN(d.Rel) {
 		rel = fmt.Sprintf(", %+.0f%%", 100*d.Rel)
 	}
-	stats := fmt.Sprintf("p(holm)=%s, n=%d %s + %d %s", formatP(d.PAdjusted), d.B.N, high, d.A.N, low)
+	stats := fmt.Sprintf("p(holm)=%s, n=%d %s + %d %s, one value per block", formatP(d.PAdjusted), d.B.N, high, d.A.N, low)
+	switch d.Direction {
+	case scenarios.DirectionGreater:
+		stats += fmt.Sprintf("; one-sided: is %s higher than %s?", high, low)
+	case scenarios.DirectionLess:
+		stats += fmt.Sprintf("; one-sided: is %s lower than %s?", high, low)
+	}
 	values := fmt.Sprintf("%s with %s vs %s with %s", fm.format(d.B.Mean), high, fm.format(d.A.Mean), low)
 	var text string
 	switch {
+	case d.Descriptive:
+		text = fmt.Sprintf("%s, %s was %s (difference %s %s%s; n=%d %s + %d %s): descriptive, each mode ran in one block of time (order: modes); not tested.",
+			where, fm.what, values, signed(d.Delta, fm.digits), fm.unit, rel, d.B.N, high, d.A.N, low)
 	case d.Significant:
 		dir := "higher"
 		if d.Delta < 0 {
@@ -286,6 +321,28 @@ func modeFinding(fm findingMetric, d Difference, high, low scenarios.Mode, servi
 		between: &modesAt{metric: fm, high: high, low: low, services: services, variant: variant}}
 }
 
+// shiftCI is the interval beside a verdict: the Hodges–Lehmann shift at
+// the level the verdict was taken, "" when the sizes cannot reach it.
+func shiftCI(d Difference, fm findingMetric) string {
+	if !d.HasCI {
+		return ""
+	}
+	conf := confidencePct(d.CIConfidence)
+	switch {
+	case math.IsInf(d.CIHi, 1):
+		return fmt.Sprintf("shift %s %s, one-sided %s CI above %s; ", signed(d.Shift, fm.digits), fm.unit, conf, signed(d.CILo, fm.digits))
+	case math.IsInf(d.CILo, -1):
+		return fmt.Sprintf("shift %s %s, one-sided %s CI below %s; ", signed(d.Shift, fm.digits), fm.unit, conf, signed(d.CIHi, fm.digits))
+	}
+	return fmt.Sprintf("shift %s %s, %s CI %s to %s; ", signed(d.Shift, fm.digits), fm.unit, conf, signed(d.CILo, fm.digits), signed(d.CIHi, fm.digits))
+}
+
+// confidencePct writes a confidence level: "95%", "98.3%".
+func confidencePct(c float64) string {
+	s := fmt.Sprintf("%.1f", 100*c)
+	return strings.TrimSuffix(s, ".0") + "%"
+}
+
 func servicesPhrase(n int) string {
 	if n == 1 {
 		return "1 Service"
@@ -303,6 +360,8 @@ func growthFinding(fm findingMetric, d Difference, m scenarios.Mode, lo, hi int,
 		m, variant, fm.what, fm.format(d.A.Mean), servicesPhrase(lo), fm.format(d.B.Mean), servicesPhrase(hi), rel)
 	var text string
 	switch {
+	case d.Descriptive:
+		text = fmt.Sprintf("%s; descriptive, each step ran in one block of time (order: modes); not tested.", head)
 	case d.Significant:
 		text = fmt.Sprintf("%s; significant (%s).", head, stats)
 	case d.Underpowered:

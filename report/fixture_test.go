@@ -97,7 +97,7 @@ func generateFixture(t testing.TB, s fixtureSpec, dir string) {
 			Spec: scenarios.Spec{
 				Modes: s.modes, Services: s.services, EndpointsPerService: 10, Backends: 10,
 				Load: scenarios.Load{Rate: 1000, Duration: scenarios.Duration(30 * time.Second), Warmup: &warmup,
-					RequestsPerConn: s.rpcs, Targets: scenarios.TargetsOne,
+					RequestsPerConn: s.rpcs, Targets: scenarios.Placements{scenarios.TargetsOne},
 					Timeout: scenarios.Duration(2 * time.Second), MaxInflight: 1000, Clients: 1},
 				Repetitions: s.reps,
 				Sampling:    scenarios.Sampling{Interval: scenarios.Duration(time.Second)},

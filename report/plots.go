@@ -484,6 +484,13 @@ func buildPlots(d *Data) ([]Plot, error) {
 		return nil, err
 	}
 
+	// (2b) The SYN path's CPU beside the node's, where the probe ran.
+	if f, caption, ok := dataplaneFigure(d, services); ok {
+		if err := add("dataplane-cpu", "The SYN path's CPU vs number of Services", caption, f); err != nil {
+			return nil, err
+		}
+	}
+
 	// (3) First-packet chart: connect-time percentiles, from the connection
 	// variant that opens the most connections.
 	connRPC, ok := connectVariant(d.groups)

@@ -47,7 +47,7 @@ func TestSimCoverage(t *testing.T) {
 			s := Summarize(v)
 			return s.CILo <= 100 && 100 <= s.CIHi
 		}},
-		{"difference of means, Welch (Diff)", 25, 6, func(rng *rand.Rand) bool {
+		{"difference, Hodges–Lehmann shift at 95% (Diff)", 25, 6, func(rng *rand.Rand) bool {
 			a, b := make([]float64, 6), make([]float64, 6)
 			for i := range a {
 				a[i] = 100 + 100*(block*cv*rng.NormFloat64()+cv*rng.NormFloat64())

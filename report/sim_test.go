@@ -39,7 +39,7 @@ type simDesign struct {
 func simRun(rng *rand.Rand, d simDesign, name string, shifted bool) *Data {
 	run := &runs.Run{ID: name, Scenario: scenarios.Scenario{Spec: scenarios.Spec{
 		Modes: []scenarios.Mode{scenarios.ModeIPTables}, Repetitions: d.reps, Order: scenarios.OrderSteps,
-		Load:     scenarios.Load{RequestsPerConn: []int{1}, Targets: scenarios.TargetsDeepest, Rate: 1000},
+		Load:     scenarios.Load{RequestsPerConn: []int{1}, Targets: scenarios.Placements{scenarios.TargetsDeepest}, Rate: 1000},
 		Sampling: scenarios.Sampling{Interval: scenarios.Duration(time.Second)},
 	}}, Provider: runs.Provider{Name: "lab"}}
 	services := make([]int, d.rows)

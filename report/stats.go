@@ -5,6 +5,7 @@ import (
 	"math"
 	"sort"
 
+	"github.com/kpbench/kpbench/scenarios"
 	"github.com/montanaflynn/stats"
 	"golang.org/x/perf/benchmath"
 	"gonum.org/v1/gonum/stat/distuv"
@@ -65,39 +66,63 @@ func tQuantile(df float64) float64 {
 	return distuv.StudentsT{Mu: 0, Sigma: 1, Nu: df}.Quantile(1 - (1-Confidence)/2)
 }
 
-// Difference compares two samples, b minus a: the difference of means with
-// a Welch confidence interval, and benchstat's Mann-Whitney U test for
-// significance.
+// Difference compares two samples, b minus a: the difference of means,
+// and the exact Mann-Whitney test of a shift with the Hodges–Lehmann
+// interval that inverts it (shifttest.go), drawn at the level the
+// verdict used, so that the interval excludes 0 exactly when the
+// difference is significant.
 type Difference struct {
 	A, B Summary
 	// Delta is B.Mean - A.Mean; Rel is Delta / A.Mean (NaN when A.Mean is 0).
 	Delta float64 `json:"delta"`
 	Rel   float64 `json:"rel"`
-	// CILo and CIHi bound Delta (Welch's t); HasCI is false when either side
-	// has a single value.
-	CILo  float64 `json:"ciLo"`
-	CIHi  float64 `json:"ciHi"`
-	HasCI bool    `json:"hasCI"`
-	// P is the Mann-Whitney U test's two-sided p-value; PAdjusted is P
-	// after Holm's correction over the Tests comparisons made together
-	// (P and 1 for a comparison on its own).
+	// Shift is the Hodges–Lehmann estimate of the shift from a to b (the
+	// median of every b_j − a_i).
+	Shift float64 `json:"shift"`
+	// CILo and CIHi bound the shift at CIConfidence: 1 − the level at
+	// which the verdict was taken (Holm's step for the row, α/m for the
+	// first); one bound is infinite for a one-sided question. HasCI is
+	// false when the sample sizes cannot reach that level at all.
+	CILo         float64 `json:"ciLo"`
+	CIHi         float64 `json:"ciHi"`
+	CIConfidence float64 `json:"ciConfidence"`
+	HasCI        bool    `json:"hasCI"`
+	// Direction is the alternative tested: two-sided unless a primary
+	// comparison declared otherwise.
+	Direction scenarios.Direction `json:"direction,omitempty"`
+	// P is the exact Mann-Whitney p-value; PAdjusted is P after Holm's
+	// correction over the Tests comparisons made together (P and 1 for a
+	// comparison on its own).
 	P         float64 `json:"p"`
 	PAdjusted float64 `json:"pAdjusted"`
 	Tests     int     `json:"tests"`
-	// Significant is PAdjusted < Alpha.
+	// Significant is Holm's rejection at Alpha.
 	Significant bool `json:"significant"`
 	// Underpowered means the sample sizes cannot reach P < Alpha however
 	// different the values are (Mann-Whitney with 3+3 values cannot go
 	// below p=0.1); a non-significant result then says nothing.
 	Underpowered bool `json:"underpowered"`
+	// Descriptive is set when the samples are not independent units (under
+	// order: modes each mode, and each step of it, ran in one block of
+	// time): no test, no interval.
+	Descriptive bool `json:"descriptive,omitempty"`
+	a, b        []float64
 }
 
-// Diff compares samples a and b.
-func Diff(a, b []float64) Difference {
-	d := Difference{A: Summarize(a), B: Summarize(b), P: 1, PAdjusted: 1, Tests: 1}
+// Diff compares samples a and b, two-sided.
+func Diff(a, b []float64) Difference { return DiffDir(a, b, scenarios.DirectionTwoSided) }
+
+// DiffDir compares samples a and b against the alternative dir (b − a
+// greater, less, or two-sided).
+func DiffDir(a, b []float64, dir scenarios.Direction) Difference {
+	if dir == "" {
+		dir = scenarios.DirectionTwoSided
+	}
+	d := Difference{A: Summarize(a), B: Summarize(b), P: 1, PAdjusted: 1, Tests: 1, Direction: dir,
+		a: append([]float64(nil), a...), b: append([]float64(nil), b...)}
 	if d.A.N == 0 || d.B.N == 0 {
 		d.Underpowered = true
-		d.Delta, d.Rel = math.NaN(), math.NaN()
+		d.Delta, d.Rel, d.Shift = math.NaN(), math.NaN(), math.NaN()
 		return d
 	}
 	d.Delta = d.B.Mean - d.A.Mean
@@ -105,38 +130,27 @@ func Diff(a, b []float64) Difference {
 	if d.A.Mean != 0 {
 		d.Rel = d.Delta / math.Abs(d.A.Mean)
 	}
-	d.CILo, d.CIHi = d.Delta, d.Delta
-	if d.A.N > 1 && d.B.N > 1 {
-		va := d.A.StdDev * d.A.StdDev / float64(d.A.N)
-		vb := d.B.StdDev * d.B.StdDev / float64(d.B.N)
-		if se := math.Sqrt(va + vb); se > 0 {
-			// Welch-Satterthwaite degrees of freedom.
-			df := (va + vb) * (va + vb) / (va*va/float64(d.A.N-1) + vb*vb/float64(d.B.N-1))
-			half := tQuantile(df) * se
-			d.CILo, d.CIHi = d.Delta-half, d.Delta+half
-		}
-		d.HasCI = true
-	}
-	d.P = compareSamples(a, b).P
-	d.correct(d.P, 1)
+	d.P, d.Shift, _, _, _ = shiftTest(a, b, dir, Alpha)
+	d.correct(d.P, 1, d.P <= Alpha, Alpha)
 	return d
 }
 
-// correct sets the p-value adjusted over tests comparisons, and what
-// follows from it.
-func (d *Difference) correct(adjusted float64, tests int) {
+// correct sets the p-value adjusted over tests comparisons, Holm's
+// verdict, and the interval drawn at level (stepDownLevels), so that the
+// two agree.
+func (d *Difference) correct(adjusted float64, tests int, reject bool, level float64) {
 	d.PAdjusted, d.Tests = adjusted, tests
-	d.Significant = adjusted < Alpha
-	d.Underpowered = !d.Significant && float64(tests)*minMannWhitneyP(d.A.N, d.B.N) >= Alpha
+	d.Significant = reject
+	d.Underpowered = !d.Significant && float64(tests)*minShiftP(d.A.N, d.B.N, d.Direction) >= Alpha
+	_, _, d.CILo, d.CIHi, d.HasCI = shiftTest(d.a, d.b, d.Direction, level)
+	d.CIConfidence = 1 - level
 }
 
-// compareSamples runs benchstat's comparison (no distribution assumed:
-// Mann-Whitney U) on copies of a and b.
-func compareSamples(a, b []float64) benchmath.Comparison {
-	th := &benchmath.Thresholds{CompareAlpha: Alpha}
-	sa := benchmath.NewSample(append([]float64(nil), a...), th)
-	sb := benchmath.NewSample(append([]float64(nil), b...), th)
-	return benchmath.AssumeNothing.Compare(sa, sb)
+// describe marks d descriptive: no test, no interval.
+func (d *Difference) describe() {
+	d.Descriptive, d.Significant, d.Underpowered, d.HasCI = true, false, false, false
+	d.P, d.PAdjusted = math.NaN(), math.NaN()
+	d.CILo, d.CIHi = math.NaN(), math.NaN()
 }
 
 // medianSummary is benchstat's summary: the median with a distribution-free

@@ -86,7 +86,7 @@ func TestInvalidPointsChangeNothing(t *testing.T) {
 // TestReportLeadsWithSummary: the report opens with the summary table, and
 // the method's caveat is stated once, not in every finding.
 func TestReportLeadsWithSummary(t *testing.T) {
-	d := derive(t, load(t, "sweep"), nil, nil)
+	d := derive(t, load(t, "sweep"), func(r *runs.Run) { r.Scenario.Spec.Order = scenarios.OrderSteps }, nil)
 	text := reportMarkdown(t, d)
 	sum, head, plots := strings.Index(text, "## Summary"), strings.Index(text, "## Headline findings"), strings.Index(text, "## Plots")
 	if sum < 0 || head < sum || plots < head {
@@ -129,6 +129,7 @@ func TestResetStatement(t *testing.T) {
 func TestReportStatesThePrimaryFirst(t *testing.T) {
 	d := derive(t, load(t, "sweep"), func(r *runs.Run) {
 		r.Scenario.Spec.Primary = &scenarios.Primary{Metric: "connect", RequestsPerConn: 1}
+		r.Scenario.Spec.Order = scenarios.OrderSteps
 	}, nil)
 	text := reportMarkdown(t, d)
 	head := strings.Index(text, "## Headline findings")

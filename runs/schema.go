@@ -7,8 +7,10 @@ package runs
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/kpbench/kpbench/scenarios"
@@ -42,6 +44,10 @@ type Run struct {
 	// Resumes are the times the run was continued (kpbench run --resume),
 	// oldest first: StartedAt and Command stay those of the first start.
 	Resumes []Resume `json:"resumes,omitempty"`
+	// Design is how the run orders its points and what the report's
+	// independent unit is; absent in runs of older kpbench versions
+	// (DesignOf infers it).
+	Design *Design `json:"design,omitempty"`
 }
 
 // Run statuses.
@@ -103,12 +109,17 @@ type Point struct {
 	SchemaVersion int    `json:"schemaVersion"`
 	ID            string `json:"id"`
 
-	Mode                scenarios.Mode    `json:"mode"`
-	Services            int               `json:"services"`
-	EndpointsPerService int               `json:"endpointsPerService"`
-	RequestsPerConn     int               `json:"requestsPerConn"`
-	Targets             scenarios.Targets `json:"targets"`
-	Repetition          int               `json:"repetition"`
+	Mode                scenarios.Mode `json:"mode"`
+	Services            int            `json:"services"`
+	EndpointsPerService int            `json:"endpointsPerService"`
+	RequestsPerConn     int            `json:"requestsPerConn"`
+	// Targets is the point's placement: one of spec.load.targets.
+	Targets    scenarios.Targets `json:"targets"`
+	Repetition int               `json:"repetition"`
+	// Sequence is the point's position in the run's plan, from 1 (see
+	// Design); 0 in runs of older kpbench versions. Points of skipped
+	// modes leave gaps.
+	Sequence int `json:"sequence,omitempty"`
 
 	Rate            Rate      `json:"rate"`
 	StartedAt       time.Time `json:"startedAt"`
@@ -211,9 +222,87 @@ func (k Key) String() string {
 	return fmt.Sprintf("%s/services=%d/rpc=%d/targets=%s", k.Mode, k.Services, k.RequestsPerConn, k.Targets)
 }
 
-// PointID names a point; it is also its directory under raw/.
+// PointID names a point of a run with one placement; it is also its
+// directory under raw/.
 func PointID(mode scenarios.Mode, services, requestsPerConn, repetition int) string {
 	return fmt.Sprintf("%s-s%05d-rpc%d-r%d", mode, services, requestsPerConn, repetition)
+}
+
+// PlacementPointID names a point of a run with several placements: its
+// placement goes between the connection variant and the repetition
+// (iptables-s02000-rpc1-deepest-r3).
+func PlacementPointID(mode scenarios.Mode, services, requestsPerConn int, placement scenarios.Targets, repetition int) string {
+	return fmt.Sprintf("%s-s%05d-rpc%d-%s-r%d", mode, services, requestsPerConn, placement, repetition)
+}
+
+// SpecPointID names a point of a run of sp: with the placement when
+// spec.load.targets lists more than one, as PointID otherwise (so that
+// single-placement runs keep the IDs older kpbench versions gave them).
+func SpecPointID(sp *scenarios.Spec, mode scenarios.Mode, services, requestsPerConn int, placement scenarios.Targets, repetition int) string {
+	if len(sp.Load.Targets) > 1 {
+		return PlacementPointID(mode, services, requestsPerConn, placement, repetition)
+	}
+	return PointID(mode, services, requestsPerConn, repetition)
+}
+
+// PointRef is what a point ID says. Placement is empty for the IDs of
+// single-placement runs.
+type PointRef struct {
+	Mode            scenarios.Mode
+	Services        int
+	RequestsPerConn int
+	Placement       scenarios.Targets
+	Repetition      int
+}
+
+// ParsePointID reads an ID written by PointID or PlacementPointID.
+func ParsePointID(id string) (PointRef, error) {
+	var r PointRef
+	parts := strings.Split(id, "-")
+	if len(parts) != 4 && len(parts) != 5 {
+		return r, fmt.Errorf("point ID %q: want mode-sNNNNN-rpcN[-placement]-rN", id)
+	}
+	r.Mode = scenarios.Mode(parts[0])
+	var err error
+	num := func(s, prefix string) int {
+		if err != nil {
+			return 0
+		}
+		v, e := strconv.Atoi(strings.TrimPrefix(s, prefix))
+		if !strings.HasPrefix(s, prefix) || e != nil || v < 0 {
+			err = fmt.Errorf("point ID %q: %q is not %sN", id, s, prefix)
+		}
+		return v
+	}
+	r.Services = num(parts[1], "s")
+	r.RequestsPerConn = num(parts[2], "rpc")
+	r.Repetition = num(parts[len(parts)-1], "r")
+	if len(parts) == 5 {
+		r.Placement = scenarios.Targets(parts[3])
+		if !r.Placement.Valid() {
+			err = errors.Join(err, fmt.Errorf("point ID %q: unknown placement %q", id, parts[3]))
+		}
+	}
+	if !r.Mode.Valid() {
+		err = errors.Join(err, fmt.Errorf("point ID %q: unknown mode %q", id, parts[0]))
+	}
+	return r, err
+}
+
+// PlanIDs lists the IDs of every point a run of sp plans in mode: each
+// Service step, connection variant, placement and repetition.
+func PlanIDs(sp *scenarios.Spec, mode scenarios.Mode) []string {
+	var ids []string
+	for _, n := range sp.Services {
+		for _, rpc := range sp.Load.RequestsPerConn {
+			for _, pl := range sp.Load.Targets {
+				for rep := 1; rep <= sp.Repetitions; rep++ {
+					ids = append(ids, SpecPointID(sp, mode, n, rpc, pl, rep))
+				}
+			}
+		}
+	}
+	return ids
 }
 
 // Rate is the target and achieved request rate in requests per second.
@@ -267,11 +356,56 @@ type FirstPacket struct {
 	// where the statistics were off.
 	ProbeCores float64 `json:"probeCores,omitempty"`
 	ProbeRunNs float64 `json:"probeRunNs,omitempty"`
+	// Incomplete says why the figures above must not be used although
+	// the probe ran: it timed a share of the client's connections outside
+	// 99–101% (FirstPacketIncomplete). The point's other measures stand.
+	Incomplete string `json:"incomplete,omitempty"`
 	// Emulated says the spans were timed in a guest kernel under software
 	// emulation (a VM client node under qemu's TCG): its times are the
 	// emulator's, good for comparing modes and steps within the run, not
 	// as a real node's.
 	Emulated bool `json:"emulated,omitempty"`
+}
+
+// MinFirstPacketCoverage and MaxFirstPacketCoverage bound the share of
+// the client's connections the probe must time for a point's kernel time
+// to first packet to count: the probe and the client count the same
+// connections in the same window, and on the lab they agree within 0.1%.
+const (
+	MinFirstPacketCoverage = 0.99
+	MaxFirstPacketCoverage = 1.01
+)
+
+// FirstPacketIncomplete says why f's figures do not describe the
+// client's connections ("" when they do, or when the probe did not time
+// the point at all: Unavailable says that).
+func FirstPacketIncomplete(f *FirstPacket) string {
+	if f == nil || f.Unavailable != "" {
+		return ""
+	}
+	if f.ClientConnections <= 0 {
+		if f.Connections > 0 {
+			return fmt.Sprintf("timed %d connections, the client reported none", f.Connections)
+		}
+		return ""
+	}
+	c := float64(f.Connections) / float64(f.ClientConnections)
+	switch {
+	case c < MinFirstPacketCoverage:
+		return fmt.Sprintf("timed %d of the client's %d connections (%.1f%%, below %.0f%%)", f.Connections, f.ClientConnections, 100*c, 100*MinFirstPacketCoverage)
+	case c > MaxFirstPacketCoverage:
+		return fmt.Sprintf("timed %d connections, the client opened %d (%.1f%%, above %.0f%%)", f.Connections, f.ClientConnections, 100*c, 100*MaxFirstPacketCoverage)
+	}
+	return ""
+}
+
+// Usable reports whether f's figures are the kernel time to first packet
+// of the point's connections: the probe timed the window, timed some
+// connections, and timed the client's within 1% (checked here as well as
+// by Incomplete, so that points recorded before the mark are judged
+// alike).
+func (f *FirstPacket) Usable() bool {
+	return f != nil && f.Unavailable == "" && f.Incomplete == "" && f.Connections > 0 && FirstPacketIncomplete(f) == ""
 }
 
 // Lag summarizes how far behind schedule sends started, in microseconds.
@@ -311,6 +445,18 @@ type NodeCPU struct {
 	Total   float64 `json:"total"`
 	// MaxTotal is the busiest sampling interval's total.
 	MaxTotal float64 `json:"maxTotal"`
+	// CPUs is the figure's ceiling in cores: how many CPUs it covers
+	// (the pinned CPUs, all of the node's, a VM guest's vCPUs, a
+	// cgroup's quota or cpuset). MaxTotal at 0.98 of it or more makes the
+	// point invalid (ReasonCPUSaturated); 0 where unknown (runs of older
+	// kpbench versions).
+	CPUs float64 `json:"cpus,omitempty"`
+	// Coverage is the share of the load's window covered by CPU samples
+	// that resolve it: the union of the sampling intervals no longer than
+	// twice the sampling interval, intersected with the window, over the
+	// window. Below 0.9 the point is invalid (ReasonCPUCoverage); 0 in
+	// runs of older kpbench versions.
+	Coverage float64 `json:"coverage,omitempty"`
 	// Nodes is the figure of each client node when it is summed over
 	// several (per node as in raw/<point>/node-cpu.json).
 	Nodes []NodeShare `json:"nodes,omitempty"`
@@ -321,6 +467,11 @@ type NodeCPU struct {
 type NodeShare struct {
 	Node  string  `json:"node"`
 	Total float64 `json:"total"`
+	// MaxTotal, CPUs and Coverage are the node's own (see NodeCPU): each
+	// node's saturation and coverage are judged on their own.
+	MaxTotal float64 `json:"maxTotal,omitempty"`
+	CPUs     float64 `json:"cpus,omitempty"`
+	Coverage float64 `json:"coverage,omitempty"`
 }
 
 // ProcessesCPU is the CPU of the client node's own processes.
@@ -330,6 +481,61 @@ type ProcessesCPU struct {
 	// VMHost is this machine's CPU for the qemu process of a VM client
 	// node (the node's own CPU is the guest's /proc/stat).
 	VMHost float64 `json:"vmHost,omitempty"`
+	// Top attributes the client node's CPU to its processes, kernel
+	// threads included; absent in runs of older kpbench versions.
+	Top *ProcessTop `json:"top,omitempty"`
+}
+
+// TopProcessesPerPoint is how many processes (or groups) a point's
+// ProcessTop lists by name.
+const TopProcessesPerPoint = 8
+
+// ProcessTop is the client node's CPU per process over the measured
+// window (/proc/PID/stat utime+stime deltas, per thread group), the
+// busiest first, the rest summed as Other. When it could not be measured
+// Unavailable says why and the figures are zero.
+type ProcessTop struct {
+	// Covers says which processes the figures are of (those allowed on
+	// the node's CPUs, every process of the node's PID namespace, ...).
+	Covers      string `json:"covers,omitempty"`
+	Unavailable string `json:"unavailable,omitempty"`
+	// Processes are the busiest processes (or groups: the kworkers of
+	// one pool), in descending CPU.
+	Processes []ProcessShare `json:"processes,omitempty"`
+	// Other is the rest: OtherCount processes.
+	Other      float64 `json:"other"`
+	OtherCount int     `json:"otherCount"`
+	// Total sums every process counted, Processes and Other.
+	Total float64 `json:"total"`
+}
+
+// ProcessShare is one process's (or group's) CPU over the window, in
+// cores.
+type ProcessShare struct {
+	// Name is the command name (comm), or a group's pattern
+	// ("kworker/1:*").
+	Name string `json:"name"`
+	// PID is 0 for a group; Count is the number of processes in it.
+	PID   int `json:"pid,omitempty"`
+	Count int `json:"count,omitempty"`
+	// Role is what kpbench knows the process as: kube-proxy, load client.
+	Role         string  `json:"role,omitempty"`
+	KernelThread bool    `json:"kernelThread,omitempty"`
+	User         float64 `json:"user"`
+	System       float64 `json:"system"`
+	Cores        float64 `json:"cores"`
+	// Children is the CPU of the children it reaped in the window
+	// (cutime+cstime), such as kube-proxy's iptables-restore: not part
+	// of Cores nor of ProcessTop.Total (a child that lived across a scan
+	// is counted as a process of its own as well).
+	Children float64 `json:"children,omitempty"`
+	// Shared marks a process that may also run on CPUs that are not the
+	// node's: part of its CPU may have been spent there.
+	Shared bool `json:"shared,omitempty"`
+	// Started and Exited mark a process that began or ended inside the
+	// window; an exited process's CPU after its last scan is missing.
+	Started bool `json:"started,omitempty"`
+	Exited  bool `json:"exited,omitempty"`
 }
 
 // Conntrack is the client node's connection tracking table.
@@ -441,6 +647,31 @@ const (
 	// load's window (it was held up for longer than the window), so the
 	// point has no CPU figure of its own.
 	ReasonNoCPUSample = "no CPU sample in the load window"
+	// ReasonCPUSaturated: a client-node CPU sampling interval inside the
+	// window reached MaxCPUShare of the CPUs its figure covers: the load
+	// client, kube-proxy and the kernel queued for CPU, and the point
+	// measures that queue (the runner's fault).
+	ReasonCPUSaturated = "client-node CPU saturated"
+	// ReasonCPUCoverage: the CPU samples that resolve the window cover
+	// less than MinCPUCoverage of it (NodeCPU.Coverage; the runner's).
+	ReasonCPUCoverage = "CPU samples cover less than 90% of the window"
+	// ReasonSynced: kube-proxy ran a sync (full or partial) inside the
+	// window, so the window measured rules being rewritten, not the
+	// step's rules (the dataplane's doing, not a regression).
+	ReasonSynced = "kube-proxy synced during the window"
+	// ReasonReordered: the target's depth differed before and after the
+	// window (kube-proxy rewrote the chain in another order).
+	ReasonReordered = "the chain was reordered during the window"
+)
+
+// Validity bounds of the client node's CPU figure.
+const (
+	// MaxCPUShare: a sampling interval at or above this share of the
+	// figure's CPUs is saturated.
+	MaxCPUShare = 0.98
+	// MinCPUCoverage: the share of the window the CPU samples must
+	// cover.
+	MinCPUCoverage = 0.90
 )
 
 // Resume is one continuation of a run.

@@ -101,7 +101,10 @@ func Parse(data []byte) (*Scenario, error) {
 	return &s, nil
 }
 
-var durationType = reflect.TypeOf(Duration(0))
+var (
+	durationType   = reflect.TypeOf(Duration(0))
+	placementsType = reflect.TypeOf(Placements(nil))
+)
 
 // checkShape walks a decoded JSON value against the Go type it will be
 // decoded into, records unknown fields and type mismatches, and returns the
@@ -129,6 +132,24 @@ func checkShape(v any, t reflect.Type, path string, errs *ErrorList) any {
 			return nil
 		}
 		return v
+	case t == placementsType:
+		// A single targets value or a list of them.
+		if _, ok := v.(string); ok {
+			return v
+		}
+		l, ok := v.([]any)
+		if !ok {
+			return bad("a targets value such as deepest, or a list of them")
+		}
+		out := make([]any, 0, len(l))
+		for i, e := range l {
+			if _, ok := e.(string); !ok {
+				*errs = append(*errs, FieldError{Path: fmt.Sprintf("%s[%d]", path, i), Message: fmt.Sprintf("must be a string, got %s", describe(e))})
+				continue
+			}
+			out = append(out, e)
+		}
+		return out
 	case t.Kind() == reflect.Struct:
 		m, ok := v.(map[string]any)
 		if !ok {

@@ -33,7 +33,7 @@ func SetDefaults(s *Scenario) {
 		sp.Modes = append([]Mode(nil), Modes...)
 	}
 	if sp.Order == "" {
-		sp.Order = OrderModes
+		sp.Order = OrderSteps
 	}
 	if sp.EndpointsPerService == 0 {
 		sp.EndpointsPerService = DefaultEndpointsPerService
@@ -55,8 +55,11 @@ func SetDefaults(s *Scenario) {
 	if len(l.RequestsPerConn) == 0 {
 		l.RequestsPerConn = append([]int(nil), DefaultRequestsPerConn...)
 	}
-	if l.Targets == "" {
-		l.Targets = TargetsOne
+	if len(l.Targets) == 0 {
+		l.Targets = Placements{TargetsOne}
+	}
+	if sp.Primary != nil && sp.Primary.Targets == "" {
+		sp.Primary.Targets = l.Targets.First()
 	}
 	if l.Timeout == 0 {
 		l.Timeout = Duration(DefaultTimeout)

@@ -1,6 +1,7 @@
 package scenarios
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"reflect"
@@ -67,9 +68,19 @@ func TestParseErrors(t *testing.T) {
 		{"wrong header", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: Bad_Name\nspec:\n  services: [1]\n", []string{"apiVersion", "kind", "metadata.name"}},
 		{"unknown top-level and misspelled", base("  services: [1]\n  Modes: [iptables]\nstatus: {}\n"), []string{"spec.Modes", "status"}},
 		{"bad primary", base("  services: [1]\n  modes: [iptables]\n  load:\n    requestsPerConn: [1, 100]\n  primary:\n    metric: p99\n    requestsPerConn: 0\n"),
-			[]string{"spec.primary", "spec.primary", "spec.primary.metric", "spec.primary.requestsPerConn"}},
+			[]string{"spec.primary", "spec.primary.metric", "spec.primary.requestsPerConn"}},
+		{"primary under order modes", base("  services: [1]\n  modes: [iptables, nftables]\n  order: modes\n  load:\n    requestsPerConn: [1]\n  primary:\n    metric: connect\n    requestsPerConn: 1\n"),
+			[]string{"spec.primary"}},
+		{"primary on a placement not measured", base("  services: [1]\n  modes: [iptables, nftables]\n  load:\n    requestsPerConn: [1]\n    targets: [deepest, shallowest]\n  primary:\n    metric: connect\n    requestsPerConn: 1\n    targets: median\n"),
+			[]string{"spec.primary.targets"}},
+		{"bad placement list", base("  services: [1]\n  load:\n    targets: [deepest, all, deepest, random, one, 3]\n"),
+			[]string{"spec.load.targets[1]", "spec.load.targets[2]", "spec.load.targets[3]", "spec.load.targets[4]", "spec.load.targets[5]"}},
+		{"placements not a list", base("  services: [1]\n  load:\n    targets: {deepest: true}\n"), []string{"spec.load.targets"}},
+		{"bad seed", base("  services: [1]\n  seed: soon\n"), []string{"spec.seed"}},
 		{"primary at a step not measured", base("  services: [1, 1000]\n  modes: [iptables, nftables]\n  order: steps\n  load:\n    requestsPerConn: [1]\n  primary:\n    metric: connect\n    requestsPerConn: 1\n    services: 3000\n"),
 			[]string{"spec.primary.services"}},
+		{"primary direction and placement", base("  services: [1, 1000]\n  modes: [iptables, nftables]\n  order: steps\n  load:\n    requestsPerConn: [1]\n  primary:\n    metric: connect\n    requestsPerConn: 1\n    direction: up\n    targets: all\n"),
+			[]string{"spec.primary.direction", "spec.primary.targets"}},
 		{"gate outside the scenario", base("  services: [1, 1000]\n  gate:\n    metrics: [latency]\n    services: [5]\n"),
 			[]string{"spec.gate.metrics[0]", "spec.gate.services[0]"}},
 		{"spec not an object", "apiVersion: kpbench.io/v1alpha1\nkind: Scenario\nmetadata:\n  name: t\nspec: [1]\n", []string{"spec", "spec.services"}},
@@ -108,15 +119,18 @@ func TestDefaults(t *testing.T) {
 	if !reflect.DeepEqual(sp.Modes, Modes) {
 		t.Errorf("modes = %v, want %v", sp.Modes, Modes)
 	}
-	if sp.Order != OrderModes {
-		t.Errorf("order = %q, want %q", sp.Order, OrderModes)
+	if sp.Order != OrderSteps {
+		t.Errorf("order = %q, want %q", sp.Order, OrderSteps)
+	}
+	if sp.Seed != nil {
+		t.Errorf("seed = %d, want none (the run draws one)", *sp.Seed)
 	}
 	if sp.EndpointsPerService != 10 || sp.Backends != 10 || sp.Repetitions != 1 {
 		t.Errorf("endpoints/backends/repetitions = %d/%d/%d", sp.EndpointsPerService, sp.Backends, sp.Repetitions)
 	}
 	l := sp.Load
 	if l.Rate != 1000 || l.Duration.D() != 30*time.Second || l.WarmupDuration() != 5*time.Second ||
-		!reflect.DeepEqual(l.RequestsPerConn, []int{1, 100}) || l.Targets != TargetsOne || l.Clients != 1 {
+		!reflect.DeepEqual(l.RequestsPerConn, []int{1, 100}) || !reflect.DeepEqual(l.Targets, Placements{TargetsOne}) || l.Clients != 1 {
 		t.Errorf("load defaults wrong: %+v", l)
 	}
 	if sp.Sampling.Interval.D() != time.Second {
@@ -139,7 +153,7 @@ func TestExplicitZeroWarmupKept(t *testing.T) {
 
 func TestCatalog(t *testing.T) {
 	names := CatalogNames()
-	for _, want := range []string{"smoke", "quick", "tigera-2019", "nftables-2025", "nightly"} {
+	for _, want := range []string{"smoke", "quick", "tigera-2019", "nftables-2025", "nightly", "aa"} {
 		s, ok, err := FromCatalog(want)
 		if !ok || err != nil {
 			t.Errorf("catalog %s: ok=%v err=%v (have %v)", want, ok, err, names)
@@ -151,16 +165,36 @@ func TestCatalog(t *testing.T) {
 	}
 	tig, _, _ := FromCatalog("tigera-2019")
 	if tig.Spec.Load.Rate != 1000 || tig.Spec.Services[0] != 1 || tig.Spec.Services[len(tig.Spec.Services)-1] != 10000 ||
-		!reflect.DeepEqual(tig.Spec.Load.RequestsPerConn, []int{1, 100}) || tig.Spec.Load.Targets != TargetsDeepest {
+		!reflect.DeepEqual(tig.Spec.Load.RequestsPerConn, []int{1, 100}) || tig.Spec.Load.Targets.First() != TargetsDeepest {
 		t.Errorf("tigera-2019 does not match the published experiment: %+v", tig.Spec)
 	}
-	// Tigera's figure is a full walk of the chain; the blog connected to
-	// every Service; a nightly gate wants a fixed depth.
-	for name, want := range map[string]Targets{"tigera-2019": TargetsDeepest, "quick": TargetsDeepest, "nightly": TargetsDeepest, "nftables-2025": TargetsRandom} {
+	// Tigera's figure is a full walk of the chain, contrasted within each
+	// step with the shallowest; the blog connected to every Service; a
+	// nightly gate wants fixed depths.
+	contrast := Placements{TargetsDeepest, TargetsShallowest}
+	for name, want := range map[string]Placements{"tigera-2019": contrast, "quick": contrast, "nightly": contrast, "aa": contrast,
+		"nftables-2025": {TargetsRandom}} {
 		s, _, _ := FromCatalog(name)
-		if s.Spec.Load.Targets != want {
-			t.Errorf("%s: targets %q, want %q", name, s.Spec.Load.Targets, want)
+		if !reflect.DeepEqual(s.Spec.Load.Targets, want) {
+			t.Errorf("%s: targets %v, want %v", name, s.Spec.Load.Targets, want)
 		}
+	}
+	// Slow resyncs keep tigera-2019 one mode at a time; the rest take
+	// turns.
+	for name, want := range map[string]Order{"tigera-2019": OrderModes, "quick": OrderSteps, "nightly": OrderSteps, "aa": OrderSteps} {
+		if s, _, _ := FromCatalog(name); s.Spec.Order != want {
+			t.Errorf("%s: order %q, want %q", name, s.Spec.Order, want)
+		}
+	}
+	q, _, _ := FromCatalog("quick")
+	if !reflect.DeepEqual(q.Spec.Services, []int{2000}) || q.Spec.Repetitions != 4 || q.PointsPerMode() != 16 ||
+		q.Spec.Primary == nil || q.Spec.Primary.Services != 2000 || q.Spec.PrimaryTargets() != TargetsDeepest {
+		t.Errorf("quick: services %v, %d repetitions, %d points per mode, primary %+v", q.Spec.Services, q.Spec.Repetitions, q.PointsPerMode(), q.Spec.Primary)
+	}
+	aa, _, _ := FromCatalog("aa")
+	if !reflect.DeepEqual(aa.Spec.Modes, []Mode{ModeIPTables}) || aa.Spec.Repetitions != 6 || aa.PointsPerMode() != 12 ||
+		len(aa.Spec.GatedTargets()) != 1 || len(aa.Spec.GatedMetrics()) != 2 {
+		t.Errorf("aa: modes %v, %d repetitions, %d points per mode", aa.Spec.Modes, aa.Spec.Repetitions, aa.PointsPerMode())
 	}
 	nft, _, _ := FromCatalog("nftables-2025")
 	if !reflect.DeepEqual(nft.Spec.Services, []int{5000, 10000, 30000}) {
@@ -200,5 +234,88 @@ func TestResolve(t *testing.T) {
 	}
 	if _, err := Resolve("no-such-thing"); err == nil || !strings.Contains(err.Error(), "catalog: ") {
 		t.Errorf("Resolve(missing) = %v, want an error listing the catalog", err)
+	}
+}
+
+// TestPlacements: spec.load.targets takes one value, as older scenarios
+// and run.json files write it, or a list; one entry is written back as a
+// single value, so that older readers and today's IDs stay as they were.
+func TestPlacements(t *testing.T) {
+	doc := func(targets string) []byte {
+		return []byte("apiVersion: kpbench.io/v1alpha1\nkind: Scenario\nmetadata:\n  name: p\nspec:\n  services: [1]\n  modes: [iptables, nftables]\n" +
+			"  load:\n    requestsPerConn: [1]\n    targets: " + targets + "\n  primary:\n    metric: connect\n    requestsPerConn: 1\n")
+	}
+	one, err := Parse(doc("deepest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := Parse(doc("[shallowest, deepest]"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(one.Spec.Load.Targets, Placements{TargetsDeepest}) || !reflect.DeepEqual(list.Spec.Load.Targets, Placements{TargetsShallowest, TargetsDeepest}) {
+		t.Errorf("placements %v and %v", one.Spec.Load.Targets, list.Spec.Load.Targets)
+	}
+	if one.PointsPerMode() != 1 || list.PointsPerMode() != 2 {
+		t.Errorf("points per mode %d and %d, want 1 and 2", one.PointsPerMode(), list.PointsPerMode())
+	}
+	// The primary's placement defaults to the first of the list.
+	if list.Spec.Primary.Targets != TargetsShallowest || list.Spec.PrimaryTargets() != TargetsShallowest {
+		t.Errorf("primary placement %q", list.Spec.Primary.Targets)
+	}
+	for _, tc := range []struct {
+		s    *Scenario
+		want string
+	}{{one, `"targets":"deepest"`}, {list, `"targets":["shallowest","deepest"]`}} {
+		b, err := json.Marshal(tc.s.Spec.Load)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), tc.want) {
+			t.Errorf("load encodes as %s, want %s in it", b, tc.want)
+		}
+		var back Load
+		if err := json.Unmarshal(b, &back); err != nil || !reflect.DeepEqual(back.Targets, tc.s.Spec.Load.Targets) {
+			t.Errorf("decoding %s: %v, %v", b, back.Targets, err)
+		}
+	}
+	// A run.json written before primary.targets existed means the first
+	// placement.
+	old := Spec{Load: Load{Targets: Placements{TargetsMedian}}, Primary: &Primary{Metric: "connect"}}
+	if old.PrimaryTargets() != TargetsMedian {
+		t.Errorf("primary placement of an older spec: %q", old.PrimaryTargets())
+	}
+}
+
+// TestPlacementListErrorsNameEveryProblem: a bad list gets one message per
+// bad entry, each saying what is wrong with it.
+func TestPlacementListErrorsNameEveryProblem(t *testing.T) {
+	_, err := Parse([]byte("apiVersion: kpbench.io/v1alpha1\nkind: Scenario\nmetadata:\n  name: p\nspec:\n  services: [1]\n  load:\n    targets: [deepest, deeper, deepest, random, one]\n"))
+	var list ErrorList
+	if !errors.As(err, &list) {
+		t.Fatalf("err = %v", err)
+	}
+	want := map[string]string{
+		"spec.load.targets[1]": `got "deeper"`,
+		"spec.load.targets[2]": `"deepest" listed twice`,
+		"spec.load.targets[3]": "random\" chooses no depth (each connection goes to a random Service",
+		"spec.load.targets[4]": "one\" chooses no depth (its Service sits wherever kube-proxy's map order puts it",
+	}
+	if len(list) != len(want) {
+		t.Errorf("%d problems, want %d:\n%v", len(list), len(want), list)
+	}
+	for _, e := range list {
+		if frag, ok := want[e.Path]; !ok || !strings.Contains(e.Message, frag) {
+			t.Errorf("%s: %q, want it to contain %q", e.Path, e.Message, frag)
+		}
+	}
+}
+
+// TestGateOnTheKernelTime: a gate may name the kernel time to first
+// packet (its median and p99), a per-window robust statistic.
+func TestGateOnTheKernelTime(t *testing.T) {
+	doc := "apiVersion: kpbench.io/v1alpha1\nkind: Scenario\nmetadata:\n  name: t\nspec:\n  services: [1, 1000]\n  gate:\n    metrics: [first-packet, first-packet-p99, connect]\n"
+	if _, err := Parse([]byte(doc)); err != nil {
+		t.Fatalf("a gate on the kernel time: %v", err)
 	}
 }

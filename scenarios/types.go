@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -92,19 +93,72 @@ func (t Targets) Valid() bool {
 	return false
 }
 
+// Placements is spec.load.targets: one targets value (`targets: deepest`)
+// or a list of them (`targets: [deepest, shallowest]`). Every point has one
+// placement; with a list, each repetition of a step measures every
+// placement, in a seeded random order, so that the depths are contrasted
+// within a step: free of the Service count and of time. It is written back
+// as a single value when it has one entry, as older run.json files hold it.
+type Placements []Targets
+
+// UnmarshalJSON reads a single targets value or a list of them.
+func (p *Placements) UnmarshalJSON(b []byte) error {
+	var one Targets
+	if err := json.Unmarshal(b, &one); err == nil {
+		*p = Placements{one}
+		return nil
+	}
+	var list []Targets
+	if err := json.Unmarshal(b, &list); err != nil {
+		return fmt.Errorf("targets must be a targets value or a list of them")
+	}
+	*p = list
+	return nil
+}
+
+// MarshalJSON writes one placement as a single value, a list otherwise.
+func (p Placements) MarshalJSON() ([]byte, error) {
+	if len(p) == 1 {
+		return json.Marshal(p[0])
+	}
+	return json.Marshal([]Targets(p))
+}
+
+// First returns the first placement ("" when there is none).
+func (p Placements) First() Targets {
+	if len(p) == 0 {
+		return ""
+	}
+	return p[0]
+}
+
+// String lists the placements, comma-separated.
+func (p Placements) String() string {
+	s := make([]string, len(p))
+	for i, t := range p {
+		s[i] = string(t)
+	}
+	return strings.Join(s, ", ")
+}
+
 // Order is the order in which a run visits its points.
 type Order string
 
 const (
 	// OrderModes measures one mode at every Service step, then the next
-	// mode; each mode climbs from the first step (what the published
-	// experiments did).
+	// mode, in the order spec.modes lists them; each mode climbs from the
+	// first step (what the published experiments did), and within each
+	// (mode, step, repetition) the connection variants and placements come
+	// in a seeded random order. Each mode's repetitions share one block of
+	// time, so the report's independent unit is the mode block. It is for
+	// scenarios whose kube-proxy resyncs are too slow to switch often.
 	OrderModes Order = "modes"
-	// OrderSteps scales to each Service step once and measures every mode
-	// there before the next step (repetition r of every mode before
-	// repetition r+1 of any), the modes taking turns going first: half
-	// the API work of OrderModes for two modes (a third for three), and the
-	// modes interleaved in time.
+	// OrderSteps (the default) runs the scenario as a sequence of
+	// repetitions (blocks): in each, the Service steps are visited in a
+	// seeded random permutation, at each step the modes in a seeded random
+	// order, and within each (mode, step) the connection variants and
+	// placements in a seeded random order. No mode or step owns a block of
+	// time; the report's independent unit is the repetition.
 	OrderSteps Order = "steps"
 )
 
@@ -135,9 +189,13 @@ type Spec struct {
 	Backends    int  `json:"backends,omitempty"`
 	Load        Load `json:"load"`
 	Repetitions int  `json:"repetitions,omitempty"`
-	// Order is the order of the points: OrderModes (default) or
-	// OrderSteps.
-	Order    Order    `json:"order,omitempty"`
+	// Order is the order of the points: OrderSteps (default) or
+	// OrderModes.
+	Order Order `json:"order,omitempty"`
+	// Seed, when set, seeds the random order of the points; unset, a run
+	// draws one when it starts. Either way run.json records it (its
+	// design), and a resumed run continues the same plan.
+	Seed     *int64   `json:"seed,omitempty"`
 	Sampling Sampling `json:"sampling"`
 	// Primary, when set, is the one comparison the scenario is run to
 	// make, declared before any point is measured.
@@ -158,12 +216,17 @@ type Gate struct {
 	// Services are the gated Service steps, from spec.services; empty
 	// means the largest. Every mode and connection variant is gated there.
 	Services []int `json:"services,omitempty"`
+	// Targets are the gated placements, from spec.load.targets; empty
+	// means the first placement of the list (the one a scenario measures
+	// its cost at; the others exist for the within-step depth contrast),
+	// so that placements do not multiply the gated rows.
+	Targets []Targets `json:"targets,omitempty"`
 }
 
 // GateMetrics are the metrics a gate may name: costs whose per-point
 // value is a robust statistic. The mean round-trip latency is left out:
 // one slow request moves it, so it stays in the tables only.
-var GateMetrics = []string{"connect", "cpu", "latency-p50", "latency-p99", "connect-p99", "kube-proxy-cpu"}
+var GateMetrics = []string{"connect", "cpu", "latency-p50", "latency-p99", "connect-p99", "kube-proxy-cpu", "first-packet", "first-packet-p99"}
 
 // DefaultGateMetrics are the gated metrics of a scenario without
 // spec.gate: median connect time and client-node CPU.
@@ -189,6 +252,18 @@ func (s *Spec) GatedServices() []int {
 	return []int{slices.Max(s.Services)}
 }
 
+// GatedTargets returns the gate's placements: the first of
+// spec.load.targets when unset (none when the scenario names none).
+func (s *Spec) GatedTargets() []Targets {
+	if s.Gate != nil && len(s.Gate.Targets) > 0 {
+		return s.Gate.Targets
+	}
+	if len(s.Load.Targets) == 0 {
+		return nil
+	}
+	return []Targets{s.Load.Targets.First()}
+}
+
 // Primary is a scenario's primary comparison: the modes compared on one
 // metric, in one connection variant, at the largest Service count they
 // all reach. The report tests it as a family of its own (Holm's
@@ -207,7 +282,38 @@ type Primary struct {
 	// spec.services): a step some mode did not reach leaves the primary
 	// "not tested", never moved to another step.
 	Services int `json:"services,omitempty"`
+	// Direction is the question asked of the first mode of each pair (in
+	// report order: iptables, ipvs, nftables) minus the second:
+	// DirectionTwoSided (default, also ""), DirectionGreater (the first
+	// is higher) or DirectionLess (the first is lower).
+	Direction Direction `json:"direction,omitempty"`
+	// Targets is the placement the modes are compared on, one of
+	// spec.load.targets; default the first.
+	Targets Targets `json:"targets,omitempty"`
 }
+
+// PrimaryTargets returns the placement of the primary comparison: its
+// own, else the first of spec.load.targets (as run.json files written
+// before primary.targets existed mean it). "" without a primary.
+func (s *Spec) PrimaryTargets() Targets {
+	if s.Primary == nil {
+		return ""
+	}
+	if s.Primary.Targets != "" {
+		return s.Primary.Targets
+	}
+	return s.Load.Targets.First()
+}
+
+// Direction is the alternative hypothesis of a primary comparison.
+type Direction string
+
+// Directions of a primary comparison.
+const (
+	DirectionTwoSided Direction = "two-sided"
+	DirectionGreater  Direction = "greater"
+	DirectionLess     Direction = "less"
+)
 
 // PrimaryMetrics are the metrics a primary comparison may name: the ones
 // the report's findings compare (report.FindingMetrics), as `kpbench
@@ -225,8 +331,10 @@ type Load struct {
 	Warmup *Duration `json:"warmup,omitempty"`
 	// RequestsPerConn lists connection variants: 1 = a new TCP connection
 	// per request, N = N requests per connection, 0 = persistent.
-	RequestsPerConn []int   `json:"requestsPerConn,omitempty"`
-	Targets         Targets `json:"targets,omitempty"`
+	RequestsPerConn []int `json:"requestsPerConn,omitempty"`
+	// Targets is the placement, or the list of placements, of the target
+	// Service (see Targets and Placements).
+	Targets Placements `json:"targets,omitempty"`
 	// Timeout bounds one request, connect included.
 	Timeout Duration `json:"timeout,omitempty"`
 	// MaxInflight bounds concurrent requests; hitting it invalidates the
@@ -285,7 +393,8 @@ func (l Load) WarmupDuration() time.Duration {
 }
 
 // PointsPerMode returns the number of measured points the scenario makes per
-// runnable mode.
+// runnable mode: every Service step, connection variant, placement and
+// repetition.
 func (s *Scenario) PointsPerMode() int {
-	return len(s.Spec.Services) * len(s.Spec.Load.RequestsPerConn) * s.Spec.Repetitions
+	return len(s.Spec.Services) * len(s.Spec.Load.RequestsPerConn) * len(s.Spec.Load.Targets) * s.Spec.Repetitions
 }

@@ -101,11 +101,7 @@ func Validate(s *Scenario) ErrorList {
 		}
 		seenRPC[k] = true
 	}
-	if !l.Targets.Valid() {
-		add("spec.load.targets", "must be one of deepest (the Service whose rule a new connection walks last: the worst case), "+
-			"shallowest (walked first), median, random (each connection picks a Service uniformly) or one (the first-created "+
-			"Service: its depth is drawn at random by kube-proxy at every sync); got %q", l.Targets)
-	}
+	validatePlacements(l.Targets, add)
 	if l.Timeout.D() <= 0 {
 		add("spec.load.timeout", "must be positive, got %s", l.Timeout)
 	}
@@ -130,6 +126,15 @@ func Validate(s *Scenario) ErrorList {
 		if len(sp.Modes) < 2 {
 			add("spec.primary", "compares modes, so spec.modes needs at least two, got %d", len(sp.Modes))
 		}
+		switch pr.Direction {
+		case "", DirectionTwoSided, DirectionGreater, DirectionLess:
+		default:
+			add("spec.primary.direction", "must be %q, %q or %q (the first mode of each pair, in report order, minus the second), got %q",
+				DirectionTwoSided, DirectionGreater, DirectionLess, pr.Direction)
+		}
+		if pr.Targets != "" && !slices.Contains(l.Targets, pr.Targets) {
+			add("spec.primary.targets", "must be one of the placements in spec.load.targets (%s), got %q", l.Targets, pr.Targets)
+		}
 		if pr.Services != 0 && !slices.Contains(sp.Services, pr.Services) {
 			add("spec.primary.services", "must be one of the steps in spec.services (%v), got %d", sp.Services, pr.Services)
 		}
@@ -152,6 +157,11 @@ func Validate(s *Scenario) ErrorList {
 				add(fmt.Sprintf("spec.gate.services[%d]", i), "must be one of the steps in spec.services (%v), got %d", sp.Services, n)
 			}
 		}
+		for i, t := range g.Targets {
+			if !slices.Contains(sp.Load.Targets, t) {
+				add(fmt.Sprintf("spec.gate.targets[%d]", i), "must be one of the placements in spec.load.targets (%s), got %q", sp.Load.Targets, t)
+			}
+		}
 	}
 	iv := sp.Sampling.Interval.D()
 	switch {
@@ -161,4 +171,38 @@ func Validate(s *Scenario) ErrorList {
 		add("spec.sampling.interval", "must not exceed spec.load.duration (%s), got %s", l.Duration, sp.Sampling.Interval)
 	}
 	return errs
+}
+
+// validatePlacements checks spec.load.targets: every entry a known value,
+// none twice, and in a list of more than one only placements by depth,
+// since a list is there to contrast depths within a step.
+func validatePlacements(ts Placements, add func(path, format string, args ...any)) {
+	single := len(ts) == 1
+	seen := map[Targets]bool{}
+	for i, t := range ts {
+		p := fmt.Sprintf("spec.load.targets[%d]", i)
+		if single {
+			p = "spec.load.targets"
+		}
+		switch {
+		case !t.Valid():
+			add(p, "must be one of deepest (the Service whose rule a new connection walks last: the worst case), "+
+				"shallowest (walked first), median, random (each connection picks a Service uniformly) or one (the first-created "+
+				"Service: its depth is drawn at random by kube-proxy at every sync); got %q", t)
+		case seen[t]:
+			add(p, "placement %q listed twice", t)
+		case !single && !t.ByDepth():
+			add(p, "a list of placements contrasts depths within a step, so every entry must place the target by depth "+
+				"(deepest, shallowest or median); %q chooses no depth (%s): measure it alone (targets: %s), got %q",
+				t, whyNotByDepth(t), t, t)
+		}
+		seen[t] = true
+	}
+}
+
+func whyNotByDepth(t Targets) string {
+	if t == TargetsRandom {
+		return "each connection goes to a random Service, spread over the whole chain"
+	}
+	return "its Service sits wherever kube-proxy's map order puts it at each sync"
 }

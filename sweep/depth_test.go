@@ -3,6 +3,7 @@ package sweep
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -172,6 +173,10 @@ func TestDepthChangedDuringWindowKeepsBoth(t *testing.T) {
 	}
 	if _, ok := pts[0].RulesWalked(); ok {
 		t.Error("a point whose depth changed has no single depth")
+	}
+	// A reorder inside the window makes the point invalid, by name.
+	if want := []string{runs.ReasonReordered + ": depth 5→1"}; pts[0].Valid || !slices.Equal(pts[0].InvalidReasons, want) || !pts[1].Valid {
+		t.Errorf("first point valid %v %q, want invalid %q; second valid %v", pts[0].Valid, pts[0].InvalidReasons, want, pts[1].Valid)
 	}
 	// The next point picks again from the new order.
 	if ul.measured[1][0] != "http://198.19.0.1:80/" || pts[1].Depth.Before.Mean != 5 || pts[1].Depth.Changed {

@@ -1,12 +1,15 @@
-// Package sweep is the engine of `kpbench run`: it walks a scenario over a
-// cluster — for each mode, set and verify it; for each Service step, scale
-// and wait until programmed; for each connection variant and repetition,
-// run the load (its warm-up inside the same process) while the client
-// node is observed — and appends every point to the results directory as
-// soon as it is measured. With the scenario's order "steps" the two outer
-// loops swap: each step is scaled once and every mode measured there.
-// Resume (points already on disk are skipped) and validity (kube-proxy
-// alive and in the mode) are the engine's too.
+// Package sweep is the engine of `kpbench run`: it plans a scenario's
+// points from the seed of the run's design (plan.go: under order steps,
+// repetitions as blocks with the steps, the modes at each step and the
+// connection variants and placements in a seeded random order; under order
+// modes, one mode at every step after the other), then walks the plan over
+// a cluster — setting and verifying a mode when the next point needs
+// another, scaling and waiting until programmed when it needs another
+// step, running the load (its warm-up inside the same process) at the
+// point's placement while the client node is observed — and appends every
+// point to the results directory as soon as it is measured. Resume (the
+// same plan from the recorded seed, points already on disk skipped) and
+// validity (kube-proxy alive and in the mode) are the engine's too.
 //
 // What a point measures on the client node is the collector's
 // (collector.Observer, collector.ForClient): the engine hands the

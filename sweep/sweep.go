@@ -74,15 +74,32 @@ func (e *Engine) Run(ctx context.Context, rec *runs.Record) error {
 		}
 		modes = append(modes, m)
 	}
+	if run.Design == nil {
+		// A new run, or one recorded before runs had a design: fix the
+		// seed now, so that every resume computes the same plan.
+		run.Design = runs.NewDesign(&sc.Spec, drawSeed())
+	}
 	if err := rec.Save(); err != nil {
 		return err
 	}
-	ps := &pass{rec: rec, dir: dir, run: run, log: log, done: done,
-		total: len(modes) * sc.PointsPerMode(), count: len(done)}
-	if sc.Spec.Order == scenarios.OrderSteps {
-		return e.byStep(ctx, ps, modes)
+	// The plan covers every mode the scenario names, runnable or not, so
+	// that a point's sequence does not depend on the machine.
+	pl := plan(run.Design.Seed, sc, sc.Spec.Modes)
+	ps := &pass{rec: rec, dir: dir, run: run, log: log, done: done}
+	runnable := map[scenarios.Mode]bool{}
+	for _, m := range modes {
+		runnable[m] = true
 	}
-	return e.byMode(ctx, ps, modes)
+	for _, pp := range pl {
+		if runnable[pp.Mode] {
+			ps.total++
+			if done[pp.ID] {
+				ps.count++
+			}
+		}
+	}
+	log.Info("design", "order", run.Design.Order, "seed", run.Design.Seed, "unit", run.Design.Unit, "points", ps.total)
+	return e.walk(ctx, ps, pl, runnable)
 }
 
 // pass is one Run's progress.
@@ -97,76 +114,159 @@ type pass struct {
 	kpPID int
 }
 
-// byMode measures one mode at every step before the next mode; each mode
-// starts from the first step, scaled down to under the previous mode.
-func (e *Engine) byMode(ctx context.Context, ps *pass, modes []scenarios.Mode) error {
-	sc := &ps.run.Scenario
-	for _, mode := range modes {
-		if allDone(sc, mode, ps.done) {
-			ps.log.Info("mode already measured", "mode", mode)
-			continue
-		}
-		if err := e.switchTo(ctx, ps, mode, true); err != nil {
-			if errors.Is(err, ErrInterrupted) {
-				return err
-			}
-			continue
-		}
-		for _, n := range sc.Spec.Services {
-			if stepDone(sc, mode, n, ps.done) {
-				continue
-			}
-			if err := e.step(ctx, ps, mode, n, 0); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+// stepState is the cluster at one (mode, Service step) since its Scale:
+// its rules, its targets per placement, and whether its first point is
+// still to come.
+type stepState struct {
+	mode    scenarios.Mode
+	n       int
+	sres    ScaleResult
+	rules   runs.Rules
+	targets map[scenarios.Targets]*targeting
+	first   bool
 }
 
-// byStep scales to each step once and measures every mode there before
-// the next step. At a step the repetitions are interleaved across the
-// modes: repetition r of every mode before repetition r+1 of any, so that
-// a mode's repetitions are spread over the step's time instead of sharing
-// one block of it (and one kube-proxy start, one conntrack history). The
-// modes take turns going first, by step and by repetition (step i,
-// repetition r starts with mode i+r-1 mod the number of modes): with two
-// modes that is A B, B A, A B, ..., which balances the order and switches
-// once per repetition. Only the first mode to enter the run scales down to
-// the first step before its switch; later switches happen at the step's
-// Service count.
-func (e *Engine) byStep(ctx context.Context, ps *pass, modes []scenarios.Mode) error {
+// walk measures the plan's points in order, skipping those measured
+// already and those of modes that cannot run. It switches kube-proxy's
+// mode only when the next point needs another mode, and scales only when
+// it needs another step or a new kube-proxy must program the current one
+// (after a switch the scaler writes nothing and waits for the rules).
+// Entering a mode scales down to the first step first when the new
+// kube-proxy should start small: always under order modes, where each
+// mode climbs from the first step; under order steps only for the run's
+// first mode, later switches happening at the step's Service count.
+func (e *Engine) walk(ctx context.Context, ps *pass, pl []plannedPoint, runnable map[scenarios.Mode]bool) error {
 	sc := &ps.run.Scenario
 	var (
 		current scenarios.Mode
 		entered bool // a mode has been entered in this run
 		failed  = map[scenarios.Mode]bool{}
+		st      *stepState
 	)
-	for i, n := range sc.Spec.Services {
-		for rep := 1; rep <= sc.Spec.Repetitions; rep++ {
-			for j := range modes {
-				mode := modes[(i+rep-1+j)%len(modes)]
-				if failed[mode] || repDone(sc, mode, n, rep, ps.done) {
-					continue
-				}
-				if mode != current {
-					if err := e.switchTo(ctx, ps, mode, !entered); err != nil {
-						if errors.Is(err, ErrInterrupted) {
-							return err
-						}
-						failed[mode] = true
-						current = "" // whatever runs now, the next mode switches
-						continue
-					}
-					current, entered = mode, true
-				}
-				if err := e.step(ctx, ps, mode, n, rep); err != nil {
+	for _, pp := range pl {
+		if !runnable[pp.Mode] || failed[pp.Mode] || ps.done[pp.ID] {
+			continue
+		}
+		if pp.Mode != current {
+			shrink := !entered || byModes(&sc.Spec)
+			if err := e.switchTo(ctx, ps, pp.Mode, shrink); err != nil {
+				if errors.Is(err, ErrInterrupted) {
 					return err
 				}
+				failed[pp.Mode] = true
+				current, st = "", nil // whatever runs now, the next mode switches
+				continue
 			}
+			current, entered, st = pp.Mode, true, nil
+		}
+		if st == nil || st.n != pp.Services {
+			var err error
+			if st, err = e.scaleTo(ctx, ps, pp.Mode, pp.Services); err != nil {
+				return err
+			}
+		}
+		died, err := e.point(ctx, ps, st, pp)
+		if err != nil {
+			return err
+		}
+		if died {
+			// Later points of this mode would measure nothing: re-enter
+			// the mode, and let its kube-proxy program the step again.
+			if err := e.enterMode(ctx, ps.run, pp.Mode, false); err != nil {
+				return fmt.Errorf("kube-proxy died in %s mode and could not be restarted: %w", pp.Mode, err)
+			}
+			ps.kpPID, _ = e.Provider.ClientNode().KubeProxyPID(ctx)
+			st = nil
 		}
 	}
 	return nil
+}
+
+// scaleTo brings the cluster to n Services under mode and counts its
+// rules.
+func (e *Engine) scaleTo(ctx context.Context, ps *pass, mode scenarios.Mode, n int) (*stepState, error) {
+	log := ps.log
+	log.Info("scaling", "mode", mode, "services", n)
+	sres, err := e.Scaler.Scale(ctx, n)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInterrupted, err)
+		}
+		return nil, fmt.Errorf("scaling to %d services in %s mode: %w", n, mode, err)
+	}
+	log.Info("programmed", "mode", mode, "services", n, "timeToProgrammed", sres.TimeToProgrammed.Round(time.Millisecond), "sync", sres.SyncDuration.Round(time.Millisecond))
+	st := &stepState{mode: mode, n: n, sres: sres, targets: map[scenarios.Targets]*targeting{}, first: true}
+	if mode != scenarios.ModeExternal { // a replacement's rules are its own business
+		if st.rules, err = e.Rules.Count(ctx, mode); err != nil {
+			e.problem(ps, fmt.Sprintf("counting %s rules at %d services: %v", mode, n, err))
+		}
+	}
+	return st, nil
+}
+
+// targetsFor returns the step's targeting for a placement, listing the
+// candidate Services the first time the step needs it.
+func (e *Engine) targetsFor(ctx context.Context, st *stepState, placement scenarios.Targets) (*targeting, error) {
+	if tg := st.targets[placement]; tg != nil {
+		return tg, nil
+	}
+	urls, err := e.Scaler.TargetURLs(ctx, placement)
+	if err != nil {
+		return nil, fmt.Errorf("listing target services: %w", err)
+	}
+	tg, err := newTargeting(st.mode, placement, urls)
+	if err != nil {
+		return nil, err
+	}
+	st.targets[placement] = tg
+	return tg, nil
+}
+
+// point measures one planned point and appends it to points.jsonl. The
+// time to programmed goes on the first point after a Scale that wrote to
+// the API. It reports whether kube-proxy died during the point.
+func (e *Engine) point(ctx context.Context, ps *pass, st *stepState, pp plannedPoint) (bool, error) {
+	id, mode := pp.ID, pp.Mode
+	tg, err := e.targetsFor(ctx, st, pp.Placement)
+	if err != nil {
+		return false, err
+	}
+	ps.count++
+	if e.Progress != nil {
+		e.Progress(ps.count, ps.total, id)
+	}
+	p, err := e.measure(ctx, ps, mode, pp.Services, pp.RPC, pp.Repetition, tg, st.rules)
+	if err != nil {
+		if ctx.Err() != nil {
+			return false, fmt.Errorf("%w during %s: %w", ErrInterrupted, id, err)
+		}
+		return false, fmt.Errorf("measuring %s: %w", id, err)
+	}
+	p.Sequence = pp.Sequence
+	if st.first {
+		if st.sres.Created+st.sres.Deleted > 0 {
+			p.TimeToProgrammedSeconds = st.sres.TimeToProgrammed.Seconds()
+		}
+		if p.Sync.LastDurationSeconds == 0 {
+			p.Sync.LastDurationSeconds = st.sres.SyncDuration.Seconds()
+		}
+		st.first = false
+	}
+	if reason := e.health(ctx, mode, ps.kpPID); reason != "" {
+		p.Valid = false
+		p.InvalidReasons = append(p.InvalidReasons, reason)
+		e.problem(ps, fmt.Sprintf("after %s: %s", id, reason))
+	}
+	p.KpbenchVersion = ps.run.KpbenchVersion
+	p.Environment = runs.Fingerprint(ps.run.Provider.Name, ps.run.Environment)
+	if err := runs.AppendPoint(ps.dir, p); err != nil {
+		return false, err
+	}
+	ps.done[id] = true
+	ps.log.Info("point", "id", id, "seq", pp.Sequence, "achieved", fmt.Sprintf("%.1f/s", p.Rate.Achieved),
+		"p50", fmt.Sprintf("%.0fµs", p.Latency.P50Us), "connectP50", fmt.Sprintf("%.0fµs", p.Connect.P50Us),
+		"nodeCPU", fmt.Sprintf("%.3f", p.CPU.Node.Total), "depth", depthLog(p.Depth), "valid", p.Valid)
+	return !p.Valid && strings.Contains(strings.Join(p.InvalidReasons, ";"), runs.ReasonKubeProxyDied), nil
 }
 
 // switchTo enters mode. A mode that cannot be set is recorded as skipped,
@@ -183,91 +283,6 @@ func (e *Engine) switchTo(ctx context.Context, ps *pass, mode scenarios.Mode, sh
 		return err
 	}
 	ps.kpPID, _ = e.Provider.ClientNode().KubeProxyPID(ctx)
-	return nil
-}
-
-// step brings the cluster to n Services under mode and measures the
-// step's missing points: of every repetition, or of repetition onlyRep
-// when it is not 0. The time to programmed goes on the step's first
-// point when this Scale wrote to the API (under the steps order, only the
-// mode that saw the step's scaling has one).
-func (e *Engine) step(ctx context.Context, ps *pass, mode scenarios.Mode, n, onlyRep int) error {
-	sc := &ps.run.Scenario
-	log := ps.log
-	log.Info("scaling", "mode", mode, "services", n)
-	sres, err := e.Scaler.Scale(ctx, n)
-	if err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("%w: %w", ErrInterrupted, err)
-		}
-		return fmt.Errorf("scaling to %d services in %s mode: %w", n, mode, err)
-	}
-	log.Info("programmed", "mode", mode, "services", n, "timeToProgrammed", sres.TimeToProgrammed.Round(time.Millisecond), "sync", sres.SyncDuration.Round(time.Millisecond))
-	var rules runs.Rules
-	if mode != scenarios.ModeExternal { // a replacement's rules are its own business
-		if rules, err = e.Rules.Count(ctx, mode); err != nil {
-			e.problem(ps, fmt.Sprintf("counting %s rules at %d services: %v", mode, n, err))
-		}
-	}
-	urls, err := e.Scaler.TargetURLs(ctx, sc.Spec.Load.Targets)
-	if err != nil {
-		return fmt.Errorf("listing target services: %w", err)
-	}
-	tg, err := newTargeting(mode, sc.Spec.Load.Targets, urls)
-	if err != nil {
-		return err
-	}
-	first := true
-	for _, rpc := range sc.Spec.Load.RequestsPerConn {
-		for rep := 1; rep <= sc.Spec.Repetitions; rep++ {
-			id := runs.PointID(mode, n, rpc, rep)
-			if ps.done[id] || (onlyRep != 0 && rep != onlyRep) {
-				continue
-			}
-			ps.count++
-			if e.Progress != nil {
-				e.Progress(ps.count, ps.total, id)
-			}
-			p, err := e.measure(ctx, ps, mode, n, rpc, rep, tg, rules)
-			if err != nil {
-				if ctx.Err() != nil {
-					return fmt.Errorf("%w during %s: %w", ErrInterrupted, id, err)
-				}
-				return fmt.Errorf("measuring %s: %w", id, err)
-			}
-			if first {
-				if sres.Created+sres.Deleted > 0 {
-					p.TimeToProgrammedSeconds = sres.TimeToProgrammed.Seconds()
-				}
-				if p.Sync.LastDurationSeconds == 0 {
-					p.Sync.LastDurationSeconds = sres.SyncDuration.Seconds()
-				}
-				first = false
-			}
-			if reason := e.health(ctx, mode, ps.kpPID); reason != "" {
-				p.Valid = false
-				p.InvalidReasons = append(p.InvalidReasons, reason)
-				e.problem(ps, fmt.Sprintf("after %s: %s", id, reason))
-			}
-			p.KpbenchVersion = ps.run.KpbenchVersion
-			p.Environment = runs.Fingerprint(ps.run.Provider.Name, ps.run.Environment)
-			if err := runs.AppendPoint(ps.dir, p); err != nil {
-				return err
-			}
-			ps.done[id] = true
-			log.Info("point", "id", id, "achieved", fmt.Sprintf("%.1f/s", p.Rate.Achieved),
-				"p50", fmt.Sprintf("%.0fµs", p.Latency.P50Us), "connectP50", fmt.Sprintf("%.0fµs", p.Connect.P50Us),
-				"nodeCPU", fmt.Sprintf("%.3f", p.CPU.Node.Total), "depth", depthLog(p.Depth), "valid", p.Valid)
-			if !p.Valid && strings.Contains(strings.Join(p.InvalidReasons, ";"), runs.ReasonKubeProxyDied) {
-				// Later points of this mode would measure nothing:
-				// re-enter the mode before going on.
-				if err := e.enterMode(ctx, ps.run, mode, false); err != nil {
-					return fmt.Errorf("kube-proxy died in %s mode and could not be restarted: %w", mode, err)
-				}
-				ps.kpPID, _ = e.Provider.ClientNode().KubeProxyPID(ctx)
-			}
-		}
-	}
 	return nil
 }
 
@@ -293,7 +308,7 @@ func (e *Engine) measure(ctx context.Context, ps *pass, mode scenarios.Mode, n, 
 	dir, run := ps.dir, ps.run
 	sc := &run.Scenario
 	l := sc.Spec.Load
-	id := runs.PointID(mode, n, rpc, rep)
+	id := runs.SpecPointID(&sc.Spec, mode, n, rpc, tg.placement, rep)
 	raw := filepath.Join(dir, runs.RawDir, id)
 	if err := os.MkdirAll(raw, 0o755); err != nil {
 		return nil, err
@@ -383,7 +398,7 @@ func (e *Engine) measure(ctx context.Context, ps *pass, mode scenarios.Mode, n, 
 		}
 	}
 	p.ID, p.Mode, p.Services, p.EndpointsPerService = id, mode, n, sc.Spec.EndpointsPerService
-	p.RequestsPerConn, p.Targets, p.Repetition = rpc, l.Targets, rep
+	p.RequestsPerConn, p.Targets, p.Repetition = rpc, tg.placement, rep
 	p.Rate = runs.Rate{Target: l.Rate, Achieved: res.AchievedRate}
 	p.StartedAt, p.DurationSeconds, p.Requests = start.UTC(), req.Duration.Seconds(), res.Requests
 	p.Latency, p.ServiceTime, p.Connect, p.Lag, p.Errors = res.Latency, res.ServiceTime, res.Connect, res.Lag, res.Errors
@@ -393,6 +408,7 @@ func (e *Engine) measure(ctx context.Context, ps *pass, mode scenarios.Mode, n, 
 	p.Valid = res.Valid && p.Valid
 	p.InvalidReasons = append(append([]string(nil), res.InvalidReasons...), p.InvalidReasons...)
 	p.Conntrack.FlushedBefore = flushed
+	judgeWindow(p) // validity.go
 	return p, nil
 }
 
@@ -447,35 +463,6 @@ func measured(dir string) (map[string]bool, error) {
 		done[p.ID] = true
 	}
 	return done, nil
-}
-
-func stepDone(sc *scenarios.Scenario, mode scenarios.Mode, n int, done map[string]bool) bool {
-	for _, rpc := range sc.Spec.Load.RequestsPerConn {
-		for rep := 1; rep <= sc.Spec.Repetitions; rep++ {
-			if !done[runs.PointID(mode, n, rpc, rep)] {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-func repDone(sc *scenarios.Scenario, mode scenarios.Mode, n, rep int, done map[string]bool) bool {
-	for _, rpc := range sc.Spec.Load.RequestsPerConn {
-		if !done[runs.PointID(mode, n, rpc, rep)] {
-			return false
-		}
-	}
-	return true
-}
-
-func allDone(sc *scenarios.Scenario, mode scenarios.Mode, done map[string]bool) bool {
-	for _, n := range sc.Spec.Services {
-		if !stepDone(sc, mode, n, done) {
-			return false
-		}
-	}
-	return true
 }
 
 func hasSkip(run *runs.Run, m scenarios.Mode) bool {

@@ -156,8 +156,10 @@ func setup(t *testing.T, spec string) (*Engine, *runs.Run, string, *fakeCluster,
 
 const spec2x2 = "  modes: [iptables, ipvs, nftables]\n  services: [1, 10]\n  load:\n    duration: 1s\n    warmup: 1s\n    requestsPerConn: [1, 100]\n  repetitions: 2\n"
 
+// TestRunMeasuresEveryPointAndSkipsIPVS, under order modes: one mode at
+// every step, then the next, each starting from the first step.
 func TestRunMeasuresEveryPointAndSkipsIPVS(t *testing.T) {
-	e, run, dir, fc, _, events := setup(t, spec2x2)
+	e, run, dir, fc, _, events := setup(t, spec2x2+"  order: modes\n")
 	if err := e.Run(context.Background(), &runs.Record{Dir: dir, Run: run}); err != nil {
 		t.Fatal(err)
 	}
@@ -178,12 +180,18 @@ func TestRunMeasuresEveryPointAndSkipsIPVS(t *testing.T) {
 	}
 	// The first step was scaled before the switch (nothing left to write
 	// under the mode); the second step's scaling belongs to its first point.
-	ttp := map[string]float64{}
+	firstAt := map[string]int{} // mode/step -> the smallest sequence there
 	for _, p := range pts {
-		ttp[p.ID] = p.TimeToProgrammedSeconds
+		k := fmt.Sprint(p.Mode, p.Services)
+		if s, ok := firstAt[k]; !ok || p.Sequence < s {
+			firstAt[k] = p.Sequence
+		}
 	}
-	if ttp["iptables-s00001-rpc1-r1"] != 0 || ttp["iptables-s00010-rpc1-r1"] == 0 || ttp["iptables-s00010-rpc1-r2"] != 0 {
-		t.Errorf("time to programmed belongs to the first point of a step that wrote to the API only: %v", ttp)
+	for _, p := range pts {
+		wrote := p.Services == 10 && p.Sequence == firstAt[fmt.Sprint(p.Mode, p.Services)]
+		if (p.TimeToProgrammedSeconds != 0) != wrote {
+			t.Errorf("%s (seq %d): time to programmed %g; it belongs to the first point of a step that wrote to the API only", p.ID, p.Sequence, p.TimeToProgrammedSeconds)
+		}
 	}
 	back, err := runs.ReadRun(dir)
 	if err != nil {
@@ -197,8 +205,8 @@ func TestRunMeasuresEveryPointAndSkipsIPVS(t *testing.T) {
 	}
 	// Steps ascend within a mode, and each mode starts from the first step;
 	// every measured load is preceded by its warmup.
-	want := []string{"scale 1", "mode iptables", "scale 1", "warmup rpc=1", "load rpc=1"}
-	if !reflect.DeepEqual((*events)[:len(want)], want) {
+	want := []string{"scale 1", "mode iptables", "scale 1", "warmup rpc=", "load rpc="}
+	if got := (*events)[:len(want)]; !reflect.DeepEqual(got[:3], want[:3]) || !strings.HasPrefix(got[3], want[3]) || !strings.HasPrefix(got[4], want[4]) {
 		t.Errorf("first events %v, want %v", (*events)[:len(want)], want)
 	}
 	var scales []string
@@ -322,80 +330,6 @@ func scaleAndModeEvents(events []string) []string {
 	return out
 }
 
-func TestStepOrderScalesEachStepOnceAndRotatesModes(t *testing.T) {
-	e, run, dir, _, _, events := setup(t, specSteps)
-	if err := e.Run(context.Background(), &runs.Record{Dir: dir, Run: run}); err != nil {
-		t.Fatal(err)
-	}
-	// Step 1: iptables then nftables; step 10: nftables (already running)
-	// then iptables; step 100: iptables then nftables. The scaler goes up
-	// once per step; the other mode finds nothing to write.
-	want := []string{
-		"scale 1", "mode iptables", "scale 1", "mode nftables", "scale 1",
-		"scale 10", "mode iptables", "scale 10",
-		"scale 100", "mode nftables", "scale 100",
-	}
-	if got := scaleAndModeEvents(*events); !reflect.DeepEqual(got, want) {
-		t.Errorf("scale/mode order\n%v\nwant\n%v", got, want)
-	}
-	pts, err := runs.ReadPoints(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []string
-	ttp := map[string]float64{}
-	for _, p := range pts {
-		ids = append(ids, p.ID)
-		ttp[p.ID] = p.TimeToProgrammedSeconds
-	}
-	wantIDs := []string{
-		"iptables-s00001-rpc1-r1", "nftables-s00001-rpc1-r1",
-		"nftables-s00010-rpc1-r1", "iptables-s00010-rpc1-r1",
-		"iptables-s00100-rpc1-r1", "nftables-s00100-rpc1-r1",
-	}
-	if !reflect.DeepEqual(ids, wantIDs) {
-		t.Errorf("points in order %v, want %v", ids, wantIDs)
-	}
-	// Only the mode that saw a step's scaling has a time to programmed.
-	if ttp["nftables-s00010-rpc1-r1"] == 0 || ttp["iptables-s00010-rpc1-r1"] != 0 ||
-		ttp["iptables-s00100-rpc1-r1"] == 0 || ttp["nftables-s00100-rpc1-r1"] != 0 {
-		t.Errorf("time to programmed %v", ttp)
-	}
-}
-
-func TestStepOrderResumes(t *testing.T) {
-	e, run, dir, _, fl, _ := setup(t, specSteps)
-	ctx, cancel := context.WithCancel(context.Background())
-	fl.onRun = func(ctx context.Context, n int) error {
-		if n == 4 {
-			cancel()
-			<-ctx.Done()
-			return ctx.Err()
-		}
-		return nil
-	}
-	if err := e.Run(ctx, &runs.Record{Dir: dir, Run: run}); !errors.Is(err, ErrInterrupted) {
-		t.Fatalf("err = %v, want ErrInterrupted", err)
-	}
-	e2, _, _, fc2, fl2, events2 := setup(t, specSteps)
-	fc2.mode = scenarios.ModeNFTables // as the interrupted run left it
-	if err := e2.Run(context.Background(), &runs.Record{Dir: dir, Run: run}); err != nil {
-		t.Fatal(err)
-	}
-	if fl2.runs != 3 {
-		t.Errorf("resume measured %d points, want the 3 missing", fl2.runs)
-	}
-	// Step 10 lacks iptables only; step 100 both, iptables first.
-	want := []string{"scale 1", "mode iptables", "scale 10", "scale 100", "mode nftables", "scale 100"}
-	if got := scaleAndModeEvents(*events2); !reflect.DeepEqual(got, want) {
-		t.Errorf("resume scale/mode order %v, want %v", got, want)
-	}
-	pts, _ := runs.ReadPoints(dir)
-	if len(pts) != 6 {
-		t.Errorf("%d points after resume, want 6", len(pts))
-	}
-}
-
 func TestStepOrderGoesOnWhenAModeCannotBeSet(t *testing.T) {
 	e, run, dir, fc, _, events := setup(t, specSteps)
 	fc.failMode = scenarios.ModeNFTables
@@ -412,9 +346,8 @@ func TestStepOrderGoesOnWhenAModeCannotBeSet(t *testing.T) {
 		}
 	}
 	// nftables is tried once, then left out; no step is scaled down again.
-	want := []string{"scale 1", "mode iptables", "scale 1", "mode nftables", "mode iptables", "scale 10", "scale 100"}
-	if got := scaleAndModeEvents(*events); !reflect.DeepEqual(got, want) {
-		t.Errorf("scale/mode order %v, want %v", got, want)
+	if got := strings.Count(strings.Join(scaleAndModeEvents(*events), ","), "mode nftables"); got != 1 {
+		t.Errorf("nftables tried %d times, want once: %v", got, scaleAndModeEvents(*events))
 	}
 	back, _ := runs.ReadRun(dir)
 	if len(back.SkippedModes) != 2 { // ipvs (no IP_VS) and nftables (failed)
@@ -469,47 +402,6 @@ func TestResumeAfterTornLine(t *testing.T) {
 	}
 	if len(seen) != 16 {
 		t.Errorf("%d distinct points, want 16", len(seen))
-	}
-}
-
-// TestStepOrderInterleavesRepetitions: at a step, repetition r of every
-// mode comes before repetition r+1 of any, the first mode alternating (A B,
-// B A, A B): one switch per repetition, and neither mode owns a block of
-// the step's time.
-func TestStepOrderInterleavesRepetitions(t *testing.T) {
-	e, run, dir, _, _, events := setup(t, "  modes: [iptables, nftables]\n  services: [1, 10]\n  order: steps\n  load:\n    duration: 1s\n    warmup: 0s\n    requestsPerConn: [1, 100]\n  repetitions: 3\n")
-	if err := e.Run(context.Background(), &runs.Record{Dir: dir, Run: run}); err != nil {
-		t.Fatal(err)
-	}
-	pts, err := runs.ReadPoints(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []string
-	for _, p := range pts {
-		ids = append(ids, p.ID)
-	}
-	want := []string{
-		"iptables-s00001-rpc1-r1", "iptables-s00001-rpc100-r1", "nftables-s00001-rpc1-r1", "nftables-s00001-rpc100-r1",
-		"nftables-s00001-rpc1-r2", "nftables-s00001-rpc100-r2", "iptables-s00001-rpc1-r2", "iptables-s00001-rpc100-r2",
-		"iptables-s00001-rpc1-r3", "iptables-s00001-rpc100-r3", "nftables-s00001-rpc1-r3", "nftables-s00001-rpc100-r3",
-		"nftables-s00010-rpc1-r1", "nftables-s00010-rpc100-r1", "iptables-s00010-rpc1-r1", "iptables-s00010-rpc100-r1",
-		"iptables-s00010-rpc1-r2", "iptables-s00010-rpc100-r2", "nftables-s00010-rpc1-r2", "nftables-s00010-rpc100-r2",
-		"nftables-s00010-rpc1-r3", "nftables-s00010-rpc100-r3", "iptables-s00010-rpc1-r3", "iptables-s00010-rpc100-r3",
-	}
-	if !reflect.DeepEqual(ids, want) {
-		t.Errorf("points in order\n%v\nwant\n%v", ids, want)
-	}
-	modes := 0
-	for _, ev := range scaleAndModeEvents(*events) {
-		if strings.HasPrefix(ev, "mode ") {
-			modes++
-		}
-	}
-	// Entering iptables, then one switch inside each repetition (3 per
-	// step): step 10 begins with nftables, which is already running.
-	if modes != 7 {
-		t.Errorf("%d mode switches, want 7: %v", modes, scaleAndModeEvents(*events))
 	}
 }
 

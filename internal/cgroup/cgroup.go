@@ -176,3 +176,62 @@ func cutAt(path, within string) (string, error) {
 	}
 	return "", fmt.Errorf("cgroup %s is not inside one named after %s", path, within)
 }
+
+// CPULimit is how many CPUs the cgroup directory dir may use at once,
+// in cores: the smaller of its CPU quota (cgroup v2 cpu.max, v1
+// cpu.cfs_quota_us over cpu.cfs_period_us) and the size of its cpuset
+// (cpuset.cpus.effective, v1 cpuset.cpus), at most machine; machine
+// where the cgroup sets neither (a kind node container: every CPU).
+func CPULimit(dir string, machine int) float64 {
+	limit := float64(machine)
+	read := func(name string) string {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return ""
+		}
+		return strings.TrimSpace(string(b))
+	}
+	if f := strings.Fields(read("cpu.max")); len(f) == 2 && f[0] != "max" {
+		q, err1 := strconv.ParseFloat(f[0], 64)
+		p, err2 := strconv.ParseFloat(f[1], 64)
+		if err1 == nil && err2 == nil && q > 0 && p > 0 {
+			limit = min(limit, q/p)
+		}
+	}
+	if q, err := strconv.ParseFloat(read("cpu.cfs_quota_us"), 64); err == nil && q > 0 {
+		if p, err := strconv.ParseFloat(read("cpu.cfs_period_us"), 64); err == nil && p > 0 {
+			limit = min(limit, q/p)
+		}
+	}
+	for _, name := range []string{"cpuset.cpus.effective", "cpuset.cpus"} {
+		if n := cpuCount(read(name)); n > 0 {
+			limit = min(limit, float64(n))
+			break
+		}
+	}
+	return limit
+}
+
+// cpuCount counts the CPUs of a cpuset list ("0-3,6"); 0 when it is
+// empty or does not parse.
+func cpuCount(list string) int {
+	if list == "" {
+		return 0
+	}
+	n := 0
+	for _, part := range strings.Split(list, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil {
+			return 0
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(hi); err != nil || b < a {
+				return 0
+			}
+		}
+		n += b - a + 1
+	}
+	return n
+}

@@ -52,8 +52,8 @@ Exit 2 (inconclusive: never a pass) when:
 
 Metrics: latency (mean round-trip), latency-p50, latency-p99, latency-p999,
 cpu (client-node cores), kube-proxy-cpu, connect-p01, connect (median connect
-time), connect-p90, connect-p99, cpu-per-connection (node CPU per new
-connection, ns), sync (last kube-proxy sync duration, over the points that
+time), connect-p90, connect-p99, cpu-per-request (all client-node CPU per
+request, ns; cpu-per-connection is its former name), sync (last kube-proxy sync duration, over the points that
 measured a programming sync only), time-to-programmed.
 
 Exit status: 0 pass, 1 fail, 2 inconclusive or bad input (missing directory,

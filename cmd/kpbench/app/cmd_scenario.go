@@ -63,9 +63,10 @@ func newScenarioCmd(g *globals) *cobra.Command {
 					if err != nil {
 						return err
 					}
-					fmt.Fprintf(g.stdout, "%-14s %d modes × %d Service steps (max %d) × %d variants × %d reps, %s per point at %g req/s\n",
+					fmt.Fprintf(g.stdout, "%-14s %d modes × %d Service steps (max %d) × %d variants × %d %s × %d reps, %s per point at %g req/s, order %s\n",
 						name, len(s.Spec.Modes), len(s.Spec.Services), s.Spec.Services[len(s.Spec.Services)-1],
-						len(s.Spec.Load.RequestsPerConn), s.Spec.Repetitions, s.Spec.Load.Duration, s.Spec.Load.Rate)
+						len(s.Spec.Load.RequestsPerConn), len(s.Spec.Load.Targets), plural(len(s.Spec.Load.Targets), "placement", "placements"),
+						s.Spec.Repetitions, s.Spec.Load.Duration, s.Spec.Load.Rate, s.Spec.Order)
 				}
 				return nil
 			},

@@ -13,7 +13,7 @@ import (
 
 // resumeProgress counts the points of run's scenario that dir holds, out
 // of those the run plans: every mode not recorded as skipped, every Service
-// step, connection variant and repetition.
+// step, connection variant, placement and repetition.
 func resumeProgress(dir string, run *runs.Run) (measured, total int, err error) {
 	points, err := runs.ReadPoints(dir)
 	if err != nil {
@@ -32,14 +32,10 @@ func resumeProgress(dir string, run *runs.Run) (measured, total int, err error) 
 		if skipped[m] {
 			continue
 		}
-		for _, n := range sp.Services {
-			for _, rpc := range sp.Load.RequestsPerConn {
-				for rep := 1; rep <= sp.Repetitions; rep++ {
-					total++
-					if have[runs.PointID(m, n, rpc, rep)] {
-						measured++
-					}
-				}
+		for _, id := range runs.PlanIDs(&sp, m) {
+			total++
+			if have[id] {
+				measured++
 			}
 		}
 	}

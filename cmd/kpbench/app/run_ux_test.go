@@ -27,14 +27,17 @@ func measuredRun(t *testing.T, n int) (string, int) {
 	for _, m := range sp.Modes {
 		for _, svc := range sp.Services {
 			for _, rpc := range sp.Load.RequestsPerConn {
-				for rep := 1; rep <= sp.Repetitions; rep++ {
-					if n < 0 || total < n {
-						p := &runs.Point{ID: runs.PointID(m, svc, rpc, rep), Mode: m, Services: svc, RequestsPerConn: rpc, Repetition: rep, Valid: true}
-						if err := runs.AppendPoint(dir, p); err != nil {
-							t.Fatal(err)
+				for _, pl := range sp.Load.Targets {
+					for rep := 1; rep <= sp.Repetitions; rep++ {
+						if n < 0 || total < n {
+							p := &runs.Point{ID: runs.SpecPointID(&sp, m, svc, rpc, pl, rep), Mode: m, Services: svc, RequestsPerConn: rpc,
+								Targets: pl, Repetition: rep, Valid: true}
+							if err := runs.AppendPoint(dir, p); err != nil {
+								t.Fatal(err)
+							}
 						}
+						total++
 					}
-					total++
 				}
 			}
 		}
