@@ -35,9 +35,12 @@ func firstPacketFor(_ context.Context, s Setup) Observer {
 	if !s.FirstPacket {
 		return nil
 	}
+	if LoadTimesFirstPacket(s) {
+		return &LoadFirstPacketObserver{Emulated: s.Client.VM != nil && s.Client.VM.Accelerator == "tcg"}
+	}
 	if s.Client.Bin != "" {
-		// The node runs its own kpbench (a VM's guest, a pod): its
-		// kernel is not this one.
+		// The node runs its own kpbench in a pod: its kernel is not
+		// this one, and the load runs as Jobs.
 		return &FirstPacketObserver{Unavailable: fmt.Sprintf("the client node (%s) does not run on this machine's kernel, the only one kpbench loads the probe into", s.Client.Where)}
 	}
 	node := s.Node
@@ -128,4 +131,47 @@ func (w *firstPacketWindow) firstPacket(load Load) (runs.FirstPacket, error) {
 		fp.ProbeRunNs = float64(d.Nanoseconds()) / float64(n)
 	}
 	return fp, nil
+}
+
+// LoadTimesFirstPacket says whether the load client times its own
+// connections (`kpbench load --first-packet`): the scenario asks for the
+// probe, and the load runs as the node's own kpbench through
+// ClientNode.Run (a VM client node), whose kernel is not this machine's.
+// The probe then loads into the node's kernel around the load's window,
+// with the same code (FirstPacketObserver in the load process), and the
+// load's summary carries the figure (Load.FirstPacket).
+func LoadTimesFirstPacket(s Setup) bool {
+	return s.FirstPacket && s.Client.Bin != "" && s.Client.Load == nil
+}
+
+// LoadFirstPacketObserver puts on each point the time to first packet the
+// load client measured in its own node's kernel (Load.FirstPacket),
+// labelled emulated when that kernel runs under software emulation.
+type LoadFirstPacketObserver struct {
+	Emulated bool
+}
+
+type loadFirstPacketWindow struct{ emulated bool }
+
+// Begin implements Observer.
+func (o *LoadFirstPacketObserver) Begin(context.Context, string) (Window, error) {
+	return loadFirstPacketWindow{emulated: o.Emulated}, nil
+}
+
+// End implements Window.
+func (w loadFirstPacketWindow) End(_ context.Context, load Load, p *runs.Point) error {
+	fp := runs.FirstPacket{Span: firstpacket.Span, Unavailable: "the load client on the node reported no time to first packet (a kpbench without load --first-packet?)"}
+	switch {
+	case load.IsZero():
+		fp.Unavailable = "the load reported no measured window"
+	case load.FirstPacket != nil:
+		fp = *load.FirstPacket
+		if fp.Incomplete == "" {
+			// Judged here too: the figure crossed from another kpbench.
+			fp.Incomplete = runs.FirstPacketIncomplete(&fp)
+		}
+	}
+	fp.Emulated = w.emulated
+	p.FirstPacket = &fp
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kpbench/kpbench/clusters"
 	"github.com/kpbench/kpbench/runs"
 )
 
@@ -98,4 +99,87 @@ func TestFirstPacketObserverTimesTheWindow(t *testing.T) {
 	if fp.ProbeRunNs <= 0 || fp.ProbeCores <= 0 {
 		t.Errorf("the probe's own cost was not measured: %+v", fp)
 	}
+}
+
+// A VM node's load client times its own connections in the guest's
+// kernel: the point takes its figure as it is, labelled emulated under
+// TCG, and says why when the load brought none.
+func TestLoadFirstPacketOnTheNode(t *testing.T) {
+	vm := Setup{FirstPacket: true, Client: clusters.Client{Where: clusters.ClientVM, Bin: "kpbench", VM: &clusters.VMNodeInfo{Accelerator: "tcg"}}}
+	if !LoadTimesFirstPacket(vm) {
+		t.Fatal("a VM node's load does not time its own connections")
+	}
+	o, ok := firstPacketFor(context.Background(), vm).(*LoadFirstPacketObserver)
+	if !ok || !o.Emulated {
+		t.Fatalf("observer %#v, want the load's own figure, emulated", firstPacketFor(context.Background(), vm))
+	}
+	now := time.Now()
+	window := Span{now, now.Add(5 * time.Second)}
+	guest := &runs.FirstPacket{Span: "s", Connections: 100, ClientConnections: 100, P50Us: 61.5, P99Us: 230.25}
+	for name, c := range map[string]struct {
+		load     Load
+		p50      float64
+		reason   string
+		emulated bool
+	}{
+		"timed":        {Load{Span: window, PID: 7, Connections: 100, FirstPacket: guest}, 61.5, "", true},
+		"not reported": {Load{Span: window, PID: 7, Connections: 100}, 0, "reported no time to first packet", true},
+		"no window":    {Load{}, 0, "no measured window", true},
+		"guest's reason": {Load{Span: window, FirstPacket: &runs.FirstPacket{Unavailable: "kernel probe unavailable: loading: no BTF"}},
+			0, "no BTF", true},
+		"incomplete": {Load{Span: window, PID: 7, Connections: 100, FirstPacket: &runs.FirstPacket{Connections: 90, ClientConnections: 100, P50Us: 50}},
+			50, "", true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			w, err := o.Begin(context.Background(), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := &runs.Point{Valid: true}
+			if err := w.End(context.Background(), c.load, p); err != nil {
+				t.Fatal(err)
+			}
+			fp := p.FirstPacket
+			if fp == nil || fp.P50Us != c.p50 || fp.Emulated != c.emulated || !p.Valid {
+				t.Fatalf("point's first packet %+v", fp)
+			}
+			if (c.reason == "") != (fp.Unavailable == "") || !strings.Contains(fp.Unavailable, c.reason) {
+				t.Errorf("reason %q, want one with %q", fp.Unavailable, c.reason)
+			}
+			if name == "timed" && (fp.Connections != 100 || fp.P99Us != 230.25 || fp.Incomplete != "" || !fp.Usable()) {
+				t.Errorf("figure %+v, want the load's", fp)
+			}
+			if name == "incomplete" && (fp.Incomplete == "" || fp.Usable()) {
+				t.Errorf("90 of 100 connections timed, and the figure is usable: %+v", fp)
+			}
+		})
+	}
+	if guest.Emulated {
+		t.Error("the load's figure was changed in place")
+	}
+
+	// Under KVM the guest's times are a real kernel's.
+	kvm := vm
+	kvm.Client.VM = &clusters.VMNodeInfo{Accelerator: "kvm"}
+	if o := firstPacketFor(context.Background(), kvm).(*LoadFirstPacketObserver); o.Emulated {
+		t.Error("a KVM guest's figure is labelled emulated")
+	}
+	// Pods run the load as Jobs: the probe cannot reach their kernel.
+	pod := Setup{FirstPacket: true, Client: clusters.Client{Where: clusters.ClientPod, Bin: "kpbench", Load: fakeLoadRunner{}}}
+	if LoadTimesFirstPacket(pod) {
+		t.Error("in-cluster load clients asked to time their connections")
+	}
+	if o, ok := firstPacketFor(context.Background(), pod).(*FirstPacketObserver); !ok || o.Unavailable == "" {
+		t.Errorf("pod observer %#v, want one saying why not", firstPacketFor(context.Background(), pod))
+	}
+	vm.FirstPacket = false
+	if LoadTimesFirstPacket(vm) || firstPacketFor(context.Background(), vm) != nil {
+		t.Error("not asked for, and the probe runs")
+	}
+}
+
+type fakeLoadRunner struct{}
+
+func (fakeLoadRunner) RunLoad(context.Context, clusters.LoadRequest) ([]clusters.LoadResult, error) {
+	return nil, nil
 }

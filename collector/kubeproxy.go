@@ -152,7 +152,11 @@ type KubeProxyMetrics struct {
 
 	// LastSyncTimestamp is when rules were last synced successfully (Unix
 	// seconds, by kubeproxy.LastSync's rule; 0 when absent).
-	LastSyncTimestamp      float64 `json:"lastSyncTimestamp"`
+	LastSyncTimestamp float64 `json:"lastSyncTimestamp"`
+	// LastQueuedTimestamp is when kube-proxy last queued a sync for a
+	// change it received (Unix seconds, the newest of the kept series; 0
+	// when absent).
+	LastQueuedTimestamp    float64 `json:"lastQueuedTimestamp,omitempty"`
 	ServiceChangesPending  float64 `json:"serviceChangesPending"`
 	EndpointChangesPending float64 `json:"endpointChangesPending"`
 	// IPTablesRules is kube-proxy's own count of its iptables rules (iptables
@@ -166,11 +170,16 @@ type KubeProxyMetrics struct {
 }
 
 // LastSync is LastSyncTimestamp as a time (zero when absent).
-func (m *KubeProxyMetrics) LastSync() time.Time {
-	if m.LastSyncTimestamp <= 0 {
+func (m *KubeProxyMetrics) LastSync() time.Time { return unixTime(m.LastSyncTimestamp) }
+
+// LastQueued is LastQueuedTimestamp as a time (zero when absent).
+func (m *KubeProxyMetrics) LastQueued() time.Time { return unixTime(m.LastQueuedTimestamp) }
+
+func unixTime(ts float64) time.Time {
+	if ts <= 0 {
 		return time.Time{}
 	}
-	sec, frac := math.Modf(m.LastSyncTimestamp)
+	sec, frac := math.Modf(ts)
 	return time.Unix(int64(sec), int64(frac*1e9))
 }
 
@@ -223,6 +232,11 @@ func ParseKubeProxyMetrics(r io.Reader) (*KubeProxyMetrics, error) {
 			series = append(series, kubeproxy.Series{IPFamily: fam, Value: value(mt)})
 		}
 		m.LastSyncTimestamp = kubeproxy.LastSync(series)
+	}
+	if f, ok := fams[kubeproxy.MetricLastQueuedTimestamp]; ok {
+		for _, mt := range f.GetMetric() {
+			m.LastQueuedTimestamp = math.Max(m.LastQueuedTimestamp, value(mt))
+		}
 	}
 	for name, dst := range map[string]*float64{
 		kubeproxy.MetricServiceChangesPending:  &m.ServiceChangesPending,

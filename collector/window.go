@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sort"
 	"time"
+
+	"github.com/kpbench/kpbench/runs"
 )
 
 // This file is the one rule for what a point's figures cover, and the
@@ -35,6 +37,9 @@ type Load struct {
 	// Connections counts the new connections the client opened in the
 	// window.
 	Connections int64
+	// FirstPacket is the time to first packet the load client measured
+	// itself, in its node's kernel (LoadTimesFirstPacket); nil otherwise.
+	FirstPacket *runs.FirstPacket
 }
 
 // IsZero reports whether the span is unknown.

@@ -95,6 +95,19 @@ type Summary struct {
 	// summary (and in every merged summary): what MergeSummaries needs to
 	// merge the summaries of several clients exactly.
 	Histograms *EncodedHistograms `json:"histograms,omitempty"`
+	// FirstPacket is the kernel's time to first packet of this process's
+	// connections in the measured window, timed in this machine's kernel
+	// (`kpbench load --first-packet`); absent without the flag. A probe
+	// that could not run says why in its Unavailable. Merged summaries
+	// leave it out.
+	FirstPacket *runs.FirstPacket `json:"firstPacket,omitempty"`
+}
+
+// Window is the measured window as the client saw it: from its start
+// plus the warm-up, for DurationSeconds.
+func (s *Summary) Window() (start, end time.Time) {
+	start = s.StartedAt.Add(time.Duration(s.Warmup.Seconds * float64(time.Second)))
+	return start, start.Add(time.Duration(s.DurationSeconds * float64(time.Second)))
 }
 
 // Warmup is what happened before the measured window.

@@ -70,6 +70,14 @@ func (s *Summary) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "client CPU %.3f cores (%.1f µs per request), peak %d in flight of %d\n",
 		s.ClientCPUCores, perReq, s.PeakInflight, s.MaxInflight)
+	if fp := s.FirstPacket; fp != nil {
+		if fp.Unavailable != "" {
+			fmt.Fprintf(&b, "kernel time to first packet unavailable: %s\n", fp.Unavailable)
+		} else {
+			fmt.Fprintf(&b, "kernel time to first packet p50 %s, p99 %s (%d of %d connections timed)\n",
+				dur(fp.P50Us), dur(fp.P99Us), fp.Connections, fp.ClientConnections)
+		}
+	}
 	if s.BehindSchedule() {
 		fmt.Fprintf(&b, "WARNING: the schedule fell behind (lag p99 %s, max %s); latency still counts from intended send times\n",
 			dur(s.Lag.P99Us), dur(s.Lag.MaxUs))

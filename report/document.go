@@ -364,7 +364,7 @@ func summaryTable(d *Data) table {
 	}
 	kernel := timesFirstPacket(d)
 	if kernel {
-		t.header = append(t.header, "kernel first packet p50 µs", "kernel first packet p99 µs")
+		t.header = append(t.header, firstPacketHeaders(d)...)
 		t.numeric = append(t.numeric, true, true)
 	}
 	for _, g := range d.groups {

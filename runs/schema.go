@@ -360,6 +360,11 @@ type FirstPacket struct {
 	// the probe ran: it timed a share of the client's connections outside
 	// 99–101% (FirstPacketIncomplete). The point's other measures stand.
 	Incomplete string `json:"incomplete,omitempty"`
+	// Emulated says the spans were timed in a guest kernel under software
+	// emulation (a VM client node under qemu's TCG): its times are the
+	// emulator's, good for comparing modes and steps within the run, not
+	// as a real node's.
+	Emulated bool `json:"emulated,omitempty"`
 }
 
 // MinFirstPacketCoverage and MaxFirstPacketCoverage bound the share of

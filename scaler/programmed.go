@@ -37,6 +37,9 @@ type SyncState struct {
 	// proxy has seen but not yet written to the dataplane.
 	ServiceChangesPending  float64
 	EndpointChangesPending float64
+	// LastQueued is when kube-proxy last queued a sync for a change it
+	// received (zero where it does not export it).
+	LastQueued time.Time
 	// LastSync is when kube-proxy last finished writing rules (zero before
 	// its first sync).
 	LastSync time.Time
@@ -63,7 +66,7 @@ func ParseSyncState(metrics []byte) (SyncState, error) {
 	if len(m.MissingPending) > 0 {
 		return SyncState{}, fmt.Errorf("parsing kube-proxy metrics: missing %v", m.MissingPending)
 	}
-	st := SyncState{ServiceChangesPending: m.ServiceChangesPending, EndpointChangesPending: m.EndpointChangesPending, LastSync: m.LastSync()}
+	st := SyncState{ServiceChangesPending: m.ServiceChangesPending, EndpointChangesPending: m.EndpointChangesPending, LastSync: m.LastSync(), LastQueued: m.LastQueued()}
 	if h := m.SyncProxyRules; h != nil {
 		st.Syncs, st.SyncSeconds = h.Count, h.Sum
 	}
@@ -124,7 +127,11 @@ func Scrape(ctx context.Context, node Node) (SyncState, error) {
 
 // Wait returns once kube-proxy on node has programmed everything written
 // up to cfg.LastWrite: no changes pending, its last sync ended after the
-// last write, and a TCP connect to cfg.Probe succeeds. Scrape errors and
+// last write and started after the last change it queued (a sync takes
+// the changes queued before it starts; one that started before the last
+// change leaves it to the next sync, which may be running — with nothing
+// pending and the new Service already answering, since IPVS writes its
+// virtual servers first), and a TCP connect to cfg.Probe succeeds. Scrape errors and
 // failed connects are retried until ctx ends; then the error wraps
 // ErrNotProgrammed and says which condition was still unmet.
 func Wait(ctx context.Context, node Node, cfg WaitConfig) (Programmed, error) {
@@ -137,7 +144,10 @@ func Wait(ctx context.Context, node Node, cfg WaitConfig) (Programmed, error) {
 	var (
 		base, prev *SyncState
 		lastSync   time.Duration
-		unmet      error
+		// lastStart is when the last completed sync started, known when
+		// it ended alone between two scrapes; zero while unknown.
+		lastStart time.Time
+		unmet     error
 	)
 	if cfg.Baseline != nil {
 		b := *cfg.Baseline
@@ -159,9 +169,13 @@ func Wait(ctx context.Context, node Node, cfg WaitConfig) (Programmed, error) {
 			}
 			if prev != nil && st.Syncs > prev.Syncs {
 				lastSync = seconds((st.SyncSeconds - prev.SyncSeconds) / float64(st.Syncs-prev.Syncs))
+				lastStart = time.Time{}
+				if st.Syncs == prev.Syncs+1 {
+					lastStart = st.LastSync.Add(-seconds(st.SyncSeconds - prev.SyncSeconds))
+				}
 			}
 			prev = &st
-			unmet = check(ctx, node, cfg, st)
+			unmet = check(ctx, node, cfg, st, lastStart)
 			if unmet == nil {
 				now := time.Now()
 				p := Programmed{LastSyncDuration: lastSync, Probe: cfg.Probe}
@@ -215,13 +229,25 @@ func waitProbe(ctx context.Context, node Node, cfg WaitConfig, tick <-chan time.
 
 // check returns nil when st and a probe say the change is programmed, else
 // the first unmet condition.
-func check(ctx context.Context, node Node, cfg WaitConfig, st SyncState) error {
+func check(ctx context.Context, node Node, cfg WaitConfig, st SyncState, lastStart time.Time) error {
 	if p := st.Pending(); p > 0 {
 		return fmt.Errorf("%v service and %v endpoint changes pending", st.ServiceChangesPending, st.EndpointChangesPending)
 	}
 	if !cfg.LastWrite.IsZero() && !st.LastSync.After(cfg.LastWrite) {
 		return fmt.Errorf("last sync at %s is not after the last write at %s",
 			st.LastSync.Format(time.RFC3339Nano), cfg.LastWrite.Format(time.RFC3339Nano))
+	}
+	if !cfg.LastWrite.IsZero() && !st.LastQueued.IsZero() {
+		// Without a known start (several syncs ended between two scrapes,
+		// or none since the first), its end is the bound.
+		start := lastStart
+		if start.IsZero() {
+			start = st.LastSync
+		}
+		if st.LastQueued.After(start) {
+			return fmt.Errorf("a change queued at %s came after the last sync started (%s): the sync that takes it has not ended",
+				st.LastQueued.Format(time.RFC3339Nano), start.Format(time.RFC3339Nano))
+		}
 	}
 	if !cfg.Probe.IsValid() {
 		return nil

@@ -94,7 +94,7 @@ func TestParseTextErrors(t *testing.T) {
 }
 
 func metricsText(st SyncState) []byte {
-	return fmt.Appendf(nil, `# TYPE kubeproxy_sync_proxy_rules_service_changes_pending gauge
+	b := fmt.Appendf(nil, `# TYPE kubeproxy_sync_proxy_rules_service_changes_pending gauge
 kubeproxy_sync_proxy_rules_service_changes_pending %g
 kubeproxy_sync_proxy_rules_endpoint_changes_pending %g
 kubeproxy_sync_proxy_rules_last_timestamp_seconds{ip_family="IPv4"} %.9f
@@ -103,6 +103,10 @@ kubeproxy_sync_proxy_rules_duration_seconds_bucket{le="+Inf"} %d
 kubeproxy_sync_proxy_rules_duration_seconds_sum %g
 kubeproxy_sync_proxy_rules_duration_seconds_count %d
 `, st.ServiceChangesPending, st.EndpointChangesPending, float64(st.LastSync.UnixNano())/1e9, st.Syncs, st.SyncSeconds, st.Syncs)
+	if !st.LastQueued.IsZero() {
+		b = fmt.Appendf(b, "kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds{ip_family=\"IPv4\"} %.9f\n", float64(st.LastQueued.UnixNano())/1e9)
+	}
+	return b
 }
 
 // scriptedNode serves one scripted scrape per Metrics call (the last one
@@ -196,6 +200,32 @@ func TestWait(t *testing.T) {
 			cfg:     WaitConfig{LastWrite: write, Probe: probe},
 			scrapes: []func() ([]byte, error){scrape(SyncState{EndpointChangesPending: 1, LastSync: synced, Syncs: 4})},
 			wantErr: "1 endpoint changes pending",
+		},
+		{
+			// The VM node at 200 Services: the sync that ended after the
+			// write had started before the change was queued; the next
+			// one, running with nothing pending and the probe answering,
+			// is what programs it.
+			name: "a sync that started before the last change does not count",
+			cfg:  WaitConfig{LastWrite: write, Probe: probe},
+			scrapes: []func() ([]byte, error){
+				scrape(SyncState{LastSync: old, Syncs: 4, SyncSeconds: 1, LastQueued: write.Add(5 * time.Millisecond)}),
+				scrape(SyncState{LastSync: write.Add(10 * time.Millisecond), Syncs: 5, SyncSeconds: 1.25, LastQueued: write.Add(5 * time.Millisecond)}),
+				scrape(SyncState{LastSync: synced, Syncs: 6, SyncSeconds: 1.255, LastQueued: write.Add(5 * time.Millisecond)}),
+			},
+			wantConnects: 1,
+			wantSyncs:    2,
+			wantLast:     5 * time.Millisecond,
+			wantMean:     127500 * time.Microsecond,
+		},
+		{
+			name: "the sync that takes the last change never ends",
+			cfg:  WaitConfig{LastWrite: write, Probe: probe},
+			scrapes: []func() ([]byte, error){
+				scrape(SyncState{LastSync: old, Syncs: 4, SyncSeconds: 1}),
+				scrape(SyncState{LastSync: synced, Syncs: 5, SyncSeconds: 1.25, LastQueued: write.Add(5 * time.Millisecond)}),
+			},
+			wantErr: "the sync that takes it has not ended",
 		},
 		{
 			name:            "probe never answers",

@@ -69,6 +69,9 @@ type LoadResult struct {
 	WindowStart, WindowEnd time.Time
 	// PID is the load process's, as its node sees it (0 when unknown).
 	PID int
+	// FirstPacket is the time to first packet the client timed in its
+	// node's kernel (NodeLoad.FirstPacket), nil when it did not.
+	FirstPacket *runs.FirstPacket
 }
 
 // LoadRunner runs the load client on the client node.

@@ -123,11 +123,17 @@ type NodeLoad struct {
 	// directory): the client writes its raw files there, and they are
 	// moved to the point's raw directory.
 	Scratch string
+	// FirstPacket asks the load client to time its own connections in
+	// the node's kernel (load --first-packet; collector.LoadTimesFirstPacket).
+	FirstPacket bool
 }
 
 // Run implements LoadRunner.
 func (l *NodeLoad) Run(ctx context.Context, req LoadRequest) (*LoadResult, error) {
 	args := []string{l.Bin, "load", "--json", "-"}
+	if l.FirstPacket {
+		args = append(args, "--first-packet")
+	}
 	rawDir := req.RawDir
 	if rawDir != "" && l.Scratch != "" {
 		dir, err := os.MkdirTemp(l.Scratch, "load-")
@@ -172,13 +178,13 @@ func (req LoadRequest) Load() loadgen.Config {
 
 // loadResultOf maps a load summary onto the engine's LoadResult.
 func loadResultOf(s *loadgen.Summary) *LoadResult {
-	start := s.StartedAt.Add(time.Duration(s.Warmup.Seconds * float64(time.Second)))
+	start, end := s.Window()
 	return &LoadResult{
 		AchievedRate: s.AchievedRate, Requests: s.Requests,
 		Latency: s.Latency, ServiceTime: s.ServiceTime, Connect: s.Connect, Lag: s.Lag, Errors: s.Errors,
 		ClientCPUCores: s.ClientCPUCores, TargetConnects: s.TargetConnects, Valid: s.Valid, InvalidReasons: s.InvalidReasons,
-		WindowStart: start, WindowEnd: start.Add(time.Duration(s.DurationSeconds * float64(time.Second))),
-		PID: s.PID,
+		WindowStart: start, WindowEnd: end,
+		PID: s.PID, FirstPacket: s.FirstPacket,
 	}
 }
 

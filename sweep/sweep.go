@@ -369,7 +369,8 @@ func (e *Engine) measure(ctx context.Context, ps *pass, mode scenarios.Mode, n, 
 	res, loadErr := e.Load.Run(ctx, req)
 	var load collector.Load
 	if loadErr == nil {
-		load = collector.Load{Span: collector.Span{Start: res.WindowStart, End: res.WindowEnd}, PID: res.PID, Connections: res.Connect.Count}
+		load = collector.Load{Span: collector.Span{Start: res.WindowStart, End: res.WindowEnd}, PID: res.PID, Connections: res.Connect.Count,
+			FirstPacket: res.FirstPacket}
 	}
 	// The observer fills its groups (CPU, conntrack, syncs, ...) and
 	// says when they do not cover the load's window; the load's own

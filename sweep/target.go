@@ -191,12 +191,14 @@ func (t *Target) Engine(ctx context.Context, sc *scenarios.Scenario, o EngineOpt
 	node := p.ClientNode()
 	f := p.Features(ctx)
 	external := len(sc.Spec.Modes) == 1 && sc.Spec.Modes[0] == scenarios.ModeExternal
+	setup := collector.Setup{Client: f.Client, Node: node,
+		Interval: sc.Spec.Sampling.Interval.D(), NoKubeProxy: external, FirstPacket: sc.Spec.Sampling.FirstPacketOn(), Log: log}
 	var load LoadRunner
 	switch {
 	case f.Client.Load != nil:
 		load = &ClusterLoad{Runner: f.Client.Load, Clients: sc.Spec.Load.Clients}
 	case f.Client.Bin != "":
-		nl := &NodeLoad{Node: node, Bin: f.Client.Bin}
+		nl := &NodeLoad{Node: node, Bin: f.Client.Bin, FirstPacket: collector.LoadTimesFirstPacket(setup)}
 		if f.Client.VM != nil {
 			nl.Scratch = f.Client.VM.Scratch
 		}
@@ -208,8 +210,7 @@ func (t *Target) Engine(ctx context.Context, sc *scenarios.Scenario, o EngineOpt
 		}
 		load = &NodeLoad{Node: node, Bin: bin}
 	}
-	observer := collector.ForClient(ctx, collector.Setup{Client: f.Client, Node: node,
-		Interval: sc.Spec.Sampling.Interval.D(), NoKubeProxy: external, FirstPacket: sc.Spec.Sampling.FirstPacketOn(), Log: log})
+	observer := collector.ForClient(ctx, setup)
 
 	eps, err := p.Backends(ctx)
 	if err != nil {

@@ -70,6 +70,15 @@ func (r *remote) Features(context.Context) clusters.Features {
 	return clusters.Features{Client: clusters.Client{Where: clusters.ClientPod, Bin: "kpbench", Load: r}}
 }
 
+// vmTarget is a provider whose client node is a VM under TCG: the node
+// runs its own kpbench (Bin) and the load through ClientNode.Run.
+type vmTarget struct{ targetProvider }
+
+func (r *vmTarget) Features(context.Context) clusters.Features {
+	return clusters.Features{Client: clusters.Client{Where: clusters.ClientVM, Bin: "kpbench",
+		VM: &clusters.VMNodeInfo{Accelerator: "tcg", HostPID: os.Getpid(), Scratch: os.TempDir()}}}
+}
+
 func scenarioWith(modes ...scenarios.Mode) *scenarios.Scenario {
 	sc := &scenarios.Scenario{}
 	sc.Spec.Modes = modes
@@ -193,12 +202,30 @@ func TestEngineRunsLoadWhereTheProviderSays(t *testing.T) {
 	if !observes[*collector.FirstPacketObserver](e.Observer) {
 		t.Errorf("in-cluster provider: observer %#v, want the kernel probe's (saying why it cannot run)", e.Observer)
 	}
+	// A VM node: its load client times its own connections in the
+	// guest's kernel, and the point takes that figure, labelled emulated.
+	vmt := &Target{Provider: &vmTarget{targetProvider{backends: 2, kubecfg: kc}}}
+	if e, err = vmt.Engine(context.Background(), sc, EngineOptions{QPS: 10}); err != nil {
+		t.Fatal(err)
+	}
+	if l, ok := e.Load.(*NodeLoad); !ok || !l.FirstPacket || l.Bin != "kpbench" {
+		t.Errorf("VM provider: load %#v, want the node's kpbench load with --first-packet", e.Load)
+	}
+	if !observes[*collector.LoadFirstPacketObserver](e.Observer) || observes[*collector.FirstPacketObserver](e.Observer) {
+		t.Errorf("VM provider: observer %#v, want the load's own figure, not this kernel's probe", e.Observer)
+	}
 	sc.Spec.Sampling.FirstPacket = new(bool)
 	if e, err = local.Engine(context.Background(), sc, EngineOptions{QPS: 10}); err != nil {
 		t.Fatal(err)
 	}
 	if observes[*collector.FirstPacketObserver](e.Observer) {
 		t.Error("spec.sampling.firstPacket: false, and the kernel probe observes anyway")
+	}
+	if e, err = vmt.Engine(context.Background(), sc, EngineOptions{QPS: 10}); err != nil {
+		t.Fatal(err)
+	}
+	if l := e.Load.(*NodeLoad); l.FirstPacket || observes[*collector.LoadFirstPacketObserver](e.Observer) {
+		t.Error("spec.sampling.firstPacket: false, and the VM's load times its connections anyway")
 	}
 }
 

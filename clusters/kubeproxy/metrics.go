@@ -9,6 +9,7 @@ const (
 	MetricSyncPartialProxyRules  = "kubeproxy_sync_partial_proxy_rules_duration_seconds"
 	MetricNetworkProgramming     = "kubeproxy_network_programming_duration_seconds"
 	MetricLastSyncTimestamp      = "kubeproxy_sync_proxy_rules_last_timestamp_seconds"
+	MetricLastQueuedTimestamp    = "kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds"
 	MetricServiceChangesPending  = "kubeproxy_sync_proxy_rules_service_changes_pending"
 	MetricEndpointChangesPending = "kubeproxy_sync_proxy_rules_endpoint_changes_pending"
 	MetricIPTablesTotal          = "kubeproxy_sync_proxy_rules_iptables_total"

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +24,7 @@ func newLoadCmd(g *globals) *cobra.Command {
 		embed         bool
 		failOnInvalid bool
 		progress      string
+		firstPacket   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "load [flags] URL [URL...]",
@@ -52,7 +54,13 @@ were in flight, requests were not sent, or it was interrupted or aborted.
 --embed-histograms adds the four HDR histograms (latency, service time,
 connect, lag; base64 HDR V2, ns, as --histograms writes them) to the JSON
 summary under "histograms": what it takes to merge the summaries of several
-clients exactly (loadgen.MergeSummaries), as in-cluster load clients do.`,
+clients exactly (loadgen.MergeSummaries), as in-cluster load clients do.
+
+--first-packet loads the kernel probe (docs/firstpacket.md) before the load
+starts and adds the kernel's time to first packet of this process's new
+connections in the measured window to the JSON summary ("firstPacket"): how
+the lab's VM client node times its guest kernel. Without root or BTF the
+summary says why the probe could not run; the load runs either way.`,
 		Example: `  kpbench load --rate 1000 --duration 30s --requests-per-conn 1 http://198.19.0.10/
   kpbench load --rate 10000 --json - --timeline tl.csv --histograms h.json http://127.0.0.1:8080/
   kpbench load --rate 500 --json - --embed-histograms http://198.19.0.10/`,
@@ -76,8 +84,15 @@ clients exactly (loadgen.MergeSummaries), as in-cluster load clients do.`,
 				return badInput(err)
 			}
 			cfg.Progress = show.report
+			var fp *loadFirstPacket
+			if firstPacket {
+				fp = beginFirstPacket(cmd.Context())
+			}
 			res, err := loadgen.Run(cmd.Context(), cfg)
 			show.done()
+			if err == nil && fp != nil {
+				fp.end(context.WithoutCancel(cmd.Context()), &res.Summary)
+			}
 			if err != nil {
 				if errors.Is(err, loadgen.ErrInvalidConfig) {
 					return &ExitError{Code: 2, Err: err}
@@ -109,6 +124,7 @@ clients exactly (loadgen.MergeSummaries), as in-cluster load clients do.`,
 	f.StringVar(&histogramsOut, "histograms", "", "write the HDR histograms (JSON of base64 HDR V2 encodings, ns) to FILE")
 	f.BoolVar(&embed, "embed-histograms", false, "also put the HDR histograms into the JSON summary (needs --json), so that summaries of several clients merge exactly")
 	f.BoolVar(&failOnInvalid, "fail-invalid", false, "exit with status 1 when the run is invalid")
+	f.BoolVar(&firstPacket, "first-packet", false, "time each new connection's first packet in this machine's kernel (eBPF; needs root and BTF) and put it in the JSON summary's firstPacket; a probe that cannot load says why there")
 	f.StringVar(&progress, "progress", "auto", "progress line every second on stderr: auto (on a terminal), line, or none")
 	return cmd
 }

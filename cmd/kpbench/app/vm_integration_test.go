@@ -106,6 +106,7 @@ func TestIntegrationVMNodeIPVS(t *testing.T) {
 	}
 	defer f.Close()
 	valid := map[scenarios.Mode]int{}
+	timed := 0
 	sc := bufio.NewScanner(f)
 	sc.Buffer(nil, 16<<20)
 	for sc.Scan() {
@@ -123,6 +124,23 @@ func TestIntegrationVMNodeIPVS(t *testing.T) {
 		if p.CPU.Processes.VMHost <= 0 {
 			t.Errorf("%s: no host-side qemu CPU", p.ID)
 		}
+		// The load client in the guest times its connections in the
+		// guest's kernel: each point has the figure, or why not.
+		switch fp := p.FirstPacket; {
+		case fp == nil:
+			t.Errorf("%s: no kernel time to first packet and no reason", p.ID)
+		case fp.Unavailable != "":
+			t.Logf("%s: kernel time to first packet unavailable: %s", p.ID, fp.Unavailable)
+		default:
+			timed++
+			t.Logf("%s: kernel time to first packet p50 %.1f µs p99 %.1f µs (%d of %d connections, emulated %v)", p.ID, fp.P50Us, fp.P99Us, fp.Connections, fp.ClientConnections, fp.Emulated)
+			if fp.Emulated != (run.Environment.Accelerator == "tcg") {
+				t.Errorf("%s: emulated %v under %s", p.ID, fp.Emulated, run.Environment.Accelerator)
+			}
+			if p.RequestsPerConn == 1 && (fp.P50Us <= 0 || float64(fp.Connections) < 0.99*float64(fp.ClientConnections) || fp.Connections > fp.ClientConnections) {
+				t.Errorf("%s: %d connections timed of the client's %d, p50 %.1f µs", p.ID, fp.Connections, fp.ClientConnections, fp.P50Us)
+			}
+		}
 	}
 	for _, m := range []scenarios.Mode{scenarios.ModeIPVS, scenarios.ModeIPTables, scenarios.ModeNFTables} {
 		if valid[m] == 0 {
@@ -132,6 +150,9 @@ func TestIntegrationVMNodeIPVS(t *testing.T) {
 	report, err := os.ReadFile(filepath.Join(dirs[0], "report.md"))
 	if err != nil || !strings.Contains(string(report), "qemu VM under") {
 		t.Errorf("report does not label the accelerator: %v", err)
+	}
+	if timed > 0 && run.Environment.Accelerator == "tcg" && !strings.Contains(string(report), "kernel first packet p50 µs (emulated, TCG)") {
+		t.Error("the report does not label the guest's kernel times emulated")
 	}
 }
 
