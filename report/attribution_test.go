@@ -1,8 +1,6 @@
 package report
 
 import (
-	"bytes"
-	"encoding/csv"
 	"math"
 	"slices"
 	"strings"
@@ -263,18 +261,7 @@ func TestPointsCSVProcesses(t *testing.T) {
 		{Name: "kpbench", PID: 7, Role: "load client", Cores: 0.2},
 		{Name: "ksoftirqd/1", PID: 24, KernelThread: true, Cores: 0.05},
 	}}
-	b, err := PointsCSV([]runs.Point{p})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]string{}
-	for i, h := range rows[0] {
-		got[h] = rows[1][i]
-	}
+	got := csvFields(t, p)
 	if got["cpu.processes.top.processes"] != "load client (kpbench)=0.2; ksoftirqd/1=0.05" || got["cpu.processes.top.total"] != "0.3" ||
 		got["cpu.processes.top.otherCount"] != "3" {
 		t.Errorf("processes %q, total %q, other count %q", got["cpu.processes.top.processes"], got["cpu.processes.top.total"], got["cpu.processes.top.otherCount"])

@@ -66,6 +66,15 @@ func TestNodeCPUCoversLabelled(t *testing.T) {
 func TestPointsCSVNodeShares(t *testing.T) {
 	p := runs.Point{ID: "x", CPU: runs.CPU{Node: runs.NodeCPU{Covers: "all CPUs of the 2 client nodes (/proc/stat), summed (a, b)", Total: 0.5,
 		Nodes: []runs.NodeShare{{Node: "a", Total: 0.3}, {Node: "b", Total: 0.2}}}}}
+	got := csvFields(t, p)
+	if got["cpu.node.covers"] != p.CPU.Node.Covers || got["cpu.node.nodes"] != "a=0.3; b=0.2" || got["cpu.node.total"] != "0.5" {
+		t.Errorf("covers %q, nodes %q, total %q", got["cpu.node.covers"], got["cpu.node.nodes"], got["cpu.node.total"])
+	}
+}
+
+// csvFields is p's row of points.csv, by column name.
+func csvFields(t *testing.T, p runs.Point) map[string]string {
+	t.Helper()
 	b, err := PointsCSV([]runs.Point{p})
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +87,5 @@ func TestPointsCSVNodeShares(t *testing.T) {
 	for i, h := range rows[0] {
 		got[h] = rows[1][i]
 	}
-	if got["cpu.node.covers"] != p.CPU.Node.Covers || got["cpu.node.nodes"] != "a=0.3; b=0.2" || got["cpu.node.total"] != "0.5" {
-		t.Errorf("covers %q, nodes %q, total %q", got["cpu.node.covers"], got["cpu.node.nodes"], got["cpu.node.total"])
-	}
+	return got
 }
