@@ -3,6 +3,8 @@ package report
 import (
 	"math"
 	"sort"
+
+	"github.com/kpbench/kpbench/scenarios"
 )
 
 // The tests and intervals below are one family of distribution-free
@@ -76,20 +78,10 @@ func ratioTwoSided(a, b []float64, alpha float64) (p float64, ci ShiftCI) {
 		return 1, ci
 	}
 	ci.Est = math.Expm1(sortedMedian(d))
-	cdf := mannWhitneyCDF(len(a), len(b))
-	above := len(d) - sort.Search(len(d), func(i int) bool { return d[i] > 0 })
-	below := sort.Search(len(d), func(i int) bool { return d[i] >= 0 })
-	// Each side's p counts ties as not beyond, as ratioAbove does.
-	pUp, pDown := 1.0, 1.0
-	if above > 0 {
-		pUp = cdf[len(d)-above]
-	}
-	if below > 0 {
-		pDown = cdf[len(d)-below]
-	}
-	p = math.Min(1, 2*math.Min(pUp, pDown))
-	if c := cdfIndex(cdf, alpha/2); c >= 0 {
-		ci.Lo, ci.Hi, ci.OK = math.Expm1(d[c]), math.Expm1(d[len(d)-1-c]), true
+	var lo, hi float64
+	p, lo, hi, ci.OK = sortedShift(d, len(a), len(b), scenarios.DirectionTwoSided, alpha)
+	if ci.OK {
+		ci.Lo, ci.Hi = math.Expm1(lo), math.Expm1(hi)
 	}
 	return p, ci
 }

@@ -35,13 +35,23 @@ func pairwiseDiffs(a, b []float64) []float64 {
 // infinite for a one-sided test; both infinite, ok false, when the
 // samples are too small to reach alpha).
 func shiftTest(a, b []float64, dir scenarios.Direction, alpha float64) (p, est, lo, hi float64, ok bool) {
-	lo, hi = math.Inf(-1), math.Inf(1)
 	if len(a) == 0 || len(b) == 0 {
-		return 1, math.NaN(), lo, hi, false
+		return 1, math.NaN(), math.Inf(-1), math.Inf(1), false
 	}
 	d := pairwiseDiffs(a, b)
-	est = sortedMedian(d)
-	cdf := mannWhitneyCDF(len(a), len(b))
+	p, lo, hi, ok = sortedShift(d, len(a), len(b), dir, alpha)
+	return p, sortedMedian(d), lo, hi, ok
+}
+
+// sortedShift is the exact Mann-Whitney test of no shift and the interval
+// that inverts it, from d, the sorted pairwise differences (b_j − a_i, or
+// their logs for a ratio) of samples of n1 and n2 values: the p-value
+// against dir (ties counting as not beyond) and the bounds at level alpha
+// (infinite on the untested side; both infinite, ok false, when the
+// samples cannot reach alpha).
+func sortedShift(d []float64, n1, n2 int, dir scenarios.Direction, alpha float64) (p, lo, hi float64, ok bool) {
+	lo, hi = math.Inf(-1), math.Inf(1)
+	cdf := mannWhitneyCDF(n1, n2)
 	n := len(d)
 	above := n - sort.Search(n, func(i int) bool { return d[i] > 0 })
 	below := sort.Search(n, func(i int) bool { return d[i] >= 0 })
@@ -69,7 +79,7 @@ func shiftTest(a, b []float64, dir scenarios.Direction, alpha float64) (p, est, 
 			lo, hi, ok = d[c], d[n-1-c], true
 		}
 	}
-	return p, est, lo, hi, ok
+	return p, lo, hi, ok
 }
 
 // minShiftP is the smallest p-value shiftTest can give with n1 and n2
