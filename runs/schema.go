@@ -152,6 +152,9 @@ type Point struct {
 	// connections in the window; absent where no probe was asked for
 	// (keepalive points, runs of older kpbench versions).
 	FirstPacket *FirstPacket `json:"firstPacket,omitempty"`
+	// Churn is what the point measured while the API changed under it
+	// (spec.churn); absent on points without churn.
+	Churn *Churn `json:"churn,omitempty"`
 
 	Valid          bool     `json:"valid"`
 	InvalidReasons []string `json:"invalidReasons,omitempty"`
