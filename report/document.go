@@ -90,6 +90,10 @@ func newDocument(d *Data, plots []Plot, findings []Finding) *document {
 		doc.p("Each mode at the largest Service count every mode reached: mean of the valid repetitions, its 95%% confidence interval, n, and the verdict against %s.%s", t.reference, blockNote(r))
 		doc.table(t.table)
 	}
+	if t, ok := kernelTable(d); ok {
+		doc.p("The kernel's own time on the SYN's path (time to first packet: from SYN_SENT to the SYN's device queue, where the Service's rules run; docs/firstpacket.md), for every condition the probe timed: means of the windows' percentiles with 95%% confidence intervals over the valid repetitions, and the span's share of the node's CPU (mean span × timed connections per second). Descriptive: these rows are in no tested family unless the scenario's gate or primary names them.")
+		doc.table(t)
+	}
 	// The few sentences that matter: what the test establishes, the cost
 	// per rule, the dataplane's state. Everything else follows, briefly.
 	doc.h(2, "Headline findings")
@@ -250,7 +254,7 @@ func methodCaveat(findings []Finding) string {
 		}
 	}
 	const unit = "one value per condition per block (under order: steps each repetition is a block)"
-	const interval = "the interval beside each verdict is the Hodges–Lehmann shift's, drawn at the row's adjusted level (so it excludes zero exactly when the verdict is significant)"
+	const interval = "the interval beside each verdict is the Hodges–Lehmann shift's, drawn at the row's adjusted level (so it excludes zero exactly when the verdict is significant; where the compared conditions share each repetition's block, as the modes and placements of one repetition do under order: steps, this unpaired test and its interval are conservative: they cover at least their level, 98–99% at 95% in docs/report.md's simulations)"
 	s := fmt.Sprintf("Method: differences are means of valid repetitions, %s; significance is the exact Mann-Whitney U test at α=%.2f after Holm's correction over the %d comparisons above, so that the chance of even one false claim among them stays at or below 5%%; %s.", unit, Alpha, tests, interval)
 	if described > 0 && tests == 0 && primaryTests == 0 {
 		return fmt.Sprintf("Method: this run measured under order: modes, where each mode, and each of its steps, ran in one block of time: its repetitions are not independent units of a comparison between modes or steps, so the %d differences above are descriptive (means and n) and not tested. Under order: steps every repetition is a block in which each mode and step takes a turn, and the same differences are tested.", described)

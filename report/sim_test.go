@@ -158,15 +158,18 @@ func gatePower(seed uint64, sims, reps, tests int, cv, ratio, threshold float64)
 
 // documentedPower is the power table of docs/report.md: the chance that
 // nightly (12 gated rows with three modes) catches one gated row 30%
-// worse at a 10% threshold, by repetitions per side and CV.
+// worse (ratio 1.3) at a 10% threshold, by repetitions per side and CV,
+// and at the A/A runs' calibrated CV of about 10%, a 40% regression.
 var documentedPower = []struct {
 	reps  int
 	cv    float64
+	ratio float64
 	power float64
 }{
-	{7, 0.05, 0.99}, {7, 0.10, 0.44}, {7, 0.15, 0.18},
-	{10, 0.10, 0.70}, {10, 0.15, 0.30},
-	{14, 0.10, 0.92}, {14, 0.15, 0.50},
+	{7, 0.05, 1.3, 0.99}, {7, 0.10, 1.3, 0.44}, {7, 0.15, 1.3, 0.18},
+	{10, 0.10, 1.3, 0.70}, {10, 0.15, 1.3, 0.30},
+	{14, 0.10, 1.3, 0.92}, {14, 0.15, 1.3, 0.50},
+	{7, 0.10, 1.4, 0.83},
 }
 
 // TestSimDocumentedPower: the power docs/report.md states holds, within
@@ -174,11 +177,11 @@ var documentedPower = []struct {
 func TestSimDocumentedPower(t *testing.T) {
 	const sims = 2000
 	for i, dp := range documentedPower {
-		got := gatePower(uint64(100+i), sims, dp.reps, 12, dp.cv, 1.3, 0.10)
+		got := gatePower(uint64(100+i), sims, dp.reps, 12, dp.cv, dp.ratio, 0.10)
 		se := math.Sqrt(dp.power * (1 - dp.power) / sims)
-		t.Logf("%d+%d at CV %.0f%%: %.1f%% (documented %.0f%%)", dp.reps, dp.reps, 100*dp.cv, 100*got, 100*dp.power)
+		t.Logf("%d+%d at CV %.0f%%, ratio %.1f: %.1f%% (documented %.0f%%)", dp.reps, dp.reps, 100*dp.cv, dp.ratio, 100*got, 100*dp.power)
 		if math.Abs(got-dp.power) > 3.5*se+0.005 {
-			t.Errorf("%d+%d at CV %.0f%%: power %.3f, documented %.2f", dp.reps, dp.reps, 100*dp.cv, got, dp.power)
+			t.Errorf("%d+%d at CV %.0f%%, ratio %.1f: power %.3f, documented %.2f", dp.reps, dp.reps, 100*dp.cv, dp.ratio, got, dp.power)
 		}
 	}
 }

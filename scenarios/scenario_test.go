@@ -312,10 +312,16 @@ func TestPlacementListErrorsNameEveryProblem(t *testing.T) {
 }
 
 // TestGateOnTheKernelTime: a gate may name the kernel time to first
-// packet (its median and p99), a per-window robust statistic.
+// packet (its median, p01 and p99), a per-window robust statistic; a
+// percentile the report does not carry is refused by name.
 func TestGateOnTheKernelTime(t *testing.T) {
-	doc := "apiVersion: kpbench.io/v1alpha1\nkind: Scenario\nmetadata:\n  name: t\nspec:\n  services: [1, 1000]\n  gate:\n    metrics: [first-packet, first-packet-p99, connect]\n"
+	doc := "apiVersion: kpbench.io/v1alpha1\nkind: Scenario\nmetadata:\n  name: t\nspec:\n  services: [1, 1000]\n  gate:\n    metrics: [first-packet, first-packet-p01, first-packet-p99, connect]\n"
 	if _, err := Parse([]byte(doc)); err != nil {
 		t.Fatalf("a gate on the kernel time: %v", err)
+	}
+	bad := strings.Replace(doc, "first-packet-p01,", "first-packet-p05,", 1)
+	_, err := Parse([]byte(bad))
+	if err == nil || !strings.Contains(err.Error(), `"first-packet-p05"`) {
+		t.Fatalf("a gate on first-packet-p05: %v", err)
 	}
 }

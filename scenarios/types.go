@@ -226,7 +226,7 @@ type Gate struct {
 // GateMetrics are the metrics a gate may name: costs whose per-point
 // value is a robust statistic. The mean round-trip latency is left out:
 // one slow request moves it, so it stays in the tables only.
-var GateMetrics = []string{"connect", "cpu", "latency-p50", "latency-p99", "connect-p99", "kube-proxy-cpu", "first-packet", "first-packet-p99"}
+var GateMetrics = []string{"connect", "cpu", "latency-p50", "latency-p99", "connect-p99", "kube-proxy-cpu", "first-packet", "first-packet-p01", "first-packet-p99"}
 
 // DefaultGateMetrics are the gated metrics of a scenario without
 // spec.gate: median connect time and client-node CPU.
