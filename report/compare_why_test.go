@@ -10,12 +10,12 @@ import (
 	"github.com/kpbench/kpbench/scenarios"
 )
 
-// The reference run (168 points, 6 repetitions) is the fixture of the
+// The 2026-12-04 reference run (168 points, 6 repetitions; testdata) is the fixture of the
 // gate's failures: each case below passed the old gate.
 
 func reference(t *testing.T) *Data {
 	t.Helper()
-	d, err := Load(filepath.Join("..", "results", "reference", "tigera-2019"))
+	d, err := Load(filepath.Join("testdata", "reference-2026-12-04"))
 	if err != nil {
 		t.Fatal(err)
 	}

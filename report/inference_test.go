@@ -11,10 +11,12 @@ import (
 	"github.com/kpbench/kpbench/scenarios"
 )
 
-// referenceRun loads the reference run (results/reference/tigera-2019).
+// referenceRun loads the 2026-12-04 reference run (tigera-2019, 168 points,
+// deepest target, order modes), kept in testdata as the fixture the
+// statistics were reviewed on.
 func referenceRun(t *testing.T) *Data {
 	t.Helper()
-	d, err := Load(filepath.Join("..", "results", "reference", "tigera-2019"))
+	d, err := Load(filepath.Join("testdata", "reference-2026-12-04"))
 	if err != nil {
 		t.Fatal(err)
 	}
