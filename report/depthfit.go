@@ -169,10 +169,15 @@ type depthMetric struct {
 var depthMetrics = []depthMetric{
 	{"kernel time to first packet p50", true, inNs(metric("first-packet"))},
 	{"kernel time to first packet p01", true, inNs(metric("first-packet-p01"))},
+	// A control: the way back walks none of kube-proxy's Service rules.
+	{returnDepthName, true, inNs(metric("first-packet-return"))},
 	{"connect p01", false, inNs(metric("connect-p01"))},
 	{"connect p50", false, inNs(metric("connect"))},
 	{cpuPerRequestName, false, metric("cpu-per-request").Value},
 }
+
+// returnDepthName is how the depth fits name the way back's p50.
+const returnDepthName = "kernel SYN-ACK way back p50"
 
 // cpuPerRequestName is how the depth fits name client-node CPU per
 // request.
