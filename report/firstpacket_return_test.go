@@ -2,6 +2,7 @@ package report
 
 import (
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/kpbench/kpbench/runs"
@@ -82,6 +83,11 @@ func TestWayBackIsTheDepthControl(t *testing.T) {
 	}
 	if f, ok := fits[0].fitOf("kernel time to first packet p50"); !ok || f.SlopeLo > 15 || f.SlopeHi < 15 {
 		t.Errorf("iptables first packet across steps: %+v, want 15 ns per rule in its CI", f)
+	}
+	for _, s := range []string{fits[0].Sentence(), cs[0].Sentence()} {
+		if !strings.Contains(s, "kernel SYN-ACK way back") || !strings.Contains(s, "control: no rule runs on it") {
+			t.Errorf("the sentence does not state the control:\n%s", s)
+		}
 	}
 
 	// Without the way back (runs of older kpbench versions), the fits

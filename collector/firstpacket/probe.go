@@ -140,11 +140,11 @@ func Open(opts Options) (*Probe, error) {
 		return nil, fmt.Errorf("%w: creating the maps: %v", ErrUnavailable, err)
 	}
 	// Both halves share the maps, and one parse of the kernel's BTF.
-	opts := &ebpf.CollectionOptions{Cache: btf.NewCache(), MapReplacements: map[string]*ebpf.Map{
+	copts := &ebpf.CollectionOptions{Cache: btf.NewCache(), MapReplacements: map[string]*ebpf.Map{
 		firstpacketMapStarts: p.maps.Starts, firstpacketMapEvents: p.maps.Events, firstpacketMapCounters: p.maps.Counters,
 		firstpacketMapTuples: p.maps.Tuples, firstpacketMapArrivals: p.maps.Arrivals,
 	}}
-	if err := spec.LoadAndAssign(&p.first, opts); err != nil {
+	if err := spec.LoadAndAssign(&p.first, copts); err != nil {
 		p.Close()
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, loadError(err))
 	}
@@ -154,7 +154,7 @@ func Open(opts Options) (*Probe, error) {
 	}
 	// The way back is timed where the kernel lets it: a refusal is
 	// recorded, and the first packet is timed all the same.
-	if err := spec.LoadAndAssign(&p.ret, opts); err != nil {
+	if err := spec.LoadAndAssign(&p.ret, copts); err != nil {
 		p.returnUnavailable = loadError(err).Error()
 	} else if err := p.attach([]attachment{{"netif_receive_skb", p.ret.SynackArrived}, {"inet_sock_set_state", p.ret.Established}}); err != nil {
 		p.returnUnavailable = err.Error()
