@@ -274,7 +274,7 @@ static __attribute__((always_inline)) int netns_of(possible_net_t *pnet, __u32 *
 	return 0;
 }
 
-// read_tcp reads the TCP header's ports and flags at th into t (ports as
+// read_tcp reads the TCP header's ports and flags at th into tcp (ports as
 // they are) and returns the flags, or -1.
 static __attribute__((always_inline)) int read_tcp(const unsigned char *th, struct tcphdr14 *tcp)
 {
