@@ -308,7 +308,7 @@ func (p *Probe) Counters() (Counters, error) {
 	// In the order of the C enum.
 	for i, dst := range []*uint64{&c.Starts, &c.Timed, &c.Lost, &c.Unreadable, &c.Arrived, &c.Returned, &c.Unparsed} {
 		var per []uint64
-		if err := p.objs.Counters.Lookup(uint32(i), &per); err != nil {
+		if err := p.maps.Counters.Lookup(uint32(i), &per); err != nil {
 			return c, fmt.Errorf("reading the probe's counters: %w", err)
 		}
 		for _, v := range per {
