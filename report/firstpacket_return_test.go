@@ -1,6 +1,7 @@
 package report
 
 import (
+	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -45,8 +46,9 @@ func TestWayBackMetricsNeedTheClientsConnections(t *testing.T) {
 
 // The way back is the control of the depth fits: in a seeded simulation
 // where the first packet grows 15 ns per rule walked and the way back
-// does not, the within-step contrasts and the across-step fit give the
-// first packet its slope and the way back one whose CI holds 0.
+// does not, the within-step contrasts give the first packet its slope and
+// the way back an interval around 0, and the across-step fit slopes of 15
+// and about 0.
 func TestWayBackIsTheDepthControl(t *testing.T) {
 	d := depthData(t)
 	rng := rand.New(rand.NewPCG(22, 6))
@@ -77,12 +79,15 @@ func TestWayBackIsTheDepthControl(t *testing.T) {
 		t.Errorf("nftables way back, deep − shallow: %+v, want a CI holding 0", e)
 	}
 
+	// Across three steps the bootstrap's interval is degenerate (a
+	// resample of one step has no spread of depths), so the slopes
+	// themselves are checked.
 	fits := DepthFits(d)
-	if f, ok := fits[0].fitOf(returnDepthName); !ok || !f.HasCI || f.SlopeLo > 0 || f.SlopeHi < 0 {
-		t.Errorf("iptables way back across steps: %+v, want a slope whose CI holds 0", f)
+	if f, ok := fits[0].fitOf(returnDepthName); !ok || math.Abs(f.Slope) > 0.5 {
+		t.Errorf("iptables way back across steps: %.3f ns per rule (%v), want about 0", f.Slope, ok)
 	}
-	if f, ok := fits[0].fitOf("kernel time to first packet p50"); !ok || f.SlopeLo > 15 || f.SlopeHi < 15 {
-		t.Errorf("iptables first packet across steps: %+v, want 15 ns per rule in its CI", f)
+	if f, ok := fits[0].fitOf("kernel time to first packet p50"); !ok || math.Abs(f.Slope-15) > 1 {
+		t.Errorf("iptables first packet across steps: %.3f ns per rule (%v), want about 15", f.Slope, ok)
 	}
 	for _, s := range []string{fits[0].Sentence(), cs[0].Sentence()} {
 		if !strings.Contains(s, "kernel SYN-ACK way back") || !strings.Contains(s, "control: no rule runs on it") {
