@@ -122,6 +122,7 @@ func (w *firstPacketWindow) firstPacket(load Load) (runs.FirstPacket, error) {
 	// client's own leaves its figures out of the report; the point's
 	// other measures stand.
 	fp.Incomplete = runs.FirstPacketIncomplete(&fp)
+	fp.Return = firstPacketReturn(ev, load.Connections, w.probe.ReturnUnavailable())
 	cost, err := w.probe.Cost()
 	if err != nil {
 		return runs.FirstPacket{}, err
@@ -131,6 +132,18 @@ func (w *firstPacketWindow) firstPacket(load Load) (runs.FirstPacket, error) {
 		fp.ProbeRunNs = float64(d.Nanoseconds()) / float64(n)
 	}
 	return fp, nil
+}
+
+// firstPacketReturn is the way back of a window's connections, judged for
+// coverage as the first packet is; unavailable is why the probe could not
+// time it ("" when it did).
+func firstPacketReturn(ev []firstpacket.Event, client int64, unavailable string) *runs.FirstPacketReturn {
+	if unavailable != "" {
+		return &runs.FirstPacketReturn{Span: firstpacket.ReturnSpan, Unavailable: unavailable}
+	}
+	r := firstpacket.SummarizeReturn(ev, client)
+	r.Incomplete = runs.FirstPacketReturnIncomplete(&r)
+	return &r
 }
 
 // LoadTimesFirstPacket says whether the load client times its own
@@ -169,6 +182,11 @@ func (w loadFirstPacketWindow) End(_ context.Context, load Load, p *runs.Point) 
 		if fp.Incomplete == "" {
 			// Judged here too: the figure crossed from another kpbench.
 			fp.Incomplete = runs.FirstPacketIncomplete(&fp)
+		}
+		if r := fp.Return; r != nil && r.Incomplete == "" {
+			ret := *r
+			ret.Incomplete = runs.FirstPacketReturnIncomplete(&ret)
+			fp.Return = &ret
 		}
 	}
 	fp.Emulated = w.emulated

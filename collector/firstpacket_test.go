@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kpbench/kpbench/clusters"
+	"github.com/kpbench/kpbench/collector/firstpacket"
 	"github.com/kpbench/kpbench/runs"
 )
 
@@ -99,6 +100,41 @@ func TestFirstPacketObserverTimesTheWindow(t *testing.T) {
 	if fp.ProbeRunNs <= 0 || fp.ProbeCores <= 0 {
 		t.Errorf("the probe's own cost was not measured: %+v", fp)
 	}
+	// The way back, counted by the same SYN_SENT instants.
+	r := fp.Return
+	if r == nil || r.Unavailable != "" || r.Connections != 120 || r.ClientConnections != 120 || !r.Usable() {
+		t.Fatalf("way back %+v, want 120 of 120 connections", r)
+	}
+	if !(r.P01Us > 0 && r.P01Us <= r.P50Us && r.P50Us <= r.P99Us) {
+		t.Errorf("way back's quantiles out of order: %+v", r)
+	}
+}
+
+// The way back is summarized from the Return spans alone, judged for
+// coverage like the first packet, and a probe that could not time it
+// says why.
+func TestFirstPacketReturn(t *testing.T) {
+	var ev []firstpacket.Event
+	for i := range 100 {
+		ev = append(ev, firstpacket.Event{Span: 40 * time.Microsecond, Kind: firstpacket.First})
+		if i < 98 {
+			ev = append(ev, firstpacket.Event{Span: time.Duration(10+i%3) * time.Microsecond, Kind: firstpacket.Return})
+		}
+	}
+	r := firstPacketReturn(ev, 100, "")
+	if r.Connections != 98 || r.ClientConnections != 100 || r.P50Us != 11 || r.Span != firstpacket.ReturnSpan {
+		t.Errorf("way back %+v, want 98 connections of 100, p50 11 µs", r)
+	}
+	if r.Incomplete == "" || r.Usable() {
+		t.Errorf("98 of 100 connections timed, and the way back is usable: %+v", r)
+	}
+	if r := firstPacketReturn(ev, 98, ""); r.Incomplete != "" || !r.Usable() {
+		t.Errorf("98 of 98 connections: %+v", r)
+	}
+	r = firstPacketReturn(ev, 100, "attaching to raw tracepoint netif_receive_skb: no such tracepoint")
+	if r.Unavailable == "" || r.Connections != 0 || r.Usable() || r.Incomplete != "" {
+		t.Errorf("an unavailable way back: %+v", r)
+	}
 }
 
 // A VM node's load client times its own connections in the guest's
@@ -115,7 +151,9 @@ func TestLoadFirstPacketOnTheNode(t *testing.T) {
 	}
 	now := time.Now()
 	window := Span{now, now.Add(5 * time.Second)}
-	guest := &runs.FirstPacket{Span: "s", Connections: 100, ClientConnections: 100, P50Us: 61.5, P99Us: 230.25}
+	guest := &runs.FirstPacket{Span: "s", Connections: 100, ClientConnections: 100, P50Us: 61.5, P99Us: 230.25,
+		Return: &runs.FirstPacketReturn{Connections: 100, ClientConnections: 100, P50Us: 20.5}}
+	guestReturn := &runs.FirstPacketReturn{Connections: 97, ClientConnections: 100, P50Us: 21}
 	for name, c := range map[string]struct {
 		load     Load
 		p50      float64
@@ -129,6 +167,8 @@ func TestLoadFirstPacketOnTheNode(t *testing.T) {
 			0, "no BTF", true},
 		"incomplete": {Load{Span: window, PID: 7, Connections: 100, FirstPacket: &runs.FirstPacket{Connections: 90, ClientConnections: 100, P50Us: 50}},
 			50, "", true},
+		"return incomplete": {Load{Span: window, PID: 7, Connections: 100, FirstPacket: &runs.FirstPacket{Connections: 100, ClientConnections: 100, P50Us: 50,
+			Return: guestReturn}}, 50, "", true},
 	} {
 		t.Run(name, func(t *testing.T) {
 			w, err := o.Begin(context.Background(), "")
@@ -146,15 +186,19 @@ func TestLoadFirstPacketOnTheNode(t *testing.T) {
 			if (c.reason == "") != (fp.Unavailable == "") || !strings.Contains(fp.Unavailable, c.reason) {
 				t.Errorf("reason %q, want one with %q", fp.Unavailable, c.reason)
 			}
-			if name == "timed" && (fp.Connections != 100 || fp.P99Us != 230.25 || fp.Incomplete != "" || !fp.Usable()) {
+			if name == "timed" && (fp.Connections != 100 || fp.P99Us != 230.25 || fp.Incomplete != "" || !fp.Usable() ||
+				fp.Return == nil || fp.Return.P50Us != 20.5 || !fp.Return.Usable()) {
 				t.Errorf("figure %+v, want the load's", fp)
+			}
+			if name == "return incomplete" && (!fp.Usable() || fp.Return == nil || fp.Return.Incomplete == "" || fp.Return.Usable()) {
+				t.Errorf("the way back timed 97 of 100 connections, and is usable: %+v %+v", fp, fp.Return)
 			}
 			if name == "incomplete" && (fp.Incomplete == "" || fp.Usable()) {
 				t.Errorf("90 of 100 connections timed, and the figure is usable: %+v", fp)
 			}
 		})
 	}
-	if guest.Emulated {
+	if guest.Emulated || guestReturn.Incomplete != "" {
 		t.Error("the load's figure was changed in place")
 	}
 

@@ -77,6 +77,14 @@ func (s *Summary) WriteText(w io.Writer) error {
 			fmt.Fprintf(&b, "kernel time to first packet p50 %s, p99 %s (%d of %d connections timed)\n",
 				dur(fp.P50Us), dur(fp.P99Us), fp.Connections, fp.ClientConnections)
 		}
+		switch r := fp.Return; {
+		case r == nil:
+		case r.Unavailable != "":
+			fmt.Fprintf(&b, "kernel time of the SYN-ACK's way back unavailable: %s\n", r.Unavailable)
+		default:
+			fmt.Fprintf(&b, "kernel time of the SYN-ACK's way back p50 %s, p99 %s (%d of %d connections timed)\n",
+				dur(r.P50Us), dur(r.P99Us), r.Connections, r.ClientConnections)
+		}
 	}
 	if s.BehindSchedule() {
 		fmt.Fprintf(&b, "WARNING: the schedule fell behind (lag p99 %s, max %s); latency still counts from intended send times\n",

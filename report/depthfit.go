@@ -169,10 +169,15 @@ type depthMetric struct {
 var depthMetrics = []depthMetric{
 	{"kernel time to first packet p50", true, inNs(metric("first-packet"))},
 	{"kernel time to first packet p01", true, inNs(metric("first-packet-p01"))},
+	// A control: the way back walks none of kube-proxy's Service rules.
+	{returnDepthName, true, inNs(metric("first-packet-return"))},
 	{"connect p01", false, inNs(metric("connect-p01"))},
 	{"connect p50", false, inNs(metric("connect"))},
 	{cpuPerRequestName, false, metric("cpu-per-request").Value},
 }
+
+// returnDepthName is how the depth fits name the way back's p50.
+const returnDepthName = "kernel SYN-ACK way back p50 (control: no rule runs on it)"
 
 // cpuPerRequestName is how the depth fits name client-node CPU per
 // request.
@@ -363,6 +368,9 @@ func (f DepthFit) Sentence() string {
 	kernel := ""
 	if kt, ok := f.fitOf("kernel time to first packet p50"); ok {
 		kernel = nsPer(kt) + " to the kernel time to first packet (p50), "
+	}
+	if rt, ok := f.fitOf(returnDepthName); ok {
+		kernel += nsPer(rt) + " to the kernel SYN-ACK way back (p50; a control: no rule runs on it), "
 	}
 	if f.X == "rules walked" {
 		fmt.Fprintf(&b, "%s, across steps: each rule ahead of the target adds %s%s to connect p50, %s to connect p01 and %s of client-node CPU per request",

@@ -366,9 +366,13 @@ func summaryTable(d *Data) table {
 		header:  []string{"mode", "targets", "req/conn", "Services", "n", "rules walked", "latency mean µs", "latency p99 µs", "latency p99.9 µs", "failed requests", "connect p50 µs", "node CPU cores", "kube-proxy CPU cores"},
 		numeric: []bool{false, false, true, true, true, true, true, true, true, true, true, true, true},
 	}
-	kernel := timesFirstPacket(d)
+	kernel, back := timesFirstPacket(d), timesMetric(d, "first-packet-return")
 	if kernel {
 		t.header = append(t.header, firstPacketHeaders(d)...)
+		t.numeric = append(t.numeric, true, true)
+	}
+	if back {
+		t.header = append(t.header, firstPacketReturnHeaders(d)...)
 		t.numeric = append(t.numeric, true, true)
 	}
 	for _, g := range d.groups {
@@ -385,16 +389,23 @@ func summaryTable(d *Data) table {
 		if kernel {
 			t.rows[len(t.rows)-1] = append(t.rows[len(t.rows)-1], g.summary("first-packet"), g.summary("first-packet-p99"))
 		}
+		if back {
+			t.rows[len(t.rows)-1] = append(t.rows[len(t.rows)-1], g.summary("first-packet-return"), g.summary("first-packet-return-p99"))
+		}
 	}
 	return t
 }
 
 // timesFirstPacket reports whether any point of d has the kernel's time
 // to first packet (runs of older kpbench versions have none).
-func timesFirstPacket(d *Data) bool {
+func timesFirstPacket(d *Data) bool { return timesMetric(d, "first-packet") }
+
+// timesMetric reports whether any point of d measures the named metric.
+func timesMetric(d *Data, name string) bool {
+	m := metric(name)
 	for _, g := range d.groups {
 		for _, p := range g.Points {
-			if _, ok := metric("first-packet").Value(p); ok {
+			if _, ok := m.Value(p); ok {
 				return true
 			}
 		}

@@ -13,6 +13,17 @@ func firstPacketHeaders(d *Data) []string {
 	return []string{"kernel first packet p50 µs" + label, "kernel first packet p99 µs" + label}
 }
 
+// firstPacketReturnHeaders are the summary table's columns of the way
+// back (the SYN-ACK's arrival to ESTABLISHED), beside the first packet's
+// and labelled alike.
+func firstPacketReturnHeaders(d *Data) []string {
+	label := ""
+	if firstPacketEmulated(d) {
+		label = " (emulated, TCG)"
+	}
+	return []string{"kernel SYN-ACK way back p50 µs" + label, "kernel SYN-ACK way back p99 µs" + label}
+}
+
 // firstPacketEmulated reports whether any point of d carries a time to
 // first packet timed under emulation.
 func firstPacketEmulated(d *Data) bool {

@@ -75,6 +75,12 @@ var Metrics = []Metric{
 		Value: whenFirstPacket(func(f *runs.FirstPacket) float64 { return f.P01Us })},
 	{Name: "first-packet-p99", Description: "p99 kernel time to first packet", Unit: "µs", Digits: 2, HigherIsWorse: true,
 		Value: whenFirstPacket(func(f *runs.FirstPacket) float64 { return f.P99Us })},
+	// The way back: the SYN-ACK's arrival to ESTABLISHED, where
+	// kube-proxy's Service rules do not run (a control).
+	{Name: "first-packet-return", Description: "median kernel time of the SYN-ACK's way back (its arrival on the client node's device → ESTABLISHED)", Unit: "µs", Digits: 2, HigherIsWorse: true,
+		Value: whenFirstPacketReturn(func(r *runs.FirstPacketReturn) float64 { return r.P50Us })},
+	{Name: "first-packet-return-p99", Description: "p99 kernel time of the SYN-ACK's way back", Unit: "µs", Digits: 2, HigherIsWorse: true,
+		Value: whenFirstPacketReturn(func(r *runs.FirstPacketReturn) float64 { return r.P99Us })},
 	{Name: "first-packet-cores", Description: "kernel time to first packet × new connections per second (the SYN path's share of the node CPU)", Unit: "cores", Digits: 4, HigherIsWorse: true,
 		Value: firstPacketCores},
 	// All the node's CPU, the client's own included, over requests per
@@ -101,6 +107,18 @@ func whenFirstPacket(f func(fp *runs.FirstPacket) float64) func(p *runs.Point) (
 			return 0, false
 		}
 		return f(fp), true
+	}
+}
+
+// whenFirstPacketReturn reads a point's way back where the probe timed
+// it and the client's connections within 1%
+// (runs.FirstPacketReturn.Usable).
+func whenFirstPacketReturn(f func(r *runs.FirstPacketReturn) float64) func(p *runs.Point) (float64, bool) {
+	return func(p *runs.Point) (float64, bool) {
+		if p.FirstPacket == nil || !p.FirstPacket.Return.Usable() {
+			return 0, false
+		}
+		return f(p.FirstPacket.Return), true
 	}
 }
 

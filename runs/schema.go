@@ -368,6 +368,10 @@ type FirstPacket struct {
 	// emulator's, good for comparing modes and steps within the run, not
 	// as a real node's.
 	Emulated bool `json:"emulated,omitempty"`
+	// Return is the way back, timed by the same probe in the same window
+	// (the SYN-ACK's arrival to ESTABLISHED); absent where the probe did
+	// not run and in runs of older kpbench versions.
+	Return *FirstPacketReturn `json:"return,omitempty"`
 }
 
 // MinFirstPacketCoverage and MaxFirstPacketCoverage bound the share of
@@ -386,18 +390,24 @@ func FirstPacketIncomplete(f *FirstPacket) string {
 	if f == nil || f.Unavailable != "" {
 		return ""
 	}
-	if f.ClientConnections <= 0 {
-		if f.Connections > 0 {
-			return fmt.Sprintf("timed %d connections, the client reported none", f.Connections)
+	return coverageIncomplete(f.Connections, f.ClientConnections)
+}
+
+// coverageIncomplete says why timed connections of the client's do not
+// describe them ("" when they do, within 1%).
+func coverageIncomplete(timed, client int64) string {
+	if client <= 0 {
+		if timed > 0 {
+			return fmt.Sprintf("timed %d connections, the client reported none", timed)
 		}
 		return ""
 	}
-	c := float64(f.Connections) / float64(f.ClientConnections)
+	c := float64(timed) / float64(client)
 	switch {
 	case c < MinFirstPacketCoverage:
-		return fmt.Sprintf("timed %d of the client's %d connections (%.1f%%, below %.0f%%)", f.Connections, f.ClientConnections, 100*c, 100*MinFirstPacketCoverage)
+		return fmt.Sprintf("timed %d of the client's %d connections (%.1f%%, below %.0f%%)", timed, client, 100*c, 100*MinFirstPacketCoverage)
 	case c > MaxFirstPacketCoverage:
-		return fmt.Sprintf("timed %d connections, the client opened %d (%.1f%%, above %.0f%%)", f.Connections, f.ClientConnections, 100*c, 100*MaxFirstPacketCoverage)
+		return fmt.Sprintf("timed %d connections, the client opened %d (%.1f%%, above %.0f%%)", timed, client, 100*c, 100*MaxFirstPacketCoverage)
 	}
 	return ""
 }

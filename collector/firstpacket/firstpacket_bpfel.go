@@ -13,31 +13,64 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type firstpacketArrival struct {
+	_         structs.HostLayout
+	SynSentNs uint64
+	ArrivedNs uint64
+	Tgid      uint32
+	Pad       uint32
+}
+
 type firstpacketEvent struct {
 	_       structs.HostLayout
 	StartNs uint64
 	SpanNs  uint32
 	Tgid    uint32
+	Kind    uint32
+	Pad     uint32
+}
+
+type firstpacketFlight struct {
+	_         structs.HostLayout
+	Sk        uint64
+	SynSentNs uint64
+	Tgid      uint32
+	Pad       uint32
 }
 
 type firstpacketStart struct {
-	_    structs.HostLayout
-	Ts   uint64
-	Tgid uint32
-	Pad  uint32
+	_     structs.HostLayout
+	Ts    uint64
+	Tgid  uint32
+	Netns uint32
+}
+
+type firstpacketTuple struct {
+	_      structs.HostLayout
+	Netns  uint32
+	Sport  uint16
+	Dport  uint16
+	Family uint16
+	Pad    uint16
+	Saddr  [16]uint8
+	Daddr  [16]uint8
 }
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	firstpacketMapCounters    = "counters"
-	firstpacketMapEvents      = "events"
-	firstpacketMapStarts      = "starts"
-	firstpacketProgSynQueued  = "syn_queued"
-	firstpacketProgSynSent    = "syn_sent"
-	firstpacketVarNetnsInum   = "netns_inum"
-	firstpacketVarUnusedEvent = "unused_event"
+	firstpacketMapArrivals       = "arrivals"
+	firstpacketMapCounters       = "counters"
+	firstpacketMapEvents         = "events"
+	firstpacketMapStarts         = "starts"
+	firstpacketMapTuples         = "tuples"
+	firstpacketProgEstablished   = "established"
+	firstpacketProgSynQueued     = "syn_queued"
+	firstpacketProgSynSent       = "syn_sent"
+	firstpacketProgSynackArrived = "synack_arrived"
+	firstpacketVarNetnsInum      = "netns_inum"
+	firstpacketVarUnusedEvent    = "unused_event"
 )
 
 // loadFirstpacket returns the embedded CollectionSpec for firstpacket.
@@ -82,17 +115,21 @@ type firstpacketSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type firstpacketProgramSpecs struct {
-	SynQueued *ebpf.ProgramSpec `ebpf:"syn_queued"`
-	SynSent   *ebpf.ProgramSpec `ebpf:"syn_sent"`
+	Established   *ebpf.ProgramSpec `ebpf:"established"`
+	SynQueued     *ebpf.ProgramSpec `ebpf:"syn_queued"`
+	SynSent       *ebpf.ProgramSpec `ebpf:"syn_sent"`
+	SynackArrived *ebpf.ProgramSpec `ebpf:"synack_arrived"`
 }
 
 // firstpacketMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type firstpacketMapSpecs struct {
+	Arrivals *ebpf.MapSpec `ebpf:"arrivals"`
 	Counters *ebpf.MapSpec `ebpf:"counters"`
 	Events   *ebpf.MapSpec `ebpf:"events"`
 	Starts   *ebpf.MapSpec `ebpf:"starts"`
+	Tuples   *ebpf.MapSpec `ebpf:"tuples"`
 }
 
 // firstpacketVariableSpecs contains global variables before they are loaded into the kernel.
@@ -123,16 +160,20 @@ func (o *firstpacketObjects) Close() error {
 //
 // It can be passed to loadFirstpacketObjects or ebpf.CollectionSpec.LoadAndAssign.
 type firstpacketMaps struct {
+	Arrivals *ebpf.Map `ebpf:"arrivals"`
 	Counters *ebpf.Map `ebpf:"counters"`
 	Events   *ebpf.Map `ebpf:"events"`
 	Starts   *ebpf.Map `ebpf:"starts"`
+	Tuples   *ebpf.Map `ebpf:"tuples"`
 }
 
 func (m *firstpacketMaps) Close() error {
 	return _FirstpacketClose(
+		m.Arrivals,
 		m.Counters,
 		m.Events,
 		m.Starts,
+		m.Tuples,
 	)
 }
 
@@ -148,14 +189,18 @@ type firstpacketVariables struct {
 //
 // It can be passed to loadFirstpacketObjects or ebpf.CollectionSpec.LoadAndAssign.
 type firstpacketPrograms struct {
-	SynQueued *ebpf.Program `ebpf:"syn_queued"`
-	SynSent   *ebpf.Program `ebpf:"syn_sent"`
+	Established   *ebpf.Program `ebpf:"established"`
+	SynQueued     *ebpf.Program `ebpf:"syn_queued"`
+	SynSent       *ebpf.Program `ebpf:"syn_sent"`
+	SynackArrived *ebpf.Program `ebpf:"synack_arrived"`
 }
 
 func (p *firstpacketPrograms) Close() error {
 	return _FirstpacketClose(
+		p.Established,
 		p.SynQueued,
 		p.SynSent,
+		p.SynackArrived,
 	)
 }
 

@@ -1,6 +1,7 @@
 package firstpacket
 
 import (
+	"bufio"
 	"encoding/binary"
 	"fmt"
 	"net"
@@ -38,20 +39,41 @@ func connect(addr string, n int) error {
 	return nil
 }
 
-func TestDecode(t *testing.T) {
+// record is a ring record as the C struct event lays it out.
+func record(startNs uint64, spanNs, tgid, kind uint32) []byte {
 	b := make([]byte, eventSize)
-	binary.LittleEndian.PutUint64(b[0:], 5_000_000_000)
-	binary.LittleEndian.PutUint32(b[8:], 38_300)
-	binary.LittleEndian.PutUint32(b[12:], 4242)
-	e, err := decode(b, 1_000_000_000)
+	binary.LittleEndian.PutUint64(b[0:], startNs)
+	binary.LittleEndian.PutUint32(b[8:], spanNs)
+	binary.LittleEndian.PutUint32(b[12:], tgid)
+	binary.LittleEndian.PutUint32(b[16:], kind)
+	return b
+}
+
+func TestDecode(t *testing.T) {
+	e, err := decode(record(5_000_000_000, 38_300, 4242, 0), 1_000_000_000)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.Span != 38300*time.Nanosecond || e.TGID != 4242 || !e.Start.Equal(time.Unix(6, 0)) {
+	if e.Span != 38300*time.Nanosecond || e.TGID != 4242 || !e.Start.Equal(time.Unix(6, 0)) || e.Kind != First {
 		t.Errorf("decoded %+v", e)
 	}
-	if _, err := decode(b[:12], 0); err == nil {
-		t.Error("a short record decoded")
+	// The way back carries its connection's SYN_SENT instant.
+	e, err = decode(record(7_000_000_123, 12_500, 4242, 1), 1_000_000_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Span != 12500*time.Nanosecond || e.TGID != 4242 || !e.Start.Equal(time.Unix(8, 123)) || e.Kind != Return {
+		t.Errorf("decoded %+v", e)
+	}
+	if _, err := decode(record(1, 1, 1, 0)[:16], 0); err == nil {
+		t.Error("a short record (the 16-byte layout before the way back) decoded")
+	}
+	if _, err := decode(record(1, 1, 1, 2), 0); err == nil {
+		t.Error("a record of an unknown kind decoded")
+	}
+	// The layout is the generated type's.
+	if n := binary.Size(firstpacketEvent{}); n != eventSize {
+		t.Errorf("struct event is %d bytes, decode reads %d", n, eventSize)
 	}
 }
 
@@ -115,40 +137,17 @@ func TestProbeCountsOnlyTheClient(t *testing.T) {
 	}
 	end := time.Now()
 
-	// Take consumes what it drained, so read both processes' share from
-	// one drain.
-	if err := p.drain(); err != nil {
-		t.Fatal(err)
+	if p.ReturnUnavailable() != "" {
+		t.Fatalf("the way back is not timed: %s", p.ReturnUnavailable())
 	}
-	all := append([]Event(nil), p.events...)
-	got, err := p.Take(os.Getpid(), func(t time.Time) bool { return !t.Before(start) && !t.After(end) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != mine {
-		t.Errorf("timed %d of this process's %d connections", len(got), mine)
-	}
-	theirs := 0
-	for _, e := range all {
-		if e.TGID == other.Process.Pid {
-			theirs++
-		}
-	}
-	if theirs != 150 {
-		t.Errorf("the probe saw %d of the other process's 150 connections (it should see them, and Take should leave them out)", theirs)
-	}
-	for _, e := range got {
-		if e.Span <= 0 || e.Span > time.Second {
-			t.Fatalf("implausible span %v", e.Span)
-		}
-	}
-	sp := Spans(got)
-	t.Logf("loopback SYN_SENT → net_dev_queue: min %v, median %v, max %v", sp[0], sp[len(sp)/2], sp[len(sp)-1])
+	checkClients(t, p, os.Getpid(), mine, other.Process.Pid, 150, start, end, "loopback")
 	c, err := p.Counters()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Timed < mine+150 || c.Lost != 0 || c.Unreadable != 0 {
+	// Other traffic of this namespace may be received in pages
+	// (Unparsed); the namespaces of TestProbeOverVeth have none.
+	if c.Timed < mine+150 || c.Returned < mine+150 || c.Lost != 0 || c.Unreadable != 0 {
 		t.Errorf("counters %+v", c)
 	}
 	cost, err := p.Cost()
@@ -156,11 +155,56 @@ func TestProbeCountsOnlyTheClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The SYN_SENT program ran at least once per connection (both
-	// processes'); net_dev_queue once per packet.
-	if cost.Runs < 2*(mine+150) || cost.Runtime <= 0 {
+	// processes'), and so did ESTABLISHED's; net_dev_queue and
+	// netif_receive_skb once per packet.
+	if cost.Runs < 4*(mine+150) || cost.Runtime <= 0 {
 		t.Errorf("probe cost %+v: fewer runs than connections", cost)
 	}
 	t.Logf("probe's own cost: %d runs, %.0f ns per run", cost.Runs, float64(cost.Runtime)/float64(cost.Runs))
+}
+
+// checkClients drains p and checks that it timed both spans of each of
+// process mine's n connections made between start and end, saw those of
+// process theirs (m of each kind), and that Take leaves theirs out.
+func checkClients(t *testing.T, p *Probe, mine, n, theirs, m int, start, end time.Time, path string) {
+	t.Helper()
+	// Take consumes what it drained, so read both processes' share from
+	// one drain.
+	if err := p.drain(); err != nil {
+		t.Fatal(err)
+	}
+	all := append([]Event(nil), p.events...)
+	got, err := p.Take(mine, func(t time.Time) bool { return !t.Before(start) && !t.After(end) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []Kind{First, Return} {
+		if sp := Spans(got, k); len(sp) != n {
+			t.Errorf("timed %d of this client's %d connections, kind %d", len(sp), n, k)
+		}
+		seen := 0
+		for _, e := range all {
+			if e.TGID == theirs && e.Kind == k {
+				seen++
+			}
+		}
+		if seen != m {
+			t.Errorf("the probe saw %d of the other process's %d connections, kind %d (it should see them, and Take should leave them out)", seen, m, k)
+		}
+	}
+	for _, e := range got {
+		if e.Span <= 0 || e.Span > time.Second || e.TGID != mine {
+			t.Fatalf("implausible event %+v", e)
+		}
+	}
+	for _, c := range []struct {
+		k    Kind
+		name string
+	}{{First, "SYN_SENT → net_dev_queue"}, {Return, "SYN-ACK netif_receive_skb → ESTABLISHED"}} {
+		if sp := Spans(got, c.k); len(sp) > 0 {
+			t.Logf("%s %s: min %v, median %v, max %v", path, c.name, sp[0], sp[len(sp)/2], sp[len(sp)-1])
+		}
+	}
 }
 
 // TestProbeNamespaceFilter checks that connections from another network
@@ -196,6 +240,132 @@ func TestProbeNamespaceFilter(t *testing.T) {
 	if after.Starts != before.Starts {
 		t.Errorf("the probe counted %d connections of another namespace", after.Starts-before.Starts)
 	}
+	if after.Arrived != before.Arrived || after.Returned != before.Returned {
+		t.Errorf("the probe timed the way back of %d connections of another namespace", after.Returned-before.Returned)
+	}
+}
+
+// TestProbeOverVeth times connections made from one private network
+// namespace to another over a veth pair, the lab's path (the SYN-ACK
+// reaches the client's namespace through netif_rx's backlog, not
+// loopback), by two processes of the client's namespace: both spans of
+// every connection of the one taken, and the other's seen but left out.
+func TestProbeOverVeth(t *testing.T) {
+	rootOrSkip(t)
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("ip(8) is not installed")
+	}
+	ip := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	cli, srv := fmt.Sprintf("kpbfp%dc", os.Getpid()), fmt.Sprintf("kpbfp%ds", os.Getpid())
+	for _, ns := range []string{cli, srv} {
+		ip("netns", "add", ns)
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	}
+	ip("-n", cli, "link", "add", "veth0", "type", "veth", "peer", "name", "veth1", "netns", srv)
+	ip("-n", cli, "addr", "add", "198.18.255.1/30", "dev", "veth0")
+	ip("-n", srv, "addr", "add", "198.18.255.2/30", "dev", "veth1")
+	for _, l := range [][2]string{{cli, "lo"}, {cli, "veth0"}, {srv, "lo"}, {srv, "veth1"}} {
+		ip("-n", l[0], "link", "set", l[1], "up")
+	}
+
+	p, err := Open(Options{Netns: "/run/netns/" + cli})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if p.ReturnUnavailable() != "" {
+		t.Fatalf("the way back is not timed: %s", p.ReturnUnavailable())
+	}
+	const addr = "198.18.255.2:39124"
+	ln := exec.Command("ip", "netns", "exec", srv, os.Args[0], "-test.run=^TestListenHelper$")
+	ln.Env = append(os.Environ(), "FIRSTPACKET_LISTEN="+addr)
+	out, err := ln.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ln.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { ln.Process.Kill(); ln.Wait() }()
+	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "listening\n" {
+		t.Fatalf("the listener in %s: %q, %v", srv, line, err)
+	}
+	if err := p.Discard(); err != nil {
+		t.Fatal(err)
+	}
+
+	// ip netns exec runs the command in its own process: the client's
+	// PID is the command's.
+	client := func(n int) *exec.Cmd {
+		c := exec.Command("ip", "netns", "exec", cli, os.Args[0], "-test.run=^$")
+		c.Env = append(os.Environ(), fmt.Sprintf("FIRSTPACKET_CONNECT=%s,%d", addr, n))
+		c.Stderr = os.Stderr
+		return c
+	}
+	start := time.Now()
+	mine, other := client(120), client(80)
+	for _, c := range []*exec.Cmd{mine, other} {
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []*exec.Cmd{mine, other} {
+		if err := c.Wait(); err != nil {
+			t.Fatalf("a client in %s: %v", cli, err)
+		}
+	}
+	end := time.Now()
+	checkClients(t, p, mine.Process.Pid, 120, other.Process.Pid, 80, start, end, "veth")
+	c, err := p.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Arrived != 200 || c.Returned != 200 || c.Lost != 0 || c.Unreadable != 0 || c.Unparsed != 0 {
+		t.Errorf("counters %+v, want 200 SYN-ACKs arrived and returned", c)
+	}
+}
+
+// TestProbeIPv6 times both spans of connections over IPv6 loopback.
+func TestProbeIPv6(t *testing.T) {
+	rootOrSkip(t)
+	ln, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	p, err := Open(Options{Netns: "/proc/self/ns/net"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.Discard(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := connect(ln.Addr().String(), 50); err != nil {
+		t.Fatal(err)
+	}
+	got, err := p.Take(os.Getpid(), func(t time.Time) bool { return !t.Before(start) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, r := len(Spans(got, First)), len(Spans(got, Return)); f != 50 || r != 50 {
+		t.Errorf("timed %d first packets and %d ways back of 50 IPv6 connections", f, r)
+	}
 }
 
 // TestListenHelper serves FIRSTPACKET_LISTEN for a few seconds when set
@@ -210,6 +380,7 @@ func TestListenHelper(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
+	fmt.Println("listening")
 	ln.(*net.TCPListener).SetDeadline(time.Now().Add(5 * time.Second))
 	for {
 		c, err := ln.Accept()

@@ -33,3 +33,28 @@ func TestSummarize(t *testing.T) {
 		t.Errorf("4 values: p50 %v, coverage %v", two.P50Us, Coverage(two))
 	}
 }
+
+// The way back is summarized from the Return spans alone, the first
+// packet from the First spans alone.
+func TestSummarizeReturn(t *testing.T) {
+	var ev []Event
+	for i := 1; i <= 101; i++ {
+		ev = append(ev, Event{Span: time.Duration(i) * time.Microsecond, Kind: Return},
+			Event{Span: time.Duration(1000+i) * time.Microsecond, Kind: First})
+	}
+	// A connection whose way back was not timed.
+	ev = append(ev, Event{Span: 2000 * time.Microsecond, Kind: First})
+	r := SummarizeReturn(ev, 102)
+	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
+	if r.Connections != 101 || r.ClientConnections != 102 || !near(r.P50Us, 51) || !near(r.P01Us, 2) || !near(r.P99Us, 100) ||
+		!near(r.MeanUs, 51) || r.Span != ReturnSpan {
+		t.Errorf("way back %+v", r)
+	}
+	fp := Summarize(ev, 102)
+	if fp.Connections != 102 || fp.P01Us < 1001 || Coverage(fp) != 1 {
+		t.Errorf("first packet %+v: the way back's spans leaked in", fp)
+	}
+	if got := SummarizeReturn(ev[:0], 10); got.Connections != 0 || got.P50Us != 0 {
+		t.Errorf("empty window: %+v", got)
+	}
+}

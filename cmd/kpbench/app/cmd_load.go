@@ -58,8 +58,9 @@ clients exactly (loadgen.MergeSummaries), as in-cluster load clients do.
 
 --first-packet loads the kernel probe (docs/firstpacket.md) before the load
 starts and adds the kernel's time to first packet of this process's new
-connections in the measured window to the JSON summary ("firstPacket"): how
-the lab's VM client node times its guest kernel. Without root or BTF the
+connections in the measured window to the JSON summary ("firstPacket"), with
+the SYN-ACK's way back ("firstPacket.return"): how the lab's VM client node
+times its guest kernel. Without root or BTF the
 summary says why the probe could not run; the load runs either way.`,
 		Example: `  kpbench load --rate 1000 --duration 30s --requests-per-conn 1 http://198.19.0.10/
   kpbench load --rate 10000 --json - --timeline tl.csv --histograms h.json http://127.0.0.1:8080/
