@@ -214,7 +214,19 @@ func TestProbeNamespaceFilter(t *testing.T) {
 	if _, err := exec.LookPath("unshare"); err != nil {
 		t.Skip("unshare(1) is not installed")
 	}
-	p, err := Open(Options{Netns: "/proc/self/ns/net"})
+	// The probe watches a namespace of the test's own, where nothing
+	// connects: the machine's own namespace has other processes'
+	// connections (a busy machine's, or a test suite's servers).
+	ns := fmt.Sprintf("kpbench-fpt-%d", os.Getpid())
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add %s: %v: %s", ns, err, out)
+	}
+	defer func() {
+		if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
+			t.Errorf("ip netns del %s: %v: %s", ns, err, out)
+		}
+	}()
+	p, err := Open(Options{Netns: "/run/netns/" + ns})
 	if err != nil {
 		t.Fatal(err)
 	}
