@@ -206,7 +206,9 @@ func TestCompareReferenceRun(t *testing.T) {
 	for _, w := range []string{
 		"LOST: iptables/services=10000/rpc=1/targets=deepest: lost 6 of 6 valid points (dataplane): 6× " + runs.ReasonErrors,
 		"LOST: iptables/services=10000/rpc=100/targets=deepest: lost 6 of 6 valid points (dataplane): 6× " + runs.ReasonErrors,
-		"2 condition(s) lost 12 valid point(s)",
+		"LOST: iptables/services=10000/rpc=1/targets=shallowest: lost 6 of 6 valid points (dataplane): 6× " + runs.ReasonErrors,
+		"LOST: iptables/services=10000/rpc=100/targets=shallowest: lost 6 of 6 valid points (dataplane): 6× " + runs.ReasonErrors,
+		"4 condition(s) lost 24 valid point(s)",
 	} {
 		if !strings.Contains(stdout, w) {
 			t.Errorf("stdout lacks %q:\n%s", w, stdout)
