@@ -30,6 +30,15 @@ type Churn struct {
 	Traffic *ChurnTraffic `json:"traffic,omitempty"`
 }
 
+// ReasonChurnBehind: the writes that succeeded inside a churn point's
+// window fell short of MinChurnAchieved of the rate its scenario asked for
+// (the writer or the API server could not keep it: the runner's fault).
+const ReasonChurnBehind = "churn fell behind its schedule"
+
+// MinChurnAchieved is the share of the asked churn rate a point's
+// successful writes must reach.
+const MinChurnAchieved = 0.95
+
 // Kinds of churn change.
 const (
 	// ChurnEndpointReplace: one endpoint of a Service leaves and another
@@ -51,12 +60,15 @@ type ChurnChange struct {
 	Kind    string `json:"kind"`
 	Service string `json:"service"` // namespace/name
 	// ClusterIP of the Service, and the endpoint addresses the change
-	// removed from it and added to it.
+	// removed from it and added to it, as IP:port (the backend's port).
 	ClusterIP string   `json:"clusterIP,omitempty"`
 	Removed   []string `json:"removed,omitempty"`
 	Added     []string `json:"added,omitempty"`
 	// Target: the Service is the one the load client sends to.
 	Target bool `json:"target,omitempty"`
+	// PlannedAt is when the schedule had the write due; a WrittenAt long
+	// after it says the writer fell behind.
+	PlannedAt time.Time `json:"plannedAt"`
 	// WrittenAt is when the API server acknowledged the write;
 	// ProgrammedAt when a read of the node's rules first showed the
 	// change (nil: not seen by the end of the window and its grace).
