@@ -92,7 +92,7 @@ func Plan(spec scenarios.Churn, services int, target int, window time.Duration, 
 		created int
 	)
 	at := func(slot int) time.Duration {
-		return time.Duration((float64(slot) + 0.5) / spec.Rate * float64(time.Second))
+		return time.Duration(math.Round((float64(slot) + 0.5) / spec.Rate * float64(time.Second)))
 	}
 	emitSecond := func(slot int) {
 		s := pending[0]

@@ -11,6 +11,10 @@ type Churn struct {
 	// Achieved the rate of API writes that succeeded inside the window.
 	AskedPerSecond    float64 `json:"askedPerSecond"`
 	AchievedPerSecond float64 `json:"achievedPerSecond"`
+	// Planned is the writes the schedule had for the window
+	// (floor(rate × window)), and Written those that succeeded inside it.
+	Planned int `json:"planned"`
+	Written int `json:"written"`
 	// Changes are the API writes made inside the window, in order.
 	Changes []ChurnChange `json:"changes"`
 	// Programming is the latency from each change's API write to the
@@ -31,12 +35,12 @@ type Churn struct {
 }
 
 // ReasonChurnBehind: the writes that succeeded inside a churn point's
-// window fell short of MinChurnAchieved of the rate its scenario asked for
-// (the writer or the API server could not keep it: the runner's fault).
+// window fell short of MinChurnAchieved of those its schedule planned (the
+// writer or the API server could not keep the rate: the runner's fault).
 const ReasonChurnBehind = "churn fell behind its schedule"
 
-// MinChurnAchieved is the share of the asked churn rate a point's
-// successful writes must reach.
+// MinChurnAchieved is the share of its planned writes a churn point's
+// successful writes inside the window must reach.
 const MinChurnAchieved = 0.95
 
 // Kinds of churn change.
