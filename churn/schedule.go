@@ -46,7 +46,7 @@ const planStream = 0x636875726e
 // endpoints to zero (its restore is due spec.Hold later), a Service created
 // (its deletion is due spec.Hold later). A second half is written at the
 // first free slot at or after its due time; when every touched Service is
-// at zero endpoints, the earliest restore is written early instead. Second
+// at zero endpoints, the earliest second half is written early instead. Second
 // halves that would fall after the window are left to the writer's
 // Restore, as are the endpoint replacements, so that the next point finds
 // the step as the scaler left it.
@@ -128,8 +128,8 @@ func Plan(spec scenarios.Churn, services int, target int, window time.Duration, 
 		default:
 			svc, ok := nextTouched()
 			if !ok {
-				// Every touched Service is at zero: one of them has its
-				// restore pending, and it comes first.
+				// Every touched Service is at zero, so restores are
+				// pending: the earliest second half comes first.
 				emitSecond(slot)
 				continue
 			}

@@ -81,9 +81,6 @@ func newChurnParts(sc *scenarios.Scenario, client kubernetes.Interface, s *scale
 	if c == nil {
 		return nil, nil
 	}
-	if !churnPartsBuilt {
-		return nil, fmt.Errorf("%w: spec.churn: %s", ErrCannotRun, churnPartsMissing)
-	}
 	if slices.Contains(sc.Spec.Modes, scenarios.ModeExternal) {
 		return nil, fmt.Errorf("%w: spec.churn reads kube-proxy's rules on the client node, and this cluster's dataplane replaces kube-proxy", ErrCannotRun)
 	}
@@ -91,6 +88,9 @@ func newChurnParts(sc *scenarios.Scenario, client kubernetes.Interface, s *scale
 	if c.Kinds != nil && c.Kinds.EndpointReplace > 0 && len(cfg.EndpointIPs) <= cfg.EndpointsPerService {
 		return nil, fmt.Errorf("%w: spec.churn replaces endpoints, which needs more backends than the %d endpoints per Service (the cluster has %d)",
 			ErrCannotRun, cfg.EndpointsPerService, len(cfg.EndpointIPs))
+	}
+	if !churnPartsBuilt {
+		return nil, fmt.Errorf("%w: spec.churn: %s", ErrCannotRun, churnPartsMissing)
 	}
 	return &ServiceChurn{Client: client, Node: node, WaitTimeout: wait, Template: scaler.Template{Namespace: cfg.Namespace, Port: cfg.Port,
 		TargetPort: cfg.TargetPort, EndpointIPs: cfg.EndpointIPs, EndpointsPerService: cfg.EndpointsPerService}}, nil

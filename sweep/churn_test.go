@@ -4,14 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"k8s.io/client-go/kubernetes/fake"
+
 	"github.com/kpbench/kpbench/churn"
 	"github.com/kpbench/kpbench/collector"
 	"github.com/kpbench/kpbench/runs"
+	"github.com/kpbench/kpbench/scaler"
 	"github.com/kpbench/kpbench/scenarios"
 )
 
@@ -456,4 +460,37 @@ type failingLoad struct{}
 
 func (failingLoad) Run(context.Context, LoadRequest) (*LoadResult, error) {
 	return nil, errors.New("the client node is gone")
+}
+
+// TestNewChurnParts: a scenario without churn gets none; one that
+// replaces endpoints on a cluster without a spare backend, or on a
+// dataplane without kube-proxy, cannot run.
+func TestNewChurnParts(t *testing.T) {
+	ips := make([]netip.Addr, 10)
+	for i := range ips {
+		ips[i] = netip.AddrFrom4([4]byte{198, 18, 1, byte(1 + i)})
+	}
+	s, err := scaler.New(fake.NewClientset(), scaler.Config{EndpointIPs: ips, EndpointsPerService: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parse := func(spec string) *scenarios.Scenario {
+		sc, err := scenarios.Parse([]byte("apiVersion: kpbench.io/v1alpha1\nkind: Scenario\nmetadata:\n  name: t\nspec:\n" + spec))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sc
+	}
+	if parts, err := newChurnParts(parse("  services: [10]\n"), nil, s, nil, 0); parts != nil || err != nil {
+		t.Errorf("without churn: %v, %v", parts, err)
+	}
+	_, err = newChurnParts(parse(churnSpec), nil, s, nil, 0)
+	if !errors.Is(err, ErrCannotRun) || !strings.Contains(err.Error(), "more backends than the 10 endpoints per Service (the cluster has 10)") {
+		t.Errorf("10 backends for 10 endpoints: %v", err)
+	}
+	external := parse(churnSpec)
+	external.Spec.Modes = []scenarios.Mode{scenarios.ModeExternal}
+	if _, err := newChurnParts(external, nil, s, nil, 0); !errors.Is(err, ErrCannotRun) || !strings.Contains(err.Error(), "replaces kube-proxy") {
+		t.Errorf("external: %v", err)
+	}
 }
