@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -305,6 +306,7 @@ func (w *Writer) writeEndpoints(ctx context.Context, st *svcState, ips []netip.A
 	for attempt := 0; ; attempt++ {
 		want := st.slice.DeepCopy()
 		want.Endpoints = endpoints(ips)
+		w.triggered(&want.ObjectMeta)
 		got, err := api.Update(ctx, want, metav1.UpdateOptions{})
 		if err == nil {
 			at := w.now()
@@ -318,6 +320,19 @@ func (w *Writer) writeEndpoints(ctx context.Context, st *svcState, ips []netip.A
 			return time.Time{}, err
 		}
 	}
+}
+
+// triggered stamps an EndpointSlice with the moment of its change
+// (endpoints.kubernetes.io/last-change-trigger-time), as the EndpointSlice
+// controller does: kube-proxy then observes the change's programming in
+// its own network_programming_duration_seconds, beside the latency read
+// from the node's rules. The scaler ignores the annotation when it
+// compares a slice with its template.
+func (w *Writer) triggered(m *metav1.ObjectMeta) {
+	if m.Annotations == nil {
+		m.Annotations = map[string]string{}
+	}
+	m.Annotations[corev1.EndpointsLastChangeTriggerTime] = w.now().UTC().Format(time.RFC3339Nano)
 }
 
 // endpoints lists ips as ready endpoints, as the scaler's template does.
@@ -352,7 +367,9 @@ func (w *Writer) create(ctx context.Context, j int, c *runs.ChurnChange) error {
 	st := &svcState{name: got.Name, clusterIP: got.Spec.ClusterIP, uid: got.UID, created: true}
 	w.svcs[j] = st
 	c.ClusterIP = got.Spec.ClusterIP
-	sl, err := w.client.DiscoveryV1().EndpointSlices(w.tmpl.Namespace).Create(ctx, w.tmpl.EndpointSlice(j, got.UID), metav1.CreateOptions{})
+	want := w.tmpl.EndpointSlice(j, got.UID)
+	w.triggered(&want.ObjectMeta)
+	sl, err := w.client.DiscoveryV1().EndpointSlices(w.tmpl.Namespace).Create(ctx, want, metav1.CreateOptions{})
 	if err != nil {
 		return fmt.Errorf("creating endpointslice %s: %w", scaler.SliceName(j), err)
 	}

@@ -136,6 +136,15 @@ func TestWriterEndpointChanges(t *testing.T) {
 	if got := sliceAddrs(t, c, 1); !reflect.DeepEqual(got, []string{ip(2), ip(3)}) {
 		t.Errorf("after one replacement service 1 lists %v, want backends 2 and 3", got)
 	}
+	// The slice carries the change's moment for kube-proxy's own latency.
+	sl, err := c.DiscoveryV1().EndpointSlices(testNS).Get(ctx, scaler.SliceName(1), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	trig, err := time.Parse(time.RFC3339Nano, sl.Annotations[corev1.EndpointsLastChangeTriggerTime])
+	if err != nil || trig.IsZero() || !trig.Before(ch.WrittenAt) {
+		t.Errorf("trigger time %q (%v), want a moment before the acknowledgement %v", sl.Annotations[corev1.EndpointsLastChangeTriggerTime], err, ch.WrittenAt)
+	}
 	ch2 := mustApply(t, w, Planned{Kind: runs.ChurnEndpointReplace, Service: 1})
 	if !reflect.DeepEqual(ch2.Removed, []string{ep(2)}) || !reflect.DeepEqual(ch2.Added, []string{ep(0)}) || !ch2.WrittenAt.After(ch.WrittenAt) {
 		t.Errorf("second replacement recorded %+v", ch2)

@@ -29,17 +29,18 @@ type ChurnParts interface {
 	// Writer returns the writer of one point at the step of n Services,
 	// with the step's Services read.
 	Writer(ctx context.Context, n int) (ChurnWriter, error)
-	// Watcher returns a watcher of the client node's rules under mode.
-	Watcher(mode scenarios.Mode) ChurnWatcher
+	// Watcher returns a watcher of the client node's rules and of
+	// kube-proxy's syncs under mode.
+	Watcher(mode scenarios.Mode) (ChurnWatcher, error)
 	// Summarize returns the programming latency of the changes that were
-	// programmed, and how many were not.
+	// programmed, and how many written changes were not.
 	Summarize(changes []runs.ChurnChange) (runs.DurationSummary, int)
-	// Syncs returns kube-proxy's syncs that overlapped [from, to].
-	Syncs(ctx context.Context, from, to time.Time) ([]runs.SyncSpan, error)
 	// Traffic returns what the point's requests met, from the load's
-	// per-request records in the point's raw directory; nil when the load
+	// per-request records (asked for by RequestsLog); nil when the load
 	// kept none.
-	Traffic(rawDir string, changes []runs.ChurnChange, syncs []runs.SyncSpan) (*runs.ChurnTraffic, error)
+	Traffic(res *LoadResult, changes []runs.ChurnChange, syncs []runs.SyncSpan) (*runs.ChurnTraffic, error)
+	// RequestsLog asks the load for its per-request records.
+	RequestsLog(req *LoadRequest)
 	// Programmed returns once kube-proxy has programmed every write
 	// acknowledged up to lastWrite at the step of n Services.
 	Programmed(ctx context.Context, n int, lastWrite time.Time) error
@@ -59,16 +60,32 @@ type ChurnWriter interface {
 }
 
 // ChurnWatcher reads the client node's rules and sets each change's
-// ProgrammedAt when they first show it (churn.Watcher).
+// ProgrammedAt when they first show it (churn.Watcher), and follows
+// kube-proxy's syncs meanwhile (churn.SyncTracker).
 type ChurnWatcher interface {
 	// Add hands over a change that was written; the watcher may set its
 	// ProgrammedAt until Drain returns.
 	Add(c *runs.ChurnChange)
-	// Run reads the rules until ctx ends.
+	// Run reads until ctx ends.
 	Run(ctx context.Context) error
-	// Drain reads them until every change added is programmed or grace
-	// has passed.
+	// Drain reads, after Run returned, until every change added is
+	// programmed or grace has passed.
 	Drain(ctx context.Context, grace time.Duration)
+	// Syncs returns, after Drain, what kube-proxy said of its syncs over
+	// [from, to].
+	Syncs(from, to time.Time) KubeProxySyncs
+}
+
+// KubeProxySyncs is kube-proxy's own account of a churn window.
+type KubeProxySyncs struct {
+	// Spans are the syncs that overlapped the window.
+	Spans []runs.SyncSpan
+	// ProgrammingP50Seconds and ProgrammingP99Seconds are its
+	// network_programming_duration_seconds over the window; zero where it
+	// observed none.
+	ProgrammingP50Seconds, ProgrammingP99Seconds float64
+	// Problem says why the spans may be incomplete; "" when they are not.
+	Problem string
 }
 
 // churnClock keeps the time of the churn's writes (tests replace it).
@@ -129,7 +146,7 @@ func targetIndex(w ChurnWriter, urls []string) int {
 // has none: the window's writes (seeded by the run's seed and the point),
 // what they need read before the window, and the watcher of the node's
 // rules. Nothing is written yet; begin starts it.
-func (e *Engine) prepareChurn(ctx context.Context, ps *pass, mode scenarios.Mode, n int, id string, urls []string, window time.Duration) (*churnPoint, error) {
+func (e *Engine) prepareChurn(ctx context.Context, ps *pass, mode scenarios.Mode, n int, id string, req *LoadRequest) (*churnPoint, error) {
 	sc := &ps.run.Scenario
 	if sc.Spec.Churn == nil {
 		return nil, nil
@@ -145,14 +162,19 @@ func (e *Engine) prepareChurn(ctx context.Context, ps *pass, mode scenarios.Mode
 	if ps.run.Design != nil {
 		seed = ps.run.Design.Seed
 	}
-	target := targetIndex(w, urls)
-	plan := churn.Plan(*sc.Spec.Churn, n, target, window, churnSeed(seed, id))
+	target := targetIndex(w, req.URLs)
+	plan := churn.Plan(*sc.Spec.Churn, n, target, req.Duration, churnSeed(seed, id))
 	if err := w.Prepare(ctx, plan); err != nil {
 		return nil, fmt.Errorf("churn: %w", err)
 	}
+	watcher, err := e.Churn.Watcher(mode)
+	if err != nil {
+		return nil, fmt.Errorf("churn: %w", err)
+	}
+	e.Churn.RequestsLog(req)
 	ps.log.Info("churn", "id", id, "writes", len(plan), "rate", sc.Spec.Churn.Rate, "target", target)
-	return &churnPoint{e: e, ps: ps, id: id, n: n, spec: *sc.Spec.Churn, writer: w, watcher: e.Churn.Watcher(mode),
-		plan: plan, window: window, replayed: make(chan struct{}), watched: make(chan error, 1)}, nil
+	return &churnPoint{e: e, ps: ps, id: id, n: n, spec: *sc.Spec.Churn, writer: w, watcher: watcher,
+		plan: plan, window: req.Duration, replayed: make(chan struct{}), watched: make(chan error, 1)}, nil
 }
 
 // begin starts the watcher, and the writes at the end of the load's
@@ -205,7 +227,7 @@ func (cp *churnPoint) stop() error {
 // grace, fills p.Churn, and puts the step back as the scaler left it,
 // waiting until kube-proxy has programmed that. An error means the step
 // could not be put back: the run cannot go on with it.
-func (cp *churnPoint) finish(ctx context.Context, p *runs.Point, rawDir string) error {
+func (cp *churnPoint) finish(ctx context.Context, p *runs.Point, res *LoadResult) error {
 	<-cp.replayed
 	if err := cp.stop(); err != nil {
 		cp.e.problem(cp.ps, fmt.Sprintf("%s: reading the node's rules during churn: %v", cp.id, err))
@@ -221,13 +243,14 @@ func (cp *churnPoint) finish(ctx context.Context, p *runs.Point, rawDir string) 
 		ch.AchievedPerSecond = float64(ch.Written) / s
 	}
 	ch.Programming, ch.Unprogrammed = cp.e.Churn.Summarize(ch.Changes)
-	ch.KubeProxyProgrammingP50Seconds = p.Sync.NetworkProgrammingP50Seconds
-	syncs, err := cp.e.Churn.Syncs(ctx, cp.start, cp.end)
-	if err != nil {
-		cp.e.problem(cp.ps, fmt.Sprintf("%s: kube-proxy's syncs during churn: %v", cp.id, err))
+	ks := cp.watcher.Syncs(cp.start, cp.end)
+	if ks.Problem != "" {
+		cp.e.problem(cp.ps, fmt.Sprintf("%s: kube-proxy's syncs during churn: %s", cp.id, ks.Problem))
 	}
-	ch.Syncs = syncs
-	if ch.Traffic, err = cp.e.Churn.Traffic(rawDir, ch.Changes, syncs); err != nil {
+	ch.Syncs = ks.Spans
+	ch.KubeProxyProgrammingP50Seconds, ch.KubeProxyProgrammingP99Seconds = ks.ProgrammingP50Seconds, ks.ProgrammingP99Seconds
+	var err error
+	if ch.Traffic, err = cp.e.Churn.Traffic(res, ch.Changes, ch.Syncs); err != nil {
 		cp.e.problem(cp.ps, fmt.Sprintf("%s: the traffic during churn: %v", cp.id, err))
 	}
 	p.Churn = ch

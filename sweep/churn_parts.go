@@ -4,64 +4,126 @@ package sweep
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
 	"github.com/kpbench/kpbench/churn"
 	"github.com/kpbench/kpbench/clusters/kubeproxy"
+	"github.com/kpbench/kpbench/collector"
 	"github.com/kpbench/kpbench/runs"
 	"github.com/kpbench/kpbench/scenarios"
 )
 
-// This file binds a churn point's watcher of the node's rules, its syncs
-// and its traffic to package churn's (churn/watch.go, churn/syncs.go,
-// churn/traffic.go). Until those are in the tree it is left out of the
-// build (tag churnparts) and churn_parts_pending.go stands in: merging them
-// removes that file and this file's build line.
+// This file binds a churn point's watcher of the node's rules, kube-proxy's
+// syncs and the traffic to package churn's (churn/watch.go,
+// churn/match_reader.go, churn/syncs.go, churn/traffic.go) and to the
+// load's per-request records (LoadRequest.RequestsLog). Until those are in
+// the tree it is left out of the build (tag churnparts) and
+// churn_parts_pending.go stands in: merging them removes that file and
+// this file's build line.
 
 // churnPartsBuilt says whether this build can run a churn point.
 const churnPartsBuilt = true
 
+// DefaultSyncScrapeInterval is how often kube-proxy's metrics are read
+// during churn to place its syncs on the time axis.
+const DefaultSyncScrapeInterval = 250 * time.Millisecond
+
 // Watcher implements ChurnParts: churn's watcher over a reader of the
-// client node's rules (it runs iptables-save, nft or ipvsadm there).
-func (s *ServiceChurn) Watcher(mode scenarios.Mode) ChurnWatcher {
-	reader := churn.NewNodeRuleReader(mode, kubeproxy.NodeRunner(s.Node.Run))
-	return &ruleWatcher{w: churn.NewWatcher(mode, reader, s.interval(), time.Now), port: s.Template.Port}
+// client node's rules (iptables-save, nft or ipvsadm there, at low
+// priority), and a tracker of kube-proxy's syncs from its metrics.
+func (s *ServiceChurn) Watcher(mode scenarios.Mode) (ChurnWatcher, error) {
+	reader, err := churn.NewNodeReader(mode, kubeproxy.NodeRunner(s.Node.Run), churn.ReaderOptions{})
+	if err != nil {
+		return nil, err
+	}
+	scraper := collector.KubeProxyScraper{Fetch: s.Node.KubeProxyGet}
+	scrape := func(ctx context.Context) (*collector.KubeProxyMetrics, error) {
+		m, _, err := scraper.Scrape(ctx)
+		return m, err
+	}
+	return &nodeWatcher{w: churn.NewWatcher(mode, reader, s.interval(), time.Now),
+		t: churn.NewSyncTracker(scrape, DefaultSyncScrapeInterval), port: s.Template.Port}, nil
 }
 
-// ruleWatcher hands churn's watcher each change with the Service it
-// touched.
-type ruleWatcher struct {
+// nodeWatcher runs churn's watcher and sync tracker together.
+type nodeWatcher struct {
 	w    *churn.Watcher
+	t    *churn.SyncTracker
 	port int32
 }
 
-func (r *ruleWatcher) Add(c *runs.ChurnChange) {
+func (n *nodeWatcher) Add(c *runs.ChurnChange) {
 	ns, name, _ := strings.Cut(c.Service, "/")
-	r.w.Add(c, churn.ServiceRef{Namespace: ns, Name: name, ClusterIP: c.ClusterIP, Port: r.port})
+	n.w.Add(c, churn.ServiceRef{Namespace: ns, Name: name, ClusterIP: c.ClusterIP, Port: n.port})
 }
 
-func (r *ruleWatcher) Run(ctx context.Context) error { return r.w.Run(ctx) }
+// Run reads the rules and kube-proxy's metrics until ctx ends.
+func (n *nodeWatcher) Run(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = n.t.Run(ctx)
+	}()
+	err := n.w.Run(ctx)
+	<-done
+	return err
+}
 
-func (r *ruleWatcher) Drain(ctx context.Context, grace time.Duration) { r.w.Drain(ctx, grace) }
+// Drain reads the rules for the grace, and kube-proxy's metrics
+// meanwhile and once after, so that a sync that ended since is placed.
+func (n *nodeWatcher) Drain(ctx context.Context, grace time.Duration) {
+	tctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = n.t.Run(tctx)
+	}()
+	n.w.Drain(ctx, grace)
+	cancel()
+	<-done
+	_ = n.t.Poll(ctx)
+}
+
+// Syncs implements ChurnWatcher.
+func (n *nodeWatcher) Syncs(from, to time.Time) KubeProxySyncs {
+	out := KubeProxySyncs{Spans: n.t.Syncs(from, to)}
+	if p50, p99, _, ok := n.t.NetworkProgramming(from, to); ok {
+		out.ProgrammingP50Seconds, out.ProgrammingP99Seconds = p50, p99
+	}
+	var problems []string
+	st := n.t.Stats()
+	if st.ScrapeErrors > 0 {
+		problems = append(problems, fmt.Sprintf("%d of kube-proxy's metrics scrapes failed (%s)", st.ScrapeErrors, st.LastError))
+	}
+	if st.Restarts > 0 {
+		problems = append(problems, fmt.Sprintf("kube-proxy restarted %d times", st.Restarts))
+	}
+	if st.Failed > 0 {
+		problems = append(problems, fmt.Sprintf("%d of kube-proxy's syncs failed to write its rules", st.Failed))
+	}
+	if ws := n.w.Stats(); ws.ReadErrors > 0 {
+		problems = append(problems, fmt.Sprintf("%d reads of the node's rules failed (%s)", ws.ReadErrors, ws.LastError))
+	}
+	out.Problem = strings.Join(problems, "; ")
+	return out
+}
 
 // Summarize implements ChurnParts.
 func (s *ServiceChurn) Summarize(changes []runs.ChurnChange) (runs.DurationSummary, int) {
 	return churn.Summarize(changes)
 }
 
-// Syncs implements ChurnParts: kube-proxy's syncs on the client node.
-func (s *ServiceChurn) Syncs(ctx context.Context, from, to time.Time) ([]runs.SyncSpan, error) {
-	return churn.Syncs(ctx, s.Node, from, to)
-}
+// RequestsLog implements ChurnParts.
+func (s *ServiceChurn) RequestsLog(req *LoadRequest) { req.RequestsLog = true }
 
-// Traffic implements ChurnParts: the load's per-request records in the
-// point's raw directory against the changes and the syncs.
-func (s *ServiceChurn) Traffic(rawDir string, changes []runs.ChurnChange, syncs []runs.SyncSpan) (*runs.ChurnTraffic, error) {
-	reqs, err := churn.ReadRequests(rawDir)
-	if err != nil || reqs == nil {
-		return nil, err
+// Traffic implements ChurnParts: the load's per-request records against
+// the changes and the syncs.
+func (s *ServiceChurn) Traffic(res *LoadResult, changes []runs.ChurnChange, syncs []runs.SyncSpan) (*runs.ChurnTraffic, error) {
+	if res == nil || res.Requests == nil {
+		return nil, nil
 	}
-	t := churn.Traffic(reqs, changes, syncs)
+	t := churn.Traffic(churn.RequestsFrom(res.Requests), changes, syncs)
 	return &t, nil
 }

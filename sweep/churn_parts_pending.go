@@ -3,9 +3,6 @@
 package sweep
 
 import (
-	"context"
-	"time"
-
 	"github.com/kpbench/kpbench/runs"
 	"github.com/kpbench/kpbench/scenarios"
 )
@@ -19,19 +16,17 @@ import (
 const churnPartsBuilt = false
 
 // Watcher implements ChurnParts.
-func (s *ServiceChurn) Watcher(scenarios.Mode) ChurnWatcher { panic(churnPartsMissing) }
+func (s *ServiceChurn) Watcher(scenarios.Mode) (ChurnWatcher, error) { panic(churnPartsMissing) }
 
 // Summarize implements ChurnParts.
 func (s *ServiceChurn) Summarize([]runs.ChurnChange) (runs.DurationSummary, int) {
 	panic(churnPartsMissing)
 }
 
-// Syncs implements ChurnParts.
-func (s *ServiceChurn) Syncs(context.Context, time.Time, time.Time) ([]runs.SyncSpan, error) {
-	panic(churnPartsMissing)
-}
+// RequestsLog implements ChurnParts.
+func (s *ServiceChurn) RequestsLog(*LoadRequest) { panic(churnPartsMissing) }
 
 // Traffic implements ChurnParts.
-func (s *ServiceChurn) Traffic(string, []runs.ChurnChange, []runs.SyncSpan) (*runs.ChurnTraffic, error) {
+func (s *ServiceChurn) Traffic(*LoadResult, []runs.ChurnChange, []runs.SyncSpan) (*runs.ChurnTraffic, error) {
 	panic(churnPartsMissing)
 }

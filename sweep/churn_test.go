@@ -67,6 +67,7 @@ type fakeChurn struct {
 	grace      time.Duration
 	programmed []time.Time
 	services   []int
+	logged     []string
 }
 
 func (f *fakeChurn) event(format string, args ...any) {
@@ -84,7 +85,13 @@ func (f *fakeChurn) Writer(_ context.Context, n int) (ChurnWriter, error) {
 	return w, nil
 }
 
-func (f *fakeChurn) Watcher(scenarios.Mode) ChurnWatcher { return fakeWatcher{f} }
+func (f *fakeChurn) Watcher(scenarios.Mode) (ChurnWatcher, error) { return fakeWatcher{f}, nil }
+
+func (f *fakeChurn) RequestsLog(req *LoadRequest) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.logged = append(f.logged, req.ID)
+}
 
 func (f *fakeChurn) Summarize(changes []runs.ChurnChange) (runs.DurationSummary, int) {
 	f.event("summarize")
@@ -97,17 +104,12 @@ func (f *fakeChurn) Summarize(changes []runs.ChurnChange) (runs.DurationSummary,
 	return runs.DurationSummary{Count: programmed, P50: 0.05}, len(changes) - programmed
 }
 
-func (f *fakeChurn) Syncs(_ context.Context, from, to time.Time) ([]runs.SyncSpan, error) {
-	f.event("syncs %s", to.Sub(from))
-	return []runs.SyncSpan{{Start: from.Add(time.Second / 4), End: from.Add(time.Second / 2)}}, nil
-}
-
-func (f *fakeChurn) Traffic(rawDir string, changes []runs.ChurnChange, syncs []runs.SyncSpan) (*runs.ChurnTraffic, error) {
+func (f *fakeChurn) Traffic(res *LoadResult, changes []runs.ChurnChange, syncs []runs.SyncSpan) (*runs.ChurnTraffic, error) {
 	f.event("traffic %d changes %d syncs", len(changes), len(syncs))
-	if rawDir == "" {
-		return nil, errors.New("no raw directory")
+	if res == nil {
+		return nil, errors.New("no load result")
 	}
-	return &runs.ChurnTraffic{Requests: 42}, nil
+	return &runs.ChurnTraffic{Requests: res.Requests}, nil
 }
 
 func (f *fakeChurn) Programmed(_ context.Context, n int, lastWrite time.Time) error {
@@ -169,6 +171,12 @@ func (w fakeWatcher) Run(ctx context.Context) error {
 	w.f.mu.Unlock()
 	w.f.event("watcher stopped")
 	return ctx.Err()
+}
+
+func (w fakeWatcher) Syncs(from, to time.Time) KubeProxySyncs {
+	w.f.event("syncs %s", to.Sub(from))
+	return KubeProxySyncs{Spans: []runs.SyncSpan{{Start: from.Add(time.Second / 4), End: from.Add(time.Second / 2)}},
+		ProgrammingP50Seconds: 0.3, ProgrammingP99Seconds: 0.9}
 }
 
 // Drain "sees" every change 50 ms after its write.
@@ -238,8 +246,13 @@ func TestChurnPoint(t *testing.T) {
 			t.Errorf("change %d: programmed at %v, want the watcher's reading", k, ch.ProgrammedAt)
 		}
 	}
-	if c.Programming.Count != 10 || c.Unprogrammed != 0 || len(c.Syncs) != 1 || c.Traffic == nil || c.Traffic.Requests != 42 {
-		t.Errorf("churn summary %+v, %d unprogrammed, syncs %v, traffic %+v", c.Programming, c.Unprogrammed, c.Syncs, c.Traffic)
+	if c.Programming.Count != 10 || c.Unprogrammed != 0 || len(c.Syncs) != 1 || c.Traffic == nil || c.Traffic.Requests != p.Requests ||
+		c.KubeProxyProgrammingP50Seconds != 0.3 || c.KubeProxyProgrammingP99Seconds != 0.9 {
+		t.Errorf("churn summary %+v, %d unprogrammed, syncs %v, traffic %+v, kube-proxy's programming %g/%g", c.Programming, c.Unprogrammed,
+			c.Syncs, c.Traffic, c.KubeProxyProgrammingP50Seconds, c.KubeProxyProgrammingP99Seconds)
+	}
+	if len(fc.logged) != 1 || fc.logged[0] != p.ID {
+		t.Errorf("requests logs asked for %v, want the point's", fc.logged)
 	}
 	if !p.Valid {
 		t.Errorf("churn point invalid: %v", p.InvalidReasons)

@@ -364,7 +364,7 @@ func (e *Engine) measure(ctx context.Context, ps *pass, mode scenarios.Mode, n, 
 	req.URLs = urls
 	req.Duration = l.Duration.D()
 	req.RawDir = raw
-	ch, err := e.prepareChurn(ctx, ps, mode, n, id, urls, req.Duration)
+	ch, err := e.prepareChurn(ctx, ps, mode, n, id, &req) // churn.go; nil without spec.churn
 	if err != nil {
 		return nil, err
 	}
@@ -373,7 +373,7 @@ func (e *Engine) measure(ctx context.Context, ps *pass, mode scenarios.Mode, n, 
 		return nil, fmt.Errorf("starting observation: %w", err)
 	}
 	start := e.Now()
-	ch.begin(ctx, req.Warmup) // churn.go; nil without spec.churn
+	ch.begin(ctx, req.Warmup)
 	res, loadErr := e.Load.Run(ctx, req)
 	var load collector.Load
 	if loadErr == nil {
@@ -420,7 +420,7 @@ func (e *Engine) measure(ctx context.Context, ps *pass, mode scenarios.Mode, n, 
 	p.InvalidReasons = append(append([]string(nil), res.InvalidReasons...), p.InvalidReasons...)
 	p.Conntrack.FlushedBefore = flushed
 	if ch != nil {
-		if err := ch.finish(ctx, p, raw); err != nil {
+		if err := ch.finish(ctx, p, res); err != nil {
 			return nil, err
 		}
 		judgeChurnWindow(p) // churn.go
