@@ -235,6 +235,13 @@ type Churn struct {
 	// for the window's changes to show ("0s": not at all); default
 	// DefaultChurnGrace.
 	Grace *Duration `json:"grace,omitempty"`
+	// SyncCosts, when true, measures once per (mode, Service step) of a
+	// run, before the step's points, what programming the node costs
+	// kube-proxy apart from any load: a cold full sync (kube-proxy
+	// restarted on a node without its rules) and incremental syncs after
+	// one API change each (run.json's syncCosts). It needs a provider that
+	// can restart kube-proxy (one that switches modes).
+	SyncCosts bool `json:"syncCosts,omitempty"`
 }
 
 // ChurnKinds are the relative weights of churn's operations. Each is drawn

@@ -44,6 +44,11 @@ type ChurnParts interface {
 	// Programmed returns once kube-proxy has programmed every write
 	// acknowledged up to lastWrite at the step of n Services.
 	Programmed(ctx context.Context, n int, lastWrite time.Time) error
+	// SyncCost measures kube-proxy's cold and incremental syncs at the
+	// step of n Services under mode (churn.SyncCostProbe), restarting it
+	// with restart and counting its rules with rules, puts the step back
+	// as the scaler left it, and records the result in run.
+	SyncCost(ctx context.Context, run *runs.Run, mode scenarios.Mode, n int, restart func(context.Context) error, rules RuleCounter) error
 }
 
 // ChurnWriter makes a point's API writes (churn.Writer).
@@ -347,4 +352,45 @@ func judgeChurnWindow(p *runs.Point) {
 	}
 	p.InvalidReasons = keep
 	p.Valid = len(keep) == 0
+}
+
+// syncCosts measures kube-proxy's cold and incremental syncs at a step
+// just scaled, once per (mode, step) of a pass, when the scenario asks for
+// them (spec.churn.syncCosts), and saves run.json. The restart gives
+// kube-proxy a new PID, which the engine's health check then expects. A
+// failure is a problem of the run, not its end.
+func (e *Engine) syncCosts(ctx context.Context, ps *pass, st *stepState) {
+	c := ps.run.Scenario.Spec.Churn
+	if c == nil || !c.SyncCosts || e.Churn == nil || st.mode == scenarios.ModeExternal {
+		return
+	}
+	key := fmt.Sprintf("%s/%d", st.mode, st.n)
+	if ps.syncCosts[key] {
+		return
+	}
+	if ps.syncCosts == nil {
+		ps.syncCosts = map[string]bool{}
+	}
+	ps.syncCosts[key] = true
+	if !e.Provider.Features(ctx).SwitchModes {
+		e.problem(ps, fmt.Sprintf("sync costs at %d services in %s mode: %s cannot restart kube-proxy", st.n, st.mode, e.Provider.Name()))
+		return
+	}
+	restart := func(ctx context.Context) error {
+		if err := e.Provider.SetMode(ctx, st.mode); err != nil {
+			return err
+		}
+		return e.Provider.VerifyMode(ctx, st.mode)
+	}
+	ps.log.Info("measuring kube-proxy's cold and incremental syncs", "mode", st.mode, "services", st.n)
+	err := e.Churn.SyncCost(ctx, ps.run, st.mode, st.n, restart, e.Rules)
+	if pid, perr := e.Provider.ClientNode().KubeProxyPID(ctx); perr == nil && pid != 0 {
+		ps.kpPID = pid
+	}
+	if err != nil {
+		e.problem(ps, fmt.Sprintf("sync costs at %d services in %s mode: %v", st.n, st.mode, err))
+	}
+	if err := ps.rec.Save(); err != nil {
+		ps.log.Error("writing run.json", "err", err)
+	}
 }

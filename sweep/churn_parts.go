@@ -127,3 +127,62 @@ func (s *ServiceChurn) Traffic(res *LoadResult, changes []runs.ChurnChange, sync
 	t := churn.Traffic(churn.RequestsFrom(res.Requests), changes, syncs)
 	return &t, nil
 }
+
+// SyncCost implements ChurnParts with churn.SyncCostProbe: kube-proxy
+// restarted on a node without its rules (restart), its cold sync timed
+// from its metrics, then incremental syncs after one endpoint change each
+// to the step's last Service (no load runs meanwhile), timed on the node's
+// rules too; the changes are then undone and programmed.
+func (s *ServiceChurn) SyncCost(ctx context.Context, run *runs.Run, mode scenarios.Mode, n int, restart func(context.Context) error, rules RuleCounter) error {
+	w := churn.NewWriter(s.Client, s.Template, n, time.Now)
+	if err := w.Load(ctx); err != nil {
+		return err
+	}
+	reader, err := churn.NewNodeReader(mode, kubeproxy.NodeRunner(s.Node.Run), churn.ReaderOptions{})
+	if err != nil {
+		return err
+	}
+	svc := n - 1
+	// A replacement where a backend is spare; else the endpoints go to
+	// zero and back, one write each.
+	spare := len(s.Template.EndpointIPs) > s.Template.EndpointsPerService
+	zero := false
+	probe := &churn.SyncCostProbe{
+		Mode:    mode,
+		Restart: restart,
+		Scrape:  collector.KubeProxyScraper{Fetch: s.Node.KubeProxyGet}.Scrape,
+		Reader:  reader,
+		Count:   rules.Count,
+		Change: func(ctx context.Context) (*runs.ChurnChange, churn.ServiceRef, error) {
+			kind := runs.ChurnEndpointReplace
+			if !spare {
+				kind = runs.ChurnEndpointsToZero
+				if zero {
+					kind = runs.ChurnEndpointsRestore
+				}
+			}
+			c := w.Apply(ctx, churn.Planned{Kind: kind, Service: svc})
+			if c.Error != "" {
+				return nil, churn.ServiceRef{}, fmt.Errorf("%s", c.Error)
+			}
+			if !spare {
+				zero = !zero
+			}
+			ns, name, _ := strings.Cut(c.Service, "/")
+			return &c, churn.ServiceRef{Namespace: ns, Name: name, ClusterIP: c.ClusterIP, Port: s.Template.Port}, nil
+		},
+	}
+	cost, err := probe.Measure(ctx, n)
+	last, rerr := w.Restore(ctx)
+	if rerr == nil && !last.IsZero() {
+		rerr = s.Programmed(ctx, n, last)
+	}
+	if err != nil {
+		return err
+	}
+	run.RecordSyncCost(cost)
+	if rerr != nil {
+		return fmt.Errorf("putting the step back after the incremental syncs: %w", rerr)
+	}
+	return nil
+}

@@ -3,6 +3,8 @@
 package sweep
 
 import (
+	"context"
+
 	"github.com/kpbench/kpbench/runs"
 	"github.com/kpbench/kpbench/scenarios"
 )
@@ -28,5 +30,10 @@ func (s *ServiceChurn) RequestsLog(*LoadRequest) { panic(churnPartsMissing) }
 
 // Traffic implements ChurnParts.
 func (s *ServiceChurn) Traffic(*LoadResult, []runs.ChurnChange, []runs.SyncSpan) (*runs.ChurnTraffic, error) {
+	panic(churnPartsMissing)
+}
+
+// SyncCost implements ChurnParts.
+func (s *ServiceChurn) SyncCost(context.Context, *runs.Run, scenarios.Mode, int, func(context.Context) error, RuleCounter) error {
 	panic(churnPartsMissing)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -68,6 +69,7 @@ type fakeChurn struct {
 	programmed []time.Time
 	services   []int
 	logged     []string
+	syncCosts  []string
 }
 
 func (f *fakeChurn) event(format string, args ...any) {
@@ -118,6 +120,16 @@ func (f *fakeChurn) Programmed(_ context.Context, n int, lastWrite time.Time) er
 	f.programmed = append(f.programmed, lastWrite)
 	f.mu.Unlock()
 	return nil
+}
+
+func (f *fakeChurn) SyncCost(ctx context.Context, run *runs.Run, mode scenarios.Mode, n int, restart func(context.Context) error, rules RuleCounter) error {
+	f.mu.Lock()
+	f.syncCosts = append(f.syncCosts, fmt.Sprintf("%s/%d", mode, n))
+	f.mu.Unlock()
+	if _, err := rules.Count(ctx, mode); err != nil {
+		return err
+	}
+	return restart(ctx)
 }
 
 type fakeWriter struct {
@@ -250,6 +262,9 @@ func TestChurnPoint(t *testing.T) {
 		c.KubeProxyProgrammingP50Seconds != 0.3 || c.KubeProxyProgrammingP99Seconds != 0.9 {
 		t.Errorf("churn summary %+v, %d unprogrammed, syncs %v, traffic %+v, kube-proxy's programming %g/%g", c.Programming, c.Unprogrammed,
 			c.Syncs, c.Traffic, c.KubeProxyProgrammingP50Seconds, c.KubeProxyProgrammingP99Seconds)
+	}
+	if len(fc.syncCosts) != 0 {
+		t.Errorf("sync costs measured unasked: %v", fc.syncCosts)
 	}
 	if len(fc.logged) != 1 || fc.logged[0] != p.ID {
 		t.Errorf("requests logs asked for %v, want the point's", fc.logged)
@@ -505,5 +520,40 @@ func TestNewChurnParts(t *testing.T) {
 	external.Spec.Modes = []scenarios.Mode{scenarios.ModeExternal}
 	if _, err := newChurnParts(external, nil, s, nil, 0); !errors.Is(err, ErrCannotRun) || !strings.Contains(err.Error(), "replaces kube-proxy") {
 		t.Errorf("external: %v", err)
+	}
+}
+
+// TestChurnSyncCosts: with spec.churn.syncCosts the cold and incremental
+// syncs are measured once per (mode, step) of the run, when the step is
+// first scaled, and the points after the restart it makes stay valid.
+func TestChurnSyncCosts(t *testing.T) {
+	spec := "  modes: [iptables, nftables]\n  services: [10, 20]\n  backends: 20\n  order: steps\n  repetitions: 2\n" +
+		"  load:\n    duration: 1s\n    warmup: 0s\n    requestsPerConn: [1]\n  churn:\n    rate: 10\n    syncCosts: true\n"
+	e, run, dir, fc, events := churnSetup(t, spec)
+	if err := e.Run(context.Background(), &runs.Record{Dir: dir, Run: run}); err != nil {
+		t.Fatal(err)
+	}
+	got := append([]string(nil), fc.syncCosts...)
+	slices.Sort(got)
+	if want := []string{"iptables/10", "iptables/20", "nftables/10", "nftables/20"}; !slices.Equal(got, want) {
+		t.Errorf("sync costs measured at %v, want each (mode, step) once: %v", fc.syncCosts, want)
+	}
+	pts, _ := runs.ReadPoints(dir)
+	if len(pts) != 8 {
+		t.Fatalf("%d points, want 8", len(pts))
+	}
+	for _, p := range pts {
+		if !p.Valid {
+			t.Errorf("%s invalid after the sync-cost restart: %v", p.ID, p.InvalidReasons)
+		}
+	}
+	restarts := 0
+	for _, ev := range *events {
+		if strings.HasPrefix(ev, "mode ") {
+			restarts++
+		}
+	}
+	if restarts < 4 {
+		t.Errorf("%d mode sets, want at least the 4 restarts", restarts)
 	}
 }

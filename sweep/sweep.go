@@ -115,6 +115,9 @@ type pass struct {
 	count, total int
 	// kpPID is the running kube-proxy's PID, to notice a restart.
 	kpPID int
+	// syncCosts holds the (mode, step)s whose sync costs were measured
+	// (churn.go).
+	syncCosts map[string]bool
 }
 
 // stepState is the cluster at one (mode, Service step) since its Scale:
@@ -204,6 +207,7 @@ func (e *Engine) scaleTo(ctx context.Context, ps *pass, mode scenarios.Mode, n i
 			e.problem(ps, fmt.Sprintf("counting %s rules at %d services: %v", mode, n, err))
 		}
 	}
+	e.syncCosts(ctx, ps, st) // churn.go; with spec.churn.syncCosts only
 	return st, nil
 }
 
