@@ -91,7 +91,7 @@ func TestChurnCatalog(t *testing.T) {
 	}
 	sp := s.Spec
 	c := sp.Churn
-	if c == nil || c.Rate != 10 || !reflect.DeepEqual(c.Kinds, &ChurnKinds{EndpointReplace: 1}) || !c.TargetOn() {
+	if c == nil || c.Rate != 10 || !reflect.DeepEqual(c.Kinds, &ChurnKinds{EndpointReplace: 1}) || !c.TargetOn() || !c.SyncCosts {
 		t.Fatalf("churn catalog: %+v", c)
 	}
 	if !reflect.DeepEqual(sp.Services, []int{1000, 5000}) || !slices.Contains(sp.Modes, ModeIPTables) || !slices.Contains(sp.Modes, ModeNFTables) ||
