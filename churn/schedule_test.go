@@ -223,11 +223,11 @@ func TestPlanDeterministic(t *testing.T) {
 	}
 }
 
-// fakeClock advances only when told to sleep (or by the test).
-type fakeClock struct{ now time.Time }
+// stepClock advances only when told to sleep (or by the test).
+type stepClock struct{ now time.Time }
 
-func (c *fakeClock) Now() time.Time { return c.now }
-func (c *fakeClock) SleepUntil(ctx context.Context, t time.Time) error {
+func (c *stepClock) Now() time.Time { return c.now }
+func (c *stepClock) SleepUntil(ctx context.Context, t time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -242,7 +242,7 @@ func (c *fakeClock) SleepUntil(ctx context.Context, t time.Time) error {
 // context stops the replay.
 func TestReplayFakeClock(t *testing.T) {
 	start := time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)
-	clock := &fakeClock{now: start}
+	clock := &stepClock{now: start}
 	plan := Plan(spec(10, 0.1, replaceOnly, true, time.Second), 100, 0, 3*time.Second, 1)
 	var at []time.Time
 	err := Replay(context.Background(), clock, start, plan, func(_ context.Context, p Planned) {
@@ -276,7 +276,7 @@ func TestReplayFakeClock(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := 0
-	err = Replay(ctx, &fakeClock{now: start}, start, plan, func(context.Context, Planned) {
+	err = Replay(ctx, &stepClock{now: start}, start, plan, func(context.Context, Planned) {
 		if n++; n == 5 {
 			cancel()
 		}
