@@ -11,6 +11,10 @@ type Churn struct {
 	// Achieved the rate of API writes that succeeded inside the window.
 	AskedPerSecond    float64 `json:"askedPerSecond"`
 	AchievedPerSecond float64 `json:"achievedPerSecond"`
+	// Planned is the writes the schedule had for the window
+	// (floor(rate × window)), and Written those that succeeded inside it.
+	Planned int `json:"planned"`
+	Written int `json:"written"`
 	// Changes are the API writes made inside the window, in order.
 	Changes []ChurnChange `json:"changes"`
 	// Programming is the latency from each change's API write to the
@@ -29,6 +33,15 @@ type Churn struct {
 	// Traffic is what the load client's requests met during the churn.
 	Traffic *ChurnTraffic `json:"traffic,omitempty"`
 }
+
+// ReasonChurnBehind: the writes that succeeded inside a churn point's
+// window fell short of MinChurnAchieved of those its schedule planned (the
+// writer or the API server could not keep the rate: the runner's fault).
+const ReasonChurnBehind = "churn fell behind its schedule"
+
+// MinChurnAchieved is the share of its planned writes a churn point's
+// successful writes inside the window must reach.
+const MinChurnAchieved = 0.95
 
 // Kinds of churn change.
 const (
@@ -51,12 +64,15 @@ type ChurnChange struct {
 	Kind    string `json:"kind"`
 	Service string `json:"service"` // namespace/name
 	// ClusterIP of the Service, and the endpoint addresses the change
-	// removed from it and added to it.
+	// removed from it and added to it, as IP:port (the backend's port).
 	ClusterIP string   `json:"clusterIP,omitempty"`
 	Removed   []string `json:"removed,omitempty"`
 	Added     []string `json:"added,omitempty"`
 	// Target: the Service is the one the load client sends to.
 	Target bool `json:"target,omitempty"`
+	// PlannedAt is when the schedule had the write due; a WrittenAt long
+	// after it says the writer fell behind.
+	PlannedAt time.Time `json:"plannedAt"`
 	// WrittenAt is when the API server acknowledged the write;
 	// ProgrammedAt when a read of the node's rules first showed the
 	// change (nil: not seen by the end of the window and its grace).

@@ -13,6 +13,10 @@ const (
 	DefaultMaxInflight         = 1000
 	DefaultRepetitions         = 1
 	DefaultSamplingInterval    = time.Second
+	// DefaultChurnFraction: one Service in a hundred is touched.
+	DefaultChurnFraction = 0.01
+	DefaultChurnHold     = 5 * time.Second
+	DefaultChurnGrace    = 10 * time.Second
 )
 
 // DefaultRequestsPerConn measures without keepalive and with the blog's
@@ -75,5 +79,24 @@ func SetDefaults(s *Scenario) {
 	}
 	if sp.Sampling.Interval == 0 {
 		sp.Sampling.Interval = Duration(DefaultSamplingInterval)
+	}
+	if c := sp.Churn; c != nil {
+		if c.Kinds == nil {
+			c.Kinds = &ChurnKinds{EndpointReplace: 1}
+		}
+		if c.Fraction == 0 {
+			c.Fraction = DefaultChurnFraction
+		}
+		if c.Target == nil {
+			yes := true
+			c.Target = &yes
+		}
+		if c.Hold == 0 {
+			c.Hold = Duration(DefaultChurnHold)
+		}
+		if c.Grace == nil {
+			g := Duration(DefaultChurnGrace)
+			c.Grace = &g
+		}
 	}
 }

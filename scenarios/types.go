@@ -203,6 +203,73 @@ type Spec struct {
 	// Gate, when set, names the rows `kpbench compare` gates on; unset,
 	// the gate is DefaultGateMetrics at the largest Service step.
 	Gate *Gate `json:"gate,omitempty"`
+	// Churn, when set, makes every point a churn point: API writes at a
+	// fixed rate during its measured window (docs/churn.md). Unset, the
+	// step stands still while it is measured.
+	Churn *Churn `json:"churn,omitempty"`
+}
+
+// Churn describes the API changes made during every measured window: real
+// writes through the Kubernetes API to the synthetic Services and their
+// EndpointSlices, so that kube-proxy programs them while the client keeps
+// its rate. Each write is one change (runs.ChurnChange).
+type Churn struct {
+	// Rate is the API writes per second, spread evenly over the window.
+	Rate float64 `json:"rate,omitempty"`
+	// Kinds weighs the operations a write may make; default
+	// endpointReplace alone.
+	Kinds *ChurnKinds `json:"kinds,omitempty"`
+	// Fraction is the share of the step's Services the endpoint changes
+	// touch (at least one Service); default DefaultChurnFraction.
+	Fraction float64 `json:"fraction,omitempty"`
+	// Target says whether the target Service (the one the load client
+	// sends to) is among the touched Services; default true. Under
+	// targets random every Service carries traffic and no Service is the
+	// target.
+	Target *bool `json:"target,omitempty"`
+	// Hold is how long a Service stays at zero endpoints, and a created
+	// Service lives, before the write that undoes it; default
+	// DefaultChurnHold.
+	Hold Duration `json:"hold,omitempty"`
+	// Grace is how long after the window the node's rules are still read
+	// for the window's changes to show ("0s": not at all); default
+	// DefaultChurnGrace.
+	Grace *Duration `json:"grace,omitempty"`
+	// SyncCosts, when true, measures once per (mode, Service step) of a
+	// run, before the step's points, what programming the node costs
+	// kube-proxy apart from any load: a cold full sync (kube-proxy
+	// restarted on a node without its rules) and incremental syncs after
+	// one API change each (run.json's syncCosts). It needs a provider that
+	// can restart kube-proxy (one that switches modes).
+	SyncCosts bool `json:"syncCosts,omitempty"`
+}
+
+// ChurnKinds are the relative weights of churn's operations. Each is drawn
+// with probability weight/sum for a write that is not the second half of an
+// earlier operation.
+type ChurnKinds struct {
+	// EndpointReplace: one endpoint leaves a Service and a backend that is
+	// not yet one of its endpoints joins it, in one EndpointSlice write
+	// (one step of a rolling update). One write.
+	EndpointReplace float64 `json:"endpointReplace,omitempty"`
+	// EndpointsToZero: a Service's endpoints go to none, and Hold later
+	// back to what they were. Two writes.
+	EndpointsToZero float64 `json:"endpointsToZero,omitempty"`
+	// ServiceCreate: a new Service and its EndpointSlice are created, and
+	// Hold later deleted. Two writes (the create counts once, at its
+	// EndpointSlice).
+	ServiceCreate float64 `json:"serviceCreate,omitempty"`
+}
+
+// TargetOn says whether the target Service is among the touched ones.
+func (c *Churn) TargetOn() bool { return c.Target == nil || *c.Target }
+
+// GraceDuration returns the grace, zero when none.
+func (c *Churn) GraceDuration() time.Duration {
+	if c.Grace == nil {
+		return 0
+	}
+	return c.Grace.D()
 }
 
 // Gate declares the rows a comparison between two runs of the scenario

@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"fmt"
+	"math"
 	"regexp"
 	"slices"
 	"strings"
@@ -16,6 +17,11 @@ const (
 	// MaxEndpointsPerService is the EndpointSlice API's limit.
 	MaxEndpointsPerService = 1000
 	MaxRate                = 1_000_000
+	// MaxChurnRate bounds spec.churn.rate: API writes per second.
+	MaxChurnRate = 1000
+	// maxClusterIPs is what the lab's Service CIDR (198.19.0.0/16) holds:
+	// the step's Services and those churn creates share it.
+	maxClusterIPs = 65534
 )
 
 var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$`)
@@ -163,6 +169,9 @@ func Validate(s *Scenario) ErrorList {
 			}
 		}
 	}
+	if sp.Churn != nil {
+		validateChurn(sp, add)
+	}
 	iv := sp.Sampling.Interval.D()
 	switch {
 	case iv < 10*time.Millisecond:
@@ -205,4 +214,56 @@ func whyNotByDepth(t Targets) string {
 		return "each connection goes to a random Service, spread over the whole chain"
 	}
 	return "its Service sits wherever kube-proxy's map order puts it at each sync"
+}
+
+// validateChurn checks spec.churn against itself and against the steps,
+// the backends and the window it runs in.
+func validateChurn(sp *Spec, add func(path, format string, args ...any)) {
+	c := sp.Churn
+	if c.Rate <= 0 || c.Rate > MaxChurnRate {
+		add("spec.churn.rate", "must be above 0 and at most %d API writes per second, got %g", MaxChurnRate, c.Rate)
+	} else if w := sp.Load.Duration.D(); w >= time.Second && c.Rate*w.Seconds() < 1 {
+		add("spec.churn.rate", "asks for no write in the %s window (at least one is needed: rate × spec.load.duration ≥ 1), got %g per second", sp.Load.Duration, c.Rate)
+	}
+	var k ChurnKinds
+	if c.Kinds != nil {
+		k = *c.Kinds
+	}
+	for _, w := range []struct {
+		field string
+		v     float64
+	}{{"endpointReplace", k.EndpointReplace}, {"endpointsToZero", k.EndpointsToZero}, {"serviceCreate", k.ServiceCreate}} {
+		if w.v < 0 {
+			add("spec.churn.kinds."+w.field, "must not be negative (a relative weight), got %g", w.v)
+		}
+	}
+	if k.EndpointReplace <= 0 && k.EndpointsToZero <= 0 && k.ServiceCreate <= 0 {
+		add("spec.churn.kinds", "needs at least one weight above 0 (endpointReplace, endpointsToZero, serviceCreate)")
+	}
+	if c.Fraction <= 0 || c.Fraction > 1 {
+		add("spec.churn.fraction", "must be above 0 and at most 1 (the share of the step's Services touched), got %g", c.Fraction)
+	}
+	if c.Hold.D() <= 0 {
+		add("spec.churn.hold", "must be positive (how long a Service stays at zero endpoints, or a created one lives), got %s", c.Hold)
+	}
+	if c.GraceDuration() < 0 {
+		add("spec.churn.grace", "must not be negative, got %s", c.Grace)
+	}
+	// Every endpoint is a real backend pod: the backend that joins a
+	// Service must be one it does not list yet.
+	if k.EndpointReplace > 0 && sp.Backends >= 1 && sp.Backends <= sp.EndpointsPerService {
+		add("spec.backends", "must exceed spec.endpointsPerService (%d) when spec.churn.kinds.endpointReplace is weighted: the backend that joins a Service must be a real backend pod that is not one of its endpoints yet, got %d",
+			sp.EndpointsPerService, sp.Backends)
+	}
+	touchesEndpoints := k.EndpointReplace > 0 || k.EndpointsToZero > 0
+	if touchesEndpoints && !c.TargetOn() && len(sp.Services) > 0 && sp.Services[0] == 1 {
+		add("spec.churn.target", "false leaves no Service whose endpoints can change at the step of 1 Service (spec.services[0]); start the steps at 2 or include the target")
+	}
+	if k.ServiceCreate > 0 && len(sp.Services) > 0 && c.Rate > 0 {
+		most := sp.Services[len(sp.Services)-1] + int(math.Ceil(c.Rate*sp.Load.Duration.D().Seconds()))
+		if most > maxClusterIPs {
+			add("spec.churn.kinds.serviceCreate", "could create Services past the %d ClusterIPs of the Service CIDR at the largest step (%d + up to %d created), got weight %g",
+				maxClusterIPs, sp.Services[len(sp.Services)-1], most-sp.Services[len(sp.Services)-1], k.ServiceCreate)
+		}
+	}
 }

@@ -30,6 +30,9 @@ type Engine struct {
 	// after every window, and places targets by depth; nil records no
 	// depth (and placements by depth send to the first Service).
 	Depth DepthReader
+	// Churn makes and watches the API writes of a scenario with
+	// spec.churn (churn.go); nil for scenarios without it.
+	Churn ChurnParts
 	Log   *slog.Logger
 	// Progress, when set, is told about every point as it starts.
 	Progress func(done, total int, id string)
@@ -112,6 +115,9 @@ type pass struct {
 	count, total int
 	// kpPID is the running kube-proxy's PID, to notice a restart.
 	kpPID int
+	// syncCosts holds the (mode, step)s whose sync costs were measured
+	// (churn.go).
+	syncCosts map[string]bool
 }
 
 // stepState is the cluster at one (mode, Service step) since its Scale:
@@ -201,6 +207,7 @@ func (e *Engine) scaleTo(ctx context.Context, ps *pass, mode scenarios.Mode, n i
 			e.problem(ps, fmt.Sprintf("counting %s rules at %d services: %v", mode, n, err))
 		}
 	}
+	e.syncCosts(ctx, ps, st) // churn.go; with spec.churn.syncCosts only
 	return st, nil
 }
 
@@ -361,11 +368,16 @@ func (e *Engine) measure(ctx context.Context, ps *pass, mode scenarios.Mode, n, 
 	req.URLs = urls
 	req.Duration = l.Duration.D()
 	req.RawDir = raw
+	ch, err := e.prepareChurn(ctx, ps, mode, n, id, &req) // churn.go; nil without spec.churn
+	if err != nil {
+		return nil, err
+	}
 	win, err := e.Observer.Begin(ctx, raw)
 	if err != nil {
 		return nil, fmt.Errorf("starting observation: %w", err)
 	}
 	start := e.Now()
+	ch.begin(ctx, req.Warmup)
 	res, loadErr := e.Load.Run(ctx, req)
 	var load collector.Load
 	if loadErr == nil {
@@ -377,6 +389,9 @@ func (e *Engine) measure(ctx context.Context, ps *pass, mode scenarios.Mode, n, 
 	// figures follow.
 	p := &runs.Point{Valid: true}
 	obsErr := win.End(context.WithoutCancel(ctx), load, p)
+	if ch != nil && (loadErr != nil || obsErr != nil) {
+		ch.abort(ctx)
+	}
 	if loadErr != nil {
 		return nil, fmt.Errorf("load: %w", loadErr)
 	}
@@ -408,6 +423,13 @@ func (e *Engine) measure(ctx context.Context, ps *pass, mode scenarios.Mode, n, 
 	p.Valid = res.Valid && p.Valid
 	p.InvalidReasons = append(append([]string(nil), res.InvalidReasons...), p.InvalidReasons...)
 	p.Conntrack.FlushedBefore = flushed
+	if ch != nil {
+		if err := ch.finish(ctx, p, res); err != nil {
+			return nil, err
+		}
+		judgeChurnWindow(p) // churn.go
+		return p, nil
+	}
 	judgeWindow(p) // validity.go
 	return p, nil
 }

@@ -238,9 +238,14 @@ func (t *Target) Engine(ctx context.Context, sc *scenarios.Scenario, o EngineOpt
 	if err != nil {
 		return nil, err
 	}
+	churnParts, err := newChurnParts(sc, client, s, node, o.WaitTimeout) // churn_service.go
+	if err != nil {
+		return nil, err
+	}
 	return &Engine{
 		Provider: p,
 		Scaler:   &ServiceScaler{Scaler: s, Client: client, Node: node, WaitTimeout: o.WaitTimeout, ProbeOnly: external},
+		Churn:    churnParts,
 		Load:     load,
 		Observer: observer,
 		Rules:    NodeRules{Node: node},
