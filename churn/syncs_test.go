@@ -85,7 +85,10 @@ func scrapes(t *testing.T, ks ...kp) []*collector.KubeProxyMetrics {
 }
 
 // nearTime: within 10 µs (kube-proxy's timestamps are float Unix seconds).
-func nearTime(a, b time.Time) bool { d := a.Sub(b); return d > -10*time.Microsecond && d < 10*time.Microsecond }
+func nearTime(a, b time.Time) bool {
+	d := a.Sub(b)
+	return d > -10*time.Microsecond && d < 10*time.Microsecond
+}
 
 func TestSyncSpansFromKubeProxysMetrics(t *testing.T) {
 	// The lab's real /metrics right after kube-proxy's first (full) sync,
