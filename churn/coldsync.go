@@ -106,6 +106,9 @@ func (p *SyncCostProbe) Measure(ctx context.Context, services int) (runs.SyncCos
 		return res, err
 	}
 	m := cold.m
+	if m.SyncProxyRules.Count > 1 {
+		res.Problems = append(res.Problems, fmt.Sprintf("kube-proxy had made %d syncs when first seen synced: start to synced and restart run to the last one's end", m.SyncProxyRules.Count))
+	}
 	res.Cold.RestartSeconds = m.LastSync().Sub(asked).Seconds()
 	h := m.SyncFullProxyRules
 	if h == nil || h.Count == 0 {
