@@ -353,3 +353,27 @@ func rules(eps []string) ServiceRules {
 	sort.Strings(eps)
 	return ServiceRules{Present: true, Endpoints: eps}
 }
+
+// CheckReader reads Services kube-proxy has programmed (a step's target,
+// a few others) and fails, naming every one, when a read errs or finds a
+// Service absent: a reader that cannot see programmed Services would
+// leave every change unprogrammed. The sweep calls it before a window.
+func CheckReader(ctx context.Context, r RuleReader, svcs []ServiceRef) error {
+	if rr, ok := r.(roundReader); ok {
+		rr.StartRound()
+	}
+	var bad []string
+	for _, s := range svcs {
+		got, err := r.Read(ctx, s)
+		switch {
+		case err != nil:
+			bad = append(bad, err.Error())
+		case !got.Present:
+			bad = append(bad, s.String()+": no rule leads to its endpoints")
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("the node's rules do not show %d of %d programmed Services: %s", len(bad), len(svcs), strings.Join(bad, "; "))
+	}
+	return nil
+}

@@ -365,3 +365,24 @@ func TestNodeReaderIPVSAndPrefix(t *testing.T) {
 		t.Errorf("cost %+v", c)
 	}
 }
+
+func TestCheckReader(t *testing.T) {
+	n := &node{out: map[string][]byte{
+		"nft list map ip kube-proxy service-ips":                                         fixture(t, "nft-list-map.txt"),
+		"nft list chain ip kube-proxy service-3QNQWBMA-kpbench-fixture/svc-006/tcp/http": fixture(t, "nft-list-chain.txt"),
+	}}
+	r, _ := NewNodeReader(scenarios.ModeNFTables, n.run, ReaderOptions{})
+	ok := ServiceRef{Namespace: "kpbench-fixture", Name: "svc-006", ClusterIP: "198.19.224.16", Port: 80, PortName: "http"}
+	if err := CheckReader(context.Background(), r, []ServiceRef{ok}); err != nil {
+		t.Fatal(err)
+	}
+	unnamed := ok
+	unnamed.PortName = ""
+	gone := ok
+	gone.ClusterIP = "198.19.9.9"
+	err := CheckReader(context.Background(), r, []ServiceRef{ok, unnamed, gone})
+	if err == nil || !strings.Contains(err.Error(), "2 of 3") || !strings.Contains(err.Error(), "198.19.9.9") ||
+		!strings.Contains(err.Error(), "kube-proxy's cluster-policy chain") {
+		t.Errorf("err = %v, want both problems named", err)
+	}
+}

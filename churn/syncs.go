@@ -30,6 +30,15 @@ import (
 // Scrape, whose raw body it may drop).
 type Scrape func(ctx context.Context) (*collector.KubeProxyMetrics, error)
 
+// ScrapeWith adapts the collector's scraper (whose raw body the tracker
+// does not keep) to a Scrape.
+func ScrapeWith(s collector.KubeProxyScraper) Scrape {
+	return func(ctx context.Context) (*collector.KubeProxyMetrics, error) {
+		m, _, err := s.Scrape(ctx)
+		return m, err
+	}
+}
+
 // SyncTracker polls kube-proxy's metrics and keeps every scrape.
 type SyncTracker struct {
 	scrape   Scrape
