@@ -230,11 +230,18 @@ func (w *Watcher) sleep(ctx context.Context, d time.Duration) error {
 func (w *Watcher) round(ctx context.Context) {
 	w.roundMu.Lock()
 	defer w.roundMu.Unlock()
+	// The order is taken under the lock: Add may grow a Service's
+	// pending list while the round reads.
+	type item struct {
+		s     *watched
+		first time.Time
+		seq   int
+	}
 	w.mu.Lock()
-	var todo []*watched
+	var todo []item
 	for _, s := range w.svcs {
 		if len(s.pending) > 0 {
-			todo = append(todo, s)
+			todo = append(todo, item{s, s.pending[0].WrittenAt, s.pending[0].Seq})
 		}
 	}
 	w.mu.Unlock()
@@ -242,20 +249,20 @@ func (w *Watcher) round(ctx context.Context) {
 		return
 	}
 	sort.Slice(todo, func(i, j int) bool {
-		a, b := todo[i].pending[0], todo[j].pending[0]
-		if !a.WrittenAt.Equal(b.WrittenAt) {
-			return a.WrittenAt.Before(b.WrittenAt)
+		if !todo[i].first.Equal(todo[j].first) {
+			return todo[i].first.Before(todo[j].first)
 		}
-		return a.Seq < b.Seq
+		return todo[i].seq < todo[j].seq
 	})
 	if rr, ok := w.r.(roundReader); ok {
 		rr.StartRound()
 	}
 	start := w.now()
-	for _, s := range todo {
+	for _, it := range todo {
 		if ctx.Err() != nil {
 			break
 		}
+		s := it.s
 		got, err := w.r.Read(ctx, s.ref)
 		end := w.now()
 		w.mu.Lock()
