@@ -84,6 +84,15 @@ func TestParseIPTables(t *testing.T) {
 	if got := svcs["198.19.0.1:443/tcp"]; got == "" {
 		t.Error("no rule for the kubernetes Service")
 	}
+	// kube-proxy's own restore input (its tests' expectations): matches
+	// before the destination, no /32.
+	kp := "*nat\n:KUBE-SERVICES - [0:0]\n" +
+		`-A KUBE-SERVICES -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp -p tcp -d 10.20.30.41 --dport 80 -j KUBE-SVC-XPGD46QRK7WJZT7O` + "\n" +
+		`-A KUBE-SERVICES -m comment --comment "ns2/svc2:p53 cluster IP" -m udp -p udp -d 10.20.30.42 --dport 53 -j KUBE-SVC-GNZBNJ2PO5MGZ6GT` + "\nCOMMIT\n"
+	m, err := ParseIPTablesServices([]byte(kp))
+	if err != nil || m["10.20.30.41:80/tcp"] != "KUBE-SVC-XPGD46QRK7WJZT7O" || m["10.20.30.42:53/udp"] != "KUBE-SVC-GNZBNJ2PO5MGZ6GT" {
+		t.Errorf("kube-proxy's restore format: %v, %v", m, err)
+	}
 	if _, err := ParseIPTablesServices([]byte("-N KUBE-NODEPORTS\n")); !errors.Is(err, ErrRules) {
 		t.Errorf("a listing of another chain: %v", err)
 	}
