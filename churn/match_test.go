@@ -38,6 +38,7 @@ func TestChainNamesAreKubeProxys(t *testing.T) {
 	ns1 := ServiceRef{Namespace: "ns1", Name: "svc1", PortName: "p80", Protocol: "TCP"}
 	for _, tc := range []struct{ got, want string }{
 		{IPTablesServiceChain(ns1), "KUBE-SVC-XPGD46QRK7WJZT7O"},
+		{IPTablesServiceChain(ServiceRef{Namespace: "ns2", Name: "svc2", PortName: "p80"}), "KUBE-SVC-GNZBNJ2PO5MGZ6GT"},
 		{IPTablesEndpointChain(ns1, "10.180.0.1:80"), "KUBE-SEP-SXIVWICOYRO3J4NJ"},
 		{IPTablesEndpointChain(ns1, "10.0.0.0:80"), "KUBE-SEP-DKGQUZGBKLTPAR56"},
 		{IPTablesEndpointChain(ServiceRef{Namespace: "ns3", Name: "svc3", PortName: "p8081"}, "203.0.113.4:8081"), "KUBE-SEP-RUVVH7YV3PHQBDOS"},
@@ -88,9 +89,9 @@ func TestParseIPTables(t *testing.T) {
 	// before the destination, no /32.
 	kp := "*nat\n:KUBE-SERVICES - [0:0]\n" +
 		`-A KUBE-SERVICES -m comment --comment "ns1/svc1:p80 cluster IP" -m tcp -p tcp -d 10.20.30.41 --dport 80 -j KUBE-SVC-XPGD46QRK7WJZT7O` + "\n" +
-		`-A KUBE-SERVICES -m comment --comment "ns2/svc2:p53 cluster IP" -m udp -p udp -d 10.20.30.42 --dport 53 -j KUBE-SVC-GNZBNJ2PO5MGZ6GT` + "\nCOMMIT\n"
+		`-A KUBE-SERVICES -m comment --comment "ns2/svc2:p53 cluster IP" -m udp -p udp -d 10.20.30.42 --dport 53 -j KUBE-SVC-IBUBGP27PW3R7ONJ` + "\nCOMMIT\n"
 	m, err := ParseIPTablesServices([]byte(kp))
-	if err != nil || m["10.20.30.41:80/tcp"] != "KUBE-SVC-XPGD46QRK7WJZT7O" || m["10.20.30.42:53/udp"] != "KUBE-SVC-GNZBNJ2PO5MGZ6GT" {
+	if err != nil || m["10.20.30.41:80/tcp"] != "KUBE-SVC-XPGD46QRK7WJZT7O" || m["10.20.30.42:53/udp"] != IPTablesServiceChain(ServiceRef{Namespace: "ns2", Name: "svc2", PortName: "p53", Protocol: "UDP"}) {
 		t.Errorf("kube-proxy's restore format: %v, %v", m, err)
 	}
 	if _, err := ParseIPTablesServices([]byte("-N KUBE-NODEPORTS\n")); !errors.Is(err, ErrRules) {
