@@ -265,6 +265,9 @@ func (w *Watcher) round(ctx context.Context) {
 		s := it.s
 		got, err := w.r.Read(ctx, s.ref)
 		end := w.now()
+		if err != nil && ctx.Err() != nil {
+			break // cut short by the window's end: not a failed read
+		}
 		w.mu.Lock()
 		w.stats.Reads++
 		if err != nil {
