@@ -141,6 +141,35 @@ func (r *NodeReader) Read(ctx context.Context, svc ServiceRef) (ServiceRules, er
 	}
 }
 
+// ReadPresence tells only whether svc's ClusterIP leads to endpoints,
+// from the round's listing of every Service (iptables, nftables): no
+// per-Service command. kube-proxy writes a Service's entry point in the
+// same transaction as its endpoints, so presence alone shows a Service
+// created or deleted and endpoints taken to zero or restored. In ipvs mode
+// it is Read. Endpoints is left empty.
+func (r *NodeReader) ReadPresence(ctx context.Context, svc ServiceRef) (ServiceRules, error) {
+	if r.mode == scenarios.ModeIPVS {
+		got, err := r.readIPVS(ctx, svc)
+		return ServiceRules{Present: got.Present}, err
+	}
+	svcs, err := r.listing(ctx)
+	if err != nil {
+		return ServiceRules{}, err
+	}
+	chain, ok := svcs[svc.key()]
+	if !ok {
+		return ServiceRules{}, nil
+	}
+	want := IPTablesServiceChain(svc)
+	if r.mode == scenarios.ModeNFTables {
+		want = NFTServiceChain(svc)
+	}
+	if chain != want {
+		return ServiceRules{}, fmt.Errorf("%w: %s: its ClusterIP leads to %s, not to %s, kube-proxy's cluster-policy chain for it (wrong port name or protocol, or a Local traffic policy?)", ErrRules, svc, chain, want)
+	}
+	return ServiceRules{Present: true}, nil
+}
+
 // exec runs one command, counting its cost under kind.
 func (r *NodeReader) exec(ctx context.Context, kind string, args ...string) ([]byte, error) {
 	full := append(append([]string(nil), r.prefix...), args...)

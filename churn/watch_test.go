@@ -375,3 +375,71 @@ func TestFacts(t *testing.T) {
 		t.Errorf("after a→b, b→c: %+v", f)
 	}
 }
+
+// presenceNode is a scripted node that can also answer presence alone.
+type presenceNode struct {
+	*scripted
+	presenceReads int
+}
+
+func (p *presenceNode) ReadPresence(ctx context.Context, svc ServiceRef) (ServiceRules, error) {
+	p.presenceReads++
+	got, err := p.Read(ctx, svc)
+	p.reads--
+	return ServiceRules{Present: got.Present}, err
+}
+
+func TestWatcherReadsPresenceAloneWhereItShows(t *testing.T) {
+	c := &fakeClock{t: t0}
+	node := &presenceNode{scripted: &scripted{c: c, cost: ms(10), rules: func(svc ServiceRef, t time.Time) ServiceRules {
+		switch {
+		case svc == svcA && t.Before(at(ms(300))):
+			return eps("198.18.1.1:80", "198.18.1.2:80")
+		case svc == svcA:
+			return ServiceRules{}
+		case t.Before(at(ms(500))):
+			return eps("198.18.1.1:80")
+		}
+		return eps("198.18.1.2:80")
+	}}}
+	w := newWatcher(c, node, ms(100))
+	zero := change(1, runs.ChurnEndpointsToZero, 0, []string{"198.18.1.1:80", "198.18.1.2:80"}, nil)
+	replace := change(2, runs.ChurnEndpointReplace, 0, []string{"198.18.1.1:80"}, []string{"198.18.1.2:80"})
+	w.Add(zero, svcA)
+	w.Add(replace, svcB)
+	w.Drain(context.Background(), 2*time.Second)
+	if zero.ProgrammedAt == nil || zero.ProgrammedAt.Sub(t0) != ms(310) {
+		t.Errorf("to zero programmed at %v, want 310ms", zero.ProgrammedAt)
+	}
+	if replace.ProgrammedAt == nil || replace.ProgrammedAt.Sub(t0) != ms(510) { // read alone once svcA is done
+		t.Errorf("replace programmed at %v, want 510ms", replace.ProgrammedAt)
+	}
+	// svcA (to zero) was read for presence in the 4 rounds until 0.3 s;
+	// svcB (a replace needs the endpoints) in full in all 6.
+	if node.presenceReads != 4 || node.reads != 6 {
+		t.Errorf("%d presence reads, %d full reads; want 4 and 6", node.presenceReads, node.reads)
+	}
+}
+
+func TestNodeReaderPresence(t *testing.T) {
+	n := &node{out: map[string][]byte{"nft list map ip kube-proxy service-ips": fixture(t, "nft-list-map.txt")}}
+	r, _ := NewNodeReader(scenarios.ModeNFTables, n.run, ReaderOptions{})
+	svc := ServiceRef{Namespace: "kpbench-fixture", Name: "svc-006", ClusterIP: "198.19.224.16", Port: 80, PortName: "http"}
+	if got, err := r.ReadPresence(context.Background(), svc); err != nil || !got.Present || got.Endpoints != nil {
+		t.Errorf("presence %+v, %v", got, err)
+	}
+	gone := svc
+	gone.ClusterIP = "198.19.9.9"
+	if got, err := r.ReadPresence(context.Background(), gone); err != nil || got.Present {
+		t.Errorf("absent %+v, %v", got, err)
+	}
+	wrong := svc
+	wrong.Name = "svc-007"
+	wrong.ClusterIP = "198.19.224.16"
+	if _, err := r.ReadPresence(context.Background(), wrong); !errors.Is(err, ErrRules) {
+		t.Errorf("another Service's chain: %v", err)
+	}
+	if len(n.ran) != 1 {
+		t.Errorf("ran %q, want the one listing", n.ran)
+	}
+}
