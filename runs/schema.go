@@ -48,6 +48,9 @@ type Run struct {
 	// independent unit is; absent in runs of older kpbench versions
 	// (DesignOf infers it).
 	Design *Design `json:"design,omitempty"`
+	// SyncCosts are kube-proxy's cold and incremental sync times per
+	// (mode, Service step), where the scenario asked for them.
+	SyncCosts []SyncCost `json:"syncCosts,omitempty"`
 }
 
 // Run statuses.
