@@ -65,11 +65,16 @@ type response struct {
 	close bool
 	// bytes is the size of the response, headers included.
 	bytes int
+	// backend is the value of BackendHeader (nil without it): the part of
+	// roundTrip's buf that held the headers, which the body's reads leave
+	// alone, so it is valid until buf is used again.
+	backend []byte
 }
 
 // roundTrip writes req on c and reads one response into buf, discarding the
 // body. buf must hold the status line and headers (4 KiB is plenty for the
-// backends kpbench measures).
+// backends kpbench measures). The body is read past the headers where buf
+// has room for it (minBodyBuf), so that resp.backend stays valid.
 func roundTrip(c io.ReadWriter, req, buf []byte) (response, error) {
 	if _, err := c.Write(req); err != nil {
 		return response{}, fmt.Errorf("writing request: %w", err)
@@ -99,12 +104,18 @@ func roundTrip(c io.ReadWriter, req, buf []byte) (response, error) {
 	}
 	have := n - hdrEnd
 	resp.bytes = n
+	// Where the rest of the body goes: after the headers, or over them
+	// (and the backend's name) when they leave too little room.
+	body := buf[hdrEnd:]
+	if len(body) < minBodyBuf {
+		body, resp.backend = buf, nil
+	}
 	if length >= 0 {
 		if have > length {
 			return resp, fmt.Errorf("%d bytes after a %d-byte body: %w", have-length, length, ErrBadResponse)
 		}
 		for have < length {
-			m, err := c.Read(buf)
+			m, err := c.Read(body)
 			have += m
 			resp.bytes += m
 			if have > length {
@@ -122,7 +133,7 @@ func roundTrip(c io.ReadWriter, req, buf []byte) (response, error) {
 	// No length: the body runs until the server closes.
 	resp.close = true
 	for {
-		m, err := c.Read(buf)
+		m, err := c.Read(body)
 		resp.bytes += m
 		if err == io.EOF {
 			return resp, nil
@@ -133,9 +144,14 @@ func roundTrip(c io.ReadWriter, req, buf []byte) (response, error) {
 	}
 }
 
+// minBodyBuf is the least room after the headers that roundTrip reads a
+// body into.
+const minBodyBuf = 1024
+
 var (
-	crlf     = []byte("\r\n")
-	crlfcrlf = []byte("\r\n\r\n")
+	crlf          = []byte("\r\n")
+	crlfcrlf      = []byte("\r\n\r\n")
+	backendHeader = []byte(BackendHeader)
 )
 
 // parseHead parses the status line and headers (ending with the blank
@@ -183,6 +199,8 @@ func parseHead(head []byte) (response, int, error) {
 			if !bytes.EqualFold(value, []byte("identity")) {
 				return resp, 0, fmt.Errorf("Transfer-Encoding %q is not supported: %w", value, ErrBadResponse)
 			}
+		case bytes.EqualFold(name, backendHeader):
+			resp.backend = value
 		}
 	}
 	// Responses that never carry a body (RFC 9112 section 6.3).

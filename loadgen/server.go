@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -52,9 +53,29 @@ type Server struct {
 	requests atomic.Int64
 	conns    atomic.Int64
 
-	// Pre-serialized responses: keep-alive and closing, GET and HEAD.
+	// Pre-serialized responses: keep-alive and closing, GET and HEAD,
+	// without BackendHeader (a connection whose local address is not
+	// TCP's).
+	answers
+	// byAddr holds the answers naming each local address connections
+	// were accepted on (netip.AddrPort → *answers): built at the first
+	// connection to the address, so that a request's answer is still one
+	// write of fixed bytes.
+	byAddr sync.Map
+}
+
+// answers are the pre-serialized responses of one backend address.
+type answers struct {
 	resp, respClose, head, headClose []byte
 }
+
+// BackendHeader is the response header in which kpbench serve names the
+// backend that answered: the local address (IP:port) of the connection it
+// accepted. Behind a Service the client dials the ClusterIP and the
+// dataplane rewrites it (DNAT) to one endpoint; only the backend knows
+// which, and a load client that records it (load --requests-log) can tell
+// which endpoint each request reached.
+const BackendHeader = "Kpbench-Backend"
 
 type connCountKey struct{}
 
@@ -69,12 +90,51 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	body := bytes.Repeat([]byte{'k'}, cfg.BodyBytes)
 	s := &Server{cfg: cfg, body: body, bodyLen: strconv.Itoa(len(body))}
-	head := "HTTP/1.1 200 OK\r\nServer: kpbench\r\nContent-Type: text/html\r\nContent-Length: " + s.bodyLen + "\r\n"
-	s.head = []byte(head + "\r\n")
-	s.headClose = []byte(head + "Connection: close\r\n\r\n")
-	s.resp = append(append([]byte(nil), s.head...), body...)
-	s.respClose = append(append([]byte(nil), s.headClose...), body...)
+	s.answers = s.build("")
 	return s, nil
+}
+
+// build serializes the answers naming backend ("": without BackendHeader).
+func (s *Server) build(backend string) answers {
+	head := "HTTP/1.1 200 OK\r\nServer: kpbench\r\nContent-Type: text/html\r\nContent-Length: " + s.bodyLen + "\r\n"
+	if backend != "" {
+		head += BackendHeader + ": " + backend + "\r\n"
+	}
+	var a answers
+	a.head = []byte(head + "\r\n")
+	a.headClose = []byte(head + "Connection: close\r\n\r\n")
+	a.resp = append(append([]byte(nil), a.head...), s.body...)
+	a.respClose = append(append([]byte(nil), a.headClose...), s.body...)
+	return a
+}
+
+// answersFor returns the answers of a connection accepted on local: built
+// once per address, then shared by every connection to it.
+func (s *Server) answersFor(local net.Addr) *answers {
+	ap, ok := backendAddr(local)
+	if !ok {
+		return &s.answers
+	}
+	if a, ok := s.byAddr.Load(ap); ok {
+		return a.(*answers)
+	}
+	a := s.build(ap.String())
+	got, _ := s.byAddr.LoadOrStore(ap, &a)
+	return got.(*answers)
+}
+
+// backendAddr is a connection's local address as BackendHeader gives it:
+// IPv4 addresses unmapped (a dual-stack listener sees ::ffff:10.0.0.1).
+func backendAddr(local net.Addr) (netip.AddrPort, bool) {
+	ta, ok := local.(*net.TCPAddr)
+	if !ok {
+		return netip.AddrPort{}, false
+	}
+	ap := ta.AddrPort()
+	if !ap.Addr().IsValid() {
+		return netip.AddrPort{}, false
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), true
 }
 
 // Requests returns the number of requests served so far.
@@ -95,6 +155,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.Set("Content-Type", "text/html")
 	h.Set("Content-Length", s.bodyLen)
+	if local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		if ap, ok := backendAddr(local); ok {
+			h.Set(BackendHeader, ap.String())
+		}
+	}
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(s.body)
@@ -183,6 +248,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 type serverConn struct {
 	s        *Server
 	c        net.Conn
+	out      *answers
 	closing  atomic.Bool
 	served   int
 	buf      []byte
@@ -202,6 +268,7 @@ func (sc *serverConn) shutdown() {
 func (sc *serverConn) serve() {
 	defer sc.c.Close()
 	sc.buf = make([]byte, 4096)
+	sc.out = sc.s.answersFor(sc.c.LocalAddr())
 	for {
 		req, err := sc.next()
 		if err != nil {
@@ -218,13 +285,13 @@ func (sc *serverConn) serve() {
 		var out []byte
 		switch {
 		case req.head && closing:
-			out = sc.s.headClose
+			out = sc.out.headClose
 		case req.head:
-			out = sc.s.head
+			out = sc.out.head
 		case closing:
-			out = sc.s.respClose
+			out = sc.out.respClose
 		default:
-			out = sc.s.resp
+			out = sc.out.resp
 		}
 		if _, err := sc.c.Write(out); err != nil {
 			return

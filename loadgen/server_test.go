@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -76,8 +77,9 @@ func TestServerAnswers(t *testing.T) {
 	srv, url := startServer(t, ServerConfig{BodyBytes: 10, MaxRequestsPerConn: 3})
 	addr := strings.TrimSuffix(strings.TrimPrefix(url, "http://"), "/")
 	const body = "kkkkkkkkkk"
-	ok := "HTTP/1.1 200 OK\r\nServer: kpbench\r\nContent-Type: text/html\r\nContent-Length: 10\r\n\r\n"
-	okClose := "HTTP/1.1 200 OK\r\nServer: kpbench\r\nContent-Type: text/html\r\nContent-Length: 10\r\nConnection: close\r\n\r\n"
+	// Every answer names the backend: the address the connection reached.
+	ok := "HTTP/1.1 200 OK\r\nServer: kpbench\r\nContent-Type: text/html\r\nContent-Length: 10\r\nKpbench-Backend: " + addr + "\r\n\r\n"
+	okClose := "HTTP/1.1 200 OK\r\nServer: kpbench\r\nContent-Type: text/html\r\nContent-Length: 10\r\nKpbench-Backend: " + addr + "\r\nConnection: close\r\n\r\n"
 	tests := []struct {
 		name, send, want string
 	}{
@@ -160,5 +162,54 @@ func TestServerShutsDownWithIdleConnections(t *testing.T) {
 	}
 	if el := time.Since(start); el > time.Second {
 		t.Errorf("shutdown took %v", el)
+	}
+}
+
+// TestServerNamesEachLocalAddress: a server listening on every address
+// names, in each answer, the address the connection was accepted on (the
+// backend's own, whatever the client dialled), IPv4 unmapped; the
+// net/http path does the same.
+func TestServerNamesEachLocalAddress(t *testing.T) {
+	srv, err := NewServer(ServerConfig{BodyBytes: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", ":0") // dual-stack where the host has IPv6
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, l) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+	port := l.Addr().(*net.TCPAddr).Port
+	addrs := []string{net.JoinHostPort("127.0.0.1", itoa(port))}
+	if c, err := net.Dial("tcp", net.JoinHostPort("::1", itoa(port))); err == nil {
+		c.Close()
+		addrs = append(addrs, net.JoinHostPort("::1", itoa(port)))
+	}
+	for _, a := range addrs {
+		for range 2 { // the second connection reuses the built answers
+			got := exchange(t, a, "GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+			if want := "\r\nKpbench-Backend: " + a + "\r\n"; !strings.Contains(got, want) {
+				t.Errorf("answer to a connection to %s:\n%q\nwant it to contain %q", a, got, want)
+			}
+		}
+	}
+
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	resp, err := http.Get(hs.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got, want := resp.Header.Get(BackendHeader), strings.TrimPrefix(hs.URL, "http://"); got != want {
+		t.Errorf("net/http path: %s %q, want %q", BackendHeader, got, want)
 	}
 }

@@ -1,0 +1,383 @@
+package churn
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/kpbench/kpbench/loadgen"
+	"github.com/kpbench/kpbench/runs"
+)
+
+var t0 = time.Date(2026, 12, 6, 8, 0, 0, 0, time.UTC)
+
+func at(s float64) time.Time { return t0.Add(time.Duration(math.Round(s * float64(time.Second)))) }
+func atp(s float64) *time.Time {
+	t := at(s)
+	return &t
+}
+
+const (
+	clusterIP = "10.96.0.10"
+	target    = clusterIP + ":80"
+)
+
+func backend(i int) string { return fmt.Sprintf("10.244.0.%d:8080", i) }
+func endpointIP(i int) string {
+	return fmt.Sprintf("10.244.0.%d", i)
+}
+
+// dataplane simulates the node's rules for the target Service: the
+// backends a new connection may reach, as of the last programmed state.
+type dataplane struct {
+	backends []int
+	next     int
+}
+
+func (d *dataplane) pick() int {
+	b := d.backends[d.next%len(d.backends)]
+	d.next++
+	return b
+}
+
+func without(bs []int, x int) []int {
+	var out []int
+	for _, b := range bs {
+		if b != x {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// TestTrafficKubeProxyStopped: kube-proxy is stopped while a backend is
+// replaced, so the node's rules keep sending new connections to the
+// removed backend until kube-proxy is back and programs the change: those
+// hits are stale and unprogrammed, they accumulate while it is stopped,
+// and stop once the change is programmed. Changes to another Service that
+// remove the same backend, and a write that failed, count for nothing.
+func TestTrafficKubeProxyStopped(t *testing.T) {
+	changes := []runs.ChurnChange{
+		// Another Service loses backend 2 for good: not the target's.
+		{Seq: 1, Kind: runs.ChurnEndpointReplace, Service: "kpbench/svc-00007", ClusterIP: "10.96.0.77",
+			Removed: []string{endpointIP(2)}, Added: []string{endpointIP(9)}, WrittenAt: at(2), ProgrammedAt: atp(2.5)},
+		// A write that failed removes nothing.
+		{Seq: 2, Kind: runs.ChurnEndpointReplace, Service: "kpbench/svc-00000", ClusterIP: clusterIP, Target: true,
+			Removed: []string{endpointIP(3)}, Added: []string{endpointIP(6)}, WrittenAt: at(3), Error: "conflict"},
+		// kube-proxy is stopped from 5 s to 12 s; backend 1 is replaced
+		// by 5 at 6 s and the change is programmed at 12.3 s.
+		{Seq: 3, Kind: runs.ChurnEndpointReplace, Service: "kpbench/svc-00000", ClusterIP: clusterIP, Target: true,
+			Removed: []string{endpointIP(1)}, Added: []string{endpointIP(5)}, WrittenAt: at(6), ProgrammedAt: atp(12.3)},
+	}
+	dp := &dataplane{backends: []int{1, 2, 3, 4}}
+	var reqs []Request
+	var wantStale int64
+	firstStale, lastStale := time.Time{}, time.Time{}
+	for i := range 2000 { // 100 req/s for 20 s, a new connection each
+		start := at(float64(i) / 100)
+		if !start.Before(at(12.3)) && dp.backends[0] == 1 {
+			dp.backends = []int{2, 3, 4, 5}
+		}
+		b := dp.pick()
+		if b == 1 && !start.Before(at(6)) {
+			wantStale++
+			if firstStale.IsZero() {
+				firstStale = start
+			}
+			lastStale = start
+		}
+		reqs = append(reqs, Request{Start: start, Connect: 50 * time.Microsecond, NewConn: true, Backend: backend(b), Target: target})
+	}
+	if wantStale < 100 {
+		t.Fatalf("the simulation sent only %d requests to the removed backend", wantStale)
+	}
+	tr := Traffic(reqs, changes, nil)
+	if tr.Requests != 2000 || tr.StaleUnprogrammed != wantStale || tr.StaleProgrammed != 0 || len(tr.Errors) != 0 {
+		t.Fatalf("traffic %+v, want %d stale unprogrammed hits and nothing else", tr, wantStale)
+	}
+	// Over time: the hits accumulate from the removal while kube-proxy is
+	// stopped, and stop once the change is programmed.
+	tl := tr.Timeline
+	if tl == nil || tl.BinSeconds != 0.1 || len(tl.Bins) != 200 || !tl.Start.Equal(t0) {
+		t.Fatalf("timeline %+v, want 200 bins of 0.1 s from the first request", tl)
+	}
+	var sum int64
+	for i, b := range tl.Bins {
+		from := tl.Start.Add(time.Duration(math.Round(float64(i) * tl.BinSeconds * float64(time.Second))))
+		if b.Requests != 10 {
+			t.Errorf("bin %d: %d requests, want 10", i, b.Requests)
+		}
+		sum += b.StaleUnprogrammed
+		switch {
+		case from.Before(at(6)) || !from.Before(at(12.3)):
+			if b.StaleUnprogrammed != 0 {
+				t.Errorf("bin at %v: %d stale hits outside the removal's unprogrammed time", from.Sub(t0), b.StaleUnprogrammed)
+			}
+		case from.Before(at(12.2)):
+			if b.StaleUnprogrammed == 0 {
+				t.Errorf("bin at %v: no stale hit while kube-proxy was stopped", from.Sub(t0))
+			}
+		}
+	}
+	if sum != wantStale || firstStale.Before(at(6)) || !lastStale.Before(at(12.3)) {
+		t.Errorf("%d hits in the bins, want %d; first %v, last %v", sum, wantStale, firstStale.Sub(t0), lastStale.Sub(t0))
+	}
+
+	// Never programmed (kube-proxy not back by the end of the grace): every
+	// hit after the removal is unprogrammed, however late.
+	changes[2].ProgrammedAt = nil
+	dp = &dataplane{backends: []int{1, 2, 3, 4}}
+	wantStale = 0
+	for i := range reqs {
+		b := dp.pick()
+		reqs[i].Backend = backend(b)
+		if b == 1 && !reqs[i].Start.Before(at(6)) {
+			wantStale++
+		}
+	}
+	tr = Traffic(reqs, changes, nil)
+	if tr.StaleUnprogrammed != wantStale || tr.StaleProgrammed != 0 || wantStale < 300 {
+		t.Errorf("never programmed: %d unprogrammed and %d programmed hits, want %d and 0", tr.StaleUnprogrammed, tr.StaleProgrammed, wantStale)
+	}
+}
+
+// TestTrafficKeptAliveAndRestore: a kept-alive connection to a backend
+// outlives its removal: its requests are stale, unprogrammed until the
+// node's rules show the removal and programmed after (the rules no longer
+// lead there, the connection does); once the backend is added back
+// (endpoints restored), they are not stale any more. Without the
+// request's target, the change's Target mark decides.
+func TestTrafficKeptAliveAndRestore(t *testing.T) {
+	all := []string{endpointIP(1), endpointIP(2), endpointIP(3)}
+	changes := []runs.ChurnChange{
+		{Seq: 1, Kind: runs.ChurnEndpointsToZero, Service: "kpbench/svc-00000", ClusterIP: clusterIP, Target: true,
+			Removed: all, WrittenAt: at(8), ProgrammedAt: atp(9)},
+		{Seq: 2, Kind: runs.ChurnEndpointsRestore, Service: "kpbench/svc-00000", ClusterIP: clusterIP, Target: true,
+			Added: all, WrittenAt: at(15), ProgrammedAt: atp(15.4)},
+	}
+	var reqs []Request
+	want := map[string]int64{}
+	for i := range 200 { // 10 req/s for 20 s on one connection to backend 2
+		start := at(float64(i) / 10)
+		r := Request{Start: start, Backend: backend(2), Target: target}
+		if i == 0 {
+			r.NewConn, r.Connect = true, 60*time.Microsecond
+		}
+		reqs = append(reqs, r)
+		switch {
+		case start.Before(at(8)) || !start.Before(at(15)):
+		case start.Before(at(9)):
+			want["unprogrammed"]++
+		default:
+			want["programmed"]++
+		}
+	}
+	tr := Traffic(reqs, changes, nil)
+	if tr.StaleUnprogrammed != want["unprogrammed"] || tr.StaleProgrammed != want["programmed"] ||
+		want["unprogrammed"] != 10 || want["programmed"] != 60 {
+		t.Errorf("stale %d unprogrammed and %d programmed, want %v", tr.StaleUnprogrammed, tr.StaleProgrammed, want)
+	}
+	// The request's target decides over the Target mark: requests sent to
+	// another ClusterIP are not the changed Service's.
+	other := append([]Request(nil), reqs...)
+	for i := range other {
+		other[i].Target = "10.96.0.99:80"
+	}
+	if tr := Traffic(other, changes, nil); tr.StaleUnprogrammed+tr.StaleProgrammed != 0 {
+		t.Errorf("requests to another Service counted %d stale hits", tr.StaleUnprogrammed+tr.StaleProgrammed)
+	}
+	// Without targets, the mark decides.
+	for i := range other {
+		other[i].Target = ""
+	}
+	if tr := Traffic(other, changes, nil); tr.StaleUnprogrammed != 10 || tr.StaleProgrammed != 60 {
+		t.Errorf("without targets: %d and %d stale hits, want 10 and 60", tr.StaleUnprogrammed, tr.StaleProgrammed)
+	}
+	changes[0].Target, changes[1].Target = false, false
+	if tr := Traffic(other, changes, nil); tr.StaleUnprogrammed+tr.StaleProgrammed != 0 {
+		t.Errorf("without targets, changes not marked Target counted %d stale hits", tr.StaleUnprogrammed+tr.StaleProgrammed)
+	}
+	// Removed and added back twice: stale only while out each time; a
+	// replace that names the same backend on both sides changes nothing.
+	changes = []runs.ChurnChange{
+		{Seq: 1, ClusterIP: clusterIP, Removed: []string{endpointIP(2)}, WrittenAt: at(2), ProgrammedAt: atp(2.5)},
+		{Seq: 2, ClusterIP: clusterIP, Added: []string{endpointIP(2)}, WrittenAt: at(4)},
+		{Seq: 3, ClusterIP: clusterIP, Removed: []string{endpointIP(2)}, Added: []string{endpointIP(2)}, WrittenAt: at(5)},
+		{Seq: 4, ClusterIP: clusterIP, Removed: []string{backend(2)}, WrittenAt: at(10), ProgrammedAt: atp(11)},
+		{Seq: 5, ClusterIP: clusterIP, Added: []string{endpointIP(2)}, WrittenAt: at(12)},
+	}
+	tr = Traffic(reqs, changes, nil)
+	// [2, 2.5) 5 unprogrammed, [2.5, 4) 15 programmed; [10, 11) 10 and [11, 12) 10.
+	if tr.StaleUnprogrammed != 15 || tr.StaleProgrammed != 25 {
+		t.Errorf("removed twice: %d unprogrammed and %d programmed hits, want 15 and 25", tr.StaleUnprogrammed, tr.StaleProgrammed)
+	}
+}
+
+// TestTrafficErrorsAndSyncs: errors are counted by coarse kind (fine
+// kinds of the load client grouped); connect times split by whether the
+// connection started inside a sync (its ends included, overlapping syncs
+// merged), with nearest-rank percentiles in µs; reused connections and
+// failed connects have no connect time.
+func TestTrafficErrorsAndSyncs(t *testing.T) {
+	syncs := []runs.SyncSpan{
+		{Start: at(5), End: at(6)},
+		{Start: at(1), End: at(2), Full: true},
+		{Start: at(5.5), End: at(5.8)}, // inside the first: ends earlier
+	}
+	reqs := []Request{
+		{Start: at(0.5), NewConn: true, Connect: 30 * time.Microsecond},
+		{Start: at(1), NewConn: true, Connect: 300 * time.Microsecond},      // a sync's start
+		{Start: at(1.5), NewConn: true, Connect: 200 * time.Microsecond},    // inside
+		{Start: at(2), NewConn: true, Connect: 400 * time.Microsecond},      // a sync's end
+		{Start: at(3), NewConn: true, Connect: 40 * time.Microsecond},       // between
+		{Start: at(5.9), NewConn: true, Connect: 500 * time.Microsecond},    // inside the long one, after the short one
+		{Start: at(6.1), NewConn: true, Connect: 20 * time.Microsecond},     // after
+		{Start: at(6.2), Connect: 0},                                        // reused
+		{Start: at(5.2), NewConn: true, Err: loadgen.KindConnectRefused},    // failed connect, in a sync
+		{Start: at(7), NewConn: true, Err: loadgen.CoarseRefused},           // already coarse
+		{Start: at(7.1), Err: loadgen.KindEOF},                              // reset
+		{Start: at(7.2), Err: loadgen.KindTimeout},                          // timeout
+		{Start: at(7.3), Err: loadgen.KindAddrUnavailable},                  // other
+		{Start: at(7.4), Err: "http_503", Backend: backend(1)},              // other
+		{Start: at(7.5), NewConn: true, Connect: 10 * time.Microsecond},     // after
+		{Start: at(7.6), NewConn: true, Connect: 60 * time.Microsecond},     // after
+		{Start: at(7.7), NewConn: true, Connect: 50 * time.Microsecond},     // after
+		{Start: at(7.8), Err: "something new"},                              // other
+		{Start: at(7.9), NewConn: true, Err: loadgen.KindUnreachable},       // refused
+		{Start: at(8), NewConn: true, Connect: 70 * time.Microsecond},       // after
+		{Start: at(0.9), NewConn: true, Connect: 35 * time.Microsecond},     // before
+		{Start: at(4.99), NewConn: true, Connect: 45 * time.Microsecond},    // just before a sync
+		{Start: at(5.8001), NewConn: true, Connect: 800 * time.Microsecond}, // inside the long one
+	}
+	tr := Traffic(reqs, nil, syncs)
+	wantErr := map[string]int64{"refused": 3, "reset": 1, "timeout": 1, "other": 3}
+	if len(tr.Errors) != len(wantErr) {
+		t.Errorf("errors %v, want %v", tr.Errors, wantErr)
+	}
+	for k, n := range wantErr {
+		if tr.Errors[k] != n {
+			t.Errorf("errors %v, want %v", tr.Errors, wantErr)
+		}
+	}
+	// Inside: 300 200 400 500 800 µs; outside: 30 40 20 10 60 50 70 35 45.
+	if in := tr.ConnectInSync; in.Count != 5 || in.P50 != 400 || in.P99 != 800 {
+		t.Errorf("inside syncs %+v, want 5, p50 400, p99 800", in)
+	}
+	if out := tr.ConnectOutOfSync; out.Count != 9 || out.P50 != 40 || out.P99 != 70 {
+		t.Errorf("outside syncs %+v, want 9, p50 40, p99 70", out)
+	}
+	if tr.StaleUnprogrammed+tr.StaleProgrammed != 0 {
+		t.Errorf("stale hits without changes: %+v", tr)
+	}
+	// The timeline: 0.1 s bins from 0.5 s; the bin of 7.4 s has one other
+	// error, the one of 1.5 s one connect of 200 µs.
+	tl := tr.Timeline
+	bin := func(s float64) runs.TrafficBin { return tl.Bins[int((s-0.5)/tl.BinSeconds+1e-9)] }
+	if b := bin(7.4); b.Other != 1 || b.Requests != 1 {
+		t.Errorf("bin at 7.4 s: %+v", b)
+	}
+	if b := bin(1.5); b.Connects != 1 || b.ConnectP50Us != 200 || b.ConnectMaxUs != 200 {
+		t.Errorf("bin at 1.5 s: %+v", b)
+	}
+	if b := bin(5.2); b.Refused != 1 || b.Connects != 0 {
+		t.Errorf("bin at 5.2 s: %+v", b)
+	}
+	if tr := Traffic(nil, nil, syncs); tr.Requests != 0 || tr.Timeline != nil {
+		t.Errorf("no requests: %+v", tr)
+	}
+}
+
+// TestTrafficPercentilesBySimulation: on seeded draws the in/out split and
+// the percentiles agree with a direct count, whatever the order of the
+// requests.
+func TestTrafficPercentilesBySimulation(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 25))
+	syncs := []runs.SyncSpan{{Start: at(2), End: at(2.5)}, {Start: at(6), End: at(6.1)}}
+	var reqs []Request
+	var in, out []time.Duration
+	for range 5000 {
+		s := rng.Float64() * 10
+		d := time.Duration(20_000 + rng.IntN(200_000))
+		reqs = append(reqs, Request{Start: at(s), NewConn: true, Connect: d})
+		if (s >= 2 && s <= 2.5) || (s >= 6 && s <= 6.1) {
+			in = append(in, d)
+		} else {
+			out = append(out, d)
+		}
+	}
+	tr := Traffic(reqs, nil, syncs)
+	for _, c := range []struct {
+		name string
+		got  runs.Percentiles
+		ds   []time.Duration
+	}{{"inside", tr.ConnectInSync, in}, {"outside", tr.ConnectOutOfSync, out}} {
+		// The nearest rank, counted: the smallest value with at least
+		// q of the values at or below it.
+		q := func(p float64) float64 {
+			best := time.Duration(-1)
+			for _, v := range c.ds {
+				below := 0
+				for _, d := range c.ds {
+					if d <= v {
+						below++
+					}
+				}
+				if float64(below) >= p*float64(len(c.ds)) && (best < 0 || v < best) {
+					best = v
+				}
+			}
+			return float64(best) / 1e3
+		}
+		if c.got.Count != int64(len(c.ds)) || c.got.P50 != q(0.5) || c.got.P99 != q(0.99) {
+			t.Errorf("%s: %+v, want %d, p50 %v, p99 %v", c.name, c.got, len(c.ds), q(0.5), q(0.99))
+		}
+	}
+}
+
+// TestBinWidth: bins widen in 1-2-5 steps from 0.1 s so that a window
+// never has more than maxBins of them.
+func TestBinWidth(t *testing.T) {
+	for _, c := range []struct {
+		span time.Duration
+		want time.Duration
+	}{
+		{0, 100 * time.Millisecond},
+		{30 * time.Second, 100 * time.Millisecond},
+		{59*time.Second + 900*time.Millisecond, 100 * time.Millisecond},
+		{60 * time.Second, 200 * time.Millisecond},
+		{2 * time.Minute, 500 * time.Millisecond},
+		{10 * time.Minute, time.Second},
+		{time.Hour, 10 * time.Second},
+	} {
+		w := binWidth(c.span)
+		if w != c.want || int(c.span/w)+1 > maxBins {
+			t.Errorf("binWidth(%v) = %v, want %v", c.span, w, c.want)
+		}
+	}
+}
+
+// TestRequestsFrom: the load client's records become Requests with
+// coarse error kinds.
+func TestRequestsFrom(t *testing.T) {
+	recs := []loadgen.RequestRecord{
+		{Start: at(1), Connect: time.Millisecond, NewConn: true, Target: target, Backend: backend(1)},
+		{Start: at(2), NewConn: true, Target: target, Error: loadgen.KindConnectRefused},
+		{Start: at(3), Target: target, Error: loadgen.KindEOF},
+	}
+	got := RequestsFrom(recs)
+	want := []Request{
+		{Start: at(1), Connect: time.Millisecond, NewConn: true, Target: target, Backend: backend(1)},
+		{Start: at(2), NewConn: true, Target: target, Err: loadgen.CoarseRefused},
+		{Start: at(3), Target: target, Err: loadgen.CoarseReset},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d requests, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("request %d: %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
