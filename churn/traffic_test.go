@@ -42,16 +42,6 @@ func (d *dataplane) pick() int {
 	return b
 }
 
-func without(bs []int, x int) []int {
-	var out []int
-	for _, b := range bs {
-		if b != x {
-			out = append(out, b)
-		}
-	}
-	return out
-}
-
 // TestTrafficKubeProxyStopped: kube-proxy is stopped while a backend is
 // replaced, so the node's rules keep sending new connections to the
 // removed backend until kube-proxy is back and programs the change: those

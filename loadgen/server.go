@@ -37,7 +37,8 @@ type ServerConfig struct {
 }
 
 // Server is a minimal HTTP/1.1 backend: every request gets 200 and a fixed
-// body. It counts what it served.
+// body, and every answer names the backend (BackendHeader). It counts what
+// it served.
 //
 // Serve speaks HTTP/1.1 itself rather than through net/http: the backend's
 // CPU is part of what a benchmark machine spends, and a fixed answer needs

@@ -112,13 +112,13 @@ func (doc *document) churn(d *Data) {
 		return
 	}
 	doc.h(2, "Traffic during churn")
-	doc.p("Points measured while the API changed under them (spec.churn): for each condition, failed requests per 10,000 during churn, " +
-		"the programming latency (from each API write to the first read of the node's rules that shows it), stale hits (requests " +
-		"answered by a backend after its removal from the target Service was written: before the node's rules showed the removal, " +
-		"or after, through conntrack or a kept-alive connection) and the median connect time of connections started inside a " +
-		"kube-proxy sync against those started outside every sync, with the difference taken within each point. " +
-		"Means over the valid repetitions with their 95% confidence intervals (Student's t; the unit is the repetition; none with one)." +
-		blockNote(d.Run) + " What each figure means and its limits: docs/churn-traffic.md.")
+	doc.p("%s", "Points measured while the API changed under them (spec.churn): for each condition, failed requests per 10,000 during churn, "+
+		"the programming latency (from each API write to the first read of the node's rules that shows it), stale hits (requests "+
+		"answered by a backend after its removal from the target Service was written: before the node's rules showed the removal, "+
+		"or after, through conntrack or a kept-alive connection) and the median connect time of connections started inside a "+
+		"kube-proxy sync against those started outside every sync, with the difference taken within each point. "+
+		"Means over the valid repetitions with their 95% confidence intervals (Student's t; the unit is the repetition; none with one)."+
+		blockNote(d.Run)+" What each figure means and its limits: docs/churn-traffic.md.")
 	var items []string
 	for _, st := range stats {
 		items = append(items, churnSentence(st, multiTargets(stats)))

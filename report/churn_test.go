@@ -118,12 +118,17 @@ func TestChurnStats(t *testing.T) {
 // was measured under churn, stating each condition's figures with their
 // intervals, the table, and where the timeline is.
 func TestChurnSection(t *testing.T) {
-	d := churnData(t, churnFixture())
-	md, err := newDocument(d, nil, nil).markdown()
-	if err != nil {
-		t.Fatal(err)
+	section := func(d *Data) string {
+		t.Helper()
+		doc := &document{}
+		doc.churn(d)
+		md, err := doc.markdown()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(md)
 	}
-	s := string(md)
+	s := section(churnData(t, churnFixture()))
 	for _, want := range []string{
 		"## Traffic during churn",
 		"iptables, 1,000 Services, a new connection per request (n=3): 2.3 (95% CI ",
@@ -139,12 +144,7 @@ func TestChurnSection(t *testing.T) {
 			t.Errorf("the report lacks %q", want)
 		}
 	}
-	plain := churnData(t, churnFixture()[6:])
-	md, err = newDocument(plain, nil, nil).markdown()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(string(md), "Traffic during churn") {
+	if s := section(churnData(t, churnFixture()[6:])); strings.Contains(s, "Traffic during churn") {
 		t.Error("a run without churn has a churn section")
 	}
 }

@@ -159,8 +159,8 @@ var (
 	targetColor = color.RGBA{R: 0xD5, G: 0x5E, B: 0x00, A: 0xFF} // vermillion
 	otherColor  = color.Gray{Y: 140}
 	afterColor  = color.RGBA{R: 0x00, G: 0x72, B: 0xB2, A: 0xFF} // blue
-	syncColor   = color.RGBA{R: 0x56, G: 0xB4, B: 0xE9, A: 0x40}
-	fullColor   = color.RGBA{R: 0x56, G: 0xB4, B: 0xE9, A: 0x90}
+	syncColor   = color.NRGBA{R: 0x56, G: 0xB4, B: 0xE9, A: 0x40}
+	fullColor   = color.NRGBA{R: 0x56, G: 0xB4, B: 0xE9, A: 0x90}
 )
 
 // churnTimelinePlot draws the timeline of churnTimelinePoint; ok is false
