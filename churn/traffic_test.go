@@ -371,3 +371,156 @@ func TestRequestsFrom(t *testing.T) {
 		}
 	}
 }
+
+// TestTrafficStaleBySimulation: a seeded simulation of churn on the target
+// Service — backends replaced, all removed and restored — with the node's
+// rules following the writes after a random lag (and not at all while
+// kube-proxy is stopped), new connections per request routed by the rules
+// and kept-alive connections that outlive their backend's removal. The
+// simulation knows, for every answered request, whether its backend was in
+// the Service when it started and whether the rules had caught up with its
+// removal; Traffic must find the same counts.
+func TestTrafficStaleBySimulation(t *testing.T) {
+	for seed := uint64(1); seed <= 20; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 25))
+		const window = 30.0
+		member := map[int]bool{}
+		for b := 1; b <= 10; b++ {
+			member[b] = true
+		}
+		var changes []runs.ChurnChange
+		// Each change's write, programming, and the membership after it.
+		type state struct {
+			written, programmed float64
+			member              map[int]bool
+		}
+		states := []state{{written: -1, programmed: -1, member: clone(member)}}
+		lastProg := 0.0
+		stopFrom := 5 + rng.Float64()*10 // kube-proxy stopped for 2 to 7 s
+		stopTo := stopFrom + 2 + rng.Float64()*5
+		for at0 := 0.5; at0 < window; at0 += 0.3 + rng.Float64() {
+			c := runs.ChurnChange{Seq: len(changes) + 1, Service: "kpbench/svc-00000", ClusterIP: clusterIP, Target: true, WrittenAt: at(at0)}
+			var members, others []int
+			for b := 1; b <= 14; b++ {
+				if member[b] {
+					members = append(members, b)
+				} else {
+					others = append(others, b)
+				}
+			}
+			switch r := rng.Float64(); {
+			case len(members) == 0:
+				c.Kind = runs.ChurnEndpointsRestore
+				for _, b := range others[:10] {
+					c.Added = append(c.Added, endpointIP(b))
+					member[b] = true
+				}
+			case r < 0.15:
+				c.Kind = runs.ChurnEndpointsToZero
+				for _, b := range members {
+					c.Removed = append(c.Removed, endpointIP(b))
+					member[b] = false
+				}
+			default:
+				c.Kind = runs.ChurnEndpointReplace
+				out, in := members[rng.IntN(len(members))], others[rng.IntN(len(others))]
+				c.Removed, c.Added = []string{endpointIP(out)}, []string{backend(in)}
+				member[out], member[in] = false, true
+			}
+			// The rules follow after a lag, in order, and not while
+			// kube-proxy is stopped; a change still pending at the end
+			// is never seen.
+			prog := math.Max(lastProg, at0+0.05+rng.Float64()*1.5)
+			if prog >= stopFrom && prog < stopTo {
+				prog = stopTo + 0.2
+			}
+			lastProg = prog
+			if prog < window {
+				c.ProgrammedAt = atp(prog)
+			}
+			changes = append(changes, c)
+			states = append(states, state{written: at0, programmed: prog, member: clone(member)})
+		}
+		// The membership written by s, and the rules programmed by s.
+		memberAt := func(s float64) map[int]bool {
+			m := states[0].member
+			for _, st := range states[1:] {
+				if st.written <= s {
+					m = st.member
+				}
+			}
+			return m
+		}
+		rulesAt := func(s float64) []int {
+			m := states[0].member
+			for _, st := range states[1:] {
+				if st.programmed <= s {
+					m = st.member
+				}
+			}
+			var bs []int
+			for b := 1; b <= 14; b++ {
+				if m[b] {
+					bs = append(bs, b)
+				}
+			}
+			return bs
+		}
+		// removedAt is when the rules showed b out, given it is out of the
+		// membership at s: the programming of the change that removed it.
+		removedProgrammed := func(b int, s float64) float64 {
+			when := math.Inf(1)
+			for i := 1; i < len(states); i++ {
+				if states[i].written > s {
+					break
+				}
+				if states[i-1].member[b] && !states[i].member[b] {
+					when = states[i].programmed
+				}
+			}
+			return when
+		}
+		var reqs []Request
+		var wantU, wantP int64
+		answer := func(s float64, b int, newConn bool) {
+			r := Request{Start: at(s), NewConn: newConn, Backend: backend(b), Target: target}
+			if newConn {
+				r.Connect = 50 * time.Microsecond
+			}
+			reqs = append(reqs, r)
+			if !memberAt(s)[b] {
+				if removedProgrammed(b, s) > s {
+					wantU++
+				} else {
+					wantP++
+				}
+			}
+		}
+		kept := rulesAt(0)[0] // a kept-alive connection opened at the start
+		for i := range int(window * 50) {
+			s := float64(i) / 50
+			if bs := rulesAt(s); len(bs) == 0 {
+				reqs = append(reqs, Request{Start: at(s), NewConn: true, Target: target, Err: loadgen.CoarseRefused})
+			} else {
+				answer(s, bs[rng.IntN(len(bs))], true)
+			}
+			answer(s+0.001, kept, false)
+		}
+		tr := Traffic(reqs, changes, nil)
+		if tr.StaleUnprogrammed != wantU || tr.StaleProgrammed != wantP {
+			t.Errorf("seed %d: %d unprogrammed and %d programmed stale hits, the simulation counted %d and %d",
+				seed, tr.StaleUnprogrammed, tr.StaleProgrammed, wantU, wantP)
+		}
+		if wantU == 0 {
+			t.Errorf("seed %d: the simulation made no unprogrammed hit to check", seed)
+		}
+	}
+}
+
+func clone(m map[int]bool) map[int]bool {
+	out := make(map[int]bool, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
