@@ -57,15 +57,15 @@ func Traffic(reqs []Request, changes []runs.ChurnChange, syncs []runs.SyncSpan) 
 	if len(reqs) == 0 {
 		return t
 	}
-	spans := outSpans(changes)
-	inSync := syncIndex(syncs)
-	tl := newTimeline(reqs)
+	spans := staleSpans(changes)
+	inSync := insideSyncs(syncs)
+	tl := newTrafficTimeline(reqs)
 	var in, out []time.Duration
 	for i := range reqs {
 		r := &reqs[i]
 		b := tl.bin(r.Start)
 		b.Requests++
-		if kind := coarse(r.Err); kind != "" {
+		if kind := coarseKind(r.Err); kind != "" {
 			if t.Errors == nil {
 				t.Errors = map[string]int64{}
 			}
@@ -81,7 +81,7 @@ func Traffic(reqs []Request, changes []runs.ChurnChange, syncs []runs.SyncSpan) 
 				b.Other++
 			}
 		}
-		switch stale(spans, r) {
+		switch staleHit(spans, r) {
 		case staleUnprogrammed:
 			t.StaleUnprogrammed++
 			b.StaleUnprogrammed++
@@ -98,15 +98,15 @@ func Traffic(reqs []Request, changes []runs.ChurnChange, syncs []runs.SyncSpan) 
 			}
 		}
 	}
-	t.ConnectInSync = percentiles(in)
-	t.ConnectOutOfSync = percentiles(out)
+	t.ConnectInSync = connectPercentiles(in)
+	t.ConnectOutOfSync = connectPercentiles(out)
 	t.Timeline = tl.finish()
 	return t
 }
 
 // coarse returns kind as one of the coarse kinds: a fine kind of
 // loadgen.Classify is grouped, anything unknown is other.
-func coarse(kind string) string {
+func coarseKind(kind string) string {
 	switch kind {
 	case "", loadgen.CoarseRefused, loadgen.CoarseReset, loadgen.CoarseTimeout, loadgen.CoarseOther:
 		return kind
@@ -114,26 +114,26 @@ func coarse(kind string) string {
 	return loadgen.CoarseKind(kind)
 }
 
-// endpoint is an address as changes and backends name it: an IP, with
+// backendAddr is an address as changes and backends name it: an IP, with
 // its port when known (0 otherwise).
-type endpoint struct {
+type backendAddr struct {
 	ip   netip.Addr
 	port uint16
 	raw  string // when it does not parse
 }
 
-func parseEndpoint(s string) endpoint {
+func parseBackendAddr(s string) backendAddr {
 	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return endpoint{ip: ap.Addr().Unmap(), port: ap.Port()}
+		return backendAddr{ip: ap.Addr().Unmap(), port: ap.Port()}
 	}
 	if ip, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
-		return endpoint{ip: ip.Unmap()}
+		return backendAddr{ip: ip.Unmap()}
 	}
-	return endpoint{raw: s}
+	return backendAddr{raw: s}
 }
 
-// key identifies the endpoint without its port.
-func (e endpoint) key() string {
+// key identifies the address without its port.
+func (e backendAddr) key() string {
 	if e.ip.IsValid() {
 		return e.ip.String()
 	}
@@ -142,29 +142,29 @@ func (e endpoint) key() string {
 
 // same reports whether e and o are one address: the same IP, and the
 // same port where both say one.
-func (e endpoint) same(o endpoint) bool {
+func (e backendAddr) same(o backendAddr) bool {
 	if e.key() != o.key() {
 		return false
 	}
 	return e.port == 0 || o.port == 0 || e.port == o.port
 }
 
-// outSpan is a time during which a backend was out of a Service: from
+// staleSpan is a time during which a backend was out of a Service: from
 // the write of the change that removed it until the write of the change
 // that added it back (zero: not added back).
-type outSpan struct {
+type staleSpan struct {
 	service    string // the Service's ClusterIP, else its name
 	serviceIP  bool   // service is a ClusterIP
 	target     bool
-	backend    endpoint
+	backend    backendAddr
 	from       time.Time
 	until      time.Time
 	programmed *time.Time // the removal's ProgrammedAt
 }
 
-// outSpans lists every backend's times out of its Service, by the
+// staleSpans lists every backend's times out of its Service, by the
 // backend's IP.
-func outSpans(changes []runs.ChurnChange) map[string][]outSpan {
+func staleSpans(changes []runs.ChurnChange) map[string][]staleSpan {
 	var cs []*runs.ChurnChange
 	for i := range changes {
 		c := &changes[i]
@@ -179,8 +179,8 @@ func outSpans(changes []runs.ChurnChange) map[string][]outSpan {
 		return cs[i].Seq < cs[j].Seq
 	})
 	type openKey struct{ service, backend string }
-	open := map[openKey]*outSpan{}
-	var all []*outSpan
+	open := map[openKey]*staleSpan{}
+	var all []*staleSpan
 	for _, c := range cs {
 		svc, svcIP := c.ClusterIP, false
 		if svc == "" {
@@ -191,11 +191,11 @@ func outSpans(changes []runs.ChurnChange) map[string][]outSpan {
 		}
 		added := map[string]bool{}
 		for _, a := range c.Added {
-			added[parseEndpoint(a).key()] = true
+			added[parseBackendAddr(a).key()] = true
 		}
 		removed := map[string]bool{}
 		for _, a := range c.Removed {
-			removed[parseEndpoint(a).key()] = true
+			removed[parseBackendAddr(a).key()] = true
 		}
 		for k := range added {
 			if removed[k] {
@@ -207,17 +207,17 @@ func outSpans(changes []runs.ChurnChange) map[string][]outSpan {
 			}
 		}
 		for _, a := range c.Removed {
-			e := parseEndpoint(a)
+			e := parseBackendAddr(a)
 			k := openKey{svc, e.key()}
 			if added[e.key()] || open[k] != nil {
 				continue
 			}
-			s := &outSpan{service: svc, serviceIP: svcIP, target: c.Target, backend: e, from: c.WrittenAt, programmed: c.ProgrammedAt}
+			s := &staleSpan{service: svc, serviceIP: svcIP, target: c.Target, backend: e, from: c.WrittenAt, programmed: c.ProgrammedAt}
 			open[k] = s
 			all = append(all, s)
 		}
 	}
-	byBackend := map[string][]outSpan{}
+	byBackend := map[string][]staleSpan{}
 	for _, s := range all {
 		byBackend[s.backend.key()] = append(byBackend[s.backend.key()], *s)
 	}
@@ -232,15 +232,15 @@ const (
 	staleProgrammed
 )
 
-// stale says whether r was answered by a backend out of r's Service.
-func stale(spans map[string][]outSpan, r *Request) staleKind {
+// staleHit says whether r was answered by a backend out of r's Service.
+func staleHit(spans map[string][]staleSpan, r *Request) staleKind {
 	if r.Backend == "" || len(spans) == 0 {
 		return notStale
 	}
-	b := parseEndpoint(r.Backend)
+	b := parseBackendAddr(r.Backend)
 	var target string
 	if r.Target != "" {
-		target = parseEndpoint(r.Target).key()
+		target = parseBackendAddr(r.Target).key()
 	}
 	for i := range spans[b.key()] {
 		s := &spans[b.key()][i]
@@ -264,9 +264,9 @@ func stale(spans map[string][]outSpan, r *Request) staleKind {
 	return notStale
 }
 
-// syncIndex returns whether an instant falls inside one of syncs (ends
+// insideSyncs returns whether an instant falls inside one of syncs (ends
 // included).
-func syncIndex(syncs []runs.SyncSpan) func(time.Time) bool {
+func insideSyncs(syncs []runs.SyncSpan) func(time.Time) bool {
 	ss := slices.Clone(syncs)
 	sort.Slice(ss, func(i, j int) bool { return ss[i].Start.Before(ss[j].Start) })
 	// maxEnd[i] is the latest end among ss[:i+1]: syncs may overlap.
@@ -284,34 +284,34 @@ func syncIndex(syncs []runs.SyncSpan) func(time.Time) bool {
 	}
 }
 
-// percentiles of ds in µs, by nearest rank.
-func percentiles(ds []time.Duration) runs.Percentiles {
+// connectPercentiles of ds in µs, by nearest rank.
+func connectPercentiles(ds []time.Duration) runs.Percentiles {
 	if len(ds) == 0 {
 		return runs.Percentiles{}
 	}
 	slices.Sort(ds)
-	return runs.Percentiles{Count: int64(len(ds)), P50: us(rank(ds, 0.50)), P99: us(rank(ds, 0.99))}
+	return runs.Percentiles{Count: int64(len(ds)), P50: durUs(trafficRank(ds, 0.50)), P99: durUs(trafficRank(ds, 0.99))}
 }
 
-// rank is the nearest-rank q-quantile of sorted ds.
-func rank(ds []time.Duration, q float64) time.Duration {
+// trafficRank is the nearest-rank q-quantile of sorted ds.
+func trafficRank(ds []time.Duration, q float64) time.Duration {
 	i := int(math.Ceil(q*float64(len(ds)))) - 1
 	return ds[min(max(i, 0), len(ds)-1)]
 }
 
-func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+func durUs(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
-// maxBins bounds a timeline's bins; minBin is the narrowest bin.
+// timelineMaxBins bounds a timeline's bins; timelineMinBin is the narrowest bin.
 const (
-	maxBins = 600
-	minBin  = 100 * time.Millisecond
+	timelineMaxBins = 600
+	timelineMinBin  = 100 * time.Millisecond
 )
 
-// binWidth is the narrowest of 0.1, 0.2, 0.5, 1, 2, 5, ... s that cuts span
-// into at most maxBins bins.
-func binWidth(span time.Duration) time.Duration {
-	w := minBin
-	for steps := 0; span/w >= maxBins; steps++ {
+// timelineBinWidth is the narrowest of 0.1, 0.2, 0.5, 1, 2, 5, ... s that cuts span
+// into at most timelineMaxBins bins.
+func timelineBinWidth(span time.Duration) time.Duration {
+	w := timelineMinBin
+	for steps := 0; span/w >= timelineMaxBins; steps++ {
 		switch steps % 3 {
 		case 0, 2:
 			w *= 2
@@ -322,14 +322,14 @@ func binWidth(span time.Duration) time.Duration {
 	return w
 }
 
-type timeline struct {
+type trafficTimeline struct {
 	start    time.Time
 	width    time.Duration
 	bins     []runs.TrafficBin
 	connects [][]time.Duration
 }
 
-func newTimeline(reqs []Request) *timeline {
+func newTrafficTimeline(reqs []Request) *trafficTimeline {
 	first, last := reqs[0].Start, reqs[0].Start
 	for _, r := range reqs[1:] {
 		if r.Start.Before(first) {
@@ -339,23 +339,23 @@ func newTimeline(reqs []Request) *timeline {
 			last = r.Start
 		}
 	}
-	w := binWidth(last.Sub(first))
+	w := timelineBinWidth(last.Sub(first))
 	n := int(last.Sub(first)/w) + 1
-	return &timeline{start: first, width: w, bins: make([]runs.TrafficBin, n), connects: make([][]time.Duration, n)}
+	return &trafficTimeline{start: first, width: w, bins: make([]runs.TrafficBin, n), connects: make([][]time.Duration, n)}
 }
 
-func (t *timeline) index(at time.Time) int {
+func (t *trafficTimeline) index(at time.Time) int {
 	return min(max(int(at.Sub(t.start)/t.width), 0), len(t.bins)-1)
 }
 
-func (t *timeline) bin(at time.Time) *runs.TrafficBin { return &t.bins[t.index(at)] }
+func (t *trafficTimeline) bin(at time.Time) *runs.TrafficBin { return &t.bins[t.index(at)] }
 
-func (t *timeline) connect(at time.Time, d time.Duration) {
+func (t *trafficTimeline) connect(at time.Time, d time.Duration) {
 	i := t.index(at)
 	t.connects[i] = append(t.connects[i], d)
 }
 
-func (t *timeline) finish() *runs.TrafficTimeline {
+func (t *trafficTimeline) finish() *runs.TrafficTimeline {
 	for i, cs := range t.connects {
 		if len(cs) == 0 {
 			continue
@@ -363,8 +363,8 @@ func (t *timeline) finish() *runs.TrafficTimeline {
 		slices.Sort(cs)
 		b := &t.bins[i]
 		b.Connects = int64(len(cs))
-		b.ConnectP50Us = us(rank(cs, 0.5))
-		b.ConnectMaxUs = us(cs[len(cs)-1])
+		b.ConnectP50Us = durUs(trafficRank(cs, 0.5))
+		b.ConnectMaxUs = durUs(cs[len(cs)-1])
 	}
 	return &runs.TrafficTimeline{Start: t.start, BinSeconds: t.width.Seconds(), Bins: t.bins}
 }

@@ -11,32 +11,32 @@ import (
 	"github.com/kpbench/kpbench/runs"
 )
 
-var t0 = time.Date(2026, 12, 6, 8, 0, 0, 0, time.UTC)
+var trT0 = time.Date(2026, 12, 6, 8, 0, 0, 0, time.UTC)
 
-func at(s float64) time.Time { return t0.Add(time.Duration(math.Round(s * float64(time.Second)))) }
-func atp(s float64) *time.Time {
-	t := at(s)
+func trAt(s float64) time.Time { return trT0.Add(time.Duration(math.Round(s * float64(time.Second)))) }
+func trAtP(s float64) *time.Time {
+	t := trAt(s)
 	return &t
 }
 
 const (
-	clusterIP = "10.96.0.10"
-	target    = clusterIP + ":80"
+	trClusterIP = "10.96.0.10"
+	trTarget    = trClusterIP + ":80"
 )
 
-func backend(i int) string { return fmt.Sprintf("10.244.0.%d:8080", i) }
-func endpointIP(i int) string {
+func trBackend(i int) string { return fmt.Sprintf("10.244.0.%d:8080", i) }
+func trEndpointIP(i int) string {
 	return fmt.Sprintf("10.244.0.%d", i)
 }
 
-// dataplane simulates the node's rules for the target Service: the
+// trDataplane simulates the node's rules for the target Service: the
 // backends a new connection may reach, as of the last programmed state.
-type dataplane struct {
+type trDataplane struct {
 	backends []int
 	next     int
 }
 
-func (d *dataplane) pick() int {
+func (d *trDataplane) pick() int {
 	b := d.backends[d.next%len(d.backends)]
 	d.next++
 	return b
@@ -52,33 +52,33 @@ func TestTrafficKubeProxyStopped(t *testing.T) {
 	changes := []runs.ChurnChange{
 		// Another Service loses backend 2 for good: not the target's.
 		{Seq: 1, Kind: runs.ChurnEndpointReplace, Service: "kpbench/svc-00007", ClusterIP: "10.96.0.77",
-			Removed: []string{endpointIP(2)}, Added: []string{endpointIP(9)}, WrittenAt: at(2), ProgrammedAt: atp(2.5)},
+			Removed: []string{trEndpointIP(2)}, Added: []string{trEndpointIP(9)}, WrittenAt: trAt(2), ProgrammedAt: trAtP(2.5)},
 		// A write that failed removes nothing.
-		{Seq: 2, Kind: runs.ChurnEndpointReplace, Service: "kpbench/svc-00000", ClusterIP: clusterIP, Target: true,
-			Removed: []string{endpointIP(3)}, Added: []string{endpointIP(6)}, WrittenAt: at(3), Error: "conflict"},
+		{Seq: 2, Kind: runs.ChurnEndpointReplace, Service: "kpbench/svc-00000", ClusterIP: trClusterIP, Target: true,
+			Removed: []string{trEndpointIP(3)}, Added: []string{trEndpointIP(6)}, WrittenAt: trAt(3), Error: "conflict"},
 		// kube-proxy is stopped from 5 s to 12 s; backend 1 is replaced
 		// by 5 at 6 s and the change is programmed at 12.3 s.
-		{Seq: 3, Kind: runs.ChurnEndpointReplace, Service: "kpbench/svc-00000", ClusterIP: clusterIP, Target: true,
-			Removed: []string{endpointIP(1)}, Added: []string{endpointIP(5)}, WrittenAt: at(6), ProgrammedAt: atp(12.3)},
+		{Seq: 3, Kind: runs.ChurnEndpointReplace, Service: "kpbench/svc-00000", ClusterIP: trClusterIP, Target: true,
+			Removed: []string{trEndpointIP(1)}, Added: []string{trEndpointIP(5)}, WrittenAt: trAt(6), ProgrammedAt: trAtP(12.3)},
 	}
-	dp := &dataplane{backends: []int{1, 2, 3, 4}}
+	dp := &trDataplane{backends: []int{1, 2, 3, 4}}
 	var reqs []Request
 	var wantStale int64
 	firstStale, lastStale := time.Time{}, time.Time{}
 	for i := range 2000 { // 100 req/s for 20 s, a new connection each
-		start := at(float64(i) / 100)
-		if !start.Before(at(12.3)) && dp.backends[0] == 1 {
+		start := trAt(float64(i) / 100)
+		if !start.Before(trAt(12.3)) && dp.backends[0] == 1 {
 			dp.backends = []int{2, 3, 4, 5}
 		}
 		b := dp.pick()
-		if b == 1 && !start.Before(at(6)) {
+		if b == 1 && !start.Before(trAt(6)) {
 			wantStale++
 			if firstStale.IsZero() {
 				firstStale = start
 			}
 			lastStale = start
 		}
-		reqs = append(reqs, Request{Start: start, Connect: 50 * time.Microsecond, NewConn: true, Backend: backend(b), Target: target})
+		reqs = append(reqs, Request{Start: start, Connect: 50 * time.Microsecond, NewConn: true, Backend: trBackend(b), Target: trTarget})
 	}
 	if wantStale < 100 {
 		t.Fatalf("the simulation sent only %d requests to the removed backend", wantStale)
@@ -90,8 +90,8 @@ func TestTrafficKubeProxyStopped(t *testing.T) {
 	// Over time: the hits accumulate from the removal while kube-proxy is
 	// stopped, and stop once the change is programmed.
 	tl := tr.Timeline
-	if tl == nil || tl.BinSeconds != 0.1 || len(tl.Bins) != 200 || !tl.Start.Equal(t0) {
-		t.Fatalf("timeline %+v, want 200 bins of 0.1 s from the first request", tl)
+	if tl == nil || tl.BinSeconds != 0.1 || len(tl.Bins) != 200 || !tl.Start.Equal(trT0) {
+		t.Fatalf("trafficTimeline %+v, want 200 bins of 0.1 s from the first request", tl)
 	}
 	var sum int64
 	for i, b := range tl.Bins {
@@ -101,29 +101,29 @@ func TestTrafficKubeProxyStopped(t *testing.T) {
 		}
 		sum += b.StaleUnprogrammed
 		switch {
-		case from.Before(at(6)) || !from.Before(at(12.3)):
+		case from.Before(trAt(6)) || !from.Before(trAt(12.3)):
 			if b.StaleUnprogrammed != 0 {
-				t.Errorf("bin at %v: %d stale hits outside the removal's unprogrammed time", from.Sub(t0), b.StaleUnprogrammed)
+				t.Errorf("bin at %v: %d stale hits outside the removal's unprogrammed time", from.Sub(trT0), b.StaleUnprogrammed)
 			}
-		case from.Before(at(12.2)):
+		case from.Before(trAt(12.2)):
 			if b.StaleUnprogrammed == 0 {
-				t.Errorf("bin at %v: no stale hit while kube-proxy was stopped", from.Sub(t0))
+				t.Errorf("bin at %v: no stale hit while kube-proxy was stopped", from.Sub(trT0))
 			}
 		}
 	}
-	if sum != wantStale || firstStale.Before(at(6)) || !lastStale.Before(at(12.3)) {
-		t.Errorf("%d hits in the bins, want %d; first %v, last %v", sum, wantStale, firstStale.Sub(t0), lastStale.Sub(t0))
+	if sum != wantStale || firstStale.Before(trAt(6)) || !lastStale.Before(trAt(12.3)) {
+		t.Errorf("%d hits in the bins, want %d; first %v, last %v", sum, wantStale, firstStale.Sub(trT0), lastStale.Sub(trT0))
 	}
 
 	// Never programmed (kube-proxy not back by the end of the grace): every
 	// hit after the removal is unprogrammed, however late.
 	changes[2].ProgrammedAt = nil
-	dp = &dataplane{backends: []int{1, 2, 3, 4}}
+	dp = &trDataplane{backends: []int{1, 2, 3, 4}}
 	wantStale = 0
 	for i := range reqs {
 		b := dp.pick()
-		reqs[i].Backend = backend(b)
-		if b == 1 && !reqs[i].Start.Before(at(6)) {
+		reqs[i].Backend = trBackend(b)
+		if b == 1 && !reqs[i].Start.Before(trAt(6)) {
 			wantStale++
 		}
 	}
@@ -140,25 +140,25 @@ func TestTrafficKubeProxyStopped(t *testing.T) {
 // (endpoints restored), they are not stale any more. Without the
 // request's target, the change's Target mark decides.
 func TestTrafficKeptAliveAndRestore(t *testing.T) {
-	all := []string{endpointIP(1), endpointIP(2), endpointIP(3)}
+	all := []string{trEndpointIP(1), trEndpointIP(2), trEndpointIP(3)}
 	changes := []runs.ChurnChange{
-		{Seq: 1, Kind: runs.ChurnEndpointsToZero, Service: "kpbench/svc-00000", ClusterIP: clusterIP, Target: true,
-			Removed: all, WrittenAt: at(8), ProgrammedAt: atp(9)},
-		{Seq: 2, Kind: runs.ChurnEndpointsRestore, Service: "kpbench/svc-00000", ClusterIP: clusterIP, Target: true,
-			Added: all, WrittenAt: at(15), ProgrammedAt: atp(15.4)},
+		{Seq: 1, Kind: runs.ChurnEndpointsToZero, Service: "kpbench/svc-00000", ClusterIP: trClusterIP, Target: true,
+			Removed: all, WrittenAt: trAt(8), ProgrammedAt: trAtP(9)},
+		{Seq: 2, Kind: runs.ChurnEndpointsRestore, Service: "kpbench/svc-00000", ClusterIP: trClusterIP, Target: true,
+			Added: all, WrittenAt: trAt(15), ProgrammedAt: trAtP(15.4)},
 	}
 	var reqs []Request
 	want := map[string]int64{}
 	for i := range 200 { // 10 req/s for 20 s on one connection to backend 2
-		start := at(float64(i) / 10)
-		r := Request{Start: start, Backend: backend(2), Target: target}
+		start := trAt(float64(i) / 10)
+		r := Request{Start: start, Backend: trBackend(2), Target: trTarget}
 		if i == 0 {
 			r.NewConn, r.Connect = true, 60*time.Microsecond
 		}
 		reqs = append(reqs, r)
 		switch {
-		case start.Before(at(8)) || !start.Before(at(15)):
-		case start.Before(at(9)):
+		case start.Before(trAt(8)) || !start.Before(trAt(15)):
+		case start.Before(trAt(9)):
 			want["unprogrammed"]++
 		default:
 			want["programmed"]++
@@ -192,11 +192,11 @@ func TestTrafficKeptAliveAndRestore(t *testing.T) {
 	// Removed and added back twice: stale only while out each time; a
 	// replace that names the same backend on both sides changes nothing.
 	changes = []runs.ChurnChange{
-		{Seq: 1, ClusterIP: clusterIP, Removed: []string{endpointIP(2)}, WrittenAt: at(2), ProgrammedAt: atp(2.5)},
-		{Seq: 2, ClusterIP: clusterIP, Added: []string{endpointIP(2)}, WrittenAt: at(4)},
-		{Seq: 3, ClusterIP: clusterIP, Removed: []string{endpointIP(2)}, Added: []string{endpointIP(2)}, WrittenAt: at(5)},
-		{Seq: 4, ClusterIP: clusterIP, Removed: []string{backend(2)}, WrittenAt: at(10), ProgrammedAt: atp(11)},
-		{Seq: 5, ClusterIP: clusterIP, Added: []string{endpointIP(2)}, WrittenAt: at(12)},
+		{Seq: 1, ClusterIP: trClusterIP, Removed: []string{trEndpointIP(2)}, WrittenAt: trAt(2), ProgrammedAt: trAtP(2.5)},
+		{Seq: 2, ClusterIP: trClusterIP, Added: []string{trEndpointIP(2)}, WrittenAt: trAt(4)},
+		{Seq: 3, ClusterIP: trClusterIP, Removed: []string{trEndpointIP(2)}, Added: []string{trEndpointIP(2)}, WrittenAt: trAt(5)},
+		{Seq: 4, ClusterIP: trClusterIP, Removed: []string{trBackend(2)}, WrittenAt: trAt(10), ProgrammedAt: trAtP(11)},
+		{Seq: 5, ClusterIP: trClusterIP, Added: []string{trEndpointIP(2)}, WrittenAt: trAt(12)},
 	}
 	tr = Traffic(reqs, changes, nil)
 	// [2, 2.5) 5 unprogrammed, [2.5, 4) 15 programmed; [10, 11) 10 and [11, 12) 10.
@@ -212,34 +212,34 @@ func TestTrafficKeptAliveAndRestore(t *testing.T) {
 // failed connects have no connect time.
 func TestTrafficErrorsAndSyncs(t *testing.T) {
 	syncs := []runs.SyncSpan{
-		{Start: at(5), End: at(6)},
-		{Start: at(1), End: at(2), Full: true},
-		{Start: at(5.5), End: at(5.8)}, // inside the first: ends earlier
+		{Start: trAt(5), End: trAt(6)},
+		{Start: trAt(1), End: trAt(2), Full: true},
+		{Start: trAt(5.5), End: trAt(5.8)}, // inside the first: ends earlier
 	}
 	reqs := []Request{
-		{Start: at(0.5), NewConn: true, Connect: 30 * time.Microsecond},
-		{Start: at(1), NewConn: true, Connect: 300 * time.Microsecond},      // a sync's start
-		{Start: at(1.5), NewConn: true, Connect: 200 * time.Microsecond},    // inside
-		{Start: at(2), NewConn: true, Connect: 400 * time.Microsecond},      // a sync's end
-		{Start: at(3), NewConn: true, Connect: 40 * time.Microsecond},       // between
-		{Start: at(5.9), NewConn: true, Connect: 500 * time.Microsecond},    // inside the long one, after the short one
-		{Start: at(6.1), NewConn: true, Connect: 20 * time.Microsecond},     // after
-		{Start: at(6.2), Connect: 0},                                        // reused
-		{Start: at(5.2), NewConn: true, Err: loadgen.KindConnectRefused},    // failed connect, in a sync
-		{Start: at(7), NewConn: true, Err: loadgen.CoarseRefused},           // already coarse
-		{Start: at(7.1), Err: loadgen.KindEOF},                              // reset
-		{Start: at(7.2), Err: loadgen.KindTimeout},                          // timeout
-		{Start: at(7.3), Err: loadgen.KindAddrUnavailable},                  // other
-		{Start: at(7.4), Err: "http_503", Backend: backend(1)},              // other
-		{Start: at(7.5), NewConn: true, Connect: 10 * time.Microsecond},     // after
-		{Start: at(7.6), NewConn: true, Connect: 60 * time.Microsecond},     // after
-		{Start: at(7.7), NewConn: true, Connect: 50 * time.Microsecond},     // after
-		{Start: at(7.8), Err: "something new"},                              // other
-		{Start: at(7.9), NewConn: true, Err: loadgen.KindUnreachable},       // refused
-		{Start: at(8), NewConn: true, Connect: 70 * time.Microsecond},       // after
-		{Start: at(0.9), NewConn: true, Connect: 35 * time.Microsecond},     // before
-		{Start: at(4.99), NewConn: true, Connect: 45 * time.Microsecond},    // just before a sync
-		{Start: at(5.8001), NewConn: true, Connect: 800 * time.Microsecond}, // inside the long one
+		{Start: trAt(0.5), NewConn: true, Connect: 30 * time.Microsecond},
+		{Start: trAt(1), NewConn: true, Connect: 300 * time.Microsecond},      // a sync's start
+		{Start: trAt(1.5), NewConn: true, Connect: 200 * time.Microsecond},    // inside
+		{Start: trAt(2), NewConn: true, Connect: 400 * time.Microsecond},      // a sync's end
+		{Start: trAt(3), NewConn: true, Connect: 40 * time.Microsecond},       // between
+		{Start: trAt(5.9), NewConn: true, Connect: 500 * time.Microsecond},    // inside the long one, after the short one
+		{Start: trAt(6.1), NewConn: true, Connect: 20 * time.Microsecond},     // after
+		{Start: trAt(6.2), Connect: 0},                                        // reused
+		{Start: trAt(5.2), NewConn: true, Err: loadgen.KindConnectRefused},    // failed connect, in a sync
+		{Start: trAt(7), NewConn: true, Err: loadgen.CoarseRefused},           // already coarse
+		{Start: trAt(7.1), Err: loadgen.KindEOF},                              // reset
+		{Start: trAt(7.2), Err: loadgen.KindTimeout},                          // timeout
+		{Start: trAt(7.3), Err: loadgen.KindAddrUnavailable},                  // other
+		{Start: trAt(7.4), Err: "http_503", Backend: trBackend(1)},            // other
+		{Start: trAt(7.5), NewConn: true, Connect: 10 * time.Microsecond},     // after
+		{Start: trAt(7.6), NewConn: true, Connect: 60 * time.Microsecond},     // after
+		{Start: trAt(7.7), NewConn: true, Connect: 50 * time.Microsecond},     // after
+		{Start: trAt(7.8), Err: "something new"},                              // other
+		{Start: trAt(7.9), NewConn: true, Err: loadgen.KindUnreachable},       // refused
+		{Start: trAt(8), NewConn: true, Connect: 70 * time.Microsecond},       // after
+		{Start: trAt(0.9), NewConn: true, Connect: 35 * time.Microsecond},     // before
+		{Start: trAt(4.99), NewConn: true, Connect: 45 * time.Microsecond},    // just before a sync
+		{Start: trAt(5.8001), NewConn: true, Connect: 800 * time.Microsecond}, // inside the long one
 	}
 	tr := Traffic(reqs, nil, syncs)
 	wantErr := map[string]int64{"refused": 3, "reset": 1, "timeout": 1, "other": 3}
@@ -284,13 +284,13 @@ func TestTrafficErrorsAndSyncs(t *testing.T) {
 // requests.
 func TestTrafficPercentilesBySimulation(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 25))
-	syncs := []runs.SyncSpan{{Start: at(2), End: at(2.5)}, {Start: at(6), End: at(6.1)}}
+	syncs := []runs.SyncSpan{{Start: trAt(2), End: trAt(2.5)}, {Start: trAt(6), End: trAt(6.1)}}
 	var reqs []Request
 	var in, out []time.Duration
 	for range 5000 {
 		s := rng.Float64() * 10
 		d := time.Duration(20_000 + rng.IntN(200_000))
-		reqs = append(reqs, Request{Start: at(s), NewConn: true, Connect: d})
+		reqs = append(reqs, Request{Start: trAt(s), NewConn: true, Connect: d})
 		if (s >= 2 && s <= 2.5) || (s >= 6 && s <= 6.1) {
 			in = append(in, d)
 		} else {
@@ -326,9 +326,9 @@ func TestTrafficPercentilesBySimulation(t *testing.T) {
 	}
 }
 
-// TestBinWidth: bins widen in 1-2-5 steps from 0.1 s so that a window
-// never has more than maxBins of them.
-func TestBinWidth(t *testing.T) {
+// TestTimelineBinWidth: bins widen in 1-2-5 steps from 0.1 s so that a window
+// never has more than timelineMaxBins of them.
+func TestTimelineBinWidth(t *testing.T) {
 	for _, c := range []struct {
 		span time.Duration
 		want time.Duration
@@ -341,9 +341,9 @@ func TestBinWidth(t *testing.T) {
 		{10 * time.Minute, time.Second},
 		{time.Hour, 10 * time.Second},
 	} {
-		w := binWidth(c.span)
-		if w != c.want || int(c.span/w)+1 > maxBins {
-			t.Errorf("binWidth(%v) = %v, want %v", c.span, w, c.want)
+		w := timelineBinWidth(c.span)
+		if w != c.want || int(c.span/w)+1 > timelineMaxBins {
+			t.Errorf("timelineBinWidth(%v) = %v, want %v", c.span, w, c.want)
 		}
 	}
 }
@@ -352,15 +352,15 @@ func TestBinWidth(t *testing.T) {
 // coarse error kinds.
 func TestRequestsFrom(t *testing.T) {
 	recs := []loadgen.RequestRecord{
-		{Start: at(1), Connect: time.Millisecond, NewConn: true, Target: target, Backend: backend(1)},
-		{Start: at(2), NewConn: true, Target: target, Error: loadgen.KindConnectRefused},
-		{Start: at(3), Target: target, Error: loadgen.KindEOF},
+		{Start: trAt(1), Connect: time.Millisecond, NewConn: true, Target: trTarget, Backend: trBackend(1)},
+		{Start: trAt(2), NewConn: true, Target: trTarget, Error: loadgen.KindConnectRefused},
+		{Start: trAt(3), Target: trTarget, Error: loadgen.KindEOF},
 	}
 	got := RequestsFrom(recs)
 	want := []Request{
-		{Start: at(1), Connect: time.Millisecond, NewConn: true, Target: target, Backend: backend(1)},
-		{Start: at(2), NewConn: true, Target: target, Err: loadgen.CoarseRefused},
-		{Start: at(3), Target: target, Err: loadgen.CoarseReset},
+		{Start: trAt(1), Connect: time.Millisecond, NewConn: true, Target: trTarget, Backend: trBackend(1)},
+		{Start: trAt(2), NewConn: true, Target: trTarget, Err: loadgen.CoarseRefused},
+		{Start: trAt(3), Target: trTarget, Err: loadgen.CoarseReset},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("%d requests, want %d", len(got), len(want))
@@ -394,12 +394,12 @@ func TestTrafficStaleBySimulation(t *testing.T) {
 			written, programmed float64
 			member              map[int]bool
 		}
-		states := []state{{written: -1, programmed: -1, member: clone(member)}}
+		states := []state{{written: -1, programmed: -1, member: trClone(member)}}
 		lastProg := 0.0
 		stopFrom := 5 + rng.Float64()*10 // kube-proxy stopped for 2 to 7 s
 		stopTo := stopFrom + 2 + rng.Float64()*5
 		for at0 := 0.5; at0 < window; at0 += 0.3 + rng.Float64() {
-			c := runs.ChurnChange{Seq: len(changes) + 1, Service: "kpbench/svc-00000", ClusterIP: clusterIP, Target: true, WrittenAt: at(at0)}
+			c := runs.ChurnChange{Seq: len(changes) + 1, Service: "kpbench/svc-00000", ClusterIP: trClusterIP, Target: true, WrittenAt: trAt(at0)}
 			var members, others []int
 			for b := 1; b <= 14; b++ {
 				if member[b] {
@@ -412,19 +412,19 @@ func TestTrafficStaleBySimulation(t *testing.T) {
 			case len(members) == 0:
 				c.Kind = runs.ChurnEndpointsRestore
 				for _, b := range others[:10] {
-					c.Added = append(c.Added, endpointIP(b))
+					c.Added = append(c.Added, trEndpointIP(b))
 					member[b] = true
 				}
 			case r < 0.15:
 				c.Kind = runs.ChurnEndpointsToZero
 				for _, b := range members {
-					c.Removed = append(c.Removed, endpointIP(b))
+					c.Removed = append(c.Removed, trEndpointIP(b))
 					member[b] = false
 				}
 			default:
 				c.Kind = runs.ChurnEndpointReplace
 				out, in := members[rng.IntN(len(members))], others[rng.IntN(len(others))]
-				c.Removed, c.Added = []string{endpointIP(out)}, []string{backend(in)}
+				c.Removed, c.Added = []string{trEndpointIP(out)}, []string{trBackend(in)}
 				member[out], member[in] = false, true
 			}
 			// The rules follow after a lag, in order, and not while
@@ -436,10 +436,10 @@ func TestTrafficStaleBySimulation(t *testing.T) {
 			}
 			lastProg = prog
 			if prog < window {
-				c.ProgrammedAt = atp(prog)
+				c.ProgrammedAt = trAtP(prog)
 			}
 			changes = append(changes, c)
-			states = append(states, state{written: at0, programmed: prog, member: clone(member)})
+			states = append(states, state{written: at0, programmed: prog, member: trClone(member)})
 		}
 		// The membership written by s, and the rules programmed by s.
 		memberAt := func(s float64) map[int]bool {
@@ -483,7 +483,7 @@ func TestTrafficStaleBySimulation(t *testing.T) {
 		var reqs []Request
 		var wantU, wantP int64
 		answer := func(s float64, b int, newConn bool) {
-			r := Request{Start: at(s), NewConn: newConn, Backend: backend(b), Target: target}
+			r := Request{Start: trAt(s), NewConn: newConn, Backend: trBackend(b), Target: trTarget}
 			if newConn {
 				r.Connect = 50 * time.Microsecond
 			}
@@ -500,7 +500,7 @@ func TestTrafficStaleBySimulation(t *testing.T) {
 		for i := range int(window * 50) {
 			s := float64(i) / 50
 			if bs := rulesAt(s); len(bs) == 0 {
-				reqs = append(reqs, Request{Start: at(s), NewConn: true, Target: target, Err: loadgen.CoarseRefused})
+				reqs = append(reqs, Request{Start: trAt(s), NewConn: true, Target: trTarget, Err: loadgen.CoarseRefused})
 			} else {
 				answer(s, bs[rng.IntN(len(bs))], true)
 			}
@@ -517,7 +517,7 @@ func TestTrafficStaleBySimulation(t *testing.T) {
 	}
 }
 
-func clone(m map[int]bool) map[int]bool {
+func trClone(m map[int]bool) map[int]bool {
 	out := make(map[int]bool, len(m))
 	for k, v := range m {
 		out[k] = v
