@@ -248,9 +248,10 @@ func TestChurnTimelineData(t *testing.T) {
 	}
 }
 
-// TestChurnTimelinePlot: the drawn point is the valid one whose traffic
-// met the most; the plot renders, and the report writes it beside the
-// others; a run without churn has no such plot.
+// TestChurnTimelinePlot: the drawn point is the valid one that opened
+// connections and whose traffic met the most; the plot renders, and the
+// report writes it beside the others; a run without churn has no such
+// plot.
 func TestChurnTimelinePlot(t *testing.T) {
 	quiet := timelineFixture()
 	quiet.Churn.Traffic.Errors = nil
@@ -261,7 +262,12 @@ func TestChurnTimelinePlot(t *testing.T) {
 	invalid.ID, invalid.Repetition = runs.PointID(scenarios.ModeNFTables, 1000, 1, 3), 3
 	invalid.Churn.Traffic.Errors = map[string]int64{"refused": 20000}
 	invalid.Valid = false
-	d := churnData(t, []runs.Point{quiet, busy, invalid})
+	// Persistent connections met more, but opened no connection to draw.
+	kept := timelineFixture()
+	kept.ID, kept.RequestsPerConn = runs.PointID(scenarios.ModeNFTables, 1000, 0, 1), 0
+	kept.Churn.Traffic.StaleProgrammed = 5000
+	kept.Churn.Traffic.ConnectInSync, kept.Churn.Traffic.ConnectOutOfSync = runs.Percentiles{}, runs.Percentiles{}
+	d := churnData(t, []runs.Point{quiet, busy, invalid, kept})
 	if p := churnTimelinePoint(d); p == nil || p.ID != busy.ID {
 		t.Fatalf("drew %v, want %s", p, busy.ID)
 	}

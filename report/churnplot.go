@@ -115,11 +115,13 @@ func churnTimelineOf(p *runs.Point) (churnTimeline, bool) {
 }
 
 // churnTimelinePoint is the point whose timeline the report draws: among
-// the valid points with a traffic timeline, the one whose traffic met the
-// most (errors and stale hits), then the largest step, then report order
-// and the first repetition. Nil when there is none.
+// the valid points with a traffic timeline, one that opened connections
+// (its connect time is drawn) before one that did not, then the one whose
+// traffic met the most (errors and stale hits), then the largest step,
+// then report order and the first repetition. Nil when there is none.
 func churnTimelinePoint(d *Data) *runs.Point {
 	var best *runs.Point
+	var bestConnects bool
 	var bestScore int64
 	for _, g := range d.groups {
 		for _, p := range g.Valid {
@@ -127,15 +129,26 @@ func churnTimelinePoint(d *Data) *runs.Point {
 				continue
 			}
 			tr := p.Churn.Traffic
+			connects := tr.ConnectInSync.Count+tr.ConnectOutOfSync.Count > 0
 			score := tr.StaleUnprogrammed + tr.StaleProgrammed
 			for _, n := range tr.Errors {
 				score += n
 			}
-			better := best == nil || score > bestScore ||
-				(score == bestScore && p.Services > best.Services) ||
-				(score == bestScore && p.Key() == best.Key() && p.Repetition < best.Repetition)
+			var better bool
+			switch {
+			case best == nil:
+				better = true
+			case connects != bestConnects:
+				better = connects
+			case score != bestScore:
+				better = score > bestScore
+			case p.Services != best.Services:
+				better = p.Services > best.Services
+			default:
+				better = p.Key() == best.Key() && p.Repetition < best.Repetition
+			}
 			if better {
-				best, bestScore = p, score
+				best, bestConnects, bestScore = p, connects, score
 			}
 		}
 	}
@@ -172,7 +185,7 @@ func churnTimelinePlot(d *Data) (Plot, bool, error) {
 	}
 	ct, _ := churnTimelineOf(p)
 	pl := Plot{Name: "churn-timeline", Title: churnTimelineTitle,
-		Caption: fmt.Sprintf("Point %s (%s), chosen as the valid churn point whose traffic met the most errors and stale hits. "+
+		Caption: fmt.Sprintf("Point %s (%s), chosen as the valid churn point that opened connections and whose traffic met the most errors and stale hits. "+
 			"One time axis, in seconds from its first request: shaded spans are kube-proxy's syncs (darker: full syncs); "+
 			"above, the median and the maximum connect time of the connections opened in each %.1f s bin; below, each API write "+
 			"(vermillion: the target Service; grey: others; a cross: the write failed), when the node's rules first showed it, "+
