@@ -49,7 +49,7 @@ type LoadRequest struct {
 	// timeline).
 	RawDir string
 	// RequestsLog asks for a record of every request of the window
-	// (LoadResult.Requests; `kpbench load --requests-log`), kept as
+	// (LoadResult.RequestLog; `kpbench load --requests-log`), kept as
 	// RawRequestsCSV under RawDir.
 	RequestsLog bool
 }
@@ -77,9 +77,9 @@ type LoadResult struct {
 	// FirstPacket is the time to first packet the client timed in its
 	// node's kernel (NodeLoad.FirstPacket), nil when it did not.
 	FirstPacket *runs.FirstPacket
-	// Requests are the window's requests by start time, when
+	// RequestLog is the window's requests by start time, when
 	// LoadRequest.RequestsLog asked for them (nil otherwise).
-	Requests []loadgen.RequestRecord
+	RequestLog []loadgen.RequestRecord
 }
 
 // LoadRunner runs the load client on the client node.

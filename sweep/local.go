@@ -183,7 +183,7 @@ func (l *NodeLoad) Run(ctx context.Context, req LoadRequest) (*LoadResult, error
 	}
 	res := loadResultOf(s)
 	if requestsLog != "" {
-		if res.Requests, err = readRequestsLog(requestsLog); err != nil {
+		if res.RequestLog, err = readRequestsLog(requestsLog); err != nil {
 			return nil, err
 		}
 	}

@@ -132,9 +132,9 @@ func TestNodeLoadRequestsLog(t *testing.T) {
 		if err != nil {
 			t.Fatalf("raw dir %q: %v", dir, err)
 		}
-		if len(res.Requests) != 2 || res.Requests[0].Backend != "10.244.0.5:8080" || res.Requests[1].Error != loadgen.KindConnectRefused ||
-			!res.Requests[1].Start.Equal(t0.Add(time.Millisecond)) {
-			t.Errorf("raw dir %q: records %+v", dir, res.Requests)
+		if len(res.RequestLog) != 2 || res.RequestLog[0].Backend != "10.244.0.5:8080" || res.RequestLog[1].Error != loadgen.KindConnectRefused ||
+			!res.RequestLog[1].Start.Equal(t0.Add(time.Millisecond)) {
+			t.Errorf("raw dir %q: records %+v", dir, res.RequestLog)
 		}
 	}
 	if _, err := os.Stat(filepath.Join(raw, RawRequestsCSV)); err != nil {
@@ -144,8 +144,8 @@ func TestNodeLoadRequestsLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if slices.Contains(n.args, "--requests-log") || res.Requests != nil {
-		t.Errorf("not asked: load ran as %q, %d records", n.args, len(res.Requests))
+	if slices.Contains(n.args, "--requests-log") || res.RequestLog != nil {
+		t.Errorf("not asked: load ran as %q, %d records", n.args, len(res.RequestLog))
 	}
 	if _, err := (&ClusterLoad{}).Run(context.Background(), LoadRequest{ID: "p", RequestsLog: true}); err == nil {
 		t.Error("in-cluster load clients accepted a requests log they cannot return")
