@@ -338,7 +338,8 @@ func TestTimelineBinWidth(t *testing.T) {
 		{59*time.Second + 900*time.Millisecond, 100 * time.Millisecond},
 		{60 * time.Second, 200 * time.Millisecond},
 		{2 * time.Minute, 500 * time.Millisecond},
-		{10 * time.Minute, time.Second},
+		{599 * time.Second, time.Second},
+		{10 * time.Minute, 2 * time.Second}, // 1 s bins would be 601
 		{time.Hour, 10 * time.Second},
 	} {
 		w := timelineBinWidth(c.span)
