@@ -57,6 +57,17 @@ func ParseTarget(raw string) (Target, error) {
 	}, nil
 }
 
+// askBackend makes t's requests ask the server to name the backend that
+// answers (BackendHeader).
+func (t *Target) askBackend() {
+	ask := func(req []byte) []byte {
+		// Before the blank line that ends the head.
+		head := req[:len(req)-len(crlf)]
+		return append(append(append([]byte(nil), head...), BackendHeader+": 1\r\n"...), crlf...)
+	}
+	t.req, t.reqClose = ask(t.req), ask(t.reqClose)
+}
+
 // response is what roundTrip learned about one response.
 type response struct {
 	status int
@@ -181,26 +192,37 @@ func parseHead(head []byte) (response, int, error) {
 		if !ok {
 			return resp, 0, fmt.Errorf("header line %q: %w", line, ErrBadResponse)
 		}
-		value = bytes.TrimSpace(value)
-		switch {
-		case bytes.EqualFold(name, []byte("Content-Length")):
-			l, err := strconv.Atoi(string(value))
-			if err != nil || l < 0 {
-				return resp, 0, fmt.Errorf("Content-Length %q: %w", value, ErrBadResponse)
+		// Only four names matter, of four lengths: any other header
+		// (Server, Content-Type, ...) is passed over by its length alone.
+		switch len(name) {
+		case len("Content-Length"):
+			if bytes.EqualFold(name, []byte("Content-Length")) {
+				value = bytes.TrimSpace(value)
+				l, err := strconv.Atoi(string(value))
+				if err != nil || l < 0 {
+					return resp, 0, fmt.Errorf("Content-Length %q: %w", value, ErrBadResponse)
+				}
+				length = l
 			}
-			length = l
-		case bytes.EqualFold(name, []byte("Connection")):
-			if bytes.EqualFold(value, []byte("close")) {
-				resp.close = true
-			} else if bytes.EqualFold(value, []byte("keep-alive")) {
-				resp.close = false
+		case len("Connection"):
+			if bytes.EqualFold(name, []byte("Connection")) {
+				value = bytes.TrimSpace(value)
+				if bytes.EqualFold(value, []byte("close")) {
+					resp.close = true
+				} else if bytes.EqualFold(value, []byte("keep-alive")) {
+					resp.close = false
+				}
 			}
-		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
-			if !bytes.EqualFold(value, []byte("identity")) {
-				return resp, 0, fmt.Errorf("Transfer-Encoding %q is not supported: %w", value, ErrBadResponse)
+		case len("Transfer-Encoding"):
+			if bytes.EqualFold(name, []byte("Transfer-Encoding")) {
+				if value = bytes.TrimSpace(value); !bytes.EqualFold(value, []byte("identity")) {
+					return resp, 0, fmt.Errorf("Transfer-Encoding %q is not supported: %w", value, ErrBadResponse)
+				}
 			}
-		case bytes.EqualFold(name, backendHeader):
-			resp.backend = value
+		case len(BackendHeader):
+			if bytes.EqualFold(name, backendHeader) {
+				resp.backend = bytes.TrimSpace(value)
+			}
 		}
 	}
 	// Responses that never carry a body (RFC 9112 section 6.3).

@@ -43,6 +43,7 @@ func benchmarkWorker(b *testing.B, perConn int, logged bool) {
 	}
 	if logged {
 		r.log = newRequestLog(1 << 20) // room for the default benchtime; beyond, records are counted, not kept
+		r.targets[0].askBackend()
 	}
 	w := r.startWorker()
 	close(w.jobs) // the benchmark drives w.do itself

@@ -77,8 +77,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	if cfg.LogRequests {
 		// Every request the schedule can send inside the window has its
-		// slot before the first one leaves.
+		// slot before the first one leaves; the requests ask the backend
+		// to name itself.
 		r.log = newRequestLog(loggedRequests(pacer, cfg))
+		for i := range r.targets {
+			r.targets[i].askBackend()
+		}
 	}
 	return r.run(ctx)
 }

@@ -37,8 +37,8 @@ type ServerConfig struct {
 }
 
 // Server is a minimal HTTP/1.1 backend: every request gets 200 and a fixed
-// body, and every answer names the backend (BackendHeader). It counts what
-// it served.
+// body, naming the backend when asked (BackendHeader). It counts what it
+// served.
 //
 // Serve speaks HTTP/1.1 itself rather than through net/http: the backend's
 // CPU is part of what a benchmark machine spends, and a fixed answer needs
@@ -55,8 +55,7 @@ type Server struct {
 	conns    atomic.Int64
 
 	// Pre-serialized responses: keep-alive and closing, GET and HEAD,
-	// without BackendHeader (a connection whose local address is not
-	// TCP's).
+	// without BackendHeader.
 	answers
 	// byAddr holds the answers naming each local address connections
 	// were accepted on (netip.AddrPort → *answers): built at the first
@@ -70,12 +69,13 @@ type answers struct {
 	resp, respClose, head, headClose []byte
 }
 
-// BackendHeader is the response header in which kpbench serve names the
-// backend that answered: the local address (IP:port) of the connection it
-// accepted. Behind a Service the client dials the ClusterIP and the
-// dataplane rewrites it (DNAT) to one endpoint; only the backend knows
-// which, and a load client that records it (load --requests-log) can tell
-// which endpoint each request reached.
+// BackendHeader is the header of a request that asks kpbench serve to name
+// the backend that answers, and of the answer in which it does: the local
+// address (IP:port) of the connection it accepted. Behind a Service the
+// client dials the ClusterIP and the dataplane rewrites it (DNAT) to one
+// endpoint; only the backend knows which, and a load client that records
+// it (load --requests-log) can tell which endpoint each request reached.
+// Requests that do not ask get the answers of old, byte for byte.
 const BackendHeader = "Kpbench-Backend"
 
 type connCountKey struct{}
@@ -156,7 +156,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.Set("Content-Type", "text/html")
 	h.Set("Content-Length", s.bodyLen)
-	if local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+	if local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok && r.Header.Get(BackendHeader) != "" {
 		if ap, ok := backendAddr(local); ok {
 			h.Set(BackendHeader, ap.String())
 		}
@@ -249,7 +249,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 type serverConn struct {
 	s        *Server
 	c        net.Conn
-	out      *answers
+	named    *answers // the answers naming this connection's backend, once asked for
 	closing  atomic.Bool
 	served   int
 	buf      []byte
@@ -269,7 +269,6 @@ func (sc *serverConn) shutdown() {
 func (sc *serverConn) serve() {
 	defer sc.c.Close()
 	sc.buf = make([]byte, 4096)
-	sc.out = sc.s.answersFor(sc.c.LocalAddr())
 	for {
 		req, err := sc.next()
 		if err != nil {
@@ -283,16 +282,23 @@ func (sc *serverConn) serve() {
 		sc.served++
 		closing := req.close || sc.closing.Load() ||
 			(sc.s.cfg.MaxRequestsPerConn > 0 && sc.served >= sc.s.cfg.MaxRequestsPerConn)
+		a := &sc.s.answers
+		if req.backend {
+			if sc.named == nil {
+				sc.named = sc.s.answersFor(sc.c.LocalAddr())
+			}
+			a = sc.named
+		}
 		var out []byte
 		switch {
 		case req.head && closing:
-			out = sc.out.headClose
+			out = a.headClose
 		case req.head:
-			out = sc.out.head
+			out = a.head
 		case closing:
-			out = sc.out.respClose
+			out = a.respClose
 		default:
-			out = sc.out.resp
+			out = a.resp
 		}
 		if _, err := sc.c.Write(out); err != nil {
 			return
@@ -317,6 +323,9 @@ func (sc *serverConn) lingerClose() {
 
 type serverRequest struct {
 	head, close bool
+	// backend: the request carries BackendHeader, asking the server to
+	// name itself.
+	backend bool
 }
 
 // next reads and parses the next request, discarding any body.
@@ -410,6 +419,8 @@ func parseRequestHead(head []byte) (serverRequest, int, error) {
 			bodyLen = n
 		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
 			return req, 0, fmt.Errorf("request bodies with Transfer-Encoding are not supported: %w", errBadRequest)
+		case bytes.EqualFold(name, backendHeader):
+			req.backend = true
 		}
 	}
 	return req, bodyLen, nil

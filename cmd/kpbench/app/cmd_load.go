@@ -66,8 +66,8 @@ summary says why the probe could not run; the load runs either way.
 --requests-log FILE writes one CSV line per request of the measured window,
 by start time: start (Unix ns), connect time (ns; 0 on a reused connection
 or a failed connect), whether it opened its connection, the address it was
-sent to, the backend that answered (as kpbench serve names itself in its
-Kpbench-Backend header) and its error kind. The records' room is allocated
+sent to, the backend that answered (each request asks kpbench serve to name
+itself in a Kpbench-Backend header) and its error kind. The records' room is allocated
 before the window and the file is written after it.`,
 		Example: `  kpbench load --rate 1000 --duration 30s --requests-per-conn 1 http://198.19.0.10/
   kpbench load --rate 10000 --json - --timeline tl.csv --histograms h.json http://127.0.0.1:8080/
