@@ -61,3 +61,37 @@ func Classify(err error, status int) string {
 	}
 	return KindOther
 }
+
+// Coarse error kinds: what a request met in the dataplane, as the traffic
+// during churn is reported (package churn, docs/churn-traffic.md).
+const (
+	// CoarseRefused: the connection was refused, by a RST to its SYN or
+	// by the ICMP unreachable a REJECT rule sends (kube-proxy's rule for
+	// a Service without endpoints).
+	CoarseRefused = "refused"
+	// CoarseReset: an established connection broke before the answer: a
+	// RST, a broken pipe, or a close without an answer.
+	CoarseReset = "reset"
+	// CoarseTimeout: no answer in time: a SYN or a request that went
+	// nowhere (a rule leading to an address nobody answers).
+	CoarseTimeout = "timeout"
+	// CoarseOther: everything else (local ports exhausted, a malformed
+	// response, an HTTP error status, an unknown error).
+	CoarseOther = "other"
+)
+
+// CoarseKind groups an error kind of Classify into CoarseRefused,
+// CoarseReset, CoarseTimeout or CoarseOther; "" (a success) stays "".
+func CoarseKind(kind string) string {
+	switch kind {
+	case "":
+		return ""
+	case KindConnectRefused, KindUnreachable:
+		return CoarseRefused
+	case KindReset, KindEOF:
+		return CoarseReset
+	case KindTimeout:
+		return CoarseTimeout
+	}
+	return CoarseOther
+}

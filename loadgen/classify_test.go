@@ -58,3 +58,38 @@ type timeoutErr struct{}
 func (timeoutErr) Error() string   { return "i/o timeout" }
 func (timeoutErr) Timeout() bool   { return true }
 func (timeoutErr) Temporary() bool { return true }
+
+// TestCoarseKind: every kind Classify returns falls in one coarse kind,
+// by what the dataplane did to the connection.
+func TestCoarseKind(t *testing.T) {
+	opErr := func(op string, err error) error {
+		return &net.OpError{Op: op, Net: "tcp", Err: &os.SyscallError{Syscall: op, Err: err}}
+	}
+	tests := []struct {
+		err    error
+		status int
+		want   string
+	}{
+		{nil, 200, ""},
+		{opErr("connect", syscall.ECONNREFUSED), 0, CoarseRefused},
+		{opErr("connect", syscall.EHOSTUNREACH), 0, CoarseRefused},
+		{opErr("connect", syscall.ENETUNREACH), 0, CoarseRefused},
+		{opErr("read", syscall.ECONNRESET), 0, CoarseReset},
+		{opErr("write", syscall.EPIPE), 0, CoarseReset},
+		{fmt.Errorf("reading response headers: %w", io.EOF), 0, CoarseReset},
+		{fmt.Errorf("reading body: %w", io.ErrUnexpectedEOF), 0, CoarseReset},
+		{opErr("connect", syscall.ETIMEDOUT), 0, CoarseTimeout},
+		{&net.OpError{Op: "dial", Err: timeoutErr{}}, 0, CoarseTimeout},
+		{fmt.Errorf("reading response: %w", os.ErrDeadlineExceeded), 0, CoarseTimeout},
+		{opErr("connect", syscall.EADDRNOTAVAIL), 0, CoarseOther},
+		{fmt.Errorf("status line: %w", ErrBadResponse), 0, CoarseOther},
+		{nil, 503, CoarseOther},
+		{errors.New("boom"), 0, CoarseOther},
+	}
+	for _, tt := range tests {
+		kind := Classify(tt.err, tt.status)
+		if got := CoarseKind(kind); got != tt.want {
+			t.Errorf("CoarseKind(%q) (from %v, %d) = %q, want %q", kind, tt.err, tt.status, got, tt.want)
+		}
+	}
+}

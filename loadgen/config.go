@@ -45,6 +45,13 @@ type Config struct {
 	// schedule (see Progress.Behind), rather than at its duration: a rate
 	// the client cannot reach fails fast. The run is then invalid.
 	AbortWhenBehind bool
+	// LogRequests keeps a record of every request of the measured window
+	// (Result.Requests): its start, connect, whether it opened its
+	// connection, the backend that answered and its error kind. The
+	// records' room is allocated before the run and they are built after
+	// it, so that keeping them costs a request one atomic add and one
+	// store (`kpbench load --requests-log`).
+	LogRequests bool
 
 	// idleReuse overrides maxIdleReuse (tests).
 	idleReuse time.Duration
@@ -87,6 +94,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxInflight < 0 {
 		errs = append(errs, fmt.Errorf("max inflight must not be negative, got %d", c.MaxInflight))
+	}
+	if n := c.Rate * c.Duration.Seconds(); c.LogRequests && n > maxLoggedRequests {
+		errs = append(errs, fmt.Errorf("a requests log keeps at most %d requests, and %g req/s for %v sends %.0f", maxLoggedRequests, c.Rate, c.Duration, n))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))

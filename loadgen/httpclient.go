@@ -57,6 +57,17 @@ func ParseTarget(raw string) (Target, error) {
 	}, nil
 }
 
+// askBackend makes t's requests ask the server to name the backend that
+// answers (BackendHeader).
+func (t *Target) askBackend() {
+	ask := func(req []byte) []byte {
+		// Before the blank line that ends the head.
+		head := req[:len(req)-len(crlf)]
+		return append(append(append([]byte(nil), head...), BackendHeader+": 1\r\n"...), crlf...)
+	}
+	t.req, t.reqClose = ask(t.req), ask(t.reqClose)
+}
+
 // response is what roundTrip learned about one response.
 type response struct {
 	status int
@@ -65,11 +76,16 @@ type response struct {
 	close bool
 	// bytes is the size of the response, headers included.
 	bytes int
+	// backend is the value of BackendHeader (nil without it): the part of
+	// roundTrip's buf that held the headers, which the body's reads leave
+	// alone, so it is valid until buf is used again.
+	backend []byte
 }
 
 // roundTrip writes req on c and reads one response into buf, discarding the
 // body. buf must hold the status line and headers (4 KiB is plenty for the
-// backends kpbench measures).
+// backends kpbench measures). The body is read past the headers where buf
+// has room for it (minBodyBuf), so that resp.backend stays valid.
 func roundTrip(c io.ReadWriter, req, buf []byte) (response, error) {
 	if _, err := c.Write(req); err != nil {
 		return response{}, fmt.Errorf("writing request: %w", err)
@@ -99,12 +115,18 @@ func roundTrip(c io.ReadWriter, req, buf []byte) (response, error) {
 	}
 	have := n - hdrEnd
 	resp.bytes = n
+	// Where the rest of the body goes: after the headers, or over them
+	// (and the backend's name) when they leave too little room.
+	body := buf[hdrEnd:]
+	if len(body) < minBodyBuf {
+		body, resp.backend = buf, nil
+	}
 	if length >= 0 {
 		if have > length {
 			return resp, fmt.Errorf("%d bytes after a %d-byte body: %w", have-length, length, ErrBadResponse)
 		}
 		for have < length {
-			m, err := c.Read(buf)
+			m, err := c.Read(body)
 			have += m
 			resp.bytes += m
 			if have > length {
@@ -122,7 +144,7 @@ func roundTrip(c io.ReadWriter, req, buf []byte) (response, error) {
 	// No length: the body runs until the server closes.
 	resp.close = true
 	for {
-		m, err := c.Read(buf)
+		m, err := c.Read(body)
 		resp.bytes += m
 		if err == io.EOF {
 			return resp, nil
@@ -133,9 +155,14 @@ func roundTrip(c io.ReadWriter, req, buf []byte) (response, error) {
 	}
 }
 
+// minBodyBuf is the least room after the headers that roundTrip reads a
+// body into.
+const minBodyBuf = 1024
+
 var (
-	crlf     = []byte("\r\n")
-	crlfcrlf = []byte("\r\n\r\n")
+	crlf          = []byte("\r\n")
+	crlfcrlf      = []byte("\r\n\r\n")
+	backendHeader = []byte(BackendHeader)
 )
 
 // parseHead parses the status line and headers (ending with the blank
@@ -165,23 +192,36 @@ func parseHead(head []byte) (response, int, error) {
 		if !ok {
 			return resp, 0, fmt.Errorf("header line %q: %w", line, ErrBadResponse)
 		}
-		value = bytes.TrimSpace(value)
-		switch {
-		case bytes.EqualFold(name, []byte("Content-Length")):
-			l, err := strconv.Atoi(string(value))
-			if err != nil || l < 0 {
-				return resp, 0, fmt.Errorf("Content-Length %q: %w", value, ErrBadResponse)
+		// Only four names matter, of four lengths: any other header
+		// (Server, Content-Type, ...) is passed over by its length alone.
+		switch len(name) {
+		case len("Content-Length"):
+			if bytes.EqualFold(name, []byte("Content-Length")) {
+				value = bytes.TrimSpace(value)
+				l, err := strconv.Atoi(string(value))
+				if err != nil || l < 0 {
+					return resp, 0, fmt.Errorf("Content-Length %q: %w", value, ErrBadResponse)
+				}
+				length = l
 			}
-			length = l
-		case bytes.EqualFold(name, []byte("Connection")):
-			if bytes.EqualFold(value, []byte("close")) {
-				resp.close = true
-			} else if bytes.EqualFold(value, []byte("keep-alive")) {
-				resp.close = false
+		case len("Connection"):
+			if bytes.EqualFold(name, []byte("Connection")) {
+				value = bytes.TrimSpace(value)
+				if bytes.EqualFold(value, []byte("close")) {
+					resp.close = true
+				} else if bytes.EqualFold(value, []byte("keep-alive")) {
+					resp.close = false
+				}
 			}
-		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
-			if !bytes.EqualFold(value, []byte("identity")) {
-				return resp, 0, fmt.Errorf("Transfer-Encoding %q is not supported: %w", value, ErrBadResponse)
+		case len("Transfer-Encoding"):
+			if bytes.EqualFold(name, []byte("Transfer-Encoding")) {
+				if value = bytes.TrimSpace(value); !bytes.EqualFold(value, []byte("identity")) {
+					return resp, 0, fmt.Errorf("Transfer-Encoding %q is not supported: %w", value, ErrBadResponse)
+				}
+			}
+		case len(BackendHeader):
+			if bytes.EqualFold(name, backendHeader) {
+				resp.backend = bytes.TrimSpace(value)
 			}
 		}
 	}

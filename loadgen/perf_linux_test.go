@@ -15,10 +15,15 @@ import (
 // recording), on a persistent connection and on a new connection per
 // request, against a loopback server in the same process. -benchmem shows
 // what each request allocates.
-func BenchmarkWorkerPersistent(b *testing.B) { benchmarkWorker(b, 0) }
-func BenchmarkWorkerNewConn(b *testing.B)    { benchmarkWorker(b, 1) }
+func BenchmarkWorkerPersistent(b *testing.B) { benchmarkWorker(b, 0, false) }
+func BenchmarkWorkerNewConn(b *testing.B)    { benchmarkWorker(b, 1, false) }
 
-func benchmarkWorker(b *testing.B, perConn int) {
+// BenchmarkWorker*Logged are the same with the requests log on
+// (Config.LogRequests): what keeping a record of every request adds.
+func BenchmarkWorkerPersistentLogged(b *testing.B) { benchmarkWorker(b, 0, true) }
+func BenchmarkWorkerNewConnLogged(b *testing.B)    { benchmarkWorker(b, 1, true) }
+
+func benchmarkWorker(b *testing.B, perConn int, logged bool) {
 	_, url := startServerB(b)
 	tgt, err := ParseTarget(url)
 	if err != nil {
@@ -36,6 +41,10 @@ func benchmarkWorker(b *testing.B, perConn int) {
 		timeline: newTimeline(0, time.Hour),
 		hist:     newHistograms(),
 	}
+	if logged {
+		r.log = newRequestLog(1 << 20) // room for the default benchtime; beyond, records are counted, not kept
+		r.targets[0].askBackend()
+	}
 	w := r.startWorker()
 	close(w.jobs) // the benchmark drives w.do itself
 	r.wg.Wait()
@@ -50,6 +59,12 @@ func benchmarkWorker(b *testing.B, perConn int) {
 	d.close()
 	if w.errors > 0 {
 		b.Fatalf("%d of %d requests failed: %v", w.errors, w.requests, w.byKind)
+	}
+	if logged {
+		recs, _ := r.log.records(r.t0, r.targets)
+		if len(recs) == 0 || recs[len(recs)-1].Backend == "" {
+			b.Fatalf("%d records, the last without its backend", len(recs))
+		}
 	}
 }
 

@@ -17,15 +17,21 @@ func BenchmarkPace(b *testing.B) {
 	}
 }
 
-func BenchmarkParseResponse(b *testing.B) {
+func BenchmarkParseResponse(b *testing.B) { benchmarkParseResponse(b, "") }
+
+// BenchmarkParseResponseBackend parses kpbench serve's answer as it comes,
+// naming its backend (BackendHeader).
+func BenchmarkParseResponseBackend(b *testing.B) { benchmarkParseResponse(b, "10.244.1.23:8080") }
+
+func benchmarkParseResponse(b *testing.B, backend string) {
 	srv, err := NewServer(ServerConfig{BodyBytes: DefaultBodyBytes})
 	if err != nil {
 		b.Fatal(err)
 	}
-	c := &replayConn{resp: srv.resp}
+	c := &replayConn{resp: srv.build(backend).resp}
 	req := []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	buf := make([]byte, 4096)
-	b.SetBytes(int64(len(srv.resp)))
+	b.SetBytes(int64(len(c.resp)))
 	for b.Loop() {
 		c.off = 0
 		if _, err := roundTrip(c, req, buf); err != nil {

@@ -18,6 +18,11 @@ type Result struct {
 	Summary    Summary
 	Timeline   []Second
 	Histograms Histograms
+	// Requests are the measured window's requests by start time, when
+	// Config.LogRequests asked for them; RequestsNotLogged counts those
+	// that found no room (none unless the schedule was exceeded).
+	Requests          []RequestRecord
+	RequestsNotLogged int64
 }
 
 // Run drives open-loop load as cfg says and returns what it measured. It
@@ -69,6 +74,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	if len(targets) > 1 {
 		r.connects = make([]atomic.Int64, len(targets))
+	}
+	if cfg.LogRequests {
+		// Every request the schedule can send inside the window has its
+		// slot before the first one leaves; the requests ask the backend
+		// to name itself.
+		r.log = newRequestLog(loggedRequests(pacer, cfg))
+		for i := range r.targets {
+			r.targets[i].askBackend()
+		}
 	}
 	return r.run(ctx)
 }
@@ -131,6 +145,9 @@ type runner struct {
 	// mu guards hist, which workers fill in batches (see worker.flush).
 	mu   sync.Mutex
 	hist Histograms
+
+	// log keeps every measured request (Config.LogRequests); nil otherwise.
+	log *requestLog
 
 	// dispatcher only
 	advance   wakeAdvance
@@ -263,6 +280,9 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	aborted := !interrupted && stoppedEarly && context.Cause(sendCtx) == errBehind
 
 	res := &Result{Histograms: r.hist, Timeline: r.timeline.lines()}
+	if r.log != nil {
+		res.Requests, res.RequestsNotLogged = r.log.records(r.t0, r.targets)
+	}
 	s := &res.Summary
 	s.SchemaVersion = schemaVersion
 	s.TargetRate = r.cfg.Rate
@@ -331,6 +351,12 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	s.PID = os.Getpid()
 	s.judge(interrupted)
 	return res, nil
+}
+
+// loggedRequests is how many requests the schedule sends in cfg's measured
+// window at most: those due from the warm-up's end to the window's.
+func loggedRequests(p ConstantPacer, cfg Config) int {
+	return int(p.countBefore(cfg.Warmup+cfg.Duration)-p.countBefore(cfg.Warmup)) + 1
 }
 
 // sendGrace is how long after the window's end requests still owed may be

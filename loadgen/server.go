@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -36,7 +37,8 @@ type ServerConfig struct {
 }
 
 // Server is a minimal HTTP/1.1 backend: every request gets 200 and a fixed
-// body. It counts what it served.
+// body, naming the backend when asked (BackendHeader). It counts what it
+// served.
 //
 // Serve speaks HTTP/1.1 itself rather than through net/http: the backend's
 // CPU is part of what a benchmark machine spends, and a fixed answer needs
@@ -52,9 +54,29 @@ type Server struct {
 	requests atomic.Int64
 	conns    atomic.Int64
 
-	// Pre-serialized responses: keep-alive and closing, GET and HEAD.
+	// Pre-serialized responses: keep-alive and closing, GET and HEAD,
+	// without BackendHeader.
+	answers
+	// byAddr holds the answers naming each local address connections
+	// were accepted on (netip.AddrPort → *answers): built at the first
+	// connection to the address, so that a request's answer is still one
+	// write of fixed bytes.
+	byAddr sync.Map
+}
+
+// answers are the pre-serialized responses of one backend address.
+type answers struct {
 	resp, respClose, head, headClose []byte
 }
+
+// BackendHeader is the header of a request that asks kpbench serve to name
+// the backend that answers, and of the answer in which it does: the local
+// address (IP:port) of the connection it accepted. Behind a Service the
+// client dials the ClusterIP and the dataplane rewrites it (DNAT) to one
+// endpoint; only the backend knows which, and a load client that records
+// it (load --requests-log) can tell which endpoint each request reached.
+// Requests that do not ask get the answers of old, byte for byte.
+const BackendHeader = "Kpbench-Backend"
 
 type connCountKey struct{}
 
@@ -69,12 +91,51 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	body := bytes.Repeat([]byte{'k'}, cfg.BodyBytes)
 	s := &Server{cfg: cfg, body: body, bodyLen: strconv.Itoa(len(body))}
-	head := "HTTP/1.1 200 OK\r\nServer: kpbench\r\nContent-Type: text/html\r\nContent-Length: " + s.bodyLen + "\r\n"
-	s.head = []byte(head + "\r\n")
-	s.headClose = []byte(head + "Connection: close\r\n\r\n")
-	s.resp = append(append([]byte(nil), s.head...), body...)
-	s.respClose = append(append([]byte(nil), s.headClose...), body...)
+	s.answers = s.build("")
 	return s, nil
+}
+
+// build serializes the answers naming backend ("": without BackendHeader).
+func (s *Server) build(backend string) answers {
+	head := "HTTP/1.1 200 OK\r\nServer: kpbench\r\nContent-Type: text/html\r\nContent-Length: " + s.bodyLen + "\r\n"
+	if backend != "" {
+		head += BackendHeader + ": " + backend + "\r\n"
+	}
+	var a answers
+	a.head = []byte(head + "\r\n")
+	a.headClose = []byte(head + "Connection: close\r\n\r\n")
+	a.resp = append(append([]byte(nil), a.head...), s.body...)
+	a.respClose = append(append([]byte(nil), a.headClose...), s.body...)
+	return a
+}
+
+// answersFor returns the answers of a connection accepted on local: built
+// once per address, then shared by every connection to it.
+func (s *Server) answersFor(local net.Addr) *answers {
+	ap, ok := backendAddr(local)
+	if !ok {
+		return &s.answers
+	}
+	if a, ok := s.byAddr.Load(ap); ok {
+		return a.(*answers)
+	}
+	a := s.build(ap.String())
+	got, _ := s.byAddr.LoadOrStore(ap, &a)
+	return got.(*answers)
+}
+
+// backendAddr is a connection's local address as BackendHeader gives it:
+// IPv4 addresses unmapped (a dual-stack listener sees ::ffff:10.0.0.1).
+func backendAddr(local net.Addr) (netip.AddrPort, bool) {
+	ta, ok := local.(*net.TCPAddr)
+	if !ok {
+		return netip.AddrPort{}, false
+	}
+	ap := ta.AddrPort()
+	if !ap.Addr().IsValid() {
+		return netip.AddrPort{}, false
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), true
 }
 
 // Requests returns the number of requests served so far.
@@ -95,6 +156,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.Set("Content-Type", "text/html")
 	h.Set("Content-Length", s.bodyLen)
+	if local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok && r.Header.Get(BackendHeader) != "" {
+		if ap, ok := backendAddr(local); ok {
+			h.Set(BackendHeader, ap.String())
+		}
+	}
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(s.body)
@@ -183,6 +249,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 type serverConn struct {
 	s        *Server
 	c        net.Conn
+	named    *answers // the answers naming this connection's backend, once asked for
 	closing  atomic.Bool
 	served   int
 	buf      []byte
@@ -215,16 +282,23 @@ func (sc *serverConn) serve() {
 		sc.served++
 		closing := req.close || sc.closing.Load() ||
 			(sc.s.cfg.MaxRequestsPerConn > 0 && sc.served >= sc.s.cfg.MaxRequestsPerConn)
+		a := &sc.s.answers
+		if req.backend {
+			if sc.named == nil {
+				sc.named = sc.s.answersFor(sc.c.LocalAddr())
+			}
+			a = sc.named
+		}
 		var out []byte
 		switch {
 		case req.head && closing:
-			out = sc.s.headClose
+			out = a.headClose
 		case req.head:
-			out = sc.s.head
+			out = a.head
 		case closing:
-			out = sc.s.respClose
+			out = a.respClose
 		default:
-			out = sc.s.resp
+			out = a.resp
 		}
 		if _, err := sc.c.Write(out); err != nil {
 			return
@@ -249,6 +323,9 @@ func (sc *serverConn) lingerClose() {
 
 type serverRequest struct {
 	head, close bool
+	// backend: the request carries BackendHeader, asking the server to
+	// name itself.
+	backend bool
 }
 
 // next reads and parses the next request, discarding any body.
@@ -342,6 +419,8 @@ func parseRequestHead(head []byte) (serverRequest, int, error) {
 			bodyLen = n
 		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
 			return req, 0, fmt.Errorf("request bodies with Transfer-Encoding are not supported: %w", errBadRequest)
+		case bytes.EqualFold(name, backendHeader):
+			req.backend = true
 		}
 	}
 	return req, bodyLen, nil

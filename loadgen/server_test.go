@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -78,6 +79,8 @@ func TestServerAnswers(t *testing.T) {
 	const body = "kkkkkkkkkk"
 	ok := "HTTP/1.1 200 OK\r\nServer: kpbench\r\nContent-Type: text/html\r\nContent-Length: 10\r\n\r\n"
 	okClose := "HTTP/1.1 200 OK\r\nServer: kpbench\r\nContent-Type: text/html\r\nContent-Length: 10\r\nConnection: close\r\n\r\n"
+	// Asked, the answer names the backend: the address the connection reached.
+	named := "HTTP/1.1 200 OK\r\nServer: kpbench\r\nContent-Type: text/html\r\nContent-Length: 10\r\nKpbench-Backend: " + addr + "\r\n\r\n"
 	tests := []struct {
 		name, send, want string
 	}{
@@ -87,6 +90,7 @@ func TestServerAnswers(t *testing.T) {
 		{"HEAD has no body", "HEAD / HTTP/1.1\r\nConnection: close\r\n\r\n", okClose},
 		{"request body skipped", "POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\nConnection: close\r\n\r\n", ok + body + okClose + body},
 		{"bad request", "NONSENSE\r\n\r\n", "HTTP/1.1 400 Bad Request\r\nServer: kpbench\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"},
+		{"backend asked for", "GET / HTTP/1.1\r\nKpbench-Backend: 1\r\n\r\nGET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nkpbench-backend: 1\r\n\r\n", named + body + ok + body + strings.Replace(named, "\r\n\r\n", "\r\nConnection: close\r\n\r\n", 1) + body},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -98,8 +102,8 @@ func TestServerAnswers(t *testing.T) {
 	if srv.Connections() != int64(len(tests)) {
 		t.Errorf("counted %d connections, want %d", srv.Connections(), len(tests))
 	}
-	if srv.Requests() != 1+1+3+1+2 {
-		t.Errorf("counted %d requests, want 8", srv.Requests())
+	if srv.Requests() != 1+1+3+1+2+3 {
+		t.Errorf("counted %d requests, want 11", srv.Requests())
 	}
 }
 
@@ -160,5 +164,67 @@ func TestServerShutsDownWithIdleConnections(t *testing.T) {
 	}
 	if el := time.Since(start); el > time.Second {
 		t.Errorf("shutdown took %v", el)
+	}
+}
+
+// TestServerNamesEachLocalAddress: asked, a server listening on every
+// address names the address the connection was accepted on (the backend's
+// own, whatever the client dialled), IPv4 unmapped; the net/http path does
+// the same; not asked, neither does.
+func TestServerNamesEachLocalAddress(t *testing.T) {
+	srv, err := NewServer(ServerConfig{BodyBytes: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", ":0") // dual-stack where the host has IPv6
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, l) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+	port := l.Addr().(*net.TCPAddr).Port
+	addrs := []string{net.JoinHostPort("127.0.0.1", itoa(port))}
+	if c, err := net.Dial("tcp", net.JoinHostPort("::1", itoa(port))); err == nil {
+		c.Close()
+		addrs = append(addrs, net.JoinHostPort("::1", itoa(port)))
+	}
+	for _, a := range addrs {
+		for range 2 { // the second connection reuses the built answers
+			got := exchange(t, a, "GET / HTTP/1.1\r\nKpbench-Backend: 1\r\nConnection: close\r\n\r\n")
+			if want := "\r\nKpbench-Backend: " + a + "\r\n"; !strings.Contains(got, want) {
+				t.Errorf("answer to a connection to %s:\n%q\nwant it to contain %q", a, got, want)
+			}
+		}
+	}
+
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	for _, ask := range []bool{true, false} {
+		req, err := http.NewRequest(http.MethodGet, hs.URL, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ask {
+			req.Header.Set(BackendHeader, "1")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		want := ""
+		if ask {
+			want = strings.TrimPrefix(hs.URL, "http://")
+		}
+		if got := resp.Header.Get(BackendHeader); got != want {
+			t.Errorf("net/http path, asked %v: %s %q, want %q", ask, BackendHeader, got, want)
+		}
 	}
 }

@@ -111,6 +111,14 @@ type worker struct {
 	used     int   // requests sent on conn
 	lastUsed int64 // when conn last answered, ns since t0
 
+	// For the requests log (runner.log): the current request's target,
+	// whether it opened its connection and that connect's duration (ns,
+	// 0 when none); the connection's backend (a name id, 0 unknown).
+	targetIdx int
+	opened    bool
+	connectNs int64
+	backend   uint16
+
 	samples                  [sampleBatch]sample
 	nsamples                 int
 	requests, errors         int64
@@ -146,11 +154,12 @@ func (w *worker) do(intended int64, measured bool) {
 		w.drop()
 	}
 	fresh := w.conn == nil
+	w.opened, w.connectNs = fresh, 0
 	if fresh {
-		w.target = &r.targets[0]
+		w.target, w.targetIdx, w.backend = &r.targets[0], 0, 0
 		if len(r.targets) > 1 {
 			i := w.rng.IntN(len(r.targets))
-			w.target = &r.targets[i]
+			w.target, w.targetIdx = &r.targets[i], i
 			if measured {
 				r.connects[i].Add(1)
 			}
@@ -160,8 +169,9 @@ func (w *worker) do(intended int64, measured bool) {
 			w.finish(&smp, measured, intended, start, r.now(), 0, err)
 			return
 		}
+		w.connectNs = max(int64(connect), 1)
 		if measured {
-			smp.connect = max(int64(connect), 1)
+			smp.connect = w.connectNs
 		}
 		w.conn, w.used = c, 0
 	}
@@ -184,6 +194,10 @@ func (w *worker) do(intended int64, measured bool) {
 		w.drop()
 		w.finish(&smp, measured, intended, start, done, resp.status, err)
 		return
+	}
+	if w.backend == 0 && resp.backend != nil && r.log != nil {
+		// A connection reaches one backend: its name is read once.
+		w.backend = r.log.intern(resp.backend)
 	}
 	w.finish(&smp, measured, intended, start, w.arrived(start, done), resp.status, nil)
 	if last || resp.close {
@@ -248,6 +262,9 @@ func (w *worker) finish(smp *sample, measured bool, intended, start, done int64,
 		return
 	}
 	w.requests++
+	if l := w.r.log; l != nil {
+		w.logRequest(l, start, status, kind)
+	}
 	// A request that left before it was due (see wakeAdvance) counts from
 	// when it left.
 	intended = min(intended, start)
@@ -264,6 +281,19 @@ func (w *worker) finish(smp *sample, measured bool, intended, start, done int64,
 	if w.nsamples == len(w.samples) {
 		w.flush()
 	}
+}
+
+// logRequest keeps the request's record: a response (status) names the
+// connection's backend.
+func (w *worker) logRequest(l *requestLog, start int64, status int, kind string) {
+	s := logSlot{start: start, connect: w.connectNs, target: uint32(w.targetIdx), newConn: w.opened}
+	if status != 0 {
+		s.backend = w.backend
+	}
+	if kind != "" {
+		s.kind = l.intern([]byte(kind))
+	}
+	l.add(s)
 }
 
 // maxIdleReuse is the longest a worker reuses an idle connection: well

@@ -135,6 +135,7 @@ func newDocument(d *Data, plots []Plot, findings []Finding) *document {
 		doc.h(3, "Differences not established")
 		doc.list(rest)
 	}
+	doc.churn(d)
 
 	doc.h(2, "Plots")
 	for _, pl := range plots {

@@ -549,6 +549,15 @@ func buildPlots(d *Data) ([]Plot, error) {
 		return nil, err
 	}
 	plots = append(plots, dp)
+
+	// (7) One churn point's timeline, in runs measured under churn.
+	tp, ok, err := churnTimelinePlot(d)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		plots = append(plots, tp)
+	}
 	return plots, nil
 }
 

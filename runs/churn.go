@@ -114,6 +114,9 @@ type ChurnTraffic struct {
 	// of those that started outside every sync.
 	ConnectInSync    Percentiles `json:"connectInSync"`
 	ConnectOutOfSync Percentiles `json:"connectOutOfSync"`
+	// Timeline is the same traffic over time, in bins: what the point's
+	// timeline plot draws.
+	Timeline *TrafficTimeline `json:"timeline,omitempty"`
 }
 
 // Percentiles of a duration, in microseconds, with the count behind them.

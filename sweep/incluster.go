@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -41,6 +42,10 @@ const RawLoadJSON = "load.json"
 // clients' own summaries are kept under RawDir as load-client-N.json, the
 // merged one as load.json.
 func (l *ClusterLoad) Run(ctx context.Context, req LoadRequest) (*LoadResult, error) {
+	if req.RequestsLog {
+		// A client pod reports through its log only its summary.
+		return nil, errors.New("per-request records (the traffic during churn) need the load client on the client node (the lab); in-cluster load clients do not return them")
+	}
 	clients := max(l.Clients, 1)
 	margin := l.StartMargin
 	if margin <= 0 {

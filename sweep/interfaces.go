@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/kpbench/kpbench/loadgen"
 	"github.com/kpbench/kpbench/runs"
 	"github.com/kpbench/kpbench/scenarios"
 )
@@ -47,6 +48,10 @@ type LoadRequest struct {
 	// RawDir, when set, receives the client's raw data (histograms,
 	// timeline).
 	RawDir string
+	// RequestsLog asks for a record of every request of the window
+	// (LoadResult.RequestLog; `kpbench load --requests-log`), kept as
+	// RawRequestsCSV under RawDir.
+	RequestsLog bool
 }
 
 // LoadResult is the load client's account of one run.
@@ -72,6 +77,9 @@ type LoadResult struct {
 	// FirstPacket is the time to first packet the client timed in its
 	// node's kernel (NodeLoad.FirstPacket), nil when it did not.
 	FirstPacket *runs.FirstPacket
+	// RequestLog is the window's requests by start time, when
+	// LoadRequest.RequestsLog asked for them (nil otherwise).
+	RequestLog []loadgen.RequestRecord
 }
 
 // LoadRunner runs the load client on the client node.

@@ -149,6 +149,21 @@ func (l *NodeLoad) Run(ctx context.Context, req LoadRequest) (*LoadResult, error
 			"--timeline", filepath.Join(rawDir, "timeline.csv"),
 			"--histograms", filepath.Join(rawDir, "histograms.json"))
 	}
+	var requestsLog string
+	if req.RequestsLog {
+		if rawDir == "" {
+			// In Scratch where the node has one; else in this machine's
+			// temporary directory, which the netns node shares.
+			dir, err := os.MkdirTemp(l.Scratch, "kpbench-requests-")
+			if err != nil {
+				return nil, fmt.Errorf("requests log directory: %w", err)
+			}
+			defer os.RemoveAll(dir)
+			rawDir = dir
+		}
+		requestsLog = filepath.Join(rawDir, RawRequestsCSV)
+		args = append(args, "--requests-log", requestsLog)
+	}
 	args = append(args, req.Load().Args()...)
 	var stdout, stderr bytes.Buffer
 	if err := l.Node.Run(ctx, nil, &stdout, &stderr, args...); err != nil {
@@ -166,7 +181,30 @@ func (l *NodeLoad) Run(ctx context.Context, req LoadRequest) (*LoadResult, error
 			return nil, fmt.Errorf("keeping the load summary: %w", err)
 		}
 	}
-	return loadResultOf(s), nil
+	res := loadResultOf(s)
+	if requestsLog != "" {
+		if res.RequestLog, err = readRequestsLog(requestsLog); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// RawRequestsCSV is the load client's requests log in a point's raw
+// directory (LoadRequest.RequestsLog; loadgen.WriteRequestLog).
+const RawRequestsCSV = "requests.csv"
+
+func readRequestsLog(path string) ([]loadgen.RequestRecord, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading the load client's requests log: %w", err)
+	}
+	defer f.Close()
+	recs, err := loadgen.ReadRequestLog(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return recs, nil
 }
 
 // Load is the load run the request asks for: what `kpbench load` runs,

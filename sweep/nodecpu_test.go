@@ -90,3 +90,64 @@ func TestNodeLoadKeepsItsSummary(t *testing.T) {
 		t.Errorf("kept summary %+v (%v)", kept, err)
 	}
 }
+
+// requestsNode answers `kpbench load` as summaryNode does, and writes the
+// requests log where --requests-log asks.
+type requestsNode struct {
+	summaryNode
+	recs []loadgen.RequestRecord
+}
+
+func (n *requestsNode) Run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, args ...string) error {
+	if i := slices.Index(args, "--requests-log"); i >= 0 && i+1 < len(args) {
+		f, err := os.Create(args[i+1])
+		if err != nil {
+			return err
+		}
+		if err := loadgen.WriteRequestLog(f, n.recs); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+	}
+	return n.summaryNode.Run(ctx, stdin, stdout, stderr, args...)
+}
+
+// TestNodeLoadRequestsLog: asked for the requests log, the node's load
+// client writes it into the point's raw directory (or a temporary one
+// without), and the records reach the result; not asked, the flag is not
+// passed and there are none.
+func TestNodeLoadRequestsLog(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 8, 0, 0, 0, time.UTC)
+	recs := []loadgen.RequestRecord{
+		{Start: t0, Connect: 40 * time.Microsecond, NewConn: true, Target: "10.96.0.10:80", Backend: "10.244.0.5:8080"},
+		{Start: t0.Add(time.Millisecond), NewConn: true, Target: "10.96.0.10:80", Error: loadgen.KindConnectRefused},
+	}
+	n := &requestsNode{summaryNode: summaryNode{summary: loadgen.Summary{SchemaVersion: runs.SchemaVersion, StartedAt: t0, DurationSeconds: 1, Valid: true}}, recs: recs}
+	raw := t.TempDir()
+	for _, dir := range []string{raw, ""} {
+		res, err := (&NodeLoad{Node: n, Bin: "kpbench"}).Run(context.Background(), LoadRequest{ID: "p", Rate: 2, RawDir: dir, RequestsLog: true})
+		if err != nil {
+			t.Fatalf("raw dir %q: %v", dir, err)
+		}
+		if len(res.RequestLog) != 2 || res.RequestLog[0].Backend != "10.244.0.5:8080" || res.RequestLog[1].Error != loadgen.KindConnectRefused ||
+			!res.RequestLog[1].Start.Equal(t0.Add(time.Millisecond)) {
+			t.Errorf("raw dir %q: records %+v", dir, res.RequestLog)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(raw, RawRequestsCSV)); err != nil {
+		t.Errorf("the requests log is not kept in the raw directory: %v", err)
+	}
+	res, err := (&NodeLoad{Node: n, Bin: "kpbench"}).Run(context.Background(), LoadRequest{ID: "p", Rate: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(n.args, "--requests-log") || res.RequestLog != nil {
+		t.Errorf("not asked: load ran as %q, %d records", n.args, len(res.RequestLog))
+	}
+	if _, err := (&ClusterLoad{}).Run(context.Background(), LoadRequest{ID: "p", RequestsLog: true}); err == nil {
+		t.Error("in-cluster load clients accepted a requests log they cannot return")
+	}
+}

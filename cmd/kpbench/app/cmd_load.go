@@ -21,6 +21,7 @@ func newLoadCmd(g *globals) *cobra.Command {
 		jsonOut       string
 		timelineOut   string
 		histogramsOut string
+		requestsOut   string
 		embed         bool
 		failOnInvalid bool
 		progress      string
@@ -61,7 +62,14 @@ starts and adds the kernel's time to first packet of this process's new
 connections in the measured window to the JSON summary ("firstPacket"), with
 the SYN-ACK's way back ("firstPacket.return"): how the lab's VM client node
 times its guest kernel. Without root or BTF the
-summary says why the probe could not run; the load runs either way.`,
+summary says why the probe could not run; the load runs either way.
+
+--requests-log FILE writes one CSV line per request of the measured window,
+by start time: start (Unix ns), connect time (ns; 0 on a reused connection
+or a failed connect), whether it opened its connection, the address it was
+sent to, the backend that answered (each request asks kpbench serve to name
+itself in a Kpbench-Backend header) and its error kind. The records' room is allocated
+before the window and the file is written after it.`,
 		Example: `  kpbench load --rate 1000 --duration 30s --requests-per-conn 1 http://198.19.0.10/
   kpbench load --rate 10000 --json - --timeline tl.csv --histograms h.json http://127.0.0.1:8080/
   kpbench load --rate 500 --json - --embed-histograms http://198.19.0.10/`,
@@ -73,6 +81,7 @@ summary says why the probe could not run; the load runs either way.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg.URLs = args
+			cfg.LogRequests = requestsOut != ""
 			if err := cfg.Validate(); err != nil {
 				return &ExitError{Code: 2, Err: err}
 			}
@@ -108,6 +117,14 @@ summary says why the probe could not run; the load runs either way.`,
 			if err := writeLoadOutputs(g, res, jsonOut, timelineOut, histogramsOut); err != nil {
 				return err
 			}
+			if requestsOut != "" {
+				if err := writeTo(g, requestsOut, func(w io.Writer) error { return loadgen.WriteRequestLog(w, res.Requests) }); err != nil {
+					return err
+				}
+				if res.RequestsNotLogged > 0 {
+					g.logger.Warn("requests log incomplete", "notLogged", res.RequestsNotLogged)
+				}
+			}
 			if err := cmd.Context().Err(); err != nil {
 				// The partial results are written; the exit status says so.
 				return &ExitError{Code: ExitInterrupted, Err: fmt.Errorf("load interrupted after %.2fs of the %s window; the figures cover the time run", res.Summary.MeasuredSeconds, cfg.Duration)}
@@ -123,6 +140,7 @@ summary says why the probe could not run; the load runs either way.`,
 	f.StringVar(&jsonOut, "json", "", "write the JSON summary to FILE ('-' for stdout) instead of the table")
 	f.StringVar(&timelineOut, "timeline", "", "write the per-second timeline CSV to FILE")
 	f.StringVar(&histogramsOut, "histograms", "", "write the HDR histograms (JSON of base64 HDR V2 encodings, ns) to FILE")
+	f.StringVar(&requestsOut, "requests-log", "", "write one CSV line per request of the measured window to FILE: start, connect, new connection, target, answering backend, error kind")
 	f.BoolVar(&embed, "embed-histograms", false, "also put the HDR histograms into the JSON summary (needs --json), so that summaries of several clients merge exactly")
 	f.BoolVar(&failOnInvalid, "fail-invalid", false, "exit with status 1 when the run is invalid")
 	f.BoolVar(&firstPacket, "first-packet", false, "time each new connection's first packet in this machine's kernel (eBPF; needs root and BTF) and put it in the JSON summary's firstPacket; a probe that cannot load says why there")

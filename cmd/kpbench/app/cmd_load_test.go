@@ -275,3 +275,38 @@ func TestLoadCommandFirstPacket(t *testing.T) {
 		t.Errorf("without --first-packet: %+v (%v)", s.FirstPacket, err)
 	}
 }
+
+// TestLoadCommandWritesRequestsLog: --requests-log writes one record per
+// request of the window, each naming the backend that answered.
+func TestLoadCommandWritesRequestsLog(t *testing.T) {
+	_, url := serveForTest(t)
+	path := filepath.Join(t.TempDir(), "requests.csv")
+	var stdout, stderr bytes.Buffer
+	code := Run(context.Background(), nil, &stdout, &stderr, []string{"load", "--rate", "200", "--duration", "250ms", "--warmup", "0s",
+		"--requests-per-conn", "1", "--json", "-", "--progress", "none", "--requests-log", path, url})
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	s, err := loadgen.ReadSummary(&stdout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := loadgen.ReadRequestLog(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	backend := strings.TrimSuffix(strings.TrimPrefix(url, "http://"), "/")
+	if int64(len(recs)) != s.Requests || len(recs) == 0 {
+		t.Fatalf("%d records for %d requests", len(recs), s.Requests)
+	}
+	for _, r := range recs {
+		if r.Error == "" && (r.Backend != backend || !r.NewConn) {
+			t.Errorf("record %+v, want a new connection answered by %s", r, backend)
+		}
+	}
+}

@@ -25,7 +25,13 @@ by default, pipelined requests answered in order, "Connection: close" and
 HTTP/1.0 honoured. With --max-requests-per-conn N it answers the Nth request
 of a connection with "Connection: close" and closes it, as nginx's
 keepalive_requests does (the published keepalive experiments use 100). It
-stops gracefully on SIGINT or SIGTERM.`,
+stops gracefully on SIGINT or SIGTERM.
+
+A request with a Kpbench-Backend header gets an answer naming the backend in
+the same header: the local address (IP:port) of the connection it accepted,
+which a client behind a Service's ClusterIP cannot know otherwise (kpbench
+load --requests-log asks for it and records it). Other requests get the
+usual answer, byte for byte.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			srv, err := loadgen.NewServer(cfg)
