@@ -1,5 +1,3 @@
-//go:build churnparts
-
 package sweep
 
 import (
@@ -121,10 +119,10 @@ func (s *ServiceChurn) RequestsLog(req *LoadRequest) { req.RequestsLog = true }
 // Traffic implements ChurnParts: the load's per-request records against
 // the changes and the syncs.
 func (s *ServiceChurn) Traffic(res *LoadResult, changes []runs.ChurnChange, syncs []runs.SyncSpan) (*runs.ChurnTraffic, error) {
-	if res == nil || res.Requests == nil {
+	if res == nil || res.RequestLog == nil {
 		return nil, nil
 	}
-	t := churn.Traffic(churn.RequestsFrom(res.Requests), changes, syncs)
+	t := churn.Traffic(churn.RequestsFrom(res.RequestLog), changes, syncs)
 	return &t, nil
 }
 
