@@ -46,9 +46,14 @@ type SyncCostProbe struct {
 	Samples int
 	// Poll is the interval of the metric and rule reads (100 ms when 0).
 	Poll time.Duration
-	// Timeout bounds each wait (20 min when 0: upstream reports a cold
-	// nftables sync of 13 min at 5,000 Services with 50 endpoints each).
+	// Timeout bounds the wait for the cold sync (20 min when 0: upstream
+	// reports a cold nftables sync of 13 min at 5,000 Services with 50
+	// endpoints each).
 	Timeout time.Duration
+	// SampleTimeout bounds the wait for each incremental sample's sync
+	// and programming (when 0: 10 times the cold restart-to-synced time,
+	// at least 1 min and at most Timeout).
+	SampleTimeout time.Duration
 	// Now and Sleep are the clock (tests pass a fake one).
 	Now   func() time.Time
 	Sleep func(ctx context.Context, d time.Duration) error
@@ -99,7 +104,7 @@ func (p *SyncCostProbe) Measure(ctx context.Context, services int) (runs.SyncCos
 	if err := p.Restart(ctx); err != nil {
 		return res, fmt.Errorf("restarting kube-proxy for its cold sync: %w", err)
 	}
-	cold, err := p.waitFor(ctx, "its first sync after the restart", func(m *collector.KubeProxyMetrics, _ []byte) bool {
+	cold, err := p.waitFor(ctx, p.Timeout, "its first sync after the restart", func(m *collector.KubeProxyMetrics, _ []byte) bool {
 		return m.SyncProxyRules != nil && m.SyncProxyRules.Count > 0 && !m.LastSync().IsZero() && !m.LastSync().Before(asked)
 	}, nil)
 	if err != nil {
@@ -110,6 +115,9 @@ func (p *SyncCostProbe) Measure(ctx context.Context, services int) (runs.SyncCos
 		res.Problems = append(res.Problems, fmt.Sprintf("kube-proxy had made %d syncs when first seen synced: start to synced and restart run to the last one's end", m.SyncProxyRules.Count))
 	}
 	res.Cold.RestartSeconds = m.LastSync().Sub(asked).Seconds()
+	if p.SampleTimeout <= 0 {
+		p.SampleTimeout = min(p.Timeout, max(time.Minute, 10*m.LastSync().Sub(asked)))
+	}
 	h := m.SyncFullProxyRules
 	if h == nil || h.Count == 0 {
 		h = m.SyncProxyRules // ipvs: no full/partial split
@@ -187,7 +195,7 @@ func (p *SyncCostProbe) sample(ctx context.Context) (runs.IncrementalSync, error
 	}
 	for {
 		seen := prev
-		next, err := p.waitFor(ctx, "a sync after the change", func(m *collector.KubeProxyMetrics, _ []byte) bool {
+		next, err := p.waitFor(ctx, p.SampleTimeout, "a sync after the change", func(m *collector.KubeProxyMetrics, _ []byte) bool {
 			return m.SyncProxyRules != nil && m.SyncProxyRules.Count > seen.SyncProxyRules.Count && m.LastSync().After(seen.LastSync())
 		}, tick)
 		if err != nil {
@@ -202,8 +210,21 @@ func (p *SyncCostProbe) sample(ctx context.Context) (runs.IncrementalSync, error
 		}
 		started := next.m.LastSync().Add(-time.Duration(d.Sum * float64(time.Second)))
 		if started.Before(c.WrittenAt) {
-			prev = next.m // a sync that began before the write: wait for the next one
-			continue
+			// kube-proxy's watch can deliver the write before the API
+			// server's answer reaches the writer, so a sync that began
+			// just before WrittenAt may carry the change: the node's
+			// rules, read now, say whether it did. Else (or with no
+			// reader) it is an earlier sync: wait for the next one.
+			if w != nil {
+				tick(ctx)
+				if c.ProgrammedAt != nil {
+					s.BeganBeforeAck = true
+				}
+			}
+			if !s.BeganBeforeAck {
+				prev = next.m
+				continue
+			}
 		}
 		s.SyncSeconds = d.Sum
 		if next.m.SyncFullProxyRules != nil && prev.SyncFullProxyRules != nil {
@@ -214,7 +235,7 @@ func (p *SyncCostProbe) sample(ctx context.Context) (runs.IncrementalSync, error
 		break
 	}
 	if w != nil {
-		w.Drain(ctx, p.Timeout)
+		w.Drain(ctx, p.SampleTimeout)
 		if c.ProgrammedAt == nil {
 			return s, fmt.Errorf("the node's rules never showed the change (last read error: %q)", w.Stats().LastError)
 		}
@@ -231,8 +252,8 @@ type scraped struct {
 // waitFor scrapes every Poll until done holds or Timeout passes, calling
 // tick (when set) at every poll. Failed scrapes (kube-proxy starting) are
 // retried.
-func (p *SyncCostProbe) waitFor(ctx context.Context, what string, done func(*collector.KubeProxyMetrics, []byte) bool, tick func(context.Context)) (scraped, error) {
-	deadline := p.Now().Add(p.Timeout)
+func (p *SyncCostProbe) waitFor(ctx context.Context, timeout time.Duration, what string, done func(*collector.KubeProxyMetrics, []byte) bool, tick func(context.Context)) (scraped, error) {
+	deadline := p.Now().Add(timeout)
 	var lastErr error
 	for {
 		if tick != nil {
@@ -246,7 +267,7 @@ func (p *SyncCostProbe) waitFor(ctx context.Context, what string, done func(*col
 			lastErr = err
 		}
 		if !p.Now().Before(deadline) {
-			msg := fmt.Sprintf("waiting %s for %s", p.Timeout, what)
+			msg := fmt.Sprintf("waiting %s for %s", timeout, what)
 			if lastErr != nil {
 				msg += " (last scrape error: " + lastErr.Error() + ")"
 			}

@@ -91,16 +91,26 @@ func TestSyncCostProbe(t *testing.T) {
 			case 3: // two syncs between two scrapes
 				kp.syncs = append(kp.syncs, fakeSync{end: w.Add(ms(310)), dur: 0.01}, fakeSync{end: w.Add(ms(330)), dur: 0.01})
 				flips = append(flips, w.Add(ms(330)))
+			case 4: // kube-proxy's watch saw the write 5 ms before its answer reached the writer: the sync that carries it began before WrittenAt, and no other sync follows
+				kp.syncs = append(kp.syncs, fakeSync{end: w.Add(ms(45)), dur: 0.05})
+				flips = append(flips, w.Add(ms(45)))
+			case 5: // a sync that began before the write and did not carry it, and no other sync: the sample times out
+				kp.syncs = append(kp.syncs, fakeSync{end: w.Add(ms(45)), dur: 0.05})
 			}
 			v := len(flips)
+			if sample == 5 {
+				// Not on the node: the rules keep showing the last flip's endpoint.
+				return &runs.ChurnChange{Seq: sample, Kind: runs.ChurnEndpointReplace, WrittenAt: w,
+					Removed: []string{fmt.Sprintf("198.18.1.%d:80", v+1)}, Added: []string{"198.18.1.99:80"}}, svcA, nil
+			}
 			return &runs.ChurnChange{Seq: sample, Kind: runs.ChurnEndpointReplace, WrittenAt: w,
 				Removed: []string{fmt.Sprintf("198.18.1.%d:80", v)}, Added: []string{fmt.Sprintf("198.18.1.%d:80", v+1)}}, svcA, nil
 		},
 		Reader:  node,
 		Count:   func(context.Context, scenarios.Mode) (runs.Rules, error) { return runs.Rules{Total: 1234}, nil },
-		Samples: 3,
+		Samples: 5,
 		Poll:    ms(100),
-		Timeout: time.Minute,
+		Timeout: 20 * time.Minute,
 		Now:     c.now,
 		Sleep:   c.sleep,
 	}
@@ -116,7 +126,7 @@ func TestSyncCostProbe(t *testing.T) {
 	if !near(res.Cold.FullSyncSeconds, 1.2) || !us(res.Cold.StartToSyncedSeconds, 1.7) || !us(res.Cold.RestartSeconds, 3.2) {
 		t.Errorf("cold %+v, want full 1.2, start to synced 1.7, restart 3.2", res.Cold)
 	}
-	if len(res.Incremental) != 2 {
+	if len(res.Incremental) != 3 {
 		t.Fatalf("incremental %+v, problems %q", res.Incremental, res.Problems)
 	}
 	// Sample 1: a 50 ms partial sync; the rules read on the 100 ms poll
@@ -129,10 +139,22 @@ func TestSyncCostProbe(t *testing.T) {
 	if s := res.Incremental[1]; !near(s.SyncSeconds, 0.06) || !near(s.ProgrammingSeconds, 1.1) {
 		t.Errorf("sample 2 %+v", s)
 	}
-	if !near(res.IncrementalMedianSeconds, 0.055) || !near(res.ProgrammingMedianSeconds, 0.75) {
+	// Sample 4: the sync began 5 ms before the write's answer, and the
+	// rules, read on the next poll (0.1 s), show the change: it is the
+	// change's sync.
+	if s := res.Incremental[2]; !near(s.SyncSeconds, 0.05) || !s.BeganBeforeAck || !near(s.ProgrammingSeconds, 0.1) {
+		t.Errorf("sample 4 %+v", s)
+	}
+	if res.Incremental[0].BeganBeforeAck || res.Incremental[1].BeganBeforeAck {
+		t.Errorf("samples 1 and 2 began after the write: %+v", res.Incremental)
+	}
+	if !near(res.IncrementalMedianSeconds, 0.05) || !near(res.ProgrammingMedianSeconds, 0.4) {
 		t.Errorf("medians %v, %v", res.IncrementalMedianSeconds, res.ProgrammingMedianSeconds)
 	}
-	if len(res.Problems) != 1 || !strings.Contains(res.Problems[0], "sample 3: 2 syncs between two scrapes 400ms apart") {
+	// Sample 5 waits 10 × the cold restart-to-synced time (32 s), at
+	// least 1 min, not the cold sync's 20 min.
+	if len(res.Problems) != 2 || !strings.Contains(res.Problems[0], "sample 3: 2 syncs between two scrapes 400ms apart") ||
+		!strings.Contains(res.Problems[1], "sample 5: waiting 1m0s for a sync after the change") {
 		t.Errorf("problems %q", res.Problems)
 	}
 }

@@ -53,6 +53,10 @@ type IncrementalSync struct {
 	// ProgrammingSeconds runs from the API write to the first read of the
 	// node's rules that showed it (0: not read).
 	ProgrammingSeconds float64 `json:"programmingSeconds,omitempty"`
+	// BeganBeforeAck is true when the sync began before the API server's
+	// answer to the write reached kpbench (kube-proxy's watch saw the
+	// write first) and the node's rules showed the change after it.
+	BeganBeforeAck bool `json:"beganBeforeAck,omitempty"`
 }
 
 // RecordSyncCost adds c to the run, replacing an earlier measurement of
