@@ -323,6 +323,13 @@ func (w *Watcher) observe(s *watched, got ServiceRules, presence bool, start, en
 	f := s.base
 	for j := 0; j < n; j++ {
 		f = f.apply(s.pending[j])
+		if j+1 < len(s.pending) {
+			// The state after change j is the state before the next:
+			// what the next tells of it (its removed endpoint there, its
+			// added one not) holds too. Without it, once j is taken, a
+			// read after the next would still match the base.
+			f = f.and(before(s.pending[j+1]))
+		}
 		if !match(f) {
 			continue
 		}
@@ -390,6 +397,15 @@ func (f facts) apply(c *runs.ChurnChange) facts {
 		return facts{present: true, has: append([]string(nil), c.Added...)}
 	}
 	return facts{} // to zero, delete
+}
+
+// and is f with what g, another account of the same state, adds to it.
+// A Service that leads nowhere in either leads nowhere.
+func (f facts) and(g facts) facts {
+	if !f.present || !g.present {
+		return facts{}
+	}
+	return facts{present: true, has: union(f.has, g.has), hasNot: union(f.hasNot, g.hasNot)}
 }
 
 // match tells whether a read shows this state.

@@ -443,3 +443,36 @@ func TestNodeReaderPresence(t *testing.T) {
 		t.Errorf("ran %q, want the one listing", n.ran)
 	}
 }
+
+// A rolling update's second step is added while the first is still
+// pending; the rules show the first, then both. After the first is taken,
+// the state before the second must include what the second tells (its
+// removed endpoint there, its added one not), or a read after the second
+// still looks like "before" and it is never programmed.
+func TestWatcherTwoPendingChangesProgrammedOneByOne(t *testing.T) {
+	c := &fakeClock{t: t0}
+	node := &scripted{c: c, cost: ms(5), rules: func(_ ServiceRef, t time.Time) ServiceRules {
+		switch {
+		case t.Before(at(500 * time.Millisecond)):
+			return eps("198.18.1.1:80", "198.18.1.2:80", "198.18.1.3:80")
+		case t.Before(at(1500 * time.Millisecond)):
+			return eps("198.18.1.2:80", "198.18.1.3:80", "198.18.1.4:80")
+		}
+		return eps("198.18.1.3:80", "198.18.1.4:80", "198.18.1.5:80")
+	}}
+	w := newWatcher(c, node, ms(100))
+	first := change(1, runs.ChurnEndpointReplace, 0, []string{"198.18.1.1:80"}, []string{"198.18.1.4:80"})
+	second := change(2, runs.ChurnEndpointReplace, 0, []string{"198.18.1.2:80"}, []string{"198.18.1.5:80"})
+	w.Add(first, svcA)
+	w.Add(second, svcA)
+	w.Drain(context.Background(), 5*time.Second)
+	if first.ProgrammedAt == nil || second.ProgrammedAt == nil {
+		t.Fatalf("programmed: first %v, second %v; want both", first.ProgrammedAt, second.ProgrammedAt)
+	}
+	if got := first.ProgrammedAt.Sub(t0); got != ms(505) {
+		t.Errorf("first at %v, want 505ms", got)
+	}
+	if got := second.ProgrammedAt.Sub(t0); got != ms(1505) {
+		t.Errorf("second at %v, want 1.505s", got)
+	}
+}
