@@ -43,7 +43,9 @@ func (l ErrorList) Error() string {
 func Resolve(ref string) (*Scenario, error) {
 	if s, ok, err := FromCatalog(ref); ok || err != nil {
 		if err == nil {
-			if _, statErr := os.Stat(ref); statErr == nil {
+			// A directory is not a scenario: the repository's own churn/
+			// package must not hide the churn scenario.
+			if fi, statErr := os.Stat(ref); statErr == nil && !fi.IsDir() {
 				return nil, fmt.Errorf("%q is both a catalog scenario and a file; use ./%s for the file", ref, ref)
 			}
 		}

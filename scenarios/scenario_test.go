@@ -235,6 +235,22 @@ func TestResolve(t *testing.T) {
 	if _, err := Resolve("no-such-thing"); err == nil || !strings.Contains(err.Error(), "catalog: ") {
 		t.Errorf("Resolve(missing) = %v, want an error listing the catalog", err)
 	}
+	// A catalog name that is also a file is ambiguous; one that is also a
+	// directory (the repository's churn/ package) is not.
+	dir := t.TempDir()
+	t.Chdir(dir)
+	if err := os.Mkdir("churn", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := Resolve("churn"); err != nil || s.Metadata.Name != "churn" {
+		t.Errorf("Resolve(churn) beside a directory churn: %v", err)
+	}
+	if err := os.WriteFile("smoke", []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Resolve("smoke"); err == nil || !strings.Contains(err.Error(), "both a catalog scenario and a file") {
+		t.Errorf("Resolve(smoke) beside a file smoke = %v, want the ambiguity named", err)
+	}
 }
 
 // TestPlacements: spec.load.targets takes one value, as older scenarios
