@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -31,13 +32,13 @@ import (
 	"sigs.k8s.io/kind/pkg/cluster/nodes"
 	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
 	kindexec "sigs.k8s.io/kind/pkg/exec"
-	kindlog "sigs.k8s.io/kind/pkg/log"
 
 	"github.com/kpbench/kpbench/clusters"
 	"github.com/kpbench/kpbench/clusters/containerimage"
 	"github.com/kpbench/kpbench/clusters/existing"
 	"github.com/kpbench/kpbench/clusters/kubeproxy"
 	"github.com/kpbench/kpbench/clusters/manifests"
+	"github.com/kpbench/kpbench/clusters/nodeimage"
 	"github.com/kpbench/kpbench/scenarios"
 )
 
@@ -211,6 +212,18 @@ type Options struct {
 	// InCluster adjusts the existing-cluster options the provider uses
 	// once the cluster is up (tests).
 	InCluster func(*existing.Options)
+
+	// NodeImageCacheDir is kpbench's cache root for the offline node image
+	// (default the user cache dir + /kpbench).
+	NodeImageCacheDir string
+	// ResolveNodeImage picks the node image for Topology.NodeImage (see
+	// chooseNodeImage); nil probes the runtime and the registry, unless
+	// API is given (tests), which keeps the image asked for.
+	ResolveNodeImage func(ctx context.Context, asked string) NodeImageChoice
+	// EnsureNodeImage and LoadNodeImage replace building the offline node
+	// image and loading it into the runtime (tests).
+	EnsureNodeImage func(context.Context) (nodeimage.Result, error)
+	LoadNodeImage   func(context.Context, nodeimage.Result) error
 }
 
 // Provider implements clusters.Provider on a kind cluster.
@@ -254,9 +267,28 @@ func New(opts Options) (*Provider, error) {
 	}
 	api := opts.API
 	if api == nil {
+		if usesPodman(os.Getenv, exec.LookPath) {
+			conf, err := preparePodman(opts.StateDir, os.Getenv, os.Setenv)
+			if err != nil {
+				return nil, err
+			}
+			opts.Logger.Debug("kind runs the nodes with podman", "containersConf", conf)
+		}
 		var err error
 		if api, err = NewKindAPI(opts.Logger); err != nil {
 			return nil, err
+		}
+	}
+	if opts.ResolveNodeImage == nil {
+		if opts.API != nil {
+			opts.ResolveNodeImage = func(_ context.Context, asked string) NodeImageChoice {
+				return chooseNodeImage(context.Background(), asked, func(string) bool { return true }, nil)
+			}
+		} else {
+			opts.ResolveNodeImage = func(ctx context.Context, asked string) NodeImageChoice {
+				rt := containerRuntime()
+				return chooseNodeImage(ctx, asked, func(img string) bool { return imagePresent(ctx, rt, img) }, registryReachable)
+			}
 		}
 	}
 	return &Provider{opts: opts, api: api}, nil
@@ -287,6 +319,12 @@ func (p *Provider) Exists() (bool, error) {
 // image into its nodes. A failure after kind made the cluster deletes it
 // unless Retain (kind itself cleans up a failed create the same way).
 func (p *Provider) Create(ctx context.Context, mode scenarios.Mode) (err error) {
+	if _, err := KindProxyMode(mode); err != nil {
+		return err
+	}
+	if err := p.resolveNodeImage(ctx); err != nil {
+		return err
+	}
 	cfg, err := Config(mode, p.opts.Topology)
 	if err != nil {
 		return err
@@ -624,31 +662,3 @@ func (l lazyNode) KubeProxyGet(ctx context.Context, path string) ([]byte, error)
 	}
 	return n.KubeProxyGet(ctx, path)
 }
-
-// slogKind adapts slog to kind's logger: V(0) is info, V(1+) debug.
-type slogKind struct{ l *slog.Logger }
-
-func (s slogKind) Warn(msg string)                   { s.l.Warn(msg, "component", "kind") }
-func (s slogKind) Warnf(f string, a ...interface{})  { s.Warn(fmt.Sprintf(f, a...)) }
-func (s slogKind) Error(msg string)                  { s.l.Error(msg, "component", "kind") }
-func (s slogKind) Errorf(f string, a ...interface{}) { s.Error(fmt.Sprintf(f, a...)) }
-func (s slogKind) V(level kindlog.Level) kindlog.InfoLogger {
-	return slogKindInfo{l: s.l, level: level}
-}
-
-type slogKindInfo struct {
-	l     *slog.Logger
-	level kindlog.Level
-}
-
-func (s slogKindInfo) lvl() slog.Level {
-	if s.level > 0 {
-		return slog.LevelDebug
-	}
-	return slog.LevelInfo
-}
-func (s slogKindInfo) Info(msg string) {
-	s.l.Log(context.Background(), s.lvl(), msg, "component", "kind")
-}
-func (s slogKindInfo) Infof(f string, a ...interface{}) { s.Info(fmt.Sprintf(f, a...)) }
-func (s slogKindInfo) Enabled() bool                    { return s.l.Enabled(context.Background(), s.lvl()) }
