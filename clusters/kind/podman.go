@@ -20,13 +20,19 @@ import (
 //     needs CAP_SYS_RESOURCE, and a machine (or a container running
 //     kpbench) may lack it in its bounding set; the nodes then inherit
 //     podman's own limits;
-//   - runc as the runtime: crun refuses hosts with hybrid (v1) cgroups.
+//   - runc as the runtime: crun refuses hosts with hybrid (v1) cgroups;
+//   - netavark as the network stack: its DNS (aardvark-dns) resolves the
+//     node names on kind's network, which kubeadm's join needs (the
+//     control plane's endpoint is its node name).
 const PodmanConf = `# Written by kpbench for the podman commands kind runs (CONTAINERS_CONF).
 [containers]
 default_ulimits = []
 
 [engine]
 runtime = "runc"
+
+[network]
+network_backend = "netavark"
 `
 
 // Environment variables kpbench sets for kind and podman.

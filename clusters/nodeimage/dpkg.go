@@ -264,15 +264,15 @@ func (r *Rootfs) PackageFiles(pkgs []string) ([]string, error) {
 			if line == "" || line == "/." {
 				continue
 			}
-			real, via := r.resolve(path.Clean(line))
-			if skipped(real) {
+			resolved, via := r.resolve(path.Clean(line))
+			if skipped(resolved) {
 				continue
 			}
-			hdr, ok := r.Headers[real]
+			hdr, ok := r.Headers[resolved]
 			if !ok {
 				continue // diverted or removed by a maintainer script
 			}
-			want[real] = true
+			want[resolved] = true
 			for _, v := range via {
 				want[v] = true
 			}

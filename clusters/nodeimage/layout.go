@@ -192,9 +192,11 @@ WantedBy=multi-user.target
 // importScript waits for containerd, then imports every archive under
 // /kind/images into the namespace the kubelet uses (k8s.io). kubeadm and
 // kubelet then find every image they would pull, by the same name.
+// KPBENCH_IMAGES_DIR overrides the directory (tests).
 const importScript = `#!/bin/sh
 # kpbench: import the node's preloaded images into containerd (k8s.io).
 set -eu
+dir=${KPBENCH_IMAGES_DIR:-/kind/images}
 i=0
 until ctr version >/dev/null 2>&1; do
   i=$((i + 1))
@@ -204,7 +206,7 @@ until ctr version >/dev/null 2>&1; do
   fi
   sleep 1
 done
-for f in /kind/images/*.tar; do
+for f in "$dir"/*.tar; do
   [ -e "$f" ] || continue
   ctr --namespace=k8s.io images import "$f"
 done
@@ -286,10 +288,10 @@ while [ "$n" -le 254 ]; do
     echo "route replace $podnet.$n.0/24 via $net3.$n dev $dev"
   fi
   n=$((n + 1))
-done | ip -batch -
-rule="-s $podnet.0.0/16 ! -d $podnet.0.0/16 -m comment --comment kpbench-pod-egress -j MASQUERADE"
+done | ip -force -batch -
+rule="-s $podnet.0.0/16 ! -d $podnet.0.0/16 -j MASQUERADE"
 if ! iptables -w -t nat -C POSTROUTING $rule 2>/dev/null; then
-  iptables -w -t nat -A POSTROUTING $rule
+  iptables -w -t nat -A POSTROUTING $rule || echo "kpbench-cni: pods cannot reach beyond the cluster (no masquerade rule)" >&2
 fi
 echo "kpbench-cni: pods on $subnet, routes to the other nodes' /24s via $net3.N"
 `
@@ -413,11 +415,15 @@ func WriteLayer(w io.Writer, entries []Entry, mtime time.Time) error {
 		if err := writeDirs(path.Dir(p)); err != nil {
 			return err
 		}
-		if i, ok := last[p]; ok && entries[i].Type != tar.TypeDir {
-			return fmt.Errorf("%s is both a directory and a %s", p, typeName(entries[i].Type))
+		mode := int64(0o755)
+		if i, ok := last[p]; ok {
+			if entries[i].Type != tar.TypeDir {
+				return fmt.Errorf("%s is both a directory and a %s", p, typeName(entries[i].Type))
+			}
+			mode = entries[i].Mode
 		}
 		written[p] = true
-		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: strings.TrimPrefix(p, "/") + "/", Mode: 0o755, ModTime: mtime, Format: tar.FormatPAX})
+		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: strings.TrimPrefix(p, "/") + "/", Mode: mode, ModTime: mtime, Format: tar.FormatPAX})
 	}
 	for i, e := range entries {
 		p := path.Clean(e.Path)

@@ -241,6 +241,7 @@ func (b *builder) build(ctx context.Context) (Result, error) {
 
 	var kindFiles []Entry
 	if err := b.step("kind's node files ("+b.kindVersion+")", func() (bool, error) {
+		var err error
 		d := o.KindFilesDir
 		if d == "" {
 			md, err := ModuleDir(ctx, o.Go, "sigs.k8s.io/kind", b.kindVersion)
