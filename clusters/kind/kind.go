@@ -612,6 +612,9 @@ func (p *Provider) Describe(ctx context.Context) (cluster string, details map[st
 	if p.opts.NodeImage != "" {
 		d["nodeImage"] = p.opts.NodeImage
 	}
+	if p.opts.Offline {
+		d["nodeImageBuiltBy"] = "kpbench image node (docs/kind-offline.md)"
+	}
 	return p.opts.Name, d
 }
 
