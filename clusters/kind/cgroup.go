@@ -45,6 +45,9 @@ func (p *Provider) ClientNodes(ctx context.Context) ([]clusters.NamedNode, error
 // kube-proxy, the load client and the agent, and none of the host's or the
 // other nodes'.
 func (p *Provider) NodeCgroup(ctx context.Context, node string) (string, error) {
+	if err := p.prepare(); err != nil {
+		return "", err
+	}
 	rt := containerRuntime()
 	var out, errb bytes.Buffer
 	cmd := exec.CommandContext(ctx, rt, "inspect", "--format", "{{.State.Pid}} {{.Id}}", node)

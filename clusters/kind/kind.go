@@ -67,20 +67,40 @@ type ClusterAPI interface {
 // KindAPI is ClusterAPI on the kind library.
 type KindAPI struct {
 	p *cluster.Provider
+	// prepare readies the node runtime before kind's first command
+	// (podman's configuration, see preparePodman); it runs once.
+	prepare func() error
 }
 
 // NewKindAPI picks the node runtime kind would (KIND_EXPERIMENTAL_PROVIDER,
-// else Docker, else Podman) and logs kind's messages to logger.
-func NewKindAPI(logger *slog.Logger) (*KindAPI, error) {
+// else Docker, else Podman) and logs kind's messages to logger. With
+// podman, kpbench's containers.conf (under stateDir) is put in place
+// before kind's first command.
+func NewKindAPI(logger *slog.Logger, stateDir string) (*KindAPI, error) {
 	opts := []cluster.ProviderOption{cluster.ProviderWithLogger(slogKind{logger})}
-	if o, err := cluster.DetectNodeProvider(); err == nil {
+	podman := usesPodman(os.Getenv, exec.LookPath)
+	if podman {
+		opts = append(opts, cluster.ProviderWithPodman())
+	} else if o, err := cluster.DetectNodeProvider(); err == nil {
 		opts = append(opts, o)
 	} else {
 		// Fall back to Docker: creating then fails with Docker's own
 		// message, which says what is missing.
 		opts = append(opts, cluster.ProviderWithDocker())
 	}
-	return &KindAPI{p: cluster.NewProvider(opts...)}, nil
+	k := &KindAPI{p: cluster.NewProvider(opts...)}
+	k.prepare = sync.OnceValue(func() error {
+		if !podman {
+			return nil
+		}
+		conf, err := preparePodman(stateDir, os.Getenv, os.Setenv)
+		if err != nil {
+			return err
+		}
+		logger.Debug("kind runs the nodes with podman", "containersConf", conf)
+		return nil
+	})
+	return k, nil
 }
 
 // withOutput adds the output of the command a kind error carries (e.g.
@@ -107,6 +127,9 @@ func withOutput(err error) error {
 
 // Create implements ClusterAPI.
 func (k *KindAPI) Create(name string, cfg *v1alpha4.Cluster, kubeconfig string, retain bool, wait time.Duration) error {
+	if err := k.prepare(); err != nil {
+		return err
+	}
 	return withOutput(k.p.Create(name,
 		cluster.CreateWithV1Alpha4Config(cfg),
 		cluster.CreateWithKubeconfigPath(kubeconfig),
@@ -119,17 +142,26 @@ func (k *KindAPI) Create(name string, cfg *v1alpha4.Cluster, kubeconfig string, 
 
 // Delete implements ClusterAPI.
 func (k *KindAPI) Delete(name, kubeconfig string) error {
+	if err := k.prepare(); err != nil {
+		return err
+	}
 	return withOutput(k.p.Delete(name, kubeconfig))
 }
 
 // List implements ClusterAPI.
 func (k *KindAPI) List() ([]string, error) {
+	if err := k.prepare(); err != nil {
+		return nil, err
+	}
 	names, err := k.p.List()
 	return names, withOutput(err)
 }
 
 // ExportKubeconfig implements ClusterAPI.
 func (k *KindAPI) ExportKubeconfig(name, path string) error {
+	if err := k.prepare(); err != nil {
+		return err
+	}
 	return withOutput(k.p.ExportKubeConfig(name, path, false))
 }
 
@@ -137,6 +169,9 @@ func (k *KindAPI) ExportKubeconfig(name, path string) error {
 // image-archive` does: `ctr images import` on every internal node, in
 // parallel.
 func (k *KindAPI) LoadImageArchive(name string, open func() (io.ReadCloser, error)) error {
+	if err := k.prepare(); err != nil {
+		return err
+	}
 	ns, err := k.p.ListInternalNodes(name)
 	if err != nil {
 		return fmt.Errorf("listing the nodes of %s: %w", name, withOutput(err))
@@ -230,6 +265,9 @@ type Options struct {
 type Provider struct {
 	opts Options
 	api  ClusterAPI
+	// prepare readies the node runtime (KindAPI.prepare) before kpbench's
+	// own runtime commands.
+	prepare func() error
 
 	mu    sync.Mutex
 	inner *existing.Provider
@@ -266,18 +304,13 @@ func New(opts Options) (*Provider, error) {
 		opts.Kubeconfig = filepath.Join(opts.StateDir, "kind-"+opts.Name+".kubeconfig")
 	}
 	api := opts.API
+	prepare := func() error { return nil }
 	if api == nil {
-		if usesPodman(os.Getenv, exec.LookPath) {
-			conf, err := preparePodman(opts.StateDir, os.Getenv, os.Setenv)
-			if err != nil {
-				return nil, err
-			}
-			opts.Logger.Debug("kind runs the nodes with podman", "containersConf", conf)
-		}
-		var err error
-		if api, err = NewKindAPI(opts.Logger); err != nil {
+		k, err := NewKindAPI(opts.Logger, opts.StateDir)
+		if err != nil {
 			return nil, err
 		}
+		api, prepare = k, k.prepare
 	}
 	if opts.ResolveNodeImage == nil {
 		if opts.API != nil {
@@ -291,7 +324,7 @@ func New(opts Options) (*Provider, error) {
 			}
 		}
 	}
-	return &Provider{opts: opts, api: api}, nil
+	return &Provider{opts: opts, api: api, prepare: prepare}, nil
 }
 
 // Name is "kind".

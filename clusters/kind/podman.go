@@ -169,6 +169,9 @@ func (p *Provider) offlineNodeImage(ctx context.Context) (string, error) {
 // resolveNodeImage settles the node image (building and loading kpbench's
 // offline one if it is the choice) and whether the host's cgroups are v1.
 func (p *Provider) resolveNodeImage(ctx context.Context) error {
+	if err := p.prepare(); err != nil {
+		return err
+	}
 	t := &p.opts.Topology
 	t.CgroupV1 = hostCgroupV1(p.opts.HostRoot)
 	if t.Offline {
