@@ -26,7 +26,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 	"sigs.k8s.io/kind/pkg/cluster"
 	"sigs.k8s.io/kind/pkg/cluster/nodes"
@@ -419,34 +418,6 @@ func (p *Provider) LoadImage(ctx context.Context) (tag string, err error) {
 		return "", fmt.Errorf("loading %s into kind cluster %s: %w", archive, p.opts.Name, err)
 	}
 	return tag, nil
-}
-
-// BuildImageArchive writes the kpbench image of the running binary to
-// path, tagged kpbench:dev.
-func BuildImageArchive(path, version string) error {
-	self, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("finding this binary: %w", err)
-	}
-	built, err := containerimage.Build(containerimage.Options{Binary: self, Version: version})
-	if err != nil {
-		return fmt.Errorf("building the kpbench image (or pass an image archive): %w", err)
-	}
-	return containerimage.WriteTarball(path, containerimage.DefaultTag, built.Image)
-}
-
-// ArchiveTag returns the first tag in an image tarball's manifest.
-func ArchiveTag(path string) (string, error) {
-	m, err := tarball.LoadManifest(func() (io.ReadCloser, error) { return os.Open(path) })
-	if err != nil {
-		return "", fmt.Errorf("reading image archive %s: %w", path, err)
-	}
-	for _, d := range m {
-		if len(d.RepoTags) > 0 {
-			return d.RepoTags[0], nil
-		}
-	}
-	return "", fmt.Errorf("image archive %s has no tag; build it with `kpbench image build --tag NAME:TAG`", path)
 }
 
 // Up creates the cluster in mode unless it exists, loads the image, and
