@@ -122,15 +122,34 @@ func KindFiles(root string) ([]Entry, error) {
 	return entries, nil
 }
 
-var sandboxRE = regexp.MustCompile(`(?m)^(\s*sandbox_image\s*=\s*)"[^"]*"`)
+var (
+	sandboxRE = regexp.MustCompile(`(?m)^(\s*sandbox_image\s*=\s*)"[^"]*"`)
+	oomRE     = regexp.MustCompile(`(?m)^(\s*restrict_oom_score_adj\s*=\s*)(true|false)\b`)
+)
 
-// ContainerdConfig points kind's containerd config at the pause image the
-// node holds (kubeadm's, which kind's build would pull instead).
+// ContainerdConfig changes two settings of kind's containerd config:
+//   - sandbox_image names the pause image the node holds (kubeadm's,
+//     which kind's build would pull instead);
+//   - restrict_oom_score_adj is true: containerd then never gives a
+//     container an oom_score_adj below its own. The kubelet asks for
+//     -998 for every pod sandbox and -997 for critical pods, and lowering
+//     oom_score_adj needs CAP_SYS_RESOURCE, which a node container on a
+//     machine whose bounding set lacks it does not have: runc's init fails
+//     ("can't get final child's PID from pipe: EOF") and no pod starts.
+//     Where containerd runs at kind's -999 the clamp changes nothing.
 func ContainerdConfig(kindConfig []byte, pause string) ([]byte, error) {
+	var errs []error
 	if !sandboxRE.Match(kindConfig) {
-		return nil, errors.New(`kind's containerd config has no sandbox_image = "..." line to point at the node's pause image`)
+		errs = append(errs, errors.New(`kind's containerd config has no sandbox_image = "..." line to point at the node's pause image`))
 	}
-	return sandboxRE.ReplaceAll(kindConfig, []byte(`${1}"`+pause+`"`)), nil
+	if !oomRE.Match(kindConfig) {
+		errs = append(errs, errors.New(`kind's containerd config has no restrict_oom_score_adj = true|false line to turn on`))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	out := sandboxRE.ReplaceAll(kindConfig, []byte(`${1}"`+pause+`"`))
+	return oomRE.ReplaceAll(out, []byte(`${1}true`)), nil
 }
 
 // MountProductFilesHook is the OCI hook kind adds to every container's spec:

@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -101,10 +103,13 @@ func TestKindFilesNamesEveryMissingFile(t *testing.T) {
 	}
 }
 
-func TestContainerdConfigPointsAtThePause(t *testing.T) {
+func TestContainerdConfigPointsAtThePauseAndRestrictsOOMScoreAdj(t *testing.T) {
 	kindCfg, err := os.ReadFile(filepath.Join(kindModuleFiles(t), "etc", "containerd", "config.toml"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !bytes.Contains(kindCfg, []byte("restrict_oom_score_adj = false")) {
+		t.Fatalf("kind's config no longer sets restrict_oom_score_adj = false:\n%s", kindCfg)
 	}
 	got, err := ContainerdConfig(kindCfg, "registry.k8s.io/pause:3.10.2")
 	if err != nil {
@@ -113,11 +118,23 @@ func TestContainerdConfigPointsAtThePause(t *testing.T) {
 	if !bytes.Contains(got, []byte(`sandbox_image = "registry.k8s.io/pause:3.10.2"`)) {
 		t.Errorf("sandbox_image not replaced:\n%s", got)
 	}
-	if bytes.Count(got, []byte("sandbox_image")) != 1 || len(got) < len(kindCfg) {
-		t.Errorf("more than the sandbox_image line changed:\n%s", got)
+	if !bytes.Contains(got, []byte("restrict_oom_score_adj = true")) || bytes.Contains(got, []byte("restrict_oom_score_adj = false")) {
+		t.Errorf("restrict_oom_score_adj not turned on:\n%s", got)
 	}
-	if _, err := ContainerdConfig([]byte("version = 2\n"), "p"); err == nil {
-		t.Error("a config without sandbox_image was accepted")
+	// Only those two lines change.
+	want := strings.Replace(string(kindCfg), "restrict_oom_score_adj = false", "restrict_oom_score_adj = true", 1)
+	want = sandboxRE.ReplaceAllString(want, `${1}"registry.k8s.io/pause:3.10.2"`)
+	if string(got) != want {
+		t.Errorf("more than the two lines changed:\n%s", got)
+	}
+	_, err = ContainerdConfig([]byte("version = 2\n"), "p")
+	if err == nil {
+		t.Fatal("a config without sandbox_image and restrict_oom_score_adj was accepted")
+	}
+	for _, w := range []string{"sandbox_image", "restrict_oom_score_adj"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not name %s", err, w)
+		}
 	}
 }
 
@@ -319,5 +336,50 @@ func TestWriteLayerLastEntryWinsAndConflicts(t *testing.T) {
 	}
 	if err := WriteLayer(io.Discard, []Entry{{Path: "/x", Type: tar.TypeReg, Source: "/nonexistent/kpbench"}}, epoch); err == nil {
 		t.Error("a missing source was accepted")
+	}
+}
+
+// The commands kind's scripts run that Debian's minimal base lacks come
+// with the node's packages: mount-product-files.sh, the hook containerd
+// runs for every container, reads the container's state with jq, and
+// without it no pod starts.
+func TestPackagesHaveWhatKindsScriptsRun(t *testing.T) {
+	notInMinbase := map[string]string{"jq": "jq", "curl": "curl", "pigz": "pigz", "socat": "socat"}
+	root := kindModuleFiles(t)
+	var scripts []string
+	for _, glob := range []string{"kind/bin/*", "usr/local/bin/*"} {
+		m, err := filepath.Glob(filepath.Join(root, glob))
+		if err != nil {
+			t.Fatal(err)
+		}
+		scripts = append(scripts, m...)
+	}
+	if len(scripts) == 0 {
+		t.Fatalf("no scripts under %s", root)
+	}
+	used := map[string]bool{}
+	for _, s := range scripts {
+		rel, _ := filepath.Rel(root, s)
+		if slices.Contains(kindFilesSkipped, filepath.ToSlash(rel)) {
+			continue
+		}
+		data, err := os.ReadFile(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for cmd := range notInMinbase {
+			if regexp.MustCompile(`(^|[\s$(|;&])` + cmd + `\s`).Match(data) {
+				used[cmd] = true
+				t.Logf("%s runs %s", rel, cmd)
+			}
+		}
+	}
+	if !used["jq"] {
+		t.Errorf("kind's scripts no longer run jq; this test's premise changed")
+	}
+	for cmd := range used {
+		if !slices.Contains(DebianPackages, notInMinbase[cmd]) {
+			t.Errorf("kind's scripts run %s, and the node's packages lack %s", cmd, notInMinbase[cmd])
+		}
 	}
 }

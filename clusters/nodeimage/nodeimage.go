@@ -44,7 +44,7 @@ import (
 
 // LayoutVersion changes whenever the image's layout changes in a way the
 // other cache key inputs do not show.
-const LayoutVersion = "1"
+const LayoutVersion = "2"
 
 // KindVersion is the kind module kpbench is built with (go.mod), whose
 // node files the image carries; the running binary's build information

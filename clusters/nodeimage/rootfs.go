@@ -23,12 +23,13 @@ const DebianSuite = "bookworm"
 // systemd cgroup driver), the Kubernetes node's tools (conntrack,
 // iptables, nftables, ipset, iproute2, ethtool, util-linux's mount and
 // nsenter, kmod), containerd with runc and the CNI plugins, and what
-// kind's entrypoint scripts run (bash, procps).
+// kind's scripts run (bash, procps, and jq: mount-product-files.sh, the
+// hook containerd runs for every container, reads its state with jq).
 var DebianPackages = []string{
 	"systemd", "systemd-sysv", "dbus",
 	"conntrack", "iptables", "nftables", "ipset", "iproute2", "ethtool", "util-linux", "mount", "kmod",
 	"libseccomp2", "containerd", "runc", "containernetworking-plugins",
-	"bash", "ca-certificates", "procps",
+	"bash", "ca-certificates", "procps", "jq",
 }
 
 // RootfsHooks are mmdebstrap's customize hooks ("$1" is the root
