@@ -78,8 +78,9 @@ func (p *Provider) NodeCgroup(ctx context.Context, node string) (string, error) 
 }
 
 // containerRuntime is the CLI of the runtime kind runs its nodes with:
-// KIND_EXPERIMENTAL_PROVIDER when set, else docker when installed, else
-// podman (kind's own order).
+// KIND_EXPERIMENTAL_PROVIDER when set (the provider's prepare sets it
+// whenever it chose podman, see usesPodman), else docker when installed,
+// else podman (kind's own order).
 func containerRuntime() string {
 	if rt := os.Getenv("KIND_EXPERIMENTAL_PROVIDER"); rt != "" {
 		return rt

@@ -71,13 +71,13 @@ type KindAPI struct {
 	prepare func() error
 }
 
-// NewKindAPI picks the node runtime kind would (KIND_EXPERIMENTAL_PROVIDER,
-// else Docker, else Podman) and logs kind's messages to logger. With
+// NewKindAPI picks the node runtime (KIND_EXPERIMENTAL_PROVIDER, else
+// Docker if its daemon answers, else Podman; see usesPodman) and logs kind's messages to logger. With
 // podman, kpbench's containers.conf (under stateDir) is put in place
 // before kind's first command.
 func NewKindAPI(logger *slog.Logger, stateDir string) (*KindAPI, error) {
 	opts := []cluster.ProviderOption{cluster.ProviderWithLogger(slogKind{logger})}
-	podman := usesPodman(os.Getenv, exec.LookPath)
+	podman := usesPodman(os.Getenv, exec.LookPath, dockerAnswers)
 	if podman {
 		opts = append(opts, cluster.ProviderWithPodman())
 	} else if o, err := cluster.DetectNodeProvider(); err == nil {

@@ -69,17 +69,28 @@ func preparePodman(stateDir string, getenv func(string) string, setenv func(k, v
 }
 
 // usesPodman reports whether kind will run the nodes with podman: asked
-// for with KIND_EXPERIMENTAL_PROVIDER, or podman installed and Docker not
-// (kind's own order).
-func usesPodman(getenv func(string) string, lookPath func(string) (string, error)) bool {
+// for with KIND_EXPERIMENTAL_PROVIDER, or podman installed and Docker
+// not, or Docker's command installed without a daemon that answers
+// (dockerUp) while podman is installed. kind itself would pick Docker
+// whenever its command is on the PATH, and then fail.
+func usesPodman(getenv func(string) string, lookPath func(string) (string, error), dockerUp func() bool) bool {
 	if rt := getenv(EnvKindProvider); rt != "" {
 		return rt == "podman"
 	}
-	if _, err := lookPath("docker"); err == nil {
+	if _, err := lookPath("podman"); err != nil {
 		return false
 	}
-	_, err := lookPath("podman")
-	return err == nil
+	if _, err := lookPath("docker"); err == nil && dockerUp() {
+		return false
+	}
+	return true
+}
+
+// dockerAnswers reports whether Docker's daemon answers within 10 s.
+func dockerAnswers() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return exec.CommandContext(ctx, "docker", "version", "--format", "{{.Server.Version}}").Run() == nil
 }
 
 // NodeImageOffline asks for kpbench's own node image (`kpbench image

@@ -62,19 +62,23 @@ func TestUsesPodman(t *testing.T) {
 	}
 	env := func(v string) func(string) string { return func(string) string { return v } }
 	tests := []struct {
-		name string
-		env  string
-		have []string
-		want bool
+		name     string
+		env      string
+		have     []string
+		dockerUp bool
+		want     bool
 	}{
-		{"asked for", "podman", []string{"docker", "podman"}, true},
-		{"docker asked for", "docker", []string{"podman"}, false},
-		{"only podman", "", []string{"podman"}, true},
-		{"docker first", "", []string{"docker", "podman"}, false},
-		{"neither", "", nil, false},
+		{"asked for", "podman", []string{"docker", "podman"}, true, true},
+		{"docker asked for", "docker", []string{"podman"}, false, false},
+		{"only podman", "", []string{"podman"}, false, true},
+		{"docker first", "", []string{"docker", "podman"}, true, false},
+		{"docker's command without its daemon", "", []string{"docker", "podman"}, false, true},
+		{"docker without its daemon, no podman", "", []string{"docker"}, false, false},
+		{"neither", "", nil, false, false},
 	}
 	for _, tt := range tests {
-		if got := usesPodman(env(tt.env), look(tt.have...)); got != tt.want {
+		up := func() bool { return tt.dockerUp }
+		if got := usesPodman(env(tt.env), look(tt.have...), up); got != tt.want {
 			t.Errorf("%s: usesPodman = %v, want %v", tt.name, got, tt.want)
 		}
 	}
