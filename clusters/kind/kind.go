@@ -243,6 +243,10 @@ type Options struct {
 	HostRoot string
 	// API replaces the kind library (tests).
 	API ClusterAPI
+	// Runtime runs podman and nft for the cleanup after a delete
+	// (leftovers.go); nil runs them on this machine when kind uses
+	// podman, unless API is given (tests).
+	Runtime Runner
 	// InCluster adjusts the existing-cluster options the provider uses
 	// once the cluster is up (tests).
 	InCluster func(*existing.Options)
@@ -367,6 +371,7 @@ func (p *Provider) Create(ctx context.Context, mode scenarios.Mode) (err error) 
 	if err := os.MkdirAll(filepath.Dir(p.opts.Kubeconfig), 0o700); err != nil {
 		return fmt.Errorf("creating the kubeconfig directory: %w", err)
 	}
+	p.noteTables(ctx)
 	p.opts.Logger.Info("creating kind cluster", "name", p.opts.Name, "mode", mode,
 		"clientNodes", p.opts.ClientNodes, "serverNodes", p.opts.ServerNodes, "nodeImage", p.opts.NodeImage)
 	if err := p.api.Create(p.opts.Name, cfg, p.opts.Kubeconfig, p.opts.Retain, p.opts.WaitForReady); err != nil {
@@ -380,7 +385,7 @@ func (p *Provider) Create(ctx context.Context, mode scenarios.Mode) (err error) 
 			p.opts.Logger.Warn("keeping the failed cluster (--retain)", "name", p.opts.Name)
 			return
 		}
-		if derr := p.api.Delete(p.opts.Name, p.opts.Kubeconfig); derr != nil {
+		if derr := p.delete(ctx); derr != nil {
 			err = errors.Join(err, fmt.Errorf("deleting the failed cluster: %w", derr))
 		}
 	}()
@@ -444,7 +449,7 @@ func (p *Provider) Up(ctx context.Context, mode scenarios.Mode) (err error) {
 		}
 		defer func() {
 			if err != nil && !p.opts.Retain {
-				if derr := p.api.Delete(p.opts.Name, p.opts.Kubeconfig); derr != nil {
+				if derr := p.delete(ctx); derr != nil {
 					err = errors.Join(err, fmt.Errorf("deleting the failed cluster: %w", derr))
 				}
 			}
@@ -511,6 +516,20 @@ func (p *Provider) in() (*existing.Provider, error) {
 	return p.attach(tag)
 }
 
+// delete deletes the cluster and what kind leaves behind on this machine
+// (removeLeftovers), also when ctx is done (a run interrupted).
+func (p *Provider) delete(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	if err := p.api.Delete(p.opts.Name, p.opts.Kubeconfig); err != nil {
+		return fmt.Errorf("deleting kind cluster %s: %w", p.opts.Name, err)
+	}
+	if err := p.removeLeftovers(ctx); err != nil {
+		return fmt.Errorf("after deleting kind cluster %s: %w", p.opts.Name, err)
+	}
+	return nil
+}
+
 // Down deletes the kind cluster unless Keep. Safe to call twice.
 func (p *Provider) Down(ctx context.Context) error {
 	if p.opts.Keep {
@@ -518,8 +537,8 @@ func (p *Provider) Down(ctx context.Context) error {
 		return nil
 	}
 	p.opts.Logger.Info("deleting kind cluster", "name", p.opts.Name)
-	if err := p.api.Delete(p.opts.Name, p.opts.Kubeconfig); err != nil {
-		return fmt.Errorf("deleting kind cluster %s: %w", p.opts.Name, err)
+	if err := p.delete(ctx); err != nil {
+		return err
 	}
 	if err := os.Remove(p.opts.Kubeconfig); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("removing %s: %w", p.opts.Kubeconfig, err)
