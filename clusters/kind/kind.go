@@ -516,18 +516,27 @@ func (p *Provider) in() (*existing.Provider, error) {
 	return p.attach(tag)
 }
 
-// delete deletes the cluster and what kind leaves behind on this machine
-// (removeLeftovers), also when ctx is done (a run interrupted).
+// delete deletes the cluster, what kind leaves behind on this machine
+// (removeLeftovers), the kubeconfig and the in-cluster provider's state;
+// also when ctx is done (a run interrupted, a failed create).
 func (p *Provider) delete(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
 	if err := p.api.Delete(p.opts.Name, p.opts.Kubeconfig); err != nil {
 		return fmt.Errorf("deleting kind cluster %s: %w", p.opts.Name, err)
 	}
+	var errs []error
 	if err := p.removeLeftovers(ctx); err != nil {
-		return fmt.Errorf("after deleting kind cluster %s: %w", p.opts.Name, err)
+		errs = append(errs, fmt.Errorf("after deleting kind cluster %s: %w", p.opts.Name, err))
 	}
-	return nil
+	if err := os.Remove(p.opts.Kubeconfig); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, fmt.Errorf("removing %s: %w", p.opts.Kubeconfig, err))
+	}
+	errs = append(errs, existing.ForgetState(p.opts.StateDir, p.opts.Kubeconfig, ""))
+	p.mu.Lock()
+	p.inner = nil
+	p.mu.Unlock()
+	return errors.Join(errs...)
 }
 
 // Down deletes the kind cluster unless Keep. Safe to call twice.
@@ -537,19 +546,7 @@ func (p *Provider) Down(ctx context.Context) error {
 		return nil
 	}
 	p.opts.Logger.Info("deleting kind cluster", "name", p.opts.Name)
-	if err := p.delete(ctx); err != nil {
-		return err
-	}
-	if err := os.Remove(p.opts.Kubeconfig); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("removing %s: %w", p.opts.Kubeconfig, err)
-	}
-	if err := existing.ForgetState(p.opts.StateDir, p.opts.Kubeconfig, ""); err != nil {
-		return err
-	}
-	p.mu.Lock()
-	p.inner = nil
-	p.mu.Unlock()
-	return nil
+	return p.delete(ctx)
 }
 
 // Capabilities: kind runs kube-proxy in every mode on this machine's
