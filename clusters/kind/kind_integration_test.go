@@ -38,23 +38,12 @@ import (
 // The node image is built first unless cached (the first build compiles
 // Kubernetes: many minutes).
 func TestIntegrationKindClusterOffline(t *testing.T) {
-	if os.Getenv("KPBENCH_SKIP_INTEGRATION") == "1" {
-		t.Skip("KPBENCH_SKIP_INTEGRATION=1")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("privileged podman and mmdebstrap need root")
-	}
-	for _, c := range []string{"podman", "mmdebstrap", "go"} {
-		if _, err := exec.LookPath(c); err != nil {
-			t.Skipf("no %s (make deps-kind installs podman and mmdebstrap)", c)
-		}
-	}
-	t.Setenv(kind.EnvKindProvider, "podman")
+	needKind(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
-	archive := kpbenchImage(t)
+	archive, _ := kpbenchImage(t)
 	before := leftovers(t)
 	name := fmt.Sprintf("kpb-it-%d", os.Getpid()%100000)
 	p, err := kind.New(kind.Options{
@@ -113,11 +102,33 @@ func TestIntegrationKindClusterOffline(t *testing.T) {
 	}
 }
 
-// kpbenchImage builds the kpbench binary (static) and its image archive.
-func kpbenchImage(t *testing.T) string {
+// needKind skips unless this machine can run kind's nodes with podman
+// and build the offline node image, and makes kind use podman.
+func needKind(t *testing.T) {
+	t.Helper()
+	if os.Getenv("KPBENCH_SKIP_INTEGRATION") == "1" {
+		t.Skip("KPBENCH_SKIP_INTEGRATION=1")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("privileged podman and mmdebstrap need root")
+	}
+	for _, c := range []string{"podman", "mmdebstrap", "go"} {
+		if _, err := exec.LookPath(c); err != nil {
+			t.Skipf("no %s (make deps-kind installs podman and mmdebstrap)", c)
+		}
+	}
+	t.Setenv(kind.EnvKindProvider, "podman")
+	// The provider points CONTAINERS_CONF at its state directory, a
+	// test's temporary one: restored after each test.
+	t.Setenv(kind.EnvContainersConf, os.Getenv(kind.EnvContainersConf))
+}
+
+// kpbenchImage builds the kpbench binary (static; $KPBENCH_BIN if set)
+// and its image archive.
+func kpbenchImage(t *testing.T) (archive, bin string) {
 	t.Helper()
 	dir := t.TempDir()
-	bin := os.Getenv("KPBENCH_BIN")
+	bin = os.Getenv("KPBENCH_BIN")
 	if bin == "" {
 		bin = filepath.Join(dir, "kpbench")
 		cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "../../cmd/kpbench")
@@ -130,11 +141,11 @@ func kpbenchImage(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	archive := filepath.Join(dir, "kpbench.tar")
+	archive = filepath.Join(dir, "kpbench.tar")
 	if err := containerimage.WriteTarball(archive, containerimage.DefaultTag, built.Image); err != nil {
 		t.Fatal(err)
 	}
-	return archive
+	return archive, bin
 }
 
 // leftovers lists what a cluster could leave on this machine.
@@ -150,9 +161,12 @@ func leftovers(t *testing.T) map[string][]string {
 		if _, err := exec.LookPath(args[0]); err != nil {
 			continue
 		}
-		out, err := exec.Command(args[0], args[1:]...).Output()
+		var stderr bytes.Buffer
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
 		if err != nil {
-			t.Fatalf("%s: %v", strings.Join(args, " "), err)
+			t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, stderr.String())
 		}
 		l := strings.Fields(strings.ReplaceAll(string(out), "table ", "table_"))
 		slices.Sort(l)
