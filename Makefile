@@ -11,7 +11,7 @@ OUT ?= results
 # Go test timeout for the whole suite (the first lab build takes minutes).
 TEST_TIMEOUT ?= 75m
 
-.PHONY: all deps deps-vm deps-test deps-bpf generate build test unit bench bench-vm perf lint verify clean
+.PHONY: all deps deps-vm deps-test deps-kind deps-bpf generate build test unit bench bench-vm node-image perf lint verify clean
 
 all: build
 
@@ -23,12 +23,18 @@ deps-vm:
 	@./hack/deps.sh --vm
 
 # What `make generate` needs (clang-16 for the kernel probe's BPF objects).
-# What `make test` needs besides: the VM node's packages and chromium.
+# What `make test` needs besides: the VM node's packages, chromium, and the
+# kind provider's podman, runc, netavark and mmdebstrap.
 deps-test:
 	@./hack/deps.sh --vm --test
 
 deps-bpf:
 	@./hack/deps.sh --bpf
+
+# What the kind provider needs without Docker or a registry: podman with
+# runc and netavark, and mmdebstrap for the offline node image.
+deps-kind:
+	@./hack/deps.sh --kind
 
 # Regenerate the kernel probe's BPF objects (collector/firstpacket) from
 # their C source; the results are committed.
@@ -62,6 +68,11 @@ VM_SCENARIO ?= ipvs-vm-smoke
 VM_ARGS ?=
 bench-vm: build deps-vm
 	$(BIN) run --scenario $(VM_SCENARIO) --provider lab --node vm $(VM_ARGS) --out $(OUT)
+
+# kind's node image built offline (docs/kind-offline.md), cached per
+# Kubernetes version, and loaded into podman. As root.
+node-image: build deps-kind
+	$(BIN) image node --load podman
 
 # Benchmarks and the load generator's side-by-side comparison with fortio
 # and wrk on loopback (PERF_ARGS, e.g. --reps 1, go to hack/perf-loadgen; as

@@ -4,7 +4,10 @@
 # sooner). With --vm also what the lab's VM client node needs (qemu, a
 # distribution kernel with IP_VS as modules, a static busybox, ipvsadm):
 # `make test` and `make bench-vm` ask for it. With --test what only the tests
-# need (chromium, for the report's browser tests). Idempotent and quick when
+# need (chromium, for the report's browser tests, and what the kind provider
+# needs on a machine without Docker or a registry: podman with runc and
+# netavark, and mmdebstrap for `kpbench image node`; --kind asks for only
+# those). Idempotent and quick when
 # everything is present. With --bpf, only what `make generate` needs to
 # rebuild the kernel probe's BPF objects (clang-16: the generated objects are
 # committed, so `go build` needs no clang). Needs root for packages; as
@@ -13,12 +16,14 @@ set -euo pipefail
 vm=
 bpf=
 tests=
+kind=
 for arg in "$@"; do
   case "$arg" in
     --vm) vm=1 ;;
-    --test) tests=1 ;;
+    --test) tests=1; kind=1 ;;
+    --kind) kind=1 ;;
     --bpf) bpf=1 ;;
-    *) echo "usage: $0 [--vm] [--test] | --bpf" >&2; exit 2 ;;
+    *) echo "usage: $0 [--vm] [--test] [--kind] | --bpf" >&2; exit 2 ;;
   esac
 done
 
@@ -41,6 +46,18 @@ if [ -n "$tests" ]; then
   # itself, in hack/perf-loadgen.sh).
   want[chromium]=chromium
 fi
+# Packages without a command on PATH, checked with dpkg.
+want_pkgs=()
+if [ -n "$kind" ]; then
+  # kind's nodes through podman (KIND_EXPERIMENTAL_PROVIDER=podman) with
+  # runc (crun refuses hybrid cgroups), netavark and aardvark-dns (the
+  # nodes resolve each other's names), and mmdebstrap for the offline node
+  # image's Debian root filesystem.
+  want[podman]=podman
+  want[runc]=runc
+  want[mmdebstrap]=mmdebstrap
+  want_pkgs+=(netavark aardvark-dns)
+fi
 if [ -n "$vm" ]; then
   # kpbench's IPVS checks and rule counts, run inside the guest.
   want[ipvsadm]=ipvsadm
@@ -51,10 +68,14 @@ if [ -n "$bpf" ]; then
   # The one clang the committed objects were generated with: another
   # version may emit other bytes, and `make verify` compares them.
   want=([clang-16]=clang-16 [llvm-strip-16]=llvm-16)
+  want_pkgs=()
 fi
 missing=()
 for cmd in "${!want[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${want[$cmd]}")
+done
+for pkg in "${want_pkgs[@]}"; do
+  [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)" = "install ok installed" ] || missing+=("$pkg")
 done
 if [ -n "$vm" ]; then
   # The VM client node's guest: a static busybox for its initramfs and a

@@ -112,7 +112,7 @@ func HostCommand(ctx context.Context, root string, args []string) (*exec.Cmd, er
 		found := ""
 		for _, dir := range filepath.SplitList(hostPATH) {
 			p := filepath.Join(dir, path)
-			if st, err := os.Stat(filepath.Join(root, p)); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			if st, err := statIn(root, p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
 				found = p
 				break
 			}
@@ -128,4 +128,39 @@ func HostCommand(ctx context.Context, root string, args []string) (*exec.Cmd, er
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: root}
 	return cmd, nil
+}
+
+// statIn stats p as a process chrooted to root sees it: every symlink on
+// the way is followed inside root, absolute targets from root. Debian's
+// /usr/sbin/iptables-save is a link to /etc/alternatives/iptables-save,
+// itself a link to the backend's binary: os.Stat under root would follow
+// those into the agent's own filesystem and miss a tool the node has.
+func statIn(root, p string) (os.FileInfo, error) {
+	rest := strings.Split(strings.Trim(filepath.Clean("/"+p), "/"), "/")
+	cur := "/"
+	for hops := 0; len(rest) > 0; {
+		c := rest[0]
+		rest = rest[1:]
+		next := filepath.Join(cur, c)
+		st, err := os.Lstat(filepath.Join(root, next))
+		if err != nil {
+			return nil, err
+		}
+		if st.Mode()&os.ModeSymlink == 0 {
+			cur = next
+			continue
+		}
+		if hops++; hops > 40 {
+			return nil, fmt.Errorf("%s: too many levels of symbolic links under %s", p, root)
+		}
+		target, err := os.Readlink(filepath.Join(root, next))
+		if err != nil {
+			return nil, err
+		}
+		if filepath.IsAbs(target) {
+			cur = "/"
+		}
+		rest = append(strings.Split(strings.Trim(filepath.Clean(target), "/"), "/"), rest...)
+	}
+	return os.Stat(filepath.Join(root, cur))
 }

@@ -116,6 +116,50 @@ func TestHostCommand(t *testing.T) {
 	}
 }
 
+// The node's tools are found through the links Debian's alternatives
+// make (absolute, so they mean the node's root, not the agent's), and
+// through a merged /usr's relative /sbin link; a link to a file only the
+// agent's own filesystem has is not a tool of the node.
+func TestHostCommandFollowsLinksInsideTheRoot(t *testing.T) {
+	root := t.TempDir()
+	writeFile(t, filepath.Join(root, "usr/sbin/xtables-legacy-multi"), "#!/bin/sh\n")
+	if err := os.Chmod(filepath.Join(root, "usr/sbin/xtables-legacy-multi"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for link, target := range map[string]string{
+		"etc/alternatives/iptables-save": "/usr/sbin/xtables-legacy-multi",
+		"usr/sbin/iptables-save":         "/etc/alternatives/iptables-save",
+		"sbin":                           "usr/sbin",
+		"usr/sbin/nft":                   "/bin/sh", // the agent's, not the node's
+		"usr/sbin/loop":                  "/usr/sbin/loop",
+	} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, link)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, filepath.Join(root, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd, err := HostCommand(context.Background(), root, []string{"iptables-save", "-t", "nat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cmd.Path != "/usr/sbin/iptables-save" {
+		t.Errorf("path = %s", cmd.Path)
+	}
+	if _, err := statIn(root, "/sbin/iptables-save"); err != nil {
+		t.Errorf("through /sbin: %v", err)
+	}
+	if _, err := os.Stat("/bin/sh"); err == nil {
+		if _, err := HostCommand(context.Background(), root, []string{"nft"}); err == nil {
+			t.Error("a link to the agent's /bin/sh counted as the node's nft")
+		}
+	}
+	if _, err := HostCommand(context.Background(), root, []string{"loop"}); err == nil {
+		t.Error("a link loop counted as a tool")
+	}
+}
+
 func TestAgentCommand(t *testing.T) {
 	tests := []struct {
 		in   []string

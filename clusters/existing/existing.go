@@ -96,6 +96,9 @@ type Provider struct {
 
 	mu        sync.Mutex
 	placement manifests.Config
+	// switched is set once this provider switched kube-proxy's mode: the
+	// state file's Switched is then its own, not an earlier run's.
+	switched bool
 }
 
 var (
@@ -297,7 +300,7 @@ func (p *Provider) recordOriginal(kp KubeProxyState) (*state, error) {
 		return nil, err
 	}
 	if st != nil {
-		if st.Switched {
+		if st.Switched && !p.switchedHere() {
 			p.opts.Logger.Warn("an earlier run did not restore kube-proxy's mode; keeping its record of the original", "originalMode", st.OriginalMode)
 		}
 		return st, nil
@@ -307,6 +310,12 @@ func (p *Provider) recordOriginal(kp KubeProxyState) (*state, error) {
 		return nil, err
 	}
 	return st, nil
+}
+
+func (p *Provider) switchedHere() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.switched
 }
 
 // placementFor decides which nodes are the client and the servers: nodes
@@ -408,6 +417,9 @@ func (p *Provider) SetMode(ctx context.Context, mode scenarios.Mode) error {
 	if err := saveState(p.statePath, st); err != nil {
 		return err
 	}
+	p.mu.Lock()
+	p.switched = true
+	p.mu.Unlock()
 	p.opts.Logger.Info("switching kube-proxy", "from", kp.Mode, "to", mode)
 	if err := p.applyMode(ctx, string(mode), sched); err != nil {
 		return err

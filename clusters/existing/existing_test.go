@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -521,5 +522,37 @@ func TestUpFailsFastOnStuckPods(t *testing.T) {
 	}
 	if time.Since(start) > 10*time.Second {
 		t.Errorf("waited %s for pods that cannot start", time.Since(start))
+	}
+}
+
+// A run that switches modes several times keeps its own record of the
+// original quietly; only a record an earlier run left (switched, never
+// restored) is worth a warning.
+func TestEarlierRunWarningOnlyForAnotherRunsRecord(t *testing.T) {
+	ctx := context.Background()
+	f := newFakeCluster(t, append(kubeProxyObjects(t, "testdata/kubeadm-config.conf"), labelledNodes()...)...)
+	f.addAgentPod("kpbench-agent-abcde", "client-1")
+	var logs bytes.Buffer
+	stateDir := t.TempDir()
+	p := f.provider(t, Options{Confirm: true, Backends: 2, StateDir: stateDir, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err := p.Up(ctx, scenarios.ModeNFTables); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []scenarios.Mode{scenarios.ModeIPTables, scenarios.ModeNFTables} {
+		if err := p.SetMode(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if strings.Contains(logs.String(), "earlier run") {
+		t.Errorf("the run's own switches were taken for an earlier run's:\n%s", logs.String())
+	}
+	// The next run finds the record (this one never restored).
+	logs.Reset()
+	next := f.provider(t, Options{Confirm: true, Backends: 2, StateDir: stateDir, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err := next.SetMode(ctx, scenarios.ModeIPTables); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "earlier run did not restore") {
+		t.Errorf("no warning about the earlier run's record:\n%s", logs.String())
 	}
 }

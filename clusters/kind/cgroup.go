@@ -45,6 +45,9 @@ func (p *Provider) ClientNodes(ctx context.Context) ([]clusters.NamedNode, error
 // kube-proxy, the load client and the agent, and none of the host's or the
 // other nodes'.
 func (p *Provider) NodeCgroup(ctx context.Context, node string) (string, error) {
+	if err := p.prepare(); err != nil {
+		return "", err
+	}
 	rt := containerRuntime()
 	var out, errb bytes.Buffer
 	cmd := exec.CommandContext(ctx, rt, "inspect", "--format", "{{.State.Pid}} {{.Id}}", node)
@@ -75,8 +78,9 @@ func (p *Provider) NodeCgroup(ctx context.Context, node string) (string, error) 
 }
 
 // containerRuntime is the CLI of the runtime kind runs its nodes with:
-// KIND_EXPERIMENTAL_PROVIDER when set, else docker when installed, else
-// podman (kind's own order).
+// KIND_EXPERIMENTAL_PROVIDER when set (the provider's prepare sets it
+// whenever it chose podman, see usesPodman), else docker when installed,
+// else podman (kind's own order).
 func containerRuntime() string {
 	if rt := os.Getenv("KIND_EXPERIMENTAL_PROVIDER"); rt != "" {
 		return rt

@@ -19,9 +19,16 @@ type Topology struct {
 	ClientNodes int
 	// ServerNodes run the backends (default 1).
 	ServerNodes int
-	// NodeImage is the kindest/node image ("" = kind's default for its
-	// version).
+	// NodeImage is the node image: a reference, NodeImageOffline for
+	// kpbench's own (`kpbench image node`), or "" to pick (kind's default
+	// where it can be had, else kpbench's).
 	NodeImage string
+	// Offline marks kpbench's node image: it has no kindnetd, so kind's
+	// default CNI is disabled (the node sets up its own pod network).
+	Offline bool
+	// CgroupV1 marks a host with cgroup v1: the kubelet (1.35 and later)
+	// then needs failCgroupV1: false.
+	CgroupV1 bool
 }
 
 // withDefaults fills the zero fields.
@@ -47,6 +54,9 @@ func (t Topology) validate() error {
 	if t.ClientNodes+t.ServerNodes > 50 {
 		errs = append(errs, fmt.Errorf("%d nodes is more than a kind cluster on one machine should hold (50)", t.ClientNodes+t.ServerNodes))
 	}
+	if t.Offline && (t.NodeImage == "" || t.NodeImage == NodeImageOffline) {
+		errs = append(errs, errors.New("an offline node image needs its reference (kpbench image node prints it)"))
+	}
 	if t.NodeImage != "" && strings.ContainsAny(t.NodeImage, " \t\n") {
 		errs = append(errs, fmt.Errorf("node image %q contains whitespace", t.NodeImage))
 	}
@@ -70,22 +80,37 @@ func KindProxyMode(mode scenarios.Mode) (v1alpha4.ProxyMode, error) {
 	}
 }
 
+// KubeletCgroupV1Patch is the kubeadm config patch that lets the kubelet
+// (1.35 and later) run on a cgroup v1 host.
+const KubeletCgroupV1Patch = `apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+failCgroupV1: false
+`
+
 // Config is the v1alpha4 kind config of a kpbench cluster: one
 // control-plane, ClientNodes workers labelled kpbench.io/role=client and
 // ServerNodes workers labelled kpbench.io/role=server, with kube-proxy in
-// mode.
+// mode. An Offline node image gets kind's default CNI disabled; a cgroup
+// v1 host, KubeletCgroupV1Patch.
 func Config(mode scenarios.Mode, topo Topology) (*v1alpha4.Cluster, error) {
 	topo = topo.withDefaults()
 	pm, err := KindProxyMode(mode)
 	if err := errors.Join(err, topo.validate()); err != nil {
 		return nil, fmt.Errorf("kind config: %w", err)
 	}
+	if topo.NodeImage == NodeImageOffline {
+		return nil, errors.New("kind config: the offline node image must be resolved to its reference first")
+	}
 	cfg := &v1alpha4.Cluster{
 		TypeMeta: v1alpha4.TypeMeta{Kind: "Cluster", APIVersion: "kind.x-k8s.io/v1alpha4"},
 		Nodes:    []v1alpha4.Node{{Role: v1alpha4.ControlPlaneRole, Image: topo.NodeImage}},
 		Networking: v1alpha4.Networking{
-			KubeProxyMode: pm,
+			KubeProxyMode:     pm,
+			DisableDefaultCNI: topo.Offline,
 		},
+	}
+	if topo.CgroupV1 {
+		cfg.KubeadmConfigPatches = []string{KubeletCgroupV1Patch}
 	}
 	for i := 0; i < topo.ClientNodes; i++ {
 		cfg.Nodes = append(cfg.Nodes, v1alpha4.Node{

@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -25,19 +26,18 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 	"sigs.k8s.io/kind/pkg/cluster"
 	"sigs.k8s.io/kind/pkg/cluster/nodes"
 	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
 	kindexec "sigs.k8s.io/kind/pkg/exec"
-	kindlog "sigs.k8s.io/kind/pkg/log"
 
 	"github.com/kpbench/kpbench/clusters"
 	"github.com/kpbench/kpbench/clusters/containerimage"
 	"github.com/kpbench/kpbench/clusters/existing"
 	"github.com/kpbench/kpbench/clusters/kubeproxy"
 	"github.com/kpbench/kpbench/clusters/manifests"
+	"github.com/kpbench/kpbench/clusters/nodeimage"
 	"github.com/kpbench/kpbench/scenarios"
 )
 
@@ -66,20 +66,40 @@ type ClusterAPI interface {
 // KindAPI is ClusterAPI on the kind library.
 type KindAPI struct {
 	p *cluster.Provider
+	// prepare readies the node runtime before kind's first command
+	// (podman's configuration, see preparePodman); it runs once.
+	prepare func() error
 }
 
-// NewKindAPI picks the node runtime kind would (KIND_EXPERIMENTAL_PROVIDER,
-// else Docker, else Podman) and logs kind's messages to logger.
-func NewKindAPI(logger *slog.Logger) (*KindAPI, error) {
+// NewKindAPI picks the node runtime (KIND_EXPERIMENTAL_PROVIDER, else
+// Docker if its daemon answers, else Podman; see usesPodman) and logs kind's messages to logger. With
+// podman, kpbench's containers.conf (under stateDir) is put in place
+// before kind's first command.
+func NewKindAPI(logger *slog.Logger, stateDir string) (*KindAPI, error) {
 	opts := []cluster.ProviderOption{cluster.ProviderWithLogger(slogKind{logger})}
-	if o, err := cluster.DetectNodeProvider(); err == nil {
+	podman := usesPodman(os.Getenv, exec.LookPath, dockerAnswers)
+	if podman {
+		opts = append(opts, cluster.ProviderWithPodman())
+	} else if o, err := cluster.DetectNodeProvider(); err == nil {
 		opts = append(opts, o)
 	} else {
 		// Fall back to Docker: creating then fails with Docker's own
 		// message, which says what is missing.
 		opts = append(opts, cluster.ProviderWithDocker())
 	}
-	return &KindAPI{p: cluster.NewProvider(opts...)}, nil
+	k := &KindAPI{p: cluster.NewProvider(opts...)}
+	k.prepare = sync.OnceValue(func() error {
+		if !podman {
+			return nil
+		}
+		conf, err := preparePodman(stateDir, os.Getenv, os.Setenv)
+		if err != nil {
+			return err
+		}
+		logger.Debug("kind runs the nodes with podman", "containersConf", conf)
+		return nil
+	})
+	return k, nil
 }
 
 // withOutput adds the output of the command a kind error carries (e.g.
@@ -106,6 +126,9 @@ func withOutput(err error) error {
 
 // Create implements ClusterAPI.
 func (k *KindAPI) Create(name string, cfg *v1alpha4.Cluster, kubeconfig string, retain bool, wait time.Duration) error {
+	if err := k.prepare(); err != nil {
+		return err
+	}
 	return withOutput(k.p.Create(name,
 		cluster.CreateWithV1Alpha4Config(cfg),
 		cluster.CreateWithKubeconfigPath(kubeconfig),
@@ -118,17 +141,26 @@ func (k *KindAPI) Create(name string, cfg *v1alpha4.Cluster, kubeconfig string, 
 
 // Delete implements ClusterAPI.
 func (k *KindAPI) Delete(name, kubeconfig string) error {
+	if err := k.prepare(); err != nil {
+		return err
+	}
 	return withOutput(k.p.Delete(name, kubeconfig))
 }
 
 // List implements ClusterAPI.
 func (k *KindAPI) List() ([]string, error) {
+	if err := k.prepare(); err != nil {
+		return nil, err
+	}
 	names, err := k.p.List()
 	return names, withOutput(err)
 }
 
 // ExportKubeconfig implements ClusterAPI.
 func (k *KindAPI) ExportKubeconfig(name, path string) error {
+	if err := k.prepare(); err != nil {
+		return err
+	}
 	return withOutput(k.p.ExportKubeConfig(name, path, false))
 }
 
@@ -136,6 +168,9 @@ func (k *KindAPI) ExportKubeconfig(name, path string) error {
 // image-archive` does: `ctr images import` on every internal node, in
 // parallel.
 func (k *KindAPI) LoadImageArchive(name string, open func() (io.ReadCloser, error)) error {
+	if err := k.prepare(); err != nil {
+		return err
+	}
 	ns, err := k.p.ListInternalNodes(name)
 	if err != nil {
 		return fmt.Errorf("listing the nodes of %s: %w", name, withOutput(err))
@@ -208,15 +243,34 @@ type Options struct {
 	HostRoot string
 	// API replaces the kind library (tests).
 	API ClusterAPI
+	// Runtime runs podman and nft for the cleanup after a delete
+	// (leftovers.go); nil runs them on this machine when kind uses
+	// podman, unless API is given (tests).
+	Runtime Runner
 	// InCluster adjusts the existing-cluster options the provider uses
 	// once the cluster is up (tests).
 	InCluster func(*existing.Options)
+
+	// NodeImageCacheDir is kpbench's cache root for the offline node image
+	// (default the user cache dir + /kpbench).
+	NodeImageCacheDir string
+	// ResolveNodeImage picks the node image for Topology.NodeImage (see
+	// chooseNodeImage); nil probes the runtime and the registry, unless
+	// API is given (tests), which keeps the image asked for.
+	ResolveNodeImage func(ctx context.Context, asked string) NodeImageChoice
+	// EnsureNodeImage and LoadNodeImage replace building the offline node
+	// image and loading it into the runtime (tests).
+	EnsureNodeImage func(context.Context) (nodeimage.Result, error)
+	LoadNodeImage   func(context.Context, nodeimage.Result) error
 }
 
 // Provider implements clusters.Provider on a kind cluster.
 type Provider struct {
 	opts Options
 	api  ClusterAPI
+	// prepare readies the node runtime (KindAPI.prepare) before kpbench's
+	// own runtime commands.
+	prepare func() error
 
 	mu    sync.Mutex
 	inner *existing.Provider
@@ -253,13 +307,27 @@ func New(opts Options) (*Provider, error) {
 		opts.Kubeconfig = filepath.Join(opts.StateDir, "kind-"+opts.Name+".kubeconfig")
 	}
 	api := opts.API
+	prepare := func() error { return nil }
 	if api == nil {
-		var err error
-		if api, err = NewKindAPI(opts.Logger); err != nil {
+		k, err := NewKindAPI(opts.Logger, opts.StateDir)
+		if err != nil {
 			return nil, err
 		}
+		api, prepare = k, k.prepare
 	}
-	return &Provider{opts: opts, api: api}, nil
+	if opts.ResolveNodeImage == nil {
+		if opts.API != nil {
+			opts.ResolveNodeImage = func(_ context.Context, asked string) NodeImageChoice {
+				return chooseNodeImage(context.Background(), asked, func(string) bool { return true }, nil)
+			}
+		} else {
+			opts.ResolveNodeImage = func(ctx context.Context, asked string) NodeImageChoice {
+				rt := containerRuntime()
+				return chooseNodeImage(ctx, asked, func(img string) bool { return imagePresent(ctx, rt, img) }, registryReachable)
+			}
+		}
+	}
+	return &Provider{opts: opts, api: api, prepare: prepare}, nil
 }
 
 // Name is "kind".
@@ -287,6 +355,12 @@ func (p *Provider) Exists() (bool, error) {
 // image into its nodes. A failure after kind made the cluster deletes it
 // unless Retain (kind itself cleans up a failed create the same way).
 func (p *Provider) Create(ctx context.Context, mode scenarios.Mode) (err error) {
+	if _, err := KindProxyMode(mode); err != nil {
+		return err
+	}
+	if err := p.resolveNodeImage(ctx); err != nil {
+		return err
+	}
 	cfg, err := Config(mode, p.opts.Topology)
 	if err != nil {
 		return err
@@ -297,6 +371,7 @@ func (p *Provider) Create(ctx context.Context, mode scenarios.Mode) (err error) 
 	if err := os.MkdirAll(filepath.Dir(p.opts.Kubeconfig), 0o700); err != nil {
 		return fmt.Errorf("creating the kubeconfig directory: %w", err)
 	}
+	p.noteTables(ctx)
 	p.opts.Logger.Info("creating kind cluster", "name", p.opts.Name, "mode", mode,
 		"clientNodes", p.opts.ClientNodes, "serverNodes", p.opts.ServerNodes, "nodeImage", p.opts.NodeImage)
 	if err := p.api.Create(p.opts.Name, cfg, p.opts.Kubeconfig, p.opts.Retain, p.opts.WaitForReady); err != nil {
@@ -310,7 +385,7 @@ func (p *Provider) Create(ctx context.Context, mode scenarios.Mode) (err error) 
 			p.opts.Logger.Warn("keeping the failed cluster (--retain)", "name", p.opts.Name)
 			return
 		}
-		if derr := p.api.Delete(p.opts.Name, p.opts.Kubeconfig); derr != nil {
+		if derr := p.delete(ctx); derr != nil {
 			err = errors.Join(err, fmt.Errorf("deleting the failed cluster: %w", derr))
 		}
 	}()
@@ -350,34 +425,6 @@ func (p *Provider) LoadImage(ctx context.Context) (tag string, err error) {
 	return tag, nil
 }
 
-// BuildImageArchive writes the kpbench image of the running binary to
-// path, tagged kpbench:dev.
-func BuildImageArchive(path, version string) error {
-	self, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("finding this binary: %w", err)
-	}
-	built, err := containerimage.Build(containerimage.Options{Binary: self, Version: version})
-	if err != nil {
-		return fmt.Errorf("building the kpbench image (or pass an image archive): %w", err)
-	}
-	return containerimage.WriteTarball(path, containerimage.DefaultTag, built.Image)
-}
-
-// ArchiveTag returns the first tag in an image tarball's manifest.
-func ArchiveTag(path string) (string, error) {
-	m, err := tarball.LoadManifest(func() (io.ReadCloser, error) { return os.Open(path) })
-	if err != nil {
-		return "", fmt.Errorf("reading image archive %s: %w", path, err)
-	}
-	for _, d := range m {
-		if len(d.RepoTags) > 0 {
-			return d.RepoTags[0], nil
-		}
-	}
-	return "", fmt.Errorf("image archive %s has no tag; build it with `kpbench image build --tag NAME:TAG`", path)
-}
-
 // Up creates the cluster in mode unless it exists, loads the image, and
 // deploys kpbench's workloads. On a cluster that exists it switches
 // kube-proxy to mode. A failed Up deletes a cluster it created unless
@@ -402,7 +449,7 @@ func (p *Provider) Up(ctx context.Context, mode scenarios.Mode) (err error) {
 		}
 		defer func() {
 			if err != nil && !p.opts.Retain {
-				if derr := p.api.Delete(p.opts.Name, p.opts.Kubeconfig); derr != nil {
+				if derr := p.delete(ctx); derr != nil {
 					err = errors.Join(err, fmt.Errorf("deleting the failed cluster: %w", derr))
 				}
 			}
@@ -469,6 +516,29 @@ func (p *Provider) in() (*existing.Provider, error) {
 	return p.attach(tag)
 }
 
+// delete deletes the cluster, what kind leaves behind on this machine
+// (removeLeftovers), the kubeconfig and the in-cluster provider's state;
+// also when ctx is done (a run interrupted, a failed create).
+func (p *Provider) delete(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	if err := p.api.Delete(p.opts.Name, p.opts.Kubeconfig); err != nil {
+		return fmt.Errorf("deleting kind cluster %s: %w", p.opts.Name, err)
+	}
+	var errs []error
+	if err := p.removeLeftovers(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("after deleting kind cluster %s: %w", p.opts.Name, err))
+	}
+	if err := os.Remove(p.opts.Kubeconfig); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, fmt.Errorf("removing %s: %w", p.opts.Kubeconfig, err))
+	}
+	errs = append(errs, existing.ForgetState(p.opts.StateDir, p.opts.Kubeconfig, ""))
+	p.mu.Lock()
+	p.inner = nil
+	p.mu.Unlock()
+	return errors.Join(errs...)
+}
+
 // Down deletes the kind cluster unless Keep. Safe to call twice.
 func (p *Provider) Down(ctx context.Context) error {
 	if p.opts.Keep {
@@ -476,19 +546,7 @@ func (p *Provider) Down(ctx context.Context) error {
 		return nil
 	}
 	p.opts.Logger.Info("deleting kind cluster", "name", p.opts.Name)
-	if err := p.api.Delete(p.opts.Name, p.opts.Kubeconfig); err != nil {
-		return fmt.Errorf("deleting kind cluster %s: %w", p.opts.Name, err)
-	}
-	if err := os.Remove(p.opts.Kubeconfig); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("removing %s: %w", p.opts.Kubeconfig, err)
-	}
-	if err := existing.ForgetState(p.opts.StateDir, p.opts.Kubeconfig, ""); err != nil {
-		return err
-	}
-	p.mu.Lock()
-	p.inner = nil
-	p.mu.Unlock()
-	return nil
+	return p.delete(ctx)
 }
 
 // Capabilities: kind runs kube-proxy in every mode on this machine's
@@ -574,6 +632,9 @@ func (p *Provider) Describe(ctx context.Context) (cluster string, details map[st
 	if p.opts.NodeImage != "" {
 		d["nodeImage"] = p.opts.NodeImage
 	}
+	if p.opts.Offline {
+		d["nodeImageBuiltBy"] = "kpbench image node (docs/kind-offline.md)"
+	}
 	return p.opts.Name, d
 }
 
@@ -624,31 +685,3 @@ func (l lazyNode) KubeProxyGet(ctx context.Context, path string) ([]byte, error)
 	}
 	return n.KubeProxyGet(ctx, path)
 }
-
-// slogKind adapts slog to kind's logger: V(0) is info, V(1+) debug.
-type slogKind struct{ l *slog.Logger }
-
-func (s slogKind) Warn(msg string)                   { s.l.Warn(msg, "component", "kind") }
-func (s slogKind) Warnf(f string, a ...interface{})  { s.Warn(fmt.Sprintf(f, a...)) }
-func (s slogKind) Error(msg string)                  { s.l.Error(msg, "component", "kind") }
-func (s slogKind) Errorf(f string, a ...interface{}) { s.Error(fmt.Sprintf(f, a...)) }
-func (s slogKind) V(level kindlog.Level) kindlog.InfoLogger {
-	return slogKindInfo{l: s.l, level: level}
-}
-
-type slogKindInfo struct {
-	l     *slog.Logger
-	level kindlog.Level
-}
-
-func (s slogKindInfo) lvl() slog.Level {
-	if s.level > 0 {
-		return slog.LevelDebug
-	}
-	return slog.LevelInfo
-}
-func (s slogKindInfo) Info(msg string) {
-	s.l.Log(context.Background(), s.lvl(), msg, "component", "kind")
-}
-func (s slogKindInfo) Infof(f string, a ...interface{}) { s.Info(fmt.Sprintf(f, a...)) }
-func (s slogKindInfo) Enabled() bool                    { return s.l.Enabled(context.Background(), s.lvl()) }

@@ -324,6 +324,9 @@ func TestUpFailureAfterCreateDeletesCluster(t *testing.T) {
 	if len(f.deleted) != 1 {
 		t.Errorf("deleted = %v, want the cluster kpbench made", f.deleted)
 	}
+	if _, err := os.Stat(p.KubeconfigPath()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the deleted cluster's kubeconfig: %v, want it removed", err)
+	}
 }
 
 func TestUpReusesExistingCluster(t *testing.T) {

@@ -271,6 +271,8 @@ func TestParseSummary(t *testing.T) {
 		{name: "only log records", log: "{\"level\":\"INFO\",\"msg\":\"starting\"}\ntime=x level=ERROR msg=boom\n", wantErr: ErrNoSummary},
 		{name: "truncated summary", log: "{\"requests\": 1,\n\"latency\": {", wantErr: ErrNoSummary},
 		{name: "empty", log: "", wantErr: ErrNoSummary},
+		{name: "a text warning between two lines of the summary", log: "{\n  \"requests\": 600,\ntime=2026-12-06T10:18:42Z level=WARN msg=\"the schedule fell behind\" lagP99Us=9000\n  \"latency\": {\"p50Us\": 400}\n}\n", want: `"p50Us": 400`},
+		{name: "a JSON warning between two lines of the summary", log: "{\n  \"requests\": 600,\n{\"time\":\"x\",\"level\":\"WARN\",\"msg\":\"run is invalid\"}\n  \"latency\": {\"p50Us\": 400}\n}\n", want: `"p50Us": 400`},
 		{name: "brace inside text line ignored", log: "msg=\"got {weird}\"\n  {\"ok\":true}\n", want: `{"ok":true}`},
 	}
 	for _, tt := range tests {

@@ -13,8 +13,14 @@ var ErrNoSummary = errors.New("no JSON summary in the load client's log")
 // ParseSummary returns the load client's JSON summary from its pod log.
 // The log interleaves stdout (the summary, compact or indented) with
 // stderr (log records, text or JSON), so it returns the last top-level JSON
-// object that is not a log record (one with "level" and "msg" keys).
+// object that is not a log record (one with "level" and "msg" keys). The
+// container runtime copies the two streams line by line, each on its own,
+// so a log record written to stderr after the summary was written to
+// stdout (the load client's "schedule fell behind" warning) can land
+// between two lines of an indented summary: every line that is a log
+// record by itself is dropped first.
 func ParseSummary(log []byte) (json.RawMessage, error) {
+	log = dropLogLines(log)
 	var last json.RawMessage
 	rest := log
 	for len(rest) > 0 {
@@ -41,6 +47,27 @@ func ParseSummary(log []byte) (json.RawMessage, error) {
 		return nil, ErrNoSummary
 	}
 	return last, nil
+}
+
+// dropLogLines removes the lines that are whole log records: slog's text
+// (time=... level=... or level=...) and JSON records on one line.
+func dropLogLines(log []byte) []byte {
+	out := make([]byte, 0, len(log))
+	for rest := log; len(rest) > 0; {
+		line, next, found := bytes.Cut(rest, []byte("\n"))
+		rest = next
+		t := bytes.TrimSpace(line)
+		isText := (bytes.HasPrefix(t, []byte("time=")) || bytes.HasPrefix(t, []byte("level="))) && bytes.Contains(t, []byte("level="))
+		isJSON := len(t) > 0 && t[0] == '{' && json.Valid(t) && isLogRecord(t)
+		if isText || isJSON {
+			continue
+		}
+		out = append(out, line...)
+		if found {
+			out = append(out, '\n')
+		}
+	}
+	return out
 }
 
 func isObject(raw json.RawMessage) bool {

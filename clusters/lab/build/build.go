@@ -140,6 +140,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Progress, if set, is called on every phase change and compiled package.
 	Progress func(Progress)
+	// Set is what to build; the zero Set is the lab's (LabSet).
+	Set Set
 }
 
 // DefaultCacheDir is the user cache dir + "/kpbench".
@@ -174,21 +176,19 @@ func (o *Options) defaults() error {
 	return nil
 }
 
-// Dir returns where the binaries of opts.Version are cached.
+// Dir returns where the binaries of opts.Version (of opts.Set) are cached.
 func (o Options) Dir() (string, error) {
 	if err := o.defaults(); err != nil {
 		return "", err
 	}
-	return filepath.Join(o.CacheDir, "k8s", o.Version), nil
+	return filepath.Join(o.CacheDir, "k8s", o.Set.dirName(o.Version)), nil
 }
 
-// Cached returns the cached binaries of opts.Version, if complete.
+// Cached returns the lab's cached binaries of opts.Version, if complete.
 func Cached(opts Options) (Binaries, bool) {
-	dir, err := opts.Dir()
-	if err != nil {
-		return Binaries{}, false
-	}
-	if _, err := os.Stat(filepath.Join(dir, stampFile)); err != nil {
+	opts.Set = Set{}
+	dir, ok := cachedDir(opts)
+	if !ok {
 		return Binaries{}, false
 	}
 	b, err := FromDir(dir)
@@ -199,33 +199,70 @@ func Cached(opts Options) (Binaries, bool) {
 	return b, true
 }
 
-// Ensure returns the binaries of opts.Version, building them first unless
-// the cache holds them. Concurrent callers (other processes too) wait for
-// one build rather than racing.
+// Ensure returns the lab's binaries of opts.Version, building them first
+// unless the cache holds them. Concurrent callers (other processes too)
+// wait for one build rather than racing.
 func Ensure(ctx context.Context, opts Options) (Binaries, error) {
-	if err := opts.defaults(); err != nil {
+	opts.Set = Set{}
+	dir, cached, err := ensure(ctx, opts)
+	if err != nil {
 		return Binaries{}, err
 	}
+	b, err := FromDir(dir)
+	if err != nil {
+		return Binaries{}, err
+	}
+	b.Cached = cached
+	return b, nil
+}
+
+// ensure returns the directory holding a complete build of opts.Set at
+// opts.Version, building it under a lock unless the cache holds it.
+func ensure(ctx context.Context, opts Options) (dir string, cached bool, err error) {
+	if err := opts.defaults(); err != nil {
+		return "", false, err
+	}
 	if !opts.Force {
-		if b, ok := Cached(opts); ok {
-			return b, nil
+		if dir, ok := cachedDir(opts); ok {
+			return dir, true, nil
 		}
 	}
 	root := filepath.Join(opts.CacheDir, "k8s")
 	if err := os.MkdirAll(root, 0o755); err != nil {
-		return Binaries{}, fmt.Errorf("creating cache directory: %w", err)
+		return "", false, fmt.Errorf("creating cache directory: %w", err)
 	}
-	unlock, err := lockFile(ctx, filepath.Join(root, opts.Version+".lock"), opts.Logger)
+	name := opts.Set.dirName(opts.Version)
+	unlock, err := lockFile(ctx, filepath.Join(root, name+".lock"), opts.Logger)
 	if err != nil {
-		return Binaries{}, err
+		return "", false, err
 	}
 	defer unlock()
 	if !opts.Force {
-		if b, ok := Cached(opts); ok { // another process built it meanwhile
-			return b, nil
+		if dir, ok := cachedDir(opts); ok { // another process built it meanwhile
+			return dir, true, nil
 		}
 	}
-	return build(ctx, opts, root)
+	dir, err = build(ctx, opts, root)
+	return dir, false, err
+}
+
+// cachedDir is the cache directory of opts when it holds a complete build
+// of every binary of opts.Set.
+func cachedDir(opts Options) (string, bool) {
+	dir, err := opts.Dir()
+	if err != nil {
+		return "", false
+	}
+	if _, err := os.Stat(filepath.Join(dir, stampFile)); err != nil {
+		return "", false
+	}
+	for _, n := range opts.Set.names() {
+		st, err := os.Stat(filepath.Join(dir, n))
+		if err != nil || st.IsDir() || st.Mode().Perm()&0o111 == 0 {
+			return "", false
+		}
+	}
+	return dir, true
 }
 
 // lockFile takes an exclusive flock on path, waiting until ctx is done.
@@ -316,8 +353,9 @@ func (p Plan) GoModFile() string {
 	return b.String()
 }
 
-// Packages are the main packages a build compiles, in the module's terms.
-var Packages = []string{"k8s.io/kubernetes/cmd/kube-apiserver", "k8s.io/kubernetes/cmd/kube-proxy", "./etcd"}
+// Packages are the main packages the lab's build compiles, in the
+// module's terms.
+var Packages = LabSet.packages()
 
 const etcdMain = `// Command etcd is etcd's server, built at the version Kubernetes pins.
 package main
@@ -329,17 +367,6 @@ import (
 )
 
 func main() { etcdmain.Main(os.Args) }
-`
-
-const toolsGo = `//go:build tools
-
-// Package tools makes go mod tidy keep the Kubernetes commands' dependencies.
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-proxy"
-)
 `
 
 // LDFlags stamps the Kubernetes version into the binaries the way the
@@ -401,11 +428,12 @@ func (b *builder) goCmd(ctx context.Context, out io.Writer, args ...string) ([]b
 	return stdout.Bytes(), nil
 }
 
-func build(ctx context.Context, opts Options, root string) (Binaries, error) {
+func build(ctx context.Context, opts Options, root string) (string, error) {
 	b := &builder{opts: opts, start: time.Now()}
-	work, err := os.MkdirTemp(root, "build-"+opts.Version+"-")
+	name := opts.Set.dirName(opts.Version)
+	work, err := os.MkdirTemp(root, "build-"+name+"-")
 	if err != nil {
-		return Binaries{}, fmt.Errorf("creating build directory: %w", err)
+		return "", fmt.Errorf("creating build directory: %w", err)
 	}
 	b.work = work
 	defer os.RemoveAll(work)
@@ -413,47 +441,47 @@ func build(ctx context.Context, opts Options, root string) (Binaries, error) {
 	b.phase("downloading k8s.io/kubernetes " + opts.Version)
 	out, err := b.goCmd(ctx, nil, "mod", "download", "-json", "k8s.io/kubernetes@"+opts.Version)
 	if err != nil {
-		return Binaries{}, fmt.Errorf("downloading k8s.io/kubernetes %s: %w", opts.Version, err)
+		return "", fmt.Errorf("downloading k8s.io/kubernetes %s: %w", opts.Version, err)
 	}
 	var dl struct{ GoMod, Error string }
 	if err := json.Unmarshal(out, &dl); err != nil {
-		return Binaries{}, fmt.Errorf("decoding go mod download output: %w", err)
+		return "", fmt.Errorf("decoding go mod download output: %w", err)
 	}
 	if dl.Error != "" || dl.GoMod == "" {
-		return Binaries{}, fmt.Errorf("downloading k8s.io/kubernetes %s: %s", opts.Version, dl.Error)
+		return "", fmt.Errorf("downloading k8s.io/kubernetes %s: %s", opts.Version, dl.Error)
 	}
 	modJSON, err := b.goCmd(ctx, nil, "mod", "edit", "-json", dl.GoMod)
 	if err != nil {
-		return Binaries{}, fmt.Errorf("reading k8s.io/kubernetes %s go.mod: %w", opts.Version, err)
+		return "", fmt.Errorf("reading k8s.io/kubernetes %s go.mod: %w", opts.Version, err)
 	}
 	plan, err := PlanFromGoMod(opts.Version, modJSON)
 	if err != nil {
-		return Binaries{}, err
+		return "", err
 	}
 	opts.Logger.Debug("build plan", "staging", len(plan.Staging), "stagingVersion", plan.StagingVersion, "etcd", plan.EtcdVersion, "go", plan.GoVersion)
 
 	files := map[string]string{
 		"go.mod":       plan.GoModFile(),
-		"tools.go":     toolsGo,
+		"tools.go":     opts.Set.toolsGo(),
 		"etcd/main.go": etcdMain,
 	}
 	for name, content := range files {
 		p := filepath.Join(work, name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return Binaries{}, fmt.Errorf("writing build module: %w", err)
+			return "", fmt.Errorf("writing build module: %w", err)
 		}
 		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			return Binaries{}, fmt.Errorf("writing build module: %w", err)
+			return "", fmt.Errorf("writing build module: %w", err)
 		}
 	}
 
 	b.phase("resolving modules")
 	if _, err := b.goCmd(ctx, nil, "mod", "tidy"); err != nil {
-		return Binaries{}, fmt.Errorf("resolving modules for Kubernetes %s: %w", opts.Version, err)
+		return "", fmt.Errorf("resolving modules for Kubernetes %s: %w", opts.Version, err)
 	}
-	deps, err := b.goCmd(ctx, nil, append([]string{"list", "-deps"}, Packages...)...)
+	deps, err := b.goCmd(ctx, nil, append([]string{"list", "-deps"}, opts.Set.packages()...)...)
 	if err != nil {
-		return Binaries{}, fmt.Errorf("listing packages: %w", err)
+		return "", fmt.Errorf("listing packages: %w", err)
 	}
 	total := bytes.Count(deps, []byte("\n"))
 
@@ -477,30 +505,26 @@ func build(ctx context.Context, opts Options, root string) (Binaries, error) {
 		}
 		_, _ = io.Copy(io.Discard, pr)
 	}()
-	_, err = b.goCmd(ctx, pw, append([]string{"build", "-v", "-trimpath", "-ldflags", LDFlags(opts.Version), "-o", outDir + "/"}, Packages...)...)
+	_, err = b.goCmd(ctx, pw, append([]string{"build", "-v", "-trimpath", "-ldflags", LDFlags(opts.Version), "-o", outDir + "/"}, opts.Set.packages()...)...)
 	pw.Close()
 	<-counted
 	if err != nil {
-		return Binaries{}, fmt.Errorf("compiling Kubernetes %s: %w", opts.Version, err)
+		return "", fmt.Errorf("compiling Kubernetes %s: %w", opts.Version, err)
 	}
 
 	stamp := Binaries{Version: opts.Version, EtcdVersion: plan.EtcdVersion}
 	data, _ := json.MarshalIndent(stamp, "", "  ")
 	if err := os.WriteFile(filepath.Join(outDir, stampFile), append(data, '\n'), 0o644); err != nil {
-		return Binaries{}, fmt.Errorf("writing build stamp: %w", err)
+		return "", fmt.Errorf("writing build stamp: %w", err)
 	}
-	final := filepath.Join(root, opts.Version)
+	final := filepath.Join(root, name)
 	if err := os.RemoveAll(final); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return Binaries{}, fmt.Errorf("replacing %s: %w", final, err)
+		return "", fmt.Errorf("replacing %s: %w", final, err)
 	}
 	if err := os.Rename(outDir, final); err != nil {
-		return Binaries{}, fmt.Errorf("installing binaries into %s: %w", final, err)
-	}
-	bins, err := FromDir(final)
-	if err != nil {
-		return Binaries{}, err
+		return "", fmt.Errorf("installing binaries into %s: %w", final, err)
 	}
 	b.report(Progress{Phase: "done", Done: total, Total: total})
 	opts.Logger.Info("built Kubernetes binaries", "version", opts.Version, "etcd", plan.EtcdVersion, "dir", final, "elapsed", time.Since(b.start).Round(time.Second))
-	return bins, nil
+	return final, nil
 }

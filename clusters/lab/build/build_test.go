@@ -1,6 +1,7 @@
 package build
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -150,5 +151,71 @@ func TestFromDirAndCached(t *testing.T) {
 	}
 	if _, err := FromDir(dir); !errors.Is(err, ErrMissingBinary) {
 		t.Fatalf("FromDir with a non-executable etcd = %v, want ErrMissingBinary", err)
+	}
+}
+
+func TestSets(t *testing.T) {
+	if got := LabSet.packages(); !slices.Equal(got, Packages) || !slices.Equal(got, []string{"k8s.io/kubernetes/cmd/kube-apiserver", "k8s.io/kubernetes/cmd/kube-proxy", "./etcd"}) {
+		t.Errorf("lab packages = %v", got)
+	}
+	if got := (Set{}).packages(); !slices.Equal(got, Packages) {
+		t.Errorf("the zero Set builds %v, want the lab's", got)
+	}
+	node := NodeSet.packages()
+	for _, c := range []string{"kubelet", "kubeadm", "kubectl", "kube-controller-manager", "kube-scheduler", "kube-apiserver", "kube-proxy"} {
+		if !slices.Contains(node, "k8s.io/kubernetes/cmd/"+c) {
+			t.Errorf("the node set lacks %s: %v", c, node)
+		}
+		if !strings.Contains(NodeSet.toolsGo(), "\t_ \"k8s.io/kubernetes/cmd/"+c+"\"\n") {
+			t.Errorf("tools.go lacks %s", c)
+		}
+	}
+	if !strings.HasPrefix(NodeSet.toolsGo(), "//go:build tools\n") {
+		t.Error("tools.go is not behind the tools build tag")
+	}
+	if LabSet.dirName("v1.36.3") != "v1.36.3" || NodeSet.dirName("v1.36.3") != "v1.36.3-node" {
+		t.Errorf("dirs %s %s", LabSet.dirName("v1.36.3"), NodeSet.dirName("v1.36.3"))
+	}
+}
+
+func TestEnsureSetFromCache(t *testing.T) {
+	cache := t.TempDir()
+	opts := Options{Version: "v1.36.3", CacheDir: cache, Set: NodeSet, Go: "/nonexistent/go"}
+	dir, err := opts.Dir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Base(dir) != "v1.36.3-node" {
+		t.Fatalf("node set dir %s", dir)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The lab's binaries alone are not the node set.
+	for _, n := range LabSet.names() {
+		writeExe(t, filepath.Join(dir, n))
+	}
+	if err := os.WriteFile(filepath.Join(dir, stampFile), []byte(`{"version":"v1.36.3","etcdVersion":"v3.6.8"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := cachedDir(opts); ok {
+		t.Fatal("a directory without kubelet counts as the node set")
+	}
+	for _, n := range NodeSet.names() {
+		writeExe(t, filepath.Join(dir, n))
+	}
+	sb, err := EnsureSet(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sb.Cached || sb.Version != "v1.36.3" || sb.EtcdVersion != "v3.6.8" || sb.Paths["kubelet"] != filepath.Join(dir, "kubelet") || len(sb.Paths) != 8 {
+		t.Errorf("EnsureSet = %+v", sb)
+	}
+	// The lab's cache is another directory.
+	if _, ok := Cached(Options{Version: "v1.36.3", CacheDir: cache}); ok {
+		t.Error("the node set's directory was taken for the lab's")
+	}
+	if _, err := EnsureSet(context.Background(), Options{Version: "v1.36.3", CacheDir: cache}); err == nil {
+		t.Error("EnsureSet without a named set was accepted")
 	}
 }

@@ -63,6 +63,13 @@ creates the cluster, and loads the kpbench image into every node (from
 --image-archive, else built from this binary). A failed create deletes what it
 made unless --retain. --dry-run prints the kind config and creates nothing.
 
+The node image is --k8s-image; without it, kind's default when the runtime
+holds it or Docker Hub answers, else kpbench's own, built offline and cached
+('kpbench image node'); --k8s-image offline asks for that one. With podman
+(KIND_EXPERIMENTAL_PROVIDER=podman, or podman installed and Docker not),
+kpbench points podman at a containers.conf of its own (no default ulimits,
+runc) unless CONTAINERS_CONF is set.
+
 The cluster's kubeconfig is written under kpbench's cache directory (never
 into ~/.kube/config); its path is printed.`,
 		Example: `  kpbench cluster create --provider kind --mode nftables --dry-run
@@ -80,11 +87,22 @@ into ~/.kube/config); its path is printed.`,
 				return err
 			}
 			topo := f.topology.topology()
-			cfg, err := kind.Config(m, topo)
-			if err != nil {
+			check := topo // the offline image is resolved at create
+			if check.NodeImage == kind.NodeImageOffline {
+				check.NodeImage = ""
+			}
+			if _, err := kind.Config(m, check); err != nil {
 				return &ExitError{Code: 2, Err: err}
 			}
 			if f.dryRun {
+				planned, err := kind.PlannedTopology(topo)
+				if err != nil {
+					return &ExitError{Code: 2, Err: err}
+				}
+				cfg, err := kind.Config(m, planned)
+				if err != nil {
+					return &ExitError{Code: 2, Err: err}
+				}
 				b, err := kind.ConfigYAML(cfg)
 				if err != nil {
 					return err

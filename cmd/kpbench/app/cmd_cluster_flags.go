@@ -74,7 +74,7 @@ type kindTopologyFlags struct {
 func (f *kindTopologyFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.workers, "workers", 1, "kind: server nodes running the backends")
 	fs.IntVar(&f.clients, "clients", 1, "kind: client nodes (kube-proxy under test, agent, load clients)")
-	fs.StringVar(&f.k8sImage, "k8s-image", "", "kind: node image, e.g. kindest/node:v1.33.1 (default: kind's)")
+	fs.StringVar(&f.k8sImage, "k8s-image", "", "kind: node image: a reference, or offline for kpbench's (default: kind's where it can be had, else offline)")
 	fs.StringVar(&f.imageArchive, "image-archive", "", "kind: kpbench image tarball to load (default: built from this binary)")
 }
 

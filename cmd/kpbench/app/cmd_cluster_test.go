@@ -31,6 +31,7 @@ func TestClusterCreateDryRun(t *testing.T) {
 	}{
 		{name: "nftables two servers", args: []string{"--mode", "nftables", "--workers", "2"}, wantOut: []string{"kubeProxyMode: nftables", "kpbench.io/role: client", "kpbench.io/role: server"}},
 		{name: "ipvs with node image", args: []string{"--mode", "ipvs", "--k8s-image", "kindest/node:v1.33.1"}, wantOut: []string{"kubeProxyMode: ipvs", "image: kindest/node:v1.33.1"}},
+		{name: "offline node image", args: []string{"--mode", "iptables", "--k8s-image", "offline"}, wantOut: []string{"disableDefaultCNI: true", "image: localhost/kpbench/node:v1.36.3-"}},
 		{name: "external refused", args: []string{"--mode", "external"}, wantCode: 2, wantErr: "unknown proxy mode"},
 		{name: "bad workers", args: []string{"--mode", "iptables", "--workers", "0"}, wantCode: 2, wantErr: "--workers must be at least 1"},
 		{name: "existing provider refused", args: []string{"--provider", "existing"}, wantCode: 2, wantErr: "create makes kind clusters"},

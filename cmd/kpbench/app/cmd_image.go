@@ -13,14 +13,14 @@ import (
 func newImageCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "image",
-		Short: "Build the kpbench container image",
+		Short: "Build the kpbench container image, or a kind node image",
 		Long: `image builds kpbench's container image in Go, without Docker: a scratch image
 whose only file is the static kpbench binary at /kpbench (its entrypoint).
 In-cluster providers (kind, existing) run the backends, the CPU agent and the
-load clients from it.`,
+load clients from it. 'image node' builds a kind node image offline.`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(newImageBuildCmd(g))
+	cmd.AddCommand(newImageBuildCmd(g), newImageNodeCmd(g))
 	return cmd
 }
 

@@ -67,6 +67,7 @@ func badInputCases(t *testing.T) map[string]struct {
 		"kpbench calibrate":              {[]string{"calibrate", "only-one"}, "want two or more results directories"},
 		"kpbench image":                  {[]string{"image", "nosuch"}, `unknown command "nosuch" for "kpbench image"`},
 		"kpbench image build":            {[]string{"image", "build"}, "nothing to do"},
+		"kpbench image node":             {[]string{"image", "node", "--load", "lxc"}, "--load takes podman or docker"},
 		"kpbench version":                {[]string{"version", "extra"}, `unknown command "extra"`},
 		"kpbench help":                   {[]string{"help", "--no-such-flag"}, "unknown flag: --no-such-flag"},
 		"kpbench completion":             {[]string{"completion", "nosuch"}, `unknown command "nosuch" for "kpbench completion"`},

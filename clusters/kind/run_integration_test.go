@@ -1,0 +1,127 @@
+package kind_test
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// tinyScenario: two modes, two Service steps, two repetitions, windows of
+// seconds: the in-cluster path end to end, not figures to cite.
+const tinyScenario = `apiVersion: kpbench.io/v1alpha1
+kind: Scenario
+metadata:
+  name: kind-tiny
+  description: Two modes, two Service steps, two repetitions, short windows; the kind path end to end.
+spec:
+  modes: [iptables, nftables]
+  services: [1, 100]
+  endpointsPerService: 3
+  backends: 3
+  load:
+    rate: 200
+    duration: 3s
+    warmup: 1s
+    requestsPerConn: [1]
+    targets: one
+    timeout: 2s
+    maxInflight: 1000
+    clients: 1
+  repetitions: 2
+  order: steps
+  sampling:
+    interval: 500ms
+`
+
+// kpbench run --provider kind with the offline node image: a cluster is
+// created, the scenario runs through the in-cluster load Jobs and the
+// agent in both modes (switched through kube-proxy's ConfigMap), every
+// point is valid or invalid with a reason, the node CPU covers the client
+// node container's cgroup, and the cluster is deleted leaving nothing
+// behind.
+func TestIntegrationKindRunOffline(t *testing.T) {
+	needKind(t)
+	archive, bin := kpbenchImage(t)
+	dir := t.TempDir()
+	scenario := filepath.Join(dir, "tiny.yaml")
+	if err := os.WriteFile(scenario, []byte(tinyScenario), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := leftovers(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	out := filepath.Join(dir, "results")
+	start := time.Now()
+	cmd := exec.CommandContext(ctx, bin, "run", "--provider", "kind", "--k8s-image", "offline",
+		"--name", "kpb-run-it", "--image-archive", archive, "-f", scenario, "--out", out, "--log-format", "text")
+	log, err := cmd.CombinedOutput()
+	t.Logf("kpbench run --provider kind: %v", time.Since(start).Round(time.Second))
+	if err != nil {
+		t.Fatalf("kpbench run: %v\n%s", err, log)
+	}
+	runs, _ := filepath.Glob(filepath.Join(out, "*_kind-tiny"))
+	if len(runs) != 1 {
+		t.Fatalf("run directories %v\n%s", runs, log)
+	}
+	var meta struct {
+		Provider struct {
+			Name    string            `json:"name"`
+			Details map[string]string `json:"details"`
+		} `json:"provider"`
+	}
+	b, err := os.ReadFile(filepath.Join(runs[0], "run.json"))
+	if err == nil {
+		err = json.Unmarshal(b, &meta)
+	}
+	if err != nil || meta.Provider.Name != "kind" || !strings.HasPrefix(meta.Provider.Details["nodeImage"], "localhost/kpbench/node:") {
+		t.Errorf("run.json: %v, provider %+v", err, meta.Provider)
+	}
+	f, err := os.Open(filepath.Join(runs[0], "points.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil || len(rows) < 2 {
+		t.Fatalf("points.csv: %v, %d rows", err, len(rows))
+	}
+	col := map[string]int{}
+	for i, h := range rows[0] {
+		col[h] = i
+	}
+	var modes []string
+	valid := 0
+	for _, r := range rows[1:] {
+		id := r[col["id"]]
+		if !slices.Contains(modes, r[col["mode"]]) {
+			modes = append(modes, r[col["mode"]])
+		}
+		switch {
+		case r[col["valid"]] == "true":
+			valid++
+		case strings.TrimSpace(r[col["invalidReasons"]]) == "":
+			t.Errorf("%s: invalid without a reason", id)
+		}
+		if c := r[col["cpu.node.covers"]]; !strings.Contains(c, "client node container's cgroup") {
+			t.Errorf("%s: the node CPU covers %q, want the client node container's cgroup", id, c)
+		}
+	}
+	slices.Sort(modes)
+	if len(rows)-1 != 8 || !slices.Equal(modes, []string{"iptables", "nftables"}) {
+		t.Errorf("%d points in modes %v, want 8 in iptables and nftables", len(rows)-1, modes)
+	}
+	t.Logf("%d of %d points valid", valid, len(rows)-1)
+	after := leftovers(t)
+	for what, b := range before {
+		if !slices.Equal(b, after[what]) {
+			t.Errorf("%s before the run: %q; after it: %q", what, b, after[what])
+		}
+	}
+}
