@@ -35,11 +35,23 @@ import (
 // 10 ms), so that the monitor thread is woken once per batch, not per
 // connection. A socket waiting to be closed has received the server's FIN
 // and has nothing more to report, so it costs the poller nothing.
+//
+// The kernel stamps received packets only while some socket on the machine
+// asks for receive timestamps: one switch for every CPU (a static key),
+// which a work queue turns on or off, rewriting kernel code on every CPU,
+// whenever the count of such sockets leaves or reaches zero. With a new
+// connection per request the dialer's own sockets took that count to zero
+// every time a close batch took the last of a socket batch (every 16
+// connections), and an answer that arrived before the work queue had
+// turned the switch back on had no timestamp (its arrival was then when it
+// was read). stamp, a socket that asks for timestamps and is never
+// connected, keeps the switch on from newDialer to close.
 type rawDialer struct {
 	mu     sync.Mutex
 	spare  map[int][]*os.File // unconnected sockets by address family
 	toShut []*os.File
 	oldest time.Time // when the first of toShut was queued
+	stamp  int       // the timestamp keeper's descriptor, -1 when none
 }
 
 const (
@@ -48,7 +60,24 @@ const (
 	closeDelay  = 10 * time.Millisecond
 )
 
-func newDialer() dialer { return &rawDialer{spare: map[int][]*os.File{}} }
+func newDialer() dialer {
+	return &rawDialer{spare: map[int][]*os.File{}, stamp: stampKeeper()}
+}
+
+// stampKeeper opens the socket that keeps the kernel's receive
+// timestamping on (see rawDialer), or returns -1 when it cannot: then
+// timestamps come and go with the dialer's own sockets.
+func stampKeeper() int {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
+		unix.Close(fd)
+		return -1
+	}
+	return fd
+}
 
 // socket returns a new unconnected, non-blocking socket in the poller.
 func (d *rawDialer) socket(family int) (*os.File, error) {
@@ -104,7 +133,8 @@ func (d *rawDialer) release(f *os.File) {
 	}
 }
 
-// close closes every socket the dialer still holds.
+// close closes every socket the dialer still holds, the timestamp keeper
+// last.
 func (d *rawDialer) close() {
 	d.mu.Lock()
 	batch := d.toShut
@@ -113,9 +143,14 @@ func (d *rawDialer) close() {
 		delete(d.spare, fam)
 	}
 	d.toShut = nil
+	stamp := d.stamp
+	d.stamp = -1
 	d.mu.Unlock()
 	for _, f := range batch {
 		f.Close()
+	}
+	if stamp >= 0 {
+		unix.Close(stamp)
 	}
 }
 

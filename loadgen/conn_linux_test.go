@@ -94,3 +94,32 @@ func TestRawConnArrivalIsTheKernelsReceiveTime(t *testing.T) {
 			at.Sub(sent), read.Sub(sent))
 	}
 }
+
+// The dialer holds a socket that asks for receive timestamps from its
+// creation to its close, so that the kernel's timestamping (on while any
+// socket on the machine asks for it) stays on between two of its
+// connections, and closes it with the rest.
+func TestDialerKeepsReceiveTimestampsOn(t *testing.T) {
+	d := newDialer().(*rawDialer)
+	fd := d.stamp
+	if fd < 0 {
+		d.close()
+		t.Fatal("the dialer holds no socket asking for receive timestamps")
+	}
+	on, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS)
+	if err != nil || on != 1 {
+		t.Errorf("the keeper's SO_TIMESTAMPNS = %d (%v), want 1", on, err)
+	}
+	var before, after unix.Stat_t
+	if err := unix.Fstat(fd, &before); err != nil {
+		t.Fatal(err)
+	}
+	d.close()
+	if d.stamp != -1 {
+		t.Errorf("after close the dialer still names a keeper (%d)", d.stamp)
+	}
+	// Closed: the descriptor is gone, or already reused for another file.
+	if err := unix.Fstat(fd, &after); err == nil && after.Ino == before.Ino && after.Dev == before.Dev {
+		t.Errorf("the keeper (fd %d) is still open after close", fd)
+	}
+}

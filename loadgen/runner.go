@@ -49,11 +49,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	d := newDialer()
 	for i := range targets {
 		if err := d.prepare(&targets[i]); err != nil {
+			d.close()
 			return nil, err
 		}
 	}
 	pacer, err := NewConstantPacer(cfg.Rate, cfg.Warmup+cfg.Duration)
 	if err != nil {
+		d.close()
 		return nil, err
 	}
 	seed := cfg.Seed
@@ -163,6 +165,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	r.t0 = startedAt
 	sl, err := newSleeper(r.t0)
 	if err != nil {
+		r.dialer.close()
 		return nil, err
 	}
 	defer sl.close()
