@@ -21,8 +21,8 @@ type Runner = collector.Runner
 // LowPriority is the prefix the node readers put before every command by
 // default: nice 19, so that kube-proxy and the load client, which share
 // the node's CPUs with the reads, get the CPU first. (The lab runs node
-// commands pinned to the node's CPUs; the reads stay there, as an
-// observer on a real node would.)
+// commands pinned to the node's CPUs; the sweep moves the reads to the
+// lab's other CPUs with taskset before nice: docs/churn-syncs.md.)
 var LowPriority = []string{"nice", "-n", "19"}
 
 // ReaderOptions tune a node reader.

@@ -7,8 +7,10 @@ import (
 	"time"
 
 	"github.com/kpbench/kpbench/churn"
+	"github.com/kpbench/kpbench/clusters"
 	"github.com/kpbench/kpbench/clusters/kubeproxy"
 	"github.com/kpbench/kpbench/collector"
+	"github.com/kpbench/kpbench/internal/cpuset"
 	"github.com/kpbench/kpbench/runs"
 	"github.com/kpbench/kpbench/scenarios"
 )
@@ -32,7 +34,7 @@ const DefaultSyncScrapeInterval = 250 * time.Millisecond
 // client node's rules (iptables-save, nft or ipvsadm there, at low
 // priority), and a tracker of kube-proxy's syncs from its metrics.
 func (s *ServiceChurn) Watcher(mode scenarios.Mode) (ChurnWatcher, error) {
-	reader, err := churn.NewNodeReader(mode, kubeproxy.NodeRunner(s.Node.Run), churn.ReaderOptions{})
+	reader, err := churn.NewNodeReader(mode, kubeproxy.NodeRunner(s.Node.Run), readerOptions(s.Node))
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +138,7 @@ func (s *ServiceChurn) SyncCost(ctx context.Context, run *runs.Run, mode scenari
 	if err := w.Load(ctx); err != nil {
 		return err
 	}
-	reader, err := churn.NewNodeReader(mode, kubeproxy.NodeRunner(s.Node.Run), churn.ReaderOptions{})
+	reader, err := churn.NewNodeReader(mode, kubeproxy.NodeRunner(s.Node.Run), readerOptions(s.Node))
 	if err != nil {
 		return err
 	}
@@ -183,4 +185,26 @@ func (s *ServiceChurn) SyncCost(ctx context.Context, run *runs.Run, mode scenari
 		return fmt.Errorf("putting the step back after the incremental syncs: %w", rerr)
 	}
 	return nil
+}
+
+// observerNode is a client node with CPUs of its machine that are not the
+// node's (the lab's: the control plane's and the backends'), where an
+// observer's commands can run in the node's network namespace without
+// taking the node's CPUs from kube-proxy and the load client, or adding to
+// the node CPU a point measures.
+type observerNode interface {
+	ObserverCPUs() []int
+}
+
+// readerOptions runs the rule reads at nice 19 on the node's observer
+// CPUs where it has them (the lab), else at nice 19 on the node itself
+// (a VM node's guest, a kind node's container, a real node), as an
+// observer on a real node would.
+func readerOptions(node clusters.ClientNode) churn.ReaderOptions {
+	if o, ok := node.(observerNode); ok {
+		if cpus := o.ObserverCPUs(); len(cpus) > 0 {
+			return churn.ReaderOptions{Prefix: append([]string{"taskset", "-c", cpuset.Format(cpus)}, churn.LowPriority...)}
+		}
+	}
+	return churn.ReaderOptions{}
 }

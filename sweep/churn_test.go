@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -555,5 +556,32 @@ func TestChurnSyncCosts(t *testing.T) {
 	}
 	if restarts < 4 {
 		t.Errorf("%d mode sets, want at least the 4 restarts", restarts)
+	}
+}
+
+// observedCluster is a fake cluster whose client node has observer CPUs
+// (as the lab's has: the control plane's).
+type observedCluster struct {
+	fakeCluster
+	cpus []int
+}
+
+func (o *observedCluster) ObserverCPUs() []int { return o.cpus }
+
+// The rule reads of a churn point run on the node's observer CPUs where it
+// has them (the lab), at nice 19, so that they neither take the node's
+// CPU from kube-proxy and the load nor count in the node CPU; elsewhere at
+// nice 19 on the node.
+func TestChurnReaderRunsOffTheNodeCPUs(t *testing.T) {
+	lab := &observedCluster{cpus: []int{0, 2, 3}}
+	if got, want := readerOptions(lab).Prefix, []string{"taskset", "-c", "0,2-3", "nice", "-n", "19"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("lab node: prefix %q, want %q", got, want)
+	}
+	unpinned := &observedCluster{}
+	if got := readerOptions(unpinned).Prefix; got != nil {
+		t.Errorf("node without observer CPUs: prefix %q, want the reader's default (nice 19 on the node)", got)
+	}
+	if got := readerOptions(&fakeCluster{}).Prefix; got != nil {
+		t.Errorf("other node: prefix %q, want the reader's default", got)
 	}
 }

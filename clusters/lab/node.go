@@ -79,6 +79,19 @@ func (n *clientNode) CPUs() []int {
 	return st.NodeCPUs
 }
 
+// ObserverCPUs are the machine's CPUs that are not the node's (the
+// control plane's and the backends'): where kpbench's observers of the
+// node (churn's rule reads) run, in the node's namespace, so that they
+// neither take the node's CPUs nor count in its CPU. Empty when the node
+// is not pinned.
+func (n *clientNode) ObserverCPUs() []int {
+	st, err := n.l.state()
+	if err != nil || len(st.NodeCPUs) == 0 {
+		return nil
+	}
+	return st.OtherCPUs
+}
+
 // ProcRoot is /proc: the lab's processes are processes of this machine.
 func (n *clientNode) ProcRoot() string { return "/proc" }
 
