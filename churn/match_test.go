@@ -396,3 +396,63 @@ func TestCheckReader(t *testing.T) {
 		t.Errorf("err = %v, want both problems named", err)
 	}
 }
+
+// A round that reads several Services' chains in nftables mode dumps the
+// table once and answers every read of the round, the listing included,
+// from it; a round of fewer reads lists chain by chain.
+func TestNodeReaderNFTTableDump(t *testing.T) {
+	chain := "service-3QNQWBMA-kpbench-fixture/svc-006/tcp/http"
+	inner := func(name string) string {
+		lines := strings.Split(strings.TrimRight(string(fixture(t, name)), "\n"), "\n")
+		return strings.Join(lines[1:len(lines)-1], "\n") // without "table ip kube-proxy {" and its "}"
+	}
+	dump := []byte("table ip kube-proxy {\n" + inner("nft-list-map.txt") + "\n" + inner("nft-list-chain.txt") + "\n}\n")
+	n := &node{out: map[string][]byte{
+		"nft list table ip kube-proxy":           dump,
+		"nft list map ip kube-proxy service-ips": fixture(t, "nft-list-map.txt"),
+		"nft list chain ip kube-proxy " + chain:  fixture(t, "nft-list-chain.txt"),
+	}}
+	r, _ := NewNodeReader(scenarios.ModeNFTables, n.run, ReaderOptions{})
+	ctx := context.Background()
+	svc := ServiceRef{Namespace: "kpbench-fixture", Name: "svc-006", ClusterIP: "198.19.224.16", Port: 80, PortName: "http"}
+	r.StartRound()
+	r.PlanRound(NFTDumpFrom)
+	for range NFTDumpFrom {
+		got, err := r.Read(ctx, svc)
+		if err != nil || !got.Present || len(got.Endpoints) != 10 {
+			t.Fatalf("svc-006 from the dump: %+v, %v", got, err)
+		}
+	}
+	if want := []string{"nice -n 19 nft list table ip kube-proxy"}; !reflect.DeepEqual(n.ran, want) {
+		t.Errorf("a round of %d chains ran %q, want one dump", NFTDumpFrom, n.ran)
+	}
+	// The element still there but the chain gone from the dump (deleted
+	// by the sync that will remove the element): not programmed.
+	n.out["nft list table ip kube-proxy"] = []byte("table ip kube-proxy {\n" + inner("nft-list-map.txt") + "\n}\n")
+	r.StartRound()
+	r.PlanRound(NFTDumpFrom)
+	if got, err := r.Read(ctx, svc); err != nil || got.Present {
+		t.Errorf("a chain the dump does not hold: %+v, %v", got, err)
+	}
+	// The next round reads one chain: the listing and that chain.
+	n.ran = nil
+	r.StartRound()
+	r.PlanRound(1)
+	if got, err := r.Read(ctx, svc); err != nil || len(got.Endpoints) != 10 {
+		t.Fatalf("svc-006 chain by chain: %+v, %v", got, err)
+	}
+	if want := []string{"nice -n 19 nft list map ip kube-proxy service-ips", "nice -n 19 nft list chain ip kube-proxy " + chain}; !reflect.DeepEqual(n.ran, want) {
+		t.Errorf("a round of one chain ran %q, want %q", n.ran, want)
+	}
+	// No kube-proxy table: nothing is programmed.
+	n.ran = nil
+	n.errs = map[string]string{"nft list table ip kube-proxy": "Error: No such file or directory"}
+	r.StartRound()
+	r.PlanRound(5)
+	if got, err := r.Read(ctx, svc); err != nil || got.Present {
+		t.Errorf("no table: %+v, %v", got, err)
+	}
+	if c := r.Cost()[CommandTable]; c.Count != 3 || c.Errors != 1 {
+		t.Errorf("table dumps counted %+v, want 3 (one failed)", c)
+	}
+}

@@ -27,6 +27,11 @@ type RuleReader interface {
 // poll round (NodeReader): the watcher starts every round with it.
 type roundReader interface{ StartRound() }
 
+// roundPlanner is told, after StartRound, how many Services' chains the
+// round reads (NodeReader: in nftables mode several are cheaper from one
+// dump of the table).
+type roundPlanner interface{ PlanRound(chains int) }
+
 // presenceReader can tell whether a Service's ClusterIP leads anywhere
 // more cheaply than reading its endpoints (NodeReader: from the round's
 // listing alone). The watcher uses it for a Service whose pending changes
@@ -268,6 +273,15 @@ func (w *Watcher) round(ctx context.Context) {
 	})
 	if rr, ok := w.r.(roundReader); ok {
 		rr.StartRound()
+		if rp, ok := w.r.(roundPlanner); ok {
+			chains := 0
+			for _, it := range todo {
+				if !it.presence {
+					chains++
+				}
+			}
+			rp.PlanRound(chains)
+		}
 	}
 	start := w.now()
 	for _, it := range todo {

@@ -476,3 +476,35 @@ func TestWatcherTwoPendingChangesProgrammedOneByOne(t *testing.T) {
 		t.Errorf("second at %v, want 1.505s", got)
 	}
 }
+
+// planned is a scripted reader told how many chains each round reads.
+type planned struct {
+	*scripted
+	plans []int
+}
+
+func (p *planned) PlanRound(chains int) { p.plans = append(p.plans, chains) }
+
+func (p *planned) ReadPresence(ctx context.Context, svc ServiceRef) (ServiceRules, error) {
+	got, err := p.Read(ctx, svc)
+	return ServiceRules{Present: got.Present}, err
+}
+
+// The watcher tells a reader that can plan its round how many Services'
+// chains the round reads: those with an endpoint replaced pending, not
+// those whose changes show in presence alone.
+func TestWatcherPlansItsRounds(t *testing.T) {
+	c := &fakeClock{t: t0}
+	node := &planned{scripted: &scripted{c: c, cost: ms(5), rules: func(ServiceRef, time.Time) ServiceRules {
+		return eps("198.18.1.2:80", "198.18.1.3:80")
+	}}}
+	w := newWatcher(c, node, ms(100))
+	svcB := svcA
+	svcB.Name, svcB.ClusterIP = "b", "198.19.0.2"
+	w.Add(change(1, runs.ChurnEndpointReplace, 0, []string{"198.18.1.1:80"}, []string{"198.18.1.3:80"}), svcA)
+	w.Add(change(2, runs.ChurnEndpointsToZero, 0, []string{"198.18.1.1:80"}, nil), svcB)
+	w.round(context.Background())
+	if len(node.plans) != 1 || node.plans[0] != 1 {
+		t.Errorf("plans %v, want one round of 1 chain (the replacement; the to-zero reads presence)", node.plans)
+	}
+}
