@@ -29,6 +29,11 @@ type ChurnStats struct {
 	// the rules never showed.
 	ProgrammingP50Ms, ProgrammingP99Ms Summary
 	Changes, Unprogrammed              int
+	// ReadWindowP50Ms is the median resolution of the points' programming
+	// latencies (runs.ChurnReads.Window: each is an upper bound by at
+	// most its window), in ms; absent for points without a record of
+	// their reads.
+	ReadWindowP50Ms Summary
 	// StaleUnprogrammedPer10k and StaleProgrammedPer10k are stale hits
 	// per 10,000 requests, before and after the removal was programmed.
 	StaleUnprogrammedPer10k, StaleProgrammedPer10k Summary
@@ -45,7 +50,7 @@ func ChurnStatsOf(d *Data) []ChurnStats {
 	var out []ChurnStats
 	for _, g := range d.groups {
 		st := ChurnStats{Key: g.Key}
-		var errs, p50, p99, staleU, staleP, in, outs, cost []float64
+		var errs, p50, p99, window, staleU, staleP, in, outs, cost []float64
 		kinds := map[string]float64{}
 		for _, p := range g.Points {
 			if p.Churn == nil {
@@ -62,6 +67,9 @@ func ChurnStatsOf(d *Data) []ChurnStats {
 			if c.Programming.Count > 0 {
 				p50 = append(p50, c.Programming.P50*1e3)
 				p99 = append(p99, c.Programming.P99*1e3)
+				if c.Reads != nil && c.Reads.Window.Count > 0 {
+					window = append(window, c.Reads.Window.P50*1e3)
+				}
 			}
 			tr := c.Traffic
 			if tr == nil || tr.Requests == 0 {
@@ -98,6 +106,7 @@ func ChurnStatsOf(d *Data) []ChurnStats {
 		}
 		st.ErrorsPer10k = Summarize(errs)
 		st.ProgrammingP50Ms, st.ProgrammingP99Ms = Summarize(p50), Summarize(p99)
+		st.ReadWindowP50Ms = Summarize(window)
 		st.StaleUnprogrammedPer10k, st.StaleProgrammedPer10k = Summarize(staleU), Summarize(staleP)
 		st.ConnectInSyncP50Us, st.ConnectOutOfSyncP50Us, st.SyncCostUs = Summarize(in), Summarize(outs), Summarize(cost)
 		out = append(out, st)
@@ -176,7 +185,11 @@ func churnSentence(st ChurnStats, withTargets bool) string {
 		parts = append(parts, s)
 	}
 	if st.ProgrammingP50Ms.N > 0 {
-		parts = append(parts, "programming latency p50 "+ciPhrase(st.ProgrammingP50Ms, 0, " ms")+", p99 "+ciPhrase(st.ProgrammingP99Ms, 0, " ms"))
+		s := "programming latency p50 " + ciPhrase(st.ProgrammingP50Ms, 0, " ms") + ", p99 " + ciPhrase(st.ProgrammingP99Ms, 0, " ms")
+		if st.ReadWindowP50Ms.N > 0 {
+			s += fmt.Sprintf(" (read from the node's rules to within %.0f ms, the median window of the reads: each latency is an upper bound by at most its window)", st.ReadWindowP50Ms.Mean)
+		}
+		parts = append(parts, s)
 	}
 	if st.Unprogrammed > 0 {
 		parts = append(parts, fmt.Sprintf("%d of %d changes never seen in the node's rules", st.Unprogrammed, st.Changes))

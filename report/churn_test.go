@@ -40,6 +40,7 @@ func churnPoint(mode scenarios.Mode, rep int, errs map[string]int64, staleU, sta
 		Churn: &runs.Churn{AskedPerSecond: 10, AchievedPerSecond: 10,
 			Changes:     make([]runs.ChurnChange, 300),
 			Programming: runs.DurationSummary{Count: 299, P50: progP50, P99: progP50 * 2, Max: progP50 * 3}, Unprogrammed: 1,
+			Reads:   &runs.ChurnReads{Rounds: 120, Reads: 300, Window: runs.DurationSummary{Count: 299, P50: 0.25 + progP50/10}},
 			Traffic: tr}}
 }
 
@@ -135,6 +136,7 @@ func TestChurnSection(t *testing.T) {
 		"failed requests per 10,000 (refused 2.0, timeout 0.3)",
 		"programming latency p50 900 ms (95% CI 652 to 1148)",
 		"3 of 900 changes never seen in the node's rules",
+		"(read from the node's rules to within 340 ms, the median window of the reads",
 		"median connect time 160.0 µs for connections started inside a sync vs 105.0 µs outside, a difference of 55.0 µs (95% CI 42.6 to 67.4) within the point",
 		"nftables, 1,000 Services, a new connection per request (n=2)",
 		"| mode | targets | req/conn | Services | n | failed /10k |",

@@ -23,6 +23,9 @@ type Churn struct {
 	// of the window plus its grace.
 	Programming  DurationSummary `json:"programming"`
 	Unprogrammed int             `json:"unprogrammed"`
+	// Reads says how the node's rules were read, and so how precise
+	// Programming is; nil when the rules were not read.
+	Reads *ChurnReads `json:"reads,omitempty"`
 	// KubeProxyProgrammingP50Seconds and ...P99Seconds are kube-proxy's
 	// own network_programming_duration_seconds over the window, where it
 	// reports it.
@@ -124,4 +127,28 @@ type Percentiles struct {
 	Count int64   `json:"count"`
 	P50   float64 `json:"p50"`
 	P99   float64 `json:"p99"`
+}
+
+// ChurnReads is how a churn point read the node's rules: its rounds and
+// reads, and the resolution of the programming latencies they gave.
+type ChurnReads struct {
+	Rounds     int `json:"rounds"`
+	Reads      int `json:"reads"`
+	ReadErrors int `json:"readErrors,omitempty"`
+	// Window is each programmed change's uncertainty: from the later of
+	// its write and the start of the last round that did not show it, to
+	// the end of the read that did. Its ProgrammedAt is that read's end,
+	// so its latency is an upper bound by at most this much.
+	Window DurationSummary `json:"window"`
+	// Commands are the commands the reads ran, by kind: count and mean
+	// and maximum wall time (s).
+	Commands map[string]ReadCommand `json:"commands,omitempty"`
+}
+
+// ReadCommand is what one kind of command cost a churn point's reads.
+type ReadCommand struct {
+	Count       int     `json:"count"`
+	MeanSeconds float64 `json:"meanSeconds"`
+	MaxSeconds  float64 `json:"maxSeconds"`
+	Errors      int     `json:"errors,omitempty"`
 }

@@ -91,6 +91,8 @@ type KubeProxySyncs struct {
 	ProgrammingP50Seconds, ProgrammingP99Seconds float64
 	// Problem says why the spans may be incomplete; "" when they are not.
 	Problem string
+	// Reads is how the node's rules were read (nil when they were not).
+	Reads *runs.ChurnReads
 }
 
 // churnClock keeps the time of the churn's writes (tests replace it).
@@ -252,7 +254,7 @@ func (cp *churnPoint) finish(ctx context.Context, p *runs.Point, res *LoadResult
 	if ks.Problem != "" {
 		cp.e.problem(cp.ps, fmt.Sprintf("%s: kube-proxy's syncs during churn: %s", cp.id, ks.Problem))
 	}
-	ch.Syncs = ks.Spans
+	ch.Syncs, ch.Reads = ks.Spans, ks.Reads
 	ch.KubeProxyProgrammingP50Seconds, ch.KubeProxyProgrammingP99Seconds = ks.ProgrammingP50Seconds, ks.ProgrammingP99Seconds
 	var err error
 	if ch.Traffic, err = cp.e.Churn.Traffic(res, ch.Changes, ch.Syncs); err != nil {

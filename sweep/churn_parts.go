@@ -103,9 +103,11 @@ func (n *nodeWatcher) Syncs(from, to time.Time) KubeProxySyncs {
 	if st.Failed > 0 {
 		problems = append(problems, fmt.Sprintf("%d of kube-proxy's syncs failed to write its rules", st.Failed))
 	}
-	if ws := n.w.Stats(); ws.ReadErrors > 0 {
+	ws := n.w.Stats()
+	if ws.ReadErrors > 0 {
 		problems = append(problems, fmt.Sprintf("%d reads of the node's rules failed (%s)", ws.ReadErrors, ws.LastError))
 	}
+	out.Reads = churnReads(ws)
 	out.Problem = strings.Join(problems, "; ")
 	return out
 }
@@ -207,4 +209,16 @@ func readerOptions(node clusters.ClientNode) churn.ReaderOptions {
 		}
 	}
 	return churn.ReaderOptions{}
+}
+
+// churnReads is the point's record of the watcher's reads.
+func churnReads(ws churn.WatchStats) *runs.ChurnReads {
+	r := &runs.ChurnReads{Rounds: ws.Rounds, Reads: ws.Reads, ReadErrors: ws.ReadErrors, Window: ws.Window}
+	for kind, c := range ws.Cost {
+		if r.Commands == nil {
+			r.Commands = map[string]runs.ReadCommand{}
+		}
+		r.Commands[kind] = runs.ReadCommand{Count: c.Count, MeanSeconds: c.Mean(), MaxSeconds: c.MaxSeconds, Errors: c.Errors}
+	}
+	return r
 }
