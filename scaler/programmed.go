@@ -147,7 +147,10 @@ func Wait(ctx context.Context, node Node, cfg WaitConfig) (Programmed, error) {
 		// lastStart is when the last completed sync started, known when
 		// it ended alone between two scrapes; zero while unknown.
 		lastStart time.Time
-		unmet     error
+		// quietSince is when the sync count last changed (the first
+		// scrape's time until it does).
+		quietSince time.Time
+		unmet      error
 	)
 	if cfg.Baseline != nil {
 		b := *cfg.Baseline
@@ -167,6 +170,9 @@ func Wait(ctx context.Context, node Node, cfg WaitConfig) (Programmed, error) {
 			if base == nil {
 				base = &st
 			}
+			if prev == nil || st.Syncs != prev.Syncs {
+				quietSince = time.Now()
+			}
 			if prev != nil && st.Syncs > prev.Syncs {
 				lastSync = seconds((st.SyncSeconds - prev.SyncSeconds) / float64(st.Syncs-prev.Syncs))
 				lastStart = time.Time{}
@@ -175,7 +181,12 @@ func Wait(ctx context.Context, node Node, cfg WaitConfig) (Programmed, error) {
 				}
 			}
 			prev = &st
-			unmet = check(ctx, node, cfg, st, lastStart)
+			// Settled: nothing pending and no sync for twice the last
+			// one's length plus kube-proxy's default minSyncPeriod and a
+			// second: a sync that had taken the last change would have
+			// ended by now, so the last one took it.
+			settled := st.Pending() == 0 && time.Since(quietSince) > 2*lastSync+2*time.Second
+			unmet = check(ctx, node, cfg, st, lastStart, settled)
 			if unmet == nil {
 				now := time.Now()
 				p := Programmed{LastSyncDuration: lastSync, Probe: cfg.Probe}
@@ -228,8 +239,9 @@ func waitProbe(ctx context.Context, node Node, cfg WaitConfig, tick <-chan time.
 }
 
 // check returns nil when st and a probe say the change is programmed, else
-// the first unmet condition.
-func check(ctx context.Context, node Node, cfg WaitConfig, st SyncState, lastStart time.Time) error {
+// the first unmet condition; settled: nothing has been pending and no sync
+// has run for longer than a sync that took the last change could take.
+func check(ctx context.Context, node Node, cfg WaitConfig, st SyncState, lastStart time.Time, settled bool) error {
 	if p := st.Pending(); p > 0 {
 		return fmt.Errorf("%v service and %v endpoint changes pending", st.ServiceChangesPending, st.EndpointChangesPending)
 	}
@@ -238,13 +250,17 @@ func check(ctx context.Context, node Node, cfg WaitConfig, st SyncState, lastSta
 			st.LastSync.Format(time.RFC3339Nano), cfg.LastWrite.Format(time.RFC3339Nano))
 	}
 	if !cfg.LastWrite.IsZero() && !st.LastQueued.IsZero() {
-		// Without a known start (several syncs ended between two scrapes,
+		// kube-proxy stamps a sync's start before it takes the queued
+		// changes, so a change queued a few ms after that start can
+		// still be the sync's. Without a known start (several syncs ended between two scrapes,
 		// or none since the first), its end is the bound.
 		start := lastStart
 		if start.IsZero() {
 			start = st.LastSync
 		}
-		if st.LastQueued.After(start) {
+		// A change queued up to 50 ms after the stamped start, with nothing
+		// pending and no sync since (settled), was taken by that sync.
+		if st.LastQueued.After(start) && !(settled && st.LastQueued.Sub(start) <= 50*time.Millisecond) {
 			return fmt.Errorf("a change queued at %s came after the last sync started (%s): the sync that takes it has not ended",
 				st.LastQueued.Format(time.RFC3339Nano), start.Format(time.RFC3339Nano))
 		}

@@ -376,3 +376,37 @@ kubeproxy_sync_proxy_rules_endpoint_changes_pending 2
 		t.Errorf("ParseSyncState = %+v, %v; want 5 syncs, 1.25 s, 2 pending", st, err)
 	}
 }
+
+// kube-proxy stamps a sync's start before it takes the queued changes: a
+// change queued 8 ms after the stamped start, with nothing pending
+// afterwards and no sync since, was that sync's. Wait says so once no sync
+// has run for twice the last one's length plus 2 s, not before.
+func TestWaitChangeQueuedJustAfterTheStampedStart(t *testing.T) {
+	write := time.Now().Add(-50 * time.Millisecond)
+	synced := write.Add(20 * time.Millisecond)
+	scrapes := func() []func() ([]byte, error) {
+		return []func() ([]byte, error){
+			scrape(SyncState{LastSync: write.Add(-time.Second), Syncs: 4, SyncSeconds: 1}),
+			scrape(SyncState{LastSync: synced, Syncs: 5, SyncSeconds: 1.25, LastQueued: synced.Add(-250*time.Millisecond + 8*time.Millisecond)}),
+		}
+	}
+	cfg := WaitConfig{LastWrite: write, Interval: 10 * time.Millisecond}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if _, err := Wait(ctx, &scriptedNode{scrapes: scrapes()}, cfg); err == nil || !strings.Contains(err.Error(), "the sync that takes it has not ended") {
+		t.Fatalf("within 1 s: %v, want not yet programmed", err)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	start := time.Now()
+	p, err := Wait(ctx, &scriptedNode{scrapes: scrapes()}, cfg)
+	if err != nil {
+		t.Fatalf("settled: %v", err)
+	}
+	if took := time.Since(start); took < 2500*time.Millisecond {
+		t.Errorf("programmed after %v, before 2 × 250 ms + 2 s without a sync", took)
+	}
+	if p.Syncs != 1 || !near(p.LastSyncDuration, 250*time.Millisecond) {
+		t.Errorf("%+v", p)
+	}
+}
