@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/kpbench/kpbench/runs"
+	"github.com/kpbench/kpbench/scenarios"
 )
 
 // Comparison verdicts.
@@ -288,6 +289,10 @@ var ErrNothingInCommon = errors.New("the runs have no condition (mode, services,
 // CompareOptions.AllowMismatch is false.
 var ErrScenarioMismatch = errors.New("the runs measured different scenarios")
 
+// errChurnMismatch says why a run with churn and one without are never
+// compared, --allow-mismatch or not.
+const errChurnMismatch = "churn points are never compared with points without churn, even with --allow-mismatch"
+
 // Compare matches the points of two runs by condition (mode, Services,
 // requests per connection, targets) and compares every metric over their
 // valid repetitions.
@@ -306,10 +311,16 @@ var ErrScenarioMismatch = errors.New("the runs measured different scenarios")
 // Before any of that, the two runs must measure the same thing in the
 // same way: rate, duration, warm-up, endpoints, backends, clients,
 // targets, timeout, in-flight bound, repetitions, order, sampling,
-// provider, what the CPU figure covers, pinning and the kpbench build
-// (from run.json and from the points themselves). Otherwise Compare
-// returns ErrScenarioMismatch, unless opts.AllowMismatch, and the
-// mismatches lead the output.
+// provider, what the CPU figure covers, pinning, the kpbench build and
+// spec.churn (rate, kinds, fraction, target, hold, grace) (from run.json
+// and from the points themselves). Otherwise Compare returns
+// ErrScenarioMismatch, unless opts.AllowMismatch, and the mismatches lead
+// the output. A run with churn and one without are never compared, even
+// with opts.AllowMismatch: a churn point measures what the changes cause.
+//
+// When both runs have churn, the churn metrics (scenarios.ChurnGateMetrics)
+// are compared beside opts.Metrics, descriptive unless the gate names them;
+// a point without churn has none of them.
 //
 // Samples are the repetitions, never the per-second values inside a
 // point: those are autocorrelated (one warm cache, one conntrack table),
@@ -331,11 +342,25 @@ func Compare(base, next *Data, opts CompareOptions) (*Comparison, error) {
 			}
 		}
 	}
+	bChurn, nChurn := hasChurn(base), hasChurn(next)
+	if bChurn && nChurn {
+		for _, name := range scenarios.ChurnGateMetrics {
+			if m, ok := lookupMetric(name); ok && !slices.ContainsFunc(metrics, func(x Metric) bool { return x.Name == name }) {
+				metrics = append(metrics, m)
+			}
+		}
+	}
 	for _, m := range metrics {
 		c.Metrics = append(c.Metrics, m.Name)
 	}
 	c.ScenarioMismatches = scenarioMismatches(base, next)
 	c.EnvironmentDifferences = environmentDifferences(base, next)
+	if bChurn != nChurn {
+		// Not even when allowed: what churn causes is what a churn point
+		// measures, and a point without churn measured none of it.
+		return c, fmt.Errorf("%s vs %s: %w: %s: %s", base.Dir, next.Dir, ErrScenarioMismatch, errChurnMismatch,
+			strings.Join(c.ScenarioMismatches, "; "))
+	}
 	if len(c.ScenarioMismatches) > 0 && !opts.AllowMismatch {
 		return c, fmt.Errorf("%s vs %s: %w: %s (pass --allow-mismatch to compare anyway)",
 			base.Dir, next.Dir, ErrScenarioMismatch, strings.Join(c.ScenarioMismatches, "; "))

@@ -100,6 +100,12 @@ func scenarioMismatches(base, next *Data) []string {
 	add("spec.order", orderOf(bs.Order), orderOf(ns.Order))
 	add("spec.sampling.interval", bs.Sampling.Interval, ns.Sampling.Interval)
 	add("spec.gate", gateString(bs), gateString(ns))
+	// What churn does during every window: a churn point is measured
+	// against a dataplane that changes at this rate, in these ways.
+	bc, nc := churnSettings(bs.Churn), churnSettings(ns.Churn)
+	for i := range bc {
+		add("spec.churn."+bc[i].field, bc[i].value, nc[i].value)
+	}
 	add("provider", base.Run.Provider.Name, next.Run.Provider.Name)
 	add("pinning", pinningString(base.Run.Pinning), pinningString(next.Run.Pinning))
 	add("client-node CPU covers", nodeCPUCovers(base.Points), nodeCPUCovers(next.Points))
@@ -120,12 +126,68 @@ func scenarioMismatches(base, next *Data) []string {
 		{"points' target rate", func(p *runs.Point) string { return strconv.FormatFloat(p.Rate.Target, 'f', -1, 64) }},
 		{"points' duration (s)", func(p *runs.Point) string { return strconv.FormatFloat(p.DurationSeconds, 'f', -1, 64) }},
 		{"points' endpoints per Service", func(p *runs.Point) string { return strconv.Itoa(p.EndpointsPerService) }},
+		{"points' churn rate (writes/s)", func(p *runs.Point) string {
+			if p.Churn == nil {
+				return "none"
+			}
+			return strconv.FormatFloat(p.Churn.AskedPerSecond, 'f', -1, 64)
+		}},
 	} {
 		if len(base.Points) > 0 && len(next.Points) > 0 {
 			add(pf.name, pointSet(base, pf.f), pointSet(next, pf.f))
 		}
 	}
 	return out
+}
+
+// churnSetting is one field of spec.churn as a run measured with it.
+type churnSetting struct{ field, value string }
+
+// churnSettings lists what spec.churn asks of every window, its defaults
+// resolved; every value is "none" without churn.
+func churnSettings(c *scenarios.Churn) []churnSetting {
+	fields := []string{"rate", "kinds", "fraction", "target", "hold", "grace"}
+	out := make([]churnSetting, len(fields))
+	for i, f := range fields {
+		out[i] = churnSetting{field: f, value: "none"}
+	}
+	if c == nil {
+		return out
+	}
+	kinds := scenarios.ChurnKinds{EndpointReplace: 1}
+	if c.Kinds != nil {
+		kinds = *c.Kinds
+	}
+	fraction := c.Fraction
+	if fraction == 0 {
+		fraction = scenarios.DefaultChurnFraction
+	}
+	hold := c.Hold.D()
+	if hold == 0 {
+		hold = scenarios.DefaultChurnHold
+	}
+	grace := scenarios.DefaultChurnGrace
+	if c.Grace != nil {
+		grace = c.Grace.D()
+	}
+	g := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+	out[0].value = g(c.Rate) + "/s"
+	out[1].value = fmt.Sprintf("endpointReplace %s, endpointsToZero %s, serviceCreate %s",
+		g(kinds.EndpointReplace), g(kinds.EndpointsToZero), g(kinds.ServiceCreate))
+	out[2].value = g(fraction)
+	out[3].value = strconv.FormatBool(c.TargetOn())
+	out[4].value = hold.String()
+	out[5].value = grace.String()
+	return out
+}
+
+// hasChurn reports whether d measured churn points: its scenario asks for
+// churn, or any of its points carries it.
+func hasChurn(d *Data) bool {
+	if d.Run.Scenario.Spec.Churn != nil {
+		return true
+	}
+	return slices.ContainsFunc(d.Points, func(p runs.Point) bool { return p.Churn != nil })
 }
 
 // environmentDifferences lists how the machines and software differ (the

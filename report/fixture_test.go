@@ -33,6 +33,13 @@ type fixtureSpec struct {
 	invalid  map[string]string
 	scale    func(p *runs.Point) float64 // multiplies latency, connect and CPU; nil for 1
 	problems []string
+	// churn, when set, makes every point a churn point (spec.churn) with
+	// backends backends; gate is spec.gate; staleScale multiplies the
+	// expected stale hits (nil for 1).
+	churn      *scenarios.Churn
+	backends   int
+	gate       *scenarios.Gate
+	staleScale func(p *runs.Point) float64
 }
 
 var fixtureStart = time.Date(2026, 11, 20, 22, 0, 0, 0, time.UTC)
@@ -58,6 +65,18 @@ func fixtureSpecs() []fixtureSpec {
 			scale: scale,
 		}
 	}
+	yes, grace := true, scenarios.Duration(20*time.Second)
+	churnSpec := func(name string, seed uint64, staleScale func(p *runs.Point) float64) fixtureSpec {
+		s := cmpSpec(name, seed, nil)
+		s.services = []int{1000, 5000}
+		s.backends = 20
+		s.churn = &scenarios.Churn{Rate: 10, Kinds: &scenarios.ChurnKinds{EndpointReplace: 1}, Fraction: 0.01, Target: &yes,
+			Hold: scenarios.Duration(5 * time.Second), Grace: &grace}
+		s.gate = &scenarios.Gate{Metrics: []string{"connect", "churn-stale-hits", "churn-programming-p99"}}
+		s.staleScale = staleScale
+		return s
+	}
+	doubled := func(*runs.Point) float64 { return 2 }
 	return []fixtureSpec{
 		{
 			name: "sweep", seed: 1,
@@ -73,6 +92,11 @@ func fixtureSpecs() []fixtureSpec {
 		cmpSpec("compare-base", 11, nil),
 		cmpSpec("compare-regressed", 12, regressed),
 		cmpSpec("compare-noise", 13, shifted),
+		// Churn at 10 endpoint replacements per second; the second is
+		// another run of the same (A/A), the third doubles every stale hit.
+		churnSpec("churn-base", 21, nil),
+		churnSpec("churn-aa", 22, nil),
+		churnSpec("churn-stale-doubled", 23, doubled),
 	}
 }
 
@@ -89,18 +113,24 @@ func generateFixture(t testing.TB, s fixtureSpec, dir string) {
 
 	warmup := scenarios.Duration(5 * time.Second)
 	finished := fixtureStart.Add(3 * time.Hour)
+	backends := 10
+	if s.backends > 0 {
+		backends = s.backends
+	}
 	run := &runs.Run{
 		ID: runs.NewID(fixtureStart, s.name),
 		Scenario: scenarios.Scenario{
 			APIVersion: scenarios.APIVersion, Kind: scenarios.Kind,
 			Metadata: scenarios.Metadata{Name: s.name, Description: "fixture: synthetic points shaped like a lab run"},
 			Spec: scenarios.Spec{
-				Modes: s.modes, Services: s.services, EndpointsPerService: 10, Backends: 10,
+				Modes: s.modes, Services: s.services, EndpointsPerService: 10, Backends: backends,
 				Load: scenarios.Load{Rate: 1000, Duration: scenarios.Duration(30 * time.Second), Warmup: &warmup,
 					RequestsPerConn: s.rpcs, Targets: scenarios.Placements{scenarios.TargetsOne},
 					Timeout: scenarios.Duration(2 * time.Second), MaxInflight: 1000, Clients: 1},
 				Repetitions: s.reps,
 				Sampling:    scenarios.Sampling{Interval: scenarios.Duration(time.Second)},
+				Gate:        s.gate,
+				Churn:       s.churn,
 			},
 		},
 		Provider: runs.Provider{Name: "lab", Cluster: "kpb-lab"},
@@ -197,6 +227,9 @@ func generateFixture(t testing.TB, s fixtureSpec, dir string) {
 						}
 						p.TimeToProgrammedSeconds = noisy(ttp)
 					}
+					if s.churn != nil {
+						p.Churn = fixtureChurn(s, p, rng, connUs)
+					}
 					if reason, ok := s.invalid[p.ID]; ok {
 						p.Valid = false
 						p.InvalidReasons = []string{reason}
@@ -210,6 +243,52 @@ func generateFixture(t testing.TB, s fixtureSpec, dir string) {
 			}
 		}
 	}
+}
+
+// fixtureChurn is what a churn point of s plausibly records: the
+// programming latency grows with the Services (faster in iptables mode);
+// the target is one of max(1, 1% of the Services) touched in turn, so it
+// changes 30 × rate / touched times a window, and each change sends a
+// tenth of the traffic (one endpoint of 10) to a removed backend until
+// the removal is programmed. Counts are Poisson; the API writes' own
+// records (changes) are left out to keep the fixture small.
+func fixtureChurn(s fixtureSpec, p *runs.Point, rng *rand.Rand, connUs float64) *runs.Churn {
+	S, ipt := float64(p.Services), p.Mode == scenarios.ModeIPTables
+	noisy := func(v float64) float64 { return sig4(v * (1 + s.noise*rng.NormFloat64())) }
+	poisson := func(mean float64) int64 {
+		if mean > 30 {
+			return max(0, int64(math.Round(mean+math.Sqrt(mean)*rng.NormFloat64())))
+		}
+		var k int64
+		for l, q := math.Exp(-mean), rng.Float64(); q > l; q *= rng.Float64() {
+			k++
+		}
+		return k
+	}
+	writes := int(s.churn.Rate * p.DurationSeconds)
+	p50 := 0.12 + 0.00002*S
+	if ipt {
+		p50 = 0.2 + 0.00005*S
+	}
+	c := &runs.Churn{AskedPerSecond: s.churn.Rate, AchievedPerSecond: s.churn.Rate, Planned: writes, Written: writes,
+		Programming: runs.DurationSummary{Count: writes, P50: noisy(p50), P99: noisy(2.5 * p50), Max: noisy(3 * p50)}}
+	touched := max(1, math.Round(s.churn.Fraction*S))
+	targetChanges := float64(writes) / touched
+	stale := targetChanges * p.Rate.Achieved / 10 * p50
+	if s.staleScale != nil {
+		stale *= s.staleScale(p)
+	}
+	tr := &runs.ChurnTraffic{Requests: p.Requests, StaleUnprogrammed: poisson(stale), StaleProgrammed: poisson(0.02 * stale)}
+	if n := poisson(0.5 * float64(p.Requests) / 1e4); n > 0 {
+		tr.Errors = map[string]int64{"refused": n}
+	}
+	if p.Connect.Count > 0 {
+		in := p.Connect.Count / 10
+		tr.ConnectInSync = runs.Percentiles{Count: in, P50: noisy(1.3 * connUs), P99: noisy(4 * connUs)}
+		tr.ConnectOutOfSync = runs.Percentiles{Count: p.Connect.Count - in, P50: noisy(connUs), P99: noisy(3 * connUs)}
+	}
+	c.Traffic = tr
+	return c
 }
 
 // fixtureDir returns the committed fixture directory for name

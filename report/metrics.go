@@ -95,6 +95,18 @@ var Metrics = []Metric{
 		Value: func(p *runs.Point) (float64, bool) { return p.Sync.LastDurationSeconds, p.Sync.LastDurationSeconds > 0 }},
 	{Name: "time-to-programmed", Description: "time from a step's last API write to its last Service answering", Unit: "s", Digits: 3, HigherIsWorse: true,
 		Value: func(p *runs.Point) (float64, bool) { return p.TimeToProgrammedSeconds, p.TimeToProgrammedSeconds > 0 }},
+	// Only churn points (spec.churn) measure these (churn_metrics.go);
+	// scenarios.ChurnGateMetrics names them for spec.gate.
+	{Name: "churn-errors", Description: "failed requests during churn (refused, reset, timeout, other)", Unit: "per 10,000 requests", Digits: 1, HigherIsWorse: true,
+		Value: churnErrorsPer10k},
+	{Name: "churn-stale-hits", Description: "requests answered by a backend after its removal was written (before and after the node's rules showed it)", Unit: "per 10,000 requests", Digits: 2, HigherIsWorse: true,
+		Value: churnStalePer10k},
+	{Name: "churn-programming-p50", Description: "median programming latency under churn (API write to the node's rules)", Unit: "s", Digits: 3, HigherIsWorse: true,
+		Value: whenProgrammed(func(d runs.DurationSummary) float64 { return d.P50 })},
+	{Name: "churn-programming-p99", Description: "p99 programming latency under churn (API write to the node's rules)", Unit: "s", Digits: 3, HigherIsWorse: true,
+		Value: whenProgrammed(func(d runs.DurationSummary) float64 { return d.P99 })},
+	{Name: "churn-connect-in-sync", Description: "median TCP connect time of the connections started inside a kube-proxy sync under churn", Unit: "µs", Digits: 1, HigherIsWorse: true,
+		Value: churnConnectInSync},
 }
 
 // whenFirstPacket reads a point's kernel time to first packet where the

@@ -102,3 +102,28 @@ func TestChurnCatalog(t *testing.T) {
 		t.Error("the churn scenario does not state how long it takes")
 	}
 }
+
+// TestGateOnChurn: a gate may name the churn metrics in a scenario with
+// spec.churn; without it each is refused by name, beside any other error.
+func TestGateOnChurn(t *testing.T) {
+	gate := "  gate:\n    metrics: [connect, churn-stale-hits, churn-errors, churn-programming-p50, churn-programming-p99, churn-connect-in-sync]\n"
+	if _, err := Parse(churnDoc("  services: [100]\n  backends: 20\n  churn:\n    rate: 10\n" + gate)); err != nil {
+		t.Fatalf("a gate on churn metrics with churn: %v", err)
+	}
+	_, err := Parse(churnDoc("  services: [100]\n" + gate + "    services: [7]\n"))
+	var list ErrorList
+	if !errors.As(err, &list) {
+		t.Fatalf("err = %v, want an ErrorList", err)
+	}
+	var paths []string
+	for _, e := range list {
+		paths = append(paths, e.Path)
+	}
+	want := []string{"spec.gate.metrics[1]", "spec.gate.metrics[2]", "spec.gate.metrics[3]", "spec.gate.metrics[4]", "spec.gate.metrics[5]", "spec.gate.services[0]"}
+	if !reflect.DeepEqual(paths, want) {
+		t.Errorf("paths %v, want %v\n%v", paths, want, list)
+	}
+	if !strings.Contains(err.Error(), `"churn-stale-hits" is measured only on churn points and needs spec.churn`) {
+		t.Errorf("err = %v, want why", err)
+	}
+}

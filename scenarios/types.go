@@ -293,7 +293,15 @@ type Gate struct {
 // GateMetrics are the metrics a gate may name: costs whose per-point
 // value is a robust statistic. The mean round-trip latency is left out:
 // one slow request moves it, so it stays in the tables only.
-var GateMetrics = []string{"connect", "cpu", "latency-p50", "latency-p99", "connect-p99", "kube-proxy-cpu", "first-packet", "first-packet-p01", "first-packet-p99"}
+var GateMetrics = append([]string{"connect", "cpu", "latency-p50", "latency-p99", "connect-p99", "kube-proxy-cpu",
+	"first-packet", "first-packet-p01", "first-packet-p99"}, ChurnGateMetrics...)
+
+// ChurnGateMetrics are the gate metrics only churn points measure
+// (spec.churn): failed requests and stale hits per 10,000 requests, the
+// programming latency's p50 and p99, and the median connect time of the
+// connections started inside a kube-proxy sync. A gate may name them only
+// in a scenario with spec.churn.
+var ChurnGateMetrics = []string{"churn-errors", "churn-stale-hits", "churn-programming-p50", "churn-programming-p99", "churn-connect-in-sync"}
 
 // DefaultGateMetrics are the gated metrics of a scenario without
 // spec.gate: median connect time and client-node CPU.

@@ -154,8 +154,11 @@ func Validate(s *Scenario) ErrorList {
 	}
 	if g := sp.Gate; g != nil {
 		for i, m := range g.Metrics {
-			if !slices.Contains(GateMetrics, m) {
+			switch {
+			case !slices.Contains(GateMetrics, m):
 				add(fmt.Sprintf("spec.gate.metrics[%d]", i), "must be one of %s, got %q", strings.Join(GateMetrics, ", "), m)
+			case slices.Contains(ChurnGateMetrics, m) && sp.Churn == nil:
+				add(fmt.Sprintf("spec.gate.metrics[%d]", i), "%q is measured only on churn points and needs spec.churn", m)
 			}
 		}
 		for i, n := range g.Services {

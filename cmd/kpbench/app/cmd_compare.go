@@ -25,10 +25,12 @@ valid repetitions the way benchstat does: median ± 95% confidence interval per
 side, the change of the medians, and the Mann-Whitney U test's p-value.
 
 The two runs must measure the same thing: rate, duration, warm-up, endpoints
-per Service, backends, clients, targets, timeout and in-flight bound (from
-run.json and from the points). Otherwise compare names every difference and
-exits 2, unless --allow-mismatch. Differences of environment (kernel, CPU
-model, kube-proxy version, kpbench version) are printed at the top.
+per Service, backends, clients, targets, timeout, in-flight bound and
+spec.churn (rate, kinds, fraction, target, hold, grace) (from run.json and
+from the points). Otherwise compare names every difference and exits 2,
+unless --allow-mismatch. A run with churn and one without are never
+compared, even with --allow-mismatch. Differences of environment (kernel,
+CPU model, kube-proxy version, kpbench version) are printed at the top.
 
 The gated rows are the base scenario's spec.gate (by default: median connect
 time and client-node CPU at the largest Service step, every mode and
@@ -54,7 +56,11 @@ Metrics: latency (mean round-trip), latency-p50, latency-p99, latency-p999,
 cpu (client-node cores), kube-proxy-cpu, connect-p01, connect (median connect
 time), connect-p90, connect-p99, cpu-per-request (all client-node CPU per
 request, ns; cpu-per-connection is its former name), sync (last kube-proxy sync duration, over the points that
-measured a programming sync only), time-to-programmed.
+measured a programming sync only), time-to-programmed, the first-packet
+metrics (docs/firstpacket.md). Between two runs with churn (spec.churn) the churn metrics are
+compared as well, listed or not: churn-errors and churn-stale-hits (per
+10,000 requests), churn-programming-p50 and churn-programming-p99 (s),
+churn-connect-in-sync (µs); a point without churn has none of them.
 
 Exit status: 0 pass, 1 fail, 2 inconclusive or bad input (missing directory,
 unreadable JSON, unknown metric, bad threshold, no condition in common,
