@@ -1,0 +1,172 @@
+package kind_test
+
+import (
+	"context"
+	"encoding/csv"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/kpbench/kpbench/clusters/containerimage"
+	"github.com/kpbench/kpbench/clusters/kind"
+	"github.com/kpbench/kpbench/clusters/manifests"
+	"github.com/kpbench/kpbench/scenarios"
+)
+
+// The existing provider against a kind cluster kpbench did not make for
+// the run (as a user's own cluster): `kpbench run --provider existing
+// --kubeconfig … --yes` with the kpbench image already on the nodes runs
+// the two-mode scenario through the in-cluster path, switching kube-proxy
+// through its ConfigMap to nftables and restoring it to iptables at the
+// end, and deletes its namespace. Every point is valid or invalid with a
+// reason.
+func TestIntegrationExistingOnKindOffline(t *testing.T) {
+	needKind(t)
+	archive, bin := kpbenchImage(t)
+	dir := t.TempDir()
+	scenario := filepath.Join(dir, "tiny.yaml")
+	if err := os.WriteFile(scenario, []byte(tinyScenario), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
+	defer cancel()
+	before := leftovers(t)
+	p, err := kind.New(kind.Options{
+		Name:         "kpb-ex-it",
+		Topology:     kind.Topology{NodeImage: kind.NodeImageOffline},
+		ImageArchive: archive,
+		StateDir:     t.TempDir(),
+		Logger:       slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleted := false
+	t.Cleanup(func() {
+		if !deleted {
+			if err := p.Down(context.Background()); err != nil {
+				t.Errorf("deleting the cluster: %v", err)
+			}
+		}
+	})
+	if err := p.Create(ctx, scenarios.ModeIPTables); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", p.KubeconfigPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	waitReady(ctx, t, cs)
+	if m := proxyMode(ctx, t, cs); m != "iptables" {
+		t.Fatalf("kube-proxy's ConfigMap says mode %q before the run, want iptables", m)
+	}
+
+	out := filepath.Join(dir, "results")
+	start := time.Now()
+	cmd := exec.CommandContext(ctx, bin, "run", "--provider", "existing", "--kubeconfig", p.KubeconfigPath(), "--yes",
+		"--image", containerimage.DefaultTag, "--pull-policy", "Never", "-f", scenario, "--out", out, "--log-format", "text")
+	log, err := cmd.CombinedOutput()
+	t.Logf("kpbench run --provider existing on a kind cluster: %v", time.Since(start).Round(time.Second))
+	if err != nil {
+		t.Fatalf("kpbench run: %v\n%s", err, log)
+	}
+	runs, _ := filepath.Glob(filepath.Join(out, "*_kind-tiny"))
+	if len(runs) != 1 {
+		t.Fatalf("run directories %v\n%s", runs, log)
+	}
+	f, err := os.Open(filepath.Join(runs[0], "points.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil || len(rows) < 2 {
+		t.Fatalf("points.csv: %v, %d rows", err, len(rows))
+	}
+	col := map[string]int{}
+	for i, h := range rows[0] {
+		col[h] = i
+	}
+	var modes []string
+	valid := 0
+	for _, r := range rows[1:] {
+		if !slices.Contains(modes, r[col["mode"]]) {
+			modes = append(modes, r[col["mode"]])
+		}
+		switch {
+		case r[col["valid"]] == "true":
+			valid++
+		case strings.TrimSpace(r[col["invalidReasons"]]) == "":
+			t.Errorf("%s: invalid without a reason", r[col["id"]])
+		}
+	}
+	slices.Sort(modes)
+	if len(rows)-1 != 8 || !slices.Equal(modes, []string{"iptables", "nftables"}) {
+		t.Errorf("%d points in modes %v, want 8 in iptables and nftables", len(rows)-1, modes)
+	}
+	t.Logf("%d of %d points valid", valid, len(rows)-1)
+
+	// The mode the run found is back, and kpbench's namespace is gone.
+	if m := proxyMode(ctx, t, cs); m != "iptables" {
+		t.Errorf("kube-proxy's ConfigMap says mode %q after the run, want iptables restored", m)
+	}
+	if err := waitGone(ctx, cs, manifests.Namespace); err != nil {
+		t.Errorf("namespace %s: %v", manifests.Namespace, err)
+	}
+
+	deleted = true
+	if err := p.Down(ctx); err != nil {
+		t.Fatalf("cluster delete: %v", err)
+	}
+	after := leftovers(t)
+	for what, b := range before {
+		if !slices.Equal(b, after[what]) {
+			t.Errorf("%s before the create: %q; after the delete: %q", what, b, after[what])
+		}
+	}
+}
+
+// proxyMode reads the mode from kube-proxy's ConfigMap (kube-system/
+// kube-proxy, config.conf).
+func proxyMode(ctx context.Context, t *testing.T, cs kubernetes.Interface) string {
+	t.Helper()
+	cm, err := cs.CoreV1().ConfigMaps("kube-system").Get(ctx, "kube-proxy", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("kube-proxy's ConfigMap: %v", err)
+	}
+	for _, line := range strings.Split(cm.Data["config.conf"], "\n") {
+		if v, ok := strings.CutPrefix(line, "mode:"); ok {
+			return strings.Trim(strings.TrimSpace(v), `"'`)
+		}
+	}
+	return ""
+}
+
+// waitGone waits up to 2 minutes for a namespace to be deleted.
+func waitGone(ctx context.Context, cs kubernetes.Interface, ns string) error {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		_, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			if err == nil {
+				return context.DeadlineExceeded
+			}
+			return err
+		}
+		time.Sleep(2 * time.Second)
+	}
+}
