@@ -2,7 +2,6 @@ package kind_test
 
 import (
 	"context"
-	"encoding/csv"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -85,37 +84,7 @@ func TestIntegrationExistingOnKindOffline(t *testing.T) {
 	if len(runs) != 1 {
 		t.Fatalf("run directories %v\n%s", runs, log)
 	}
-	f, err := os.Open(filepath.Join(runs[0], "points.csv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rows, err := csv.NewReader(f).ReadAll()
-	if err != nil || len(rows) < 2 {
-		t.Fatalf("points.csv: %v, %d rows", err, len(rows))
-	}
-	col := map[string]int{}
-	for i, h := range rows[0] {
-		col[h] = i
-	}
-	var modes []string
-	valid := 0
-	for _, r := range rows[1:] {
-		if !slices.Contains(modes, r[col["mode"]]) {
-			modes = append(modes, r[col["mode"]])
-		}
-		switch {
-		case r[col["valid"]] == "true":
-			valid++
-		case strings.TrimSpace(r[col["invalidReasons"]]) == "":
-			t.Errorf("%s: invalid without a reason", r[col["id"]])
-		}
-	}
-	slices.Sort(modes)
-	if len(rows)-1 != 8 || !slices.Equal(modes, []string{"iptables", "nftables"}) {
-		t.Errorf("%d points in modes %v, want 8 in iptables and nftables", len(rows)-1, modes)
-	}
-	t.Logf("%d of %d points valid", valid, len(rows)-1)
+	checkPoints(t, runs[0])
 
 	// The mode the run found is back, and kpbench's namespace is gone.
 	if m := proxyMode(ctx, t, cs); m != "iptables" {

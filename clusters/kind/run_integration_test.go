@@ -83,7 +83,26 @@ func TestIntegrationKindRunOffline(t *testing.T) {
 	if err != nil || meta.Provider.Name != "kind" || !strings.HasPrefix(meta.Provider.Details["nodeImage"], "localhost/kpbench/node:") {
 		t.Errorf("run.json: %v, provider %+v", err, meta.Provider)
 	}
-	f, err := os.Open(filepath.Join(runs[0], "points.csv"))
+	rows, col := checkPoints(t, runs[0])
+	for _, r := range rows {
+		if c := r[col["cpu.node.covers"]]; !strings.Contains(c, "client node container's cgroup") {
+			t.Errorf("%s: the node CPU covers %q, want the client node container's cgroup", r[col["id"]], c)
+		}
+	}
+	after := leftovers(t)
+	for what, b := range before {
+		if !slices.Equal(b, after[what]) {
+			t.Errorf("%s before the run: %q; after it: %q", what, b, after[what])
+		}
+	}
+}
+
+// checkPoints reads the tiny scenario's points.csv in dir and checks its 8
+// points: both modes, each valid or invalid with a reason. It returns the
+// points' rows and the columns by name.
+func checkPoints(t *testing.T, dir string) ([][]string, map[string]int) {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, "points.csv"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +118,6 @@ func TestIntegrationKindRunOffline(t *testing.T) {
 	var modes []string
 	valid := 0
 	for _, r := range rows[1:] {
-		id := r[col["id"]]
 		if !slices.Contains(modes, r[col["mode"]]) {
 			modes = append(modes, r[col["mode"]])
 		}
@@ -107,10 +125,7 @@ func TestIntegrationKindRunOffline(t *testing.T) {
 		case r[col["valid"]] == "true":
 			valid++
 		case strings.TrimSpace(r[col["invalidReasons"]]) == "":
-			t.Errorf("%s: invalid without a reason", id)
-		}
-		if c := r[col["cpu.node.covers"]]; !strings.Contains(c, "client node container's cgroup") {
-			t.Errorf("%s: the node CPU covers %q, want the client node container's cgroup", id, c)
+			t.Errorf("%s: invalid without a reason", r[col["id"]])
 		}
 	}
 	slices.Sort(modes)
@@ -118,10 +133,5 @@ func TestIntegrationKindRunOffline(t *testing.T) {
 		t.Errorf("%d points in modes %v, want 8 in iptables and nftables", len(rows)-1, modes)
 	}
 	t.Logf("%d of %d points valid", valid, len(rows)-1)
-	after := leftovers(t)
-	for what, b := range before {
-		if !slices.Equal(b, after[what]) {
-			t.Errorf("%s before the run: %q; after it: %q", what, b, after[what])
-		}
-	}
+	return rows[1:], col
 }
