@@ -328,17 +328,34 @@ func ParseNFTServiceChain(out []byte, chain string) ([]string, error) {
 			continue
 		}
 		seen[f] = true
-		_, ep, ok := strings.Cut(f, "__")
-		ip, port, ok2 := strings.Cut(ep, "/")
-		if !ok || !ok2 {
+		ep, ok := nftEndpointChainAddr(f)
+		if !ok {
 			return nil, fmt.Errorf("%w: chain %s: endpoint chain name %q", ErrRules, chain, f)
 		}
-		if _, err := netip.ParseAddr(ip); err != nil {
-			ip = strings.ReplaceAll(ip, ".", ":") // IPv6, its colons written as dots
-		}
-		eps = append(eps, net.JoinHostPort(ip, port))
+		eps = append(eps, ep)
 	}
 	return eps, nil
+}
+
+// nftEndpointChainAddr is the endpoint (IP:port) an endpoint-… chain of
+// kube-proxy's stands for: its name ends in "__<ip>/<port>", an IPv6
+// address's colons written as dots.
+func nftEndpointChainAddr(name string) (string, bool) {
+	_, ep, ok := strings.Cut(name, "__")
+	ip, port, ok2 := strings.Cut(ep, "/")
+	if !ok || !ok2 || ip == "" || port == "" {
+		return "", false
+	}
+	if _, err := netip.ParseAddr(ip); err != nil {
+		ip = strings.ReplaceAll(ip, ".", ":")
+		if _, err := netip.ParseAddr(ip); err != nil {
+			return "", false
+		}
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return "", false
+	}
+	return net.JoinHostPort(ip, port), true
 }
 
 // ParseIPVSService reads `ipvsadm -Ln -t <ClusterIP>:<port>`: the real

@@ -15,7 +15,8 @@ import (
 
 // RuleReader reads the client node's rules; the sweep gives a NodeReader
 // built on collector.Runner (kubeproxy.NodeRunner(node.Run)), which runs a
-// command on the node.
+// command on the node, or, in nftables mode on the lab's node, an
+// NFTNetlinkReader, which speaks netlink in the node's namespace.
 type RuleReader interface {
 	// Read returns what the node's rules say of one Service: the endpoint
 	// addresses its rules lead to, and whether its ClusterIP has a rule at
@@ -110,8 +111,9 @@ type WatchStats struct {
 	// change, to the end of the read that did. ProgrammedAt is that
 	// read's end, so a latency is an upper bound by at most this much.
 	Window runs.DurationSummary `json:"window"`
-	// Cost is what the reads cost on the node, by kind of command (when
-	// the reader reports it).
+	// Cost is what the reads cost on the node, by kind of command or,
+	// for NFTNetlinkReader, of netlink request (when the reader reports
+	// it).
 	Cost map[string]CommandCost `json:"cost,omitempty"`
 }
 

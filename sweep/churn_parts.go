@@ -31,10 +31,11 @@ const churnPartsBuilt = true
 const DefaultSyncScrapeInterval = 250 * time.Millisecond
 
 // Watcher implements ChurnParts: churn's watcher over a reader of the
-// client node's rules (iptables-save, nft or ipvsadm there, at low
-// priority), and a tracker of kube-proxy's syncs from its metrics.
+// client node's rules (iptables, nft or ipvsadm there, at low priority;
+// netlink in the lab's node namespace in nftables mode: ruleReader), and a
+// tracker of kube-proxy's syncs from its metrics.
 func (s *ServiceChurn) Watcher(mode scenarios.Mode) (ChurnWatcher, error) {
-	reader, err := churn.NewNodeReader(mode, kubeproxy.NodeRunner(s.Node.Run), readerOptions(s.Node))
+	reader, err := ruleReader(mode, s.Node)
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +141,7 @@ func (s *ServiceChurn) SyncCost(ctx context.Context, run *runs.Run, mode scenari
 	if err := w.Load(ctx); err != nil {
 		return err
 	}
-	reader, err := churn.NewNodeReader(mode, kubeproxy.NodeRunner(s.Node.Run), readerOptions(s.Node))
+	reader, err := ruleReader(mode, s.Node)
 	if err != nil {
 		return err
 	}
@@ -196,6 +197,35 @@ func (s *ServiceChurn) SyncCost(ctx context.Context, run *runs.Run, mode scenari
 // the node CPU a point measures.
 type observerNode interface {
 	ObserverCPUs() []int
+}
+
+// netnsNode is a client node whose network namespace is on this machine
+// (the lab's), at NetNSPath.
+type netnsNode interface {
+	NetNSPath() string
+}
+
+// ruleReader is the reader of the client node's rules in mode: in
+// nftables mode on a node whose network namespace is on this machine (the
+// lab), churn's netlink reader, in-process, on the node's observer CPUs;
+// else a NodeReader running iptables, nft or ipvsadm on the node.
+func ruleReader(mode scenarios.Mode, node clusters.ClientNode) (churn.RuleReader, error) {
+	if n, ok := node.(netnsNode); ok && mode == scenarios.ModeNFTables {
+		var cpus []int
+		if o, ok := node.(observerNode); ok {
+			cpus = o.ObserverCPUs()
+		}
+		r, err := churn.NewNFTNetlinkReader(n.NetNSPath(), churn.NetlinkOptions{CPUs: cpus})
+		if err != nil {
+			return nil, err
+		}
+		return r, nil
+	}
+	r, err := churn.NewNodeReader(mode, kubeproxy.NodeRunner(node.Run), readerOptions(node))
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // readerOptions runs the rule reads at nice 19 on the node's observer

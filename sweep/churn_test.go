@@ -585,3 +585,39 @@ func TestChurnReaderRunsOffTheNodeCPUs(t *testing.T) {
 		t.Errorf("other node: prefix %q, want the reader's default", got)
 	}
 }
+
+// netnsCluster is a fake cluster whose client node's network namespace is
+// on this machine (as the lab's is).
+type netnsCluster struct {
+	observedCluster
+	path string
+}
+
+func (n *netnsCluster) NetNSPath() string { return n.path }
+
+// In nftables mode on a node whose namespace is on this machine (the lab)
+// the rules are read in-process over netlink; anywhere else, and in the
+// other modes, by the node's tools.
+func TestChurnReaderNetlinkOnTheLab(t *testing.T) {
+	lab := &netnsCluster{observedCluster: observedCluster{cpus: []int{1}}, path: t.TempDir()}
+	r, err := ruleReader(scenarios.ModeNFTables, lab)
+	if _, ok := r.(*churn.NFTNetlinkReader); !ok || err != nil {
+		t.Errorf("lab node, nftables: %T, %v; want the netlink reader", r, err)
+	}
+	for _, m := range []scenarios.Mode{scenarios.ModeIPTables, scenarios.ModeIPVS} {
+		if r, err := ruleReader(m, lab); err != nil {
+			t.Errorf("lab node, %s: %v", m, err)
+		} else if _, ok := r.(*churn.NodeReader); !ok {
+			t.Errorf("lab node, %s: %T, want a NodeReader", m, r)
+		}
+	}
+	if r, err := ruleReader(scenarios.ModeNFTables, &observedCluster{}); err != nil {
+		t.Errorf("other node: %v", err)
+	} else if _, ok := r.(*churn.NodeReader); !ok {
+		t.Errorf("other node, nftables: %T, want a NodeReader", r)
+	}
+	lab.path += "/gone"
+	if _, err := ruleReader(scenarios.ModeNFTables, lab); err == nil {
+		t.Error("a lab node whose namespace is gone: no error")
+	}
+}

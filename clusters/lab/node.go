@@ -92,6 +92,11 @@ func (n *clientNode) ObserverCPUs() []int {
 	return st.OtherCPUs
 }
 
+// NetNSPath is the path of the client node's network namespace on this
+// machine: kpbench's in-process observers of the node (churn's netlink
+// rule reader) open their sockets in it.
+func (n *clientNode) NetNSPath() string { return netns.Path(n.l.nsName("node")) }
+
 // ProcRoot is /proc: the lab's processes are processes of this machine.
 func (n *clientNode) ProcRoot() string { return "/proc" }
 
