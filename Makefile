@@ -87,10 +87,7 @@ verify: generate
 	@if ! git diff --quiet -- collector/firstpacket; then echo "the committed BPF objects differ from a fresh 'make generate':"; git diff --stat -- collector/firstpacket; exit 1; fi
 	@fmt=$$(gofmt -l . | grep -v '^results/' || true); if [ -n "$$fmt" ]; then echo "gofmt would change:"; echo "$$fmt"; exit 1; fi
 	$(GO) vet ./...
-	@cp go.mod /tmp/kpbench-go.mod.bak; cp go.sum /tmp/kpbench-go.sum.bak; \
-	 $(GO) mod tidy; \
-	 if ! git diff --quiet -- go.mod go.sum; then echo "go mod tidy changed go.mod/go.sum"; git diff -- go.mod go.sum; \
-	   cp /tmp/kpbench-go.mod.bak go.mod; cp /tmp/kpbench-go.sum.bak go.sum; exit 1; fi
+	@if ! $(GO) mod tidy -diff; then echo "go mod tidy would change go.mod/go.sum (the diff above)"; exit 1; fi
 
 clean:
 	rm -rf bin
