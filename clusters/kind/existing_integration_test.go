@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,7 +16,6 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kpbench/kpbench/clusters/containerimage"
-	"github.com/kpbench/kpbench/clusters/kind"
 	"github.com/kpbench/kpbench/clusters/manifests"
 	"github.com/kpbench/kpbench/scenarios"
 )
@@ -40,24 +38,7 @@ func TestIntegrationExistingOnKindOffline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
 	before := leftovers(t)
-	p, err := kind.New(kind.Options{
-		Name:         "kpb-ex-it",
-		Topology:     kind.Topology{NodeImage: kind.NodeImageOffline},
-		ImageArchive: archive,
-		StateDir:     t.TempDir(),
-		Logger:       slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	deleted := false
-	t.Cleanup(func() {
-		if !deleted {
-			if err := p.Down(context.Background()); err != nil {
-				t.Errorf("deleting the cluster: %v", err)
-			}
-		}
-	})
+	p, down := offlineCluster(t, "kpb-ex-it", archive, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	if err := p.Create(ctx, scenarios.ModeIPTables); err != nil {
 		t.Fatal(err)
 	}
@@ -71,20 +52,10 @@ func TestIntegrationExistingOnKindOffline(t *testing.T) {
 		t.Fatalf("kube-proxy's ConfigMap says mode %q before the run, want iptables", m)
 	}
 
-	out := filepath.Join(dir, "results")
-	start := time.Now()
-	cmd := exec.CommandContext(ctx, bin, "run", "--provider", "existing", "--kubeconfig", p.KubeconfigPath(), "--yes",
-		"--image", containerimage.DefaultTag, "--pull-policy", "Never", "-f", scenario, "--out", out, "--log-format", "text")
-	log, err := cmd.CombinedOutput()
-	t.Logf("kpbench run --provider existing on a kind cluster: %v", time.Since(start).Round(time.Second))
-	if err != nil {
-		t.Fatalf("kpbench run: %v\n%s", err, log)
-	}
-	runs, _ := filepath.Glob(filepath.Join(out, "*_kind-tiny"))
-	if len(runs) != 1 {
-		t.Fatalf("run directories %v\n%s", runs, log)
-	}
-	checkPoints(t, runs[0])
+	run := runTiny(ctx, t, "kpbench run --provider existing on a kind cluster", bin, filepath.Join(dir, "results"),
+		"--provider", "existing", "--kubeconfig", p.KubeconfigPath(), "--yes",
+		"--image", containerimage.DefaultTag, "--pull-policy", "Never", "-f", scenario)
+	checkPoints(t, run)
 
 	// The mode the run found is back, and kpbench's namespace is gone.
 	if m := proxyMode(ctx, t, cs); m != "iptables" {
@@ -94,8 +65,7 @@ func TestIntegrationExistingOnKindOffline(t *testing.T) {
 		t.Errorf("namespace %s: %v", manifests.Namespace, err)
 	}
 
-	deleted = true
-	if err := p.Down(ctx); err != nil {
+	if err := down(ctx); err != nil {
 		t.Fatalf("cluster delete: %v", err)
 	}
 	after := leftovers(t)

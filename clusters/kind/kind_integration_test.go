@@ -46,24 +46,7 @@ func TestIntegrationKindClusterOffline(t *testing.T) {
 	archive, _ := kpbenchImage(t)
 	before := leftovers(t)
 	name := fmt.Sprintf("kpb-it-%d", os.Getpid()%100000)
-	p, err := kind.New(kind.Options{
-		Name:         name,
-		Topology:     kind.Topology{NodeImage: kind.NodeImageOffline},
-		ImageArchive: archive,
-		StateDir:     t.TempDir(),
-		Logger:       logger,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	deleted := false
-	t.Cleanup(func() {
-		if !deleted {
-			if err := p.Down(context.Background()); err != nil {
-				t.Errorf("deleting the cluster: %v", err)
-			}
-		}
-	})
+	p, down := offlineCluster(t, name, archive, logger)
 	start := time.Now()
 	if err := p.Create(ctx, scenarios.ModeIPTables); err != nil {
 		t.Fatal(err)
@@ -89,8 +72,7 @@ func TestIntegrationKindClusterOffline(t *testing.T) {
 	t.Logf("cross-node Service check: %v", time.Since(start).Round(time.Second))
 
 	start = time.Now()
-	deleted = true
-	if err := p.Down(ctx); err != nil {
+	if err := down(ctx); err != nil {
 		t.Fatalf("cluster delete: %v", err)
 	}
 	t.Logf("cluster delete: %v", time.Since(start).Round(time.Second))
@@ -104,6 +86,53 @@ func TestIntegrationKindClusterOffline(t *testing.T) {
 
 // needKind skips unless this machine can run kind's nodes with podman
 // and build the offline node image, and makes kind use podman.
+// offlineCluster is the kind provider for a cluster named name from the
+// offline node image, deleted when the test ends unless down deleted it.
+func offlineCluster(t *testing.T, name, archive string, logger *slog.Logger) (p *kind.Provider, down func(context.Context) error) {
+	t.Helper()
+	p, err := kind.New(kind.Options{
+		Name:         name,
+		Topology:     kind.Topology{NodeImage: kind.NodeImageOffline},
+		ImageArchive: archive,
+		StateDir:     t.TempDir(),
+		Logger:       logger,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleted := false
+	t.Cleanup(func() {
+		if !deleted {
+			if err := p.Down(context.Background()); err != nil {
+				t.Errorf("deleting the cluster: %v", err)
+			}
+		}
+	})
+	return p, func(ctx context.Context) error {
+		deleted = true
+		return p.Down(ctx)
+	}
+}
+
+// runTiny runs `kpbench run` with args (the tiny scenario's) under what,
+// failing the test unless it wrote exactly one run directory, which it
+// returns.
+func runTiny(ctx context.Context, t *testing.T, what, bin, out string, args ...string) string {
+	t.Helper()
+	start := time.Now()
+	cmd := exec.CommandContext(ctx, bin, append([]string{"run"}, append(args, "--out", out, "--log-format", "text")...)...)
+	log, err := cmd.CombinedOutput()
+	t.Logf("%s: %v", what, time.Since(start).Round(time.Second))
+	if err != nil {
+		t.Fatalf("kpbench run: %v\n%s", err, log)
+	}
+	runs, _ := filepath.Glob(filepath.Join(out, "*_kind-tiny"))
+	if len(runs) != 1 {
+		t.Fatalf("run directories %v\n%s", runs, log)
+	}
+	return runs[0]
+}
+
 func needKind(t *testing.T) {
 	t.Helper()
 	if os.Getenv("KPBENCH_SKIP_INTEGRATION") == "1" {

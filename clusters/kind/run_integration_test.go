@@ -5,7 +5,6 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -57,33 +56,22 @@ func TestIntegrationKindRunOffline(t *testing.T) {
 	before := leftovers(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	out := filepath.Join(dir, "results")
-	start := time.Now()
-	cmd := exec.CommandContext(ctx, bin, "run", "--provider", "kind", "--k8s-image", "offline",
-		"--name", "kpb-run-it", "--image-archive", archive, "-f", scenario, "--out", out, "--log-format", "text")
-	log, err := cmd.CombinedOutput()
-	t.Logf("kpbench run --provider kind: %v", time.Since(start).Round(time.Second))
-	if err != nil {
-		t.Fatalf("kpbench run: %v\n%s", err, log)
-	}
-	runs, _ := filepath.Glob(filepath.Join(out, "*_kind-tiny"))
-	if len(runs) != 1 {
-		t.Fatalf("run directories %v\n%s", runs, log)
-	}
+	run := runTiny(ctx, t, "kpbench run --provider kind", bin, filepath.Join(dir, "results"),
+		"--provider", "kind", "--k8s-image", "offline", "--name", "kpb-run-it", "--image-archive", archive, "-f", scenario)
 	var meta struct {
 		Provider struct {
 			Name    string            `json:"name"`
 			Details map[string]string `json:"details"`
 		} `json:"provider"`
 	}
-	b, err := os.ReadFile(filepath.Join(runs[0], "run.json"))
+	b, err := os.ReadFile(filepath.Join(run, "run.json"))
 	if err == nil {
 		err = json.Unmarshal(b, &meta)
 	}
 	if err != nil || meta.Provider.Name != "kind" || !strings.HasPrefix(meta.Provider.Details["nodeImage"], "localhost/kpbench/node:") {
 		t.Errorf("run.json: %v, provider %+v", err, meta.Provider)
 	}
-	rows, col := checkPoints(t, runs[0])
+	rows, col := checkPoints(t, run)
 	for _, r := range rows {
 		if c := r[col["cpu.node.covers"]]; !strings.Contains(c, "client node container's cgroup") {
 			t.Errorf("%s: the node CPU covers %q, want the client node container's cgroup", r[col["id"]], c)
