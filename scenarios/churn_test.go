@@ -94,7 +94,7 @@ func TestChurnCatalog(t *testing.T) {
 	if c == nil || c.Rate != 10 || !reflect.DeepEqual(c.Kinds, &ChurnKinds{EndpointReplace: 1}) || !c.TargetOn() || !c.SyncCosts {
 		t.Fatalf("churn catalog: %+v", c)
 	}
-	if !reflect.DeepEqual(sp.Services, []int{1000, 2000}) || sp.Order != OrderModes || !slices.Contains(sp.Modes, ModeIPTables) || !slices.Contains(sp.Modes, ModeNFTables) ||
+	if !reflect.DeepEqual(sp.Services, []int{1000, 2000}) || sp.Order != OrderSteps || !slices.Contains(sp.Modes, ModeIPTables) || !slices.Contains(sp.Modes, ModeNFTables) ||
 		!slices.Contains(sp.Modes, ModeIPVS) || !reflect.DeepEqual(sp.Load.RequestsPerConn, []int{1, 100}) || sp.Backends <= sp.EndpointsPerService {
 		t.Errorf("churn catalog spec: %+v", sp)
 	}
