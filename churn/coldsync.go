@@ -46,9 +46,8 @@ type SyncCostProbe struct {
 	Samples int
 	// Poll is the interval of the metric and rule reads (100 ms when 0).
 	Poll time.Duration
-	// Timeout bounds the wait for the cold sync (20 min when 0: upstream
-	// reports a cold nftables sync of 13 min at 5,000 Services with 50
-	// endpoints each).
+	// Timeout bounds the wait for the cold sync
+	// (scenarios.DefaultSyncTimeout when 0).
 	Timeout time.Duration
 	// SampleTimeout bounds the wait for each incremental sample's sync
 	// and programming (when 0: 10 times the cold restart-to-synced time,
@@ -71,7 +70,7 @@ func (p *SyncCostProbe) defaults() {
 		p.Poll = 100 * time.Millisecond
 	}
 	if p.Timeout <= 0 {
-		p.Timeout = 20 * time.Minute
+		p.Timeout = scenarios.DefaultSyncTimeout
 	}
 	if p.Now == nil {
 		p.Now = time.Now

@@ -34,6 +34,14 @@ func TestChurnDefaults(t *testing.T) {
 		c.Hold.D() != 2*time.Second || c.Grace == nil || c.GraceDuration() != 0 {
 		t.Errorf("explicit churn: %+v (kinds %+v)", c, c.Kinds)
 	}
+	// A sync timeout stays as given; unset it is left to the probe's
+	// default, so that run.json keeps what the scenario said.
+	if s, err := Parse(churnDoc("  services: [100]\n  backends: 20\n  churn:\n    rate: 10\n    syncCosts: true\n    syncTimeout: 90m\n")); err != nil || s.Spec.Churn.SyncTimeout.D() != 90*time.Minute {
+		t.Errorf("syncTimeout 90m: %v, %+v", err, s)
+	}
+	if c.SyncTimeout != 0 {
+		t.Errorf("syncTimeout unset parsed as %s", c.SyncTimeout)
+	}
 	// Without spec.churn a scenario has none.
 	if s, err := Parse(churnDoc("  services: [1]\n")); err != nil || s.Spec.Churn != nil {
 		t.Errorf("a scenario without churn: %v, %+v", err, s)
@@ -57,6 +65,8 @@ func TestChurnErrors(t *testing.T) {
 		{"unknown and mistyped", "  services: [10]\n  backends: 20\n  churn:\n    rate: 1\n    rat: 10\n    target: yes please\n    kinds:\n      endpointReplace: 1\n      rollout: 1\n",
 			[]string{"spec.churn.kinds.rollout", "spec.churn.rat", "spec.churn.target"}},
 		{"not an object", "  services: [10]\n  churn: 10\n", []string{"spec.churn"}},
+		{"negative sync timeout", "  services: [10]\n  backends: 20\n  churn:\n    rate: 1\n    syncCosts: true\n    syncTimeout: -1m\n", []string{"spec.churn.syncTimeout"}},
+		{"sync timeout without sync costs", "  services: [10]\n  backends: 20\n  churn:\n    rate: 1\n    syncTimeout: 90m\n", []string{"spec.churn.syncTimeout"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse(churnDoc(tc.spec))

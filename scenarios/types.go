@@ -242,6 +242,10 @@ type Churn struct {
 	// one API change each (run.json's syncCosts). It needs a provider that
 	// can restart kube-proxy (one that switches modes).
 	SyncCosts bool `json:"syncCosts,omitempty"`
+	// SyncTimeout bounds the wait for that cold full sync; unset,
+	// DefaultSyncTimeout. A cold sync that takes longer fails the step's
+	// sync-cost measurement (a problem recorded in run.json), not the run.
+	SyncTimeout Duration `json:"syncTimeout,omitempty"`
 }
 
 // ChurnKinds are the relative weights of churn's operations. Each is drawn

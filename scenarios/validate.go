@@ -249,6 +249,11 @@ func validateChurn(sp *Spec, add func(path, format string, args ...any)) {
 	if c.Hold.D() <= 0 {
 		add("spec.churn.hold", "must be positive (how long a Service stays at zero endpoints, or a created one lives), got %s", c.Hold)
 	}
+	if c.SyncTimeout < 0 {
+		add("spec.churn.syncTimeout", "must be positive (how long a cold full sync may take), got %s", c.SyncTimeout)
+	} else if c.SyncTimeout > 0 && !c.SyncCosts {
+		add("spec.churn.syncTimeout", "is set (%s) but spec.churn.syncCosts is not: it bounds the cold sync that syncCosts measures", c.SyncTimeout)
+	}
 	if c.GraceDuration() < 0 {
 		add("spec.churn.grace", "must not be negative, got %s", c.Grace)
 	}

@@ -150,8 +150,13 @@ func (s *ServiceChurn) SyncCost(ctx context.Context, run *runs.Run, mode scenari
 	// zero and back, one write each.
 	spare := len(s.Template.EndpointIPs) > s.Template.EndpointsPerService
 	zero := false
+	var timeout time.Duration // the probe's default
+	if c := run.Scenario.Spec.Churn; c != nil {
+		timeout = c.SyncTimeout.D()
+	}
 	probe := &churn.SyncCostProbe{
 		Mode:    mode,
+		Timeout: timeout,
 		Restart: restart,
 		Scrape:  collector.KubeProxyScraper{Fetch: s.Node.KubeProxyGet}.Scrape,
 		Reader:  reader,

@@ -91,3 +91,11 @@ type LoadRunner interface {
 type RuleCounter interface {
 	Count(ctx context.Context, mode scenarios.Mode) (runs.Rules, error)
 }
+
+// EndpointChainCounter is a RuleCounter that also counts kube-proxy's
+// per-endpoint chains (KUBE-SEP-*) in iptables mode, stale ones included:
+// the engine waits after a step down until kube-proxy has deleted those of
+// the removed Services (Engine.awaitCleanup).
+type EndpointChainCounter interface {
+	EndpointChains(ctx context.Context) (int, error)
+}

@@ -257,3 +257,12 @@ func (r NodeRules) Count(ctx context.Context, mode scenarios.Mode) (runs.Rules, 
 	}
 	return rc.RunsRules(), nil
 }
+
+// EndpointChains implements EndpointChainCounter.
+func (r NodeRules) EndpointChains(ctx context.Context) (int, error) {
+	rc, err := collector.CountRules(ctx, scenarios.ModeIPTables, kubeproxy.NodeRunner(r.Node.Run))
+	if err != nil {
+		return 0, err
+	}
+	return rc.IPTables.EndpointChains, nil
+}

@@ -476,3 +476,97 @@ func TestWarmupInsideTheMeasuredLoad(t *testing.T) {
 		t.Errorf("load args %q", args)
 	}
 }
+
+// chainRules is a RuleCounter that also counts endpoint chains like
+// kube-proxy in large-cluster mode: a step down leaves the removed
+// Services' chains in place until a later cleanup, after lag polls (never
+// when lag < 0).
+type chainRules struct {
+	fakeRules
+	scaler *fakeScaler
+	events *[]string
+	lag    int
+	last   int // the scaler's step at the last count
+	stale  int // chains left by steps down
+	polls  int // counts since the stale chains appeared
+}
+
+func (c *chainRules) EndpointChains(context.Context) (int, error) {
+	if n := c.scaler.n; n < c.last {
+		c.stale += (c.last - n) * 10
+		c.polls = 0
+	}
+	c.last = c.scaler.n
+	if c.stale > 0 {
+		c.polls++
+		if c.lag >= 0 && c.polls > c.lag {
+			c.stale = 0
+		}
+	}
+	have := 1 + 10*c.scaler.n + c.stale // the kubernetes Service's one endpoint too
+	*c.events = append(*c.events, fmt.Sprintf("chains %d", have))
+	return have, nil
+}
+
+// TestStepDownWaitsForStaleChains: after a step down in iptables mode the
+// engine counts endpoint chains until kube-proxy has deleted the removed
+// Services' (here after two more counts), before any point; a cleanup that
+// never comes is a problem of the run after CleanupTimeout, and the run
+// goes on.
+func TestStepDownWaitsForStaleChains(t *testing.T) {
+	const spec = "  modes: [iptables]\n  services: [1, 10]\n  endpointsPerService: 10\n  load:\n    duration: 1s\n    warmup: 1s\n    requestsPerConn: [1]\n  repetitions: 2\n  order: steps\n  seed: 7\n"
+	for _, tc := range []struct {
+		name string
+		lag  int
+	}{{"cleaned", 2}, {"never", -1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, run, dir, _, _, events := setup(t, spec)
+			cr := &chainRules{scaler: e.Scaler.(*fakeScaler), events: events, lag: tc.lag}
+			e.Rules, e.CleanupPoll, e.CleanupTimeout = cr, time.Millisecond, 50*time.Millisecond
+			if err := e.Run(context.Background(), &runs.Record{Dir: dir, Run: run}); err != nil {
+				t.Fatal(err)
+			}
+			// Between the scale to 1 that follows 10 and the next load, the
+			// chains are counted down to 11 (1 + 10 × 1), or the wait gives up.
+			i := slices.Index(*events, "scale 10")
+			j := i + 1 + slices.Index((*events)[i+1:], "scale 1")
+			if i < 0 || j <= i {
+				t.Fatalf("no step down from 10 to 1 in %q", *events)
+			}
+			var between []string
+			for _, ev := range (*events)[j+1:] {
+				if strings.HasPrefix(ev, "load") || strings.HasPrefix(ev, "warmup") {
+					break
+				}
+				if strings.HasPrefix(ev, "chains") {
+					between = append(between, ev)
+				}
+			}
+			switch tc.name {
+			case "cleaned":
+				if want := []string{"chains 101", "chains 101", "chains 11"}; !reflect.DeepEqual(between, want) {
+					t.Errorf("counts after the step down %q, want %q (events %q)", between, want, *events)
+				}
+				if len(run.Problems) != 0 {
+					t.Errorf("problems %q", run.Problems)
+				}
+			case "never":
+				if len(between) < 2 || between[len(between)-1] != "chains 101" {
+					t.Errorf("counts after the step down %q: want the wait to poll until it gives up", between)
+				}
+				if len(run.Problems) == 0 || !strings.Contains(run.Problems[0], "still held 101 iptables endpoint chains (want at most 11)") {
+					t.Errorf("problems %q, want the cleanup that never came", run.Problems)
+				}
+				pts, err := runs.ReadPoints(dir)
+				if err != nil || len(pts) != 4 {
+					t.Errorf("%d points (%v): the run should go on", len(pts), err)
+				}
+			}
+			// A step up or the first step is not waited for: the count
+			// before scaling happens only on the way down.
+			if n := strings.Count(strings.Join(*events, ","), "chains"); n == 0 {
+				t.Error("no endpoint chains counted")
+			}
+		})
+	}
+}
