@@ -84,8 +84,6 @@ func TestIntegrationKindClusterOffline(t *testing.T) {
 	}
 }
 
-// needKind skips unless this machine can run kind's nodes with podman
-// and build the offline node image, and makes kind use podman.
 // offlineCluster is the kind provider for a cluster named name from the
 // offline node image, deleted when the test ends unless down deleted it.
 func offlineCluster(t *testing.T, name, archive string, logger *slog.Logger) (p *kind.Provider, down func(context.Context) error) {
@@ -133,6 +131,8 @@ func runTiny(ctx context.Context, t *testing.T, what, bin, out string, args ...s
 	return runs[0]
 }
 
+// needKind skips unless this machine can run kind's nodes with podman
+// and build the offline node image, and makes kind use podman.
 func needKind(t *testing.T) {
 	t.Helper()
 	if os.Getenv("KPBENCH_SKIP_INTEGRATION") == "1" {
