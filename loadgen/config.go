@@ -36,7 +36,9 @@ type Config struct {
 	// (BatchStart). Fewer wake-ups (less client CPU at high rates) for a
 	// burstier arrival process: Rate*Tick requests at a time, which queue at
 	// the server as any burst does. Latency and lag count from the batch's
-	// start. Zero sends every request at its own due time.
+	// start. Zero sends every request at its own due time; TickAuto (what
+	// `kpbench load` and the engine use unless told otherwise) batches in
+	// AutoTick ticks only above AutoTickAbove req/s (EffectiveTick).
 	Tick time.Duration
 	// Progress, when set, is called about once a second with what the run
 	// has done so far (from a goroutine of its own; it must not block).
@@ -58,6 +60,36 @@ type Config struct {
 	// stallAt and stallFor stop the dispatcher once, for stallFor, when
 	// stallAt has elapsed: a client descheduled mid-window (tests).
 	stallAt, stallFor time.Duration
+}
+
+// TickAuto, as Config.Tick, sends each request at its own due time up to
+// AutoTickAbove requests per second and in AutoTick batches above it. At
+// and below 1,000 req/s a 1 ms tick would hold at most one request, so
+// precise pacing sends the same requests at the same times; above it,
+// precise pacing wakes the client and the idle server once per request,
+// which costs the client more CPU per request than fortio (whose Go timers
+// fire with about this granularity) spends sending the same requests in
+// bursts (docs/loadgen.md). `--tick 0` keeps precise pacing at any rate.
+const TickAuto time.Duration = -1
+
+// AutoTick and AutoTickAbove are TickAuto's batch and the rate (req/s)
+// above which it batches.
+const (
+	AutoTick      = time.Millisecond
+	AutoTickAbove = 1000.0
+)
+
+// EffectiveTick is the tick c's requests are sent in: c.Tick, or for
+// TickAuto, AutoTick above AutoTickAbove req/s and 0 (each request at its
+// own due time) at or below it.
+func (c *Config) EffectiveTick() time.Duration {
+	if c.Tick != TickAuto {
+		return c.Tick
+	}
+	if c.Rate > AutoTickAbove {
+		return AutoTick
+	}
+	return 0
 }
 
 // ErrInvalidConfig marks a Config that Validate rejects.
@@ -89,8 +121,8 @@ func (c *Config) Validate() error {
 	if c.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("timeout must not be negative, got %v", c.Timeout))
 	}
-	if c.Tick < 0 {
-		errs = append(errs, fmt.Errorf("tick must not be negative, got %v", c.Tick))
+	if c.Tick < 0 && c.Tick != TickAuto {
+		errs = append(errs, fmt.Errorf("tick must be \"auto\", 0 or positive, got %v", c.Tick))
 	}
 	if c.MaxInflight < 0 {
 		errs = append(errs, fmt.Errorf("max inflight must not be negative, got %d", c.MaxInflight))

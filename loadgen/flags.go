@@ -37,6 +37,34 @@ func durationFlag(get func(c *Config) *time.Duration, def time.Duration, always 
 		}
 }
 
+// tickValue is --tick: "auto" (TickAuto) or a duration.
+type tickValue time.Duration
+
+func (t *tickValue) String() string {
+	if time.Duration(*t) == TickAuto {
+		return "auto"
+	}
+	return time.Duration(*t).String()
+}
+
+func (t *tickValue) Set(s string) error {
+	if s == "auto" {
+		*t = tickValue(TickAuto)
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("want auto or a duration such as 1ms: %w", err)
+	}
+	if d < 0 {
+		return fmt.Errorf("want auto, 0 or a positive duration, got %v", d)
+	}
+	*t = tickValue(d)
+	return nil
+}
+
+func (t *tickValue) Type() string { return "auto|duration" }
+
 var flags = func() []flag {
 	var fl []flag
 	add := func(name, usage string, bind func(*pflag.FlagSet, *Config, string, string), arg func(*Config) string) {
@@ -67,8 +95,17 @@ var flags = func() []flag {
 			}
 			return strconv.FormatUint(c.Seed, 10)
 		})
-	b, a = durationFlag(func(c *Config) *time.Duration { return &c.Tick }, 0, false)
-	add("tick", "send in batches: wake once per tick and send at once every request due before the next tick (fewer wake-ups, so less client CPU at high rates, for burstier arrivals; lag and latency count from the batch's start); 0 = every request at its own due time", b, a)
+	add("tick", "send in batches: wake once per tick and send at once every request due before the next tick (fewer wake-ups, so less client CPU at high rates, for burstier arrivals; lag and latency count from the batch's start); 0 = every request at its own due time; auto = 0 up to 1,000 req/s and 1ms above",
+		func(fs *pflag.FlagSet, c *Config, n, u string) {
+			c.Tick = TickAuto
+			fs.Var((*tickValue)(&c.Tick), n, u)
+		},
+		func(c *Config) string {
+			if c.Tick == TickAuto {
+				return ""
+			}
+			return c.Tick.String()
+		})
 	add("abort-when-behind", "end the run (invalid) as soon as the client falls behind its schedule, rather than at --duration",
 		func(fs *pflag.FlagSet, c *Config, n, u string) { fs.BoolVar(&c.AbortWhenBehind, n, false, u) },
 		func(c *Config) string {
@@ -92,7 +129,8 @@ func BindFlags(fs *pflag.FlagSet, c *Config) {
 // Args returns c as `kpbench load` arguments: the flags BindFlags reads,
 // then the URLs. Rate, duration, warm-up, requests per connection,
 // timeout and the in-flight bound are always written (a zero is a value);
-// the rest only when set.
+// the tick unless it is TickAuto (the flag's default; a zero tick is
+// precise pacing and is written); the rest only when set.
 func (c Config) Args() []string {
 	var args []string
 	for _, f := range flags {

@@ -27,6 +27,8 @@ func TestArgsRoundTrip(t *testing.T) {
 			RequestsPerConn: 0, Timeout: time.Second, MaxInflight: 1}},
 		{"every optional field", Config{URLs: []string{"http://a/"}, Rate: 10000, Duration: 3 * time.Second, Warmup: time.Millisecond,
 			RequestsPerConn: 0, Timeout: time.Second, MaxInflight: 2000, Seed: 42, Tick: 500 * time.Microsecond, AbortWhenBehind: true}},
+		{"the automatic tick", Config{URLs: []string{"http://a/"}, Rate: 2000, Duration: time.Second, Timeout: time.Second, MaxInflight: 1, Tick: TickAuto}},
+		{"precise pacing above 1,000 req/s", Config{URLs: []string{"http://a/"}, Rate: 2000, Duration: time.Second, Timeout: time.Second, MaxInflight: 1, Tick: 0}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -42,8 +44,9 @@ func TestArgsRoundTrip(t *testing.T) {
 	}
 }
 
-// TestDefaultsAreTheScenarios: a bare `kpbench load` and a zero Config run
-// as a scenario's point does.
+// TestDefaultsAreTheScenarios: a bare `kpbench load` runs as a scenario's
+// point does (the engine's side, the automatic tick, is sweep's
+// TestLoadRequestTicksAutomatically).
 func TestDefaultsAreTheScenarios(t *testing.T) {
 	t.Parallel()
 	got, err := ParseArgs([]string{"http://a/"})
@@ -51,7 +54,7 @@ func TestDefaultsAreTheScenarios(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{URLs: []string{"http://a/"}, Rate: scenarios.DefaultRate, Duration: scenarios.DefaultDuration, Warmup: scenarios.DefaultWarmup,
-		Timeout: scenarios.DefaultTimeout, MaxInflight: scenarios.DefaultMaxInflight}
+		Timeout: scenarios.DefaultTimeout, MaxInflight: scenarios.DefaultMaxInflight, Tick: TickAuto}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("defaults %+v, want the scenario's %+v", got, want)
 	}
@@ -85,4 +88,67 @@ func TestBindFlagsNamesEveryArg(t *testing.T) {
 			t.Errorf("BindFlags registers --%s, which Args never writes", f.Name)
 		}
 	})
+}
+
+// TestTickFlag: --tick takes auto, 0 or a positive duration; anything else
+// is refused with what it takes. Args leaves auto out (the default) and
+// writes a zero tick, which is precise pacing, not the default.
+func TestTickFlag(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		arg  string
+		want time.Duration
+	}{{"auto", TickAuto}, {"0", 0}, {"0s", 0}, {"1ms", time.Millisecond}, {"250us", 250 * time.Microsecond}} {
+		c, err := ParseArgs([]string{"--tick", tt.arg, "http://a/"})
+		if err != nil || c.Tick != tt.want {
+			t.Errorf("--tick %s: tick %v, err %v; want %v", tt.arg, c.Tick, err, tt.want)
+		}
+	}
+	for _, arg := range []string{"-1ms", "soon", "1", ""} {
+		_, err := ParseArgs([]string{"--tick", arg, "http://a/"})
+		if err == nil || !strings.Contains(err.Error(), "auto") {
+			t.Errorf("--tick %q: err %v, want a refusal that names auto", arg, err)
+		}
+	}
+	args := strings.Join(Config{URLs: []string{"http://a/"}, Rate: 2000, Tick: TickAuto}.Args(), " ")
+	if strings.Contains(args, "--tick") {
+		t.Errorf("auto tick written as %q; it is the default", args)
+	}
+	args = strings.Join(Config{URLs: []string{"http://a/"}, Rate: 2000}.Args(), " ")
+	if !strings.Contains(args, "--tick=0s") {
+		t.Errorf("a zero tick written as %q; want --tick=0s (precise pacing)", args)
+	}
+}
+
+// TestEffectiveTick: auto batches in 1 ms ticks above 1,000 req/s only; a
+// tick that was set is kept at any rate; Validate refuses a negative one
+// that is not auto.
+func TestEffectiveTick(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		rate float64
+		tick time.Duration
+		want time.Duration
+	}{
+		{1, TickAuto, 0},
+		{1000, TickAuto, 0},
+		{1000.5, TickAuto, time.Millisecond},
+		{2000, TickAuto, time.Millisecond},
+		{50000, TickAuto, time.Millisecond},
+		{2000, 0, 0},
+		{100, 5 * time.Millisecond, 5 * time.Millisecond},
+	} {
+		c := Config{Rate: tt.rate, Tick: tt.tick}
+		if got := c.EffectiveTick(); got != tt.want {
+			t.Errorf("rate %g, tick %v: effective %v, want %v", tt.rate, tt.tick, got, tt.want)
+		}
+	}
+	c := Config{URLs: []string{"http://a/"}, Rate: 10, Duration: time.Second, Tick: -2 * time.Millisecond}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "tick") {
+		t.Errorf("tick -2ms: %v, want refused", err)
+	}
+	c.Tick = TickAuto
+	if err := c.Validate(); err != nil {
+		t.Errorf("auto tick refused: %v", err)
+	}
 }

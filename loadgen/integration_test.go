@@ -199,6 +199,48 @@ func TestRunTickSendsInBatches(t *testing.T) {
 	}
 }
 
+// TestRunAutoTick: by default (auto) a run above 1,000 req/s sends in 1 ms
+// batches and says so; at 1,000 req/s and with --tick 0 each request
+// leaves on its own.
+func TestRunAutoTick(t *testing.T) {
+	skipIntegration(t)
+	bursts := func(rate float64, tick time.Duration) (int, *Summary) {
+		var l *arrivalListener
+		_, url := startServerOn(t, ServerConfig{}, func(inner net.Listener) net.Listener {
+			l = &arrivalListener{Listener: inner}
+			return l
+		})
+		s := mustRun(t, Config{URLs: []string{url}, Rate: rate, Duration: time.Second, Tick: tick})
+		if want := int64(rate); s.Requests != want || s.Errors.Total != 0 {
+			t.Fatalf("%g req/s, tick %v: sent %d with %d errors, want %d and none", rate, tick, s.Requests, s.Errors.Total, want)
+		}
+		at := l.arrivals()
+		n := 1
+		for i := 1; i < len(at); i++ {
+			if at[i].Sub(at[i-1]) >= 250*time.Microsecond {
+				n++
+			}
+		}
+		return n, s
+	}
+	auto, s := bursts(2000, TickAuto)
+	if s.TickSeconds != 0.001 {
+		t.Errorf("2,000 req/s, auto: tickSeconds %g, want 0.001", s.TickSeconds)
+	}
+	precise, s := bursts(2000, 0)
+	if s.TickSeconds != 0 {
+		t.Errorf("2,000 req/s, --tick 0: tickSeconds %g, want 0", s.TickSeconds)
+	}
+	// Batched: about 1,000 bursts of two (a stall of the machine can merge
+	// a few); one by one, 500 µs apart: about 2,000.
+	if auto < 500 || auto > 1400 || float64(precise) < 1.4*float64(auto) {
+		t.Errorf("2,000 requests arrived in %d bursts with the automatic tick and %d with --tick 0; want about 1,000 and 2,000", auto, precise)
+	}
+	if _, s := bursts(1000, TickAuto); s.TickSeconds != 0 {
+		t.Errorf("1,000 req/s, auto: tickSeconds %g, want 0 (each request on its own)", s.TickSeconds)
+	}
+}
+
 // arrivalListener records when each read on an accepted connection
 // returned data: with one small request per read, when requests arrived.
 type arrivalListener struct {

@@ -61,7 +61,7 @@ func MergeSummaries(parts []json.RawMessage) (json.RawMessage, error) {
 // merge folds parts (at least one) into a new summary; see MergeSummaries.
 func merge(parts []*Summary) (*Summary, error) {
 	first := parts[0]
-	out := &Summary{SchemaVersion: first.SchemaVersion, RequestsPerConn: first.RequestsPerConn}
+	out := &Summary{SchemaVersion: first.SchemaVersion, RequestsPerConn: first.RequestsPerConn, TickSeconds: first.TickSeconds}
 	hist := newHistograms()
 	byKind := map[string]int64{}
 	seenURL := map[string]bool{}
@@ -73,6 +73,9 @@ func merge(parts []*Summary) (*Summary, error) {
 		}
 		if p.RequestsPerConn != first.RequestsPerConn {
 			return nil, fmt.Errorf("client %d: requestsPerConn %d, client 0 has %d; the clients of one window must run alike", i, p.RequestsPerConn, first.RequestsPerConn)
+		}
+		if p.TickSeconds != first.TickSeconds {
+			return nil, fmt.Errorf("client %d: tickSeconds %g, client 0 has %g; the clients of one window must run alike", i, p.TickSeconds, first.TickSeconds)
 		}
 		if p.Histograms == nil {
 			return nil, fmt.Errorf("client %d: summary has no histograms; run kpbench load with --embed-histograms", i)

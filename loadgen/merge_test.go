@@ -281,6 +281,10 @@ func TestMergeSummariesRejects(t *testing.T) {
 	s.Histograms = enc
 	otherBounds, _ := json.Marshal(&s)
 	future := bytes.Replace(good, []byte(`"schemaVersion": 1,`), []byte(`"schemaVersion": 2,`), 1)
+	batched := bytes.Replace(good, []byte(`"tickSeconds": 0,`), []byte(`"tickSeconds": 0.001,`), 1)
+	if bytes.Equal(batched, good) {
+		t.Fatal("the summary fixture has no tickSeconds")
+	}
 
 	tests := []struct {
 		name   string
@@ -293,6 +297,8 @@ func TestMergeSummariesRejects(t *testing.T) {
 			want: "client 1: summary has no histograms; run kpbench load with --embed-histograms"},
 		{name: "requests per connection differ", parts: []json.RawMessage{good, persistent},
 			want: "client 1: requestsPerConn 0, client 0 has 1"},
+		{name: "ticks differ", parts: []json.RawMessage{good, batched},
+			want: "client 1: tickSeconds 0.001, client 0 has 0"},
 		{name: "schema version differs", parts: []json.RawMessage{good, future}, want: "client 1:", wantIs: ErrSchemaVersion},
 		{name: "corrupt histogram", parts: []json.RawMessage{corrupt, good}, want: "client 0: histograms: decoding histogram latency"},
 		{name: "histograms in another unit", parts: []json.RawMessage{good, ms}, want: `client 1: histograms: unit "ms", want ns`},

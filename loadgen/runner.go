@@ -42,6 +42,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.idleReuse == 0 {
 		cfg.idleReuse = maxIdleReuse
 	}
+	cfg.Tick = cfg.EffectiveTick()
 	targets, err := resolveTargets(ctx, cfg.URLs)
 	if err != nil {
 		return nil, err
@@ -291,6 +292,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	s.TargetRate = r.cfg.Rate
 	s.DurationSeconds = r.cfg.Duration.Seconds()
 	s.RequestsPerConn = r.cfg.RequestsPerConn
+	s.TickSeconds = r.cfg.Tick.Seconds()
 	s.URLs = append([]string(nil), r.cfg.URLs...)
 	s.StartedAt = startedAt.UTC()
 	s.MaxInflight = r.cfg.MaxInflight

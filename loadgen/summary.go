@@ -63,10 +63,13 @@ type Summary struct {
 	// What was asked, and a few facts that explain the numbers.
 	// MeasuredSeconds is the window's real length: DurationSeconds, or
 	// less when the run was interrupted or aborted.
-	DurationSeconds float64  `json:"durationSeconds"`
-	MeasuredSeconds float64  `json:"measuredSeconds"`
-	RequestsPerConn int      `json:"requestsPerConn"`
-	URLs            []string `json:"urls"`
+	DurationSeconds float64 `json:"durationSeconds"`
+	MeasuredSeconds float64 `json:"measuredSeconds"`
+	RequestsPerConn int     `json:"requestsPerConn"`
+	// TickSeconds is the tick the requests were sent in (Config.Tick as
+	// EffectiveTick resolved it): 0 when each left at its own due time.
+	TickSeconds float64  `json:"tickSeconds"`
+	URLs        []string `json:"urls"`
 	// TargetConnects counts, with several URLs, the connections opened to
 	// each (same order as URLs) in the measured window: which Services the
 	// random choice actually used, to weigh their depths.

@@ -315,6 +315,11 @@ func PlanIDs(sp *scenarios.Spec, mode scenarios.Mode) []string {
 type Rate struct {
 	Target   float64 `json:"target"`
 	Achieved float64 `json:"achieved"`
+	// TickSeconds is the tick the load client sent its requests in
+	// (`kpbench load --tick`; auto batches in 1 ms ticks above 1,000
+	// req/s); absent when each request left at its own due time, as in
+	// every run of older kpbench versions.
+	TickSeconds float64 `json:"tickSeconds,omitempty"`
 }
 
 // Latency summarizes a latency distribution in microseconds.

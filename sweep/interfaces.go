@@ -56,7 +56,10 @@ type LoadRequest struct {
 
 // LoadResult is the load client's account of one run.
 type LoadResult struct {
-	AchievedRate   float64
+	AchievedRate float64
+	// TickSeconds is the tick the client sent in (0: each request at its
+	// own due time; loadgen.Config.EffectiveTick).
+	TickSeconds    float64
 	Requests       int64
 	Latency        runs.Latency
 	ServiceTime    runs.Latency

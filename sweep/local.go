@@ -211,14 +211,15 @@ func readRequestsLog(path string) ([]loadgen.RequestRecord, error) {
 // on the client node or in each client pod.
 func (req LoadRequest) Load() loadgen.Config {
 	return loadgen.Config{URLs: req.URLs, Rate: req.Rate, Duration: req.Duration, Warmup: req.Warmup,
-		RequestsPerConn: req.RequestsPerConn, Timeout: req.Timeout, MaxInflight: req.MaxInflight}
+		RequestsPerConn: req.RequestsPerConn, Timeout: req.Timeout, MaxInflight: req.MaxInflight,
+		Tick: loadgen.TickAuto}
 }
 
 // loadResultOf maps a load summary onto the engine's LoadResult.
 func loadResultOf(s *loadgen.Summary) *LoadResult {
 	start, end := s.Window()
 	return &LoadResult{
-		AchievedRate: s.AchievedRate, Requests: s.Requests,
+		AchievedRate: s.AchievedRate, TickSeconds: s.TickSeconds, Requests: s.Requests,
 		Latency: s.Latency, ServiceTime: s.ServiceTime, Connect: s.Connect, Lag: s.Lag, Errors: s.Errors,
 		ClientCPUCores: s.ClientCPUCores, TargetConnects: s.TargetConnects, Valid: s.Valid, InvalidReasons: s.InvalidReasons,
 		WindowStart: start, WindowEnd: end,

@@ -489,7 +489,7 @@ func (e *Engine) measure(ctx context.Context, ps *pass, mode scenarios.Mode, n, 
 	}
 	p.ID, p.Mode, p.Services, p.EndpointsPerService = id, mode, n, sc.Spec.EndpointsPerService
 	p.RequestsPerConn, p.Targets, p.Repetition = rpc, tg.placement, rep
-	p.Rate = runs.Rate{Target: l.Rate, Achieved: res.AchievedRate}
+	p.Rate = runs.Rate{Target: l.Rate, Achieved: res.AchievedRate, TickSeconds: res.TickSeconds}
 	p.StartedAt, p.DurationSeconds, p.Requests = start.UTC(), req.Duration.Seconds(), res.Requests
 	p.Latency, p.ServiceTime, p.Connect, p.Lag, p.Errors = res.Latency, res.ServiceTime, res.Connect, res.Lag, res.Errors
 	p.CPU.Processes.Client = res.ClientCPUCores

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kpbench/kpbench/clusters"
 	"github.com/kpbench/kpbench/collector"
+	"github.com/kpbench/kpbench/loadgen"
 	"github.com/kpbench/kpbench/runs"
 	"github.com/kpbench/kpbench/scenarios"
 )
@@ -118,7 +119,9 @@ func (l *fakeLoad) Run(ctx context.Context, req LoadRequest) (*LoadResult, error
 			return nil, err
 		}
 	}
-	return &LoadResult{AchievedRate: req.Rate, Requests: int64(req.Rate * req.Duration.Seconds()),
+	// The tick is what the load client resolves from the request.
+	cfg := req.Load()
+	return &LoadResult{AchievedRate: req.Rate, TickSeconds: cfg.EffectiveTick().Seconds(), Requests: int64(req.Rate * req.Duration.Seconds()),
 		Latency: runs.Latency{MeanUs: 300, P50Us: 250}, Connect: runs.Connect{Count: 10, P50Us: 100},
 		ClientCPUCores: 0.05, Valid: true}, nil
 }
@@ -568,5 +571,37 @@ func TestStepDownWaitsForStaleChains(t *testing.T) {
 				t.Error("no endpoint chains counted")
 			}
 		})
+	}
+}
+
+// TestLoadRequestTicksAutomatically: the engine's load clients run with
+// kpbench load's default tick (auto: 1 ms batches above 1,000 req/s), the
+// command line it writes for a client node leaves it at that default, and
+// each point records the tick its client sent in.
+func TestLoadRequestTicksAutomatically(t *testing.T) {
+	req := LoadRequest{URLs: []string{"http://198.19.0.1/"}, Rate: 2000, Duration: time.Second}
+	if got := req.Load().Tick; got != loadgen.TickAuto {
+		t.Errorf("LoadRequest.Load().Tick = %v, want loadgen.TickAuto", got)
+	}
+	if args := strings.Join(req.Load().Args(), " "); strings.Contains(args, "--tick") {
+		t.Errorf("load args %q: the automatic tick is kpbench load's default and is left out", args)
+	}
+	for _, tt := range []struct {
+		rate string
+		want float64
+	}{{"1000", 0}, {"2000", 0.001}} {
+		e, run, dir, _, _, _ := setup(t, "  modes: [nftables]\n  services: [1]\n  load:\n    rate: "+tt.rate+"\n    duration: 1s\n    requestsPerConn: [1]\n")
+		if err := e.Run(context.Background(), &runs.Record{Dir: dir, Run: run}); err != nil {
+			t.Fatal(err)
+		}
+		pts, err := runs.ReadPoints(dir)
+		if err != nil || len(pts) == 0 {
+			t.Fatalf("rate %s: %d points, %v", tt.rate, len(pts), err)
+		}
+		for _, p := range pts {
+			if p.Rate.TickSeconds != tt.want {
+				t.Errorf("rate %s: point %s records tick %gs, want %gs", tt.rate, p.ID, p.Rate.TickSeconds, tt.want)
+			}
+		}
 	}
 }

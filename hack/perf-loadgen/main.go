@@ -101,7 +101,7 @@ func run(o options) error {
 	}
 	fmt.Println("Client CPU per request (µs, whole process incl. startup; lower is better)")
 	fmt.Println()
-	fmt.Println("| rate/s | requests per conn | kpbench µs/req | kpbench --tick 1ms µs/req | fortio µs/req | kpbench/fortio | --tick 1ms/fortio | wakes/req: kpbench, --tick 1ms, fortio | achieved: kpbench, --tick 1ms, fortio | kpbench lag p99 |")
+	fmt.Println("| rate/s | requests per conn | kpbench µs/req | kpbench --tick 0 µs/req | fortio µs/req | kpbench/fortio | --tick 0/fortio | wakes/req: kpbench, --tick 0, fortio | achieved: kpbench, --tick 0, fortio | kpbench lag p99 |")
 	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---|---|---:|")
 	var p50k, p50t, p50f []clientRun // persistent connections, by rate
 	var ratioRows []string
@@ -115,7 +115,7 @@ func run(o options) error {
 				runs := []func() clientRun{
 					func() clientRun { return kpbenchRun(o, o.kpbench, true, url, rate, k, o.duration) },
 					func() clientRun { return fortioRun(o, true, url, rate, k, o.duration) },
-					func() clientRun { return kpbenchRun(o, o.kpbench, true, url, rate, k, o.duration, "--tick", "1ms") },
+					func() clientRun { return kpbenchRun(o, o.kpbench, true, url, rate, k, o.duration, "--tick", "0") },
 				}
 				if o.baseline != "" {
 					runs = append(runs, func() clientRun { return kpbenchRun(o, o.baseline, true, url, rate, k, o.duration) })
@@ -163,10 +163,10 @@ func run(o options) error {
 	fmt.Println("CPU per request as a ratio to fortio's in the same round: median (lowest–highest) over the rounds")
 	fmt.Println()
 	if o.baseline != "" {
-		fmt.Println("| rate/s | requests per conn | kpbench/fortio | --tick 1ms/fortio | baseline/fortio |")
+		fmt.Println("| rate/s | requests per conn | kpbench/fortio | --tick 0/fortio | baseline/fortio |")
 		fmt.Println("|---:|---:|---|---|---|")
 	} else {
-		fmt.Println("| rate/s | requests per conn | kpbench/fortio | --tick 1ms/fortio |")
+		fmt.Println("| rate/s | requests per conn | kpbench/fortio | --tick 0/fortio |")
 		fmt.Println("|---:|---:|---|---|")
 	}
 	for _, row := range ratioRows {
@@ -226,9 +226,9 @@ func run(o options) error {
 	fmt.Println(head + " note |")
 	fmt.Println(sep + "---|")
 	if len(p50k) == len(rates) {
-		p50Row("kpbench load", p50k, func(r clientRun) float64 { return r.p50 }, "from the intended send time")
+		p50Row("kpbench load", p50k, func(r clientRun) float64 { return r.p50 }, "default tick (1 ms batches above 1,000 req/s), from the intended send time")
 		p50Row("kpbench load, service time", p50k, func(r clientRun) float64 { return r.serviceP50 }, "from the actual send")
-		p50Row("kpbench load --tick 1ms", p50t, func(r clientRun) float64 { return r.p50 }, "from the batch's start (bursts of rate × 1 ms)")
+		p50Row("kpbench load --tick 0", p50t, func(r clientRun) float64 { return r.p50 }, "every request at its own due time, from it")
 		p50Row("fortio", p50f, func(r clientRun) float64 { return r.p50 }, "10 µs histogram resolution, from the actual send")
 	}
 	fmt.Printf("| wrk | %.1f |%s closed loop, 1 connection (%.0f req/s, never idle) |\n", w1.p50, strings.Repeat(" |", len(rates)-1), w1.achieved)
