@@ -227,9 +227,15 @@ func TestRunAutoTick(t *testing.T) {
 	if s.TickSeconds != 0.001 {
 		t.Errorf("2,000 req/s, auto: tickSeconds %g, want 0.001", s.TickSeconds)
 	}
+	if text := textOf(t, s); !strings.Contains(text, "at 2000 req/s in 1ms batches @") {
+		t.Errorf("the table does not say the requests went in 1 ms batches:\n%s", text)
+	}
 	precise, s := bursts(2000, 0)
 	if s.TickSeconds != 0 {
 		t.Errorf("2,000 req/s, --tick 0: tickSeconds %g, want 0", s.TickSeconds)
+	}
+	if text := textOf(t, s); strings.Contains(text, "batches") {
+		t.Errorf("the table of a precisely paced run speaks of batches:\n%s", text)
 	}
 	// Batched: about 1,000 bursts of two (a stall of the machine can merge
 	// a few); one by one, 500 µs apart: about 2,000.

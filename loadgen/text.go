@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/kpbench/kpbench/runs"
 )
@@ -32,8 +33,12 @@ func (s *Summary) WriteText(w io.Writer) error {
 	if s.Warmup.NotSent > 0 {
 		warmNotSent = fmt.Sprintf(", %d not sent", s.Warmup.NotSent)
 	}
-	fmt.Fprintf(&b, "%gs at %g req/s @ %s, %s (warm-up %gs: %d requests, %d errors%s)\n",
-		s.DurationSeconds, s.TargetRate, target, rpc, s.Warmup.Seconds, s.Warmup.Requests, s.Warmup.Errors, warmNotSent)
+	batches := ""
+	if s.TickSeconds > 0 {
+		batches = " in " + time.Duration(s.TickSeconds*float64(time.Second)).Round(time.Microsecond).String() + " batches"
+	}
+	fmt.Fprintf(&b, "%gs at %g req/s%s @ %s, %s (warm-up %gs: %d requests, %d errors%s)\n",
+		s.DurationSeconds, s.TargetRate, batches, target, rpc, s.Warmup.Seconds, s.Warmup.Requests, s.Warmup.Errors, warmNotSent)
 	switch {
 	case s.interrupted():
 		fmt.Fprintf(&b, "INTERRUPTED after %.2fs of the %gs window: the figures cover the time run\n", s.MeasuredSeconds, s.DurationSeconds)
