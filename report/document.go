@@ -157,7 +157,7 @@ func newDocument(d *Data, plots []Plot, findings []Finding) *document {
 	if r.Scenario.Metadata.Description != "" {
 		doc.p("%s", r.Scenario.Metadata.Description)
 	}
-	doc.table(scenarioTable(r))
+	doc.table(scenarioTable(r, d.Points))
 
 	doc.h(2, "Methodology")
 	doc.p("%s", methodology(r, nodeCPUCovers(d.Points)))

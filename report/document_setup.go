@@ -5,6 +5,8 @@ package report
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -143,7 +145,7 @@ func ints(xs []int) string {
 	return strings.Join(parts, ",")
 }
 
-func scenarioTable(r *runs.Run) table {
+func scenarioTable(r *runs.Run, points []runs.Point) table {
 	s := r.Scenario.Spec
 	var modes []string
 	for _, m := range s.Modes {
@@ -164,6 +166,7 @@ func scenarioTable(r *runs.Run) table {
 		{"Endpoints per Service", fmt.Sprint(s.EndpointsPerService)},
 		{"Backend pods", fmt.Sprint(s.Backends)},
 		{"Request rate", formatTick(s.Load.Rate) + " req/s"},
+		{"Pacing", describePacing(points)},
 		{"Measured window", s.Load.Duration.String()},
 		{"Warm-up", s.Load.WarmupDuration().String()},
 		{"Requests per connection", strings.Join(rpcs, ", ")},
@@ -229,4 +232,35 @@ func resetStatement(points []runs.Point) string {
 		"target's depth — within a Service step, the backends and their sockets, and the machine's caches. With order \"steps\" the " +
 		"repetitions of the modes are interleaved in time; with order \"modes\" each mode's repetitions run back to back.")
 	return b.String()
+}
+
+// describePacing says how the load clients spaced their requests, from
+// what each point recorded (rate.tickSeconds): each at its own due time,
+// or in batches (kpbench load --tick; by default 1 ms batches above 1,000
+// req/s).
+func describePacing(points []runs.Point) string {
+	ticks := map[float64]int{}
+	for _, p := range points {
+		ticks[p.Rate.TickSeconds]++
+	}
+	if len(ticks) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, t := range slices.Sorted(maps.Keys(ticks)) {
+		what := "each request at its own due time"
+		if t > 0 {
+			what = "in batches every " + time.Duration(t*float64(time.Second)).Round(time.Microsecond).String() +
+				" (every request due before the next batch sent at once; latency counts from the batch's start)"
+		}
+		if len(ticks) > 1 {
+			unit := "points"
+			if ticks[t] == 1 {
+				unit = "point"
+			}
+			what += fmt.Sprintf(" (%d %s)", ticks[t], unit)
+		}
+		parts = append(parts, what)
+	}
+	return strings.Join(parts, "; ")
 }
