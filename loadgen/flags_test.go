@@ -61,6 +61,9 @@ func TestDefaultsAreTheScenarios(t *testing.T) {
 	var sc scenarios.Scenario
 	scenarios.SetDefaults(&sc)
 	l := sc.Spec.Load
+	if _, auto, err := l.TickDuration(); !auto || err != nil || got.Tick != TickAuto {
+		t.Errorf("a defaulted scenario's tick %q (auto %v, %v), kpbench load's %v: both should be auto", l.Tick, auto, err, got.Tick)
+	}
 	if l.Rate != got.Rate || l.Duration.D() != got.Duration || l.WarmupDuration() != got.Warmup || l.Timeout.D() != got.Timeout || l.MaxInflight != got.MaxInflight {
 		t.Errorf("a defaulted scenario's load %+v differs from kpbench load's defaults %+v", l, got)
 	}

@@ -266,6 +266,13 @@ func TestCompareScenarioMismatch(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "points' duration (s): base 30, new 10") || !strings.Contains(err.Error(), "points' endpoints per Service: base 10, new 3") {
 		t.Errorf("points changed: err = %v", err)
 	}
+	// The load client sent in 1 ms batches in the new run (and each
+	// request at its own due time in the base, which recorded no tick).
+	d = derive(t, base, nil, func(p *runs.Point) bool { p.Rate.TickSeconds = 0.001; return true })
+	_, err = Compare(base, d, CompareOptions{Metrics: defaults, Threshold: 0.1})
+	if !errors.Is(err, ErrScenarioMismatch) || !strings.Contains(err.Error(), "points' load tick (s): base 0, new 0.001") {
+		t.Errorf("load tick changed: err = %v", err)
+	}
 }
 
 func TestCompareEnvironmentAtTop(t *testing.T) {

@@ -126,6 +126,10 @@ func scenarioMismatches(base, next *Data) []string {
 		{"points' target rate", func(p *runs.Point) string { return strconv.FormatFloat(p.Rate.Target, 'f', -1, 64) }},
 		{"points' duration (s)", func(p *runs.Point) string { return strconv.FormatFloat(p.DurationSeconds, 'f', -1, 64) }},
 		{"points' endpoints per Service", func(p *runs.Point) string { return strconv.Itoa(p.EndpointsPerService) }},
+		// How the load client spaced its requests (batches move latency
+		// and the client's CPU); 0 for each request at its own due time,
+		// as in runs of kpbench versions that did not record it.
+		{"points' load tick (s)", func(p *runs.Point) string { return strconv.FormatFloat(p.Rate.TickSeconds, 'f', -1, 64) }},
 		{"points' churn rate (writes/s)", func(p *runs.Point) string {
 			if p.Churn == nil {
 				return "none"

@@ -78,6 +78,9 @@ func SetDefaults(s *Scenario) {
 	if l.Clients == 0 {
 		l.Clients = 1
 	}
+	if l.Tick == "" {
+		l.Tick = TickAuto
+	}
 	if sp.Repetitions == 0 {
 		sp.Repetitions = DefaultRepetitions
 	}

@@ -57,6 +57,9 @@ func TestParseErrors(t *testing.T) {
 		{"missing services", base("  modes: [iptables]\n"), []string{"spec.services"}},
 		{"wrong types", base("  services: [1]\n  load:\n    rate: fast\n    duration: 30\n"), []string{"spec.load.duration", "spec.load.rate"}},
 		{"bad duration string", base("  services: [1]\n  load:\n    duration: soon\n"), []string{"spec.load.duration"}},
+		{"bad tick", base("  services: [1]\n  load:\n    tick: sometimes\n"), []string{"spec.load.tick"}},
+		{"negative tick", base("  services: [1]\n  load:\n    tick: -1ms\n"), []string{"spec.load.tick"}},
+		{"tick not a string", base("  services: [1]\n  load:\n    tick: 1\n"), []string{"spec.load.tick"}},
 		{"duplicate mode and variant", base("  services: [1]\n  modes: [ipvs, ipvs]\n  load:\n    requestsPerConn: [1, 1]\n"), []string{"spec.load.requestsPerConn[1]", "spec.modes[1]"}},
 		{"negative variant", base("  services: [1]\n  load:\n    requestsPerConn: [-1]\n"), []string{"spec.load.requestsPerConn[0]"}},
 		{"endpoints exceed backends", base("  services: [1]\n  backends: 3\n  endpointsPerService: 5\n"), []string{"spec.endpointsPerService"}},
@@ -339,5 +342,29 @@ func TestGateOnTheKernelTime(t *testing.T) {
 	_, err := Parse([]byte(bad))
 	if err == nil || !strings.Contains(err.Error(), `"first-packet-p05"`) {
 		t.Fatalf("a gate on first-packet-p05: %v", err)
+	}
+}
+
+// TestLoadTick: spec.load.tick defaults to auto and reads as auto, 0 or a
+// positive duration.
+func TestLoadTick(t *testing.T) {
+	s, err := Parse([]byte("apiVersion: kpbench.io/v1alpha1\nkind: Scenario\nmetadata:\n  name: t\nspec:\n  services: [1]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Spec.Load.Tick != TickAuto {
+		t.Errorf("default tick %q, want %q", s.Spec.Load.Tick, TickAuto)
+	}
+	for _, tt := range []struct {
+		tick string
+		d    time.Duration
+		auto bool
+		ok   bool
+	}{{"", 0, true, true}, {"auto", 0, true, true}, {"0s", 0, false, true}, {"2ms", 2 * time.Millisecond, false, true},
+		{"-1ms", 0, false, false}, {"Auto", 0, false, false}} {
+		d, auto, err := Load{Tick: tt.tick}.TickDuration()
+		if d != tt.d || auto != tt.auto || (err == nil) != tt.ok {
+			t.Errorf("tick %q: %v, auto %v, err %v; want %v, auto %v, ok %v", tt.tick, d, auto, err, tt.d, tt.auto, tt.ok)
+		}
 	}
 }

@@ -421,6 +421,30 @@ type Load struct {
 	MaxInflight int `json:"maxInflight,omitempty"`
 	// Clients is the number of load clients (in-cluster providers only).
 	Clients int `json:"clients,omitempty"`
+	// Tick is how each load client spaces its requests (`kpbench load
+	// --tick`): "auto" (the default) sends each request at its own due
+	// time up to 1,000 req/s per client and in 1 ms batches above; a Go
+	// duration batches in that tick at any rate, "0s" never batches.
+	Tick string `json:"tick,omitempty"`
+}
+
+// TickAuto is spec.load.tick's default (see Load.Tick).
+const TickAuto = "auto"
+
+// TickDuration reads spec.load.tick: auto for "auto" (or unset), else the
+// duration, which must not be negative.
+func (l Load) TickDuration() (d time.Duration, auto bool, err error) {
+	if l.Tick == "" || l.Tick == TickAuto {
+		return 0, true, nil
+	}
+	d, err = time.ParseDuration(l.Tick)
+	if err != nil {
+		return 0, false, fmt.Errorf("must be %q or a duration such as \"1ms\" (\"0s\": each request at its own due time), got %q", TickAuto, l.Tick)
+	}
+	if d < 0 {
+		return 0, false, fmt.Errorf("must be %q, 0s or a positive duration, got %s", TickAuto, l.Tick)
+	}
+	return d, false, nil
 }
 
 // Sampling configures the /proc samplers.

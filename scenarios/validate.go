@@ -117,6 +117,9 @@ func Validate(s *Scenario) ErrorList {
 	if l.Clients < 1 {
 		add("spec.load.clients", "must be at least 1, got %d", l.Clients)
 	}
+	if _, _, err := l.TickDuration(); err != nil {
+		add("spec.load.tick", "%s", err)
+	}
 	if sp.Repetitions < 1 {
 		add("spec.repetitions", "must be at least 1, got %d", sp.Repetitions)
 	}

@@ -45,6 +45,10 @@ type LoadRequest struct {
 	RequestsPerConn int
 	Timeout         time.Duration
 	MaxInflight     int
+	// Tick is loadgen.Config.Tick: loadgen.TickAuto (what the engine asks
+	// for unless the scenario sets spec.load.tick), 0 (each request at its
+	// own due time) or a tick.
+	Tick time.Duration
 	// RawDir, when set, receives the client's raw data (histograms,
 	// timeline).
 	RawDir string

@@ -212,7 +212,7 @@ func readRequestsLog(path string) ([]loadgen.RequestRecord, error) {
 func (req LoadRequest) Load() loadgen.Config {
 	return loadgen.Config{URLs: req.URLs, Rate: req.Rate, Duration: req.Duration, Warmup: req.Warmup,
 		RequestsPerConn: req.RequestsPerConn, Timeout: req.Timeout, MaxInflight: req.MaxInflight,
-		Tick: loadgen.TickAuto}
+		Tick: req.Tick}
 }
 
 // loadResultOf maps a load summary onto the engine's LoadResult.

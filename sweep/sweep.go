@@ -13,6 +13,7 @@ import (
 	"github.com/kpbench/kpbench/clusters"
 	"github.com/kpbench/kpbench/clusters/kubeproxy"
 	"github.com/kpbench/kpbench/collector"
+	"github.com/kpbench/kpbench/loadgen"
 	"github.com/kpbench/kpbench/runs"
 	"github.com/kpbench/kpbench/scenarios"
 )
@@ -401,7 +402,7 @@ func (e *Engine) measure(ctx context.Context, ps *pass, mode scenarios.Mode, n, 
 	// then opens before the warm-up, and its figures cover the load's own
 	// measured window (collector.InWindow).
 	req := LoadRequest{ID: id, Rate: l.Rate, RequestsPerConn: rpc, Timeout: l.Timeout.D(), MaxInflight: l.MaxInflight,
-		Warmup: l.WarmupDuration()}
+		Warmup: l.WarmupDuration(), Tick: loadTick(l)}
 	flushed := false
 	if flush := e.Provider.Features(ctx).Client.FlushConntrack; flush != nil {
 		if err := flush(ctx); err != nil {
@@ -569,4 +570,14 @@ func hasSkip(run *runs.Run, m scenarios.Mode) bool {
 		}
 	}
 	return false
+}
+
+// loadTick is spec.load.tick as the load client takes it (validated
+// already; an unreadable value falls back to the default).
+func loadTick(l scenarios.Load) time.Duration {
+	d, auto, err := l.TickDuration()
+	if auto || err != nil {
+		return loadgen.TickAuto
+	}
+	return d
 }

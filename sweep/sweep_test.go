@@ -575,32 +575,38 @@ func TestStepDownWaitsForStaleChains(t *testing.T) {
 }
 
 // TestLoadRequestTicksAutomatically: the engine's load clients run with
-// kpbench load's default tick (auto: 1 ms batches above 1,000 req/s), the
-// command line it writes for a client node leaves it at that default, and
-// each point records the tick its client sent in.
+// kpbench load's default tick (auto: 1 ms batches above 1,000 req/s)
+// unless spec.load.tick says otherwise, the command line it writes for a
+// client node leaves the default out, and each point records the tick its
+// client sent in.
 func TestLoadRequestTicksAutomatically(t *testing.T) {
-	req := LoadRequest{URLs: []string{"http://198.19.0.1/"}, Rate: 2000, Duration: time.Second}
-	if got := req.Load().Tick; got != loadgen.TickAuto {
-		t.Errorf("LoadRequest.Load().Tick = %v, want loadgen.TickAuto", got)
-	}
+	req := LoadRequest{URLs: []string{"http://198.19.0.1/"}, Rate: 2000, Duration: time.Second, Tick: loadgen.TickAuto}
 	if args := strings.Join(req.Load().Args(), " "); strings.Contains(args, "--tick") {
 		t.Errorf("load args %q: the automatic tick is kpbench load's default and is left out", args)
 	}
+	req.Tick = 0
+	if args := strings.Join(req.Load().Args(), " "); !strings.Contains(args, "--tick=0s") {
+		t.Errorf("load args %q: precise pacing must be written", args)
+	}
 	for _, tt := range []struct {
-		rate string
-		want float64
-	}{{"1000", 0}, {"2000", 0.001}} {
-		e, run, dir, _, _, _ := setup(t, "  modes: [nftables]\n  services: [1]\n  load:\n    rate: "+tt.rate+"\n    duration: 1s\n    requestsPerConn: [1]\n")
+		rate, tick string
+		want       float64
+	}{{"1000", "", 0}, {"2000", "", 0.001}, {"2000", "auto", 0.001}, {"2000", "0s", 0}, {"1000", "5ms", 0.005}} {
+		spec := "  modes: [nftables]\n  services: [1]\n  load:\n    rate: " + tt.rate + "\n    duration: 1s\n    requestsPerConn: [1]\n"
+		if tt.tick != "" {
+			spec += "    tick: " + tt.tick + "\n"
+		}
+		e, run, dir, _, _, _ := setup(t, spec)
 		if err := e.Run(context.Background(), &runs.Record{Dir: dir, Run: run}); err != nil {
 			t.Fatal(err)
 		}
 		pts, err := runs.ReadPoints(dir)
 		if err != nil || len(pts) == 0 {
-			t.Fatalf("rate %s: %d points, %v", tt.rate, len(pts), err)
+			t.Fatalf("rate %s, tick %q: %d points, %v", tt.rate, tt.tick, len(pts), err)
 		}
 		for _, p := range pts {
 			if p.Rate.TickSeconds != tt.want {
-				t.Errorf("rate %s: point %s records tick %gs, want %gs", tt.rate, p.ID, p.Rate.TickSeconds, tt.want)
+				t.Errorf("rate %s, tick %q: point %s records tick %gs, want %gs", tt.rate, tt.tick, p.ID, p.Rate.TickSeconds, tt.want)
 			}
 		}
 	}
