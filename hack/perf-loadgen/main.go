@@ -160,7 +160,7 @@ func run(o options) error {
 		}
 	}
 	fmt.Println()
-	fmt.Println("CPU per request as a ratio to fortio's in the same round: median (lowest–highest) over the rounds")
+	fmt.Println("CPU per request as a ratio to fortio's in the same round: median (lowest–highest; rounds below 1) over the rounds")
 	fmt.Println()
 	if o.baseline != "" {
 		fmt.Println("| rate/s | requests per conn | kpbench/fortio | --tick 0/fortio | baseline/fortio |")
@@ -301,7 +301,13 @@ func ratios(a, b []clientRun) string {
 	if len(rs)%2 == 0 {
 		m = (rs[len(rs)/2-1] + rs[len(rs)/2]) / 2
 	}
-	return fmt.Sprintf("%.2f (%.2f–%.2f)", m, rs[0], rs[len(rs)-1])
+	below := 0
+	for _, r := range rs {
+		if r < 1 {
+			below++
+		}
+	}
+	return fmt.Sprintf("%.2f (%.2f–%.2f; %d of %d below 1)", m, rs[0], rs[len(rs)-1], below, len(rs))
 }
 
 func parseRates(s string) ([]float64, error) {
