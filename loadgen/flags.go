@@ -42,22 +42,18 @@ type tickValue time.Duration
 
 func (t *tickValue) String() string {
 	if time.Duration(*t) == TickAuto {
-		return "auto"
+		return scenarios.TickAuto
 	}
 	return time.Duration(*t).String()
 }
 
 func (t *tickValue) Set(s string) error {
-	if s == "auto" {
-		*t = tickValue(TickAuto)
-		return nil
-	}
-	d, err := time.ParseDuration(s)
+	d, auto, err := scenarios.ParseTick(s)
 	if err != nil {
-		return fmt.Errorf("want auto or a duration such as 1ms: %w", err)
+		return err
 	}
-	if d < 0 {
-		return fmt.Errorf("want auto, 0 or a positive duration, got %v", d)
+	if auto {
+		d = TickAuto
 	}
 	*t = tickValue(d)
 	return nil

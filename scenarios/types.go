@@ -431,18 +431,26 @@ type Load struct {
 // TickAuto is spec.load.tick's default (see Load.Tick).
 const TickAuto = "auto"
 
-// TickDuration reads spec.load.tick: auto for "auto" (or unset), else the
-// duration, which must not be negative.
+// TickDuration reads spec.load.tick as ParseTick does; unset is auto.
 func (l Load) TickDuration() (d time.Duration, auto bool, err error) {
-	if l.Tick == "" || l.Tick == TickAuto {
+	if l.Tick == "" {
 		return 0, true, nil
 	}
-	d, err = time.ParseDuration(l.Tick)
+	return ParseTick(l.Tick)
+}
+
+// ParseTick reads a tick as spec.load.tick and `kpbench load --tick` take
+// it: auto for "auto", else a duration, which must not be negative.
+func ParseTick(s string) (d time.Duration, auto bool, err error) {
+	if s == TickAuto {
+		return 0, true, nil
+	}
+	d, err = time.ParseDuration(s)
 	if err != nil {
-		return 0, false, fmt.Errorf("must be %q or a duration such as \"1ms\" (\"0s\": each request at its own due time), got %q", TickAuto, l.Tick)
+		return 0, false, fmt.Errorf("must be %q or a duration such as \"1ms\" (\"0s\": each request at its own due time), got %q", TickAuto, s)
 	}
 	if d < 0 {
-		return 0, false, fmt.Errorf("must be %q, 0s or a positive duration, got %s", TickAuto, l.Tick)
+		return 0, false, fmt.Errorf("must be %q, 0s or a positive duration, got %s", TickAuto, s)
 	}
 	return d, false, nil
 }
